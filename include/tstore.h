@@ -1,0 +1,520 @@
+/*
+ * tstore — a storage engine for large tensors.
+ *
+ * This header is the whole public API and its specification. Everything not declared here is
+ * private to the library.
+ *
+ * Conventions
+ *   - A function that can fail returns int: 0 on success or a negative TS_E* code. The one-line
+ *     detail of the last failure on the calling thread is in ts_error_last().
+ *   - Out-parameters come first. Handles are opaque; every create/open has a free/close that
+ *     accepts NULL.
+ *   - Sizes are in bytes unless named otherwise; element counts are uint64_t.
+ */
+#ifndef TSTORE_H
+#define TSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(TS_BUILDING_LIBRARY) && defined(__GNUC__)
+#define TS_API __attribute__((visibility("default")))
+#else
+#define TS_API
+#endif
+
+#define TS_VERSION_MAJOR 0
+#define TS_VERSION_MINOR 1
+#define TS_VERSION_PATCH 0
+#define TS_VERSION_STRING "0.1.0"
+
+/** The library's version string, e.g. "0.1.0". Static storage. */
+TS_API const char *ts_version(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Errors                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * X(name, value, message). Codes are ABI: append only, never renumber.
+ */
+#define TS_ERROR_LIST(X)                                                                       \
+	X(TS_OK, 0, "success")                                                                 \
+	X(TS_EINVAL, -1, "invalid argument")                                                   \
+	X(TS_ENOMEM, -2, "out of memory")                                                      \
+	X(TS_ENOTFOUND, -3, "not found")                                                       \
+	X(TS_ERANGE, -4, "out of range")                                                       \
+	X(TS_ECORRUPT, -5, "data is corrupt")                                                  \
+	X(TS_EIO, -6, "input/output error")                                                    \
+	X(TS_ENOSPC, -7, "no space left on device")                                            \
+	X(TS_EEXIST, -8, "already exists")                                                     \
+	X(TS_EBUSY, -9, "resource busy")                                                       \
+	X(TS_ENOTSUP, -10, "not supported")                                                    \
+	X(TS_ENONFINITE, -11, "non-finite value cannot be encoded by a lossy codec")           \
+	X(TS_ESHORTBUF, -12, "buffer too small")                                               \
+	X(TS_EVERSION, -13, "unsupported format version")                                      \
+	X(TS_ECANCELED, -14, "operation canceled")                                             \
+	X(TS_EREADONLY, -15, "store is opened read-only")                                      \
+	X(TS_EDTYPE, -16, "unsupported data type for this operation")                          \
+	X(TS_EBOUND, -17, "no codec meets the error bound")                                    \
+	X(TS_EINTERNAL, -18, "internal error")
+
+typedef enum ts_error {
+#define TS_X_ENUM(name, value, msg) name = value,
+	TS_ERROR_LIST(TS_X_ENUM)
+#undef TS_X_ENUM
+} ts_error;
+
+/** A short English description of @p code ("data is corrupt"). Static storage; never NULL. */
+TS_API const char *ts_strerror(int code);
+
+/** The symbolic name of @p code ("TS_ECORRUPT"). Static storage; never NULL. */
+TS_API const char *ts_errname(int code);
+
+/**
+ * The one-line detail of the last error raised on the calling thread, saying what and where
+ * ("page 17 of tensor 'w': checksum mismatch"). Empty string if none.
+ * Lifetime: valid until the next tstore call on the same thread.
+ */
+TS_API const char *ts_error_last(void);
+
+/** Forget the calling thread's last error. */
+TS_API void ts_error_clear(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Data types                                                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+/** Element types. Values are part of the on-disk format: append only. */
+typedef enum ts_dtype {
+	TS_F32 = 0,
+	TS_BF16 = 1,
+	TS_F16 = 2,
+	TS_F64 = 3,
+	TS_F8_E4M3 = 4,
+	TS_F8_E5M2 = 5,
+	TS_I8 = 6,
+	TS_U8 = 7,
+	TS_I16 = 8,
+	TS_U16 = 9,
+	TS_I32 = 10,
+	TS_U32 = 11,
+	TS_I64 = 12,
+	TS_U64 = 13,
+	TS_BOOL = 14,
+	TS_DTYPE_COUNT
+} ts_dtype;
+
+/** Bytes per element of @p dtype; 0 for an unknown dtype. */
+TS_API size_t ts_dtype_size(ts_dtype dtype);
+
+/** The safetensors spelling of @p dtype ("F32", "BF16", "F8_E4M3", ...); "?" if unknown. */
+TS_API const char *ts_dtype_name(ts_dtype dtype);
+
+/** Parse a dtype name, case-insensitively ("f32", "BF16", "F8_E4M3"). 0 or TS_EINVAL. */
+TS_API int ts_dtype_parse(ts_dtype *out, const char *name);
+
+/** 1 if @p dtype is a floating-point type (F32, BF16, F16, F64, F8_*). */
+TS_API int ts_dtype_is_float(ts_dtype dtype);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Element formats: scalar conversions, exact where the format allows                          */
+/* ------------------------------------------------------------------------------------------ */
+
+/** float -> bfloat16 bits, round to nearest even; NaN stays NaN (quiet), Inf stays Inf. */
+TS_API uint16_t ts_f32_to_bf16(float x);
+TS_API float ts_bf16_to_f32(uint16_t h);
+/** float -> IEEE binary16 bits, round to nearest even; overflow gives Inf; NaN stays NaN. */
+TS_API uint16_t ts_f32_to_f16(float x);
+TS_API float ts_f16_to_f32(uint16_t h);
+/** float -> E4M3 (bias 7, max 448, 0x7F/0xFF NaN, no Inf), saturating, round to nearest even.
+ *  NaN input gives 0x7F (with the sign bit of the input). */
+TS_API uint8_t ts_f32_to_e4m3(float x);
+TS_API float ts_e4m3_to_f32(uint8_t b);
+/** float -> E2M1 code (bit 3 sign; magnitudes 0,0.5,1,1.5,2,3,4,6), saturating, nearest even.
+ *  Negative values that round to zero give 0x8. Undefined for NaN. */
+TS_API uint8_t ts_f32_to_e2m1(float x);
+TS_API float ts_e2m1_to_f32(uint8_t code);
+/** E8M0: byte b is 2^(b-127); 0xFF is NaN. */
+TS_API float ts_e8m0_to_f32(uint8_t b);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Codecs (the seed design's CompressionConfig / BlackwellTensor)                              */
+/* ------------------------------------------------------------------------------------------ */
+
+/** Codec identifiers. Values are part of the on-disk format: append only. */
+typedef enum ts_codec {
+	TS_CODEC_RAW = 0,   /**< values stored as they are (lossless) */
+	TS_CODEC_NVFP4 = 1, /**< 16-value blocks: E2M1 codes, E4M3 block scale, FP32 tensor scale */
+	TS_CODEC_MXFP4 = 2, /**< OCP MX v1.0: 32-value blocks, E2M1 codes, E8M0 block scale */
+	TS_CODEC_INT8 = 3,  /**< INT8 codes, FP32 scale (and zero point if asymmetric) per block */
+	TS_CODEC_FP8 = 4,   /**< E4M3 codes, one FP32 per-tensor scale */
+	TS_CODEC_COUNT
+} ts_codec;
+
+/** NVFP4 encoder recipes; both produce the same format. */
+typedef enum ts_recipe {
+	TS_RECIPE_NVIDIA = 0, /**< TransformerEngine's recipe, bit for bit */
+	TS_RECIPE_BEST = 1    /**< searched block scales: lower error at the same size */
+} ts_recipe;
+
+/**
+ * How a tensor is encoded (the seed's CompressionConfig).
+ * Layout rule for every block codec: blocks run along the last dimension and never straddle a
+ * row; a row whose length is not a multiple of block_size ends in a zero-padded block.
+ */
+typedef struct ts_codec_config {
+	ts_codec codec;
+	int block_size;       /**< nvfp4 16, mxfp4 32, int8 16..4096 (power of two), fp8/raw 1 */
+	int bits_per_value;   /**< 4 for nvfp4/mxfp4, 8 for int8/fp8, raw: bits of raw_dtype */
+	int symmetric;        /**< int8: 1 symmetric (no zero point), 0 asymmetric */
+	ts_recipe recipe;     /**< nvfp4 only */
+	ts_dtype raw_dtype;   /**< raw only: the stored element type */
+	double max_error_pct; /**< the analyzer's bound on relative RMS error, percent */
+} ts_codec_config;
+
+/** The default configuration of @p codec (ts_codec_config_default(TS_CODEC_NVFP4) is the seed's
+ *  nvfp4_config(): block 16, 4 bits, symmetric, recipe nvidia, max_error_pct 10). */
+TS_API ts_codec_config ts_codec_config_default(ts_codec codec);
+
+/** Validate @p cfg. 0 or TS_EINVAL with the reason in ts_error_last(). */
+TS_API int ts_codec_config_check(const ts_codec_config *cfg);
+
+/** "raw", "nvfp4", "mxfp4", "int8", "fp8"; "?" if unknown. */
+TS_API const char *ts_codec_name(ts_codec codec);
+/** Parse a codec name. 0 or TS_EINVAL. */
+TS_API int ts_codec_parse(ts_codec *out, const char *name);
+
+/**
+ * The per-tensor decode scale for a tensor whose largest magnitude is @p amax:
+ * nvfp4 amax/2688, fp8 amax/448 (1 when amax is 0), 1 for the other codecs.
+ */
+TS_API float ts_codec_tensor_scale(const ts_codec_config *cfg, float amax);
+
+/**
+ * Bytes that ts_codec_encode() writes for a rows x cols matrix. For block codecs the encoded
+ * form is a code plane followed by a scale plane (see docs/FORMAT.md, "Codec payloads").
+ * Returns 0 if @p cfg is invalid.
+ */
+TS_API size_t ts_codec_encoded_size(const ts_codec_config *cfg, uint64_t rows, uint64_t cols);
+
+/**
+ * Encode a rows x cols matrix. Row r starts at element r * src_stride of @p src, whose elements
+ * are of type @p src_dtype (F32, BF16 or F16 for lossy codecs; any dtype equal to raw_dtype for
+ * raw). @p amax is the largest finite magnitude of the whole tensor (nvfp4 and fp8 derive their
+ * tensor scale from it; ignored otherwise). No allocation, no I/O; any thread.
+ *
+ * @return 0; TS_ESHORTBUF if dst_size < ts_codec_encoded_size(); TS_ENONFINITE if a lossy codec
+ *         meets NaN or Inf (ts_error_last() gives the row and column); TS_EINVAL, TS_EDTYPE.
+ */
+TS_API int ts_codec_encode(const ts_codec_config *cfg, float amax, const void *src,
+			   ts_dtype src_dtype, uint64_t src_stride, uint64_t rows, uint64_t cols,
+			   void *dst, size_t dst_size);
+
+/**
+ * Decode a rows x cols matrix encoded by ts_codec_encode() into @p dst as @p dtype (F32, BF16 or
+ * F16; raw also decodes to its own raw_dtype). Row r is written at element r * dst_stride.
+ * @p tensor_scale is ts_codec_tensor_scale() of the tensor. No allocation, no I/O; any thread.
+ *
+ * @return 0; TS_ESHORTBUF if src_size < ts_codec_encoded_size(); TS_EDTYPE; TS_EINVAL.
+ */
+TS_API int ts_codec_decode(const ts_codec_config *cfg, float tensor_scale, const void *src,
+			   size_t src_size, uint64_t rows, uint64_t cols, ts_dtype dtype, void *dst,
+			   uint64_t dst_stride);
+
+/** The name of the kernel set in effect ("avx2" or "scalar"); TS_KERNEL=scalar forces the
+ *  portable reference. Resolved once per process. */
+TS_API const char *ts_kernel_name(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Statistics (the seed's CompressionStats and DistributionStats)                              */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct ts_compression_stats {
+	uint64_t original_bytes;
+	uint64_t compressed_bytes;
+	double compression_ratio; /**< original / compressed */
+	double mean_error;        /**< mean |x - x^| */
+	double max_error;         /**< max |x - x^| */
+	uint64_t blocks_processed;
+	double rel_rms_pct;       /**< 100 * ||x - x^|| / ||x|| (0 when ||x|| is 0) */
+	double sqnr_db;           /**< 10 log10(||x||^2 / ||x - x^||^2); +Inf when exact */
+} ts_compression_stats;
+
+typedef struct ts_distribution_stats {
+	double mean;
+	double std;
+	double min_val;
+	double max_val;
+	double dynamic_range; /**< log2(max |x| / min nonzero |x|) in bits; 0 if no nonzero */
+	double sparsity;      /**< fraction of exact zeros */
+	uint64_t count;       /**< elements seen */
+	uint64_t nonfinite;   /**< NaN and Inf seen (excluded from the other figures) */
+} ts_distribution_stats;
+
+/** Streaming accumulators: init, add chunks in any sizes, finish. No allocation. */
+typedef struct ts_stats_acc {
+	double s[16];
+	uint64_t n[4];
+} ts_stats_acc;
+
+TS_API void ts_stats_acc_init(ts_stats_acc *acc);
+/** Accumulate distribution statistics over @p count elements of @p src (@p dtype F32/BF16/F16). */
+TS_API int ts_stats_acc_add_dist(ts_stats_acc *acc, const void *src, ts_dtype dtype,
+				 uint64_t count);
+TS_API void ts_stats_acc_finish_dist(const ts_stats_acc *acc, ts_distribution_stats *out);
+/** Accumulate the error of @p approx (F32) against @p orig (@p dtype) over @p count elements. */
+TS_API int ts_stats_acc_add_error(ts_stats_acc *acc, const void *orig, ts_dtype dtype,
+				  const float *approx, uint64_t count);
+/** Finish error statistics; the caller supplies the byte counts and blocks processed. */
+TS_API void ts_stats_acc_finish_error(const ts_stats_acc *acc, uint64_t original_bytes,
+				      uint64_t compressed_bytes, uint64_t blocks,
+				      ts_compression_stats *out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* The analyzer (the seed's analyze_and_compress)                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * Choose the configuration with the fewest encoded bytes whose relative RMS error on THIS tensor
+ * (rows x cols of @p src_dtype, rows contiguous) is at most cfg_in->max_error_pct, measured by
+ * encoding and decoding each candidate; falls back to raw (lossless) in the source dtype when
+ * no lossy candidate qualifies or the tensor holds non-finite values.
+ * Allocates scratch internally (the analyzer is not a kernel). Any thread.
+ *
+ * @param out        the chosen configuration (max_error_pct copied from the input)
+ * @param stats      if not NULL, the chosen candidate's measured statistics
+ * @return 0; TS_EINVAL; TS_ENOMEM.
+ */
+TS_API int ts_analyze(ts_codec_config *out, ts_compression_stats *stats,
+		      const ts_codec_config *cfg_in, const void *src, ts_dtype src_dtype,
+		      uint64_t rows, uint64_t cols);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Streaming encoder (the seed's new_stream / process_chunk)                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * Encodes a rows x cols tensor fed in row-major order in chunks of any size, in bounded memory:
+ * the state holds at most one partial row's worth of a block. The output is the same bytes as a
+ * one-shot ts_codec_encode() of the whole tensor, delivered row by row to @p sink.
+ */
+typedef int (*ts_stream_sink)(void *ud, const void *codes, size_t codes_size, const void *scales,
+			      size_t scales_size, uint64_t first_row, uint64_t row_count);
+
+typedef struct ts_stream ts_stream;
+
+/** @p amax: the tensor's amax, required for nvfp4 and fp8 (scan the source first). */
+TS_API int ts_stream_new(ts_stream **out, const ts_codec_config *cfg, float amax,
+			 ts_dtype src_dtype, uint64_t rows, uint64_t cols, ts_stream_sink sink,
+			 void *ud);
+/** Feed @p bytes (a whole number of elements) of the tensor, continuing where the last left. */
+TS_API int ts_stream_process(ts_stream *s, const void *data, size_t bytes);
+/** Flush; TS_EINVAL if fewer than rows x cols elements were fed. */
+TS_API int ts_stream_finish(ts_stream *s, ts_compression_stats *stats);
+TS_API void ts_stream_free(ts_stream *s);
+
+/* ------------------------------------------------------------------------------------------ */
+/* The store                                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+#define TS_MAX_DIMS 8
+#define TS_MAX_NAME 1024 /**< longest tensor name in bytes, excluding the NUL */
+
+typedef struct ts_store ts_store;
+
+typedef enum ts_io_backend {
+	TS_IO_DEFAULT = 0, /**< TSTORE_IO from the environment, else uring (pread if unavailable) */
+	TS_IO_URING = 1,
+	TS_IO_PREAD = 2,
+	TS_IO_MMAP = 3
+} ts_io_backend;
+
+/** "uring", "pread", "mmap". */
+TS_API const char *ts_io_backend_name(ts_io_backend io);
+
+#define TS_OPEN_WRITE 0x1u  /**< open for writing (one writer process at a time) */
+#define TS_OPEN_CREATE 0x2u /**< create the store if it does not exist (implies WRITE) */
+
+typedef struct ts_open_opts {
+	unsigned flags;
+	ts_io_backend io;    /**< TS_IO_DEFAULT: see above */
+	int64_t cache_bytes; /**< decoded-page cache budget; -1 default (TSTORE_CACHE_BYTES or
+				  256 MiB); 0 turns the cache off */
+	uint64_t map_size;   /**< initial LMDB map size; 0 default; grown transparently */
+	int threads;         /**< worker threads for encode/decode; 0 = number of cores */
+} ts_open_opts;
+
+/** Fill @p opts with the defaults (read-only, default backend and cache). */
+TS_API void ts_open_opts_init(ts_open_opts *opts);
+
+/**
+ * Open the store at @p path (one file, plus LMDB's "<path>-lock").
+ * @param opts NULL: read-only, defaults.
+ * @return 0; TS_ENOTFOUND if there is no store and TS_OPEN_CREATE is not set; TS_ECORRUPT if the
+ *         file is not a tstore store; TS_EVERSION; TS_EIO.
+ * Threads: the handle may be used by any number of threads at once.
+ */
+TS_API int ts_store_open(ts_store **out, const char *path, const ts_open_opts *opts);
+/** Close the store. NULL is accepted. No call may be in progress on @p st. */
+TS_API void ts_store_close(ts_store *st);
+
+/** The I/O backend in effect (never TS_IO_DEFAULT). */
+TS_API ts_io_backend ts_store_io_backend(const ts_store *st);
+
+typedef struct ts_tensor_info {
+	int ndim;
+	uint64_t shape[TS_MAX_DIMS];
+	ts_dtype source_dtype;
+	ts_codec_config codec;
+	float amax;
+	float tensor_scale;
+	uint64_t tile_rows; /**< page geometry: rows and columns (elements) of one page */
+	uint64_t tile_cols;
+	uint64_t page_count;
+	uint64_t stored_bytes; /**< sum of encoded page payloads */
+	uint64_t source_bytes; /**< elements x source dtype size */
+	ts_compression_stats error;
+	ts_distribution_stats dist;
+	uint64_t id; /**< internal tensor id (stable while the tensor exists) */
+} ts_tensor_info;
+
+/**
+ * Describe tensor @p name.
+ * @return 0; TS_ENOTFOUND; TS_ECORRUPT if its record is damaged.
+ */
+TS_API int ts_tensor_info_get(ts_store *st, const char *name, ts_tensor_info *out);
+#define ts_tensor_info(st, name, out) ts_tensor_info_get((st), (name), (out))
+
+/**
+ * Call @p cb for every tensor, in name order. A non-zero return from @p cb stops the walk and is
+ * returned. @p name and @p info are valid only during the call.
+ */
+TS_API int ts_tensor_foreach(ts_store *st,
+			     int (*cb)(void *ud, const char *name, const ts_tensor_info *info),
+			     void *ud);
+
+/**
+ * Read the hyperslab start[i] .. start[i]+count[i]-1 of tensor @p name into @p dst as @p dtype
+ * (F32, BF16 or F16; a raw tensor can also be read as its own dtype).
+ * Threads: any number of threads may read one store at once.
+ *
+ * @param dst_size at least product(count) * ts_dtype_size(dtype)
+ * @return 0; TS_ENOTFOUND if there is no such tensor; TS_ERANGE if the slice leaves the tensor's
+ *         shape or ndim differs; TS_ESHORTBUF; TS_EDTYPE; TS_ECORRUPT if a page fails its checksum
+ *         (ts_error_last() names tensor and page); TS_EIO.
+ */
+TS_API int ts_read_slice(ts_store *st, const char *name, int ndim, const uint64_t *start,
+			 const uint64_t *count, ts_dtype dtype, void *dst, size_t dst_size);
+
+/**
+ * Read rows [row_start, row_start+row_count) of a block-coded tensor (nvfp4, mxfp4, fp8) in its
+ * encoded form: @p codes receives the code plane (row-major, each row padded to whole blocks),
+ * @p scales the block-scale plane (nvfp4 E4M3 bytes, mxfp4 E8M0 bytes; none for fp8). The rows are
+ * those of the tensor viewed as 2-D [product of leading dims, last dim].
+ * @return 0; TS_ENOTSUP for other codecs; TS_ERANGE; TS_ESHORTBUF; TS_ECORRUPT.
+ */
+TS_API int ts_read_encoded(ts_store *st, const char *name, uint64_t row_start, uint64_t row_count,
+			   void *codes, size_t codes_size, void *scales, size_t scales_size);
+
+/** Remove tensor @p name. 0; TS_ENOTFOUND; TS_EREADONLY. Readers in progress are unaffected. */
+TS_API int ts_tensor_delete(ts_store *st, const char *name);
+
+/* -- Writer ------------------------------------------------------------------------------- */
+
+typedef struct ts_writer ts_writer;
+
+#define TS_WRITE_REPLACE 0x1u /**< replace an existing tensor of the same name at commit */
+#define TS_WRITE_ENCODED 0x2u /**< data arrives encoded: see ts_writer_append_encoded() */
+
+typedef struct ts_write_opts {
+	unsigned flags;
+	float amax;          /**< the tensor's amax; required for nvfp4 and fp8 (NaN = not given) */
+	uint64_t page_bytes; /**< target encoded page size; 0 = default (64 KiB - 16 class) */
+} ts_write_opts;
+
+TS_API void ts_write_opts_init(ts_write_opts *opts);
+
+/**
+ * Begin writing tensor @p name of shape @p shape and source dtype @p src_dtype, encoded as @p cfg.
+ * Nothing is visible to readers until ts_writer_commit(). One writer at a time per store.
+ * @return 0; TS_EEXIST if @p name exists and TS_WRITE_REPLACE is not set; TS_EREADONLY; TS_EINVAL
+ *         (bad name, shape or configuration); TS_EBUSY if another writer is active.
+ */
+TS_API int ts_writer_begin(ts_writer **out, ts_store *st, const char *name, ts_dtype src_dtype,
+			   int ndim, const uint64_t *shape, const ts_codec_config *cfg,
+			   const ts_write_opts *opts);
+
+/** Append the next @p bytes of the tensor's elements in row-major order (any chunk size, a whole
+ *  number of elements). Memory stays bounded whatever the tensor's size.
+ *  @return 0; TS_ERANGE if more data than the shape holds; TS_ENONFINITE; TS_ENOSPC; TS_EIO. */
+TS_API int ts_writer_append(ts_writer *w, const void *data, size_t bytes);
+
+/** With TS_WRITE_ENCODED: append @p row_count rows already encoded (code plane rows and scale
+ *  plane rows as ts_read_encoded() returns them). The tensor scale is opts->amax's. */
+TS_API int ts_writer_append_encoded(ts_writer *w, const void *codes, size_t codes_size,
+				    const void *scales, size_t scales_size, uint64_t row_count);
+
+/** Finish the tensor and make it visible atomically. @p w is freed whatever the result. */
+TS_API int ts_writer_commit(ts_writer *w, ts_tensor_info *info);
+
+/** Discard the tensor being written. NULL accepted. */
+TS_API void ts_writer_abort(ts_writer *w);
+
+/* -- Cache -------------------------------------------------------------------------------- */
+
+typedef struct ts_cache_stats {
+	uint64_t budget_bytes;
+	uint64_t used_bytes;
+	uint64_t hits;
+	uint64_t misses;
+	uint64_t evictions;
+	uint64_t storage_reads;   /**< pages read from storage */
+	uint64_t storage_bytes;   /**< bytes read from storage (aligned runs) */
+	uint64_t map_fallbacks;   /**< pages copied from the map because the layout was unexpected */
+} ts_cache_stats;
+
+TS_API void ts_cache_stats_get(ts_store *st, ts_cache_stats *out);
+/** Drop every cached page (for benchmarks). */
+TS_API void ts_cache_clear(ts_store *st);
+
+/* -- Checking and copying ----------------------------------------------------------------- */
+
+typedef enum ts_problem_kind {
+	TS_PROBLEM_RECORD = 1,    /**< a tensor record is malformed */
+	TS_PROBLEM_MISSING = 2,   /**< a page of a tensor is missing */
+	TS_PROBLEM_CHECKSUM = 3,  /**< a page fails its checksum */
+	TS_PROBLEM_GEOMETRY = 4,  /**< a page's header disagrees with its tensor */
+	TS_PROBLEM_ORPHAN = 5,    /**< a page belongs to no tensor */
+	TS_PROBLEM_UNFINISHED = 6,/**< pages of an interrupted write */
+	TS_PROBLEM_STRUCTURE = 7  /**< LMDB's own structure is damaged */
+} ts_problem_kind;
+
+typedef struct ts_problem {
+	ts_problem_kind kind;
+	const char *tensor; /**< NULL if none applies */
+	int64_t page;       /**< -1 if none applies */
+	const char *detail;
+} ts_problem;
+
+#define TS_CHECK_REPAIR 0x1u /**< remove orphans and unfinished writes (needs TS_OPEN_WRITE) */
+
+/**
+ * Verify the whole store; call @p cb (may be NULL) for each problem found.
+ * @param problems number of problems found
+ * @return 0 when the check ran (problems may be > 0); a negative code if it could not run.
+ */
+TS_API int ts_store_check(ts_store *st, unsigned flags,
+			  void (*cb)(void *ud, const ts_problem *p), void *ud, uint64_t *problems);
+
+/** Write a compacted copy of the store to @p path (which must not exist). */
+TS_API int ts_store_copy_compact(ts_store *st, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TSTORE_H */
