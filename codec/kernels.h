@@ -1,0 +1,65 @@
+/*
+ * The kernel table: the hot loops of every codec, one table per instruction set, resolved once
+ * per process (pthread_once) from a CPU check; TS_KERNEL=scalar in the environment forces the
+ * portable reference.
+ *
+ * Invariants
+ *   1. Every table computes exactly the bytes the scalar reference computes, for every input
+ *      (tests/test_kernels.c checks each entry of each table against the reference).
+ *   2. Kernels work on whole blocks inside one row; the caller (codec/codec.c) handles row
+ *      strides and the padded last block of a row.
+ *   3. Kernels neither allocate nor fail on finite input.
+ */
+#ifndef TS_CODEC_KERNELS_H
+#define TS_CODEC_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tstore.h"
+
+/* Output element types a decode kernel writes: indices equal TS_F32, TS_BF16, TS_F16. */
+#define TS_KERNEL_OUTS 3
+
+/*
+ * Decode @p nblocks whole blocks of @p block_size elements to dst (F32, BF16 or F16 according to
+ * the table slot).
+ *   nvfp4: codes 8 bytes/block (element 2k low nibble), scales 1 E4M3 byte/block,
+ *          y = (e2m1(code) * e4m3(scale)) * tensor_scale.
+ *   mxfp4: codes 16 bytes/block, scales 1 E8M0 byte/block, y = e2m1(code) * 2^(scale-127).
+ *   int8:  codes block_size bytes/block; scales as codec/int8.c documents.
+ *   fp8:   block_size is 1, nblocks is the element count, scales NULL,
+ *          y = e4m3(code) * tensor_scale.
+ */
+typedef void (*ts__decode_fn)(const uint8_t *codes, const uint8_t *scales, size_t nblocks,
+			      int block_size, float tensor_scale, void *dst);
+
+/* Convert n elements between F32, BF16, F16 (indices as above). RNE; NaN stays NaN. */
+typedef void (*ts__convert_fn)(const void *src, size_t n, void *dst);
+
+/*
+ * Encode @p nblocks whole blocks of finite F32 values (the caller checks finiteness).
+ *   nvfp4 (nvidia recipe): @p enc_scale is S = 2688 / amax (see docs/FORMAT.md).
+ *   mxfp4: @p enc_scale unused.
+ */
+typedef void (*ts__encode_fn)(const float *x, size_t nblocks, float enc_scale, uint8_t *codes,
+			      uint8_t *scales);
+
+typedef struct ts__kernels {
+	const char *name; /* "scalar", "avx2" */
+	ts__decode_fn decode[TS_CODEC_COUNT][TS_KERNEL_OUTS]; /* [TS_CODEC_RAW] unused */
+	ts__convert_fn convert[TS_KERNEL_OUTS][TS_KERNEL_OUTS];
+	ts__encode_fn nvfp4_encode_nvidia;
+	ts__encode_fn mxfp4_encode;
+} ts__kernels;
+
+/** The table in effect (resolved once, thread-safe). */
+const ts__kernels *ts__kernels_get(void);
+
+/** The portable reference. */
+const ts__kernels *ts__kernels_scalar(void);
+
+/** The AVX2/FMA/F16C table, or NULL when not compiled in or the CPU lacks those features. */
+const ts__kernels *ts__kernels_avx2(void);
+
+#endif

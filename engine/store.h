@@ -1,0 +1,193 @@
+/*
+ * The store's private interface: the handle, the tensor record, page keys and headers, page
+ * geometry, the thread pool, and the hooks between the write side (store, record, page,
+ * geometry, pool, writer, check: engine/{store,record,page,geometry,pool,writer,check}.c) and the
+ * read side (reader, I/O backends, cache: engine/{reader,io_*,cache}.c).
+ *
+ * Invariants
+ *   1. Tensor ids are never reused (a counter in the meta database), so a cached page keyed by
+ *      (tensor id, page index) can never be served for a different tensor; deletion and
+ *      replacement need no cache invalidation for correctness.
+ *   2. A tensor record exists in the tensors database only once every one of its pages has been
+ *      committed; pages of an unfinished write are listed in the pending database until commit
+ *      or cleanup.
+ *   3. No pointer into LMDB's map outlives the read transaction it was obtained in.
+ *   4. map_base/map_size change only under map_lock held exclusively (map growth); anything that
+ *      turns a map address into a file offset holds map_lock shared.
+ */
+#ifndef TS_ENGINE_STORE_H
+#define TS_ENGINE_STORE_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "tstore.h"
+
+struct ts__io;
+struct ts__cache;
+struct ts__pool;
+
+struct ts_store {
+	MDB_env *env;
+	MDB_dbi dbi_meta;    /* "meta": format version, creator, created, next tensor id, ... */
+	MDB_dbi dbi_tensors; /* "tensors": name -> encoded ts__tensor_rec */
+	MDB_dbi dbi_pages;   /* "pages": ts__page_key -> page (header + payload) */
+	MDB_dbi dbi_pending; /* "pending": tensor id (BE) -> name: writes in progress */
+	char *path;
+	unsigned flags;  /* TS_OPEN_* */
+	int threads;     /* worker threads, >= 1 */
+	ts_io_backend io; /* in effect, never TS_IO_DEFAULT */
+	struct ts__io *io_ctx;
+	struct ts__cache *cache;
+	struct ts__pool *pool;
+
+	pthread_mutex_t writer_lock; /* one writer at a time; guards writer_active */
+	int writer_active;
+
+	pthread_rwlock_t map_lock; /* invariant 4 */
+	uintptr_t map_base;        /* address of the data file's mapping */
+	size_t map_size;
+};
+
+/* -- store.c ------------------------------------------------------------------------------ */
+
+/** Translate an LMDB return code into a TS_E* code with context; sets the last error. */
+int ts__err_from_mdb(int rc, const char *what);
+
+/** Begin a read-only transaction (short-lived: commit or abort it promptly). */
+int ts__txn_begin_read(ts_store *st, MDB_txn **out);
+
+/** Begin a write transaction, growing the map first if it is nearly full. */
+int ts__txn_begin_write(ts_store *st, MDB_txn **out);
+
+/** Commit @p txn; on MDB_MAP_FULL the caller must redo its work after ts__store_grow_map(). */
+int ts__txn_commit(ts_store *st, MDB_txn *txn);
+
+/** Double the map size (under map_lock held exclusively) and refresh map_base/map_size. */
+int ts__store_grow_map(ts_store *st);
+
+/** Find the mapping of the data file in /proc/self/maps and set map_base/map_size. */
+int ts__store_refresh_map(ts_store *st);
+
+/* -- record.c: the tensor record ---------------------------------------------------------- */
+
+#define TS_RECORD_MAGIC 0x54u /* 'T' */
+#define TS_RECORD_VERSION 1u
+
+typedef struct ts__tensor_rec {
+	uint64_t id;
+	ts_dtype source_dtype;
+	int ndim;
+	uint64_t shape[TS_MAX_DIMS];
+	ts_codec_config codec;
+	float amax;
+	float tensor_scale;
+	uint64_t rows; /* the 2-D view: product of the leading dims (1 for a scalar or 1-D) */
+	uint64_t cols; /* the last dim (1 for a scalar) */
+	uint64_t tile_rows;
+	uint64_t tile_cols; /* a multiple of the codec's block size, or cols */
+	uint64_t page_count;
+	uint64_t stored_bytes;
+	ts_compression_stats error;
+	ts_distribution_stats dist;
+} ts__tensor_rec;
+
+/** Upper bound of an encoded record. */
+#define TS_RECORD_MAX 512
+
+/** Encode @p rec field by field, little-endian, with a trailing XXH3-64. Returns bytes written. */
+size_t ts__tensor_rec_encode(const ts__tensor_rec *rec, uint8_t *buf, size_t cap);
+
+/** Decode and validate (magic, version, checksum, geometry consistent with shape and codec).
+ *  TS_ECORRUPT with detail on any inconsistency. Never trusts a length or count unchecked. */
+int ts__tensor_rec_decode(ts__tensor_rec *rec, const void *buf, size_t len);
+
+/** Look up tensor @p name in @p txn. 0; TS_ENOTFOUND; TS_ECORRUPT (names the tensor). */
+int ts__tensor_lookup(ts_store *st, MDB_txn *txn, const char *name, ts__tensor_rec *out);
+
+/** Fill a public ts_tensor_info from a record. */
+void ts__tensor_rec_to_info(const ts__tensor_rec *rec, ts_tensor_info *out);
+
+/* -- geometry.c: how a tensor is cut into pages ------------------------------------------- */
+
+/** Choose tile_rows/tile_cols/page_count for @p rec (rows, cols and codec set) so that a full
+ *  page (header + payload) is at most @p page_bytes and as close to it as the geometry allows. */
+int ts__geometry_plan(ts__tensor_rec *rec, uint64_t page_bytes);
+
+/** The rectangle of page @p page: rows [*r0, *r0 + *nr), cols [*c0, *c0 + *nc). */
+void ts__geometry_page_rect(const ts__tensor_rec *rec, uint64_t page, uint64_t *r0,
+			    uint64_t *nr, uint64_t *c0, uint64_t *nc);
+
+/** Number of tile columns (pages per tile row). */
+uint64_t ts__geometry_tiles_across(const ts__tensor_rec *rec);
+
+/* -- page.c: page keys and the page header ------------------------------------------------ */
+
+/* Key: tensor id (8 bytes big-endian) then page index (8 bytes big-endian). */
+#define TS_PAGE_KEY_SIZE 16
+
+/* Page header, little-endian, 40 bytes, followed by the codec payload:
+ *   0  u8   type  TS_PAGE_TYPE ('P')
+ *   1  u8   format version TS_PAGE_VERSION
+ *   2  u8   codec (ts_codec)
+ *   3  u8   reserved, 0
+ *   4  u32  rows in this page
+ *   8  u32  cols in this page
+ *   12 u32  payload length in bytes
+ *   16 u64  tensor id
+ *   24 u64  page index
+ *   32 u64  XXH3-64 of bytes [0, 32) followed by the payload
+ */
+#define TS_PAGE_TYPE 0x50u
+#define TS_PAGE_VERSION 1u
+#define TS_PAGE_HEADER_SIZE 40
+
+typedef struct ts__page_hdr {
+	unsigned codec;
+	uint32_t rows;
+	uint32_t cols;
+	uint32_t payload_len;
+	uint64_t tensor_id;
+	uint64_t page_index;
+	uint64_t checksum;
+} ts__page_hdr;
+
+void ts__page_key(uint8_t key[TS_PAGE_KEY_SIZE], uint64_t tensor_id, uint64_t page_index);
+void ts__page_key_parse(const uint8_t key[TS_PAGE_KEY_SIZE], uint64_t *tensor_id,
+			uint64_t *page_index);
+
+/** Write the header for @p hdr in front of a payload already at buf + TS_PAGE_HEADER_SIZE,
+ *  computing the checksum. */
+void ts__page_seal(uint8_t *buf, const ts__page_hdr *hdr);
+
+/**
+ * Verify a page: type, version, lengths, checksum, and that it is page @p page_index of tensor
+ * @p rec with the rows, cols, codec and payload length its geometry implies.
+ * @return 0; TS_ECORRUPT naming tensor @p name and the page, with what is wrong.
+ */
+int ts__page_verify(const void *buf, size_t len, const ts__tensor_rec *rec, const char *name,
+		    uint64_t page_index);
+
+/* -- pool.c: the worker pool -------------------------------------------------------------- */
+
+/** Create a pool of @p threads workers. */
+int ts__pool_create(struct ts__pool **out, int threads);
+void ts__pool_free(struct ts__pool *pool);
+
+/** Run fn(ud, i) for i in [0, n) on the pool's workers and the calling thread; return the first
+ *  non-zero result (by lowest i), or 0. Safe to call from several threads at once. */
+int ts__pool_run(struct ts__pool *pool, uint64_t n, int (*fn)(void *ud, uint64_t i), void *ud);
+
+/* -- read side: reader.c, io_*.c, cache.c (called by store.c) ----------------------------- */
+
+/** Set up the I/O backend @p want (TS_IO_DEFAULT resolves TSTORE_IO, then uring with the pread
+ *  fallback on ENOSYS/EPERM/ENOMEM); sets st->io to the backend in effect. */
+int ts__io_open(ts_store *st, ts_io_backend want);
+void ts__io_close(ts_store *st);
+
+/** Create the decoded-page cache with @p budget bytes (0: off). */
+int ts__cache_create(struct ts__cache **out, uint64_t budget);
+void ts__cache_free(struct ts__cache *cache);
+
+#endif
