@@ -636,6 +636,55 @@ TS_API int ts_hw_profile_load(ts_hw_profile *out, const char *path);
  */
 TS_API int ts_hw_profile_path(char *out, size_t size, const char *store_path);
 
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tiered residency: which pages the cache keeps decoded, compressed, or not at all            */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * The read cache can hold a page in two forms within ONE byte budget: decoded (fastest to
+ * serve, largest) or compressed (the stored page; serving it costs a decode). A page in
+ * neither form is read from storage. docs/RESIDENCY.md explains the policies.
+ */
+typedef enum ts_cache_policy {
+	TS_CACHE_POLICY_DEFAULT = 0,      /**< TSTORE_CACHE_POLICY from the environment, else tiered */
+	TS_CACHE_POLICY_TIERED = 1,       /**< both forms, by expected benefit per byte (TinyLFU
+					       admission, count-min frequencies, read-ahead) */
+	TS_CACHE_POLICY_DECODED_LRU = 2,  /**< decoded pages only, least recently used evicted */
+	TS_CACHE_POLICY_DECODED_ONLY = 3  /**< decoded pages only, with the tiered policy's
+					       admission and eviction (no compressed form) */
+} ts_cache_policy;
+
+/** "default", "tiered", "decoded-lru", "decoded-only"; "?" if unknown. */
+TS_API const char *ts_cache_policy_name(ts_cache_policy policy);
+/** Parse a policy name (as above). 0 or TS_EINVAL. */
+TS_API int ts_cache_policy_parse(ts_cache_policy *out, const char *name);
+
+/** Counters of the residency policy. Page accesses, not requests. */
+typedef struct ts_residency_stats {
+	ts_cache_policy policy;         /**< in effect, never DEFAULT */
+	char profile[TS_HW_NAME_MAX];   /**< hardware profile pricing the decisions */
+	uint64_t budget_bytes;
+	uint64_t used_bytes;            /**< <= budget_bytes, always */
+	uint64_t served_decoded;        /**< page accesses served from the decoded form */
+	uint64_t served_compressed;     /**< ... from the compressed form (a decode) */
+	uint64_t served_storage;        /**< ... read from storage (a read and a decode) */
+	uint64_t decoded_pages;         /**< pages held decoded now (tiered: with their
+					     compressed bytes, so demotion is free) */
+	uint64_t decoded_bytes;
+	uint64_t compressed_pages;      /**< pages held compressed only now */
+	uint64_t compressed_bytes;
+	uint64_t admitted;              /**< pages admitted to the main region */
+	uint64_t rejected;              /**< pages refused by admission (less valuable than the
+					     pages they would displace) */
+	uint64_t evicted;               /**< pages dropped from RAM */
+	uint64_t promoted;              /**< compressed -> decoded */
+	uint64_t demoted;               /**< decoded -> compressed */
+	uint64_t readahead_pages;       /**< pages read ahead of a sequential pattern */
+	uint64_t readahead_used;        /**< of those, pages later accessed */
+	double model_seconds;           /**< modelled time of the accesses served (profile) */
+} ts_residency_stats;
+
 #ifdef __cplusplus
 }
 #endif
