@@ -237,37 +237,50 @@ TS_API const char *ts_kernel_name(void);
 typedef struct ts_compression_stats {
 	uint64_t original_bytes;
 	uint64_t compressed_bytes;
-	double compression_ratio; /**< original / compressed */
+	double compression_ratio; /**< original / compressed (0 if compressed is 0) */
 	double mean_error;        /**< mean |x - x^| */
 	double max_error;         /**< max |x - x^| */
 	uint64_t blocks_processed;
-	double rel_rms_pct;       /**< 100 * ||x - x^|| / ||x|| (0 when ||x|| is 0) */
+	double rel_rms_pct;       /**< 100 * ||x - x^|| / ||x||: 0 when exact, +Inf when ||x|| is 0
+				       but the error is not */
 	double sqnr_db;           /**< 10 log10(||x||^2 / ||x - x^||^2); +Inf when exact */
 } ts_compression_stats;
 
 typedef struct ts_distribution_stats {
 	double mean;
-	double std;
+	double std;           /**< population standard deviation (divides by the finite count) */
 	double min_val;
 	double max_val;
 	double dynamic_range; /**< log2(max |x| / min nonzero |x|) in bits; 0 if no nonzero */
-	double sparsity;      /**< fraction of exact zeros */
-	uint64_t count;       /**< elements seen */
+	double sparsity;      /**< fraction of exact zeros (+0 or -0) among the finite values */
+	uint64_t count;       /**< elements seen, finite or not */
 	uint64_t nonfinite;   /**< NaN and Inf seen (excluded from the other figures) */
 } ts_distribution_stats;
 
-/** Streaming accumulators: init, add chunks in any sizes, finish. No allocation. */
+/**
+ * Streaming accumulator: init, add chunks of any sizes, finish. No allocation; the caller owns
+ * it (plain data: copy it freely). One accumulator takes distribution and error chunks in the
+ * same pass. The figures depend on the chunking only through rounding (the sums are formed per
+ * sub-block and merged with Chan's update / compensated summation). With no finite element every
+ * distribution figure but count and nonfinite is 0.
+ * Threads: one accumulator per thread; no shared state.
+ */
 typedef struct ts_stats_acc {
 	double s[16];
 	uint64_t n[4];
 } ts_stats_acc;
 
 TS_API void ts_stats_acc_init(ts_stats_acc *acc);
-/** Accumulate distribution statistics over @p count elements of @p src (@p dtype F32/BF16/F16). */
+/** Accumulate distribution statistics over @p count elements of @p src (@p dtype F32/BF16/F16).
+ *  @return 0; TS_EDTYPE for another dtype; TS_EINVAL for NULL pointers. */
 TS_API int ts_stats_acc_add_dist(ts_stats_acc *acc, const void *src, ts_dtype dtype,
 				 uint64_t count);
 TS_API void ts_stats_acc_finish_dist(const ts_stats_acc *acc, ts_distribution_stats *out);
-/** Accumulate the error of @p approx (F32) against @p orig (@p dtype) over @p count elements. */
+/** Accumulate the error of @p approx (F32) against @p orig (@p dtype F32/BF16/F16) over @p count
+ *  elements. A non-finite original counts as exact when @p approx holds the same non-finite
+ *  value (any NaN for NaN) and as an infinite error otherwise; a non-finite approximation of a
+ *  finite original is an infinite error.
+ *  @return 0; TS_EDTYPE; TS_EINVAL for NULL pointers. */
 TS_API int ts_stats_acc_add_error(ts_stats_acc *acc, const void *orig, ts_dtype dtype,
 				  const float *approx, uint64_t count);
 /** Finish error statistics; the caller supplies the byte counts and blocks processed. */

@@ -1,0 +1,293 @@
+/*
+ * Statistics: the seed's CompressionStats and DistributionStats, accumulated in one streaming
+ * pass, chunk by chunk, into a caller-owned ts_stats_acc (no allocation).
+ *
+ * Method. Each chunk is cut into sub-blocks of SUB elements, widened to float in a stack buffer.
+ * Distribution: a sub-block's finite values give an exact-count, two-pass (corrected) mean and
+ * sum of squared deviations, merged into the running figures with Chan's pairwise update; this
+ * is as stable as Welford's recurrence without a division per element. Error: a sub-block's sums
+ * of |e|, e^2 and x^2 are formed in double and added to the running totals with Neumaier's
+ * compensated summation.
+ *
+ * Invariants
+ *   1. A ts_stats_acc holds distribution and error figures in disjoint slots: one accumulator can
+ *      take both kinds of chunks in the same pass.
+ *   2. Results depend on how the data is chunked only through rounding: every element goes
+ *      through the same arithmetic, only the grouping of additions changes.
+ *   3. Non-finite elements never enter the sums: the distribution counts them apart; the error
+ *      counts an element whose original is non-finite as exact if the approximation is the same
+ *      non-finite value, and as an infinite error otherwise.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "common/error.h"
+
+#define SUB 1024
+
+/* Slots of ts_stats_acc.s[] and .n[]. */
+enum {
+	D_MEAN = 0,   /* running mean of finite values */
+	D_M2,         /* running sum of squared deviations from the mean */
+	D_MIN,        /* min finite value (+Inf when none) */
+	D_MAX,        /* max finite value (-Inf when none) */
+	D_MAXABS,     /* max finite |x| (0 when none) */
+	D_MINNZ,      /* min nonzero finite |x| (+Inf when none) */
+	E_ABS, E_ABS_C, /* sum |x - x^| and its compensation */
+	E_E2, E_E2_C,   /* sum (x - x^)^2 and its compensation */
+	E_X2, E_X2_C,   /* sum x^2 and its compensation */
+	E_MAX,          /* max |x - x^| */
+	S_SLOTS
+};
+enum { N_FINITE = 0, N_NONFINITE, N_ZEROS, N_ERR };
+
+_Static_assert(S_SLOTS <= 16, "ts_stats_acc.s is too small");
+
+/* Neumaier: add v to the compensated sum (s[i], s[i+1]). */
+static void csum_add(double *s, int i, double v)
+{
+	double t = s[i] + v;
+	if (fabs(s[i]) >= fabs(v))
+		s[i + 1] += (s[i] - t) + v;
+	else
+		s[i + 1] += (v - t) + s[i];
+	s[i] = t;
+}
+
+static double csum_get(const double *s, int i)
+{
+	return s[i] + s[i + 1];
+}
+
+/* IEEE binary16 bits to float; exact. */
+static float half_to_float(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+	uint32_t exp = (h >> 10) & 0x1fu;
+	uint32_t man = h & 0x3ffu;
+	uint32_t bits;
+	float f;
+
+	if (exp == 0x1f) {
+		bits = sign | 0x7f800000u | (man << 13);
+	} else if (exp != 0) {
+		bits = sign | ((exp + 112u) << 23) | (man << 13);
+	} else {
+		/* zero or subnormal: man * 2^-24, exact in float */
+		f = (float)man * 0x1p-24f;
+		return sign ? -f : f;
+	}
+	memcpy(&f, &bits, sizeof(f));
+	return f;
+}
+
+static float bf16_to_float(uint16_t h)
+{
+	uint32_t bits = (uint32_t)h << 16;
+	float f;
+	memcpy(&f, &bits, sizeof(f));
+	return f;
+}
+
+/* Widen n elements of src (F32, BF16 or F16) starting at element i0 into buf. */
+static void widen(float *buf, const void *src, ts_dtype dtype, uint64_t i0, size_t n)
+{
+	const unsigned char *p = src;
+
+	switch (dtype) {
+	case TS_F32:
+		memcpy(buf, p + i0 * 4, n * 4);
+		break;
+	case TS_BF16:
+		for (size_t i = 0; i < n; i++) {
+			uint16_t h;
+			memcpy(&h, p + (i0 + i) * 2, 2);
+			buf[i] = bf16_to_float(h);
+		}
+		break;
+	default: /* TS_F16, checked by the callers */
+		for (size_t i = 0; i < n; i++) {
+			uint16_t h;
+			memcpy(&h, p + (i0 + i) * 2, 2);
+			buf[i] = half_to_float(h);
+		}
+		break;
+	}
+}
+
+static int check_args(const void *acc, const void *src, ts_dtype dtype, uint64_t count,
+		      const char *fn)
+{
+	if (!acc || (!src && count))
+		return ts__err(TS_EINVAL, "%s: NULL accumulator or data", fn);
+	if (dtype != TS_F32 && dtype != TS_BF16 && dtype != TS_F16)
+		return ts__err(TS_EDTYPE, "%s: dtype %s is not F32, BF16 or F16", fn,
+			       ts_dtype_name(dtype));
+	return 0;
+}
+
+TS_API void ts_stats_acc_init(ts_stats_acc *acc)
+{
+	memset(acc, 0, sizeof(*acc));
+	acc->s[D_MIN] = INFINITY;
+	acc->s[D_MAX] = -INFINITY;
+	acc->s[D_MINNZ] = INFINITY;
+}
+
+TS_API int ts_stats_acc_add_dist(ts_stats_acc *acc, const void *src, ts_dtype dtype,
+				 uint64_t count)
+{
+	float buf[SUB];
+	int rc = check_args(acc, src, dtype, count, "ts_stats_acc_add_dist");
+	if (rc)
+		return rc;
+
+	double *s = acc->s;
+	for (uint64_t i0 = 0; i0 < count; i0 += SUB) {
+		size_t n = count - i0 < SUB ? (size_t)(count - i0) : SUB;
+		size_t k = 0;
+		double sum = 0, mn = s[D_MIN], mx = s[D_MAX], amax = s[D_MAXABS],
+		       minnz = s[D_MINNZ];
+		uint64_t zeros = 0;
+
+		widen(buf, src, dtype, i0, n);
+		/* pass 1: keep the finite values at the front of buf, with their sum and extremes */
+		for (size_t i = 0; i < n; i++) {
+			float x = buf[i];
+			if (!isfinite(x))
+				continue;
+			buf[k++] = x;
+			double d = x, a = fabs(d);
+			sum += d;
+			mn = d < mn ? d : mn;
+			mx = d > mx ? d : mx;
+			amax = a > amax ? a : amax;
+			if (a == 0)
+				zeros++;
+			else if (a < minnz)
+				minnz = a;
+		}
+		acc->n[N_NONFINITE] += n - k;
+		acc->n[N_ZEROS] += zeros;
+		s[D_MIN] = mn;
+		s[D_MAX] = mx;
+		s[D_MAXABS] = amax;
+		s[D_MINNZ] = minnz;
+		if (k == 0)
+			continue;
+
+		/* pass 2: corrected two-pass sum of squared deviations about the block mean */
+		double mb = sum / (double)k, m2 = 0, c = 0;
+		for (size_t i = 0; i < k; i++) {
+			double d = (double)buf[i] - mb;
+			m2 += d * d;
+			c += d;
+		}
+		m2 -= c * c / (double)k;
+		if (m2 < 0)
+			m2 = 0;
+		mb += c / (double)k;
+
+		/* Chan's merge of (na, mean, M2) with (k, mb, m2) */
+		double na = (double)acc->n[N_FINITE], nb = (double)k, nt = na + nb;
+		double delta = mb - s[D_MEAN];
+		s[D_MEAN] += delta * (nb / nt);
+		s[D_M2] += m2 + delta * delta * (na * nb / nt);
+		acc->n[N_FINITE] += k;
+	}
+	return 0;
+}
+
+TS_API void ts_stats_acc_finish_dist(const ts_stats_acc *acc, ts_distribution_stats *out)
+{
+	const double *s = acc->s;
+	uint64_t nf = acc->n[N_FINITE];
+
+	memset(out, 0, sizeof(*out));
+	out->count = nf + acc->n[N_NONFINITE];
+	out->nonfinite = acc->n[N_NONFINITE];
+	if (nf == 0)
+		return;
+	out->mean = s[D_MEAN];
+	out->std = sqrt(s[D_M2] / (double)nf);
+	out->min_val = s[D_MIN];
+	out->max_val = s[D_MAX];
+	out->sparsity = (double)acc->n[N_ZEROS] / (double)nf;
+	if (s[D_MAXABS] > 0)
+		out->dynamic_range = log2(s[D_MAXABS] / s[D_MINNZ]);
+}
+
+TS_API int ts_stats_acc_add_error(ts_stats_acc *acc, const void *orig, ts_dtype dtype,
+				  const float *approx, uint64_t count)
+{
+	float buf[SUB];
+	int rc = check_args(acc, orig, dtype, count, "ts_stats_acc_add_error");
+	if (rc)
+		return rc;
+	if (!approx && count)
+		return ts__err(TS_EINVAL, "ts_stats_acc_add_error: NULL approximation");
+
+	double *s = acc->s;
+	for (uint64_t i0 = 0; i0 < count; i0 += SUB) {
+		size_t n = count - i0 < SUB ? (size_t)(count - i0) : SUB;
+		const float *a = approx + i0;
+		double sa = 0, se = 0, sx = 0, me = s[E_MAX];
+
+		widen(buf, orig, dtype, i0, n);
+		for (size_t i = 0; i < n; i++) {
+			double x = buf[i], e;
+			if (!isfinite(buf[i])) {
+				int same = isnan(buf[i]) ? isnan(a[i]) : (buf[i] == a[i]);
+				e = same ? 0 : INFINITY;
+				x = 0;
+			} else if (!isfinite(a[i])) {
+				e = INFINITY;
+			} else {
+				e = fabs(x - (double)a[i]);
+			}
+			sa += e;
+			se += e * e;
+			sx += x * x;
+			me = e > me ? e : me;
+		}
+		csum_add(s, E_ABS, sa);
+		csum_add(s, E_E2, se);
+		csum_add(s, E_X2, sx);
+		s[E_MAX] = me;
+		acc->n[N_ERR] += n;
+	}
+	return 0;
+}
+
+TS_API void ts_stats_acc_finish_error(const ts_stats_acc *acc, uint64_t original_bytes,
+				      uint64_t compressed_bytes, uint64_t blocks,
+				      ts_compression_stats *out)
+{
+	const double *s = acc->s;
+	uint64_t n = acc->n[N_ERR];
+	/* an infinite term leaves Inf - Inf = NaN in the compensation: read the sum alone then */
+	double e2 = isinf(s[E_E2]) ? INFINITY : csum_get(s, E_E2);
+	double x2 = csum_get(s, E_X2);
+	double sa = isinf(s[E_ABS]) ? INFINITY : csum_get(s, E_ABS);
+
+	memset(out, 0, sizeof(*out));
+	out->original_bytes = original_bytes;
+	out->compressed_bytes = compressed_bytes;
+	out->compression_ratio =
+		compressed_bytes ? (double)original_bytes / (double)compressed_bytes : 0;
+	out->blocks_processed = blocks;
+	out->mean_error = n ? sa / (double)n : 0;
+	out->max_error = s[E_MAX];
+	if (e2 == 0) {
+		out->rel_rms_pct = 0;
+		out->sqnr_db = INFINITY;
+	} else if (x2 == 0) {
+		out->rel_rms_pct = INFINITY;
+		out->sqnr_db = -INFINITY;
+	} else {
+		out->rel_rms_pct = 100.0 * sqrt(e2 / x2);
+		out->sqnr_db = 10.0 * log10(x2 / e2);
+	}
+}
