@@ -698,6 +698,39 @@ typedef struct ts_residency_stats {
 	double model_seconds;           /**< modelled time of the accesses served (profile) */
 } ts_residency_stats;
 
+/**
+ * The residency counters of @p st's cache (all zero with the policy and budget in effect when
+ * the cache is off). Any thread.
+ * @return 0; TS_EINVAL.
+ */
+TS_API int ts_residency_stats_get(ts_store *st, ts_residency_stats *out);
+
+/**
+ * Replace the cache of @p st by an empty one with @p policy and @p budget bytes (-1: keep the
+ * budget; 0: cache off). Cached pages are dropped; counters restart from zero.
+ * Threads: no read may be in progress on @p st.
+ * @return 0; TS_EINVAL; TS_ENOMEM.
+ */
+TS_API int ts_cache_configure(ts_store *st, ts_cache_policy policy, int64_t budget);
+
+/**
+ * The hardware profile pricing @p st's residency decisions: the one loaded from the store's
+ * profile file (ts_hw_profile_path()) when the store was opened or since calibrated, else the
+ * built-in "blackwell" profile (*measured set to 0). @p measured may be NULL.
+ */
+TS_API int ts_store_profile_get(ts_store *st, ts_hw_profile *out, int *measured);
+
+/** Price @p st's residency decisions with @p p from now on (not saved). @return 0; TS_EINVAL. */
+TS_API int ts_store_profile_set(ts_store *st, const ts_hw_profile *p);
+
+/**
+ * Calibrate: ts_hw_profile_measure() on the store's data file with its I/O backend and its
+ * default page size (fields of @p opts left 0/NULL/DEFAULT take those), save the result to the
+ * store's profile file, and use it from now on. @p out (may be NULL) receives the profile.
+ * @return 0; TS_EIO (measuring or writing the profile file); TS_ENOMEM; TS_EINVAL.
+ */
+TS_API int ts_store_calibrate(ts_store *st, const ts_calibrate_opts *opts, ts_hw_profile *out);
+
 #ifdef __cplusplus
 }
 #endif
