@@ -731,6 +731,17 @@ TS_API int ts_store_profile_set(ts_store *st, const ts_hw_profile *p);
  */
 TS_API int ts_store_calibrate(ts_store *st, const ts_calibrate_opts *opts, ts_hw_profile *out);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Read path: I/O backend detail                                                               */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * Why the I/O backend in effect differs from the one asked for, or what it runs without
+ * ("io_uring unavailable (Operation not permitted): using pread", "no O_DIRECT on this file
+ * system"); "" when it is exactly what was asked for. Valid until ts_store_close(). Any thread.
+ */
+TS_API const char *ts_store_io_detail(const ts_store *st);
+
 #ifdef __cplusplus
 }
 #endif
