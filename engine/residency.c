@@ -1,41 +1,49 @@
 /*
- * The residency policy: which pages the read cache keeps decoded, compressed, or not at all,
- * within one byte budget over both in-RAM forms (protocol in engine/residency.h).
+ * Tiered residency: the cache policy deciding which pages the read cache holds decoded,
+ * compressed, or not at all, within one byte budget (interface in engine/residency.h; the
+ * reasoning and the measurements in docs/RESIDENCY.md).
  *
- * Tiered policy (docs/RESIDENCY.md has the reasoning and the measurements):
- *   - Costs come from the hardware profile (engine/hierarchy.h): serving a page costs
- *     decoded_us from the decoded form, compressed_us (a decode) from the compressed form,
- *     storage_us (a read and a decode) from storage.
- *   - Frequencies come from a count-min sketch (4 rows of 8-bit counters, conservative update)
- *     that is halved every `sample` accesses, so old popularity fades (TinyLFU).
- *   - New pages enter a small LRU admission window, compressed. A page leaving the window is
- *     admitted to the main region only if it is worth more per byte than the pages it would
- *     displace, so a one-pass scan (every page seen once) cannot flush the hot set.
- *   - Worth per byte ("density") of what an entry holds, f being its estimated frequency:
- *       compressed:            f * (storage_us - compressed_us) / compressed_bytes
- *       decoded (the upgrade): f * (compressed_us - decoded_us) / decoded_bytes
- *     A decoded entry keeps its compressed bytes, so giving up the upgrade (demotion) is free
- *     and leaves the page compressed. Room is made by giving up the entry of lowest density
- *     among SAMPLES drawn at random from the main region (demote if decoded, else evict).
- *   - A compressed page in the main region is promoted when its upgrade density beats the
- *     lowest sampled density (or room is free).
- *   - Requests continuing a sequential walk of a tensor get read-ahead of the next pages.
- * decoded-only: the same machinery with decoded entries only (density f * (storage_us -
- * decoded_us) / decoded_bytes). decoded-lru: decoded entries, least recently used evicted.
+ * Pricing. The hardware profile (engine/hierarchy.h) prices serving a page from each form:
+ * decoded_us (copy the decoded bytes out of RAM), compressed_us (decode the page), storage_us
+ * (read the aligned run, then decode). The worth per byte ("density") of a cache entry, f being
+ * the page's estimated access frequency and `charge` the bytes the entry holds:
+ *     compressed entry:                      f * (storage_us - compressed_us) / charge
+ *     decoded entry (tiered, an upgrade):    f * (compressed_us - decoded_us) / charge
+ *     decoded entry (decoded-only):          f * (storage_us - decoded_us) / charge
+ *
+ * Frequency. One count-min sketch per store (4 rows of 8-bit counters, conservative update),
+ * every counter halved after `sample` accesses (10 per page the budget holds), so that old
+ * popularity fades (TinyLFU). Only real accesses count, never read-ahead.
+ *
+ * Admission and eviction (W-TinyLFU, per cache shard). New pages enter a small LRU admission
+ * window (1% of the shard, at least room for a read-ahead burst, at most 1/8): compressed pages
+ * in tiered, decoded pages in decoded-only. When room is needed, the window's oldest page either
+ * moves to the main region, if the main region has room or the page is denser than the least
+ * dense of SAMPLES main entries drawn at random and has been seen at least twice, or leaves the
+ * cache. So a one-pass scan (every page seen once) never displaces the main region's pages,
+ * however long ago they were hot. A decoded page (tiered) enters the main region directly when
+ * the reader, serving a compressed hit, asks for it and admission finds its upgrade denser than
+ * what it would displace (promotion); evicting it later leaves the compressed page cached if it
+ * still is (demotion).
+ *
+ * Read-ahead. Requests that continue where the previous one on the same tensor ended (a loader
+ * walking a tensor) ask for the next pages, kept compressed, in the same I/O batch.
  *
  * Invariants
- *   1. used == window_used + main_used <= budget after every call; window_used <= window_cap
- *      and main_used <= budget - window_cap after every call.
- *   2. A tiered entry in decoded form also holds its compressed payload; a decoded-only or
- *      decoded-lru entry holds only its decoded payload.
- *   3. Every payload handed to the policy is held by exactly one entry or has been passed to
- *      cfg.drop() exactly once.
- *   4. Decisions depend only on the sequence of calls and cfg.seed (no clock, no addresses).
+ *   1. A shard's window_used and main_used are the charges of the entries in its window and main
+ *      region; the cache enforces the shard budget (engine/cache.h invariant 1) and the policy
+ *      never refuses to name a victim while its shard holds an evictable entry, except to refuse
+ *      a promotion or admission that would displace denser pages.
+ *   2. An entry is in exactly one region from inserted() to removed(), recorded in pol_word
+ *      (region in bits 0-1, main[] slot in bits 32-63).
+ *   3. Decisions depend only on the sequence of calls and the seed (no clock, no addresses).
+ *   4. Lock order: shard lock, then r->lock (engine/residency.h).
  */
 #include "config.h"
 
 #include <assert.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,52 +55,61 @@
 #define SAMPLES 8
 #define SKETCH_DEPTH 4
 #define STREAMS 8
-#define READAHEAD_DEFAULT 32
+#define READAHEAD_MAX 32
+#define WINDOW_FRACTION 0.01
+#define ENTRY_OVERHEAD 128 /* the cache's entry header, rounded: priced like data */
 
-enum { REGION_WINDOW = 1, REGION_MAIN = 2, REGION_LRU = 3 };
+enum { REGION_NONE = 0, REGION_WINDOW = 1, REGION_MAIN = 2 };
 
-typedef struct entry {
-	ts__res_page pg;
-	ts__page_cost cost;
-	void *payload[2]; /* [TS__FORM_DECODED], [TS__FORM_COMPRESSED] */
-	uint64_t bytes;   /* charged to the budget */
-	uint64_t hash;
-	struct entry *hnext;
-	struct entry *prev, *next; /* window or LRU list */
-	size_t slot;               /* index in main[] */
-	uint8_t form;              /* TS__FORM_DECODED or TS__FORM_COMPRESSED */
-	uint8_t region;
-	uint8_t prefetched;
-} entry;
+typedef struct tensor_price {
+	uint64_t tensor_id;
+	ts_codec codec;
+	uint64_t io_bytes;
+	uint64_t elements;
+	int used;
+} tensor_price;
 
 typedef struct stream {
 	uint64_t tensor_id;
 	uint64_t prev_first; /* first page of the last request */
 	uint64_t next;       /* last page of the last request + 1 */
 	uint64_t ra_end;     /* read ahead up to here (exclusive) */
-	uint64_t used_at;    /* tick of the last request, for replacement */
+	uint64_t used_at;
 	uint32_t run;        /* sequential requests in a row */
 	int live;
 } stream;
 
 struct ts__res {
-	ts__res_config cfg;
-	entry **buckets;
-	size_t nbuckets, count;
-	entry list; /* sentinel of the window (tiered, decoded-only) or LRU list: next = MRU */
-	uint64_t used, window_used, main_used, window_cap;
-	entry **main;
-	size_t main_n, main_cap;
+	pthread_mutex_t lock; /* everything below except the policy copy */
+	ts_cache_policy policy;
+	ts__cache_policy cache_policy; /* hooks with arg = this */
+	ts_hw_profile profile;
+	uint64_t budget, seed;
+	unsigned shards_created;
+	/* frequency sketch */
 	uint8_t *sketch;
 	uint64_t sketch_mask, additions, sample;
-	uint64_t rng;
-	uint64_t max_unit; /* largest entry size offered so far */
+	/* pricing */
+	tensor_price *prices;
+	size_t prices_mask, prices_n;
+	/* read-ahead */
 	stream streams[STREAMS];
 	uint64_t tick;
-	uint64_t form_pages[2], form_bytes[2];
+	/* counters */
 	ts_residency_stats st;
 	double model_us;
+	uint64_t form_pages[2], form_bytes[2];
 };
+
+/* Per-shard policy state. */
+typedef struct shard_pol {
+	ts__res *r;
+	uint64_t budget, window_cap, window_used, main_used, max_charge;
+	ts__cache_entry *win_head, *win_tail; /* most recent first */
+	ts__cache_entry **main;
+	size_t main_n, main_cap;
+	uint64_t rng;
+} shard_pol;
 
 /* -- Small helpers ------------------------------------------------------------------------ */
 
@@ -106,7 +123,7 @@ static uint64_t mix64(uint64_t x)
 	return x;
 }
 
-static uint64_t key_hash(uint64_t tensor_id, uint64_t page)
+static uint64_t page_hash(uint64_t tensor_id, uint64_t page)
 {
 	return mix64(tensor_id * 0x9E3779B97F4A7C15ull ^ mix64(page + 0x632BE59BD9B4E019ull));
 }
@@ -161,7 +178,12 @@ ts_cache_policy ts__res_policy_resolve(ts_cache_policy p)
 	return TS_CACHE_POLICY_TIERED;
 }
 
-/* -- The frequency sketch ----------------------------------------------------------------- */
+static int is_compressed(const ts__cache_key *k)
+{
+	return k->dtype == TS__CACHE_COMPRESSED;
+}
+
+/* -- Frequency sketch (r->lock held) -------------------------------------------------------- */
 
 static size_t sketch_index(const ts__res *r, uint64_t h, int row)
 {
@@ -183,8 +205,7 @@ static unsigned sketch_freq(const ts__res *r, uint64_t h)
 static void sketch_add(ts__res *r, uint64_t h)
 {
 	unsigned f = sketch_freq(r, h);
-	/* conservative update: raise only the counters at the minimum */
-	if (f < 255)
+	if (f < 255) /* conservative update: raise only the counters at the minimum */
 		for (int i = 0; i < SKETCH_DEPTH; i++) {
 			uint8_t *c = &r->sketch[sketch_index(r, h, i)];
 			if (*c == f)
@@ -198,202 +219,160 @@ static void sketch_add(ts__res *r, uint64_t h)
 	}
 }
 
-/* -- Entries: hash table, lists, main array ------------------------------------------------ */
+/* -- Pricing (r->lock held) ------------------------------------------------------------------ */
 
-static entry *find(const ts__res *r, uint64_t tensor_id, uint64_t page, uint64_t h)
+static tensor_price *price_slot(const ts__res *r, uint64_t tensor_id)
 {
-	for (entry *e = r->buckets[h & (r->nbuckets - 1)]; e; e = e->hnext)
-		if (e->pg.tensor_id == tensor_id && e->pg.page == page)
-			return e;
-	return NULL;
+	size_t i = (size_t)mix64(tensor_id) & r->prices_mask;
+	while (r->prices[i].used && r->prices[i].tensor_id != tensor_id)
+		i = (i + 1) & r->prices_mask;
+	return &r->prices[i];
 }
 
-static int hash_grow(ts__res *r)
+static int prices_grow(ts__res *r)
 {
-	size_t n = r->nbuckets * 2;
-	entry **b = calloc(n, sizeof(*b));
-	if (!b)
+	size_t n = (r->prices_mask + 1) * 2;
+	tensor_price *old = r->prices, *p = calloc(n, sizeof(*p));
+	size_t oldn = r->prices_mask + 1;
+	if (!p)
 		return -1;
-	for (size_t i = 0; i < r->nbuckets; i++) {
-		entry *e = r->buckets[i];
-		while (e) {
-			entry *nx = e->hnext;
-			e->hnext = b[e->hash & (n - 1)];
-			b[e->hash & (n - 1)] = e;
-			e = nx;
-		}
-	}
-	free(r->buckets);
-	r->buckets = b;
-	r->nbuckets = n;
+	r->prices = p;
+	r->prices_mask = n - 1;
+	for (size_t i = 0; i < oldn; i++)
+		if (old[i].used)
+			*price_slot(r, old[i].tensor_id) = old[i];
+	free(old);
 	return 0;
 }
 
-static void hash_remove(ts__res *r, entry *e)
+/* Costs of the page behind cache entry key @p k holding @p bytes (decoded data or page bytes). */
+static void entry_cost(const ts__res *r, const ts__cache_key *k, size_t bytes, ts__page_cost *c)
 {
-	entry **pp = &r->buckets[e->hash & (r->nbuckets - 1)];
-	while (*pp != e)
-		pp = &(*pp)->hnext;
-	*pp = e->hnext;
-	r->count--;
+	const tensor_price *p = price_slot(r, k->tensor_id);
+	ts_codec codec = TS_CODEC_NVFP4;
+	uint64_t io = r->profile.page_bytes, elements;
+
+	if (p->used) {
+		codec = p->codec;
+		io = p->io_bytes;
+	}
+	if (is_compressed(k)) {
+		elements = p->used ? p->elements : bytes * 2;
+		ts__hw_page_cost(&r->profile, codec, elements, io, elements * 4, c);
+	} else {
+		size_t esz = ts_dtype_size((ts_dtype)k->dtype);
+		elements = esz ? bytes / esz : bytes;
+		ts__hw_page_cost(&r->profile, codec, elements, io, bytes, c);
+	}
 }
 
-static void list_unlink(entry *e)
+/* Density of an entry (see the module comment); r->lock held. */
+static double density_of(const ts__res *r, const ts__cache_key *k, size_t bytes, size_t charge,
+			 unsigned *freq)
 {
-	e->prev->next = e->next;
-	e->next->prev = e->prev;
-	e->prev = e->next = NULL;
+	ts__page_cost c;
+	double saved;
+	unsigned f = sketch_freq(r, page_hash(k->tensor_id, k->page));
+
+	entry_cost(r, k, bytes, &c);
+	if (is_compressed(k))
+		saved = c.storage_us - c.compressed_us;
+	else if (r->policy == TS_CACHE_POLICY_TIERED)
+		saved = c.compressed_us - c.decoded_us;
+	else
+		saved = c.storage_us - c.decoded_us;
+	if (freq)
+		*freq = f;
+	return (double)f * saved / (double)(charge ? charge : 1);
 }
 
-static void list_push_head(ts__res *r, entry *e)
+/* -- Per-shard regions (shard lock held) ------------------------------------------------------ */
+
+static int region_of(const ts__cache_entry *e)
 {
-	e->next = r->list.next;
-	e->prev = &r->list;
-	r->list.next->prev = e;
-	r->list.next = e;
+	return (int)(e->pol_word & 3);
 }
 
-static entry *list_tail(ts__res *r)
+static size_t slot_of(const ts__cache_entry *e)
 {
-	return r->list.prev == &r->list ? NULL : r->list.prev;
+	return (size_t)(e->pol_word >> 32);
 }
 
-static int main_push(ts__res *r, entry *e)
+static void set_region(ts__cache_entry *e, int region, size_t slot)
 {
-	if (r->main_n == r->main_cap) {
-		size_t n = r->main_cap ? r->main_cap * 2 : 64;
-		entry **m = realloc(r->main, n * sizeof(*m));
+	e->pol_word = (uint64_t)region | (uint64_t)slot << 32;
+}
+
+static void win_unlink(shard_pol *s, ts__cache_entry *e)
+{
+	if (e->pol_prev)
+		e->pol_prev->pol_next = e->pol_next;
+	else
+		s->win_head = e->pol_next;
+	if (e->pol_next)
+		e->pol_next->pol_prev = e->pol_prev;
+	else
+		s->win_tail = e->pol_prev;
+	e->pol_prev = e->pol_next = NULL;
+	s->window_used -= e->charge;
+	set_region(e, REGION_NONE, 0);
+}
+
+static void win_push(shard_pol *s, ts__cache_entry *e)
+{
+	e->pol_prev = NULL;
+	e->pol_next = s->win_head;
+	if (s->win_head)
+		s->win_head->pol_prev = e;
+	s->win_head = e;
+	if (!s->win_tail)
+		s->win_tail = e;
+	s->window_used += e->charge;
+	set_region(e, REGION_WINDOW, 0);
+}
+
+static int main_push(shard_pol *s, ts__cache_entry *e)
+{
+	if (s->main_n == s->main_cap) {
+		size_t n = s->main_cap ? s->main_cap * 2 : 64;
+		ts__cache_entry **m = realloc(s->main, n * sizeof(*m));
 		if (!m)
 			return -1;
-		r->main = m;
-		r->main_cap = n;
+		s->main = m;
+		s->main_cap = n;
 	}
-	e->slot = r->main_n;
-	r->main[r->main_n++] = e;
+	set_region(e, REGION_MAIN, s->main_n);
+	s->main[s->main_n++] = e;
+	s->main_used += e->charge;
 	return 0;
 }
 
-static void main_remove(ts__res *r, entry *e)
+static void main_remove(shard_pol *s, ts__cache_entry *e)
 {
-	size_t s = e->slot;
-	assert(s < r->main_n && r->main[s] == e);
-	r->main[s] = r->main[--r->main_n];
-	r->main[s]->slot = s;
+	size_t i = slot_of(e);
+	assert(i < s->main_n && s->main[i] == e);
+	s->main[i] = s->main[--s->main_n];
+	set_region(s->main[i], REGION_MAIN, i);
+	s->main_used -= e->charge;
+	set_region(e, REGION_NONE, 0);
 }
 
-/* Change what @p e is charged by @p delta bytes, in its region and in the total. */
-static void charge(ts__res *r, entry *e, int64_t delta)
+static uint64_t main_limit(const shard_pol *s)
 {
-	r->used += (uint64_t)delta;
-	if (e->region == REGION_MAIN)
-		r->main_used += (uint64_t)delta;
-	else if (e->region == REGION_WINDOW)
-		r->window_used += (uint64_t)delta;
-	e->bytes += (uint64_t)delta;
+	return s->budget - s->window_cap;
 }
 
-static void form_count(ts__res *r, const entry *e, int sign)
+/* The least dense of SAMPLES random main entries (all when few); r->lock held. */
+static ts__cache_entry *sample_min(shard_pol *s, double *dens)
 {
-	r->form_pages[e->form] += (uint64_t)(int64_t)sign;
-	r->form_bytes[e->form] += (uint64_t)((int64_t)sign * (int64_t)e->bytes);
-}
-
-/* Remove @p e from whatever region holds it (bytes stay charged to the entry). */
-static void region_leave(ts__res *r, entry *e)
-{
-	if (e->region == REGION_MAIN) {
-		main_remove(r, e);
-		r->main_used -= e->bytes;
-	} else {
-		list_unlink(e);
-		if (e->region == REGION_WINDOW)
-			r->window_used -= e->bytes;
-	}
-	r->used -= e->bytes;
-	e->region = 0;
-}
-
-static void region_enter(ts__res *r, entry *e, int region)
-{
-	e->region = (uint8_t)region;
-	if (region == REGION_MAIN) {
-		r->main_used += e->bytes; /* the caller has put it in main[] */
-	} else {
-		list_push_head(r, e);
-		if (region == REGION_WINDOW)
-			r->window_used += e->bytes;
-	}
-	r->used += e->bytes;
-}
-
-static void drop_payload(ts__res *r, void *p, ts__form form)
-{
-	if (p && r->cfg.drop)
-		r->cfg.drop(r->cfg.ud, p, form);
-}
-
-/* Forget @p e, already out of every region, and release its payloads. */
-static void destroy(ts__res *r, entry *e)
-{
-	hash_remove(r, e);
-	form_count(r, e, -1);
-	drop_payload(r, e->payload[TS__FORM_DECODED], TS__FORM_DECODED);
-	drop_payload(r, e->payload[TS__FORM_COMPRESSED], TS__FORM_COMPRESSED);
-	free(e);
-	r->st.evicted++;
-}
-
-static void evict(ts__res *r, entry *e)
-{
-	region_leave(r, e);
-	destroy(r, e);
-}
-
-/* -- Values -------------------------------------------------------------------------------- */
-
-static int tiered(const ts__res *r)
-{
-	return r->cfg.policy == TS_CACHE_POLICY_TIERED;
-}
-
-/* Time saved per access per byte by what @p e holds beyond the next form down. */
-static double unit_value(const ts__res *r, const entry *e)
-{
-	if (!tiered(r))
-		return (e->cost.storage_us - e->cost.decoded_us) / (double)e->pg.decoded_bytes;
-	if (e->form == TS__FORM_DECODED)
-		return (e->cost.compressed_us - e->cost.decoded_us) / (double)e->pg.decoded_bytes;
-	return (e->cost.storage_us - e->cost.compressed_us) / (double)e->pg.compressed_bytes;
-}
-
-static double density(const ts__res *r, const entry *e)
-{
-	return (double)sketch_freq(r, e->hash) * unit_value(r, e);
-}
-
-static double upgrade_density(const ts__res *r, const entry *e)
-{
-	double saved = e->cost.compressed_us - e->cost.decoded_us;
-	if (!(saved > 0))
-		return -1;
-	return (double)sketch_freq(r, e->hash) * saved / (double)e->pg.decoded_bytes;
-}
-
-/* The entry of lowest density among SAMPLES random main entries (all if few), not @p skip. */
-static entry *sample_min(ts__res *r, const entry *skip, double *dens)
-{
-	entry *best = NULL;
+	ts__cache_entry *best = NULL;
 	double bd = INFINITY;
+	size_t n = s->main_n <= SAMPLES ? s->main_n : SAMPLES;
 
-	if (r->main_n == 0)
-		return NULL;
-	size_t n = r->main_n <= SAMPLES ? r->main_n : SAMPLES;
 	for (size_t i = 0; i < n; i++) {
-		entry *e = r->main_n <= SAMPLES ? r->main[i]
-						: r->main[rng_next(&r->rng) % r->main_n];
-		if (e == skip)
-			continue;
-		double d = density(r, e);
+		ts__cache_entry *e = s->main_n <= SAMPLES ? s->main[i]
+							  : s->main[rng_next(&s->rng) % s->main_n];
+		double d = density_of(s->r, &e->key, e->bytes, e->charge, NULL);
 		if (d < bd) {
 			bd = d;
 			best = e;
@@ -403,183 +382,342 @@ static entry *sample_min(ts__res *r, const entry *skip, double *dens)
 	return best;
 }
 
-/* Give up what @p e holds beyond the next form down: demote a tiered decoded entry, else evict. */
-static void shrink(ts__res *r, entry *e)
+static void window_cap_update(shard_pol *s, uint64_t charge)
 {
-	if (tiered(r) && e->form == TS__FORM_DECODED) {
-		form_count(r, e, -1);
-		charge(r, e, -(int64_t)e->pg.decoded_bytes);
-		e->form = TS__FORM_COMPRESSED;
-		form_count(r, e, +1);
-		drop_payload(r, e->payload[TS__FORM_DECODED], TS__FORM_DECODED);
-		e->payload[TS__FORM_DECODED] = NULL;
-		r->st.demoted++;
-	} else {
-		evict(r, e);
-	}
+	if (charge > s->max_charge)
+		s->max_charge = charge;
+	uint64_t cap = (uint64_t)((double)s->budget * WINDOW_FRACTION);
+	uint64_t burst = s->r->policy == TS_CACHE_POLICY_TIERED ? READAHEAD_MAX + 2 : 2;
+	uint64_t want = s->max_charge * burst;
+	if (want > s->budget / 8)
+		want = s->budget / 8;
+	s->window_cap = cap > want ? cap : want;
 }
 
-static uint64_t main_limit(const ts__res *r)
+/* Where a new entry goes: promoted decoded pages (tiered) to main, the rest to the window. */
+static int to_main(const ts__res *r, const ts__cache_key *k)
 {
-	return r->cfg.budget - r->window_cap;
+	return r->policy == TS_CACHE_POLICY_TIERED && !is_compressed(k);
 }
 
-/*
- * Make the main region able to take @p need more bytes by giving up entries of lower density
- * than @p cand, the candidate's, whose frequency is @p cand_freq (all comers if cand < 0). 1 when there is room, 0 when a more valuable entry
- * stands in the way (what was given up until then stays given up: it was worth less).
- */
-static int make_room(ts__res *r, uint64_t need, double cand, unsigned cand_freq,
-		     const entry *skip)
+/* -- Cache policy hooks ----------------------------------------------------------------------- */
+
+static void *pol_create(uint64_t shard_budget, void *arg)
 {
-	if (need > main_limit(r))
+	ts__res *r = arg;
+	shard_pol *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->r = r;
+	s->budget = shard_budget;
+	pthread_mutex_lock(&r->lock);
+	s->rng = mix64(r->seed + ++r->shards_created);
+	s->max_charge = r->profile.page_bytes + ENTRY_OVERHEAD;
+	pthread_mutex_unlock(&r->lock);
+	window_cap_update(s, 0);
+	return s;
+}
+
+static void *pol_create_plain(uint64_t shard_budget)
+{
+	(void)shard_budget;
+	return NULL; /* never used: create_arg is set */
+}
+
+static void pol_destroy(void *state)
+{
+	shard_pol *s = state;
+	if (!s)
+		return;
+	free(s->main);
+	free(s);
+}
+
+static int pol_admit(void *state, const ts__cache_key *key, size_t charge)
+{
+	shard_pol *s = state;
+	ts__res *r = s->r;
+	int ok = 1;
+
+	if (charge > s->budget)
 		return 0;
-	while (r->main_used + need > main_limit(r)) {
-		double d;
-		entry *v = sample_min(r, skip, &d);
-		if (!v)
-			return 0;
-		/* A page seen once has shown no reuse yet: it displaces nothing (a one-pass scan
-		 * leaves a full main region as it was, however long ago its pages were hot). */
-		if (cand >= 0 && (d >= cand || cand_freq < 2))
-			return 0;
-		shrink(r, v);
+	if (!to_main(r, key))
+		return 1; /* the window takes every newcomer; admission happens on leaving it */
+	/* a promotion: worth it only if denser than what it displaces */
+	pthread_mutex_lock(&r->lock);
+	unsigned f;
+	double up = density_of(r, key, charge - ENTRY_OVERHEAD, charge, &f), d;
+	if (!(up > 0)) {
+		ok = 0;
+	} else if (s->main_used + charge > main_limit(s)) {
+		ts__cache_entry *v = sample_min(s, &d);
+		ok = v && d < up && f >= 2;
 	}
-	return 1;
+	pthread_mutex_unlock(&r->lock);
+	return ok;
 }
 
-static void window_cap_update(ts__res *r, uint64_t unit)
+static void pol_inserted(void *state, ts__cache_entry *e)
 {
-	if (unit <= r->max_unit && r->window_cap)
-		return;
-	if (unit > r->max_unit)
-		r->max_unit = unit;
-	uint64_t cap = (uint64_t)((double)r->cfg.budget * r->cfg.window_fraction);
-	uint64_t want = r->max_unit * (uint64_t)(tiered(r) && r->cfg.readahead_max > 0
-							? r->cfg.readahead_max + 2
-							: 2);
-	uint64_t limit = r->cfg.budget / 8;
-	if (want > limit)
-		want = limit;
-	if (cap < want)
-		cap = want;
-	r->window_cap = cap;
-	/* invariant 1: the window's share grew, the main region gives way unconditionally */
-	while (r->main_used > main_limit(r)) {
-		double d;
-		entry *v = sample_min(r, NULL, &d);
-		if (!v)
-			break;
-		shrink(r, v);
+	shard_pol *s = state;
+	ts__res *r = s->r;
+	int c = is_compressed(&e->key);
+
+	window_cap_update(s, e->charge);
+	if (to_main(r, &e->key) && main_push(s, e) == 0) {
+		/* promoted */
+	} else {
+		win_push(s, e);
 	}
-	while (r->window_used > r->window_cap) {
-		entry *v = list_tail(r);
-		if (!v)
-			break;
-		evict(r, v);
-	}
+	pthread_mutex_lock(&r->lock);
+	r->form_pages[c ? TS__FORM_COMPRESSED : TS__FORM_DECODED]++;
+	r->form_bytes[c ? TS__FORM_COMPRESSED : TS__FORM_DECODED] += e->charge;
+	if (to_main(r, &e->key))
+		r->st.promoted++;
+	pthread_mutex_unlock(&r->lock);
 }
 
-/* A page leaves the window: into the main region if it is worth its room, else out. */
-static void window_leave(ts__res *r, entry *e)
+static void pol_hit(void *state, ts__cache_entry *e)
 {
-	region_leave(r, e);
-	if (make_room(r, e->bytes, density(r, e), sketch_freq(r, e->hash), NULL) &&
-	    main_push(r, e) == 0) {
-		region_enter(r, e, REGION_MAIN);
-		r->st.admitted++;
-		return;
+	shard_pol *s = state;
+	if (region_of(e) == REGION_WINDOW && s->win_head != e) {
+		win_unlink(s, e);
+		win_push(s, e);
 	}
-	r->st.rejected++;
-	destroy(r, e);
 }
 
-/* -- Public side --------------------------------------------------------------------------- */
+static void pol_removed(void *state, ts__cache_entry *e)
+{
+	shard_pol *s = state;
+	ts__res *r = s->r;
+	int c = is_compressed(&e->key);
 
-int ts__res_create(ts__res **out, const ts__res_config *cfg)
+	if (region_of(e) == REGION_WINDOW)
+		win_unlink(s, e);
+	else if (region_of(e) == REGION_MAIN)
+		main_remove(s, e);
+	pthread_mutex_lock(&r->lock);
+	r->form_pages[c ? TS__FORM_COMPRESSED : TS__FORM_DECODED]--;
+	r->form_bytes[c ? TS__FORM_COMPRESSED : TS__FORM_DECODED] -= e->charge;
+	if (!c && r->policy == TS_CACHE_POLICY_TIERED)
+		r->st.demoted++;
+	else
+		r->st.evicted++;
+	pthread_mutex_unlock(&r->lock);
+}
+
+static ts__cache_entry *pol_victim(void *state, const ts__cache_key *incoming, size_t charge)
+{
+	shard_pol *s = state;
+	ts__res *r = s->r;
+	ts__cache_entry *v = NULL;
+	double d;
+
+	pthread_mutex_lock(&r->lock);
+	if (to_main(r, incoming)) {
+		/* making room for a promotion: only pages less dense than it give way */
+		unsigned f;
+		double up = density_of(r, incoming, charge - ENTRY_OVERHEAD, charge, &f);
+		v = sample_min(s, &d);
+		if (v && !(d < up && f >= 2))
+			v = NULL;
+		goto out;
+	}
+	while (s->win_tail && s->window_used + charge > s->window_cap) {
+		ts__cache_entry *w = s->win_tail;
+		if (s->main_used + w->charge <= main_limit(s)) {
+			win_unlink(s, w);
+			if (main_push(s, w)) {
+				v = w; /* no memory to track it in main: let it go */
+				goto out;
+			}
+			r->st.admitted++;
+			continue;
+		}
+		unsigned fw;
+		double dw = density_of(r, &w->key, w->bytes, w->charge, &fw);
+		v = sample_min(s, &d);
+		if (v && dw > d && fw >= 2) {
+			win_unlink(s, w);
+			if (main_push(s, w)) {
+				v = w;
+				goto out;
+			}
+			r->st.admitted++;
+		} else {
+			v = w; /* seen once, or worth less than what it would displace */
+			r->st.rejected++;
+		}
+		goto out;
+	}
+	v = sample_min(s, &d);
+	if (!v)
+		v = s->win_tail;
+out:
+	pthread_mutex_unlock(&r->lock);
+	return v;
+}
+
+/* -- The residency state ---------------------------------------------------------------------- */
+
+int ts__res_create(ts__res **out, ts_cache_policy policy, uint64_t budget,
+		   const ts_hw_profile *profile, uint64_t seed)
 {
 	ts__res *r = calloc(1, sizeof(*r));
-	if (!r)
-		return ts__err(TS_ENOMEM, "residency: no memory");
-	r->cfg = *cfg;
-	r->cfg.policy = ts__res_policy_resolve(cfg->policy);
-	if ((unsigned)r->cfg.policy > TS_CACHE_POLICY_DECODED_ONLY) {
-		free(r);
-		return ts__err(TS_EINVAL, "residency: unknown policy %d", (int)cfg->policy);
-	}
-	if (!r->cfg.page_bytes_hint)
-		r->cfg.page_bytes_hint = 65536;
-	if (!(r->cfg.window_fraction > 0 && r->cfg.window_fraction < 0.5))
-		r->cfg.window_fraction = 0.01;
-	if (r->cfg.readahead_max == 0)
-		r->cfg.readahead_max = READAHEAD_DEFAULT;
-	if (r->cfg.readahead_max < 0)
-		r->cfg.readahead_max = 0;
-	r->rng = cfg->seed ? cfg->seed : 0x853C49E6748FEA9Bull;
-	r->list.next = r->list.prev = &r->list;
 
-	uint64_t entries = r->cfg.budget / r->cfg.page_bytes_hint;
-	if (entries < 64)
-		entries = 64;
-	uint64_t width = next_pow2(entries * 4);
+	*out = NULL;
+	if (!r)
+		return ts__err(TS_ENOMEM, "residency: out of memory");
+	r->policy = ts__res_policy_resolve(policy);
+	if ((unsigned)r->policy > TS_CACHE_POLICY_DECODED_ONLY) {
+		free(r);
+		return ts__err(TS_EINVAL, "residency: unknown cache policy %d", (int)policy);
+	}
+	pthread_mutex_init(&r->lock, NULL);
+	r->profile = *profile;
+	r->budget = budget;
+	r->seed = seed ? seed : 0x853C49E6748FEA9Bull;
+	uint64_t pages = budget / (profile->page_bytes ? profile->page_bytes : 65536);
+	if (pages < 64)
+		pages = 64;
+	uint64_t width = next_pow2(pages * 4);
 	if (width < 1024)
 		width = 1024;
 	if (width > (1u << 22))
 		width = 1u << 22;
 	r->sketch_mask = width - 1;
-	r->sample = entries * 10;
-	r->nbuckets = (size_t)next_pow2(entries * 2 > 1u << 20 ? 1u << 20 : entries * 2);
+	r->sample = pages * 10;
 	r->sketch = calloc((size_t)(SKETCH_DEPTH * width), 1);
-	r->buckets = calloc(r->nbuckets, sizeof(*r->buckets));
-	if (!r->sketch || !r->buckets) {
-		free(r->sketch);
-		free(r->buckets);
-		free(r);
-		return ts__err(TS_ENOMEM, "residency: no memory for the sketch");
+	r->prices_mask = 63;
+	r->prices = calloc(64, sizeof(*r->prices));
+	if (!r->sketch || !r->prices) {
+		ts__res_free(r);
+		return ts__err(TS_ENOMEM, "residency: out of memory for the frequency sketch");
 	}
-	r->window_cap = 0;
-	window_cap_update(r, r->cfg.page_bytes_hint);
-	r->st.policy = r->cfg.policy;
-	snprintf(r->st.profile, sizeof(r->st.profile), "%s", r->cfg.profile.name);
-	r->st.budget_bytes = r->cfg.budget;
+	r->cache_policy = (ts__cache_policy){
+		.name = ts_cache_policy_name(r->policy),
+		.create = pol_create_plain,
+		.create_arg = pol_create,
+		.arg = r,
+		.destroy = pol_destroy,
+		.admit = pol_admit,
+		.inserted = pol_inserted,
+		.hit = pol_hit,
+		.removed = pol_removed,
+		.victim = pol_victim,
+	};
+	r->st.policy = r->policy;
+	r->st.budget_bytes = budget;
 	*out = r;
 	return 0;
-}
-
-void ts__res_clear(ts__res *r)
-{
-	if (!r)
-		return;
-	while (r->main_n)
-		evict(r, r->main[r->main_n - 1]);
-	entry *e;
-	while ((e = list_tail(r)))
-		evict(r, e);
-	memset(r->sketch, 0, (size_t)SKETCH_DEPTH * (r->sketch_mask + 1));
-	r->additions = 0;
-	memset(r->streams, 0, sizeof(r->streams));
-	assert(r->used == 0 && r->count == 0);
 }
 
 void ts__res_free(ts__res *r)
 {
 	if (!r)
 		return;
-	uint64_t evicted = r->st.evicted;
-	ts__res_clear(r);
-	r->st.evicted = evicted;
-	free(r->main);
+	pthread_mutex_destroy(&r->lock);
 	free(r->sketch);
-	free(r->buckets);
+	free(r->prices);
 	free(r);
+}
+
+ts_cache_policy ts__res_policy(const ts__res *r)
+{
+	return r->policy;
+}
+
+const ts__cache_policy *ts__res_cache_policy(ts__res *r)
+{
+	return r->policy == TS_CACHE_POLICY_DECODED_LRU ? &ts__cache_policy_lru : &r->cache_policy;
+}
+
+int ts__res_keeps_compressed(const ts__res *r)
+{
+	return r && r->policy == TS_CACHE_POLICY_TIERED;
+}
+
+void ts__res_set_profile(ts__res *r, const ts_hw_profile *profile)
+{
+	pthread_mutex_lock(&r->lock);
+	r->profile = *profile;
+	pthread_mutex_unlock(&r->lock);
+}
+
+void ts__res_get_profile(ts__res *r, ts_hw_profile *out)
+{
+	pthread_mutex_lock(&r->lock);
+	*out = r->profile;
+	pthread_mutex_unlock(&r->lock);
+}
+
+void ts__res_tensor(ts__res *r, uint64_t tensor_id, ts_codec codec, uint64_t io_bytes,
+		    uint64_t elements)
+{
+	pthread_mutex_lock(&r->lock);
+	if ((r->prices_n + 1) * 2 > r->prices_mask + 1 && prices_grow(r)) {
+		pthread_mutex_unlock(&r->lock); /* no memory: priced with defaults */
+		return;
+	}
+	tensor_price *p = price_slot(r, tensor_id);
+	if (!p->used)
+		r->prices_n++;
+	*p = (tensor_price){tensor_id, codec, io_bytes, elements, 1};
+	pthread_mutex_unlock(&r->lock);
+}
+
+void ts__res_access(ts__res *r, uint64_t tensor_id, uint64_t page)
+{
+	if (r->policy == TS_CACHE_POLICY_DECODED_LRU)
+		return;
+	pthread_mutex_lock(&r->lock);
+	sketch_add(r, page_hash(tensor_id, page));
+	pthread_mutex_unlock(&r->lock);
+}
+
+void ts__res_served(ts__res *r, uint64_t tensor_id, ts__form form, uint64_t elements,
+		    uint64_t decoded_bytes)
+{
+	ts__page_cost c;
+
+	pthread_mutex_lock(&r->lock);
+	const tensor_price *p = price_slot(r, tensor_id);
+	ts__hw_page_cost(&r->profile, p->used ? p->codec : TS_CODEC_NVFP4, elements,
+			 p->used ? p->io_bytes : r->profile.page_bytes, decoded_bytes, &c);
+	switch (form) {
+	case TS__FORM_DECODED:
+		r->st.served_decoded++;
+		r->model_us += c.decoded_us;
+		break;
+	case TS__FORM_COMPRESSED:
+		r->st.served_compressed++;
+		r->model_us += c.compressed_us;
+		break;
+	default:
+		r->st.served_storage++;
+		r->model_us += c.storage_us;
+		break;
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+void ts__res_prefetched(ts__res *r, uint64_t n)
+{
+	pthread_mutex_lock(&r->lock);
+	r->st.readahead_pages += n;
+	pthread_mutex_unlock(&r->lock);
 }
 
 void ts__res_request(ts__res *r, uint64_t tensor_id, uint64_t first, uint64_t last,
 		     uint64_t page_count, uint64_t *ra_first, uint64_t *ra_count)
 {
-	stream *s = NULL, *victim = &r->streams[0];
+	stream *s = NULL, *victim;
 
 	*ra_first = *ra_count = 0;
+	if (r->policy != TS_CACHE_POLICY_TIERED)
+		return;
+	pthread_mutex_lock(&r->lock);
+	victim = &r->streams[0];
 	r->tick++;
 	for (int i = 0; i < STREAMS; i++) {
 		stream *c = &r->streams[i];
@@ -593,196 +731,51 @@ void ts__res_request(ts__res *r, uint64_t tensor_id, uint64_t first, uint64_t la
 	}
 	if (!s) {
 		s = victim;
-		*s = (stream){.tensor_id = tensor_id, .run = 0, .live = 1};
+		*s = (stream){.tensor_id = tensor_id, .live = 1};
 	}
 	s->run++;
 	s->prev_first = first;
 	s->next = last + 1;
 	s->used_at = r->tick;
-	if (!tiered(r) || r->cfg.readahead_max <= 0 || s->run < 2 || last + 1 >= page_count)
-		return;
-	/* Read ahead up to twice the request (at least 8 pages, at most readahead_max and what
-	 * the window can hold until the pages are used), refilled when half is consumed. */
-	uint64_t span = last - first + 1;
-	uint64_t ahead = span * 2 < 8 ? 8 : span * 2;
-	if (ahead > (uint64_t)r->cfg.readahead_max)
-		ahead = (uint64_t)r->cfg.readahead_max;
-	uint64_t fit = r->max_unit ? r->window_cap / r->max_unit : 0;
-	fit = fit > 2 ? fit - 2 : 0;
-	if (ahead > fit)
-		ahead = fit;
-	if (ahead == 0)
-		return;
-	uint64_t start = s->ra_end > last + 1 ? s->ra_end : last + 1;
-	if (start - (last + 1) >= ahead / 2 + 1)
-		return; /* enough already in flight */
-	uint64_t end = last + 1 + ahead;
-	if (end > page_count)
-		end = page_count;
-	if (end <= start)
-		return;
-	*ra_first = start;
-	*ra_count = end - start;
-	s->ra_end = end;
-}
-
-void ts__res_access(ts__res *r, const ts__res_page *pg, ts__res_hit *out)
-{
-	uint64_t h = key_hash(pg->tensor_id, pg->page);
-	entry *e;
-
-	memset(out, 0, sizeof(*out));
-	if (r->cfg.policy != TS_CACHE_POLICY_DECODED_LRU)
-		sketch_add(r, h);
-	e = find(r, pg->tensor_id, pg->page, h);
-	if (!e) {
-		ts__page_cost c;
-		ts__hw_page_cost(&r->cfg.profile, pg->codec, pg->elements, pg->io_bytes,
-				 pg->decoded_bytes, &c);
-		out->form = TS__FORM_STORAGE;
-		out->want_compressed = tiered(r);
-		out->want_decoded = !tiered(r);
-		r->st.served_storage++;
-		r->model_us += c.storage_us;
-		return;
-	}
-	if (e->prefetched) {
-		e->prefetched = 0;
-		r->st.readahead_used++;
-	}
-	out->form = (ts__form)e->form;
-	out->payload = e->payload[e->form];
-	if (e->form == TS__FORM_DECODED) {
-		out->compressed = e->payload[TS__FORM_COMPRESSED];
-		r->st.served_decoded++;
-		r->model_us += e->cost.decoded_us;
-	} else {
-		r->st.served_compressed++;
-		r->model_us += e->cost.compressed_us;
-	}
-	if (e->region != REGION_MAIN) {
-		list_unlink(e);
-		list_push_head(r, e);
-	} else if (tiered(r) && e->form == TS__FORM_COMPRESSED) {
-		double up = upgrade_density(r, e), d;
-		if (up > 0) {
-			if (r->main_used + e->pg.decoded_bytes <= main_limit(r)) {
-				out->promote = 1;
-			} else {
-				entry *v = sample_min(r, e, &d);
-				out->promote = v && d < up && sketch_freq(r, e->hash) >= 2;
-			}
+	if (s->run >= 2 && last + 1 < page_count) {
+		/* up to twice the request ahead (at least 8 pages, at most READAHEAD_MAX), topped
+		 * up when less than half of it is left */
+		uint64_t span = last - first + 1;
+		uint64_t ahead = span * 2 < 8 ? 8 : span * 2;
+		if (ahead > READAHEAD_MAX)
+			ahead = READAHEAD_MAX;
+		uint64_t start = s->ra_end > last + 1 ? s->ra_end : last + 1;
+		uint64_t end = last + 1 + ahead < page_count ? last + 1 + ahead : page_count;
+		if (start - (last + 1) < ahead / 2 + 1 && end > start) {
+			*ra_first = start;
+			*ra_count = end - start;
+			s->ra_end = end;
 		}
 	}
+	pthread_mutex_unlock(&r->lock);
 }
 
-int ts__res_contains(const ts__res *r, uint64_t tensor_id, uint64_t page)
+void ts__res_stats(ts__res *r, struct ts__cache *cache, ts_residency_stats *out)
 {
-	return find(r, tensor_id, page, key_hash(tensor_id, page)) != NULL;
-}
-
-ts__form ts__res_form(const ts__res *r, uint64_t tensor_id, uint64_t page)
-{
-	entry *e = find(r, tensor_id, page, key_hash(tensor_id, page));
-	return e ? (ts__form)e->form : TS__FORM_STORAGE;
-}
-
-ts__form ts__res_insert(ts__res *r, const ts__res_page *pg, void *compressed, void *decoded,
-			int prefetched)
-{
-	uint64_t h = key_hash(pg->tensor_id, pg->page);
-	entry *e;
-	ts__form form = tiered(r) ? TS__FORM_COMPRESSED : TS__FORM_DECODED;
-	uint64_t bytes = form == TS__FORM_COMPRESSED ? pg->compressed_bytes : pg->decoded_bytes;
-	void *keep = form == TS__FORM_COMPRESSED ? compressed : decoded;
-
-	if (prefetched)
-		r->st.readahead_pages++;
-	if (prefetched) {
-		ts__page_cost c;
-		ts__hw_page_cost(&r->cfg.profile, pg->codec, pg->elements, pg->io_bytes,
-				 pg->decoded_bytes, &c);
-		r->model_us += c.storage_us - c.compressed_us; /* the read; the decode comes later */
-	}
-	if (find(r, pg->tensor_id, pg->page, h) || !keep || bytes == 0 || bytes > r->cfg.budget ||
-	    (form == TS__FORM_DECODED && pg->decoded_bytes == 0) ||
-	    (tiered(r) && pg->compressed_bytes == 0))
-		goto drop_all;
-	if (r->count + 1 > r->nbuckets && hash_grow(r))
-		goto drop_all;
-	if (!(e = calloc(1, sizeof(*e))))
-		goto drop_all;
-	e->pg = *pg;
-	e->hash = h;
-	e->form = (uint8_t)form;
-	e->bytes = bytes;
-	e->prefetched = (uint8_t)(prefetched != 0);
-	e->payload[form] = keep;
-	ts__hw_page_cost(&r->cfg.profile, pg->codec, pg->elements, pg->io_bytes, pg->decoded_bytes,
-			 &e->cost);
-	/* the form not kept */
-	drop_payload(r, form == TS__FORM_COMPRESSED ? decoded : compressed,
-		     form == TS__FORM_COMPRESSED ? TS__FORM_DECODED : TS__FORM_COMPRESSED);
-	e->hnext = r->buckets[h & (r->nbuckets - 1)];
-	r->buckets[h & (r->nbuckets - 1)] = e;
-	r->count++;
-	form_count(r, e, +1);
-
-	if (r->cfg.policy == TS_CACHE_POLICY_DECODED_LRU) {
-		entry *v;
-		while (r->used + bytes > r->cfg.budget && (v = list_tail(r)))
-			evict(r, v);
-		region_enter(r, e, REGION_LRU);
-		return form;
-	}
-	window_cap_update(r, bytes);
-	region_enter(r, e, REGION_WINDOW);
-	while (r->window_used > r->window_cap) {
-		entry *v = list_tail(r);
-		assert(v);
-		window_leave(r, v);
-	}
-	assert(r->used <= r->cfg.budget);
-	return find(r, pg->tensor_id, pg->page, h) ? form : TS__FORM_STORAGE;
-
-drop_all:
-	drop_payload(r, compressed, TS__FORM_COMPRESSED);
-	drop_payload(r, decoded, TS__FORM_DECODED);
-	return find(r, pg->tensor_id, pg->page, h) ? ts__res_form(r, pg->tensor_id, pg->page)
-						   : TS__FORM_STORAGE;
-}
-
-int ts__res_promote(ts__res *r, uint64_t tensor_id, uint64_t page, void *decoded)
-{
-	entry *e = find(r, tensor_id, page, key_hash(tensor_id, page));
-	double up;
-
-	if (!decoded)
-		return 0;
-	if (!tiered(r) || !e || e->form != TS__FORM_COMPRESSED || e->region != REGION_MAIN ||
-	    (up = upgrade_density(r, e)) <= 0 ||
-	    !make_room(r, e->pg.decoded_bytes, up, sketch_freq(r, e->hash), e)) {
-		drop_payload(r, decoded, TS__FORM_DECODED);
-		return 0;
-	}
-	/* make_room() never gives up @p e (skipped), so it is still here */
-	form_count(r, e, -1);
-	charge(r, e, (int64_t)e->pg.decoded_bytes);
-	e->form = TS__FORM_DECODED;
-	e->payload[TS__FORM_DECODED] = decoded;
-	form_count(r, e, +1);
-	r->st.promoted++;
-	assert(r->used <= r->cfg.budget);
-	return 1;
-}
-
-void ts__res_stats(const ts__res *r, ts_residency_stats *out)
-{
+	pthread_mutex_lock(&r->lock);
 	*out = r->st;
-	out->used_bytes = r->used;
 	out->decoded_pages = r->form_pages[TS__FORM_DECODED];
 	out->decoded_bytes = r->form_bytes[TS__FORM_DECODED];
 	out->compressed_pages = r->form_pages[TS__FORM_COMPRESSED];
 	out->compressed_bytes = r->form_bytes[TS__FORM_COMPRESSED];
 	out->model_seconds = r->model_us * 1e-6;
+	snprintf(out->profile, sizeof(out->profile), "%s", r->profile.name);
+	pthread_mutex_unlock(&r->lock);
+	if (cache) {
+		ts_cache_stats cs;
+		memset(&cs, 0, sizeof(cs));
+		ts__cache_stats(cache, &cs);
+		out->budget_bytes = cs.budget_bytes;
+		out->used_bytes = cs.used_bytes;
+		if (r->policy == TS_CACHE_POLICY_DECODED_LRU) {
+			/* the cache's LRU does not report to us: all of it is decoded */
+			out->decoded_bytes = cs.used_bytes;
+			out->evicted = cs.evictions;
+		}
+	}
 }
