@@ -190,8 +190,3 @@ TS_API const char *ts_store_io_detail(const ts_store *st)
 {
 	return st && st->io_ctx ? st->io_ctx->note : "";
 }
-
-TS_API ts_io_backend ts_store_io_backend(const ts_store *st)
-{
-	return st ? st->io : TS_IO_DEFAULT;
-}
