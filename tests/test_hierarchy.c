@@ -237,7 +237,8 @@ static void expect_sane(const ts_hw_profile *p, ts_io_backend io)
 			continue;
 		const ts_mem_level_info *l = &p->level[i];
 		cr_expect_eq(l->measured, 1, "level %s", ts_mem_level_name((ts_mem_level)i));
-		cr_expect(isfinite(l->bandwidth_gbps) && l->bandwidth_gbps > 0.01 &&
+		/* lower bound 100 kB/s: page faults through a map on a loaded shared machine */
+		cr_expect(isfinite(l->bandwidth_gbps) && l->bandwidth_gbps > 1e-4 &&
 				  l->bandwidth_gbps < 10000,
 			  "level %s bandwidth %g", ts_mem_level_name((ts_mem_level)i),
 			  l->bandwidth_gbps);
