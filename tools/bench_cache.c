@@ -593,6 +593,8 @@ static void usage(FILE *f)
 		"'tstore calibrate') and measured time. For decoded-only policies, also the\n"
 		"offline optimum hit ratio (Belady) of the same trace and budget.\n\n"
 		"  --policy P     tiered (default), decoded-lru, decoded-only\n"
+		"  --threads N    decode threads (default: every core); with 1 the replay is\n"
+		"                 reproducible decision for decision\n"
 		"  --json         one JSON object: requests, served_decoded, served_compressed,\n"
 		"                 served_storage, storage_bytes, model_seconds, measured_seconds,\n"
 		"                 [opt_hit_ratio], hit_ratio, page_accesses, hot_requests,\n"
@@ -730,12 +732,13 @@ int cmd_bench_cache(int argc, char **argv)
 		{"rows", required_argument, NULL, 'r'},    {"alpha", required_argument, NULL, 'a'},
 		{"hot", required_argument, NULL, 'H'},     {"hot-share", required_argument, NULL, 'S'},
 		{"seed", required_argument, NULL, 's'},    {"help", no_argument, NULL, 'h'},
+		{"threads", required_argument, NULL, 'T'},
 		{NULL, 0, NULL, 0}};
 	const char *trace = NULL, *gen = NULL, *outp = NULL;
 	int64_t budget = -1;
 	ts_cache_policy policy = TS_CACHE_POLICY_TIERED;
 	int json = 0, c, status = CLI_FAIL;
-	uint64_t nreq = 20000, rows = 0, hot = 0, seed = 1;
+	uint64_t nreq = 20000, rows = 0, hot = 0, seed = 1, threads = 0;
 	double alpha = 1.0, hot_share = 0.5;
 	bench b = {0};
 
@@ -769,6 +772,10 @@ int cmd_bench_cache(int argc, char **argv)
 			if (parse_u64(optarg, &hot) || hot == 0)
 				return cli_usage_error(CMD, "bad --hot '%s'", optarg);
 			break;
+		case 'T':
+			if (parse_u64(optarg, &threads) || threads > 1024)
+				return cli_usage_error(CMD, "bad --threads '%s'", optarg);
+			break;
 		case 's':
 			if (parse_u64(optarg, &seed))
 				return cli_usage_error(CMD, "bad --seed '%s'", optarg);
@@ -797,7 +804,7 @@ int cmd_bench_cache(int argc, char **argv)
 	if (trace && budget < 0)
 		return cli_usage_error(CMD, "--budget BYTES is required with --trace");
 
-	if (cli_open_store(CMD, &b.st, argv[optind], 0, 0))
+	if (cli_open_store(CMD, &b.st, argv[optind], 0, (int)threads))
 		return CLI_USAGE;
 	if (load_tensors(&b))
 		goto out;
