@@ -46,8 +46,8 @@ for policy in tiered decoded-lru decoded-only; do
 		model_seconds measured_seconds; do
 		grep -q "\"$f\"" "$T/$policy.json" || fail "$policy: no $f in $(cat "$T/$policy.json")"
 	done
-	sum=$(sed -n 's/.*"served_\(decoded\|compressed\|storage\)": \([0-9]*\).*/\2/p' \
-		"$T/$policy.json" | paste -sd+ | bc)
+	sum=$(grep -Eo '"served_(decoded|compressed|storage)": [0-9]+' "$T/$policy.json" |
+		awk '{ s += $2 } END { print s + 0 }')
 	[ "$sum" -eq 300 ] || fail "$policy: served counts add up to $sum, not 300"
 done
 grep -q '"opt_hit_ratio"' "$T/decoded-lru.json" || fail "decoded-lru: no opt_hit_ratio"
