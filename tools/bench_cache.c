@@ -530,13 +530,13 @@ static int generate(bench *b, const char *kind, uint64_t nreq, uint64_t rows, do
 		}
 	} else if (!strcmp(kind, "sweep-hot")) {
 		if (!hot) {
-			/* a hot set of about half the budget in decoded bytes: LRU, holding decoded
-			 * pages, cannot keep it across a sweep; a tiered cache can */
+			/* a hot set about the budget's size in decoded bytes: LRU, holding decoded
+			 * pages, cannot keep it across sweeps; a tiered cache holds it compressed */
 			uint64_t avg = 0;
 			for (size_t i = 0; i < n; i++)
 				avg += item_bytes(b, &items[i]);
 			avg /= n;
-			hot = budget > 0 && avg ? (uint64_t)budget / 2 / avg : 16;
+			hot = budget > 0 && avg ? (uint64_t)budget / avg : 16;
 			if (hot < 1)
 				hot = 1;
 		}
@@ -603,7 +603,7 @@ static void usage(FILE *f)
 		"(--rows N rows per request; default one page row):\n"
 		"  zipf       --requests N (20000) requests, item popularity Zipf(--alpha 1.0)\n"
 		"  sweep-hot  repeated sequential sweeps of the store mixed with a hot set of\n"
-		"             --hot N items (default: half of --budget in decoded bytes), a share\n"
+		"             --hot N items (default: --budget's worth of decoded bytes), a share\n"
 		"             --hot-share P (0.5) of the requests; hot requests are tagged 'hot'\n"
 		"  scan       one pass over every row slice in store order\n"
 		"BYTES accepts K, M, G suffixes (powers of 1024).\n");
