@@ -51,7 +51,7 @@ static void json_tensor(ctx *c, const char *name, const ts_tensor_info *in)
 	jw_key(w, "name");
 	jw_string(w, name);
 	jw_key(w, "shape");
-	jw_array_begin(w);
+	jw_array_begin_inline(w);
 	for (int d = 0; d < in->ndim; d++)
 		jw_uint(w, in->shape[d]);
 	jw_array_end(w);
@@ -83,7 +83,7 @@ static void json_tensor(ctx *c, const char *name, const ts_tensor_info *in)
 	jw_key(w, "tensor_scale");
 	jw_double(w, in->tensor_scale);
 	jw_key(w, "tile");
-	jw_array_begin(w);
+	jw_array_begin_inline(w);
 	jw_uint(w, in->tile_rows);
 	jw_uint(w, in->tile_cols);
 	jw_array_end(w);
