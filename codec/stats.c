@@ -117,6 +117,130 @@ static void widen(float *buf, const void *src, ts_dtype dtype, uint64_t i0, size
 	}
 }
 
+/*
+ * The inner loops below run in LANES independent lanes so that the compiler can vectorize them
+ * without reassociating anything itself (no -ffast-math): sums are formed lane by lane, then the
+ * lanes are added. Min/max are selections, exact in float.
+ */
+#define LANES 8
+
+static uint32_t f32_bits(float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, sizeof(u));
+	return u;
+}
+
+/* 1 if none of the n floats is NaN or Inf */
+static int all_finite(const float *x, size_t n)
+{
+	uint32_t bad = 0;
+	for (size_t i = 0; i < n; i++)
+		bad |= (f32_bits(x[i]) & 0x7f800000u) == 0x7f800000u;
+	return !bad;
+}
+
+/* Sum, extremes and zero count of n finite floats, folded into the running extremes. */
+static void block_moments(const float *x, size_t n, double *sum, double *mn, double *mx,
+			  double *amax, double *minnz, uint64_t *zeros)
+{
+	double sl[LANES] = {0};
+	float lo[LANES], hi[LANES], am[LANES], mz[LANES];
+	uint32_t zl[LANES] = {0};
+	size_t i = 0;
+
+	for (int j = 0; j < LANES; j++) {
+		lo[j] = INFINITY;
+		hi[j] = -INFINITY;
+		am[j] = 0;
+		mz[j] = INFINITY;
+	}
+	for (; i + LANES <= n; i += LANES) {
+		for (int j = 0; j < LANES; j++) {
+			float v = x[i + j], a = fabsf(v), nz = a == 0 ? INFINITY : a;
+			sl[j] += v;
+			lo[j] = v < lo[j] ? v : lo[j];
+			hi[j] = v > hi[j] ? v : hi[j];
+			am[j] = a > am[j] ? a : am[j];
+			mz[j] = nz < mz[j] ? nz : mz[j];
+			zl[j] += a == 0;
+		}
+	}
+	for (int j = 0; i < n; i++, j++) {
+		float v = x[i], a = fabsf(v), nz = a == 0 ? INFINITY : a;
+		sl[j] += v;
+		lo[j] = v < lo[j] ? v : lo[j];
+		hi[j] = v > hi[j] ? v : hi[j];
+		am[j] = a > am[j] ? a : am[j];
+		mz[j] = nz < mz[j] ? nz : mz[j];
+		zl[j] += a == 0;
+	}
+	*sum = 0;
+	for (int j = 0; j < LANES; j++) {
+		*sum += sl[j];
+		*mn = lo[j] < *mn ? lo[j] : *mn;
+		*mx = hi[j] > *mx ? hi[j] : *mx;
+		*amax = am[j] > *amax ? am[j] : *amax;
+		*minnz = mz[j] < *minnz ? mz[j] : *minnz;
+		*zeros += zl[j];
+	}
+}
+
+/* Sum of (x - m)^2 and of (x - m) over n floats. */
+static void block_deviations(const float *x, size_t n, double m, double *m2, double *c)
+{
+	double ql[LANES] = {0}, cl[LANES] = {0};
+	size_t i = 0;
+	for (; i + LANES <= n; i += LANES) {
+		for (int j = 0; j < LANES; j++) {
+			double d = (double)x[i + j] - m;
+			ql[j] += d * d;
+			cl[j] += d;
+		}
+	}
+	for (int j = 0; i < n; i++, j++) {
+		double d = (double)x[i] - m;
+		ql[j] += d * d;
+		cl[j] += d;
+	}
+	*m2 = 0;
+	*c = 0;
+	for (int j = 0; j < LANES; j++) {
+		*m2 += ql[j];
+		*c += cl[j];
+	}
+}
+
+/* Sums of |x - a|, (x - a)^2, x^2 and max |x - a| over n finite pairs. */
+static void block_errors(const float *x, const float *a, size_t n, double *sa, double *se,
+			 double *sx, double *me)
+{
+	double al[LANES] = {0}, el[LANES] = {0}, xl[LANES] = {0}, ml[LANES] = {0};
+	size_t i = 0;
+	for (; i + LANES <= n; i += LANES) {
+		for (int j = 0; j < LANES; j++) {
+			double v = x[i + j], e = fabs(v - (double)a[i + j]);
+			al[j] += e;
+			el[j] += e * e;
+			xl[j] += v * v;
+			ml[j] = e > ml[j] ? e : ml[j];
+		}
+	}
+	for (int j = 0; i < n; i++, j++) {
+		double v = x[i], e = fabs(v - (double)a[i]);
+		al[j] += e;
+		el[j] += e * e;
+		xl[j] += v * v;
+		ml[j] = e > ml[j] ? e : ml[j];
+	}
+	for (int j = 0; j < LANES; j++) {
+		*sa += al[j];
+		*se += el[j];
+		*sx += xl[j];
+		*me = ml[j] > *me ? ml[j] : *me;
+	}
+}
+
 static int check_args(const void *acc, const void *src, ts_dtype dtype, uint64_t count,
 		      const char *fn)
 {
@@ -153,21 +277,16 @@ TS_API int ts_stats_acc_add_dist(ts_stats_acc *acc, const void *src, ts_dtype dt
 		uint64_t zeros = 0;
 
 		widen(buf, src, dtype, i0, n);
-		/* pass 1: keep the finite values at the front of buf, with their sum and extremes */
-		for (size_t i = 0; i < n; i++) {
-			float x = buf[i];
-			if (!isfinite(x))
-				continue;
-			buf[k++] = x;
-			double d = x, a = fabs(d);
-			sum += d;
-			mn = d < mn ? d : mn;
-			mx = d > mx ? d : mx;
-			amax = a > amax ? a : amax;
-			if (a == 0)
-				zeros++;
-			else if (a < minnz)
-				minnz = a;
+		if (all_finite(buf, n)) {
+			k = n;
+			block_moments(buf, k, &sum, &mn, &mx, &amax, &minnz, &zeros);
+		} else {
+			/* keep the finite values at the front of buf */
+			for (size_t i = 0; i < n; i++)
+				if (isfinite(buf[i]))
+					buf[k++] = buf[i];
+			if (k)
+				block_moments(buf, k, &sum, &mn, &mx, &amax, &minnz, &zeros);
 		}
 		acc->n[N_NONFINITE] += n - k;
 		acc->n[N_ZEROS] += zeros;
@@ -178,13 +297,9 @@ TS_API int ts_stats_acc_add_dist(ts_stats_acc *acc, const void *src, ts_dtype dt
 		if (k == 0)
 			continue;
 
-		/* pass 2: corrected two-pass sum of squared deviations about the block mean */
-		double mb = sum / (double)k, m2 = 0, c = 0;
-		for (size_t i = 0; i < k; i++) {
-			double d = (double)buf[i] - mb;
-			m2 += d * d;
-			c += d;
-		}
+		/* corrected two-pass sum of squared deviations about the block mean */
+		double mb = sum / (double)k, m2, c;
+		block_deviations(buf, k, mb, &m2, &c);
 		m2 -= c * c / (double)k;
 		if (m2 < 0)
 			m2 = 0;
@@ -236,21 +351,25 @@ TS_API int ts_stats_acc_add_error(ts_stats_acc *acc, const void *orig, ts_dtype 
 		double sa = 0, se = 0, sx = 0, me = s[E_MAX];
 
 		widen(buf, orig, dtype, i0, n);
-		for (size_t i = 0; i < n; i++) {
-			double x = buf[i], e;
-			if (!isfinite(buf[i])) {
-				int same = isnan(buf[i]) ? isnan(a[i]) : (buf[i] == a[i]);
-				e = same ? 0 : INFINITY;
-				x = 0;
-			} else if (!isfinite(a[i])) {
-				e = INFINITY;
-			} else {
-				e = fabs(x - (double)a[i]);
+		if (all_finite(buf, n) && all_finite(a, n)) {
+			block_errors(buf, a, n, &sa, &se, &sx, &me);
+		} else {
+			for (size_t i = 0; i < n; i++) {
+				double x = buf[i], e;
+				if (!isfinite(buf[i])) {
+					int same = isnan(buf[i]) ? isnan(a[i]) : (buf[i] == a[i]);
+					e = same ? 0 : INFINITY;
+					x = 0;
+				} else if (!isfinite(a[i])) {
+					e = INFINITY;
+				} else {
+					e = fabs(x - (double)a[i]);
+				}
+				sa += e;
+				se += e * e;
+				sx += x * x;
+				me = e > me ? e : me;
 			}
-			sa += e;
-			se += e * e;
-			sx += x * x;
-			me = e > me ? e : me;
 		}
 		csum_add(s, E_ABS, sa);
 		csum_add(s, E_E2, se);

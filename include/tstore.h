@@ -527,6 +527,17 @@ TS_API int ts_store_check(ts_store *st, unsigned flags,
 /** Write a compacted copy of the store to @p path (which must not exist). */
 TS_API int ts_store_copy_compact(ts_store *st, const char *path);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Read path: I/O backend detail                                                               */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * Why the I/O backend in effect differs from the one asked for, or what it runs without
+ * ("io_uring unavailable (Operation not permitted): using pread", "no O_DIRECT on this file
+ * system"); "" when it is exactly what was asked for. Valid until ts_store_close(). Any thread.
+ */
+TS_API const char *ts_store_io_detail(const ts_store *st);
+
 #ifdef __cplusplus
 }
 #endif
