@@ -27,7 +27,10 @@
  *   nvfp4: codes 8 bytes/block (element 2k low nibble), scales 1 E4M3 byte/block,
  *          y = (e2m1(code) * e4m3(scale)) * tensor_scale.
  *   mxfp4: codes 16 bytes/block, scales 1 E8M0 byte/block, y = e2m1(code) * 2^(scale-127).
- *   int8:  codes block_size bytes/block; scales as codec/int8.c documents.
+ *   int8:  codes block_size bytes/block; scales as codec/int8.c documents. decode[TS_CODEC_INT8]
+ *          is the symmetric variant (int8 codes, a 4-byte FP32 scale per block,
+ *          y = (float)code * scale); decode_int8_asym the asymmetric one (uint8 codes, 5 bytes per
+ *          block: FP32 scale then uint8 zero point z, y = (float)(code - z) * scale).
  *   fp8:   block_size is 1, nblocks is the element count, scales NULL,
  *          y = e4m3(code) * tensor_scale.
  */
@@ -51,7 +54,13 @@ typedef struct ts__kernels {
 	ts__convert_fn convert[TS_KERNEL_OUTS][TS_KERNEL_OUTS];
 	ts__encode_fn nvfp4_encode_nvidia;
 	ts__encode_fn mxfp4_encode;
+	ts__decode_fn decode_int8_asym[TS_KERNEL_OUTS];
 } ts__kernels;
+
+/*
+ * codec/codec.c uses the scalar entry for any slot a table leaves NULL, so a vector table may
+ * fill only the slots it accelerates.
+ */
 
 /** The table in effect (resolved once, thread-safe). */
 const ts__kernels *ts__kernels_get(void);
@@ -59,7 +68,10 @@ const ts__kernels *ts__kernels_get(void);
 /** The portable reference. */
 const ts__kernels *ts__kernels_scalar(void);
 
-/** The AVX2/FMA/F16C table, or NULL when not compiled in or the CPU lacks those features. */
+/** The AVX2/FMA/F16C table, or NULL when not compiled in or the CPU lacks those features.
+ *  Defined in codec/kernels_avx2.c when that file is built (the Makefile then adds
+ *  -DTS_AVX2_KERNELS to libtstore_internal's flags); otherwise codec/kernels.c defines it to
+ *  return NULL. */
 const ts__kernels *ts__kernels_avx2(void);
 
 #endif
