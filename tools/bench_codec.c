@@ -42,6 +42,17 @@ static const bench_case cases[] = {
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
+static ts_codec_config case_config(const bench_case *bc)
+{
+	ts_codec_config cfg = ts_codec_config_default(bc->codec);
+	cfg.recipe = bc->recipe;
+	if (bc->codec == TS_CODEC_RAW) {
+		cfg.raw_dtype = bc->raw_dtype;
+		cfg.bits_per_value = (int)ts_dtype_size(bc->raw_dtype) * 8;
+	}
+	return cfg;
+}
+
 static const ts_dtype outs[] = {TS_F32, TS_BF16, TS_F16};
 #define NOUTS 3
 
@@ -292,8 +303,7 @@ static int bench_size(const opts *o, uint64_t n, int first_size)
 	int reps = o->reps ? o->reps : (n < ((uint64_t)16 << 20) ? 9 : 3);
 	size_t enc_cap = 0;
 	for (size_t c = 0; c < NCASES; c++) {
-		ts_codec_config cfg = ts_codec_config_default(cases[c].codec);
-		cfg.raw_dtype = cases[c].raw_dtype;
+		ts_codec_config cfg = case_config(&cases[c]);
 		size_t s = ts_codec_encoded_size(&cfg, rows, cols);
 		enc_cap = s > enc_cap ? s : enc_cap;
 	}
@@ -326,16 +336,12 @@ static int bench_size(const opts *o, uint64_t n, int first_size)
 			continue;
 		if (!o->quiet && isatty(2))
 			fprintf(stderr, "  %llu elements: %s ...\r", (unsigned long long)n, bc->label);
-		work w = {.cfg = ts_codec_config_default(bc->codec), .src = src, .enc = enc,
-			  .dst = dst, .copy_src = copy_src, .rows = rows, .cols = cols};
-		w.cfg.recipe = bc->recipe;
-		w.cfg.raw_dtype = bc->raw_dtype;
-		if (bc->codec == TS_CODEC_RAW)
-			w.cfg.bits_per_value = (int)ts_dtype_size(bc->raw_dtype) * 8;
+		work w = {.cfg = case_config(bc), .src = src, .enc = enc, .dst = dst,
+			  .copy_src = copy_src, .rows = rows, .cols = cols};
 		w.amax = amax;
 		w.tensor_scale = ts_codec_tensor_scale(&w.cfg, amax);
 		w.enc_size = ts_codec_encoded_size(&w.cfg, rows, cols);
-		if (!w.enc_size) {
+		if (!w.enc_size || w.enc_size > enc_cap) {
 			status = bench_error("invalid default configuration", bc->label);
 			goto out;
 		}
