@@ -137,6 +137,54 @@ Test(nvfp4, best_recipe_beats_nvidia_by_0_8_db)
 	}
 }
 
+/*
+ * Invariant 3 of codec/nvfp4.c: per block, `best` is never worse than the nvidia-style scale
+ * e4m3(block_amax / (6 g)) at the same g, and never worse than any E4M3 scale at a ratio
+ * between 0.9 and 1.7 of block_amax / 6 (inside the recipe's window), by brute force in double
+ * (up to the float32 rounding of the recipe's own error sums: 1e-4 relative).
+ */
+Test(nvfp4, best_recipe_is_optimal_per_block)
+{
+	size_t nx;
+	float *x = golden_load("student3", "input.f32", &nx);
+	size_t n = nx / 4;
+	ts_codec_config cfg = nv(TS_RECIPE_BEST);
+	float amax = amax_of(x, n), g = ts_codec_tensor_scale(&cfg, amax);
+	uint8_t *enc = malloc(n / 2 + n / 16);
+	cr_assert_eq(ts_codec_encode(&cfg, amax, x, TS_F32, n, 1, n, enc, n / 2 + n / 16), 0);
+	for (size_t b = 0; b < n / 16; b++) {
+		double got = 0, bam = 0;
+		for (int i = 0; i < 16; i++) {
+			double d = x[b * 16 + i] - (double)independent_decode(enc, enc + n / 2, b * 16 + i, g);
+			got += d * d;
+			bam = fmax(bam, fabs(x[b * 16 + i]));
+		}
+		/* every E4M3 scale, codes nearest (brute force over the 8 magnitudes) */
+		double best_any = INFINITY, nv_style = INFINITY;
+		unsigned nv_byte = ts_f32_to_e4m3((float)(bam / g / 6.0));
+		for (unsigned sb = 1; sb < 0x7f; sb++) {
+			double s = ref_e4m3(sb) * g, err = 0;
+			for (int i = 0; i < 16; i++) {
+				double a = fabs(x[b * 16 + i]), e = INFINITY;
+				for (unsigned c = 0; c < 8; c++)
+					e = fmin(e, fabs(a - ref_e2m1(c) * s));
+				err += e * e;
+			}
+			if (sb == nv_byte)
+				nv_style = err;
+			double ratio = ref_e4m3(sb) * g * 6.0 / bam;
+			if (ratio >= 0.9 && ratio <= 1.7) /* inside the window the recipe searches */
+				best_any = fmin(best_any, err);
+		}
+		cr_assert_leq(got, nv_style * (1 + 1e-4) + 1e-30, "block %zu: %g > nvidia-style %g", b,
+			      got, nv_style);
+		cr_assert_leq(got, best_any * (1 + 1e-4) + 1e-30,
+			      "block %zu: %g > best in window %g (scale 0x%02x)", b, got, best_any,
+			      enc[n / 2 + b]);
+	}
+	free(x), free(enc);
+}
+
 Test(nvfp4, best_recipe_handles_outliers_and_edges)
 {
 	static const char *const dists[] = {"outliers", "edges"};
