@@ -268,7 +268,8 @@ int ts__cache_create_with_policy(struct ts__cache **out, uint64_t budget,
 		s->budget = budget / n + (i == 0 ? budget % n : 0);
 		s->nbuckets = 64;
 		s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
-		s->pol = policy->create(s->budget);
+		s->pol = policy->create_arg ? policy->create_arg(s->budget, policy->arg)
+					    : policy->create(s->budget);
 		if (!s->buckets || !s->pol) {
 			c->nshards = i + 1;
 			ts__cache_free(c);

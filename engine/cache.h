@@ -70,6 +70,10 @@ typedef struct ts__cache_policy {
 	void (*hit)(void *state, ts__cache_entry *e);
 	void (*removed)(void *state, ts__cache_entry *e);
 	ts__cache_entry *(*victim)(void *state, const ts__cache_key *incoming, size_t charge);
+	/* Optional: when set, used instead of create, with @p arg (per-store policy state, e.g.
+	 * the residency policy's pricing and frequency sketch, engine/residency.h). */
+	void *(*create_arg)(uint64_t shard_budget, void *arg);
+	void *arg;
 } ts__cache_policy;
 
 /** The default policy: admit everything, evict the least recently used entry. */

@@ -26,6 +26,7 @@
 
 struct ts__io;
 struct ts__cache;
+struct ts__res;
 struct ts__pool;
 
 struct ts_store {
@@ -40,6 +41,8 @@ struct ts_store {
 	ts_io_backend io; /* in effect, never TS_IO_DEFAULT */
 	struct ts__io *io_ctx;
 	struct ts__cache *cache;
+	struct ts__res *res;  /* residency policy of the cache (engine/tiering.c) */
+	int profile_measured; /* the residency profile was measured (a profile file) */
 	struct ts__pool *pool;
 
 	pthread_mutex_t writer_lock; /* one writer at a time; guards writer_active */

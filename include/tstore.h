@@ -527,6 +527,210 @@ TS_API int ts_store_check(ts_store *st, unsigned flags,
 /** Write a compacted copy of the store to @p path (which must not exist). */
 TS_API int ts_store_copy_compact(ts_store *st, const char *path);
 
+
+/* ------------------------------------------------------------------------------------------ */
+/* The memory-hierarchy model (the seed's MemoryLevel, memory_bandwidth_gbps, transfer_time_us) */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * A hardware profile describes the levels a page can be held in, with capacity, bandwidth and
+ * latency, and how fast each codec decodes. Two kinds exist:
+ *   - "blackwell": the seed design's reference figures (see docs/RESIDENCY.md), built in;
+ *   - "measured": THIS machine, measured by ts_hw_profile_measure() / ts_store_calibrate() and
+ *     saved in a profile file (docs/RESIDENCY.md, "The profile file").
+ * The tiered residency policy takes its costs from the profile of its store.
+ * All functions in this section are pure computations on the profile unless said otherwise;
+ * any thread.
+ */
+
+/** Levels of the memory hierarchy, fastest first. Values are part of the profile file. */
+typedef enum ts_mem_level {
+	TS_MEM_REGISTERS = 0,
+	TS_MEM_L1 = 1,
+	TS_MEM_L2 = 2,
+	TS_MEM_HBM = 3,     /**< GPU memory; absent (capacity 0) in a profile of a host without */
+	TS_MEM_RAM = 4,     /**< system RAM */
+	TS_MEM_STORAGE = 5, /**< the device the store lives on */
+	TS_MEM_LEVEL_COUNT
+} ts_mem_level;
+
+/** "registers", "l1", "l2", "hbm", "ram", "storage"; "?" if unknown. */
+TS_API const char *ts_mem_level_name(ts_mem_level level);
+/** Parse a level name (as above, case-insensitive). 0 or TS_EINVAL. */
+TS_API int ts_mem_level_parse(ts_mem_level *out, const char *name);
+
+typedef struct ts_mem_level_info {
+	uint64_t capacity_bytes; /**< 0: the level is absent from this machine */
+	double bandwidth_gbps;   /**< 10^9 bytes per second (RAM: memcpy rate, bytes copied;
+				      storage: random reads of page_bytes at the queue depth used) */
+	double latency_us;       /**< fixed cost of one access (storage: one page read at QD 1,
+				      minus its transfer time) */
+	int measured;            /**< 1 measured on this machine; 0 a reference or assumed figure */
+} ts_mem_level_info;
+
+#define TS_HW_NAME_MAX 32
+
+typedef struct ts_hw_profile {
+	char name[TS_HW_NAME_MAX]; /**< "blackwell", "measured" */
+	ts_mem_level_info level[TS_MEM_LEVEL_COUNT];
+	/** Decode throughput of each codec to F32 on one core, in 10^9 elements per second, for
+	 *  pages of page_bytes (index: ts_codec; raw means raw_dtype BF16 widened to F32). */
+	double decode_geps[TS_CODEC_COUNT];
+	uint64_t page_bytes;       /**< storage figures are for reads of pages of this size */
+	ts_io_backend io;          /**< backend the storage figures were measured with */
+	int queue_depth;           /**< storage bandwidth: reads in flight */
+	char kernel[16];           /**< kernel set the decode figures were measured with */
+	int64_t calibrated_at;     /**< Unix time of the measurement; 0 for a built-in profile */
+	double calibration_seconds;/**< how long the measurement took */
+} ts_hw_profile;
+
+/**
+ * Fill @p out with the built-in profile @p name: "blackwell" (the seed's reference figures).
+ * @return 0; TS_ENOTFOUND for another name ("measured" profiles come from a measurement or a file).
+ */
+TS_API int ts_hw_profile_builtin(ts_hw_profile *out, const char *name);
+
+/** Bandwidth of @p level in GB/s (10^9 B/s): the seed's memory_bandwidth_gbps(level).
+ *  0 for an absent level or an unknown @p level. */
+TS_API double ts_hw_bandwidth_gbps(const ts_hw_profile *p, ts_mem_level level);
+
+/**
+ * Modelled time, in microseconds, to move @p bytes from @p level: latency + bytes / bandwidth
+ * (the seed's transfer_time_us(size_mb, level) with the size in bytes and the level's latency
+ * added). +Inf for an absent level or an unknown @p level.
+ */
+TS_API double ts_hw_transfer_time_us(const ts_hw_profile *p, ts_mem_level level, double bytes);
+
+/** Modelled time, in microseconds, to decode @p elements of @p codec to F32: elements /
+ *  decode_geps. +Inf if the profile has no figure for @p codec. */
+TS_API double ts_hw_decode_time_us(const ts_hw_profile *p, ts_codec codec, double elements);
+
+typedef struct ts_calibrate_opts {
+	double seconds;     /**< time budget of the whole measurement; 0: 2 s (at least 0.05 s) */
+	const char *path;   /**< a file on the device to measure (the store's data file); NULL or
+				 too small (< 16 MiB): a scratch file is written next to it (or in
+				 $TMPDIR) and removed */
+	uint64_t page_bytes;/**< page size to read and decode; 0: 65520 (the store's default) */
+	ts_io_backend io;   /**< backend to read with; TS_IO_DEFAULT as ts_store_open() resolves it */
+} ts_calibrate_opts;
+
+/** Fill @p opts with the defaults. */
+TS_API void ts_calibrate_opts_init(ts_calibrate_opts *opts);
+
+/**
+ * Measure this machine: cache and RAM bandwidth and latency, storage random-read bandwidth
+ * (batched at queue depth 32 for uring, 4 threads for pread) and latency (queue depth 1) with
+ * O_DIRECT reads of page-sized aligned runs, and the decode throughput of every codec with the
+ * kernels in effect. Levels that cannot be measured here (registers, an absent HBM) keep the
+ * reference figures with measured = 0, or capacity 0 when absent.
+ * Takes about opts->seconds; allocates up to 2 x 64 MiB; any thread (not concurrently with
+ * heavy work if the figures are to mean anything).
+ * @return 0; TS_EIO (ts_error_last() names the file); TS_ENOMEM; TS_EINVAL.
+ */
+TS_API int ts_hw_profile_measure(ts_hw_profile *out, const ts_calibrate_opts *opts);
+
+/**
+ * Write @p p to the text file @p path (format in docs/RESIDENCY.md), atomically (a temporary
+ * file renamed over @p path). @return 0; TS_EIO.
+ */
+TS_API int ts_hw_profile_save(const ts_hw_profile *p, const char *path);
+
+/**
+ * Read a profile file written by ts_hw_profile_save().
+ * @return 0; TS_ENOTFOUND if there is no such file; TS_ECORRUPT naming the file and line if it
+ *         is malformed or holds a figure that is not positive and finite; TS_EVERSION.
+ */
+TS_API int ts_hw_profile_load(ts_hw_profile *out, const char *path);
+
+/**
+ * The profile file of the store at @p store_path: "<store_path>-profile" (next to LMDB's
+ * "<store_path>-lock"), unless TSTORE_PROFILE names another file. Writes at most @p size bytes
+ * (NUL included). @return 0; TS_ESHORTBUF.
+ */
+TS_API int ts_hw_profile_path(char *out, size_t size, const char *store_path);
+
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tiered residency: which pages the cache keeps decoded, compressed, or not at all            */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * The read cache can hold a page in two forms within ONE byte budget: decoded (fastest to
+ * serve, largest) or compressed (the stored page; serving it costs a decode). A page in
+ * neither form is read from storage. docs/RESIDENCY.md explains the policies.
+ */
+typedef enum ts_cache_policy {
+	TS_CACHE_POLICY_DEFAULT = 0,      /**< TSTORE_CACHE_POLICY from the environment, else tiered */
+	TS_CACHE_POLICY_TIERED = 1,       /**< both forms, by expected benefit per byte (TinyLFU
+					       admission, count-min frequencies, read-ahead) */
+	TS_CACHE_POLICY_DECODED_LRU = 2,  /**< decoded pages only, least recently used evicted */
+	TS_CACHE_POLICY_DECODED_ONLY = 3  /**< decoded pages only, with the tiered policy's
+					       admission and eviction (no compressed form) */
+} ts_cache_policy;
+
+/** "default", "tiered", "decoded-lru", "decoded-only"; "?" if unknown. */
+TS_API const char *ts_cache_policy_name(ts_cache_policy policy);
+/** Parse a policy name (as above). 0 or TS_EINVAL. */
+TS_API int ts_cache_policy_parse(ts_cache_policy *out, const char *name);
+
+/** Counters of the residency policy. Page accesses, not requests. */
+typedef struct ts_residency_stats {
+	ts_cache_policy policy;         /**< in effect, never DEFAULT */
+	char profile[TS_HW_NAME_MAX];   /**< hardware profile pricing the decisions */
+	uint64_t budget_bytes;
+	uint64_t used_bytes;            /**< <= budget_bytes, always */
+	uint64_t served_decoded;        /**< page accesses served from the decoded form */
+	uint64_t served_compressed;     /**< ... from the compressed form (a decode) */
+	uint64_t served_storage;        /**< ... read from storage (a read and a decode) */
+	uint64_t decoded_pages;         /**< pages held decoded now (tiered: with their
+					     compressed bytes, so demotion is free) */
+	uint64_t decoded_bytes;
+	uint64_t compressed_pages;      /**< pages held compressed only now */
+	uint64_t compressed_bytes;
+	uint64_t admitted;              /**< pages admitted to the main region */
+	uint64_t rejected;              /**< pages refused by admission (less valuable than the
+					     pages they would displace) */
+	uint64_t evicted;               /**< pages dropped from RAM */
+	uint64_t promoted;              /**< compressed -> decoded */
+	uint64_t demoted;               /**< decoded -> compressed */
+	uint64_t readahead_pages;       /**< pages read ahead of a sequential pattern */
+	uint64_t readahead_used;        /**< of those, pages later accessed */
+	double model_seconds;           /**< modelled time of the accesses served (profile) */
+} ts_residency_stats;
+
+/**
+ * The residency counters of @p st's cache (all zero with the policy and budget in effect when
+ * the cache is off). Any thread.
+ * @return 0; TS_EINVAL.
+ */
+TS_API int ts_residency_stats_get(ts_store *st, ts_residency_stats *out);
+
+/**
+ * Replace the cache of @p st by an empty one with @p policy and @p budget bytes (-1: keep the
+ * budget; 0: cache off). Cached pages are dropped; counters restart from zero.
+ * Threads: no read may be in progress on @p st.
+ * @return 0; TS_EINVAL; TS_ENOMEM.
+ */
+TS_API int ts_cache_configure(ts_store *st, ts_cache_policy policy, int64_t budget);
+
+/**
+ * The hardware profile pricing @p st's residency decisions: the one loaded from the store's
+ * profile file (ts_hw_profile_path()) when the store was opened or since calibrated, else the
+ * built-in "blackwell" profile (*measured set to 0). @p measured may be NULL.
+ */
+TS_API int ts_store_profile_get(ts_store *st, ts_hw_profile *out, int *measured);
+
+/** Price @p st's residency decisions with @p p from now on (not saved). @return 0; TS_EINVAL. */
+TS_API int ts_store_profile_set(ts_store *st, const ts_hw_profile *p);
+
+/**
+ * Calibrate: ts_hw_profile_measure() on the store's data file with its I/O backend and its
+ * default page size (fields of @p opts left 0/NULL/DEFAULT take those), save the result to the
+ * store's profile file, and use it from now on. @p out (may be NULL) receives the profile.
+ * @return 0; TS_EIO (measuring or writing the profile file); TS_ENOMEM; TS_EINVAL.
+ */
+TS_API int ts_store_calibrate(ts_store *st, const ts_calibrate_opts *opts, ts_hw_profile *out);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Read path: I/O backend detail                                                               */
 /* ------------------------------------------------------------------------------------------ */

@@ -1,0 +1,39 @@
+/*
+ * The memory-hierarchy model's private side: what it costs to serve one page from each of the
+ * three forms a page can be held in (engine/hierarchy.c), priced from a hardware profile. The
+ * residency policy (engine/residency.c) compares these costs; nothing else prices a page.
+ *
+ * Invariants
+ *   1. For a profile accepted by ts_hw_profile_load() or made by ts_hw_profile_builtin() /
+ *      ts_hw_profile_measure(), every cost is finite and >= 0.
+ *   2. storage_us >= compressed_us: a page read from storage is decoded as well.
+ */
+#ifndef TS_ENGINE_HIERARCHY_H
+#define TS_ENGINE_HIERARCHY_H
+
+#include <stdint.h>
+
+#include "tstore.h"
+
+/* The forms a page can be held in, cheapest to serve first. */
+typedef enum ts__form {
+	TS__FORM_DECODED = 0,    /* decoded elements in RAM */
+	TS__FORM_COMPRESSED = 1, /* the stored page bytes in RAM */
+	TS__FORM_STORAGE = 2,    /* only on storage */
+	TS__FORM_COUNT
+} ts__form;
+
+typedef struct ts__page_cost {
+	double decoded_us;    /* copy decoded_bytes out of RAM */
+	double compressed_us; /* decode the page's elements */
+	double storage_us;    /* read the stored bytes from storage, then decode */
+} ts__page_cost;
+
+/**
+ * Price one page of @p codec holding @p elements elements, @p stored_bytes on storage (the
+ * aligned run actually read) and @p decoded_bytes once decoded.
+ */
+void ts__hw_page_cost(const ts_hw_profile *p, ts_codec codec, uint64_t elements,
+		      uint64_t stored_bytes, uint64_t decoded_bytes, ts__page_cost *out);
+
+#endif
