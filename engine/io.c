@@ -97,7 +97,7 @@ int ts__io_create(struct ts__io **out, const char *path, ts_io_backend want)
 		if (rc == -ENOSYS || rc == -EPERM || rc == -ENOMEM) {
 			char tail[sizeof(io->note)];
 			snprintf(tail, sizeof(tail), "%s", io->note);
-			snprintf(io->note, sizeof(io->note), "io_uring unavailable (%s): using pread%s%s",
+			snprintf(io->note, sizeof(io->note), "io_uring unavailable (%.40s): using pread%s%.60s",
 				 strerror(-rc), tail[0] ? "; " : "", tail);
 			io->kind = TS_IO_PREAD;
 		} else if (rc < 0) {

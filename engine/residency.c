@@ -463,10 +463,10 @@ static void pol_inserted(void *state, ts__cache_entry *e)
 	ts__res *r = s->r;
 	int c = is_compressed(&e->key);
 
-	window_cap_update(s, e->charge);
 	if (to_main(r, &e->key) && main_push(s, e) == 0) {
-		/* promoted */
+		/* promoted: sized like decoded pages, which the window never holds (tiered) */
 	} else {
+		window_cap_update(s, e->charge);
 		win_push(s, e);
 	}
 	pthread_mutex_lock(&r->lock);

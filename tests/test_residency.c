@@ -375,3 +375,58 @@ Test(residency, policy_names_parse)
 	cr_expect_eq(ts__res_policy_resolve(TS_CACHE_POLICY_DECODED_LRU),
 		     TS_CACHE_POLICY_DECODED_LRU);
 }
+
+/* Repeated sweeps over 4096 pages (4x the budget, compressed) mixed 1:1 with requests to a hot
+ * set of 150 pages: about what decoded-lru can hold (158 pages), so between two uses of a hot
+ * page LRU sees about twice as many distinct pages as it holds. Returns the hot-set hit ratio. */
+static double run_sweep_hot(ts_cache_policy policy, double *model)
+{
+	const uint64_t pages = 4096, hot = 150;
+	rig g = make(policy, pages * C_CHARGE / 4, 5);
+	uint64_t s = 99, pos = 0, hot_req = 0, hot_hit = 0;
+	for (int i = 0; i < 30000; i++) {
+		s = s * 6364136223846793005ull + 1442695040888963407ull;
+		if ((s >> 63) & 1) {
+			hot_req++;
+			hot_hit += serve(&g, 2, (s >> 20) % hot) != TS__FORM_STORAGE;
+		} else {
+			serve(&g, 1, pos);
+			pos = (pos + 1) % pages;
+		}
+	}
+	ts_residency_stats st;
+	ts__res_stats(g.r, g.c, &st);
+	*model = st.model_seconds;
+	unmake(&g);
+	return (double)hot_hit / (double)hot_req;
+}
+
+Test(residency, sweeps_mixed_with_a_hot_set_keep_the_hot_set)
+{
+	double mt, ml, mo;
+	double t = run_sweep_hot(TS_CACHE_POLICY_TIERED, &mt);
+	double l = run_sweep_hot(TS_CACHE_POLICY_DECODED_LRU, &ml);
+	double o = run_sweep_hot(TS_CACHE_POLICY_DECODED_ONLY, &mo);
+	cr_log_info("sweep-hot: hot-set hit ratio tiered %.3f, decoded-lru %.3f, decoded-only %.3f",
+		    t, l, o);
+	cr_expect_gt(t, 0.9);
+	cr_expect_lt(l, 0.5, "LRU loses the hot set");
+}
+
+Test(residency, a_pure_scan_costs_no_more_than_with_decoded_lru)
+{
+	double model[2];
+	static const ts_cache_policy pol[2] = {TS_CACHE_POLICY_TIERED, TS_CACHE_POLICY_DECODED_LRU};
+	for (int k = 0; k < 2; k++) {
+		rig g = make(pol[k], 4096 * C_CHARGE / 4, 5);
+		uint64_t hits = 0;
+		for (uint64_t p = 0; p < 4096; p++)
+			hits += serve(&g, 1, p) != TS__FORM_STORAGE;
+		cr_expect_eq(hits, 0, "a one-pass scan has nothing to hit");
+		ts_residency_stats st;
+		ts__res_stats(g.r, g.c, &st);
+		model[k] = st.model_seconds;
+		unmake(&g);
+	}
+	cr_expect_leq(model[0], model[1]);
+}

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tools/belady.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
 #include "tools/json.h"
@@ -305,168 +306,11 @@ static uint64_t page_decoded_bytes(const tensor *t, uint64_t page)
 	return nr * nc * 4;
 }
 
-/* -- Belady's offline optimum ------------------------------------------------------------- */
-
-typedef struct access {
-	uint64_t key;   /* tensor index << 40 | page */
-	uint64_t bytes;
-	uint64_t next;  /* index of the next access of the same key, or UINT64_MAX */
-} access;
-
-typedef struct heap_item {
-	uint64_t next;
-	uint64_t slot; /* index into the resident table */
-	uint64_t ver;
-} heap_item;
-
-typedef struct resident {
-	uint64_t key;
-	uint64_t next;
-	uint64_t bytes;
-	uint64_t ver;
-	int live;
-} resident;
-
-/* open-addressing map key -> slot */
-typedef struct kmap {
-	uint64_t *keys;
-	uint64_t *vals;
-	size_t mask;
-} kmap;
-
-static int kmap_init(kmap *m, size_t n)
-{
-	size_t cap = 64;
-	while (cap < n * 2)
-		cap <<= 1;
-	m->keys = malloc(cap * sizeof(uint64_t));
-	m->vals = malloc(cap * sizeof(uint64_t));
-	m->mask = cap - 1;
-	if (!m->keys || !m->vals)
-		return -1;
-	memset(m->keys, 0xFF, cap * sizeof(uint64_t));
-	return 0;
-}
-
-static uint64_t *kmap_slot(kmap *m, uint64_t key)
-{
-	size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & m->mask;
-	while (m->keys[i] != UINT64_MAX && m->keys[i] != key)
-		i = (i + 1) & m->mask;
-	if (m->keys[i] == UINT64_MAX) {
-		m->keys[i] = key;
-		m->vals[i] = UINT64_MAX;
-	}
-	return &m->vals[i];
-}
-
-static void heap_push(heap_item *h, size_t *n, heap_item it)
-{
-	size_t i = (*n)++;
-	while (i > 0 && h[(i - 1) / 2].next < it.next) {
-		h[i] = h[(i - 1) / 2];
-		i = (i - 1) / 2;
-	}
-	h[i] = it;
-}
-
-static heap_item heap_pop(heap_item *h, size_t *n)
-{
-	heap_item top = h[0], last = h[--(*n)];
-	size_t i = 0;
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= *n)
-			break;
-		if (c + 1 < *n && h[c + 1].next > h[c].next)
-			c++;
-		if (h[c].next <= last.next)
-			break;
-		h[i] = h[c];
-		i = c;
-	}
-	if (*n)
-		h[i] = last;
-	return top;
-}
-
-/*
- * Belady with bypass on variable page sizes: hits / accesses. A miss is kept only if enough
- * resident pages are needed later than it to make room; those needed furthest are evicted.
- */
-static int belady(const access *acc, size_t n, uint64_t budget, double *ratio)
-{
-	kmap m;
-	resident *res = calloc(n ? n : 1, sizeof(*res));
-	heap_item *heap = malloc((n + 1) * sizeof(*heap));
-	heap_item *popped = malloc((n + 1) * sizeof(*popped));
-	size_t nres = 0, nheap = 0;
-	uint64_t used = 0, hits = 0;
-	int rc = -1;
-
-	if (!res || !heap || !popped || kmap_init(&m, n))
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		uint64_t *slot = kmap_slot(&m, acc[i].key);
-		resident *r = *slot != UINT64_MAX ? &res[*slot] : NULL;
-		if (r && r->live) {
-			hits++;
-			r->next = acc[i].next;
-			r->ver++;
-			/* the old heap item goes stale (version); at most one push per access */
-			heap_push(heap, &nheap, (heap_item){r->next, *slot, r->ver});
-			continue;
-		}
-		uint64_t need = acc[i].bytes, nx = acc[i].next;
-		if (nx == UINT64_MAX || need > budget)
-			continue; /* never used again, or can never fit: do not keep */
-		size_t npop = 0;
-		uint64_t freed = 0;
-		while (used - freed + need > budget && nheap) {
-			heap_item it = heap_pop(heap, &nheap);
-			resident *v = &res[it.slot];
-			if (!v->live || v->ver != it.ver)
-				continue;
-			if (it.next <= nx) { /* needed sooner than the new page: keep all */
-				heap_push(heap, &nheap, it);
-				break;
-			}
-			popped[npop++] = it;
-			freed += v->bytes;
-		}
-		if (used - freed + need > budget) {
-			for (size_t j = 0; j < npop; j++)
-				heap_push(heap, &nheap, popped[j]);
-			continue;
-		}
-		for (size_t j = 0; j < npop; j++) {
-			res[popped[j].slot].live = 0;
-			used -= res[popped[j].slot].bytes;
-		}
-		if (!r) {
-			*slot = nres;
-			r = &res[nres++];
-		}
-		*r = (resident){acc[i].key, nx, need, r->ver + 1, 1};
-		used += need;
-		heap_push(heap, &nheap, (heap_item){nx, *slot, r->ver});
-	}
-	*ratio = n ? (double)hits / (double)n : 0;
-	rc = 0;
-out:
-	free(m.keys);
-	free(m.vals);
-	free(res);
-	free(heap);
-	free(popped);
-	return rc;
-}
-
-static int trace_accesses(const bench *b, access **out, size_t *nout)
+static int trace_accesses(const bench *b, belady_access **out, size_t *nout)
 {
 	uint64_t *pages = NULL;
 	size_t cap = 0, n = 0, acap = 0;
-	access *acc = NULL;
+	belady_access *acc = NULL;
 
 	for (size_t i = 0; i < b->nreqs; i++) {
 		const tensor *t = &b->tensors[b->reqs[i].tensor];
@@ -476,25 +320,17 @@ static int trace_accesses(const bench *b, access **out, size_t *nout)
 		for (long k = 0; k < np; k++) {
 			if (n == acap) {
 				acap = acap ? acap * 2 : 4096;
-				access *a = realloc(acc, acap * sizeof(*a));
+				belady_access *a = realloc(acc, acap * sizeof(*a));
 				if (!a)
 					goto oom;
 				acc = a;
 			}
-			acc[n++] = (access){(uint64_t)b->reqs[i].tensor << 40 | pages[k],
-					    page_decoded_bytes(t, pages[k]), UINT64_MAX};
+			acc[n++] = (belady_access){(uint64_t)b->reqs[i].tensor << 40 | pages[k],
+						   page_decoded_bytes(t, pages[k]), 0};
 		}
 	}
-	kmap m;
-	if (kmap_init(&m, n))
+	if (belady_link(acc, n))
 		goto oom;
-	for (size_t i = n; i-- > 0;) {
-		uint64_t *s = kmap_slot(&m, acc[i].key);
-		acc[i].next = *s;
-		*s = i;
-	}
-	free(m.keys);
-	free(m.vals);
 	free(pages);
 	*out = acc;
 	*nout = n;
@@ -694,13 +530,13 @@ static int generate(bench *b, const char *kind, uint64_t nreq, uint64_t rows, do
 		}
 	} else if (!strcmp(kind, "sweep-hot")) {
 		if (!hot) {
-			/* a hot set of about half the budget in decoded bytes: LRU, holding decoded
-			 * pages, cannot keep it across a sweep; a tiered cache can */
+			/* a hot set about the budget's size in decoded bytes: LRU, holding decoded
+			 * pages, cannot keep it across sweeps; a tiered cache holds it compressed */
 			uint64_t avg = 0;
 			for (size_t i = 0; i < n; i++)
 				avg += item_bytes(b, &items[i]);
 			avg /= n;
-			hot = budget > 0 && avg ? (uint64_t)budget / 2 / avg : 16;
+			hot = budget > 0 && avg ? (uint64_t)budget / avg : 16;
 			if (hot < 1)
 				hot = 1;
 		}
@@ -757,6 +593,8 @@ static void usage(FILE *f)
 		"'tstore calibrate') and measured time. For decoded-only policies, also the\n"
 		"offline optimum hit ratio (Belady) of the same trace and budget.\n\n"
 		"  --policy P     tiered (default), decoded-lru, decoded-only\n"
+		"  --threads N    decode threads (default: every core); with 1 the replay is\n"
+		"                 reproducible decision for decision\n"
 		"  --json         one JSON object: requests, served_decoded, served_compressed,\n"
 		"                 served_storage, storage_bytes, model_seconds, measured_seconds,\n"
 		"                 [opt_hit_ratio], hit_ratio, page_accesses, hot_requests,\n"
@@ -765,7 +603,7 @@ static void usage(FILE *f)
 		"(--rows N rows per request; default one page row):\n"
 		"  zipf       --requests N (20000) requests, item popularity Zipf(--alpha 1.0)\n"
 		"  sweep-hot  repeated sequential sweeps of the store mixed with a hot set of\n"
-		"             --hot N items (default: half of --budget in decoded bytes), a share\n"
+		"             --hot N items (default: --budget's worth of decoded bytes), a share\n"
 		"             --hot-share P (0.5) of the requests; hot requests are tagged 'hot'\n"
 		"  scan       one pass over every row slice in store order\n"
 		"BYTES accepts K, M, G suffixes (powers of 1024).\n");
@@ -894,12 +732,13 @@ int cmd_bench_cache(int argc, char **argv)
 		{"rows", required_argument, NULL, 'r'},    {"alpha", required_argument, NULL, 'a'},
 		{"hot", required_argument, NULL, 'H'},     {"hot-share", required_argument, NULL, 'S'},
 		{"seed", required_argument, NULL, 's'},    {"help", no_argument, NULL, 'h'},
+		{"threads", required_argument, NULL, 'T'},
 		{NULL, 0, NULL, 0}};
 	const char *trace = NULL, *gen = NULL, *outp = NULL;
 	int64_t budget = -1;
 	ts_cache_policy policy = TS_CACHE_POLICY_TIERED;
 	int json = 0, c, status = CLI_FAIL;
-	uint64_t nreq = 20000, rows = 0, hot = 0, seed = 1;
+	uint64_t nreq = 20000, rows = 0, hot = 0, seed = 1, threads = 0;
 	double alpha = 1.0, hot_share = 0.5;
 	bench b = {0};
 
@@ -933,6 +772,10 @@ int cmd_bench_cache(int argc, char **argv)
 			if (parse_u64(optarg, &hot) || hot == 0)
 				return cli_usage_error(CMD, "bad --hot '%s'", optarg);
 			break;
+		case 'T':
+			if (parse_u64(optarg, &threads) || threads > 1024)
+				return cli_usage_error(CMD, "bad --threads '%s'", optarg);
+			break;
 		case 's':
 			if (parse_u64(optarg, &seed))
 				return cli_usage_error(CMD, "bad --seed '%s'", optarg);
@@ -961,7 +804,7 @@ int cmd_bench_cache(int argc, char **argv)
 	if (trace && budget < 0)
 		return cli_usage_error(CMD, "--budget BYTES is required with --trace");
 
-	if (cli_open_store(CMD, &b.st, argv[optind], 0, 0))
+	if (cli_open_store(CMD, &b.st, argv[optind], 0, (int)threads))
 		return CLI_USAGE;
 	if (load_tensors(&b))
 		goto out;
@@ -985,9 +828,10 @@ int cmd_bench_cache(int argc, char **argv)
 	if (replay(&b, policy, budget, &r))
 		goto out;
 	if (policy != TS_CACHE_POLICY_TIERED) {
-		access *acc;
+		belady_access *acc;
 		size_t n;
-		if (trace_accesses(&b, &acc, &n) || belady(acc, n, (uint64_t)budget, &r.opt_hit_ratio)) {
+		if (trace_accesses(&b, &acc, &n) ||
+		    belady_hit_ratio(acc, n, (uint64_t)budget, &r.opt_hit_ratio)) {
 			cli_error(CMD, NULL, "out of memory computing the optimum");
 			goto out;
 		}
