@@ -272,3 +272,76 @@ Test(codec, tensor_scales)
 	cr_expect_eq(ts_codec_tensor_scale(&f8, 0.0f), 1.0f);
 	cr_expect_eq(ts_codec_tensor_scale(&mx, 5.0f), 1.0f);
 }
+
+/* Every lossy codec refuses NaN and Inf from every source dtype, naming row and column. */
+Test(codec, lossy_codecs_reject_nonfinite_sources)
+{
+	static const ts_codec codecs[] = {TS_CODEC_NVFP4, TS_CODEC_MXFP4, TS_CODEC_INT8,
+					  TS_CODEC_FP8};
+	static const float bad[] = {NAN, INFINITY, -INFINITY};
+	const uint64_t rows = 3, cols = 37;
+	float x[3 * 37];
+	uint16_t h[3 * 37];
+	uint8_t enc[4096];
+	for (int k = 0; k < 4; k++) {
+		for (int v = 0; v < 3; v++) {
+			for (int d = TS_F32; d <= TS_F16; d++) {
+				for (uint64_t i = 0; i < rows * cols; i++)
+					x[i] = (float)i * 0.25f - 3.0f;
+				x[2 * cols + 35] = bad[v];
+				for (uint64_t i = 0; i < rows * cols; i++)
+					h[i] = d == TS_BF16 ? ts_f32_to_bf16(x[i]) : ts_f32_to_f16(x[i]);
+				ts_codec_config cfg = ts_codec_config_default(codecs[k]);
+				int rc = ts_codec_encode(&cfg, 30.0f, d == TS_F32 ? (void *)x : (void *)h,
+							 (ts_dtype)d, cols, rows, cols, enc, sizeof(enc));
+				cr_expect_eq(rc, TS_ENONFINITE, "%s from %s", ts_codec_name(codecs[k]),
+					     ts_dtype_name((ts_dtype)d));
+				cr_expect(strstr(ts_error_last(), "row 2, column 35"), "%s",
+					  ts_error_last());
+				cr_expect(strstr(ts_error_last(), isnan(bad[v]) ? "NaN" : "Inf"), "%s",
+					  ts_error_last());
+			}
+		}
+	}
+}
+
+/* Decoding writes nothing outside the cols real elements of each row, for every output type. */
+Test(codec, decode_writes_only_the_real_elements)
+{
+	static const ts_codec codecs[] = {TS_CODEC_NVFP4, TS_CODEC_MXFP4, TS_CODEC_INT8,
+					  TS_CODEC_FP8, TS_CODEC_RAW};
+	static const uint64_t lens[] = {1, 15, 17, 33};
+	for (int k = 0; k < 5; k++) {
+		for (int l = 0; l < 4; l++) {
+			uint64_t rows = 4, cols = lens[l], stride = cols + 3;
+			float x[4 * 36];
+			for (uint64_t i = 0; i < rows * stride; i++)
+				x[i] = cosf((float)i * 1.3f);
+			ts_codec_config cfg = ts_codec_config_default(codecs[k]);
+			uint8_t enc[1024];
+			size_t size = ts_codec_encoded_size(&cfg, rows, cols);
+			cr_assert_eq(ts_codec_encode(&cfg, 1.0f, x, TS_F32, stride, rows, cols, enc,
+						     size),
+				     0);
+			float g = ts_codec_tensor_scale(&cfg, 1.0f);
+			for (int d = TS_F32; d <= TS_F16; d++) {
+				uint8_t out[4 * 36 * 4 + 64];
+				memset(out, 0xA5, sizeof(out));
+				size_t es = ts_dtype_size((ts_dtype)d);
+				cr_assert_eq(ts_codec_decode(&cfg, g, enc, size, rows, cols, (ts_dtype)d,
+							     out, stride),
+					     0, "%s", ts_error_last());
+				for (uint64_t r = 0; r < rows; r++)
+					for (uint64_t b = cols * es; b < stride * es; b++)
+						cr_assert_eq(out[r * stride * es + b], 0xA5,
+							     "%s to %s, cols %llu: byte past row %llu",
+							     ts_codec_name(codecs[k]),
+							     ts_dtype_name((ts_dtype)d),
+							     (unsigned long long)cols,
+							     (unsigned long long)r);
+				for (size_t b = rows * stride * es; b < sizeof(out); b++)
+					cr_assert_eq(out[b], 0xA5);
+			}
+		}
+	}
+}
