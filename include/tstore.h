@@ -297,7 +297,13 @@ TS_API void ts_stats_acc_finish_error(const ts_stats_acc *acc, uint64_t original
  * (rows x cols of @p src_dtype, rows contiguous) is at most cfg_in->max_error_pct, measured by
  * encoding and decoding each candidate; falls back to raw (lossless) in the source dtype when
  * no lossy candidate qualifies or the tensor holds non-finite values.
- * Allocates scratch internally (the analyzer is not a kernel). Any thread.
+ * Candidates (F32/BF16/F16 sources): nvfp4 best and nvidia, mxfp4, int8 symmetric and asymmetric
+ * at block sizes 16..4096, fp8, and for an F32 source raw BF16 and raw F16 (their rounding error
+ * counts like any other). A bound of 0 admits only raw narrowings that are exact on this tensor.
+ * Other source dtypes are always raw. Tensors over 1M elements are measured first on a
+ * deterministic sample of whole rows; the winner is always verified on the whole tensor.
+ * Allocates bounded scratch internally (a few hundred KiB; the analyzer is not a kernel).
+ * Any thread.
  *
  * @param out        the chosen configuration (max_error_pct copied from the input)
  * @param stats      if not NULL, the chosen candidate's measured statistics
@@ -312,23 +318,48 @@ TS_API int ts_analyze(ts_codec_config *out, ts_compression_stats *stats,
 /* ------------------------------------------------------------------------------------------ */
 
 /**
- * Encodes a rows x cols tensor fed in row-major order in chunks of any size, in bounded memory:
- * the state holds at most one partial row's worth of a block. The output is the same bytes as a
- * one-shot ts_codec_encode() of the whole tensor, delivered row by row to @p sink.
+ * Encodes a rows x cols tensor fed in row-major order in chunks of any size, in bounded memory.
+ * The output is the same bytes as a one-shot ts_codec_encode() of the whole tensor (with the same
+ * amax), delivered in order as batches of whole rows: concatenating the @p codes of every call,
+ * then the @p scales of every call, gives that encoding. The buffers are valid only during the
+ * call. A non-zero return from the sink stops the stream: ts_stream_process()/finish() then
+ * return it (TS_ECANCELED if it was positive).
  */
 typedef int (*ts_stream_sink)(void *ud, const void *codes, size_t codes_size, const void *scales,
 			      size_t scales_size, uint64_t first_row, uint64_t row_count);
 
 typedef struct ts_stream ts_stream;
 
-/** @p amax: the tensor's amax, required for nvfp4 and fp8 (scan the source first). */
+/**
+ * Start a stream. Memory is fixed here: one partial block of input, 64K elements of scratch and
+ * a batch of max(1, 65536 / cols) encoded rows — never a function of @p rows.
+ * @param amax  the tensor's largest finite magnitude, required (finite, >= 0) for nvfp4 and fp8:
+ *              scan the source first. Ignored by the other codecs.
+ * @param src_dtype F32, BF16 or F16 for lossy codecs; cfg->raw_dtype for raw.
+ * @return 0; TS_EINVAL (bad shape, missing amax, bad configuration); TS_EDTYPE; TS_ENOMEM.
+ * Threads: a stream is used by one thread at a time.
+ */
 TS_API int ts_stream_new(ts_stream **out, const ts_codec_config *cfg, float amax,
 			 ts_dtype src_dtype, uint64_t rows, uint64_t cols, ts_stream_sink sink,
 			 void *ud);
-/** Feed @p bytes (a whole number of elements) of the tensor, continuing where the last left. */
+/**
+ * Feed @p bytes (a whole number of elements) of the tensor, continuing where the last left.
+ * @return 0; TS_EINVAL; TS_ERANGE if more than rows x cols elements would have been fed;
+ *         TS_ENONFINITE for NaN/Inf under a lossy codec (ts_error_last() names row and column);
+ *         the sink's code. After an error the stream is poisoned: every call returns that code.
+ */
 TS_API int ts_stream_process(ts_stream *s, const void *data, size_t bytes);
-/** Flush; TS_EINVAL if fewer than rows x cols elements were fed. */
+/**
+ * Deliver the last rows and fill @p stats (may be NULL): byte counts, blocks, and the error of
+ * the encoding measured by decoding every piece as it was encoded.
+ * @return 0; TS_EINVAL if fewer than rows x cols elements were fed, or if the data exceeded the
+ *         amax given to ts_stream_new() (nvfp4, fp8: the bytes delivered are then not those of a
+ *         one-shot encoding with the true amax); the sink's code.
+ */
 TS_API int ts_stream_finish(ts_stream *s, ts_compression_stats *stats);
+/** Distribution statistics of everything fed so far (complete after ts_stream_finish()). */
+TS_API void ts_stream_dist(const ts_stream *s, ts_distribution_stats *out);
+/** Free the stream. NULL accepted. */
 TS_API void ts_stream_free(ts_stream *s);
 
 /* ------------------------------------------------------------------------------------------ */
