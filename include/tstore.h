@@ -191,7 +191,8 @@ TS_API int ts_codec_parse(ts_codec *out, const char *name);
 
 /**
  * The per-tensor decode scale for a tensor whose largest magnitude is @p amax:
- * nvfp4 amax/2688, fp8 amax/448 (1 when amax is 0), 1 for the other codecs.
+ * nvfp4 amax/2688 (recipe nvidia) or amax/1152 (recipe best), fp8 amax/448; 1 when amax is 0
+ * and for the other codecs. Decoders take it as given (docs/CODECS.md).
  */
 TS_API float ts_codec_tensor_scale(const ts_codec_config *cfg, float amax);
 

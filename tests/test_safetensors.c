@@ -429,3 +429,26 @@ Test(npy, text_rendering_elides_long_dimensions)
 	cr_assert_str_eq(buf, "[ 0.0000e+00,  1.0000e+00,  2.0000e+00, ...,  7.0000e+00,  8.0000e+00,  9.0000e+00]\n");
 	free(buf);
 }
+
+Test(json, pretty_printing_with_inline_arrays)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	json_writer w;
+	jw_init(&w, m, 2);
+	jw_object_begin(&w);
+	jw_key(&w, "shape");
+	jw_array_begin_inline(&w);
+	jw_uint(&w, 2816);
+	jw_uint(&w, 1024);
+	jw_array_end(&w);
+	jw_key(&w, "l");
+	jw_array_begin(&w);
+	jw_bool(&w, 0);
+	jw_array_end(&w);
+	jw_object_end(&w);
+	fclose(m);
+	cr_assert_str_eq(buf, "{\n  \"shape\": [2816, 1024],\n  \"l\": [\n    false\n  ]\n}");
+	free(buf);
+}

@@ -584,34 +584,37 @@ static void before(json_writer *w)
 	}
 	if (w->depth > 0) {
 		if (!w->first[w->depth])
-			fputc(',', w->f);
-		newline(w);
+			fputs(w->inl[w->depth] && w->indent ? ", " : ",", w->f);
+		if (!w->inl[w->depth])
+			newline(w);
 	}
 	w->first[w->depth] = 0;
 }
 
-static void open_(json_writer *w, char c)
+static void open_(json_writer *w, char c, int inl)
 {
 	before(w);
 	fputc(c, w->f);
 	if (w->depth < JSON_MAX_DEPTH)
 		w->depth++;
 	w->first[w->depth] = 1;
+	w->inl[w->depth] = inl || w->inl[w->depth - 1];
 }
 
 static void close_(json_writer *w, char c)
 {
-	int empty = w->first[w->depth];
+	int empty = w->first[w->depth], inl = w->inl[w->depth];
 	if (w->depth > 0)
 		w->depth--;
-	if (!empty)
+	if (!empty && !inl)
 		newline(w);
 	fputc(c, w->f);
 }
 
-void jw_object_begin(json_writer *w) { open_(w, '{'); }
+void jw_object_begin(json_writer *w) { open_(w, '{', 0); }
 void jw_object_end(json_writer *w) { close_(w, '}'); }
-void jw_array_begin(json_writer *w) { open_(w, '['); }
+void jw_array_begin(json_writer *w) { open_(w, '[', 0); }
+void jw_array_begin_inline(json_writer *w) { open_(w, '[', 1); }
 void jw_array_end(json_writer *w) { close_(w, ']'); }
 
 void jw_key(json_writer *w, const char *key)

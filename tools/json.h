@@ -88,6 +88,7 @@ typedef struct json_writer {
 	int indent;
 	int depth;
 	int first[JSON_MAX_DEPTH + 1]; /* no member yet at this depth */
+	int inl[JSON_MAX_DEPTH + 1];   /* this depth is written on one line */
 	int after_key;
 } json_writer;
 
@@ -96,6 +97,8 @@ void jw_object_begin(json_writer *w);
 void jw_object_end(json_writer *w);
 void jw_array_begin(json_writer *w);
 void jw_array_end(json_writer *w);
+/** An array written on one line even when pretty-printing ("shape": [2816, 1024]). */
+void jw_array_begin_inline(json_writer *w);
 void jw_key(json_writer *w, const char *key);
 void jw_string(json_writer *w, const char *s);
 void jw_uint(json_writer *w, uint64_t v);

@@ -8,6 +8,10 @@
  *        (default 0); --exact: same dtype and identical bytes.
  *   stcheck npy OUT.npy SRC.safetensors NAME RANGE [--max-rel PCT]
  *        the .npy holds the slice RANGE of NAME (numpy basic indexing) within PCT.
+ *   stcheck json FILE                      FILE is one strict JSON value (tools/json.c)
+ *   stcheck flip FILE SRC.safetensors NAME
+ *        find the first 64 data bytes of tensor NAME of SRC inside FILE (a store holding it
+ *        raw) and flip one bit in the middle of them: a damaged page for fsck tests.
  *
  * Exit 0 when the check holds, 1 when it does not (with the reason), 2 on usage errors.
  */
@@ -23,6 +27,7 @@
 #include <unistd.h>
 
 #include "tools/commands.h"
+#include "tools/json.h"
 #include "tools/npy.h"
 #include "tools/safetensors.h"
 
@@ -240,6 +245,64 @@ static int npy_check(const char *npy, const char *src, const char *name, const c
 	return 0;
 }
 
+static uint8_t *map_file(const char *path, size_t *size, int writable)
+{
+	int fd = open(path, writable ? O_RDWR : O_RDONLY);
+	struct stat sb;
+	if (fd < 0 || fstat(fd, &sb) < 0) {
+		fprintf(stderr, "stcheck: cannot open %s\n", path);
+		exit(1);
+	}
+	*size = (size_t)sb.st_size;
+	uint8_t *m = mmap(NULL, *size ? *size : 1, PROT_READ | (writable ? PROT_WRITE : 0),
+			  MAP_SHARED, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED) {
+		fprintf(stderr, "stcheck: cannot map %s\n", path);
+		exit(1);
+	}
+	return m;
+}
+
+static int json_check(const char *path)
+{
+	size_t n;
+	uint8_t *m = map_file(path, &n, 0);
+	json_value *v;
+	int rc = json_parse(&v, (const char *)m, n, err, sizeof err);
+	munmap(m, n ? n : 1);
+	if (rc < 0) {
+		fprintf(stderr, "stcheck: %s: %s\n", path, err);
+		return 1;
+	}
+	json_free(v);
+	return 0;
+}
+
+static int flip(const char *path, const char *src, const char *name)
+{
+	st_file f;
+	open_or_die(&f, src);
+	const st_tensor *t = st_find(&f, name);
+	if (!t || t->end - t->begin < 64) {
+		fprintf(stderr, "stcheck: no tensor '%s' of at least 64 bytes in %s\n", name, src);
+		return 2;
+	}
+	size_t n;
+	uint8_t *m = map_file(path, &n, 1);
+	uint8_t *hit = memmem(m, n, t->data, 64);
+	if (!hit) {
+		fprintf(stderr, "stcheck: the data of '%s' is not in %s\n", name, path);
+		return 1;
+	}
+	hit[32] ^= 0x10;
+	msync(m, n, MS_SYNC);
+	printf("stcheck: flipped a bit at offset %zu of %s\n", (size_t)(hit + 32 - m), path);
+	munmap(m, n);
+	st_close(&f);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	double max_rel = 0;
@@ -257,11 +320,15 @@ int main(int argc, char **argv)
 	}
 	if (n == 2 && !strcmp(pos[0], "info"))
 		return info(pos[1]);
+	if (n == 2 && !strcmp(pos[0], "json"))
+		return json_check(pos[1]);
+	if (n == 4 && !strcmp(pos[0], "flip"))
+		return flip(pos[1], pos[2], pos[3]);
 	if (n == 3 && !strcmp(pos[0], "compare"))
 		return compare(pos[1], pos[2], max_rel, exact, subset);
 	if (n == 5 && !strcmp(pos[0], "npy"))
 		return npy_check(pos[1], pos[2], pos[3], pos[4], max_rel);
 	fprintf(stderr, "usage: stcheck info FILE | compare A B [--max-rel PCT] [--exact] [--subset] |"
-			" npy OUT.npy SRC NAME RANGE [--max-rel PCT]\n");
+			" npy OUT.npy SRC NAME RANGE [--max-rel PCT] | json FILE | flip FILE SRC NAME\n");
 	return 2;
 }

@@ -1,0 +1,116 @@
+/*
+ * The tstore command's conventions: error messages, exit codes, shared option parsing.
+ * See tools/cli.h.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tools/cli.h"
+
+int cli_quiet;
+
+static void verror(const char *cmd, const char *where, const char *fmt, va_list ap)
+{
+	char what[2048];
+	vsnprintf(what, sizeof what, fmt, ap);
+	fflush(stdout);
+	if (where && *where)
+		fprintf(stderr, "tstore: %s: %s (%s)\n", cmd, what, where);
+	else
+		fprintf(stderr, "tstore: %s: %s\n", cmd, what);
+}
+
+void cli_error(const char *cmd, const char *where, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	verror(cmd, where, fmt, ap);
+	va_end(ap);
+}
+
+void cli_error_ts(const char *cmd, int rc, const char *fmt, ...)
+{
+	char what[1024];
+	char where[1536];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	snprintf(where, sizeof where, "%s", ts_error_last());
+	cli_error(cmd, where, "%s: %s", what, ts_strerror(rc));
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	char what[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "tstore: %s: %s\nTry 'tstore %s --help'.\n", cmd, what, cmd);
+	return CLI_USAGE;
+}
+
+int cli_parse_out_dtype(const char *s, int allow_source, int *out)
+{
+	if (!strcmp(s, "f32"))
+		*out = TS_F32;
+	else if (!strcmp(s, "bf16"))
+		*out = TS_BF16;
+	else if (!strcmp(s, "f16"))
+		*out = TS_F16;
+	else if (allow_source && !strcmp(s, "source"))
+		*out = -1;
+	else
+		return -1;
+	return 0;
+}
+
+int cli_open_store(const char *cmd, ts_store **st, const char *path, unsigned flags, int threads)
+{
+	ts_open_opts o;
+	ts_open_opts_init(&o);
+	o.flags = flags;
+	o.threads = threads;
+	int rc = ts_store_open(st, path, &o);
+	if (rc < 0)
+		cli_error_ts(cmd, rc, "cannot open store %s", path);
+	return rc;
+}
+
+const char *cli_shape(char *buf, size_t size, int ndim, const uint64_t *shape)
+{
+	size_t n = (size_t)snprintf(buf, size, "[");
+	for (int i = 0; i < ndim && n < size; i++)
+		n += (size_t)snprintf(buf + n, size - n, "%s%llu", i ? ", " : "",
+				      (unsigned long long)shape[i]);
+	if (n < size)
+		snprintf(buf + n, size - n, "]");
+	return buf;
+}
+
+const char *cli_codec_desc(char *buf, size_t size, const ts_codec_config *cfg)
+{
+	switch (cfg->codec) {
+	case TS_CODEC_RAW:
+		snprintf(buf, size, "raw %s", ts_dtype_name(cfg->raw_dtype));
+		break;
+	case TS_CODEC_NVFP4:
+		snprintf(buf, size, "nvfp4 (block %d, %s)", cfg->block_size,
+			 cfg->recipe == TS_RECIPE_BEST ? "best" : "nvidia");
+		break;
+	case TS_CODEC_INT8:
+		snprintf(buf, size, "int8 (block %d, %s)", cfg->block_size,
+			 cfg->symmetric ? "symmetric" : "asymmetric");
+		break;
+	case TS_CODEC_MXFP4:
+	case TS_CODEC_FP8:
+	default:
+		snprintf(buf, size, "%s", ts_codec_name(cfg->codec));
+		break;
+	}
+	return buf;
+}

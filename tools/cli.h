@@ -1,0 +1,49 @@
+/*
+ * The tstore command's conventions, shared by its sub-commands: error messages on stderr as
+ * `tstore: <command>: <what> (<where>)`, the exit codes, the global -q, and parsing of the small
+ * option values that several commands take.
+ *
+ * Invariants
+ *   1. Every failure a sub-command reports goes through cli_error() or cli_error_ts(): one line,
+ *      what and where, on stderr, never on stdout (stdout carries results: tables, JSON, .npy).
+ *   2. Exit codes: CLI_OK 0 success; CLI_FAIL 1 failure or problems found; CLI_USAGE 2 usage
+ *      error or could not run; CLI_INTERRUPTED 130 stopped by SIGINT.
+ */
+#ifndef TS_TOOLS_CLI_H
+#define TS_TOOLS_CLI_H
+
+#include <stdint.h>
+
+#include "tstore.h"
+
+#define CLI_OK 0
+#define CLI_FAIL 1
+#define CLI_USAGE 2
+#define CLI_INTERRUPTED 130
+
+/** Set by the global -q (and by each command's -q): nothing but errors on stderr. */
+extern int cli_quiet;
+
+/** "tstore: <cmd>: <what> (<where>)"; @p where may be NULL or empty. */
+void cli_error(const char *cmd, const char *where, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/** An error from the library: "tstore: <cmd>: <what>: <ts_strerror(rc)> (<ts_error_last()>)". */
+void cli_error_ts(const char *cmd, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/** Print "tstore: <cmd>: <msg>" and a hint to use --help; returns CLI_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** Parse "f32", "bf16", "f16" (and "source" if @p allow_source) into *out (-1 for source). */
+int cli_parse_out_dtype(const char *s, int allow_source, int *out);
+
+/** Open a store, reporting failure as cli_error_ts(cmd, ...). @p flags: TS_OPEN_*. */
+int cli_open_store(const char *cmd, ts_store **st, const char *path, unsigned flags, int threads);
+
+/** "[2816, 1024]" into @p buf. */
+const char *cli_shape(char *buf, size_t size, int ndim, const uint64_t *shape);
+
+/** "nvfp4 (block 16, nvidia)", "int8 (block 64, symmetric)", "raw BF16" into @p buf. */
+const char *cli_codec_desc(char *buf, size_t size, const ts_codec_config *cfg);
+
+#endif

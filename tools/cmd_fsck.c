@@ -1,0 +1,170 @@
+/*
+ * tstore fsck: verify a store with ts_store_check() and report every problem with its tensor
+ * and page.
+ *
+ * Invariants
+ *   1. Exit 0: the check ran and found nothing; 1: problems found (after --repair: problems
+ *      remain that repair cannot fix); 2: the check could not run (no store, not a store,
+ *      cannot open for writing).
+ *   2. --repair only removes orphan pages and unfinished writes (the library's guarantee); it
+ *      reports what it removed, then checks again so the exit status tells the final state.
+ *   3. Problems go to stdout (they are the result); errors that stop the check go to stderr.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools/cli.h"
+#include "tools/commands.h"
+#include "tools/json.h"
+
+#define CMD "fsck"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: tstore fsck [--json] [--repair] STORE\n"
+		   "Verify STORE: LMDB's structure, every tensor record, that every page of every\n"
+		   "tensor exists exactly once with consistent geometry, every page checksum; find\n"
+		   "orphan pages and unfinished tensors (interrupted writes).\n\n"
+		   "  --repair  remove orphan pages and unfinished tensors (never touches good data),\n"
+		   "            then check again\n"
+		   "  --json    one JSON object: {\"store\", \"clean\", \"problems\": [{\"kind\", \"tensor\",\n"
+		   "            \"page\", \"detail\"}], \"repaired\"} (docs/CLI.md)\n"
+		   "  -q        print only errors\n"
+		   "  --help    this text\n\n"
+		   "Exit status: 0 clean; 1 problems found (or left after --repair); 2 could not check.\n");
+}
+
+static const char *kind_name(ts_problem_kind k)
+{
+	switch (k) {
+	case TS_PROBLEM_RECORD: return "record";
+	case TS_PROBLEM_MISSING: return "missing";
+	case TS_PROBLEM_CHECKSUM: return "checksum";
+	case TS_PROBLEM_GEOMETRY: return "geometry";
+	case TS_PROBLEM_ORPHAN: return "orphan";
+	case TS_PROBLEM_UNFINISHED: return "unfinished";
+	case TS_PROBLEM_STRUCTURE: return "structure";
+	default: return "unknown";
+	}
+}
+
+typedef struct ctx {
+	int json;
+	json_writer *w;
+} ctx;
+
+static void on_problem(void *ud, const ts_problem *p)
+{
+	ctx *c = ud;
+	if (c->json) {
+		json_writer *w = c->w;
+		jw_object_begin(w);
+		jw_key(w, "kind");
+		jw_string(w, kind_name(p->kind));
+		jw_key(w, "tensor");
+		if (p->tensor)
+			jw_string(w, p->tensor);
+		else
+			jw_null(w);
+		jw_key(w, "page");
+		if (p->page >= 0)
+			jw_int(w, p->page);
+		else
+			jw_null(w);
+		jw_key(w, "detail");
+		jw_string(w, p->detail ? p->detail : "");
+		jw_object_end(w);
+		return;
+	}
+	if (cli_quiet)
+		return;
+	printf("%s: %s", kind_name(p->kind), p->detail ? p->detail : "");
+	if (p->tensor && p->page >= 0)
+		printf(" (tensor '%s', page %lld)\n", p->tensor, (long long)p->page);
+	else if (p->tensor)
+		printf(" (tensor '%s')\n", p->tensor);
+	else if (p->page >= 0)
+		printf(" (page %lld)\n", (long long)p->page);
+	else
+		printf("\n");
+}
+
+int cmd_fsck(int argc, char **argv)
+{
+	int json = 0, repair = 0, c;
+	static const struct option lo[] = {{"json", no_argument, 0, 'j'},
+					   {"repair", no_argument, 0, 'r'},
+					   {"quiet", no_argument, 0, 'q'},
+					   {"help", no_argument, 0, 'h'},
+					   {0, 0, 0, 0}};
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = 1; break;
+		case 'r': repair = 1; break;
+		case 'q': cli_quiet = 1; break;
+		case 'h': usage(stdout); return CLI_OK;
+		default: return cli_usage_error(CMD, "bad option");
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error(CMD, "need STORE");
+	const char *path = argv[optind];
+	ts_store *st = NULL;
+	if (cli_open_store(CMD, &st, path, repair ? TS_OPEN_WRITE : 0, 0) < 0)
+		return CLI_USAGE;
+	json_writer w;
+	ctx cx = {json, &w};
+	uint64_t found = 0, left = 0;
+	if (json) {
+		jw_init(&w, stdout, 2);
+		jw_object_begin(&w);
+		jw_key(&w, "store");
+		jw_string(&w, path);
+		jw_key(&w, "problems");
+		jw_array_begin(&w);
+	}
+	int rc = ts_store_check(st, repair ? TS_CHECK_REPAIR : 0, on_problem, &cx, &found);
+	left = found;
+	if (rc == 0 && repair) /* what repair could not fix */
+		rc = ts_store_check(st, 0, NULL, NULL, &left);
+	if (json) {
+		jw_array_end(&w);
+		jw_key(&w, "checked");
+		jw_bool(&w, rc == 0);
+		jw_key(&w, "clean");
+		jw_bool(&w, rc == 0 && left == 0);
+		jw_key(&w, "found");
+		jw_uint(&w, found);
+		jw_key(&w, "repaired");
+		jw_uint(&w, repair && rc == 0 ? found - left : 0);
+		jw_key(&w, "remaining");
+		jw_uint(&w, left);
+		jw_object_end(&w);
+		jw_finish(&w);
+		fflush(stdout);
+	}
+	if (rc < 0) {
+		cli_error_ts(CMD, rc, "cannot check %s", path);
+		ts_store_close(st);
+		return CLI_USAGE;
+	}
+	if (!json && !cli_quiet) {
+		if (left == 0 && found == 0)
+			printf("fsck: %s: clean\n", path);
+		else if (repair)
+			printf("fsck: %s: %llu problem%s found, %llu repaired, %llu remain%s\n", path,
+			       (unsigned long long)found, found == 1 ? "" : "s",
+			       (unsigned long long)(found >= left ? found - left : 0),
+			       (unsigned long long)left, left == 1 ? "s" : "");
+		else
+			printf("fsck: %s: %llu problem%s found\n", path, (unsigned long long)found,
+			       found == 1 ? "" : "s");
+	}
+	ts_store_close(st);
+	return left ? CLI_FAIL : CLI_OK;
+}

@@ -1,0 +1,806 @@
+/*
+ * tstore import: safetensors files and sharded checkpoints into a store.
+ *
+ * The command runs in two phases.
+ *   1. Validate: open and parse every source completely (tools/safetensors.c), resolve ModelOpt
+ *      NVFP4 groups, check names against the store, and scan every floating-point tensor once
+ *      for its amax and its non-finite values. Anything wrong stops the command here, before
+ *      the store is touched (it is not even created).
+ *   2. Write: tensor by tensor, in name order, streamed from the mapped source through the
+ *      writer in CHUNK_BYTES pieces (bounded memory whatever the tensor's size).
+ *
+ * Invariants
+ *   1. Atomicity of a failing command: when writing fails (disk full, I/O error, a codec
+ *      error), the tensor being written is aborted and every tensor this command created is
+ *      deleted again; a store the command created is removed. The store is as it was before the
+ *      command. Exception, documented: with --replace, tensors already replaced keep their new
+ *      contents (the old contents are gone once a replacement commits).
+ *   2. SIGINT (Ctrl-C) aborts the tensor being written and stops: the store is as it was before
+ *      that tensor; tensors committed before it are kept and reported, and
+ *      `--skip-existing` resumes. A second SIGINT terminates at once (LMDB keeps the store
+ *      consistent; the next writer cleans up the aborted tensor's pages).
+ *   3. The policy (see usage()) decides every tensor's codec; the summary prints it.
+ *   4. ModelOpt NVFP4 groups (x U8 [r, c/2], x_scale F8_E4M3 [r, c/16], x_scale_2 F32 scalar)
+ *      are stored as one NVFP4 tensor x [r, c] from their encoded bytes, never requantized;
+ *      the tensor scale is exactly x_scale_2.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tools/cli.h"
+#include "tools/commands.h"
+#include "tools/progress.h"
+#include "tools/safetensors.h"
+
+#define CMD "import"
+#define CHUNK_BYTES (4u << 20)
+#define TINY_ELEMENTS 4096            /* fewer elements than this: lossless */
+#define SAMPLE_ELEMENTS (1u << 20)    /* auto analyses at most this many elements per tensor */
+#define DEFAULT_MAX_ERROR 12.0        /* percent relative RMS error */
+
+typedef enum plan_kind { P_FLOAT, P_RAW, P_MODELOPT } plan_kind;
+
+typedef struct plan {
+	const st_tensor *t;
+	const st_tensor *scale, *scale2; /* ModelOpt group */
+	plan_kind kind;
+	int keep;           /* matched --keep */
+	int exists;         /* name already in the store */
+	float amax;
+	uint64_t nonfinite;
+} plan;
+
+typedef struct opts {
+	int codec; /* -1 auto */
+	ts_recipe recipe;
+	double max_error;
+	char **keep;
+	size_t nkeep;
+	int jobs;
+	int replace, skip_existing;
+} opts;
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+	signal(SIGINT, SIG_DFL); /* a second Ctrl-C terminates at once */
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: tstore import [OPTIONS] STORE SRC...\n"
+		"Import safetensors files (or a sharded checkpoint's model.safetensors.index.json)\n"
+		"into STORE, creating it if needed.\n\n"
+		"Options:\n"
+		"  --codec auto|nvfp4|mxfp4|int8|fp8|raw\n"
+		"                      auto (default): per tensor, the codec with the fewest bytes\n"
+		"                      whose measured relative RMS error is within --max-error;\n"
+		"                      another value forces that codec on every floating-point tensor\n"
+		"                      not matched by --keep (a tensor it cannot encode, e.g. one with\n"
+		"                      NaN or Inf, is an error and nothing is imported)\n"
+		"  --recipe nvidia|best  NVFP4 encoder recipe (default nvidia)\n"
+		"  --max-error PCT     bound on relative RMS error for auto, percent (default %g)\n"
+		"  --keep GLOB         store tensors whose name matches GLOB losslessly (repeatable)\n"
+		"  --jobs N            encoder threads (default: all cores)\n"
+		"  --replace           replace tensors that already exist in STORE\n"
+		"  --skip-existing     leave tensors that already exist in STORE alone (resume)\n"
+		"  -q                  print only errors\n"
+		"  --help              this text\n\n"
+		"Policy (auto): tensors that are 1-D, have fewer than %d elements, or hold NaN or\n"
+		"Inf are stored losslessly (raw, in their source dtype); the others are analysed on a\n"
+		"sample of up to %u elements, and if the whole tensor then misses the bound, analysed\n"
+		"whole and rewritten. Integer and bool tensors are always stored raw. ModelOpt NVFP4\n"
+		"tensors (x U8 + x_scale F8_E4M3 + x_scale_2 F32) are stored as NVFP4 as they are.\n"
+		"Names already in STORE are an error unless --replace or --skip-existing.\n\n"
+		"Atomicity: sources are validated completely before the store is touched. If writing\n"
+		"fails, the tensors this command created are deleted again (a store it created is\n"
+		"removed); with --replace, tensors already replaced keep their new contents. Ctrl-C\n"
+		"leaves the store as it was before the interrupted tensor and exits with 130.\n",
+		DEFAULT_MAX_ERROR, TINY_ELEMENTS, SAMPLE_ELEMENTS);
+}
+
+/* -- Scanning ----------------------------------------------------------------------------- */
+
+static uint16_t ld16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t ld32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* amax and count of non-finite values, on the bit patterns (magnitudes order like integers). */
+static void scan(const st_tensor *t, float *amax, uint64_t *nonfinite)
+{
+	const uint8_t *p = t->data;
+	uint64_t n = t->nelem, bad = 0;
+	*amax = 0;
+	if (t->dtype == TS_BF16 || t->dtype == TS_F16) {
+		uint16_t inf = t->dtype == TS_BF16 ? 0x7F80 : 0x7C00, mx = 0;
+		for (uint64_t i = 0; i < n; i++) {
+			uint16_t a = ld16(p + 2 * i) & 0x7FFF;
+			if (a >= inf)
+				bad++;
+			else if (a > mx)
+				mx = a;
+		}
+		*amax = t->dtype == TS_BF16 ? ts_bf16_to_f32(mx) : ts_f16_to_f32(mx);
+	} else if (t->dtype == TS_F32) {
+		uint32_t mx = 0;
+		for (uint64_t i = 0; i < n; i++) {
+			uint32_t a = ld32(p + 4 * i) & 0x7FFFFFFFu;
+			if (a >= 0x7F800000u)
+				bad++;
+			else if (a > mx)
+				mx = a;
+		}
+		memcpy(amax, &mx, 4);
+	}
+	*nonfinite = bad;
+}
+
+/* Drop the source pages behind us from this process (they stay in the page cache). */
+static void release(const void *p, size_t len)
+{
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = ((uintptr_t)p + pg - 1) & ~(pg - 1), b = ((uintptr_t)p + len) & ~(pg - 1);
+	if (b > a)
+		madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+static int is_float_src(ts_dtype d)
+{
+	return d == TS_F32 || d == TS_BF16 || d == TS_F16;
+}
+
+static ts_codec_config raw_config(ts_dtype dt)
+{
+	ts_codec_config c = ts_codec_config_default(TS_CODEC_RAW);
+	c.raw_dtype = dt;
+	c.bits_per_value = (int)(8 * ts_dtype_size(dt));
+	return c;
+}
+
+/* -- Validation --------------------------------------------------------------------------- */
+
+/* Resolve ModelOpt groups and build the plan. 0 or -1 (reported). */
+static int build_plan(const st_checkpoint *ck, const opts *o, plan **out, size_t *count)
+{
+	plan *p = calloc(ck->count ? ck->count : 1, sizeof *p);
+	unsigned char *consumed = calloc(ck->count ? ck->count : 1, 1);
+	size_t n = 0;
+	char nm[TS_MAX_NAME + 32];
+	if (!p || !consumed) {
+		cli_error(CMD, NULL, "out of memory");
+		free(p);
+		free(consumed);
+		return -1;
+	}
+	for (size_t i = 0; i < ck->count; i++) {
+		const st_tensor *t = ck->tensors[i];
+		if (t->dtype != TS_U8)
+			continue;
+		snprintf(nm, sizeof nm, "%s_scale", t->name);
+		const st_tensor *s = st_checkpoint_find(ck, nm);
+		snprintf(nm, sizeof nm, "%s_scale_2", t->name);
+		const st_tensor *s2 = st_checkpoint_find(ck, nm);
+		if (!s || !s2)
+			continue;
+		/* A U8 tensor with both companions is a ModelOpt NVFP4 weight: check it strictly. */
+		const char *bad = NULL;
+		if (t->ndim != 2)
+			bad = "the U8 weight is not 2-D";
+		else if (s->dtype != TS_F8_E4M3)
+			bad = "the _scale tensor is not F8_E4M3";
+		else if (s->ndim != 2 || s->shape[0] != t->shape[0] ||
+			 s->shape[1] != (2 * t->shape[1] + 15) / 16)
+			bad = "the _scale tensor's shape is not [rows, cols/16]";
+		else if (s2->dtype != TS_F32 || s2->nelem != 1)
+			bad = "the _scale_2 tensor is not an F32 scalar";
+		else if (t->shape[1] == 0 || t->shape[0] == 0)
+			bad = "the weight is empty";
+		if (!bad) {
+			float g;
+			memcpy(&g, s2->data, 4);
+			if (!(g > 0) || !isfinite(g))
+				bad = "the _scale_2 value is not a positive finite number";
+		}
+		if (bad) {
+			cli_error(CMD, t->name, "ModelOpt NVFP4 group: %s", bad);
+			goto fail;
+		}
+		for (size_t j = 0; j < ck->count; j++)
+			if (ck->tensors[j] == s || ck->tensors[j] == s2)
+				consumed[j] = 1;
+	}
+	for (size_t i = 0; i < ck->count; i++) {
+		if (consumed[i])
+			continue;
+		const st_tensor *t = ck->tensors[i];
+		plan *q = &p[n++];
+		q->t = t;
+		if (t->dtype == TS_U8) {
+			snprintf(nm, sizeof nm, "%s_scale", t->name);
+			q->scale = st_checkpoint_find(ck, nm);
+			snprintf(nm, sizeof nm, "%s_scale_2", t->name);
+			q->scale2 = st_checkpoint_find(ck, nm);
+			if (q->scale && q->scale2) {
+				q->kind = P_MODELOPT;
+				continue;
+			}
+			q->scale = q->scale2 = NULL;
+		}
+		q->kind = is_float_src(t->dtype) ? P_FLOAT : P_RAW;
+		for (size_t k = 0; k < o->nkeep; k++)
+			if (fnmatch(o->keep[k], t->name, 0) == 0)
+				q->keep = 1;
+	}
+	free(consumed);
+	*out = p;
+	*count = n;
+	return 0;
+fail:
+	free(consumed);
+	free(p);
+	return -1;
+}
+
+/* -- Writing ------------------------------------------------------------------------------ */
+
+typedef struct summary {
+	size_t tensors, by_codec[TS_CODEC_COUNT], lossless_1d, lossless_tiny, lossless_nonfinite,
+		lossless_keep, raw_int, modelopt, skipped, rewritten;
+	uint64_t bytes_in, bytes_out;
+	double worst;
+	char worst_name[TS_MAX_NAME + 1];
+} summary;
+
+/* Analyse a tensor for auto: on up to SAMPLE_ELEMENTS elements (evenly spaced rows), or whole. */
+static int analyze(const plan *q, const opts *o, int whole, ts_codec_config *cfg)
+{
+	const st_tensor *t = q->t;
+	uint64_t cols = t->ndim ? t->shape[t->ndim - 1] : 1, rows = cols ? t->nelem / cols : 0;
+	size_t es = ts_dtype_size(t->dtype);
+	ts_codec_config in = ts_codec_config_default(TS_CODEC_NVFP4);
+	in.recipe = o->recipe;
+	in.max_error_pct = o->max_error;
+	uint64_t srows = rows;
+	if (!whole && t->nelem > SAMPLE_ELEMENTS && rows > 1) {
+		srows = SAMPLE_ELEMENTS / cols;
+		if (srows < 1)
+			srows = 1;
+	}
+	if (srows == rows)
+		return ts_analyze(cfg, NULL, &in, t->data, t->dtype, rows, cols);
+	uint8_t *buf = malloc(srows * cols * es);
+	if (!buf)
+		return TS_ENOMEM;
+	for (uint64_t i = 0; i < srows; i++) {
+		uint64_t r = i * rows / srows;
+		memcpy(buf + i * cols * es, t->data + r * cols * es, cols * es);
+	}
+	int rc = ts_analyze(cfg, NULL, &in, buf, t->dtype, srows, cols);
+	free(buf);
+	return rc;
+}
+
+/* Stream a tensor's elements through a writer. */
+static int write_plain(ts_store *st, const plan *q, const ts_codec_config *cfg, int replace,
+		       progress *pr, ts_tensor_info *info)
+{
+	const st_tensor *t = q->t;
+	ts_write_opts wo;
+	ts_writer *w = NULL;
+	ts_write_opts_init(&wo);
+	wo.flags = replace ? TS_WRITE_REPLACE : 0;
+	wo.amax = q->amax;
+	int rc = ts_writer_begin(&w, st, t->name, t->dtype, t->ndim, t->shape, cfg, &wo);
+	if (rc < 0)
+		return rc;
+	size_t es = ts_dtype_size(t->dtype);
+	uint64_t total = t->end - t->begin, chunk = CHUNK_BYTES - CHUNK_BYTES % es;
+	for (uint64_t off = 0; off < total; off += chunk) {
+		size_t n = (size_t)(total - off < chunk ? total - off : chunk);
+		if (interrupted) {
+			ts_writer_abort(w);
+			return TS_ECANCELED;
+		}
+		rc = ts_writer_append(w, t->data + off, n);
+		if (rc < 0) {
+			ts_writer_abort(w);
+			return rc;
+		}
+		release(t->data + off, n);
+		progress_add(pr, n, t->name);
+	}
+	if (interrupted) {
+		ts_writer_abort(w);
+		return TS_ECANCELED;
+	}
+	return ts_writer_commit(w, info);
+}
+
+/* The amax whose tensor scale is exactly g (the writer derives the scale from the amax). */
+static int amax_for_scale(const ts_codec_config *cfg, float g, float *amax)
+{
+	float a = g * 2688.0f, up = a, down = a;
+	for (int i = 0; i < 64; i++) {
+		if (ts_codec_tensor_scale(cfg, up) == g) {
+			*amax = up;
+			return 0;
+		}
+		if (ts_codec_tensor_scale(cfg, down) == g) {
+			*amax = down;
+			return 0;
+		}
+		up = nextafterf(up, INFINITY);
+		down = nextafterf(down, 0);
+	}
+	return -1;
+}
+
+/* A ModelOpt NVFP4 group, appended in its encoded form. */
+static int write_modelopt(ts_store *st, const plan *q, int replace, progress *pr,
+			  ts_tensor_info *info)
+{
+	const st_tensor *t = q->t, *s = q->scale;
+	uint64_t rows = t->shape[0], ucols = t->shape[1], cols = 2 * ucols;
+	uint64_t shape[2] = {rows, cols};
+	uint64_t sc = s->shape[1], row_codes = sc * 8; /* code rows padded to whole blocks */
+	ts_codec_config cfg = ts_codec_config_default(TS_CODEC_NVFP4);
+	ts_write_opts wo;
+	ts_writer *w = NULL;
+	float g;
+	memcpy(&g, q->scale2->data, 4);
+	ts_write_opts_init(&wo);
+	wo.flags = TS_WRITE_ENCODED | (replace ? TS_WRITE_REPLACE : 0);
+	if (amax_for_scale(&cfg, g, &wo.amax) < 0) {
+		ts_error_clear();
+		return TS_ERANGE;
+	}
+	int rc = ts_writer_begin(&w, st, t->name, TS_BF16, 2, shape, &cfg, &wo);
+	if (rc < 0)
+		return rc;
+	uint64_t step = CHUNK_BYTES / row_codes;
+	if (step < 1)
+		step = 1;
+	uint8_t *pad = NULL;
+	if (row_codes != ucols) {
+		pad = calloc(step, row_codes);
+		if (!pad) {
+			ts_writer_abort(w);
+			return TS_ENOMEM;
+		}
+	}
+	for (uint64_t r = 0; r < rows; r += step) {
+		uint64_t k = rows - r < step ? rows - r : step;
+		const uint8_t *codes = t->data + r * ucols;
+		if (interrupted) {
+			rc = TS_ECANCELED;
+			break;
+		}
+		if (pad) {
+			for (uint64_t i = 0; i < k; i++)
+				memcpy(pad + i * row_codes, codes + i * ucols, ucols);
+			codes = pad;
+		}
+		rc = ts_writer_append_encoded(w, codes, k * row_codes, s->data + r * sc, k * sc, k);
+		if (rc < 0)
+			break;
+		progress_add(pr, k * (ucols + sc), t->name);
+	}
+	free(pad);
+	if (rc < 0 || interrupted) {
+		ts_writer_abort(w);
+		return rc < 0 ? rc : TS_ECANCELED;
+	}
+	return ts_writer_commit(w, info);
+}
+
+static void note_result(summary *sm, const plan *q, const ts_tensor_info *info)
+{
+	sm->tensors++;
+	if ((unsigned)info->codec.codec < TS_CODEC_COUNT)
+		sm->by_codec[info->codec.codec]++;
+	sm->bytes_in += q->kind == P_MODELOPT
+				? (q->t->end - q->t->begin) + (q->scale->end - q->scale->begin) + 4
+				: q->t->end - q->t->begin;
+	sm->bytes_out += info->stored_bytes;
+	if (info->codec.codec != TS_CODEC_RAW && q->kind != P_MODELOPT &&
+	    info->error.rel_rms_pct > sm->worst) {
+		sm->worst = info->error.rel_rms_pct;
+		snprintf(sm->worst_name, sizeof sm->worst_name, "%s", q->t->name);
+	}
+}
+
+static void print_summary(const summary *sm, const opts *o, const char *store, size_t nfiles,
+			  double secs, int partial)
+{
+	char a[32], b[32], r[32];
+	if (cli_quiet)
+		return;
+	printf("import: %s%zu tensors from %zu file%s into %s in %.1f s (%s/s)\n",
+	       partial ? "interrupted after " : "", sm->tensors, nfiles, nfiles == 1 ? "" : "s",
+	       store, secs, progress_size(r, sizeof r, secs > 0 ? (double)sm->bytes_in / secs : 0));
+	if (o->codec < 0)
+		printf("  policy: auto, relative RMS error <= %g%%, nvfp4 recipe %s; lossless: 1-D, "
+		       "< %d elements, NaN/Inf, integer/bool%s\n",
+		       o->max_error, o->recipe == TS_RECIPE_BEST ? "best" : "nvidia", TINY_ELEMENTS,
+		       o->nkeep ? ", --keep" : "");
+	else
+		printf("  policy: --codec %s on floating-point tensors%s; integer/bool raw\n",
+		       ts_codec_name((ts_codec)o->codec), o->nkeep ? " (--keep: lossless)" : "");
+	printf("  codecs:");
+	for (int c = 0; c < TS_CODEC_COUNT; c++)
+		if (sm->by_codec[c])
+			printf(" %s %zu", ts_codec_name((ts_codec)c), sm->by_codec[c]);
+	if (!sm->tensors)
+		printf(" none");
+	printf("\n");
+	if (sm->lossless_1d + sm->lossless_tiny + sm->lossless_nonfinite + sm->lossless_keep +
+	    sm->raw_int)
+		printf("  lossless: %zu 1-D, %zu tiny, %zu with NaN/Inf, %zu --keep, %zu integer/bool\n",
+		       sm->lossless_1d, sm->lossless_tiny, sm->lossless_nonfinite, sm->lossless_keep,
+		       sm->raw_int);
+	if (sm->modelopt)
+		printf("  ModelOpt NVFP4 tensors stored as they are: %zu\n", sm->modelopt);
+	if (sm->skipped)
+		printf("  skipped (already in the store): %zu\n", sm->skipped);
+	if (sm->rewritten)
+		printf("  re-analysed whole after the sample missed the bound: %zu\n", sm->rewritten);
+	printf("  bytes: %s in, %s out, ratio %.2fx\n", progress_size(a, sizeof a, (double)sm->bytes_in),
+	       progress_size(b, sizeof b, (double)sm->bytes_out),
+	       sm->bytes_out ? (double)sm->bytes_in / (double)sm->bytes_out : 0.0);
+	if (sm->worst > 0)
+		printf("  worst relative RMS error: %.3f%% (%s)\n", sm->worst, sm->worst_name);
+	else
+		printf("  worst relative RMS error: 0 (lossless)\n");
+}
+
+static void remove_store(const char *path)
+{
+	char lock[4200];
+	unlink(path);
+	snprintf(lock, sizeof lock, "%s-lock", path);
+	unlink(lock);
+}
+
+int cmd_import(int argc, char **argv)
+{
+	opts o = {.codec = -1, .recipe = TS_RECIPE_NVIDIA, .max_error = DEFAULT_MAX_ERROR, .jobs = 0};
+	enum { O_CODEC = 256, O_RECIPE, O_MAXERR, O_KEEP, O_JOBS, O_REPLACE, O_SKIP };
+	static const struct option lo[] = {
+		{"codec", required_argument, 0, O_CODEC},     {"recipe", required_argument, 0, O_RECIPE},
+		{"max-error", required_argument, 0, O_MAXERR}, {"keep", required_argument, 0, O_KEEP},
+		{"jobs", required_argument, 0, O_JOBS},	      {"replace", no_argument, 0, O_REPLACE},
+		{"skip-existing", no_argument, 0, O_SKIP},    {"quiet", no_argument, 0, 'q'},
+		{"help", no_argument, 0, 'h'},		      {0, 0, 0, 0}};
+	int c, status = CLI_FAIL;
+	optind = 1;
+	o.keep = calloc((size_t)argc, sizeof *o.keep);
+	if (!o.keep)
+		return CLI_FAIL;
+	while ((c = getopt_long(argc, argv, "qhj:", lo, NULL)) != -1) {
+		char *e;
+		switch (c) {
+		case O_CODEC:
+			if (!strcmp(optarg, "auto")) {
+				o.codec = -1;
+			} else {
+				ts_codec cd;
+				if (ts_codec_parse(&cd, optarg) < 0) {
+					free(o.keep);
+					return cli_usage_error(CMD, "--codec: unknown codec '%s'", optarg);
+				}
+				o.codec = (int)cd;
+			}
+			break;
+		case O_RECIPE:
+			if (!strcmp(optarg, "nvidia"))
+				o.recipe = TS_RECIPE_NVIDIA;
+			else if (!strcmp(optarg, "best"))
+				o.recipe = TS_RECIPE_BEST;
+			else {
+				free(o.keep);
+				return cli_usage_error(CMD, "--recipe must be nvidia or best");
+			}
+			break;
+		case O_MAXERR:
+			o.max_error = strtod(optarg, &e);
+			if (*e || !(o.max_error > 0) || o.max_error > 100) {
+				free(o.keep);
+				return cli_usage_error(CMD, "--max-error: '%s' is not a percentage in (0, 100]",
+						       optarg);
+			}
+			break;
+		case O_KEEP:
+			o.keep[o.nkeep++] = optarg;
+			break;
+		case 'j':
+		case O_JOBS:
+			o.jobs = (int)strtol(optarg, &e, 10);
+			if (*e || o.jobs < 1 || o.jobs > 1024) {
+				free(o.keep);
+				return cli_usage_error(CMD, "--jobs: '%s' is not a number of threads", optarg);
+			}
+			break;
+		case O_REPLACE:
+			o.replace = 1;
+			break;
+		case O_SKIP:
+			o.skip_existing = 1;
+			break;
+		case 'q':
+			cli_quiet = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			free(o.keep);
+			return CLI_OK;
+		default:
+			free(o.keep);
+			return cli_usage_error(CMD, "bad option");
+		}
+	}
+	if (argc - optind < 2) {
+		free(o.keep);
+		return cli_usage_error(CMD, "need STORE and at least one SRC");
+	}
+	if (o.replace && o.skip_existing) {
+		free(o.keep);
+		return cli_usage_error(CMD, "--replace and --skip-existing exclude each other");
+	}
+	const char *store_path = argv[optind];
+	char **srcs = argv + optind + 1;
+	size_t nsrc = (size_t)(argc - optind - 1);
+
+	double t0 = progress_now();
+	st_checkpoint ck;
+	char err[2048];
+	plan *pl = NULL;
+	size_t npl = 0;
+	ts_store *st = NULL;
+	summary sm;
+	memset(&sm, 0, sizeof sm);
+	char **created = NULL;
+	size_t ncreated = 0;
+	int store_created = 0;
+	struct sigaction sa, old_sa;
+	int sig_installed = 0;
+
+	/* Phase 1: validate everything before touching the store. */
+	if (st_checkpoint_open(&ck, srcs, nsrc, err, sizeof err) < 0) {
+		cli_error(CMD, NULL, "%s", err);
+		free(o.keep);
+		return CLI_FAIL;
+	}
+	if (build_plan(&ck, &o, &pl, &npl) < 0)
+		goto out;
+	struct stat sb;
+	store_created = stat(store_path, &sb) != 0;
+	if (!store_created) {
+		/* Check names against the existing store, read-only. */
+		ts_store *ro = NULL;
+		if (cli_open_store(CMD, &ro, store_path, 0, 1) < 0) {
+			status = CLI_USAGE;
+			goto out;
+		}
+		for (size_t i = 0; i < npl; i++) {
+			ts_tensor_info ti;
+			int rc = ts_tensor_info_get(ro, pl[i].t->name, &ti);
+			if (rc == 0) {
+				pl[i].exists = 1;
+				if (!o.replace && !o.skip_existing) {
+					cli_error(CMD, store_path,
+						  "tensor '%s' already exists (use --replace or --skip-existing)",
+						  pl[i].t->name);
+					ts_store_close(ro);
+					goto out;
+				}
+			} else if (rc != TS_ENOTFOUND) {
+				cli_error_ts(CMD, rc, "cannot look up tensor '%s'", pl[i].t->name);
+				ts_store_close(ro);
+				goto out;
+			}
+		}
+		ts_store_close(ro);
+	}
+	if (o.codec >= 0) {
+		ts_codec_config fc = ts_codec_config_default((ts_codec)o.codec);
+		fc.recipe = o.recipe;
+		if (o.codec != TS_CODEC_RAW && ts_codec_config_check(&fc) < 0) {
+			cli_error_ts(CMD, TS_EINVAL, "--codec %s", ts_codec_name((ts_codec)o.codec));
+			goto out;
+		}
+	}
+	{
+		uint64_t total = 0;
+		for (size_t i = 0; i < npl; i++)
+			if (pl[i].kind == P_FLOAT)
+				total += pl[i].t->end - pl[i].t->begin;
+		progress pr;
+		progress_begin(&pr, "import: scanning", total, 1, cli_quiet);
+		for (size_t i = 0; i < npl; i++) {
+			plan *q = &pl[i];
+			if (q->kind != P_FLOAT || (q->exists && o.skip_existing))
+				continue;
+			scan(q->t, &q->amax, &q->nonfinite);
+			progress_add(&pr, q->t->end - q->t->begin, q->t->name);
+			if (q->nonfinite && o.codec > 0 && !q->keep) {
+				progress_clear(&pr);
+				cli_error(CMD, q->t->name,
+					  "--codec %s cannot encode a tensor holding %llu NaN or Inf values; "
+					  "nothing imported (use --keep or --codec auto)",
+					  ts_codec_name((ts_codec)o.codec), (unsigned long long)q->nonfinite);
+				goto out;
+			}
+		}
+		progress_end(&pr);
+	}
+
+	/* Phase 2: write. */
+	if (cli_open_store(CMD, &st, store_path, TS_OPEN_WRITE | TS_OPEN_CREATE, o.jobs) < 0) {
+		status = CLI_USAGE;
+		if (store_created)
+			remove_store(store_path);
+		goto out;
+	}
+	created = calloc(npl ? npl : 1, sizeof *created);
+	if (!created) {
+		cli_error(CMD, NULL, "out of memory");
+		goto rollback;
+	}
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_sigint;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_sa);
+	sig_installed = 1;
+
+	uint64_t total = 0;
+	for (size_t i = 0; i < npl; i++)
+		if (!(pl[i].exists && o.skip_existing))
+			total += pl[i].kind == P_MODELOPT
+					 ? pl[i].t->end - pl[i].t->begin + pl[i].scale->end - pl[i].scale->begin
+					 : pl[i].t->end - pl[i].t->begin;
+	progress pr;
+	progress_begin(&pr, "import", total, 1, cli_quiet);
+	for (size_t i = 0; i < npl; i++) {
+		plan *q = &pl[i];
+		const st_tensor *t = q->t;
+		ts_tensor_info info;
+		ts_codec_config cfg;
+		int rc, replace = q->exists && o.replace, added = 0;
+		if (q->exists && o.skip_existing) {
+			sm.skipped++;
+			continue;
+		}
+		if (interrupted)
+			break;
+		if (q->kind == P_MODELOPT) {
+			rc = write_modelopt(st, q, replace, &pr, &info);
+			if (rc == TS_ERANGE && !ts_error_last()[0]) {
+				progress_clear(&pr);
+				cli_error(CMD, t->name, "no amax gives the tensor scale of its _scale_2");
+				goto rollback;
+			}
+			if (rc == 0)
+				sm.modelopt++;
+		} else {
+			if (q->kind == P_RAW) {
+				cfg = raw_config(t->dtype);
+				sm.raw_int++;
+			} else if (q->keep) {
+				cfg = raw_config(t->dtype);
+				sm.lossless_keep++;
+			} else if (o.codec >= 0) {
+				cfg = o.codec == TS_CODEC_RAW ? raw_config(t->dtype)
+							      : ts_codec_config_default((ts_codec)o.codec);
+				cfg.recipe = o.recipe;
+			} else if (t->ndim <= 1) {
+				cfg = raw_config(t->dtype);
+				sm.lossless_1d++;
+			} else if (t->nelem < TINY_ELEMENTS) {
+				cfg = raw_config(t->dtype);
+				sm.lossless_tiny++;
+			} else if (q->nonfinite) {
+				cfg = raw_config(t->dtype);
+				sm.lossless_nonfinite++;
+			} else {
+				rc = analyze(q, &o, 0, &cfg);
+				if (rc < 0) {
+					progress_clear(&pr);
+					cli_error_ts(CMD, rc, "cannot analyse tensor '%s'", t->name);
+					goto rollback;
+				}
+			}
+			rc = write_plain(st, q, &cfg, replace, &pr, &info);
+			if (rc == 0 && o.codec < 0 && q->kind == P_FLOAT && cfg.codec != TS_CODEC_RAW &&
+			    info.error.rel_rms_pct > o.max_error) {
+				/* The sample misled the analyser: measure the whole tensor and rewrite. */
+				if (!replace) {
+					created[ncreated++] = t->name;
+					added = 1;
+				}
+				rc = analyze(q, &o, 1, &cfg);
+				if (rc == 0)
+					rc = write_plain(st, q, &cfg, 1, &pr, &info);
+				sm.rewritten++;
+			}
+		}
+		if (rc == TS_ECANCELED || interrupted) {
+			progress_clear(&pr);
+			if (!cli_quiet)
+				fprintf(stderr,
+					"tstore: import: interrupted: tensor '%s' not imported; the %zu "
+					"tensors imported before it are kept (rerun with --skip-existing to "
+					"continue)\n",
+					t->name, sm.tensors);
+			print_summary(&sm, &o, store_path, ck.file_count, progress_now() - t0, 1);
+			status = CLI_INTERRUPTED;
+			goto out;
+		}
+		if (rc < 0) {
+			progress_clear(&pr);
+			cli_error_ts(CMD, rc, "cannot import tensor '%s'", t->name);
+			goto rollback;
+		}
+		if (!replace && !added)
+			created[ncreated++] = t->name;
+		note_result(&sm, q, &info);
+	}
+	progress_end(&pr);
+	if (interrupted) {
+		print_summary(&sm, &o, store_path, ck.file_count, progress_now() - t0, 1);
+		status = CLI_INTERRUPTED;
+		goto out;
+	}
+	print_summary(&sm, &o, store_path, ck.file_count, progress_now() - t0, 0);
+	status = CLI_OK;
+	goto out;
+
+rollback:
+	/* Invariant 1: undo what this command created. */
+	if (store_created) {
+		ts_store_close(st);
+		st = NULL;
+		remove_store(store_path);
+		fprintf(stderr, "tstore: import: nothing imported (store %s removed)\n", store_path);
+	} else if (st) {
+		size_t undone = 0;
+		for (size_t k = ncreated; k-- > 0;) {
+			int rc = ts_tensor_delete(st, created[k]);
+			if (rc < 0 && rc != TS_ENOTFOUND)
+				cli_error_ts(CMD, rc, "rollback: cannot delete tensor '%s'", created[k]);
+			else
+				undone++;
+		}
+		fprintf(stderr, "tstore: import: nothing imported (%zu tensors rolled back)\n", undone);
+	}
+	status = CLI_FAIL;
+out:
+	if (sig_installed)
+		sigaction(SIGINT, &old_sa, NULL);
+	ts_store_close(st);
+	free(created);
+	free(pl);
+	st_checkpoint_close(&ck);
+	free(o.keep);
+	return status;
+}
