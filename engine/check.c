@@ -192,7 +192,8 @@ static int load_records(checker *c, MDB_txn *txn)
 		}
 		r = &c->recs[c->nrecs];
 		memset(r, 0, sizeof(*r));
-		if (ts__tensor_rec_decode(&r->rec, val.mv_data, val.mv_size) < 0) {
+		if (ts__tensor_rec_decode_named(&r->rec, name, key.mv_size, val.mv_data,
+						val.mv_size) < 0) {
 			report(c, TS_PROBLEM_RECORD, name, -1, "%s", ts_error_last());
 			continue;
 		}

@@ -297,7 +297,7 @@ int ts__tensor_rec_decode(ts__tensor_rec *rec, const void *buf, size_t len)
 		sum = r64(&t);
 	}
 	if (sum != XXH3_64bits(buf, len - 8))
-		return ts__err(TS_ECORRUPT, "record checksum mismatch");
+		return ts__err(TS_ECORRUPT, "record checksum mismatch (damaged, or under another name)");
 
 	rec->ndim = (int)ndim;
 	rec->source_dtype = (ts_dtype)r8(&b);
@@ -357,6 +357,35 @@ int ts__tensor_rec_decode(ts__tensor_rec *rec, const void *buf, size_t len)
 	return check_geometry(rec);
 }
 
+static void xor_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] ^= (uint8_t)(v >> (8 * i));
+}
+
+size_t ts__tensor_rec_encode_named(const ts__tensor_rec *rec, const char *name, size_t name_len,
+				   uint8_t *buf, size_t cap)
+{
+	size_t n = ts__tensor_rec_encode(rec, buf, cap);
+
+	if (n >= 8)
+		xor_le64(buf + n - 8, XXH3_64bits(name, name_len));
+	return n;
+}
+
+int ts__tensor_rec_decode_named(ts__tensor_rec *rec, const char *name, size_t name_len,
+				const void *buf, size_t len)
+{
+	uint8_t tmp[TS_RECORD_MAX];
+
+	/* A length no record can have fails in ts__tensor_rec_decode() before any checksum. */
+	if (len < 8 || len > sizeof(tmp))
+		return ts__tensor_rec_decode(rec, buf, len);
+	memcpy(tmp, buf, len); /* never write into LMDB's map */
+	xor_le64(tmp + len - 8, XXH3_64bits(name, name_len));
+	return ts__tensor_rec_decode(rec, tmp, len);
+}
+
 int ts__tensor_lookup(ts_store *st, MDB_txn *txn, const char *name, ts__tensor_rec *out)
 {
 	MDB_val key, val;
@@ -376,7 +405,7 @@ int ts__tensor_lookup(ts_store *st, MDB_txn *txn, const char *name, ts__tensor_r
 		return ts__err(TS_ENOTFOUND, "no tensor named '%s'", name);
 	if (rc)
 		return ts__err_from_mdb(rc, name);
-	rc = ts__tensor_rec_decode(out, val.mv_data, val.mv_size);
+	rc = ts__tensor_rec_decode_named(out, name, n, val.mv_data, val.mv_size);
 	if (rc < 0)
 		return ts__err_wrap(rc, "record of tensor '%s'", name);
 	return 0;
@@ -491,7 +520,8 @@ TS_API int ts_tensor_foreach(ts_store *st,
 			}
 			memcpy(it->name, key.mv_data, key.mv_size);
 			it->name[key.mv_size] = '\0';
-			it->rc = ts__tensor_rec_decode(&it->rec, val.mv_data, val.mv_size);
+			it->rc = ts__tensor_rec_decode_named(&it->rec, it->name, key.mv_size,
+							     val.mv_data, val.mv_size);
 			if (it->rc < 0)
 				snprintf(it->err, sizeof(it->err), "%s", ts_error_last());
 			n++;

@@ -144,6 +144,18 @@ size_t ts__tensor_rec_encode(const ts__tensor_rec *rec, uint8_t *buf, size_t cap
  *  TS_ECORRUPT with detail on any inconsistency. Never trusts a length or count unchecked. */
 int ts__tensor_rec_decode(ts__tensor_rec *rec, const void *buf, size_t len);
 
+/**
+ * What the tensors database stores: the record of ts__tensor_rec_encode() with its trailing
+ * checksum XORed with XXH3-64 of the tensor's name (the key it is stored under, @p name_len
+ * bytes), so that a record reached under another name — a damaged key in an LMDB leaf or branch
+ * page — fails its checksum instead of serving one tensor's data under another's name.
+ * ts__tensor_rec_decode_named() undoes the binding (on a copy) and decodes.
+ */
+size_t ts__tensor_rec_encode_named(const ts__tensor_rec *rec, const char *name, size_t name_len,
+				   uint8_t *buf, size_t cap);
+int ts__tensor_rec_decode_named(ts__tensor_rec *rec, const char *name, size_t name_len,
+				const void *buf, size_t len);
+
 /** Look up tensor @p name in @p txn. 0; TS_ENOTFOUND; TS_ECORRUPT (names the tensor). */
 int ts__tensor_lookup(ts_store *st, MDB_txn *txn, const char *name, ts__tensor_rec *out);
 

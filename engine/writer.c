@@ -221,7 +221,8 @@ static int final_txn(void *ud, MDB_txn *txn)
 				       w->name);
 		/* A damaged old record cannot name its pages: they stay, as orphans that
 		 * ts_store_check() finds and repairs. */
-		if (ts__tensor_rec_decode(&old, val.mv_data, val.mv_size) == 0) {
+		if (ts__tensor_rec_decode_named(&old, w->name, strlen(w->name), val.mv_data,
+						val.mv_size) == 0) {
 			rc = ts__pages_delete(st, txn, old.id, NULL);
 			if (rc)
 				return rc;
@@ -232,7 +233,7 @@ static int final_txn(void *ud, MDB_txn *txn)
 	rc = put_pages(w, txn);
 	if (rc)
 		return rc;
-	n = ts__tensor_rec_encode(&w->rec, rb, sizeof(rb));
+	n = ts__tensor_rec_encode_named(&w->rec, w->name, strlen(w->name), rb, sizeof(rb));
 	if (n == 0)
 		return ts__err(TS_EINTERNAL, "tensor '%s': cannot encode its record", w->name);
 	val.mv_data = rb;
@@ -1036,7 +1037,8 @@ static int delete_txn(void *ud, MDB_txn *txn)
 	if (rc)
 		return rc;
 	/* A damaged record is removed too; its pages then show up as orphans in a check. */
-	good = ts__tensor_rec_decode(&rec, val.mv_data, val.mv_size) == 0;
+	good = ts__tensor_rec_decode_named(&rec, d->name, strlen(d->name), val.mv_data,
+					   val.mv_size) == 0;
 	rc = mdb_del(txn, st->dbi_tensors, &key, NULL);
 	if (rc)
 		return rc;

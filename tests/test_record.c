@@ -124,6 +124,28 @@ Test(record, round_trip_is_exact)
 	cr_expect_eq(memcmp(buf, again, n), 0);
 }
 
+Test(record, a_record_under_another_name_fails_its_checksum)
+{
+	/* LMDB does not checksum keys: a damaged key must not serve one tensor's record (and so
+	 * its pages) under another name (found by tests/robust/corrupt: a flipped byte in a leaf
+	 * page renamed "...q_proj.weight" to "...q_proj.|eight", which then read as the original). */
+	uint64_t shape[2] = {96, 4096};
+	ts__tensor_rec r = sample(TS_CODEC_NVFP4, 2, shape), out;
+	uint8_t buf[TS_RECORD_MAX];
+	const char *name = "model.layers.0.self_attn.q_proj.weight";
+	const char *other = "model.layers.0.self_attn.q_proj.|eight";
+	size_t n = ts__tensor_rec_encode_named(&r, name, strlen(name), buf, sizeof(buf));
+
+	cr_assert_gt(n, 0);
+	cr_expect_eq(ts__tensor_rec_decode_named(&out, name, strlen(name), buf, n), 0, "%s",
+		     ts_error_last());
+	cr_expect_eq(out.id, r.id);
+	cr_expect_eq(ts__tensor_rec_decode_named(&out, other, strlen(other), buf, n), TS_ECORRUPT);
+	cr_expect_eq(ts__tensor_rec_decode_named(&out, name, strlen(name) - 1, buf, n), TS_ECORRUPT);
+	/* the plain decoder sees the bound checksum as damage too */
+	cr_expect_eq(ts__tensor_rec_decode(&out, buf, n), TS_ECORRUPT);
+}
+
 Test(record, every_flipped_byte_is_detected)
 {
 	uint64_t shape[2] = {100, 300};

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -160,6 +161,71 @@ Test(store, files_that_are_not_stores_are_corrupt)
 	cr_expect_eq(ts_store_open(&st, st_path("other.mdb"), &o), TS_ECORRUPT);
 	cr_expect(strstr(ts_error_last(), "not a tstore store"), "%s", ts_error_last());
 	cr_expect_eq(st_raw_count(st_path("other.mdb"), NULL), 1, "left untouched");
+}
+
+/* Patch @p n bytes at @p off of a copy of @p from, written to @p to. */
+static void patched_copy(const char *from, const char *to, off_t off, const void *bytes, size_t n,
+			 off_t truncate_to)
+{
+	struct stat sb;
+	cr_assert_eq(stat(from, &sb), 0);
+	uint8_t *buf = malloc((size_t)sb.st_size);
+	int fd = open(from, O_RDONLY);
+	cr_assert_eq(read(fd, buf, (size_t)sb.st_size), sb.st_size);
+	close(fd);
+	if (bytes)
+		memcpy(buf + off, bytes, n);
+	write_file(to, buf, truncate_to ? (size_t)truncate_to : (size_t)sb.st_size);
+	free(buf);
+}
+
+Test(store, damaged_lmdb_meta_pages_are_refused_before_lmdb_trusts_them)
+{
+	/* LMDB checksums none of its pages; found by fuzz/fuzz_store: a meta page whose last page
+	 * or tree root lies past the end of the file made mdb_dbi_open() die of SIGBUS. */
+	ts_store *st = st_create("meta.tst", 1);
+	ts_store_close(st);
+	char good[4096]; /* st_path() returns a static buffer */
+	snprintf(good, sizeof(good), "%s", st_path("meta.tst"));
+	cr_assert_eq(open_ro(&st, good), 0, "%s", ts_error_last());
+	ts_store_close(st);
+
+	/* which meta is current: the one with the higher txnid (u64 at byte 144 of the page) */
+	uint8_t m[2][152];
+	int fd = open(good, O_RDONLY);
+	cr_assert_eq(pread(fd, m[0], sizeof(m[0]), 0), (ssize_t)sizeof(m[0]));
+	cr_assert_eq(pread(fd, m[1], sizeof(m[1]), 4096), (ssize_t)sizeof(m[1]));
+	close(fd);
+	uint64_t t[2] = {0, 0};
+	for (int i = 0; i < 2; i++)
+		for (int b = 7; b >= 0; b--)
+			t[i] = t[i] << 8 | m[i][144 + b];
+	int cur = t[0] < t[1];
+	off_t base = cur ? 4096 : 0, older = cur ? 0 : 4096;
+	uint8_t huge[8] = {0xff, 0xff, 0xff, 0x00, 0, 0, 0, 0};
+
+	patched_copy(good, st_path("last.tst"), base + 136, huge, 8, 0); /* last page */
+	cr_expect_eq(open_ro(&st, st_path("last.tst")), TS_ECORRUPT);
+	cr_expect(strstr(ts_error_last(), "last page"), "%s", ts_error_last());
+	patched_copy(good, st_path("root.tst"), base + 40 + 48 + 40, huge, 8, 0); /* main root */
+	cr_expect_eq(open_ro(&st, st_path("root.tst")), TS_ECORRUPT);
+	/* the older meta made to look newer would roll the store back to an older snapshot */
+	uint8_t newer[8];
+	uint64_t tn = t[cur] + 2;
+	for (int b = 0; b < 8; b++)
+		newer[b] = (uint8_t)(tn >> (8 * b));
+	patched_copy(good, st_path("rollback.tst"), older + 144, newer, 8, 0);
+	cr_expect_eq(open_ro(&st, st_path("rollback.tst")), TS_ECORRUPT);
+	cr_expect(strstr(ts_error_last(), "consecutive"), "%s", ts_error_last());
+	patched_copy(good, st_path("magic.tst"), base + 16, "\0\0\0\0", 4, 0);
+	cr_expect_eq(open_ro(&st, st_path("magic.tst")), TS_ECORRUPT);
+	/* a file cut short after its meta pages */
+	patched_copy(good, st_path("cut.tst"), 0, NULL, 0, 2 * 4096 + 100);
+	cr_expect_eq(open_ro(&st, st_path("cut.tst")), TS_ECORRUPT);
+	/* and the undamaged file still opens */
+	int rc = open_ro(&st, good);
+	cr_expect_eq(rc, 0, "%s: %s", ts_errname(rc), ts_error_last());
+	ts_store_close(st);
 }
 
 static void set_format(const char *path, const void *val, size_t n)
