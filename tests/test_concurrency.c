@@ -7,9 +7,14 @@
  * one-shot codec's decode of its source. The thread sanitizer build (make check-tsan) runs this
  * same test with more iterations (TS_CONC_ITERS).
  */
+#ifdef TS_CONC_STANDALONE
+#include "tests/robust/crshim.h"
+#else
 #include <criterion/criterion.h>
+#endif
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,3 +310,14 @@ Test(concurrency, readers_see_whole_tensors_while_a_writer_replaces_and_deletes,
 	cr_assert_eq(ts_store_check(st, 0, NULL, NULL, &problems), 0, "%s", ts_error_last());
 	cr_assert_eq(problems, 0, "fsck found %llu problems", (unsigned long long)problems);
 }
+
+#ifdef TS_CONC_STANDALONE
+int main(void)
+{
+	setup();
+	crs_test();
+	teardown();
+	printf("concurrency: passed\n");
+	return 0;
+}
+#endif
