@@ -3,7 +3,8 @@
  * and page.
  *
  * Invariants
- *   1. Exit 0: the check ran and found nothing; 1: problems found (after --repair: problems
+ *   1. Exit 0: the check ran and found nothing but, at most, interrupted writes (reported;
+ *      not damage: every tensor reads intact and the next writer removes them); 1: problems found (after --repair: problems
  *      remain that repair cannot fix); 2: the check could not run (no store, not a store,
  *      cannot open for writing).
  *   2. --repair only removes orphan pages and unfinished writes (the library's guarantee); it
@@ -39,6 +40,8 @@ static void usage(FILE *f)
 		   "            \"page\", \"detail\"}], \"repaired\"} (docs/CLI.md)\n"
 		   "  -q        print only errors\n"
 		   "  --help    this text\n\n"
+		   "Interrupted writes (e.g. of a killed import) are reported but are not damage:\n"
+		   "the next writer or --repair removes them.\n"
 		   "Exit status: 0 clean; 1 problems found (or left after --repair); 2 could not check.\n");
 }
 
@@ -59,11 +62,14 @@ static const char *kind_name(ts_problem_kind k)
 typedef struct ctx {
 	int json;
 	json_writer *w;
+	uint64_t unfinished; /* interrupted writes: reported, but not damage */
 } ctx;
 
 static void on_problem(void *ud, const ts_problem *p)
 {
 	ctx *c = ud;
+	if (p->kind == TS_PROBLEM_UNFINISHED)
+		c->unfinished++;
 	if (c->json) {
 		json_writer *w = c->w;
 		jw_object_begin(w);
@@ -122,7 +128,7 @@ static int fsck_main(int argc, char **argv)
 	if (cli_open_store(CMD, &st, path, repair ? TS_OPEN_WRITE : 0, 0) < 0)
 		return CLI_USAGE;
 	json_writer w;
-	ctx cx = {json, &w};
+	ctx cx = {json, &w, 0};
 	uint64_t found = 0, left = 0;
 	if (json) {
 		jw_init(&w, stdout, 2);
@@ -136,6 +142,14 @@ static int fsck_main(int argc, char **argv)
 	left = found;
 	if (rc == 0 && repair) /* what repair could not fix */
 		rc = ts_store_check(st, 0, NULL, NULL, &left);
+	/* An interrupted write (a killed import) leaves pages that no reader can see and that the
+	 * next writer (or --repair) removes: it is reported, but it is not damage — every tensor
+	 * still reads intact — so on its own it does not make the store unclean. */
+	uint64_t notes = repair ? 0 : cx.unfinished;
+	if (notes > left)
+		notes = left;
+	left -= notes;
+	found -= notes;
 	if (json) {
 		jw_array_end(&w);
 		jw_key(&w, "checked");
@@ -148,6 +162,8 @@ static int fsck_main(int argc, char **argv)
 		jw_uint(&w, repair && rc == 0 ? found - left : 0);
 		jw_key(&w, "remaining");
 		jw_uint(&w, left);
+		jw_key(&w, "unfinished");
+		jw_uint(&w, notes);
 		jw_object_end(&w);
 		jw_finish(&w);
 		fflush(stdout);
@@ -158,7 +174,11 @@ static int fsck_main(int argc, char **argv)
 		return CLI_USAGE;
 	}
 	if (!json && !cli_quiet) {
-		if (left == 0 && found == 0)
+		if (left == 0 && found == 0 && notes)
+			printf("fsck: %s: clean (%llu interrupted write%s to reclaim: the next writer or "
+			       "--repair removes %s)\n", path, (unsigned long long)notes,
+			       notes == 1 ? "" : "s", notes == 1 ? "it" : "them");
+		else if (left == 0 && found == 0)
 			printf("fsck: %s: clean\n", path);
 		else if (repair)
 			printf("fsck: %s: %llu problem%s found, %llu repaired, %llu remain%s\n", path,

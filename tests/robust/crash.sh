@@ -63,8 +63,8 @@ run_and_kill() {
 
 # check_after STORE ALLOWED_DIGESTS WHAT: the state after a kill.
 check_after() {
-	"$TSTORE" fsck "$1" >"$T/fsck.out" 2>&1 || { cat "$T/fsck.out"; fail "$3: fsck not clean after the kill"; }
-	"$DIGEST" "$1" >"$T/s.dig" 2>"$T/s.err" || { cat "$T/s.err"; fail "$3: a tensor does not read after the kill"; }
+	"$TSTORE" fsck "$1" >"$T/fsck.out" 2>&1 || { cat "$T/fsck.out" >&2; fail "$3: fsck not clean after the kill"; }
+	"$DIGEST" "$1" >"$T/s.dig" 2>"$T/s.err" || { cat "$T/s.err" >&2; fail "$3: a tensor does not read after the kill"; }
 	if grep -Fxv -f "$2" "$T/s.dig" >"$T/bad.dig"; then
 		cat "$T/bad.dig" >&2
 		fail "$3: tensors differ from every completed result"
