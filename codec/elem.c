@@ -11,7 +11,7 @@
  */
 #include "config.h"
 
-#include <math.h>
+#include <math.h> /* NAN */
 
 #include "codec/elem.h"
 

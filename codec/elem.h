@@ -21,6 +21,10 @@
 
 #include "tstore.h"
 
+#ifdef __FAST_MATH__
+#error "codec/elem.h relies on IEEE float semantics (ts__rne_int); do not build with -ffast-math"
+#endif
+
 /* E2M1 code -> value: codes 0..7 are 0, 0.5, 1, 1.5, 2, 3, 4, 6; bit 3 is the sign. */
 extern const float ts__e2m1_table[16];
 /* E4M3 byte -> value (0x7F and 0xFF are NaN). */

@@ -332,6 +332,24 @@ ts__cache_entry *ts__cache_lookup(struct ts__cache *c, const ts__cache_key *key)
 	return e;
 }
 
+int ts__cache_contains(struct ts__cache *c, const ts__cache_key *key)
+{
+	uint64_t h;
+	struct shard *s;
+	ts__cache_entry *e;
+
+	if (!c || c->budget == 0)
+		return 0;
+	h = key_hash(key);
+	s = shard_of(c, h);
+	pthread_mutex_lock(&s->lock);
+	for (e = *bucket_of(s, h); e; e = e->hnext)
+		if (key_eq(&e->key, key))
+			break;
+	pthread_mutex_unlock(&s->lock);
+	return e != NULL;
+}
+
 ts__cache_entry *ts__cache_alloc(struct ts__cache *c, const ts__cache_key *key, size_t bytes)
 {
 	uint64_t h;

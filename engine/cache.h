@@ -92,6 +92,10 @@ int ts__cache_create_with_policy(struct ts__cache **out, uint64_t budget,
 /** Find @p key; on a hit the entry is returned pinned (release it), NULL on a miss. Counts. */
 ts__cache_entry *ts__cache_lookup(struct ts__cache *c, const ts__cache_key *key);
 
+/** 1 if @p key is in the cache. Counts nothing and tells the policy nothing (read-ahead uses it
+ *  to skip pages already cached). */
+int ts__cache_contains(struct ts__cache *c, const ts__cache_key *key);
+
 /** Reserve room for and allocate an entry of @p bytes for @p key, evicting as the policy says.
  *  Returns it pinned and outside the table (fill data, then ts__cache_insert()), or NULL when the
  *  cache is off, the policy refuses, or there is no room without exceeding the budget. */

@@ -272,3 +272,174 @@ Test(codec, tensor_scales)
 	cr_expect_eq(ts_codec_tensor_scale(&f8, 0.0f), 1.0f);
 	cr_expect_eq(ts_codec_tensor_scale(&mx, 5.0f), 1.0f);
 }
+
+/* Every lossy codec refuses NaN and Inf from every source dtype, naming row and column. */
+Test(codec, lossy_codecs_reject_nonfinite_sources)
+{
+	static const ts_codec codecs[] = {TS_CODEC_NVFP4, TS_CODEC_MXFP4, TS_CODEC_INT8,
+					  TS_CODEC_FP8};
+	static const float bad[] = {NAN, INFINITY, -INFINITY};
+	const uint64_t rows = 3, cols = 37;
+	float x[3 * 37];
+	uint16_t h[3 * 37];
+	uint8_t enc[4096];
+	for (int k = 0; k < 4; k++) {
+		for (int v = 0; v < 3; v++) {
+			for (int d = TS_F32; d <= TS_F16; d++) {
+				for (uint64_t i = 0; i < rows * cols; i++)
+					x[i] = (float)i * 0.25f - 3.0f;
+				x[2 * cols + 35] = bad[v];
+				for (uint64_t i = 0; i < rows * cols; i++)
+					h[i] = d == TS_BF16 ? ts_f32_to_bf16(x[i]) : ts_f32_to_f16(x[i]);
+				ts_codec_config cfg = ts_codec_config_default(codecs[k]);
+				int rc = ts_codec_encode(&cfg, 30.0f, d == TS_F32 ? (void *)x : (void *)h,
+							 (ts_dtype)d, cols, rows, cols, enc, sizeof(enc));
+				cr_expect_eq(rc, TS_ENONFINITE, "%s from %s", ts_codec_name(codecs[k]),
+					     ts_dtype_name((ts_dtype)d));
+				cr_expect(strstr(ts_error_last(), "row 2, column 35"), "%s",
+					  ts_error_last());
+				cr_expect(strstr(ts_error_last(), isnan(bad[v]) ? "NaN" : "Inf"), "%s",
+					  ts_error_last());
+			}
+		}
+	}
+}
+
+/* Decoding writes nothing outside the cols real elements of each row, for every output type. */
+Test(codec, decode_writes_only_the_real_elements)
+{
+	static const ts_codec codecs[] = {TS_CODEC_NVFP4, TS_CODEC_MXFP4, TS_CODEC_INT8,
+					  TS_CODEC_FP8, TS_CODEC_RAW};
+	static const uint64_t lens[] = {1, 15, 17, 33};
+	for (int k = 0; k < 5; k++) {
+		for (int l = 0; l < 4; l++) {
+			uint64_t rows = 4, cols = lens[l], stride = cols + 3;
+			float x[4 * 36];
+			for (uint64_t i = 0; i < rows * stride; i++)
+				x[i] = cosf((float)i * 1.3f);
+			ts_codec_config cfg = ts_codec_config_default(codecs[k]);
+			uint8_t enc[1024];
+			size_t size = ts_codec_encoded_size(&cfg, rows, cols);
+			cr_assert_eq(ts_codec_encode(&cfg, 1.0f, x, TS_F32, stride, rows, cols, enc,
+						     size),
+				     0);
+			float g = ts_codec_tensor_scale(&cfg, 1.0f);
+			for (int d = TS_F32; d <= TS_F16; d++) {
+				uint8_t out[4 * 36 * 4 + 64];
+				memset(out, 0xA5, sizeof(out));
+				size_t es = ts_dtype_size((ts_dtype)d);
+				cr_assert_eq(ts_codec_decode(&cfg, g, enc, size, rows, cols, (ts_dtype)d,
+							     out, stride),
+					     0, "%s", ts_error_last());
+				for (uint64_t r = 0; r < rows; r++)
+					for (uint64_t b = cols * es; b < stride * es; b++)
+						cr_assert_eq(out[r * stride * es + b], 0xA5,
+							     "%s to %s, cols %llu: byte past row %llu",
+							     ts_codec_name(codecs[k]),
+							     ts_dtype_name((ts_dtype)d),
+							     (unsigned long long)cols,
+							     (unsigned long long)r);
+				for (size_t b = rows * stride * es; b < sizeof(out); b++)
+					cr_assert_eq(out[b], 0xA5);
+			}
+		}
+	}
+}
+
+static uint32_t rng_next(uint32_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 17;
+	*s ^= *s << 5;
+	return *s;
+}
+
+/* The definition of each codec's decode (docs/CODECS.md), element c of row r, in the test's
+ * own arithmetic. */
+static float reference_decode(const ts_codec_config *cfg, float ts, const uint8_t *p,
+			      uint64_t rows, uint64_t cols, uint64_t r, uint64_t c)
+{
+	uint64_t bs = (uint64_t)cfg->block_size, nb = (cols + bs - 1) / bs;
+	switch (cfg->codec) {
+	case TS_CODEC_NVFP4: {
+		const uint8_t *code = p + r * nb * 8, *sc = p + rows * nb * 8 + r * nb;
+		unsigned q = (code[c / 2] >> (4 * (c & 1))) & 15;
+		return (float)(ref_e2m1(q) * ref_e4m3(sc[c / 16])) * ts;
+	}
+	case TS_CODEC_MXFP4: {
+		const uint8_t *code = p + r * nb * 16, *sc = p + rows * nb * 16 + r * nb;
+		unsigned q = (code[c / 2] >> (4 * (c & 1))) & 15;
+		return sc[c / 32] == 255 ? NAN : (float)ldexp(ref_e2m1(q), (int)sc[c / 32] - 127);
+	}
+	case TS_CODEC_FP8:
+		return (float)ref_e4m3(p[r * cols + c]) * ts;
+	case TS_CODEC_INT8: {
+		uint64_t rec = cfg->symmetric ? 4 : 5;
+		const uint8_t *code = p + r * nb * bs;
+		const uint8_t *sc = p + rows * nb * bs + r * nb * rec + c / bs * rec;
+		float s = bits_f32((uint32_t)sc[0] | (uint32_t)sc[1] << 8 | (uint32_t)sc[2] << 16 |
+				   (uint32_t)sc[3] << 24);
+		if (cfg->symmetric)
+			return (float)(int8_t)code[c] * s;
+		return (float)((int)code[c] - (int)sc[4]) * s;
+	}
+	default:
+		return 0;
+	}
+}
+
+/* Arbitrary payload bytes (what a damaged page could hold) decode exactly as defined, to every
+ * output type, and never crash: the decoders have no data-dependent control flow to exploit. */
+Test(codec, random_payloads_decode_as_defined)
+{
+	uint32_t seed = 0x2545f491u;
+	cr_log_info("seed 0x%08x", seed);
+	static const ts_codec codecs[] = {TS_CODEC_NVFP4, TS_CODEC_MXFP4, TS_CODEC_INT8,
+					  TS_CODEC_INT8, TS_CODEC_FP8};
+	for (int k = 0; k < 5; k++) {
+		ts_codec_config cfg = ts_codec_config_default(codecs[k]);
+		if (k == 3)
+			cfg.symmetric = 0;
+		const uint64_t rows = 5, cols = 77;
+		size_t size = ts_codec_encoded_size(&cfg, rows, cols);
+		uint8_t *p = malloc(size);
+		for (int trial = 0; trial < 20; trial++) {
+			for (size_t i = 0; i < size; i++)
+				p[i] = (uint8_t)rng_next(&seed);
+			if (codecs[k] == TS_CODEC_INT8) /* keep scales finite; NaN scales are tested by nvfp4 */
+				for (uint64_t r = 0; r < rows * 3; r++)
+					p[rows * 3 * 32 + r * (k == 3 ? 5 : 4) + 3] &= 0x3f;
+			float ts = 0.37f * (float)(trial + 1);
+			float y[5 * 77];
+			uint16_t h[5 * 77];
+			cr_assert_eq(ts_codec_decode(&cfg, ts, p, size, rows, cols, TS_F32, y, cols), 0);
+			for (uint64_t r = 0; r < rows; r++)
+				for (uint64_t c = 0; c < cols; c++) {
+					float want = reference_decode(&cfg, ts, p, rows, cols, r, c);
+					float got = y[r * cols + c];
+					if (isnan(want))
+						cr_assert(isnan(got));
+					else
+						cr_assert_eq(f32_bits(got), f32_bits(want),
+							     "%s r %llu c %llu: %a vs %a",
+							     ts_codec_name(cfg.codec), (unsigned long long)r,
+							     (unsigned long long)c, (double)got, (double)want);
+				}
+			for (int d = TS_BF16; d <= TS_F16; d++) {
+				cr_assert_eq(ts_codec_decode(&cfg, ts, p, size, rows, cols, (ts_dtype)d,
+							     h, cols),
+					     0);
+				for (uint64_t i = 0; i < rows * cols; i++) {
+					if (isnan(y[i]))
+						continue;
+					uint16_t want = d == TS_BF16 ? ts_f32_to_bf16(y[i])
+								     : ts_f32_to_f16(y[i]);
+					cr_assert_eq(h[i], want, "%s to %s element %llu",
+						     ts_codec_name(cfg.codec), ts_dtype_name((ts_dtype)d),
+						     (unsigned long long)i);
+				}
+			}
+		}
+		free(p);
+	}
+}
