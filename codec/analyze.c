@@ -7,7 +7,7 @@
  * lossless). Candidates — nvfp4 (best, nvidia), mxfp4, int8 symmetric and asymmetric at block
  * sizes 16..4096, fp8, raw BF16/F16 for an F32 source — are sorted by ts_codec_encoded_size()
  * and tried cheapest first; the first that meets the bound wins, raw in the source dtype is the
- * fallback. A tensor of more than SAMPLE_MIN elements is first measured on a deterministic sample
+ * fallback. A tensor of more than SAMPLE_MIN (512K) elements is first measured on a deterministic sample
  * of whole, evenly spaced rows encoded with the WHOLE tensor's amax (blocks never straddle rows,
  * so those rows encode to exactly the bytes they get in the full encoding); a candidate that
  * passes the sample (within a small margin) is then verified on the whole tensor before it wins.
@@ -30,7 +30,7 @@
 #include "common/error.h"
 
 #define PIECE (64u * 1024u)       /* elements per measured piece; a multiple of 4096 */
-#define SAMPLE_MIN (1u << 20)     /* tensors above this many elements are sampled first */
+#define SAMPLE_MIN (512u * 1024u) /* tensors above this many elements are sampled first */
 #define SAMPLE_ELEMS (256u * 1024u) /* elements in the sample (whole rows) */
 #define SAMPLE_MARGIN 1.05        /* a sample within bound * margin is verified on the whole */
 #define MAX_CANDIDATES 40

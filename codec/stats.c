@@ -23,6 +23,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "codec/kernels.h"
 #include "common/error.h"
 
 #define SUB 1024
@@ -61,60 +62,31 @@ static double csum_get(const double *s, int i)
 	return s[i] + s[i + 1];
 }
 
-/* IEEE binary16 bits to float; exact. */
-static float half_to_float(uint16_t h)
+/* Elements i0 .. i0+n-1 (n <= SUB) of src (F32, BF16 or F16) as floats, exactly: src itself when
+ * it is aligned F32, else widened into buf with the kernel table's conversion. */
+static const float *load(float *buf, const void *src, ts_dtype dtype, uint64_t i0, size_t n)
 {
-	uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-	uint32_t exp = (h >> 10) & 0x1fu;
-	uint32_t man = h & 0x3ffu;
-	uint32_t bits;
-	float f;
+	const unsigned char *p = (const unsigned char *)src + i0 * ts_dtype_size(dtype);
+	ts__convert_fn f;
 
-	if (exp == 0x1f) {
-		bits = sign | 0x7f800000u | (man << 13);
-	} else if (exp != 0) {
-		bits = sign | ((exp + 112u) << 23) | (man << 13);
+	if (dtype == TS_F32) {
+		if (((uintptr_t)p & 3) == 0)
+			return (const float *)(const void *)p;
+		memcpy(buf, p, n * 4);
+		return buf;
+	}
+	f = ts__kernels_get()->convert[dtype][TS_F32];
+	if (!f)
+		f = ts__kernels_scalar()->convert[dtype][TS_F32];
+	if ((uintptr_t)p & 1) {
+		/* the kernels read uint16_t: realign an odd source */
+		uint16_t tmp[SUB];
+		memcpy(tmp, p, n * 2);
+		f(tmp, n, buf);
 	} else {
-		/* zero or subnormal: man * 2^-24, exact in float */
-		f = (float)man * 0x1p-24f;
-		return sign ? -f : f;
+		f(p, n, buf);
 	}
-	memcpy(&f, &bits, sizeof(f));
-	return f;
-}
-
-static float bf16_to_float(uint16_t h)
-{
-	uint32_t bits = (uint32_t)h << 16;
-	float f;
-	memcpy(&f, &bits, sizeof(f));
-	return f;
-}
-
-/* Widen n elements of src (F32, BF16 or F16) starting at element i0 into buf. */
-static void widen(float *buf, const void *src, ts_dtype dtype, uint64_t i0, size_t n)
-{
-	const unsigned char *p = src;
-
-	switch (dtype) {
-	case TS_F32:
-		memcpy(buf, p + i0 * 4, n * 4);
-		break;
-	case TS_BF16:
-		for (size_t i = 0; i < n; i++) {
-			uint16_t h;
-			memcpy(&h, p + (i0 + i) * 2, 2);
-			buf[i] = bf16_to_float(h);
-		}
-		break;
-	default: /* TS_F16, checked by the callers */
-		for (size_t i = 0; i < n; i++) {
-			uint16_t h;
-			memcpy(&h, p + (i0 + i) * 2, 2);
-			buf[i] = half_to_float(h);
-		}
-		break;
-	}
+	return buf;
 }
 
 /*
@@ -123,22 +95,6 @@ static void widen(float *buf, const void *src, ts_dtype dtype, uint64_t i0, size
  * lanes are added. Min/max are selections, exact in float.
  */
 #define LANES 8
-
-static uint32_t f32_bits(float f)
-{
-	uint32_t u;
-	memcpy(&u, &f, sizeof(u));
-	return u;
-}
-
-/* 1 if none of the n floats is NaN or Inf */
-static int all_finite(const float *x, size_t n)
-{
-	uint32_t bad = 0;
-	for (size_t i = 0; i < n; i++)
-		bad |= (f32_bits(x[i]) & 0x7f800000u) == 0x7f800000u;
-	return !bad;
-}
 
 /* Sum, extremes and zero count of n finite floats, folded into the running extremes. */
 static void block_moments(const float *x, size_t n, double *sum, double *mn, double *mx,
@@ -276,17 +232,20 @@ TS_API int ts_stats_acc_add_dist(ts_stats_acc *acc, const void *src, ts_dtype dt
 		       minnz = s[D_MINNZ];
 		uint64_t zeros = 0;
 
-		widen(buf, src, dtype, i0, n);
-		if (all_finite(buf, n)) {
-			k = n;
-			block_moments(buf, k, &sum, &mn, &mx, &amax, &minnz, &zeros);
-		} else {
-			/* keep the finite values at the front of buf */
+		const float *x = load(buf, src, dtype, i0, n);
+		/* a non-finite element makes the sum non-finite: then redo the block without it */
+		block_moments(x, n, &sum, &mn, &mx, &amax, &minnz, &zeros);
+		k = n;
+		if (!isfinite(sum)) {
+			mn = s[D_MIN], mx = s[D_MAX], amax = s[D_MAXABS], minnz = s[D_MINNZ];
+			zeros = 0;
+			k = 0;
 			for (size_t i = 0; i < n; i++)
-				if (isfinite(buf[i]))
-					buf[k++] = buf[i];
+				if (isfinite(x[i]))
+					buf[k++] = x[i];
+			x = buf;
 			if (k)
-				block_moments(buf, k, &sum, &mn, &mx, &amax, &minnz, &zeros);
+				block_moments(x, k, &sum, &mn, &mx, &amax, &minnz, &zeros);
 		}
 		acc->n[N_NONFINITE] += n - k;
 		acc->n[N_ZEROS] += zeros;
@@ -299,7 +258,7 @@ TS_API int ts_stats_acc_add_dist(ts_stats_acc *acc, const void *src, ts_dtype dt
 
 		/* corrected two-pass sum of squared deviations about the block mean */
 		double mb = sum / (double)k, m2, c;
-		block_deviations(buf, k, mb, &m2, &c);
+		block_deviations(x, k, mb, &m2, &c);
 		m2 -= c * c / (double)k;
 		if (m2 < 0)
 			m2 = 0;
@@ -350,24 +309,26 @@ TS_API int ts_stats_acc_add_error(ts_stats_acc *acc, const void *orig, ts_dtype 
 		const float *a = approx + i0;
 		double sa = 0, se = 0, sx = 0, me = s[E_MAX];
 
-		widen(buf, orig, dtype, i0, n);
-		if (all_finite(buf, n) && all_finite(a, n)) {
-			block_errors(buf, a, n, &sa, &se, &sx, &me);
-		} else {
+		const float *x = load(buf, orig, dtype, i0, n);
+		/* finite inputs give finite sums (|e|^2 <= 2^258): otherwise redo the block slowly */
+		block_errors(x, a, n, &sa, &se, &sx, &me);
+		if (!isfinite(sa + se + sx)) {
+			sa = se = sx = 0;
+			me = s[E_MAX];
 			for (size_t i = 0; i < n; i++) {
-				double x = buf[i], e;
-				if (!isfinite(buf[i])) {
-					int same = isnan(buf[i]) ? isnan(a[i]) : (buf[i] == a[i]);
+				double xi = x[i], e;
+				if (!isfinite(x[i])) {
+					int same = isnan(x[i]) ? isnan(a[i]) : (x[i] == a[i]);
 					e = same ? 0 : INFINITY;
-					x = 0;
+					xi = 0;
 				} else if (!isfinite(a[i])) {
 					e = INFINITY;
 				} else {
-					e = fabs(x - (double)a[i]);
+					e = fabs(xi - (double)a[i]);
 				}
 				sa += e;
 				se += e * e;
-				sx += x * x;
+				sx += xi * xi;
 				me = e > me ? e : me;
 			}
 		}
@@ -378,6 +339,30 @@ TS_API int ts_stats_acc_add_error(ts_stats_acc *acc, const void *orig, ts_dtype 
 		acc->n[N_ERR] += n;
 	}
 	return 0;
+}
+
+TS_API void ts_stats_acc_merge(ts_stats_acc *into, const ts_stats_acc *from)
+{
+	double *s = into->s;
+	const double *f = from->s;
+
+	if (from->n[N_FINITE]) {
+		double na = (double)into->n[N_FINITE], nb = (double)from->n[N_FINITE];
+		double nt = na + nb, delta = f[D_MEAN] - s[D_MEAN];
+		s[D_MEAN] += delta * (nb / nt);
+		s[D_M2] += f[D_M2] + delta * delta * (na * nb / nt);
+	}
+	s[D_MIN] = f[D_MIN] < s[D_MIN] ? f[D_MIN] : s[D_MIN];
+	s[D_MAX] = f[D_MAX] > s[D_MAX] ? f[D_MAX] : s[D_MAX];
+	s[D_MAXABS] = f[D_MAXABS] > s[D_MAXABS] ? f[D_MAXABS] : s[D_MAXABS];
+	s[D_MINNZ] = f[D_MINNZ] < s[D_MINNZ] ? f[D_MINNZ] : s[D_MINNZ];
+	for (int i = E_ABS; i <= E_X2; i += 2) {
+		csum_add(s, i, f[i]);
+		s[i + 1] += f[i + 1];
+	}
+	s[E_MAX] = f[E_MAX] > s[E_MAX] ? f[E_MAX] : s[E_MAX];
+	for (int i = 0; i < 4; i++)
+		into->n[i] += from->n[i];
 }
 
 TS_API void ts_stats_acc_finish_error(const ts_stats_acc *acc, uint64_t original_bytes,

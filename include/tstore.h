@@ -284,6 +284,9 @@ TS_API void ts_stats_acc_finish_dist(const ts_stats_acc *acc, ts_distribution_st
  *  @return 0; TS_EDTYPE; TS_EINVAL for NULL pointers. */
 TS_API int ts_stats_acc_add_error(ts_stats_acc *acc, const void *orig, ts_dtype dtype,
 				  const float *approx, uint64_t count);
+/** Fold @p from into @p into, as if every chunk added to @p from had been added to @p into
+ *  (up to rounding): per-thread accumulators merged at the end. */
+TS_API void ts_stats_acc_merge(ts_stats_acc *into, const ts_stats_acc *from);
 /** Finish error statistics; the caller supplies the byte counts and blocks processed. */
 TS_API void ts_stats_acc_finish_error(const ts_stats_acc *acc, uint64_t original_bytes,
 				      uint64_t compressed_bytes, uint64_t blocks,
@@ -301,7 +304,7 @@ TS_API void ts_stats_acc_finish_error(const ts_stats_acc *acc, uint64_t original
  * Candidates (F32/BF16/F16 sources): nvfp4 best and nvidia, mxfp4, int8 symmetric and asymmetric
  * at block sizes 16..4096, fp8, and for an F32 source raw BF16 and raw F16 (their rounding error
  * counts like any other). A bound of 0 admits only raw narrowings that are exact on this tensor.
- * Other source dtypes are always raw. Tensors over 1M elements are measured first on a
+ * Other source dtypes are always raw. Tensors over 512K elements are measured first on a
  * deterministic sample of whole rows; the winner is always verified on the whole tensor.
  * Allocates bounded scratch internally (a few hundred KiB; the analyzer is not a kernel).
  * Any thread.

@@ -353,3 +353,18 @@ Test(analyze, bad_arguments_are_rejected)
 	cr_expect_eq(ts_analyze(&out, NULL, &in, x, TS_DTYPE_COUNT, 1, 4), TS_EINVAL);
 	cr_expect_eq(ts_analyze(&out, NULL, &in, x, TS_F32, UINT64_MAX / 2, 4), TS_EINVAL);
 }
+
+Test(analyze, long_rows_are_measured_in_segments)
+{
+	/* rows longer than the analyzer's 64K-element pieces, with and without row sampling */
+	static const uint64_t shapes[][2] = {{1, 200003}, {3, 300007}};
+	for (int s = 0; s < 2; s++) {
+		uint64_t rows = shapes[s][0], cols = shapes[s][1];
+		float *x = malloc(rows * cols * sizeof(float));
+		cr_assert(x);
+		gen_fill(x, rows, cols, GEN_STUDENT3, 40 + s);
+		check_bound(x, TS_F32, rows, cols, 1, "long rows");
+		check_bound(x, TS_F32, rows, cols, 9, "long rows");
+		free(x);
+	}
+}

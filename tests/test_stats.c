@@ -306,3 +306,77 @@ Test(stats, bad_arguments_are_rejected)
 	cr_expect_eq(ts_stats_acc_add_error(&acc, &x, TS_F32, NULL, 1), TS_EINVAL);
 	cr_expect_eq(ts_stats_acc_add_dist(&acc, NULL, TS_F32, 0), 0);
 }
+
+Test(stats, unaligned_sources_are_read_correctly)
+{
+	/* 1.5, -2, 0.25 as BF16 and as F32, one byte off alignment */
+	const uint16_t bf[] = {0x3FC0, 0xC000, 0x3E80};
+	const float f[] = {1.5f, -2.0f, 0.25f};
+	unsigned char raw[1 + sizeof(f)];
+	ts_stats_acc acc;
+	ts_distribution_stats d;
+
+	memcpy(raw + 1, bf, sizeof(bf));
+	ts_stats_acc_init(&acc);
+	cr_assert_eq(ts_stats_acc_add_dist(&acc, raw + 1, TS_BF16, 3), 0);
+	ts_stats_acc_finish_dist(&acc, &d);
+	cr_expect(close_rel(d.mean, -0.25 / 3, 1e-15));
+	cr_expect_eq(d.min_val, -2.0);
+
+	memcpy(raw + 1, f, sizeof(f));
+	ts_stats_acc_init(&acc);
+	cr_assert_eq(ts_stats_acc_add_dist(&acc, raw + 1, TS_F32, 3), 0);
+	ts_stats_acc_finish_dist(&acc, &d);
+	cr_expect_eq(d.max_val, 1.5);
+	cr_expect(close_rel(d.mean, -0.25 / 3, 1e-15));
+}
+
+Test(stats, merged_accumulators_equal_one_pass)
+{
+	enum { N = 30011 };
+	float *x = malloc(N * sizeof(float)), *y = malloc(N * sizeof(float));
+	uint64_t seed = 77;
+	cr_assert(x && y);
+	for (int i = 0; i < N; i++) {
+		x[i] = (float)(100.0 + rng_normal(&seed));
+		y[i] = x[i] + (float)(0.1 * rng_normal(&seed));
+	}
+	x[17] = NAN; /* counted apart, in whichever part it falls */
+	y[17] = NAN;
+	x[20000] = 0;
+	ts_stats_acc whole, parts[3], merged;
+	ts_stats_acc_init(&whole);
+	ts_stats_acc_add_dist(&whole, x, TS_F32, N);
+	ts_stats_acc_add_error(&whole, x, TS_F32, y, N);
+	const int cut[] = {0, 5000, 5001, N};
+	for (int p = 0; p < 3; p++) {
+		ts_stats_acc_init(&parts[p]);
+		ts_stats_acc_add_dist(&parts[p], x + cut[p], TS_F32, cut[p + 1] - cut[p]);
+		ts_stats_acc_add_error(&parts[p], x + cut[p], TS_F32, y + cut[p],
+				       cut[p + 1] - cut[p]);
+	}
+	ts_stats_acc_init(&merged);
+	ts_stats_acc_merge(&merged, &parts[2]);
+	ts_stats_acc_merge(&merged, &parts[0]);
+	ts_stats_acc_merge(&merged, &parts[1]);
+
+	ts_distribution_stats dw, dm;
+	ts_compression_stats cw, cm;
+	ts_stats_acc_finish_dist(&whole, &dw);
+	ts_stats_acc_finish_dist(&merged, &dm);
+	ts_stats_acc_finish_error(&whole, 1, 1, 1, &cw);
+	ts_stats_acc_finish_error(&merged, 1, 1, 1, &cm);
+	cr_expect(close_rel(dw.mean, dm.mean, 1e-14));
+	cr_expect(close_rel(dw.std, dm.std, 1e-12), "%.17g %.17g", dw.std, dm.std);
+	cr_expect_eq(dw.min_val, dm.min_val);
+	cr_expect_eq(dw.max_val, dm.max_val);
+	cr_expect_eq(dw.sparsity, dm.sparsity);
+	cr_expect_eq(dw.dynamic_range, dm.dynamic_range);
+	cr_expect_eq(dm.count, N);
+	cr_expect_eq(dm.nonfinite, 1);
+	cr_expect(close_rel(cw.rel_rms_pct, cm.rel_rms_pct, 1e-13));
+	cr_expect(close_rel(cw.mean_error, cm.mean_error, 1e-13));
+	cr_expect_eq(cw.max_error, cm.max_error);
+	free(x);
+	free(y);
+}
