@@ -14,6 +14,13 @@
  *   3. No pointer into LMDB's map outlives the read transaction it was obtained in.
  *   4. map_base/map_size change only under map_lock held exclusively (map growth); anything that
  *      turns a map address into a file offset holds map_lock shared.
+ *   5. Every transaction begun with ts__txn_begin_read/write holds map_lock shared until it ends
+ *      in ts__txn_commit or ts__txn_abort (never mdb_txn_commit/abort directly): LMDB may only
+ *      remap (mdb_env_set_mapsize) when no transaction of the process is active. Consequently a
+ *      thread never begins a write transaction while it holds a read transaction.
+ *   6. One writer process per store: a store opened with TS_OPEN_WRITE holds an exclusive flock
+ *      on its data file, so entries of the pending database belong to no live writer except
+ *      this handle's own (cleanup of interrupted writes is then safe).
  */
 #ifndef TS_ENGINE_STORE_H
 #define TS_ENGINE_STORE_H
@@ -28,6 +35,9 @@ struct ts__io;
 struct ts__cache;
 struct ts__res;
 struct ts__pool;
+
+/* The on-disk format version written in the meta database (docs/FORMAT.md). */
+#define TS_FORMAT_VERSION 1u
 
 struct ts_store {
 	MDB_env *env;
@@ -51,6 +61,7 @@ struct ts_store {
 	pthread_rwlock_t map_lock; /* invariant 4 */
 	uintptr_t map_base;        /* address of the data file's mapping */
 	size_t map_size;
+	uint64_t map_max; /* growth limit (ts_open_opts.map_max; 0: address space) */
 };
 
 /* -- store.c ------------------------------------------------------------------------------ */
@@ -58,20 +69,47 @@ struct ts_store {
 /** Translate an LMDB return code into a TS_E* code with context; sets the last error. */
 int ts__err_from_mdb(int rc, const char *what);
 
-/** Begin a read-only transaction (short-lived: commit or abort it promptly). */
+/** Begin a read-only transaction (short-lived: end it promptly with ts__txn_abort, or
+ *  ts__txn_commit). Holds map_lock shared until it ends (invariant 5); handles MDB_MAP_RESIZED
+ *  (another process grew the map). 0 or a negative TS_E* code. */
 int ts__txn_begin_read(ts_store *st, MDB_txn **out);
 
-/** Begin a write transaction, growing the map first if it is nearly full. */
+/** Begin a write transaction (holds map_lock shared until it ends). 0 or a negative TS_E* code.
+ *  Most callers want ts__store_write(), which also handles map growth. */
 int ts__txn_begin_write(ts_store *st, MDB_txn **out);
 
-/** Commit @p txn; on MDB_MAP_FULL the caller must redo its work after ts__store_grow_map(). */
+/** Commit @p txn and release map_lock. Returns 0 or the untranslated LMDB/errno code, so
+ *  that the caller can tell MDB_MAP_FULL (grow the map with ts__store_grow_map() and redo the
+ *  work) from other failures (translate with ts__err_from_mdb()). */
 int ts__txn_commit(ts_store *st, MDB_txn *txn);
 
-/** Double the map size (under map_lock held exclusively) and refresh map_base/map_size. */
+/** Abort @p txn (read or write) and release map_lock. NULL accepted. */
+void ts__txn_abort(ts_store *st, MDB_txn *txn);
+
+/** Grow the map (double it, within map_max) under map_lock held exclusively and refresh
+ *  map_base/map_size. The caller must hold no transaction. 0 or TS_ENOSPC. */
 int ts__store_grow_map(ts_store *st);
 
-/** Find the mapping of the data file in /proc/self/maps and set map_base/map_size. */
+/** Find the mapping of the data file in /proc/self/maps and set map_base/map_size. Called at
+ *  open and under map_lock held exclusively after a remap. */
 int ts__store_refresh_map(ts_store *st);
+
+/** 1 if @p rc is one of our TS_E* codes, 0 for an LMDB code (MDB_KEYEXIST..MDB_LAST_ERRCODE,
+ *  negative too) or an errno value (positive). */
+static inline int ts__is_ts_code(int rc)
+{
+	return rc < 0 && rc > -1000;
+}
+
+/**
+ * Run @p fn in a write transaction and commit it. @p fn returns 0 (commit), a TS_E* code
+ * (abort, returned as is) or an LMDB or errno code (abort, translated with @p what as
+ * context). On MDB_MAP_FULL, from @p fn or from the commit, the map is grown and @p fn runs
+ * again from the start, so it must not keep state across calls. The caller holds no transaction.
+ * @return 0; TS_ENOSPC when the disk is full or the map cannot grow (the store is unchanged);
+ *         the error of @p fn; another negative TS_E* code.
+ */
+int ts__store_write(ts_store *st, int (*fn)(void *ud, MDB_txn *txn), void *ud, const char *what);
 
 /* -- record.c: the tensor record ---------------------------------------------------------- */
 
@@ -112,7 +150,25 @@ int ts__tensor_lookup(ts_store *st, MDB_txn *txn, const char *name, ts__tensor_r
 /** Fill a public ts_tensor_info from a record. */
 void ts__tensor_rec_to_info(const ts__tensor_rec *rec, ts_tensor_info *out);
 
+/** The element count of a shape, or UINT64_MAX if it overflows or exceeds TS_MAX_ELEMENTS. */
+uint64_t ts__shape_elements(int ndim, const uint64_t *shape);
+
+/** The largest tensor, in elements, a record may describe (2^56). */
+#define TS_MAX_ELEMENTS (1ull << 56)
+
 /* -- geometry.c: how a tensor is cut into pages ------------------------------------------- */
+
+/* Page sizes: k * 4096 - 16 bytes (header + payload), LMDB's overflow-page run minus its header. */
+#define TS_PAGE_BYTES_DEFAULT 65520u
+#define TS_PAGE_BYTES_MIN 4080u
+#define TS_PAGE_BYTES_MAX (16u * 1024 * 1024 - 16)
+/* Target tile width in columns for wide tensors, and the most source bytes of one tile-row band
+ * the writer buffers (part of the geometry rule: see docs/FORMAT.md). */
+#define TS_GEOMETRY_TILE_COLS 1024u
+#define TS_GEOMETRY_BAND_BYTES (4u * 1024 * 1024)
+
+/** Elements per block along a row for the geometry of @p cfg (1 for raw and fp8). */
+uint64_t ts__geometry_block(const ts_codec_config *cfg);
 
 /** Choose tile_rows/tile_cols/page_count for @p rec (rows, cols and codec set) so that a full
  *  page (header + payload) is at most @p page_bytes and as close to it as the geometry allows. */
@@ -172,6 +228,15 @@ void ts__page_seal(uint8_t *buf, const ts__page_hdr *hdr);
 int ts__page_verify(const void *buf, size_t len, const ts__tensor_rec *rec, const char *name,
 		    uint64_t page_index);
 
+/** As ts__page_verify(), also saying what kind of problem was found: TS_PROBLEM_CHECKSUM or
+ *  TS_PROBLEM_GEOMETRY (header fields that disagree with the record). @p kind may be NULL. */
+int ts__page_verify_kind(const void *buf, size_t len, const ts__tensor_rec *rec,
+			 const char *name, uint64_t page_index, ts_problem_kind *kind);
+
+/** Delete every page of tensor @p tensor_id in write transaction @p txn; *deleted (may be NULL)
+ *  receives the count. Returns 0 or an LMDB/errno code, for ts__store_write(). */
+int ts__pages_delete(ts_store *st, MDB_txn *txn, uint64_t tensor_id, uint64_t *deleted);
+
 /* -- pool.c: the worker pool -------------------------------------------------------------- */
 
 /** Create a pool of @p threads workers. */
@@ -181,6 +246,13 @@ void ts__pool_free(struct ts__pool *pool);
 /** Run fn(ud, i) for i in [0, n) on the pool's workers and the calling thread; return the first
  *  non-zero result (by lowest i), or 0. Safe to call from several threads at once. */
 int ts__pool_run(struct ts__pool *pool, uint64_t n, int (*fn)(void *ud, uint64_t i), void *ud);
+
+/* -- writer.c ----------------------------------------------------------------------------- */
+
+/** Delete the pages and pending entries of interrupted writes (ids in the pending database).
+ *  Called at open for writing and at ts_writer_begin(). *removed (may be NULL) receives the
+ *  number of interrupted writes cleaned. 0 or a negative TS_E* code. */
+int ts__writer_cleanup_pending(ts_store *st, uint64_t *removed);
 
 /* -- read side: reader.c, io_*.c, cache.c (called by store.c) ----------------------------- */
 

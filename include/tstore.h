@@ -372,7 +372,7 @@ TS_API void ts_stream_free(ts_stream *s);
 /* ------------------------------------------------------------------------------------------ */
 
 #define TS_MAX_DIMS 8
-#define TS_MAX_NAME 1024 /**< longest tensor name in bytes, excluding the NUL */
+#define TS_MAX_NAME 511 /**< longest tensor name in bytes, excluding the NUL (LMDB's key limit) */
 
 typedef struct ts_store ts_store;
 
@@ -396,6 +396,8 @@ typedef struct ts_open_opts {
 				  256 MiB); 0 turns the cache off */
 	uint64_t map_size;   /**< initial LMDB map size; 0 default; grown transparently */
 	int threads;         /**< worker threads for encode/decode; 0 = number of cores */
+	uint64_t map_max;    /**< largest size the map may grow to; 0 = no limit but the address
+				  space. A write that needs more fails with TS_ENOSPC. */
 } ts_open_opts;
 
 /** Fill @p opts with the defaults (read-only, default backend and cache). */
@@ -484,6 +486,9 @@ typedef struct ts_write_opts {
 	unsigned flags;
 	float amax;          /**< the tensor's amax; required for nvfp4 and fp8 (NaN = not given) */
 	uint64_t page_bytes; /**< target encoded page size; 0 = default (64 KiB - 16 class) */
+	float tensor_scale;  /**< TS_WRITE_ENCODED only: the decode scale exactly as the source
+				  stores it (e.g. ModelOpt's weight_scale_2), overriding the one
+				  derived from amax; NaN = derive it from amax */
 } ts_write_opts;
 
 TS_API void ts_write_opts_init(ts_write_opts *opts);

@@ -1,0 +1,174 @@
+/*
+ * Page geometry: how a tensor, viewed as a rows x cols matrix (cols = the last dimension), is cut
+ * into pages. A page is a tile of tile_rows rows by tile_cols columns; tiles are numbered
+ * row-major (page p is tile row p / across, tile column p % across) and the last tile of a row
+ * or column of tiles may be smaller. The rule that chooses the tile (docs/FORMAT.md, "Page
+ * geometry"):
+ *   1. A tensor whose whole encoding fits one page is one page (unless its source exceeds the
+ *      band limit of rule 3 and it has several rows).
+ *   2. Otherwise tiles are about TS_GEOMETRY_TILE_COLS (1024) columns wide, the columns split
+ *      evenly into whole blocks, so that tensor-parallel column shards read little more than
+ *      they need; tile_rows is as many rows as fill the page.
+ *   3. A tile-row band (tile_rows x cols source elements) is at most TS_GEOMETRY_BAND_BYTES, so
+ *      that the writer's buffer is bounded; when that limit (or the tensor's height) leaves a
+ *      page part-empty, tiles widen (in whole blocks, no longer split evenly) until the page
+ *      is full again.
+ *
+ * Invariants
+ *   1. tile_cols is cols or a multiple of the block size; every tile but the last of a row of
+ *      tiles therefore holds whole blocks, and a row's padded last block stays in one page.
+ *   2. The encoded size of a full tile plus the page header is at most page_bytes.
+ *   3. tile_rows x cols x source element size <= TS_GEOMETRY_BAND_BYTES, or tile_rows is 1.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <inttypes.h>
+
+#include "common/error.h"
+#include "engine/store.h"
+
+uint64_t ts__geometry_block(const ts_codec_config *cfg)
+{
+	switch (cfg->codec) {
+	case TS_CODEC_NVFP4:
+	case TS_CODEC_MXFP4:
+	case TS_CODEC_INT8:
+		return cfg->block_size > 0 ? (uint64_t)cfg->block_size : 1;
+	default:
+		return 1;
+	}
+}
+
+static uint64_t ceil_div(uint64_t a, uint64_t b)
+{
+	return a / b + (a % b != 0);
+}
+
+static uint64_t enc(const ts__tensor_rec *rec, uint64_t r, uint64_t c)
+{
+	return ts_codec_encoded_size(&rec->codec, r, c);
+}
+
+/* The widest tile (a multiple of bs, or cols) whose @p r rows encode to at most @p cap bytes;
+ * 0 if not even one block fits. */
+static uint64_t widest(const ts__tensor_rec *rec, uint64_t r, uint64_t cap, uint64_t bs)
+{
+	uint64_t lo = 0, hi = ceil_div(rec->cols, bs); /* in blocks */
+
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo + 1) / 2;
+		uint64_t c = mid * bs > rec->cols ? rec->cols : mid * bs;
+		uint64_t e = enc(rec, r, c);
+		if (e != 0 && e <= cap)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	if (lo == 0)
+		return 0;
+	return lo * bs > rec->cols ? rec->cols : lo * bs;
+}
+
+/* Split cols evenly into tiles of at most @p tc columns, in whole blocks. */
+static uint64_t even_split(uint64_t cols, uint64_t tc, uint64_t bs)
+{
+	uint64_t n = ceil_div(cols, tc);
+	uint64_t w = ceil_div(ceil_div(cols, n), bs) * bs;
+	assert(w <= tc || tc == cols);
+	return w >= cols ? cols : w;
+}
+
+int ts__geometry_plan(ts__tensor_rec *rec, uint64_t page_bytes)
+{
+	uint64_t cap, bs, esz, tc, t, band_rows, fit_rows, down, across, total;
+
+	if (page_bytes == 0)
+		page_bytes = TS_PAGE_BYTES_DEFAULT;
+	if (page_bytes < TS_PAGE_BYTES_MIN || page_bytes > TS_PAGE_BYTES_MAX ||
+	    (page_bytes + 16) % 4096 != 0)
+		return ts__err(TS_EINVAL,
+			       "page size %" PRIu64 " is not k * 4096 - 16 bytes between %u and %u",
+			       page_bytes, TS_PAGE_BYTES_MIN, TS_PAGE_BYTES_MAX);
+	rec->tile_rows = rec->tile_cols = rec->page_count = 0;
+	if (rec->rows == 0 || rec->cols == 0)
+		return 0;
+	cap = page_bytes - TS_PAGE_HEADER_SIZE;
+	bs = ts__geometry_block(&rec->codec);
+	esz = ts_dtype_size(rec->source_dtype);
+	if (esz == 0)
+		esz = 4;
+
+	total = enc(rec, rec->rows, rec->cols);
+	if (total == 0)
+		return ts__err(TS_EINVAL, "codec configuration cannot encode %" PRIu64 " x %" PRIu64,
+			       rec->rows, rec->cols);
+	if (total <= cap && (rec->rows == 1 || rec->rows * rec->cols * esz <= TS_GEOMETRY_BAND_BYTES)) {
+		rec->tile_rows = rec->rows;
+		rec->tile_cols = rec->cols;
+		rec->page_count = 1;
+		return 0;
+	}
+
+	/* Rule 2: about 1024 columns, split evenly, never wider than one row can be. */
+	tc = widest(rec, 1, cap, bs);
+	if (tc == 0)
+		return ts__err(TS_EINVAL, "a page of %" PRIu64 " bytes cannot hold one block of %" PRIu64
+			       " values", page_bytes, bs);
+	{
+		uint64_t target = ceil_div(TS_GEOMETRY_TILE_COLS, bs) * bs;
+		if (tc > target)
+			tc = target;
+	}
+	if (tc >= rec->cols)
+		tc = rec->cols;
+	else
+		tc = even_split(rec->cols, tc, bs);
+	fit_rows = cap / enc(rec, 1, tc);
+	assert(fit_rows >= 1);
+
+	/* Rule 3: bound the band, then widen the tiles if the page is not full. */
+	band_rows = TS_GEOMETRY_BAND_BYTES / (rec->cols * esz > 0 ? rec->cols * esz : 1);
+	if (band_rows < 1)
+		band_rows = 1;
+	t = fit_rows;
+	if (t > band_rows)
+		t = band_rows;
+	if (t > rec->rows)
+		t = rec->rows;
+	if (t < fit_rows) {
+		/* Full pages matter more than equal tiles here: take the widest tile. */
+		uint64_t w = widest(rec, t, cap, bs);
+		if (w > tc)
+			tc = w;
+	}
+	while (enc(rec, t, tc) > cap && t > 1) /* encoded size need not be exactly linear */
+		t--;
+	assert(enc(rec, t, tc) <= cap);
+
+	down = ceil_div(rec->rows, t);
+	across = ceil_div(rec->cols, tc);
+	if (__builtin_mul_overflow(down, across, &rec->page_count))
+		return ts__err(TS_EINVAL, "tensor of %" PRIu64 " x %" PRIu64 " needs too many pages",
+			       rec->rows, rec->cols);
+	rec->tile_rows = t;
+	rec->tile_cols = tc;
+	return 0;
+}
+
+uint64_t ts__geometry_tiles_across(const ts__tensor_rec *rec)
+{
+	return rec->tile_cols ? ceil_div(rec->cols, rec->tile_cols) : 0;
+}
+
+void ts__geometry_page_rect(const ts__tensor_rec *rec, uint64_t page, uint64_t *r0,
+			    uint64_t *nr, uint64_t *c0, uint64_t *nc)
+{
+	uint64_t across = ts__geometry_tiles_across(rec);
+
+	assert(across > 0 && page < rec->page_count);
+	*r0 = page / across * rec->tile_rows;
+	*c0 = page % across * rec->tile_cols;
+	*nr = rec->rows - *r0 < rec->tile_rows ? rec->rows - *r0 : rec->tile_rows;
+	*nc = rec->cols - *c0 < rec->tile_cols ? rec->cols - *c0 : rec->tile_cols;
+}

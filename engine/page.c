@@ -1,0 +1,197 @@
+/*
+ * Pages: their keys in the pages database and their 40-byte header (layout in engine/store.h
+ * and docs/FORMAT.md, "Pages").
+ *
+ * Invariants
+ *   1. ts__page_verify() checks every header field against the tensor record and its geometry,
+ *      and the length of the value against the header, before the checksum is computed over
+ *      the payload: no length read from the page is used unchecked.
+ *   2. The checksum covers header bytes [0, 32) and the payload, so a page moved to another key
+ *      (wrong tensor id or index) is detected as well as a damaged one.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+#include "common/error.h"
+#include "engine/store.h"
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
+void ts__page_key(uint8_t key[TS_PAGE_KEY_SIZE], uint64_t tensor_id, uint64_t page_index)
+{
+	put_be64(key, tensor_id);
+	put_be64(key + 8, page_index);
+}
+
+void ts__page_key_parse(const uint8_t key[TS_PAGE_KEY_SIZE], uint64_t *tensor_id,
+			uint64_t *page_index)
+{
+	*tensor_id = get_be64(key);
+	*page_index = get_be64(key + 8);
+}
+
+static uint64_t page_checksum(const uint8_t *hdr, const uint8_t *payload, size_t len)
+{
+	XXH3_state_t state;
+
+	XXH3_64bits_reset(&state);
+	XXH3_64bits_update(&state, hdr, 32);
+	XXH3_64bits_update(&state, payload, len);
+	return XXH3_64bits_digest(&state);
+}
+
+void ts__page_seal(uint8_t *buf, const ts__page_hdr *hdr)
+{
+	buf[0] = TS_PAGE_TYPE;
+	buf[1] = TS_PAGE_VERSION;
+	buf[2] = (uint8_t)hdr->codec;
+	buf[3] = 0;
+	put_le32(buf + 4, hdr->rows);
+	put_le32(buf + 8, hdr->cols);
+	put_le32(buf + 12, hdr->payload_len);
+	put_le64(buf + 16, hdr->tensor_id);
+	put_le64(buf + 24, hdr->page_index);
+	put_le64(buf + 32, page_checksum(buf, buf + TS_PAGE_HEADER_SIZE, hdr->payload_len));
+}
+
+int ts__page_verify_kind(const void *vbuf, size_t len, const ts__tensor_rec *rec,
+			 const char *name, uint64_t page_index, ts_problem_kind *kind)
+{
+	const uint8_t *buf = vbuf;
+	uint64_t r0, nr, c0, nc, want_len, id, index, sum;
+	uint32_t rows, cols, plen;
+
+	if (kind)
+		*kind = TS_PROBLEM_GEOMETRY;
+	if (page_index >= rec->page_count)
+		return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor '%s': beyond its %" PRIu64
+			       " pages", page_index, name, rec->page_count);
+	if (len < TS_PAGE_HEADER_SIZE)
+		return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor '%s': %zu bytes, shorter than "
+			       "a page header", page_index, name, len);
+	if (buf[0] != TS_PAGE_TYPE || buf[1] != TS_PAGE_VERSION || buf[3] != 0) {
+		if (kind)
+			*kind = TS_PROBLEM_CHECKSUM;
+		return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor '%s': bad header (type %#x, "
+			       "version %u)", page_index, name, buf[0], buf[1]);
+	}
+	ts__geometry_page_rect(rec, page_index, &r0, &nr, &c0, &nc);
+	want_len = ts_codec_encoded_size(&rec->codec, nr, nc);
+	rows = get_le32(buf + 4);
+	cols = get_le32(buf + 8);
+	plen = get_le32(buf + 12);
+	id = get_le64(buf + 16);
+	index = get_le64(buf + 24);
+	sum = get_le64(buf + 32);
+	/* A flipped bit in the header is still damage, not a geometry problem: the checksum
+	 * (which covers the header) decides which it is before the fields are judged. */
+	if ((uint64_t)plen + TS_PAGE_HEADER_SIZE == len &&
+	    sum != page_checksum(buf, buf + TS_PAGE_HEADER_SIZE, plen)) {
+		if (kind)
+			*kind = TS_PROBLEM_CHECKSUM;
+		return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor '%s': checksum mismatch",
+			       page_index, name);
+	}
+	if ((uint64_t)plen + TS_PAGE_HEADER_SIZE != len) {
+		if (kind)
+			*kind = TS_PROBLEM_CHECKSUM;
+		return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor '%s': header says %u payload "
+			       "bytes, the page holds %zu", page_index, name, plen,
+			       len - TS_PAGE_HEADER_SIZE);
+	}
+	if (buf[2] != (unsigned)rec->codec.codec)
+		return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor '%s': codec %u, the tensor's "
+			       "is %u", page_index, name, buf[2], (unsigned)rec->codec.codec);
+	if (id != rec->id || index != page_index)
+		return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor '%s': header names page %"
+			       PRIu64 " of tensor id %" PRIu64 ", expected id %" PRIu64,
+			       page_index, name, index, id, rec->id);
+	if (rows != nr || cols != nc)
+		return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor '%s': %u x %u elements, the "
+			       "geometry says %" PRIu64 " x %" PRIu64, page_index, name, rows, cols,
+			       nr, nc);
+	if (plen != want_len)
+		return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor '%s': payload of %u bytes, %"
+			       PRIu64 " expected", page_index, name, plen, want_len);
+	return 0;
+}
+
+int ts__page_verify(const void *buf, size_t len, const ts__tensor_rec *rec, const char *name,
+		    uint64_t page_index)
+{
+	return ts__page_verify_kind(buf, len, rec, name, page_index, NULL);
+}
+
+int ts__pages_delete(ts_store *st, MDB_txn *txn, uint64_t tensor_id, uint64_t *deleted)
+{
+	uint8_t kb[TS_PAGE_KEY_SIZE];
+	MDB_cursor *cur;
+	MDB_val key, val;
+	uint64_t n = 0;
+	int rc;
+
+	if (deleted)
+		*deleted = 0;
+	rc = mdb_cursor_open(txn, st->dbi_pages, &cur);
+	if (rc)
+		return rc;
+	ts__page_key(kb, tensor_id, 0);
+	key.mv_data = kb;
+	key.mv_size = sizeof(kb);
+	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	while (rc == 0) {
+		if (key.mv_size < 8 || get_be64(key.mv_data) != tensor_id)
+			break;
+		rc = mdb_cursor_del(cur, 0);
+		if (rc)
+			break;
+		n++;
+		/* Seek again rather than trust the cursor's position after a delete. */
+		key.mv_data = kb;
+		key.mv_size = sizeof(kb);
+		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	}
+	mdb_cursor_close(cur);
+	if (deleted)
+		*deleted = n;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}

@@ -1,0 +1,1059 @@
+/*
+ * The streaming writer, tensor deletion and the cleanup of interrupted writes.
+ *
+ * A tensor arrives in row-major order in chunks of any size. The writer cuts the stream into
+ * units: a tile-row band (tile_rows whole rows, all its pages), or, when a single row is wider
+ * than the band limit (tile_rows is then 1), a segment of a row holding a few whole tiles. A
+ * unit is buffered (or used in place when the caller hands over a whole unit at once), its
+ * pages are encoded, sealed and decoded again on the store's pool (all cores), its statistics
+ * are accumulated in a fixed order on the calling thread, and its pages join a batch that is
+ * committed in one write transaction once it holds BATCH_BYTES.
+ *
+ * Invariants
+ *   1. Units, pages and the order in which statistics are accumulated depend only on the
+ *      tensor's shape and geometry, never on how the caller chunks its data: the same tensor
+ *      written in chunks of any sizes gives a byte-identical store.
+ *   2. Memory is bounded by one unit (TS_GEOMETRY_BAND_BYTES of source, plus its decoded F32
+ *      copy) and one batch (BATCH_BYTES plus one unit's pages), whatever the tensor's size.
+ *   3. The first transaction that commits pages of tensor id X also records X in the pending
+ *      database and advances the meta next_id past X; the tensor record appears, and the
+ *      pending entry disappears, in one final transaction. Readers therefore see all of a
+ *      tensor or nothing, and the pages of an interrupted write are always findable.
+ *   4. One writer per store handle at a time (writer_active under writer_lock), one writer
+ *      process per store (the flock taken at open): pending entries found by
+ *      ts__writer_cleanup_pending() belong to no live write.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "engine/store.h"
+
+#define BATCH_BYTES (4u * 1024 * 1024)
+
+typedef struct wpage {
+	uint64_t index, r0, nr, c0, nc;
+	size_t off;       /* in the batch buffer: header + payload */
+	size_t len;
+	uint64_t dec_off; /* elements, in the decoded scratch */
+} wpage;
+
+typedef struct bpage {
+	uint64_t index;
+	size_t off, len;
+} bpage;
+
+struct ts_writer {
+	ts_store *st;
+	char *name;
+	unsigned flags;
+	ts__tensor_rec rec;
+	float amax_given; /* NaN if not given */
+	float enc_amax;   /* what ts_codec_encode receives */
+	int failed;       /* sticky negative code after a failed append */
+	int encoded;      /* TS_WRITE_ENCODED */
+	size_t esz;       /* source element size */
+	int stats_ok;     /* the source dtype is F32, BF16 or F16 */
+	uint64_t bs;      /* elements per block along a row */
+	uint64_t total;   /* elements */
+	uint64_t fed;     /* elements appended (rows * cols in encoded mode) */
+	uint64_t across;  /* pages per tile row */
+	int segmented;    /* tile_rows is 1 and a row is wider than the band limit */
+	uint64_t group;   /* most pages processed at once */
+
+	/* the unit being filled (source elements) */
+	uint8_t *buf;
+	size_t buf_cap;
+	uint64_t unit_fill;
+
+	/* encoded mode: code and scale bytes per block, a band of encoded rows */
+	size_t cb, sb;
+	uint8_t *ecodes, *escales;
+	uint64_t erows; /* rows in the band buffers */
+
+	float *dec;
+	size_t dec_cap; /* elements */
+	wpage *pages;
+	size_t pages_cap;
+
+	uint8_t *batch;
+	size_t batch_len, batch_cap;
+	bpage *bp;
+	size_t bp_n, bp_cap;
+	int pending_written;
+
+	ts_stats_acc acc;
+	uint64_t blocks;
+	uint64_t stored;
+};
+
+static uint64_t ceil_div(uint64_t a, uint64_t b)
+{
+	return a / b + (a % b != 0);
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+TS_API void ts_write_opts_init(ts_write_opts *opts)
+{
+	if (!opts)
+		return;
+	memset(opts, 0, sizeof(*opts));
+	opts->flags = 0;
+	opts->amax = NAN;
+	opts->page_bytes = 0;
+	opts->tensor_scale = NAN;
+}
+
+/* -- transactions ------------------------------------------------------------------------- */
+
+/* Put the batch's pages; MDB_APPEND while keys rise (new ids are the largest), else a plain
+ * insert that still refuses to overwrite. */
+static int put_pages(ts_writer *w, MDB_txn *txn)
+{
+	ts_store *st = w->st;
+	uint8_t kb[TS_PAGE_KEY_SIZE];
+
+	for (size_t i = 0; i < w->bp_n; i++) {
+		MDB_val key = {sizeof(kb), kb};
+		MDB_val val = {w->bp[i].len, w->batch + w->bp[i].off};
+		int rc;
+
+		ts__page_key(kb, w->rec.id, w->bp[i].index);
+		rc = mdb_put(txn, st->dbi_pages, &key, &val, MDB_APPEND);
+		if (rc == MDB_KEYEXIST)
+			rc = mdb_put(txn, st->dbi_pages, &key, &val, MDB_NOOVERWRITE);
+		if (rc == MDB_KEYEXIST)
+			return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor id %" PRIu64
+				       " ('%s') exists already", w->bp[i].index, w->rec.id, w->name);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int put_next_id(ts_store *st, MDB_txn *txn, uint64_t next)
+{
+	uint8_t v[8];
+	MDB_val key = {7, (void *)"next_id"}, val = {8, v};
+
+	put_le64(v, next);
+	return mdb_put(txn, st->dbi_meta, &key, &val, 0);
+}
+
+static int start_pending(ts_writer *w, MDB_txn *txn)
+{
+	uint8_t kb[8];
+	MDB_val key = {8, kb}, val = {strlen(w->name), w->name};
+	int rc = put_next_id(w->st, txn, w->rec.id + 1);
+
+	if (rc)
+		return rc;
+	put_be64(kb, w->rec.id);
+	return mdb_put(txn, w->st->dbi_pending, &key, &val, 0);
+}
+
+static int flush_txn(void *ud, MDB_txn *txn)
+{
+	ts_writer *w = ud;
+	int rc = 0;
+
+	if (!w->pending_written)
+		rc = start_pending(w, txn);
+	if (rc == 0)
+		rc = put_pages(w, txn);
+	return rc;
+}
+
+static int flush(ts_writer *w)
+{
+	int rc;
+
+	if (w->bp_n == 0)
+		return 0;
+	rc = ts__store_write(w->st, flush_txn, w, w->name);
+	if (rc < 0)
+		return ts__err_wrap(rc, "writing pages of tensor '%s'", w->name);
+	w->pending_written = 1;
+	w->bp_n = 0;
+	w->batch_len = 0;
+	return 0;
+}
+
+static int final_txn(void *ud, MDB_txn *txn)
+{
+	ts_writer *w = ud;
+	ts_store *st = w->st;
+	uint8_t rb[TS_RECORD_MAX], kb[8];
+	MDB_val key = {strlen(w->name), w->name}, val;
+	size_t n;
+	int rc;
+
+	rc = mdb_get(txn, st->dbi_tensors, &key, &val);
+	if (rc == 0) {
+		ts__tensor_rec old;
+		if (!(w->flags & TS_WRITE_REPLACE))
+			return ts__err(TS_EEXIST, "tensor '%s' exists (TS_WRITE_REPLACE not set)",
+				       w->name);
+		/* A damaged old record cannot name its pages: they stay, as orphans that
+		 * ts_store_check() finds and repairs. */
+		if (ts__tensor_rec_decode(&old, val.mv_data, val.mv_size) == 0) {
+			rc = ts__pages_delete(st, txn, old.id, NULL);
+			if (rc)
+				return rc;
+		}
+	} else if (rc != MDB_NOTFOUND) {
+		return rc;
+	}
+	rc = put_pages(w, txn);
+	if (rc)
+		return rc;
+	n = ts__tensor_rec_encode(&w->rec, rb, sizeof(rb));
+	if (n == 0)
+		return ts__err(TS_EINTERNAL, "tensor '%s': cannot encode its record", w->name);
+	val.mv_data = rb;
+	val.mv_size = n;
+	rc = mdb_put(txn, st->dbi_tensors, &key, &val, 0);
+	if (rc)
+		return rc;
+	if (w->pending_written) {
+		MDB_val pk = {8, kb};
+		put_be64(kb, w->rec.id);
+		rc = mdb_del(txn, st->dbi_pending, &pk, NULL);
+		if (rc == MDB_NOTFOUND)
+			return ts__err(TS_ECORRUPT, "tensor '%s': its pending entry vanished", w->name);
+		return rc;
+	}
+	return put_next_id(st, txn, w->rec.id + 1);
+}
+
+typedef struct cleanup_ctx {
+	ts_store *st;
+	uint64_t only_id; /* 0: every pending id */
+	uint64_t removed;
+} cleanup_ctx;
+
+static int cleanup_txn(void *ud, MDB_txn *txn)
+{
+	cleanup_ctx *c = ud;
+	ts_store *st = c->st;
+	MDB_cursor *cur;
+	MDB_val key, val;
+	int rc;
+
+	c->removed = 0;
+	rc = mdb_cursor_open(txn, st->dbi_pending, &cur);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+	while (rc == 0) {
+		uint64_t id = 0;
+		if (key.mv_size == 8) {
+			for (int i = 0; i < 8; i++)
+				id = (id << 8) | ((const uint8_t *)key.mv_data)[i];
+		}
+		if (c->only_id == 0 || id == c->only_id) {
+			if (id != 0) {
+				rc = ts__pages_delete(st, txn, id, NULL);
+				if (rc)
+					break;
+			}
+			rc = mdb_cursor_del(cur, 0);
+			if (rc)
+				break;
+			c->removed++;
+			rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+			continue;
+		}
+		rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int ts__writer_cleanup_pending(ts_store *st, uint64_t *removed)
+{
+	cleanup_ctx c = {st, 0, 0};
+	MDB_txn *txn;
+	MDB_stat ms;
+	int rc;
+
+	if (removed)
+		*removed = 0;
+	rc = ts__txn_begin_read(st, &txn);
+	if (rc < 0)
+		return rc;
+	rc = mdb_stat(txn, st->dbi_pending, &ms);
+	ts__txn_abort(st, txn);
+	if (rc)
+		return ts__err_from_mdb(rc, "reading the pending database");
+	if (ms.ms_entries == 0)
+		return 0;
+	rc = ts__store_write(st, cleanup_txn, &c, "removing interrupted writes");
+	if (rc < 0)
+		return rc;
+	if (removed)
+		*removed = c.removed;
+	return 0;
+}
+
+/* -- begin -------------------------------------------------------------------------------- */
+
+static int read_next_id(ts_store *st, uint64_t *out)
+{
+	MDB_txn *txn;
+	MDB_val key = {7, (void *)"next_id"}, val;
+	int rc = ts__txn_begin_read(st, &txn);
+
+	if (rc < 0)
+		return rc;
+	rc = mdb_get(txn, st->dbi_meta, &key, &val);
+	if (rc == 0 && val.mv_size == 8)
+		*out = get_le64(val.mv_data);
+	ts__txn_abort(st, txn);
+	if (rc)
+		return ts__err_from_mdb(rc, "reading the next tensor id");
+	if (val.mv_size != 8 || *out == 0 || *out == UINT64_MAX)
+		return ts__err(TS_ECORRUPT, "store '%s': the next tensor id record is malformed",
+			       st->path);
+	return 0;
+}
+
+static int name_exists(ts_store *st, const char *name, int *exists)
+{
+	MDB_txn *txn;
+	MDB_val key = {strlen(name), (void *)name}, val;
+	int rc = ts__txn_begin_read(st, &txn);
+
+	if (rc < 0)
+		return rc;
+	rc = mdb_get(txn, st->dbi_tensors, &key, &val);
+	ts__txn_abort(st, txn);
+	if (rc && rc != MDB_NOTFOUND)
+		return ts__err_from_mdb(rc, name);
+	*exists = rc == 0;
+	return 0;
+}
+
+static int is_float_src(ts_dtype d)
+{
+	return d == TS_F32 || d == TS_BF16 || d == TS_F16;
+}
+
+static int check_args(ts_store *st, const char *name, ts_dtype src_dtype, int ndim,
+		      const uint64_t *shape, const ts_codec_config *cfg, const ts_write_opts *o)
+{
+	size_t n;
+
+	if (!st || !name || !cfg || (ndim > 0 && !shape))
+		return ts__err(TS_EINVAL, "ts_writer_begin: %s is NULL",
+			       !st ? "store" : !name ? "name" : !cfg ? "codec configuration" : "shape");
+	if (!(st->flags & TS_OPEN_WRITE))
+		return ts__err(TS_EREADONLY, "store '%s' is opened read-only", st->path);
+	n = strlen(name);
+	if (n == 0 || n > TS_MAX_NAME)
+		return ts__err(TS_EINVAL, "tensor name of %zu bytes (1..%d allowed)", n, TS_MAX_NAME);
+	if (ndim < 0 || ndim > TS_MAX_DIMS)
+		return ts__err(TS_EINVAL, "tensor '%s': %d dimensions (0..%d allowed)", name, ndim,
+			       TS_MAX_DIMS);
+	if (ts__shape_elements(ndim, shape) == UINT64_MAX)
+		return ts__err(TS_EINVAL, "tensor '%s': shape has more than 2^56 elements", name);
+	if ((unsigned)src_dtype >= TS_DTYPE_COUNT)
+		return ts__err(TS_EDTYPE, "tensor '%s': unknown source dtype %d", name,
+			       (int)src_dtype);
+	if (o->flags & ~(TS_WRITE_REPLACE | TS_WRITE_ENCODED))
+		return ts__err(TS_EINVAL, "tensor '%s': unknown write flags %#x", name, o->flags);
+	if (ts_codec_config_check(cfg) < 0)
+		return ts__err_wrap(TS_EINVAL, "tensor '%s'", name);
+	if (o->flags & TS_WRITE_ENCODED) {
+		if (cfg->codec != TS_CODEC_NVFP4 && cfg->codec != TS_CODEC_MXFP4 &&
+		    cfg->codec != TS_CODEC_FP8)
+			return ts__err(TS_ENOTSUP, "tensor '%s': pre-encoded data only for nvfp4, "
+				       "mxfp4 and fp8, not %s", name, ts_codec_name(cfg->codec));
+		if (cfg->codec != TS_CODEC_MXFP4 && isnan(o->amax) && isnan(o->tensor_scale))
+			return ts__err(TS_EINVAL, "tensor '%s': %s data needs amax or tensor_scale",
+				       name, ts_codec_name(cfg->codec));
+		if (!isnan(o->tensor_scale) && !(isfinite(o->tensor_scale) && o->tensor_scale >= 0))
+			return ts__err(TS_EINVAL, "tensor '%s': tensor_scale %g is not finite and "
+				       ">= 0", name, (double)o->tensor_scale);
+	} else if (cfg->codec == TS_CODEC_RAW) {
+		if (src_dtype != cfg->raw_dtype)
+			return ts__err(TS_EDTYPE, "tensor '%s': raw codec stores %s, the source is %s",
+				       name, ts_dtype_name(cfg->raw_dtype), ts_dtype_name(src_dtype));
+	} else if (!is_float_src(src_dtype)) {
+		return ts__err(TS_EDTYPE, "tensor '%s': %s cannot encode %s (F32, BF16, F16 only)",
+			       name, ts_codec_name(cfg->codec), ts_dtype_name(src_dtype));
+	} else if ((cfg->codec == TS_CODEC_NVFP4 || cfg->codec == TS_CODEC_FP8) &&
+		   isnan(o->amax)) {
+		return ts__err(TS_EINVAL, "tensor '%s': %s needs the tensor's amax (opts->amax is "
+			       "NaN)", name, ts_codec_name(cfg->codec));
+	}
+	if (!isnan(o->amax) && !(isfinite(o->amax) && o->amax >= 0))
+		return ts__err(TS_EINVAL, "tensor '%s': amax %g is not finite and >= 0", name,
+			       (double)o->amax);
+	return 0;
+}
+
+static void writer_free(ts_writer *w)
+{
+	if (!w)
+		return;
+	if (w->st) {
+		pthread_mutex_lock(&w->st->writer_lock);
+		w->st->writer_active = 0;
+		pthread_mutex_unlock(&w->st->writer_lock);
+	}
+	free(w->name);
+	free(w->buf);
+	free(w->ecodes);
+	free(w->escales);
+	free(w->dec);
+	free(w->pages);
+	free(w->batch);
+	free(w->bp);
+	free(w);
+}
+
+/* Sizes of the unit buffers, from the geometry. */
+static int plan_buffers(ts_writer *w)
+{
+	ts__tensor_rec *r = &w->rec;
+	uint64_t unit_elems;
+
+	if (r->page_count == 0)
+		return 0;
+	w->across = ts__geometry_tiles_across(r);
+	w->segmented = r->tile_rows == 1 && r->cols * w->esz > TS_GEOMETRY_BAND_BYTES;
+	if (w->segmented) {
+		uint64_t per = r->tile_cols * w->esz;
+		w->group = TS_GEOMETRY_BAND_BYTES / per;
+		if (w->group < 1)
+			w->group = 1;
+		if (w->group > w->across)
+			w->group = w->across;
+		unit_elems = w->group * r->tile_cols;
+		if (unit_elems > r->cols)
+			unit_elems = r->cols;
+	} else {
+		w->group = w->across;
+		unit_elems = r->tile_rows * r->cols;
+	}
+	w->pages = calloc(w->group, sizeof(*w->pages));
+	w->pages_cap = w->group;
+	w->dec_cap = unit_elems;
+	w->dec = malloc(unit_elems * sizeof(float));
+	if (!w->pages || !w->dec)
+		return ts__err(TS_ENOMEM, "tensor '%s': out of memory", w->name);
+	if (w->encoded) {
+		/* Only bands of several rows are ever copied; single rows are used in place. */
+		if (r->tile_rows > 1) {
+			uint64_t nb = ceil_div(r->cols, w->bs);
+			w->ecodes = malloc(r->tile_rows * nb * w->cb);
+			w->escales = malloc(r->tile_rows * nb * w->sb + 1);
+			if (!w->ecodes || !w->escales)
+				return ts__err(TS_ENOMEM, "tensor '%s': out of memory", w->name);
+		}
+	} else {
+		w->buf_cap = unit_elems * w->esz;
+		w->buf = malloc(w->buf_cap);
+		if (!w->buf)
+			return ts__err(TS_ENOMEM, "tensor '%s': out of memory", w->name);
+	}
+	return 0;
+}
+
+TS_API int ts_writer_begin(ts_writer **out, ts_store *st, const char *name, ts_dtype src_dtype,
+			   int ndim, const uint64_t *shape, const ts_codec_config *cfg,
+			   const ts_write_opts *opts)
+{
+	ts_write_opts o;
+	ts_writer *w;
+	ts__tensor_rec *r;
+	int rc, exists = 0;
+
+	if (!out)
+		return ts__err(TS_EINVAL, "ts_writer_begin: out is NULL");
+	*out = NULL;
+	if (opts)
+		o = *opts;
+	else
+		ts_write_opts_init(&o);
+	rc = check_args(st, name, src_dtype, ndim, shape, cfg, &o);
+	if (rc < 0)
+		return rc;
+
+	pthread_mutex_lock(&st->writer_lock);
+	if (st->writer_active) {
+		pthread_mutex_unlock(&st->writer_lock);
+		return ts__err(TS_EBUSY, "store '%s' has an active writer already", st->path);
+	}
+	st->writer_active = 1;
+	pthread_mutex_unlock(&st->writer_lock);
+
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		pthread_mutex_lock(&st->writer_lock);
+		st->writer_active = 0;
+		pthread_mutex_unlock(&st->writer_lock);
+		return ts__err(TS_ENOMEM, "ts_writer_begin: out of memory");
+	}
+	w->st = st;
+	w->flags = o.flags;
+	w->encoded = (o.flags & TS_WRITE_ENCODED) != 0;
+	w->name = strdup(name);
+	if (!w->name) {
+		rc = ts__err(TS_ENOMEM, "ts_writer_begin: out of memory");
+		goto fail;
+	}
+	rc = name_exists(st, name, &exists);
+	if (rc < 0)
+		goto fail;
+	if (exists && !(o.flags & TS_WRITE_REPLACE)) {
+		rc = ts__err(TS_EEXIST, "tensor '%s' exists (TS_WRITE_REPLACE not set)", name);
+		goto fail;
+	}
+	rc = ts__writer_cleanup_pending(st, NULL);
+	if (rc < 0)
+		goto fail;
+
+	r = &w->rec;
+	r->ndim = ndim;
+	for (int i = 0; i < ndim; i++)
+		r->shape[i] = shape[i];
+	r->source_dtype = src_dtype;
+	r->codec = *cfg;
+	r->rows = 1;
+	r->cols = 1;
+	if (ndim >= 1) {
+		r->cols = shape[ndim - 1];
+		for (int i = 0; i + 1 < ndim; i++)
+			r->rows *= shape[i];
+	}
+	w->esz = ts_dtype_size(src_dtype);
+	w->bs = ts__geometry_block(cfg);
+	w->total = r->rows * r->cols;
+	w->stats_ok = is_float_src(src_dtype);
+	w->amax_given = o.amax;
+	w->enc_amax = isnan(o.amax) ? 0.0f : o.amax;
+	if (w->encoded && !isnan(o.tensor_scale))
+		r->tensor_scale = o.tensor_scale;
+	else if (cfg->codec == TS_CODEC_NVFP4 || cfg->codec == TS_CODEC_FP8)
+		r->tensor_scale = ts_codec_tensor_scale(cfg, w->enc_amax);
+	else
+		r->tensor_scale = 1.0f;
+	if (w->encoded) {
+		w->cb = (size_t)(w->bs * (uint64_t)cfg->bits_per_value / 8);
+		w->sb = cfg->codec == TS_CODEC_FP8 ? 0 : 1;
+		if (ts_codec_encoded_size(cfg, 1, w->bs) != w->cb + w->sb) {
+			rc = ts__err(TS_EINTERNAL, "tensor '%s': unexpected %s block layout", name,
+				     ts_codec_name(cfg->codec));
+			goto fail;
+		}
+	}
+	rc = ts__geometry_plan(r, o.page_bytes);
+	if (rc < 0) {
+		rc = ts__err_wrap(rc, "tensor '%s'", name);
+		goto fail;
+	}
+	rc = plan_buffers(w);
+	if (rc < 0)
+		goto fail;
+	rc = read_next_id(st, &r->id);
+	if (rc < 0)
+		goto fail;
+	ts_stats_acc_init(&w->acc);
+	*out = w;
+	return 0;
+fail:
+	writer_free(w);
+	return rc;
+}
+
+/* -- encoding units ----------------------------------------------------------------------- */
+
+/* Where the pages of a unit read from: source elements (row stride @p stride, the unit's
+ * first element at row r0, column c0), or encoded rows. */
+typedef struct unit_src {
+	ts_writer *w;
+	const uint8_t *data;
+	uint64_t stride, r0, c0;
+	const uint8_t *codes, *scales;
+	size_t code_stride, scale_stride;
+} unit_src;
+
+static int page_task(void *ud, uint64_t k)
+{
+	unit_src *u = ud;
+	ts_writer *w = u->w;
+	const ts__tensor_rec *r = &w->rec;
+	wpage *p = &w->pages[k];
+	uint8_t *out = w->batch + p->off;
+	uint8_t *payload = out + TS_PAGE_HEADER_SIZE;
+	size_t plen = p->len - TS_PAGE_HEADER_SIZE;
+	ts__page_hdr hdr;
+	int rc;
+
+	if (!w->encoded) {
+		const uint8_t *src =
+			u->data + ((p->r0 - u->r0) * u->stride + (p->c0 - u->c0)) * w->esz;
+		rc = ts_codec_encode(&r->codec, w->enc_amax, src, r->source_dtype, u->stride, p->nr,
+				     p->nc, payload, plen);
+		if (rc < 0)
+			return ts__err_wrap(rc, "tensor '%s', page %" PRIu64 " (rows %" PRIu64
+					    "+, columns %" PRIu64 "+)", w->name, p->index, p->r0,
+					    p->c0);
+	} else {
+		uint64_t nb = ceil_div(p->nc, w->bs);
+		size_t crow = nb * w->cb, srow = nb * w->sb;
+		size_t cofs = (p->c0 / w->bs) * w->cb, sofs = (p->c0 / w->bs) * w->sb;
+		for (uint64_t i = 0; i < p->nr; i++) {
+			uint64_t row = p->r0 - u->r0 + i;
+			memcpy(payload + i * crow, u->codes + row * u->code_stride + cofs, crow);
+			if (srow)
+				memcpy(payload + p->nr * crow + i * srow,
+				       u->scales + row * u->scale_stride + sofs, srow);
+		}
+	}
+	hdr.codec = (unsigned)r->codec.codec;
+	hdr.rows = (uint32_t)p->nr;
+	hdr.cols = (uint32_t)p->nc;
+	hdr.payload_len = (uint32_t)plen;
+	hdr.tensor_id = r->id;
+	hdr.page_index = p->index;
+	hdr.checksum = 0;
+	ts__page_seal(out, &hdr);
+	if (w->stats_ok || w->encoded) {
+		rc = ts_codec_decode(&r->codec, r->tensor_scale, payload, plen, p->nr, p->nc, TS_F32,
+				     w->dec + p->dec_off, p->nc);
+		if (rc < 0)
+			return ts__err_wrap(rc, "tensor '%s', decoding page %" PRIu64, w->name,
+					    p->index);
+	}
+	return 0;
+}
+
+/* Lay out pages [first, first + n) of the tensor in the batch buffer and the decoded scratch. */
+static int plan_pages(ts_writer *w, uint64_t first, uint64_t n)
+{
+	size_t need = w->batch_len;
+	uint64_t dec = 0;
+
+	assert(n <= w->pages_cap);
+	for (uint64_t k = 0; k < n; k++) {
+		wpage *p = &w->pages[k];
+		p->index = first + k;
+		ts__geometry_page_rect(&w->rec, p->index, &p->r0, &p->nr, &p->c0, &p->nc);
+		p->len = TS_PAGE_HEADER_SIZE + ts_codec_encoded_size(&w->rec.codec, p->nr, p->nc);
+		p->off = need;
+		need += p->len;
+		p->dec_off = dec;
+		dec += p->nr * p->nc;
+	}
+	assert(dec <= w->dec_cap);
+	if (need > w->batch_cap) {
+		size_t cap = need > 2 * w->batch_cap ? need : 2 * w->batch_cap;
+		uint8_t *nb = realloc(w->batch, cap);
+		if (!nb)
+			return ts__err(TS_ENOMEM, "tensor '%s': out of memory", w->name);
+		w->batch = nb;
+		w->batch_cap = cap;
+	}
+	if (w->bp_n + n > w->bp_cap) {
+		size_t cap = w->bp_n + n > 2 * w->bp_cap ? w->bp_n + n : 2 * w->bp_cap;
+		bpage *nb = realloc(w->bp, cap * sizeof(*nb));
+		if (!nb)
+			return ts__err(TS_ENOMEM, "tensor '%s': out of memory", w->name);
+		w->bp = nb;
+		w->bp_cap = cap;
+	}
+	return 0;
+}
+
+/* Encode (or assemble) pages [first, first + n), accumulate statistics, batch the pages. */
+static int run_pages(ts_writer *w, unit_src *u, uint64_t first, uint64_t n)
+{
+	int rc = plan_pages(w, first, n);
+
+	if (rc < 0)
+		return rc;
+	rc = ts__pool_run(w->st->pool, n, page_task, u);
+	if (rc < 0)
+		return rc;
+	for (uint64_t k = 0; k < n; k++) {
+		wpage *p = &w->pages[k];
+		if (w->encoded) {
+			rc = ts_stats_acc_add_dist(&w->acc, w->dec + p->dec_off, TS_F32, p->nr * p->nc);
+		} else if (w->stats_ok) {
+			for (uint64_t i = 0; i < p->nr && rc == 0; i++) {
+				const uint8_t *src = u->data + ((p->r0 - u->r0 + i) * u->stride +
+								(p->c0 - u->c0)) * w->esz;
+				rc = ts_stats_acc_add_error(&w->acc, src, w->rec.source_dtype,
+							    w->dec + p->dec_off + i * p->nc, p->nc);
+			}
+		}
+		if (rc < 0)
+			return rc;
+		w->blocks += p->nr * ceil_div(p->nc, w->bs);
+		w->stored += p->len - TS_PAGE_HEADER_SIZE;
+		w->bp[w->bp_n].index = p->index;
+		w->bp[w->bp_n].off = p->off;
+		w->bp[w->bp_n].len = p->len;
+		w->bp_n++;
+		w->batch_len = p->off + p->len;
+	}
+	if (w->batch_len >= BATCH_BYTES)
+		return flush(w);
+	return 0;
+}
+
+/* The unit that starts at stream element @p pos: its rows, columns and first page. */
+static void unit_at(const ts_writer *w, uint64_t pos, uint64_t *r0, uint64_t *nr, uint64_t *c0,
+		    uint64_t *nc)
+{
+	const ts__tensor_rec *r = &w->rec;
+
+	*r0 = pos / r->cols;
+	*c0 = pos % r->cols;
+	if (w->segmented) {
+		*nr = 1;
+		*nc = w->group * r->tile_cols;
+		if (*nc > r->cols - *c0)
+			*nc = r->cols - *c0;
+	} else {
+		assert(*c0 == 0 && *r0 % r->tile_rows == 0);
+		*nr = r->rows - *r0 < r->tile_rows ? r->rows - *r0 : r->tile_rows;
+		*nc = r->cols;
+	}
+}
+
+static int process_unit(ts_writer *w, const uint8_t *data, uint64_t pos)
+{
+	const ts__tensor_rec *r = &w->rec;
+	uint64_t r0, nr, c0, nc, first, n;
+	unit_src u = {0};
+	int rc;
+
+	unit_at(w, pos, &r0, &nr, &c0, &nc);
+	first = r0 / r->tile_rows * w->across + c0 / r->tile_cols;
+	n = ceil_div(nc, r->tile_cols);
+	u.w = w;
+	u.data = data;
+	u.stride = nc;
+	u.r0 = r0;
+	u.c0 = c0;
+	if (w->stats_ok) {
+		/* Distribution statistics in stream order (units are contiguous in the stream). */
+		rc = ts_stats_acc_add_dist(&w->acc, data, r->source_dtype, nr * nc);
+		if (rc < 0)
+			return rc;
+	}
+	return run_pages(w, &u, first, n);
+}
+
+static int writer_failed(ts_writer *w, int rc)
+{
+	w->failed = rc;
+	return rc;
+}
+
+TS_API int ts_writer_append(ts_writer *w, const void *data, size_t bytes)
+{
+	const uint8_t *p = data;
+	uint64_t n;
+	int rc;
+
+	if (!w)
+		return ts__err(TS_EINVAL, "ts_writer_append: writer is NULL");
+	if (w->failed)
+		return ts__err(w->failed, "tensor '%s': an earlier append failed", w->name);
+	if (w->encoded)
+		return ts__err(TS_EINVAL, "tensor '%s': TS_WRITE_ENCODED data goes through "
+			       "ts_writer_append_encoded()", w->name);
+	if (bytes == 0)
+		return 0;
+	if (!data)
+		return ts__err(TS_EINVAL, "tensor '%s': data is NULL", w->name);
+	if (bytes % w->esz)
+		return ts__err(TS_EINVAL, "tensor '%s': %zu bytes is not a whole number of %s "
+			       "elements", w->name, bytes, ts_dtype_name(w->rec.source_dtype));
+	n = bytes / w->esz;
+	if (n > w->total - w->fed)
+		return ts__err(TS_ERANGE, "tensor '%s': %" PRIu64 " more elements than its shape "
+			       "holds (%" PRIu64 ")", w->name, n - (w->total - w->fed), w->total);
+	while (n > 0) {
+		uint64_t r0, nr, c0, nc, len, take;
+		uint64_t start = w->fed - w->unit_fill;
+
+		unit_at(w, start, &r0, &nr, &c0, &nc);
+		len = nr * nc;
+		if (w->unit_fill == 0 && n >= len) {
+			/* A whole unit at hand: encode it in place. */
+			rc = process_unit(w, p, start);
+			if (rc < 0)
+				return writer_failed(w, rc);
+			w->fed += len;
+			p += len * w->esz;
+			n -= len;
+			continue;
+		}
+		take = len - w->unit_fill < n ? len - w->unit_fill : n;
+		memcpy(w->buf + w->unit_fill * w->esz, p, take * w->esz);
+		w->unit_fill += take;
+		w->fed += take;
+		p += take * w->esz;
+		n -= take;
+		if (w->unit_fill == len) {
+			rc = process_unit(w, w->buf, start);
+			w->unit_fill = 0;
+			if (rc < 0)
+				return writer_failed(w, rc);
+		}
+	}
+	return 0;
+}
+
+/* A band of encoded rows [r0, r0 + nr), all columns, from @p codes / @p scales. */
+static int process_encoded(ts_writer *w, uint64_t r0, const uint8_t *codes, size_t code_stride,
+			   const uint8_t *scales, size_t scale_stride)
+{
+	const ts__tensor_rec *r = &w->rec;
+	uint64_t first = r0 / r->tile_rows * w->across;
+	unit_src u = {0};
+
+	u.w = w;
+	u.r0 = r0;
+	u.codes = codes;
+	u.scales = scales;
+	u.code_stride = code_stride;
+	u.scale_stride = scale_stride;
+	for (uint64_t k = 0; k < w->across; k += w->group) {
+		uint64_t n = w->across - k < w->group ? w->across - k : w->group;
+		int rc = run_pages(w, &u, first + k, n);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+TS_API int ts_writer_append_encoded(ts_writer *w, const void *codes, size_t codes_size,
+				    const void *scales, size_t scales_size, uint64_t row_count)
+{
+	const ts__tensor_rec *r;
+	const uint8_t *cp = codes, *sp = scales;
+	uint64_t nb, rows_fed;
+	size_t crow, srow;
+	int rc;
+
+	if (!w)
+		return ts__err(TS_EINVAL, "ts_writer_append_encoded: writer is NULL");
+	if (w->failed)
+		return ts__err(w->failed, "tensor '%s': an earlier append failed", w->name);
+	if (!w->encoded)
+		return ts__err(TS_EINVAL, "tensor '%s': not begun with TS_WRITE_ENCODED", w->name);
+	if (row_count == 0)
+		return 0;
+	r = &w->rec;
+	nb = ceil_div(r->cols, w->bs);
+	crow = nb * w->cb;
+	srow = nb * w->sb;
+	rows_fed = r->cols ? w->fed / r->cols : 0;
+	if (row_count > r->rows - rows_fed)
+		return ts__err(TS_ERANGE, "tensor '%s': %" PRIu64 " rows appended, %" PRIu64
+			       " remain", w->name, row_count, r->rows - rows_fed);
+	if (!codes || codes_size != row_count * crow)
+		return ts__err(TS_EINVAL, "tensor '%s': %" PRIu64 " rows need %" PRIu64 " code bytes, "
+			       "got %zu", w->name, row_count, row_count * crow, codes_size);
+	if (srow && (!scales || scales_size != row_count * srow))
+		return ts__err(TS_EINVAL, "tensor '%s': %" PRIu64 " rows need %" PRIu64 " scale "
+			       "bytes, got %zu", w->name, row_count, row_count * srow, scales_size);
+	if (r->cols == 0)
+		return 0;
+	while (row_count > 0) {
+		uint64_t band_r0 = rows_fed - w->erows;
+		uint64_t band_nr = r->rows - band_r0 < r->tile_rows ? r->rows - band_r0 : r->tile_rows;
+		uint64_t take;
+
+		if (w->erows == 0 && row_count >= band_nr) {
+			rc = process_encoded(w, band_r0, cp, crow, sp, srow);
+			if (rc < 0)
+				return writer_failed(w, rc);
+			take = band_nr;
+		} else {
+			take = band_nr - w->erows < row_count ? band_nr - w->erows : row_count;
+			memcpy(w->ecodes + w->erows * crow, cp, take * crow);
+			if (srow)
+				memcpy(w->escales + w->erows * srow, sp, take * srow);
+			w->erows += take;
+			if (w->erows == band_nr) {
+				rc = process_encoded(w, band_r0, w->ecodes, crow, w->escales, srow);
+				w->erows = 0;
+				if (rc < 0)
+					return writer_failed(w, rc);
+			}
+		}
+		cp += take * crow;
+		if (srow)
+			sp += take * srow;
+		rows_fed += take;
+		w->fed += take * r->cols;
+		row_count -= take;
+	}
+	return 0;
+}
+
+/* -- commit and abort --------------------------------------------------------------------- */
+
+static void finish_stats(ts_writer *w)
+{
+	ts__tensor_rec *r = &w->rec;
+	uint64_t orig = w->total * w->esz;
+
+	if (w->stats_ok || w->encoded) {
+		ts_stats_acc_finish_dist(&w->acc, &r->dist);
+	} else {
+		memset(&r->dist, 0, sizeof(r->dist));
+		r->dist.count = w->total;
+	}
+	if (w->encoded) {
+		/* No source to compare with: the error is unknown. */
+		memset(&r->error, 0, sizeof(r->error));
+		r->error.original_bytes = orig;
+		r->error.compressed_bytes = w->stored;
+		r->error.compression_ratio = w->stored ? (double)orig / (double)w->stored : 0;
+		r->error.blocks_processed = w->blocks;
+		r->error.mean_error = r->error.max_error = NAN;
+		r->error.rel_rms_pct = r->error.sqnr_db = NAN;
+	} else {
+		ts_stats_acc_finish_error(&w->acc, orig, w->stored, w->blocks, &r->error);
+	}
+	r->stored_bytes = w->stored;
+	if (!isnan(w->amax_given) && (r->codec.codec == TS_CODEC_NVFP4 ||
+				      r->codec.codec == TS_CODEC_FP8 || w->encoded)) {
+		r->amax = w->amax_given;
+	} else {
+		double a = fabs(r->dist.min_val) > fabs(r->dist.max_val) ? fabs(r->dist.min_val)
+									 : fabs(r->dist.max_val);
+		r->amax = isfinite(a) && a < 3.4e38 ? (float)a : 0.0f;
+	}
+}
+
+static int abort_txn(void *ud, MDB_txn *txn)
+{
+	ts_writer *w = ud;
+	cleanup_ctx c = {w->st, w->rec.id, 0};
+	return cleanup_txn(&c, txn);
+}
+
+TS_API void ts_writer_abort(ts_writer *w)
+{
+	if (!w)
+		return;
+	if (w->pending_written) {
+		/* If this fails (a full disk), the pending entry stays for the next writer. */
+		char saved[512];
+		snprintf(saved, sizeof(saved), "%s", ts_error_last());
+		(void)ts__store_write(w->st, abort_txn, w, "discarding an unfinished write");
+		ts__err(0, "%s", saved);
+	}
+	writer_free(w);
+}
+
+TS_API int ts_writer_commit(ts_writer *w, ts_tensor_info *info)
+{
+	uint64_t expect;
+	int rc;
+
+	if (!w)
+		return ts__err(TS_EINVAL, "ts_writer_commit: writer is NULL");
+	if (w->failed) {
+		rc = ts__err(w->failed, "tensor '%s': an earlier append failed", w->name);
+		goto fail;
+	}
+	expect = w->total;
+	if (w->fed != expect) {
+		rc = ts__err(TS_EINVAL, "tensor '%s': %" PRIu64 " of its %" PRIu64 " elements were "
+			     "appended", w->name, w->fed, expect);
+		goto fail;
+	}
+	finish_stats(w);
+	rc = ts__store_write(w->st, final_txn, w, w->name);
+	if (rc < 0) {
+		rc = ts__err_wrap(rc, "committing tensor '%s'", w->name);
+		goto fail;
+	}
+	if (info)
+		ts__tensor_rec_to_info(&w->rec, info);
+	w->pending_written = 0;
+	writer_free(w);
+	return 0;
+fail:
+	ts_writer_abort(w);
+	return rc;
+}
+
+/* -- delete ------------------------------------------------------------------------------- */
+
+typedef struct delete_ctx {
+	ts_store *st;
+	const char *name;
+} delete_ctx;
+
+static int delete_txn(void *ud, MDB_txn *txn)
+{
+	delete_ctx *d = ud;
+	ts_store *st = d->st;
+	MDB_val key = {strlen(d->name), (void *)d->name}, val;
+	ts__tensor_rec rec;
+	int rc, good;
+
+	rc = mdb_get(txn, st->dbi_tensors, &key, &val);
+	if (rc == MDB_NOTFOUND)
+		return ts__err(TS_ENOTFOUND, "no tensor named '%s'", d->name);
+	if (rc)
+		return rc;
+	/* A damaged record is removed too; its pages then show up as orphans in a check. */
+	good = ts__tensor_rec_decode(&rec, val.mv_data, val.mv_size) == 0;
+	rc = mdb_del(txn, st->dbi_tensors, &key, NULL);
+	if (rc)
+		return rc;
+	return good ? ts__pages_delete(st, txn, rec.id, NULL) : 0;
+}
+
+TS_API int ts_tensor_delete(ts_store *st, const char *name)
+{
+	delete_ctx d = {st, name};
+	size_t n;
+
+	if (!st || !name)
+		return ts__err(TS_EINVAL, "ts_tensor_delete: %s is NULL", !st ? "store" : "name");
+	if (!(st->flags & TS_OPEN_WRITE))
+		return ts__err(TS_EREADONLY, "store '%s' is opened read-only", st->path);
+	n = strlen(name);
+	if (n == 0 || n > TS_MAX_NAME)
+		return ts__err(TS_ENOTFOUND, "no tensor named '%.64s'", name);
+	return ts__store_write(st, delete_txn, &d, name);
+}

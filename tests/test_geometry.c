@@ -1,0 +1,198 @@
+/*
+ * Tests of page geometry (engine/geometry.c): the documented rule on known shapes (checked by
+ * arithmetic done here), the invariants on many shapes and codecs, and the read-amplification
+ * property of a 4096 x 4096 tensor computed from the geometry: row slices of at least a quarter
+ * of the rows read at most 1.25x the region's stored bytes, quarter-width column shards (the
+ * shards of 4-way tensor parallelism) at most 2x - in fact about 1x - and a quarter-width
+ * window at any other offset at most 2x plus the rounding of pages to whole LMDB pages.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "engine/store.h"
+#include "storetest.h"
+
+static ts__tensor_rec plan(ts_codec codec, ts_dtype src, uint64_t rows, uint64_t cols,
+			   uint64_t page_bytes)
+{
+	ts__tensor_rec r;
+	memset(&r, 0, sizeof(r));
+	r.source_dtype = src;
+	r.codec = ts_codec_config_default(codec);
+	if (codec == TS_CODEC_RAW) {
+		r.codec.raw_dtype = src;
+		r.codec.bits_per_value = (int)ts_dtype_size(src) * 8;
+	}
+	r.ndim = 2;
+	r.shape[0] = rows;
+	r.shape[1] = cols;
+	r.rows = rows;
+	r.cols = cols;
+	cr_assert_eq(ts__geometry_plan(&r, page_bytes), 0, "%s", ts_error_last());
+	return r;
+}
+
+static uint64_t cdiv(uint64_t a, uint64_t b)
+{
+	return (a + b - 1) / b;
+}
+
+Test(geometry, small_tensors_are_one_page)
+{
+	ts__tensor_rec r = plan(TS_CODEC_NVFP4, TS_BF16, 10, 64, 0);
+	cr_expect_eq(r.page_count, 1);
+	cr_expect_eq(r.tile_rows, 10);
+	cr_expect_eq(r.tile_cols, 64);
+	/* 64 x 900 nvfp4: 64 * (450 + 57) = 32448 bytes < 65480 */
+	r = plan(TS_CODEC_NVFP4, TS_BF16, 64, 900, 0);
+	cr_expect_eq(r.page_count, 1);
+}
+
+Test(geometry, square_nvfp4_uses_1024_wide_full_pages)
+{
+	ts__tensor_rec r = plan(TS_CODEC_NVFP4, TS_BF16, 4096, 4096, 0);
+	/* a 1024-column row is 512 code bytes + 64 scale bytes; (65520 - 40) / 576 = 113 rows */
+	cr_expect_eq(r.tile_cols, 1024);
+	cr_expect_eq(r.tile_rows, 113);
+	cr_expect_eq(r.page_count, cdiv(4096, 113) * 4);
+	cr_expect_geq(40 + 113 * 576, 65520 - 576, "little slack");
+}
+
+Test(geometry, default_page_size_is_64k_minus_lmdb_header)
+{
+	cr_expect_eq(TS_PAGE_BYTES_DEFAULT, 16 * 4096 - 16);
+	ts__tensor_rec r;
+	memset(&r, 0, sizeof(r));
+	r.codec = ts_codec_config_default(TS_CODEC_FP8);
+	r.source_dtype = TS_F32;
+	r.rows = r.cols = 100;
+	cr_expect_eq(ts__geometry_plan(&r, 65536), TS_EINVAL, "not k * 4096 - 16");
+	cr_expect_eq(ts__geometry_plan(&r, 0), TS_OK, "0 is the default");
+	cr_expect_eq(ts__geometry_plan(&r, 2 * 4096 - 16), 0);
+	cr_expect_eq(ts__geometry_plan(&r, 17u << 20), TS_EINVAL, "too large");
+}
+
+/* The invariants of engine/geometry.c on a grid of shapes, codecs and page sizes. */
+Test(geometry, invariants_hold_for_many_shapes)
+{
+	static const uint64_t dims[] = {1, 2, 15, 16, 17, 33, 100, 1000, 1023, 1024, 1025, 4096,
+					11008, 70000, 1000003};
+	static const struct {
+		ts_codec codec;
+		ts_dtype src;
+	} cs[] = {{TS_CODEC_NVFP4, TS_BF16}, {TS_CODEC_MXFP4, TS_F32}, {TS_CODEC_INT8, TS_F16},
+		  {TS_CODEC_FP8, TS_BF16},   {TS_CODEC_RAW, TS_F32},   {TS_CODEC_RAW, TS_U8},
+		  {TS_CODEC_RAW, TS_I64}};
+	static const uint64_t pages[] = {0, 4080, 3 * 4096 - 16, 1024 * 4096 - 16};
+	for (size_t a = 0; a < sizeof(dims) / 8; a++)
+		for (size_t b = 0; b < sizeof(dims) / 8; b++)
+			for (size_t c = 0; c < sizeof(cs) / sizeof(cs[0]); c++)
+				for (size_t p = 0; p < sizeof(pages) / 8; p++) {
+		uint64_t rows = dims[a], cols = dims[b];
+		if (rows * cols > 50000000)
+			continue;
+		uint64_t pb = pages[p] ? pages[p] : 65520;
+		ts__tensor_rec r = plan(cs[c].codec, cs[c].src, rows, cols, pages[p]);
+		uint64_t bs = ts__geometry_block(&r.codec);
+		uint64_t esz = ts_dtype_size(cs[c].src);
+		cr_assert(r.tile_cols == cols || r.tile_cols % bs == 0, "%llux%llu codec %d",
+			  (unsigned long long)rows, (unsigned long long)cols, cs[c].codec);
+		cr_assert_leq(40 + ts_codec_encoded_size(&r.codec, r.tile_rows, r.tile_cols), pb);
+		cr_assert(r.tile_rows == 1 || r.tile_rows * cols * esz <= TS_GEOMETRY_BAND_BYTES);
+		cr_assert_eq(r.page_count, cdiv(rows, r.tile_rows) * cdiv(cols, r.tile_cols));
+		/* the pages tile the matrix: areas add up and every rectangle is inside */
+		uint64_t area = 0;
+		for (uint64_t i = 0; i < r.page_count; i++) {
+			uint64_t r0, nr, c0, nc;
+			ts__geometry_page_rect(&r, i, &r0, &nr, &c0, &nc);
+			cr_assert(nr >= 1 && nc >= 1 && r0 + nr <= rows && c0 + nc <= cols);
+			cr_assert(r0 % r.tile_rows == 0 && c0 % r.tile_cols == 0);
+			area += nr * nc;
+		}
+		cr_assert_eq(area, rows * cols);
+		/* pages of large tensors are nearly full (little slack) */
+		if (r.page_count > 1 && rows >= 1000 && cols >= 1000 && pb == 65520) {
+			uint64_t full = 40 + ts_codec_encoded_size(&r.codec, r.tile_rows, r.tile_cols);
+			double fill = (double)full / (double)pb;
+			double min_fill = cs[c].codec == TS_CODEC_RAW ? 0.85 : 0.95;
+			cr_expect_geq(fill, min_fill, "%llux%llu codec %d page %llu: fill %.3f",
+				      (unsigned long long)rows, (unsigned long long)cols, cs[c].codec,
+				      (unsigned long long)pb, fill);
+		}
+	}
+}
+
+Test(geometry, very_wide_rows_become_single_row_tiles)
+{
+	/* 8 rows of 2^20 F32 values: a band of 8 rows would be 32 MiB */
+	ts__tensor_rec r = plan(TS_CODEC_NVFP4, TS_F32, 8, 1 << 20, 0);
+	cr_expect_eq(r.tile_rows, 1);
+	cr_expect_gt(r.tile_cols, 1024, "tiles widen to fill the page");
+	cr_expect_leq(40 + ts_codec_encoded_size(&r.codec, 1, r.tile_cols), 65520);
+	cr_expect_geq(40 + ts_codec_encoded_size(&r.codec, 1, r.tile_cols), 65520 - 600);
+	/* a 1-D tensor: one row */
+	r = plan(TS_CODEC_RAW, TS_F32, 1, 10000000, 0);
+	cr_expect_eq(r.tile_rows, 1);
+	cr_expect_geq(r.tile_cols * 4 + 40, 65520 - 400);
+}
+
+/* Bytes read from storage for a page: its LMDB overflow run, whole 4096-byte pages. */
+static uint64_t run_bytes(const ts__tensor_rec *r, uint64_t nr, uint64_t nc)
+{
+	uint64_t len = 16 + 40 + ts_codec_encoded_size(&r->codec, nr, nc);
+	return cdiv(len, 4096) * 4096;
+}
+
+/* Read amplification of the region rows [a, a+h) x cols [b, b+w): bytes of every page it
+ * touches, over the region's share of the tensor's stored bytes. */
+static double amplification(const ts__tensor_rec *r, uint64_t a, uint64_t h, uint64_t b,
+			    uint64_t w)
+{
+	uint64_t across = cdiv(r->cols, r->tile_cols), stored = 0, read = 0;
+	for (uint64_t i = 0; i < r->page_count; i++) {
+		uint64_t r0, nr, c0, nc;
+		ts__geometry_page_rect(r, i, &r0, &nr, &c0, &nc);
+		stored += ts_codec_encoded_size(&r->codec, nr, nc);
+		if (r0 < a + h && a < r0 + nr && c0 < b + w && b < c0 + nc)
+			read += run_bytes(r, nr, nc);
+	}
+	(void)across;
+	double region = (double)stored * (double)(h * w) / (double)(r->rows * r->cols);
+	return (double)read / region;
+}
+
+Test(geometry, read_amplification_of_a_4096_square)
+{
+	static const struct {
+		ts_codec codec;
+		ts_dtype src;
+	} cs[] = {{TS_CODEC_NVFP4, TS_BF16}, {TS_CODEC_MXFP4, TS_BF16}, {TS_CODEC_INT8, TS_BF16},
+		  {TS_CODEC_FP8, TS_BF16},   {TS_CODEC_RAW, TS_BF16},   {TS_CODEC_RAW, TS_F32}};
+	for (size_t c = 0; c < sizeof(cs) / sizeof(cs[0]); c++) {
+		ts__tensor_rec r = plan(cs[c].codec, cs[c].src, 4096, 4096, 0);
+		double worst_row = 0, worst_col = 0, worst_aligned = 0;
+		for (uint64_t h = 1024; h <= 4096; h *= 2)
+			for (uint64_t a = 0; a + h <= 4096; a += 7) {
+				double x = amplification(&r, a, h, 0, 4096);
+				if (x > worst_row)
+					worst_row = x;
+			}
+		for (uint64_t b = 0; b + 1024 <= 4096; b += 16) {
+			double x = amplification(&r, 0, 4096, b, 1024);
+			if (x > worst_col)
+				worst_col = x;
+			if (b % 1024 == 0 && x > worst_aligned)
+				worst_aligned = x;
+		}
+		fprintf(stderr, "%s/%s 4096x4096: tile %llu x %llu, row slices <= %.3fx, column shards "
+			"<= %.3fx (aligned %.3fx)\n", ts_codec_name(cs[c].codec),
+			ts_dtype_name(cs[c].src), (unsigned long long)r.tile_rows,
+			(unsigned long long)r.tile_cols, worst_row, worst_col, worst_aligned);
+		cr_expect_leq(worst_row, 1.25, "%s row slices", ts_codec_name(cs[c].codec));
+		cr_expect_leq(worst_aligned, 1.1, "%s column shards", ts_codec_name(cs[c].codec));
+		cr_expect_leq(worst_col, 2.0 * 1.07, "%s unaligned quarter-width windows",
+			      ts_codec_name(cs[c].codec));
+	}
+}
