@@ -441,8 +441,11 @@ static int make_items(const bench *b, uint64_t rows_opt, item **out, size_t *nou
 	item *it = NULL;
 	for (size_t t = 0; t < b->ntensors; t++) {
 		const tensor *x = &b->tensors[t];
-		if (x->info.ndim != 2)
-			continue;
+		const ts_codec_config *cc = &x->info.codec;
+		if (x->info.ndim != 2 ||
+		    (cc->codec == TS_CODEC_RAW && cc->raw_dtype != TS_F32 &&
+		     cc->raw_dtype != TS_BF16 && cc->raw_dtype != TS_F16))
+			continue; /* only tensors that read as F32 */
 		uint64_t h = rows_opt ? rows_opt : (x->info.tile_rows ? x->info.tile_rows : 1);
 		for (uint64_t r = 0; r < x->rows; r += h) {
 			if (n == cap) {

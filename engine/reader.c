@@ -1,0 +1,1004 @@
+/*
+ * The read path: ts_read_slice() and ts_read_encoded().
+ *
+ * A request is planned on the tensor's 2-D view (rows = product of the leading dimensions,
+ * cols = the last one): the hyperslab becomes a column range and a sorted list of row runs (each
+ * a run of consecutive source rows landing on consecutive rows of the caller's buffer), and the
+ * pages it covers are the tiles those rows and columns touch. Pages are handled in windows of at
+ * most TS_IO_QD storage reads: cache hits are pinned; for the misses, inside one short read
+ * transaction held with map_lock shared, each page value is looked up, its file offset derived
+ * (value address - map base - LMDB's 16-byte overflow page header), and the aligned runs go out
+ * as one I/O batch. While a window's I/O is in flight the previous window is verified and
+ * decoded on the worker pool, so storage and decode overlap; only one transaction is open at a
+ * time.
+ *
+ * Invariants
+ *   1. No byte reaches the caller's buffer from a page that has not passed ts__page_verify()
+ *      (type, version, geometry, XXH3 checksum); a cached page was verified before it was cached.
+ *   2. A run read from storage is used only if LMDB's overflow header in it says what the layout
+ *      predicts (page number = offset / 4096, overflow flag, page count = run length / 4096);
+ *      otherwise the value is copied from the map while the transaction is still open, and counted
+ *      (map_fallbacks).
+ *   3. Map addresses are turned into offsets, and map bytes copied, only with map_lock held
+ *      shared and the transaction that produced them open (engine/store.h invariants 3, 4).
+ *   4. Every batch submitted is waited for before its buffers are reused or freed, on every path.
+ *   5. Memory per request: the row-run list (at most one entry per requested row), two windows of
+ *      page buffers (at most TS_IO_QD runs each) and one scratch page per worker; nothing is
+ *      allocated per element or per page.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "engine/cache.h"
+#include "engine/io.h"
+#include "engine/store.h"
+
+#define LMDB_PAGE 4096u
+#define LMDB_HDR 16u       /* LMDB's page header in front of an overflow value */
+#define LMDB_P_OVERFLOW 0x04u
+#define LMDB_P_BRANCH 0x01u
+#define LMDB_P_LEAF 0x02u
+#define WINDOW_PAGES 256   /* pages (hits and misses) per window at most */
+#define WINDOW_BYTES (16u << 20)
+#define RETRIES 3
+#define TS__RETRY 1        /* internal: the tensor changed under a multi-window read */
+
+struct run {
+	uint64_t src; /* first source row (2-D view) */
+	uint64_t dst; /* first destination row */
+	uint64_t len;
+};
+
+enum mode { MODE_SLICE, MODE_ENCODED };
+
+struct job {
+	uint64_t page;
+	uint64_t r0, nr, c0, nc;
+	ts__cache_entry *hit; /* pinned cache hit, or NULL */
+	const uint8_t *raw;   /* verified-to-be page bytes (header + payload) */
+	size_t raw_len;
+	/* miss bookkeeping while the transaction is open */
+	const uint8_t *map_val;
+	size_t req; /* index of its I/O request, or SIZE_MAX if copied from the map */
+};
+
+struct window {
+	struct job *jobs;
+	size_t njobs;
+	ts__io_req *reqs;
+	size_t nreqs;
+	ts__io_batch batch;
+	uint8_t *arena;
+	size_t arena_cap;
+	int submitted;
+};
+
+struct scratch {
+	atomic_flag busy;
+	void *buf;
+};
+
+struct req {
+	ts_store *st;
+	const char *name;
+	ts__tensor_rec rec;
+	enum mode mode;
+	/* slice */
+	ts_dtype dtype;
+	size_t esz;
+	uint8_t *dst;
+	uint64_t cs, cc; /* column range in the 2-D view */
+	struct run *runs;
+	size_t nruns;
+	/* encoded */
+	uint8_t *codes, *scales;
+	uint64_t row_start;
+	size_t code_row, scale_row, cb; /* bytes: code row, scale row, code bytes per block */
+	/* pages */
+	uint64_t *trows; /* tile rows touched, ascending */
+	size_t ntrows;
+	uint64_t u0, u1, across;
+	/* decode */
+	struct scratch *scr;
+	int nscr;
+	size_t scr_bytes;
+	pthread_mutex_t err_lock;
+	uint64_t err_idx;
+	int err_code;
+	char err_msg[512];
+	struct window *cur_win;
+};
+
+/* -- small helpers ----------------------------------------------------------------------------- */
+
+static uint64_t rd_u64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8); /* LMDB's header is in host order */
+	return v;
+}
+
+static uint32_t rd_u32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static uint16_t rd_u16(const uint8_t *p)
+{
+	uint16_t v;
+	memcpy(&v, p, 2);
+	return v;
+}
+
+static int out_dtype_ok(const ts__tensor_rec *rec, ts_dtype dtype)
+{
+	if (rec->codec.codec == TS_CODEC_RAW && dtype == rec->codec.raw_dtype)
+		return 1;
+	if (dtype != TS_F32 && dtype != TS_BF16 && dtype != TS_F16)
+		return 0;
+	if (rec->codec.codec == TS_CODEC_RAW)
+		return rec->codec.raw_dtype == TS_F32 || rec->codec.raw_dtype == TS_BF16 ||
+		       rec->codec.raw_dtype == TS_F16;
+	return 1;
+}
+
+/* Record the error of job @p idx (raised on a worker thread) if it is the lowest so far. */
+static void note_error(struct req *r, uint64_t idx, int code)
+{
+	pthread_mutex_lock(&r->err_lock);
+	if (!r->err_code || idx < r->err_idx) {
+		r->err_code = code;
+		r->err_idx = idx;
+		snprintf(r->err_msg, sizeof(r->err_msg), "%s", ts_error_last());
+	}
+	pthread_mutex_unlock(&r->err_lock);
+}
+
+static void *scratch_get(struct req *r, struct scratch **slot)
+{
+	for (int i = 0; i < r->nscr; i++) {
+		if (!atomic_flag_test_and_set(&r->scr[i].busy)) {
+			if (!r->scr[i].buf)
+				r->scr[i].buf = aligned_alloc(64, (r->scr_bytes + 63) & ~(size_t)63);
+			if (!r->scr[i].buf) {
+				atomic_flag_clear(&r->scr[i].busy);
+				return NULL;
+			}
+			*slot = &r->scr[i];
+			return r->scr[i].buf;
+		}
+	}
+	*slot = NULL;
+	return NULL;
+}
+
+static void scratch_put(struct scratch *slot)
+{
+	if (slot)
+		atomic_flag_clear(&slot->busy);
+}
+
+/* -- planning ---------------------------------------------------------------------------------- */
+
+static int add_run(struct req *r, size_t *cap, uint64_t src, uint64_t dst, uint64_t len)
+{
+	if (r->nruns) {
+		struct run *p = &r->runs[r->nruns - 1];
+		if (p->src + p->len == src && p->dst + p->len == dst) {
+			p->len += len;
+			return 0;
+		}
+	}
+	if (r->nruns == *cap) {
+		size_t n = *cap ? *cap * 2 : 16;
+		struct run *q = realloc(r->runs, n * sizeof(*q));
+		if (!q)
+			return ts__err(TS_ENOMEM, "reading '%s': out of memory planning the slice",
+				       r->name);
+		r->runs = q;
+		*cap = n;
+	}
+	r->runs[r->nruns++] = (struct run){src, dst, len};
+	return 0;
+}
+
+/* The row runs of a hyperslab in the 2-D view, ascending in both source and destination. */
+static int plan_runs(struct req *r, const uint64_t *start, const uint64_t *count)
+{
+	const ts__tensor_rec *t = &r->rec;
+	int nd = t->ndim;
+	size_t cap = 0;
+	uint64_t idx[TS_MAX_DIMS] = {0}, rstride[TS_MAX_DIMS];
+	int L, outer;
+	uint64_t dst = 0;
+
+	if (nd <= 1) {
+		r->cs = nd == 1 ? start[0] : 0;
+		r->cc = nd == 1 ? count[0] : 1;
+		return add_run(r, &cap, 0, 0, 1);
+	}
+	r->cs = start[nd - 1];
+	r->cc = count[nd - 1];
+	L = nd - 1; /* leading dims 0..L-1 make the row index */
+	rstride[L - 1] = 1;
+	for (int k = L - 2; k >= 0; k--)
+		rstride[k] = rstride[k + 1] * t->shape[k + 1];
+	outer = L - 1; /* dims 0..outer-1 enumerate runs; dim outer is the run itself */
+	for (;;) {
+		uint64_t src = start[outer];
+		for (int k = 0; k < outer; k++)
+			src += (start[k] + idx[k]) * rstride[k];
+		int rc = add_run(r, &cap, src, dst, count[outer]);
+		if (rc)
+			return rc;
+		dst += count[outer];
+		int k = outer - 1;
+		while (k >= 0 && ++idx[k] == count[k])
+			idx[k--] = 0;
+		if (k < 0)
+			break;
+	}
+	return 0;
+}
+
+/* Tile rows touched by the runs, ascending, without duplicates. */
+static int plan_tiles(struct req *r)
+{
+	uint64_t tr = r->rec.tile_rows, prev = UINT64_MAX;
+	size_t cap = 0;
+
+	if (r->rec.tile_rows == 0 || r->rec.tile_cols == 0)
+		return ts__err(TS_ECORRUPT, "tensor '%s': record has an empty page geometry", r->name);
+
+	for (size_t i = 0; i < r->nruns; i++) {
+		uint64_t a = r->runs[i].src / tr, b = (r->runs[i].src + r->runs[i].len - 1) / tr;
+		for (uint64_t t = a; t <= b; t++) {
+			if (t == prev)
+				continue;
+			if (r->ntrows == cap) {
+				size_t n = cap ? cap * 2 : 16;
+				uint64_t *q = realloc(r->trows, n * sizeof(*q));
+				if (!q)
+					return ts__err(TS_ENOMEM, "reading '%s': out of memory", r->name);
+				r->trows = q;
+				cap = n;
+			}
+			r->trows[r->ntrows++] = t;
+			prev = t;
+		}
+	}
+	r->across = ts__geometry_tiles_across(&r->rec);
+	r->u0 = r->cs / r->rec.tile_cols;
+	r->u1 = (r->cs + r->cc - 1) / r->rec.tile_cols;
+	return 0;
+}
+
+/* First run whose rows end after @p row. */
+static size_t run_find(const struct req *r, uint64_t row)
+{
+	size_t lo = 0, hi = r->nruns;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (r->runs[mid].src + r->runs[mid].len <= row)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* -- consuming verified pages --------------------------------------------------------------------- */
+
+/* Copy the part of a decoded page (stride nc elements) that the request wants. */
+static void copy_out(struct req *r, const struct job *j, const uint8_t *page)
+{
+	uint64_t a = j->c0 > r->cs ? j->c0 : r->cs;
+	uint64_t b = j->c0 + j->nc < r->cs + r->cc ? j->c0 + j->nc : r->cs + r->cc;
+	size_t n = (size_t)(b - a) * r->esz;
+
+	for (size_t i = run_find(r, j->r0); i < r->nruns && r->runs[i].src < j->r0 + j->nr; i++) {
+		const struct run *u = &r->runs[i];
+		uint64_t lo = u->src > j->r0 ? u->src : j->r0;
+		uint64_t hi = u->src + u->len < j->r0 + j->nr ? u->src + u->len : j->r0 + j->nr;
+		for (uint64_t row = lo; row < hi; row++) {
+			uint64_t drow = u->dst + (row - u->src);
+			memcpy(r->dst + (drow * r->cc + (a - r->cs)) * r->esz,
+			       page + ((row - j->r0) * j->nc + (a - j->c0)) * r->esz, n);
+		}
+	}
+}
+
+/* If the whole page lands as a rectangle in the caller's buffer: where its first element goes. */
+static uint8_t *direct_target(struct req *r, const struct job *j)
+{
+	size_t i;
+
+	if (j->c0 < r->cs || j->c0 + j->nc > r->cs + r->cc)
+		return NULL;
+	i = run_find(r, j->r0);
+	if (i >= r->nruns || r->runs[i].src > j->r0 ||
+	    r->runs[i].src + r->runs[i].len < j->r0 + j->nr)
+		return NULL;
+	return r->dst + ((r->runs[i].dst + (j->r0 - r->runs[i].src)) * r->cc + (j->c0 - r->cs)) *
+				r->esz;
+}
+
+static int decode_page(struct req *r, const struct job *j, void *out, uint64_t stride)
+{
+	const uint8_t *payload = j->raw + TS_PAGE_HEADER_SIZE;
+	size_t plen = j->raw_len - TS_PAGE_HEADER_SIZE;
+	int rc = ts_codec_decode(&r->rec.codec, r->rec.tensor_scale, payload, plen, j->nr, j->nc,
+				 r->dtype, out, stride);
+
+	if (rc)
+		return ts__err_wrap(rc, "decoding page %llu of tensor '%s'",
+				    (unsigned long long)j->page, r->name);
+	return 0;
+}
+
+static int consume_slice(struct req *r, struct job *j)
+{
+	ts__cache_entry *e;
+	ts__cache_key key = {r->rec.id, j->page, (uint32_t)r->dtype};
+	uint8_t *direct;
+	struct scratch *slot;
+	void *buf;
+	int rc;
+
+	if (j->hit) {
+		copy_out(r, j, j->hit->data);
+		return 0;
+	}
+	rc = ts__page_verify(j->raw, j->raw_len, &r->rec, r->name, j->page);
+	if (rc)
+		return rc;
+	e = ts__cache_alloc(r->st->cache, &key, (size_t)(j->nr * j->nc) * r->esz);
+	if (e) {
+		rc = decode_page(r, j, e->data, j->nc);
+		if (rc == 0) {
+			ts__cache_insert(r->st->cache, e);
+			copy_out(r, j, e->data);
+		}
+		ts__cache_release(r->st->cache, e);
+		return rc;
+	}
+	direct = direct_target(r, j);
+	if (direct)
+		return decode_page(r, j, direct, r->cc);
+	buf = scratch_get(r, &slot);
+	if (!buf) {
+		/* more concurrent jobs than slots (should not happen): a private buffer */
+		buf = aligned_alloc(64, (r->scr_bytes + 63) & ~(size_t)63);
+		if (!buf)
+			return ts__err(TS_ENOMEM, "reading '%s': out of memory", r->name);
+	}
+	rc = decode_page(r, j, buf, j->nc);
+	if (rc == 0)
+		copy_out(r, j, buf);
+	if (slot)
+		scratch_put(slot);
+	else
+		free(buf);
+	return rc;
+}
+
+static int consume_encoded(struct req *r, struct job *j)
+{
+	int bs = r->rec.codec.block_size;
+	uint64_t nbp = (j->nc + (uint64_t)bs - 1) / (uint64_t)bs;
+	size_t pcode = (size_t)nbp * r->cb, pscale = r->scale_row ? (size_t)nbp : 0;
+	size_t plen = j->raw_len - TS_PAGE_HEADER_SIZE;
+	const uint8_t *codes = j->raw + TS_PAGE_HEADER_SIZE, *scales;
+	uint64_t lo, hi, blk0 = j->c0 / (uint64_t)bs;
+	int rc = ts__page_verify(j->raw, j->raw_len, &r->rec, r->name, j->page);
+
+	if (rc)
+		return rc;
+	if (plen != (size_t)j->nr * (pcode + pscale))
+		return ts__err(TS_ECORRUPT,
+			       "page %llu of tensor '%s': payload of %zu bytes, planes need %zu",
+			       (unsigned long long)j->page, r->name, plen,
+			       (size_t)j->nr * (pcode + pscale));
+	scales = codes + (size_t)j->nr * pcode;
+	lo = j->r0 > r->row_start ? j->r0 : r->row_start;
+	hi = j->r0 + j->nr < r->row_start + r->runs[0].len ? j->r0 + j->nr
+							      : r->row_start + r->runs[0].len;
+	for (uint64_t row = lo; row < hi; row++) {
+		uint64_t o = row - r->row_start, p = row - j->r0;
+		memcpy(r->codes + o * r->code_row + blk0 * r->cb, codes + p * pcode, pcode);
+		if (pscale)
+			memcpy(r->scales + o * r->scale_row + blk0, scales + p * pscale, pscale);
+	}
+	return 0;
+}
+
+static int job_run(void *ud, uint64_t i)
+{
+	struct req *r = ud;
+	struct job *j = &r->cur_win->jobs[i];
+	int rc = r->mode == MODE_SLICE ? consume_slice(r, j) : consume_encoded(r, j);
+
+	if (rc)
+		note_error(r, i, rc);
+	return rc;
+}
+
+static int window_consume(struct req *r, struct window *w)
+{
+	int rc;
+
+	r->cur_win = w;
+	r->err_code = 0;
+	if (w->njobs == 1)
+		rc = job_run(r, 0);
+	else
+		rc = ts__pool_run(r->st->pool, w->njobs, job_run, r);
+	for (size_t i = 0; i < w->njobs; i++) {
+		ts__cache_release(r->st->cache, w->jobs[i].hit);
+		w->jobs[i].hit = NULL;
+	}
+	w->njobs = 0;
+	if (rc && r->err_code)
+		return ts__err(r->err_code, "%s", r->err_msg);
+	return rc;
+}
+
+/* -- one window: look up, read, check ------------------------------------------------------------- */
+
+/*
+ * Page buffers are large (a window is up to TS_IO_QD pages) and a fresh allocation of that size
+ * is a fresh mapping whose pages fault in on first touch: each thread keeps its last few
+ * buffers for its next requests (freed at thread exit).
+ */
+#define KEPT_BUFFERS 3
+#define KEPT_MAX (32u << 20)
+
+struct kept {
+	void *p[KEPT_BUFFERS];
+	size_t cap[KEPT_BUFFERS];
+};
+
+static pthread_key_t kept_key;
+static pthread_once_t kept_once = PTHREAD_ONCE_INIT;
+
+static void kept_free(void *v)
+{
+	struct kept *k = v;
+	for (int i = 0; i < KEPT_BUFFERS; i++)
+		free(k->p[i]);
+	free(k);
+}
+
+static void kept_init(void)
+{
+	pthread_key_create(&kept_key, kept_free);
+}
+
+static struct kept *kept_get(void)
+{
+	struct kept *k;
+
+	pthread_once(&kept_once, kept_init);
+	k = pthread_getspecific(kept_key);
+	if (!k) {
+		k = calloc(1, sizeof(*k));
+		if (k && pthread_setspecific(kept_key, k) != 0) {
+			free(k);
+			k = NULL;
+		}
+	}
+	return k;
+}
+
+/* An aligned buffer of at least @p bytes (*cap receives its size), kept or new. */
+static void *buffer_take(size_t bytes, size_t *cap)
+{
+	struct kept *k = kept_get();
+	int best = -1;
+
+	for (int i = 0; k && i < KEPT_BUFFERS; i++)
+		if (k->p[i] && k->cap[i] >= bytes && (best < 0 || k->cap[i] < k->cap[best]))
+			best = i;
+	if (best >= 0) {
+		void *p = k->p[best];
+		*cap = k->cap[best];
+		k->p[best] = NULL;
+		return p;
+	}
+	*cap = (bytes + TS_IO_ALIGN - 1) & ~(size_t)(TS_IO_ALIGN - 1);
+	return aligned_alloc(TS_IO_ALIGN, *cap);
+}
+
+static void buffer_give(void *p, size_t cap)
+{
+	struct kept *k;
+	int slot = 0;
+
+	if (!p)
+		return;
+	k = cap <= KEPT_MAX ? kept_get() : NULL;
+	if (!k) {
+		free(p);
+		return;
+	}
+	for (int i = 1; i < KEPT_BUFFERS; i++) /* an empty slot, else the smallest */
+		if (k->p[slot] && (!k->p[i] || k->cap[i] < k->cap[slot]))
+			slot = i;
+	if (k->p[slot] && k->cap[slot] >= cap) {
+		free(p);
+		return;
+	}
+	free(k->p[slot]);
+	k->p[slot] = p;
+	k->cap[slot] = cap;
+}
+
+static int arena_reserve(struct window *w, size_t bytes)
+{
+	if (bytes <= w->arena_cap)
+		return 0;
+	buffer_give(w->arena, w->arena_cap);
+	w->arena_cap = 0;
+	w->arena = buffer_take(bytes, &w->arena_cap);
+	if (!w->arena)
+		return TS_ENOMEM;
+	return 0;
+}
+
+/*
+ * With the transaction open and map_lock held: fetch each missing page's value, plan its read
+ * (aligned overflow run) or copy it from the map, and submit the batch.
+ */
+static int window_fetch(struct req *r, struct window *w, MDB_txn *txn)
+{
+	ts_store *st = r->st;
+	size_t need = 0, off = 0;
+	int rc;
+
+	w->nreqs = 0;
+	for (size_t i = 0; i < w->njobs; i++) {
+		struct job *j = &w->jobs[i];
+		uint8_t key[TS_PAGE_KEY_SIZE];
+		MDB_val k = {TS_PAGE_KEY_SIZE, key}, v;
+		uintptr_t addr;
+
+		j->req = SIZE_MAX;
+		j->map_val = NULL;
+		if (j->hit)
+			continue;
+		ts__page_key(key, r->rec.id, j->page);
+		rc = mdb_get(txn, st->dbi_pages, &k, &v);
+		if (rc == MDB_NOTFOUND) {
+			ts__tensor_rec now;
+			if (ts__tensor_lookup(st, txn, r->name, &now) != 0 || now.id != r->rec.id)
+				return TS__RETRY;
+			return ts__err(TS_ECORRUPT, "page %llu of tensor '%s' is missing",
+				       (unsigned long long)j->page, r->name);
+		}
+		if (rc)
+			return ts__err_from_mdb(rc, "reading a page");
+		j->map_val = v.mv_data;
+		j->raw_len = v.mv_size;
+		addr = (uintptr_t)v.mv_data;
+		if (st->map_base && addr >= st->map_base + LMDB_HDR &&
+		    (addr - st->map_base - LMDB_HDR) % LMDB_PAGE == 0 && v.mv_size > LMDB_PAGE / 2 &&
+		    addr - st->map_base - LMDB_HDR +
+				    ((LMDB_HDR + v.mv_size + LMDB_PAGE - 1) & ~(size_t)(LMDB_PAGE - 1)) <=
+			    st->map_size) {
+			size_t len = (LMDB_HDR + v.mv_size + LMDB_PAGE - 1) & ~(size_t)(LMDB_PAGE - 1);
+			ts__io_req *q = &w->reqs[w->nreqs];
+			q->offset = addr - st->map_base - LMDB_HDR;
+			q->len = len;
+			q->map_src = (const uint8_t *)v.mv_data - LMDB_HDR;
+			j->req = w->nreqs++;
+			need += len;
+		} else {
+			need += (v.mv_size + 63) & ~(size_t)63;
+		}
+	}
+	if (arena_reserve(w, need))
+		return ts__err(TS_ENOMEM, "reading '%s': out of memory for %zu bytes of pages",
+			       r->name, need);
+	for (size_t i = 0; i < w->nreqs; i++) {
+		w->reqs[i].buf = w->arena + off;
+		off += w->reqs[i].len;
+	}
+	for (size_t i = 0; i < w->njobs; i++) {
+		struct job *j = &w->jobs[i];
+		if (j->hit)
+			continue;
+		if (j->req != SIZE_MAX) {
+			j->raw = (uint8_t *)w->reqs[j->req].buf + LMDB_HDR;
+		} else {
+			/* small value in a leaf page (or an unexpected address): copy it */
+			memcpy(w->arena + off, j->map_val, j->raw_len);
+			j->raw = w->arena + off;
+			off += (j->raw_len + 63) & ~(size_t)63;
+			atomic_fetch_add(&st->io_ctx->map_fallbacks, 1);
+		}
+	}
+	w->batch.reqs = w->reqs;
+	w->batch.n = w->nreqs;
+	rc = ts__io_submit(st->io_ctx, &w->batch);
+	w->submitted = 1;
+	return rc;
+}
+
+/* Wait for the window's batch and check LMDB's overflow header in each run (invariant 2). */
+static int window_complete(struct req *r, struct window *w)
+{
+	ts_store *st = r->st;
+	int rc;
+
+	if (!w->submitted)
+		return 0;
+	rc = ts__io_wait(st->io_ctx, &w->batch);
+	w->submitted = 0;
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < w->njobs; i++) {
+		struct job *j = &w->jobs[i];
+		ts__io_req *q;
+		const uint8_t *h;
+
+		if (j->hit || j->req == SIZE_MAX)
+			continue;
+		q = &w->reqs[j->req];
+		if (q->res < 0)
+			return ts__err_errno((int)-q->res,
+					     "reading page %llu of tensor '%s' at offset %llu",
+					     (unsigned long long)j->page, r->name,
+					     (unsigned long long)q->offset);
+		h = q->buf;
+		if (q->res != (ssize_t)q->len || rd_u64(h) != q->offset / LMDB_PAGE ||
+		    !(rd_u16(h + 10) & LMDB_P_OVERFLOW) ||
+		    (rd_u16(h + 10) & (LMDB_P_BRANCH | LMDB_P_LEAF)) ||
+		    rd_u32(h + 12) != q->len / LMDB_PAGE) {
+			memcpy((uint8_t *)q->buf + LMDB_HDR, j->map_val, j->raw_len);
+			atomic_fetch_add(&st->io_ctx->map_fallbacks, 1);
+		}
+	}
+	return 0;
+}
+
+static int window_alloc(struct window *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->jobs = calloc(WINDOW_PAGES, sizeof(*w->jobs));
+	w->reqs = calloc(TS_IO_QD, sizeof(*w->reqs));
+	return w->jobs && w->reqs ? 0 : TS_ENOMEM;
+}
+
+static void window_free(struct req *r, struct window *w)
+{
+	if (w->jobs)
+		for (size_t i = 0; i < w->njobs; i++)
+			ts__cache_release(r->st->cache, w->jobs[i].hit);
+	free(w->jobs);
+	free(w->reqs);
+	buffer_give(w->arena, w->arena_cap);
+}
+
+/* -- the request loop ----------------------------------------------------------------------------- */
+
+/* Fill window @p w with the next pages starting at flat index *pos (tile row list x tile cols). */
+static void window_fill(struct req *r, struct window *w, uint64_t *pos, uint64_t total)
+{
+	size_t misses = 0, bytes = 0;
+	uint64_t width = r->u1 - r->u0 + 1;
+
+	w->njobs = 0;
+	while (*pos < total && w->njobs < WINDOW_PAGES && misses < TS_IO_QD &&
+	       bytes < WINDOW_BYTES) {
+		struct job *j = &w->jobs[w->njobs++];
+		uint64_t t = r->trows[*pos / width], u = r->u0 + *pos % width;
+
+		memset(j, 0, sizeof(*j));
+		j->page = t * r->across + u;
+		ts__geometry_page_rect(&r->rec, j->page, &j->r0, &j->nr, &j->c0, &j->nc);
+		if (r->mode == MODE_SLICE) {
+			ts__cache_key key = {r->rec.id, j->page, (uint32_t)r->dtype};
+			j->hit = ts__cache_lookup(r->st->cache, &key);
+		}
+		if (!j->hit) {
+			misses++;
+			bytes += ts_codec_encoded_size(&r->rec.codec, j->nr, j->nc) + TS_IO_ALIGN;
+		}
+		(*pos)++;
+	}
+}
+
+static int run_windows(struct req *r)
+{
+	ts_store *st = r->st;
+	struct window win[2];
+	struct window *prev = NULL;
+	uint64_t total = r->ntrows * (r->u1 - r->u0 + 1), pos = 0;
+	int rc = 0, k = 0;
+
+	if (window_alloc(&win[0]) || window_alloc(&win[1])) {
+		rc = ts__err(TS_ENOMEM, "reading '%s': out of memory", r->name);
+		goto out;
+	}
+	while (pos < total) {
+		struct window *w = &win[k];
+		MDB_txn *txn = NULL;
+		int any_miss = 0;
+
+		k ^= 1;
+		window_fill(r, w, &pos, total);
+		for (size_t i = 0; i < w->njobs; i++)
+			any_miss |= w->jobs[i].hit == NULL;
+		if (any_miss) {
+			/* holds map_lock shared until ts__txn_abort (invariant 3) */
+			rc = ts__txn_begin_read(st, &txn);
+			if (rc == 0)
+				rc = window_fetch(r, w, txn);
+		}
+		if (rc == 0 && prev)
+			rc = window_consume(r, prev); /* decode the previous window during the I/O */
+		prev = NULL;
+		if (any_miss) {
+			int rc2 = window_complete(r, w); /* invariant 4: always waited for */
+			if (rc == 0)
+				rc = rc2;
+			ts__txn_abort(st, txn);
+		}
+		if (rc)
+			goto out;
+		prev = w;
+	}
+	if (prev)
+		rc = window_consume(r, prev);
+out:
+	window_free(r, &win[0]);
+	window_free(r, &win[1]);
+	return rc;
+}
+
+static int req_setup_decode(struct req *r)
+{
+	r->nscr = r->st->threads + 2;
+	r->scr = calloc((size_t)r->nscr, sizeof(*r->scr));
+	if (!r->scr)
+		return ts__err(TS_ENOMEM, "reading '%s': out of memory", r->name);
+	for (int i = 0; i < r->nscr; i++)
+		atomic_flag_clear(&r->scr[i].busy);
+	r->scr_bytes = (size_t)(r->rec.tile_rows * r->rec.tile_cols) * r->esz;
+	return 0;
+}
+
+static void req_free(struct req *r)
+{
+	for (int i = 0; r->scr && i < r->nscr; i++)
+		free(r->scr[i].buf);
+	free(r->scr);
+	free(r->runs);
+	free(r->trows);
+	pthread_mutex_destroy(&r->err_lock);
+}
+
+static int lookup(ts_store *st, const char *name, ts__tensor_rec *rec)
+{
+	MDB_txn *txn;
+	int rc = ts__txn_begin_read(st, &txn);
+
+	if (rc)
+		return rc;
+	rc = ts__tensor_lookup(st, txn, name, rec);
+	ts__txn_abort(st, txn);
+	return rc;
+}
+
+/* -- the public functions --------------------------------------------------------------------------- */
+
+static int read_slice_once(ts_store *st, const char *name, int ndim, const uint64_t *start,
+			   const uint64_t *count, ts_dtype dtype, void *dst, size_t dst_size)
+{
+	struct req r;
+	uint64_t elems = 1;
+	size_t esz;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	pthread_mutex_init(&r.err_lock, NULL);
+	r.st = st;
+	r.name = name;
+	r.mode = MODE_SLICE;
+	rc = lookup(st, name, &r.rec);
+	if (rc)
+		goto out;
+	if (ndim != r.rec.ndim) {
+		rc = ts__err(TS_ERANGE, "slice of tensor '%s' has %d dimensions, the tensor %d", name,
+			     ndim, r.rec.ndim);
+		goto out;
+	}
+	if (ndim > 0 && (!start || !count)) {
+		rc = ts__err(TS_EINVAL, "slice of tensor '%s': start and count are required", name);
+		goto out;
+	}
+	for (int i = 0; i < ndim; i++) {
+		if (start[i] > r.rec.shape[i] || count[i] > r.rec.shape[i] - start[i]) {
+			rc = ts__err(TS_ERANGE,
+				     "slice of tensor '%s': dimension %d start %llu count %llu "
+				     "exceeds its size %llu",
+				     name, i, (unsigned long long)start[i],
+				     (unsigned long long)count[i], (unsigned long long)r.rec.shape[i]);
+			goto out;
+		}
+		if (count[i] && elems > UINT64_MAX / count[i]) {
+			rc = ts__err(TS_ERANGE, "slice of tensor '%s': element count overflows", name);
+			goto out;
+		}
+		elems *= count[i];
+	}
+	esz = ts_dtype_size(dtype);
+	if (!esz || !out_dtype_ok(&r.rec, dtype)) {
+		rc = ts__err(TS_EDTYPE, "tensor '%s' (%s, codec %s) cannot be read as %s", name,
+			     ts_dtype_name(r.rec.source_dtype), ts_codec_name(r.rec.codec.codec),
+			     ts_dtype_name(dtype));
+		goto out;
+	}
+	if (elems > SIZE_MAX / esz || elems * esz > dst_size) {
+		rc = ts__err(TS_ESHORTBUF,
+			     "slice of tensor '%s' needs %llu elements of %s, buffer holds %zu bytes",
+			     name, (unsigned long long)elems, ts_dtype_name(dtype), dst_size);
+		goto out;
+	}
+	if (elems == 0)
+		goto out;
+	if (!dst) {
+		rc = ts__err(TS_EINVAL, "slice of tensor '%s': no destination buffer", name);
+		goto out;
+	}
+	r.dtype = dtype;
+	r.esz = esz;
+	r.dst = dst;
+	rc = plan_runs(&r, start, count);
+	if (rc == 0)
+		rc = plan_tiles(&r);
+	if (rc == 0)
+		rc = req_setup_decode(&r);
+	if (rc == 0)
+		rc = run_windows(&r);
+out:
+	req_free(&r);
+	return rc;
+}
+
+TS_API int ts_read_slice(ts_store *st, const char *name, int ndim, const uint64_t *start,
+			 const uint64_t *count, ts_dtype dtype, void *dst, size_t dst_size)
+{
+	int rc;
+
+	if (!st || !name)
+		return ts__err(TS_EINVAL, "ts_read_slice: store and name are required");
+	if (ndim < 0 || ndim > TS_MAX_DIMS)
+		return ts__err(TS_ERANGE, "slice of tensor '%s': %d dimensions (at most %d)", name,
+			       ndim, TS_MAX_DIMS);
+	for (int i = 0; i < RETRIES; i++) {
+		rc = read_slice_once(st, name, ndim, start, count, dtype, dst, dst_size);
+		if (rc != TS__RETRY)
+			return rc;
+	}
+	return ts__err(TS_EBUSY, "tensor '%s' kept changing during the read", name);
+}
+
+static int read_encoded_once(ts_store *st, const char *name, uint64_t row_start,
+			     uint64_t row_count, void *codes, size_t codes_size, void *scales,
+			     size_t scales_size)
+{
+	struct req r;
+	uint64_t nb;
+	size_t cap = 0;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	pthread_mutex_init(&r.err_lock, NULL);
+	r.st = st;
+	r.name = name;
+	r.mode = MODE_ENCODED;
+	rc = lookup(st, name, &r.rec);
+	if (rc)
+		goto out;
+	switch (r.rec.codec.codec) {
+	case TS_CODEC_NVFP4:
+		r.cb = 8;
+		break;
+	case TS_CODEC_MXFP4:
+		r.cb = 16;
+		break;
+	case TS_CODEC_FP8:
+		r.cb = 1;
+		break;
+	default:
+		rc = ts__err(TS_ENOTSUP, "tensor '%s' is %s-coded: no encoded form to read", name,
+			     ts_codec_name(r.rec.codec.codec));
+		goto out;
+	}
+	if (row_start > r.rec.rows || row_count > r.rec.rows - row_start) {
+		rc = ts__err(TS_ERANGE, "tensor '%s': rows %llu..%llu exceed its %llu rows", name,
+			     (unsigned long long)row_start,
+			     (unsigned long long)(row_start + row_count),
+			     (unsigned long long)r.rec.rows);
+		goto out;
+	}
+	nb = (r.rec.cols + (uint64_t)r.rec.codec.block_size - 1) / (uint64_t)r.rec.codec.block_size;
+	r.code_row = (size_t)nb * r.cb;
+	r.scale_row = r.rec.codec.codec == TS_CODEC_FP8 ? 0 : (size_t)nb;
+	if (row_count * r.code_row > codes_size || row_count * r.scale_row > scales_size) {
+		rc = ts__err(TS_ESHORTBUF,
+			     "tensor '%s': %llu encoded rows need %zu code and %zu scale bytes", name,
+			     (unsigned long long)row_count, (size_t)row_count * r.code_row,
+			     (size_t)row_count * r.scale_row);
+		goto out;
+	}
+	if (row_count == 0)
+		goto out;
+	if (!codes || (r.scale_row && !scales)) {
+		rc = ts__err(TS_EINVAL, "tensor '%s': no buffer for the encoded rows", name);
+		goto out;
+	}
+	r.codes = codes;
+	r.scales = scales;
+	r.row_start = row_start;
+	r.cs = 0;
+	r.cc = r.rec.cols;
+	rc = add_run(&r, &cap, row_start, 0, row_count);
+	if (rc == 0)
+		rc = plan_tiles(&r);
+	if (rc == 0)
+		rc = run_windows(&r);
+out:
+	req_free(&r);
+	return rc;
+}
+
+TS_API int ts_read_encoded(ts_store *st, const char *name, uint64_t row_start, uint64_t row_count,
+			   void *codes, size_t codes_size, void *scales, size_t scales_size)
+{
+	int rc;
+
+	if (!st || !name)
+		return ts__err(TS_EINVAL, "ts_read_encoded: store and name are required");
+	for (int i = 0; i < RETRIES; i++) {
+		rc = read_encoded_once(st, name, row_start, row_count, codes, codes_size, scales,
+				       scales_size);
+		if (rc != TS__RETRY)
+			return rc;
+	}
+	return ts__err(TS_EBUSY, "tensor '%s' kept changing during the read", name);
+}
+
+/* -- cache statistics (public) ------------------------------------------------------------------- */
+
+TS_API void ts_cache_stats_get(ts_store *st, ts_cache_stats *out)
+{
+	if (!out)
+		return;
+	memset(out, 0, sizeof(*out));
+	if (!st)
+		return;
+	ts__cache_stats(st->cache, out);
+	if (st->io_ctx) {
+		out->storage_reads = atomic_load(&st->io_ctx->reads);
+		out->storage_bytes = atomic_load(&st->io_ctx->bytes);
+		out->map_fallbacks = atomic_load(&st->io_ctx->map_fallbacks);
+	}
+}
+
+TS_API void ts_cache_clear(ts_store *st)
+{
+	if (st)
+		ts__cache_clear(st->cache);
+}
