@@ -5,13 +5,13 @@
  * units: a tile-row band (tile_rows whole rows, all its pages), or, when a single row is wider
  * than the band limit (tile_rows is then 1), a segment of a row holding a few whole tiles. A
  * unit is buffered (or used in place when the caller hands over a whole unit at once), its
- * pages are encoded, sealed and decoded again on the store's pool (all cores), its statistics
- * are accumulated in a fixed order on the calling thread, and its pages join a batch that is
- * committed in one write transaction once it holds BATCH_BYTES.
+ * pages are encoded, sealed, decoded again and measured on the store's pool (all cores), the
+ * pages' statistics are merged in page order, and the pages join a batch that is committed in
+ * one write transaction once it holds BATCH_BYTES.
  *
  * Invariants
- *   1. Units, pages and the order in which statistics are accumulated depend only on the
- *      tensor's shape and geometry, never on how the caller chunks its data: the same tensor
+ *   1. Units, pages and the order in which statistics are accumulated and merged depend only on
+ *      the tensor's shape and geometry, never on how the caller chunks its data: the same tensor
  *      written in chunks of any sizes gives a byte-identical store.
  *   2. Memory is bounded by one unit (TS_GEOMETRY_BAND_BYTES of source, plus its decoded F32
  *      copy) and one batch (BATCH_BYTES plus one unit's pages), whatever the tensor's size.
@@ -42,6 +42,7 @@ typedef struct wpage {
 	size_t off;       /* in the batch buffer: header + payload */
 	size_t len;
 	uint64_t dec_off; /* elements, in the decoded scratch */
+	ts_stats_acc acc; /* this page's statistics, merged in page order */
 } wpage;
 
 typedef struct bpage {
@@ -646,12 +647,26 @@ static int page_task(void *ud, uint64_t k)
 	hdr.page_index = p->index;
 	hdr.checksum = 0;
 	ts__page_seal(out, &hdr);
+	ts_stats_acc_init(&p->acc);
 	if (w->stats_ok || w->encoded) {
+		const float *dec = w->dec + p->dec_off;
 		rc = ts_codec_decode(&r->codec, r->tensor_scale, payload, plen, p->nr, p->nc, TS_F32,
 				     w->dec + p->dec_off, p->nc);
 		if (rc < 0)
 			return ts__err_wrap(rc, "tensor '%s', decoding page %" PRIu64, w->name,
 					    p->index);
+		if (w->encoded)
+			return ts_stats_acc_add_dist(&p->acc, dec, TS_F32, p->nr * p->nc);
+		for (uint64_t i = 0; i < p->nr; i++) {
+			const uint8_t *src = u->data + ((p->r0 - u->r0 + i) * u->stride +
+							(p->c0 - u->c0)) * w->esz;
+			rc = ts_stats_acc_add_dist(&p->acc, src, r->source_dtype, p->nc);
+			if (rc == 0)
+				rc = ts_stats_acc_add_error(&p->acc, src, r->source_dtype,
+							    dec + i * p->nc, p->nc);
+			if (rc < 0)
+				return rc;
+		}
 	}
 	return 0;
 }
@@ -705,18 +720,8 @@ static int run_pages(ts_writer *w, unit_src *u, uint64_t first, uint64_t n)
 		return rc;
 	for (uint64_t k = 0; k < n; k++) {
 		wpage *p = &w->pages[k];
-		if (w->encoded) {
-			rc = ts_stats_acc_add_dist(&w->acc, w->dec + p->dec_off, TS_F32, p->nr * p->nc);
-		} else if (w->stats_ok) {
-			for (uint64_t i = 0; i < p->nr && rc == 0; i++) {
-				const uint8_t *src = u->data + ((p->r0 - u->r0 + i) * u->stride +
-								(p->c0 - u->c0)) * w->esz;
-				rc = ts_stats_acc_add_error(&w->acc, src, w->rec.source_dtype,
-							    w->dec + p->dec_off + i * p->nc, p->nc);
-			}
-		}
-		if (rc < 0)
-			return rc;
+		/* statistics merged in page order: independent of chunking and of threads */
+		ts_stats_acc_merge(&w->acc, &p->acc);
 		w->blocks += p->nr * ceil_div(p->nc, w->bs);
 		w->stored += p->len - TS_PAGE_HEADER_SIZE;
 		w->bp[w->bp_n].index = p->index;
@@ -755,7 +760,6 @@ static int process_unit(ts_writer *w, const uint8_t *data, uint64_t pos)
 	const ts__tensor_rec *r = &w->rec;
 	uint64_t r0, nr, c0, nc, first, n;
 	unit_src u = {0};
-	int rc;
 
 	unit_at(w, pos, &r0, &nr, &c0, &nc);
 	first = r0 / r->tile_rows * w->across + c0 / r->tile_cols;
@@ -765,12 +769,6 @@ static int process_unit(ts_writer *w, const uint8_t *data, uint64_t pos)
 	u.stride = nc;
 	u.r0 = r0;
 	u.c0 = c0;
-	if (w->stats_ok) {
-		/* Distribution statistics in stream order (units are contiguous in the stream). */
-		rc = ts_stats_acc_add_dist(&w->acc, data, r->source_dtype, nr * nc);
-		if (rc < 0)
-			return rc;
-	}
 	return run_pages(w, &u, first, n);
 }
 

@@ -400,18 +400,30 @@ typedef struct ts_open_opts {
 				  space. A write that needs more fails with TS_ENOSPC. */
 } ts_open_opts;
 
-/** Fill @p opts with the defaults (read-only, default backend and cache). */
+/** Fill @p opts with the defaults: read-only, TS_IO_DEFAULT, cache_bytes -1 (default budget),
+ *  map_size 0, threads 0 (one per core), map_max 0 (no limit). */
 TS_API void ts_open_opts_init(ts_open_opts *opts);
 
 /**
- * Open the store at @p path (one file, plus LMDB's "<path>-lock").
+ * Open the store at @p path: one LMDB file (docs/FORMAT.md), plus LMDB's "<path>-lock" beside it.
+ * A read-only open never creates or changes anything in the store file (LMDB still creates the
+ * lock file if it is missing). Opening for writing takes an exclusive lock on the file: one
+ * writer process per store; read-only handles in any number of processes may be open with it.
+ * Opening for writing also removes what interrupted writes left (docs/FORMAT.md, section 7).
+ *
+ * @param out  receives the handle, to be closed with ts_store_close(); NULL on failure.
  * @param opts NULL: read-only, defaults.
- * @return 0; TS_ENOTFOUND if there is no store and TS_OPEN_CREATE is not set; TS_ECORRUPT if the
- *         file is not a tstore store; TS_EVERSION; TS_EIO.
- * Threads: the handle may be used by any number of threads at once.
+ * @return 0; TS_ENOTFOUND if there is no file at @p path and TS_OPEN_CREATE is not set;
+ *         TS_ECORRUPT if the file is not a tstore store (not LMDB, another application's LMDB
+ *         file, empty, damaged meta records); TS_EVERSION if the store's format is newer than
+ *         this library; TS_EBUSY if another handle or process has it open for writing;
+ *         TS_EINVAL (bad options, a directory); TS_EREADONLY (no permission); TS_EIO.
+ * Threads: the handle may be used by any number of threads at once (reads run in parallel;
+ *          writes are serialised).
  */
 TS_API int ts_store_open(ts_store **out, const char *path, const ts_open_opts *opts);
-/** Close the store. NULL is accepted. No call may be in progress on @p st. */
+/** Close the store and free the handle. NULL is accepted. No call may be in progress on @p st,
+ *  and no writer of it may be open (abort or commit it first). */
 TS_API void ts_store_close(ts_store *st);
 
 /** The I/O backend in effect (never TS_IO_DEFAULT). */
@@ -435,15 +447,24 @@ typedef struct ts_tensor_info {
 } ts_tensor_info;
 
 /**
- * Describe tensor @p name.
- * @return 0; TS_ENOTFOUND; TS_ECORRUPT if its record is damaged.
+ * Describe tensor @p name: shape, codec, geometry, sizes and the statistics measured when it was
+ * written. The fixed API spells this ts_tensor_info(); because ts_tensor_info is also the type's
+ * name, C reaches it through the macro below, and the library also exports a function whose
+ * linker symbol is "ts_tensor_info" (same signature) for dlsym() and FFI users.
+ * Threads: any. @p out is the caller's; nothing is retained.
+ * @return 0; TS_ENOTFOUND if there is no such tensor (names are 1..TS_MAX_NAME bytes);
+ *         TS_ECORRUPT if its record is damaged (ts_error_last() names it); TS_EINVAL for NULLs.
  */
 TS_API int ts_tensor_info_get(ts_store *st, const char *name, ts_tensor_info *out);
 #define ts_tensor_info(st, name, out) ts_tensor_info_get((st), (name), (out))
 
 /**
- * Call @p cb for every tensor, in name order. A non-zero return from @p cb stops the walk and is
- * returned. @p name and @p info are valid only during the call.
+ * Call @p cb for every tensor, in name order (byte-wise). A non-zero return from @p cb stops the
+ * walk and is returned. @p name and @p info are valid only during the call. The walk reads names
+ * in batches, each in its own short read transaction, so @p cb may take its time and may read,
+ * write or delete tensors; tensors added or removed meanwhile may or may not be seen.
+ * @return 0; the non-zero value of @p cb; TS_ECORRUPT if a record is damaged (the walk stops
+ *         there; ts_store_check() lists every damaged record); TS_ENOMEM.
  */
 TS_API int ts_tensor_foreach(ts_store *st,
 			     int (*cb)(void *ud, const char *name, const ts_tensor_info *info),
@@ -472,7 +493,9 @@ TS_API int ts_read_slice(ts_store *st, const char *name, int ndim, const uint64_
 TS_API int ts_read_encoded(ts_store *st, const char *name, uint64_t row_start, uint64_t row_count,
 			   void *codes, size_t codes_size, void *scales, size_t scales_size);
 
-/** Remove tensor @p name. 0; TS_ENOTFOUND; TS_EREADONLY. Readers in progress are unaffected. */
+/** Remove tensor @p name and its pages in one transaction. Reads in progress finish with the
+ *  data they started with. Threads: any; serialised with other writes.
+ *  @return 0; TS_ENOTFOUND; TS_EREADONLY; TS_ENOSPC (a full disk: nothing was removed). */
 TS_API int ts_tensor_delete(ts_store *st, const char *name);
 
 /* -- Writer ------------------------------------------------------------------------------- */
@@ -491,32 +514,60 @@ typedef struct ts_write_opts {
 				  derived from amax; NaN = derive it from amax */
 } ts_write_opts;
 
+/** Fill @p opts with the defaults: no flags, amax NaN (not given), page_bytes 0 (65520),
+ *  tensor_scale NaN. */
 TS_API void ts_write_opts_init(ts_write_opts *opts);
 
 /**
- * Begin writing tensor @p name of shape @p shape and source dtype @p src_dtype, encoded as @p cfg.
- * Nothing is visible to readers until ts_writer_commit(). One writer at a time per store.
- * @return 0; TS_EEXIST if @p name exists and TS_WRITE_REPLACE is not set; TS_EREADONLY; TS_EINVAL
- *         (bad name, shape or configuration); TS_EBUSY if another writer is active.
+ * Begin writing tensor @p name of shape @p shape (@p ndim 0..TS_MAX_DIMS; 0 is a scalar; a zero
+ * dimension makes an empty tensor) and source dtype @p src_dtype, encoded as @p cfg.
+ * Lossy codecs take F32, BF16 or F16 sources; raw takes exactly cfg->raw_dtype; nvfp4 and fp8
+ * need opts->amax (scan the source first). Nothing is visible to readers until
+ * ts_writer_commit(); pages are committed in batches as they are encoded, and removed again by
+ * ts_writer_abort() or, after a crash, by the next writer. One writer at a time per store.
+ *
+ * @param out  receives the writer; it must end in ts_writer_commit() or ts_writer_abort().
+ * @param opts NULL: defaults (ts_write_opts_init()).
+ * @return 0; TS_EEXIST if @p name exists and TS_WRITE_REPLACE is not set; TS_EREADONLY;
+ *         TS_EINVAL (bad name, shape, configuration, page size, missing or non-finite amax);
+ *         TS_EDTYPE (a source dtype the codec cannot take); TS_ENOTSUP (TS_WRITE_ENCODED for a
+ *         codec other than nvfp4, mxfp4, fp8); TS_EBUSY if another writer is active.
+ * Threads: a writer is used by one thread at a time (any thread); it encodes on the store's
+ *          worker pool.
  */
 TS_API int ts_writer_begin(ts_writer **out, ts_store *st, const char *name, ts_dtype src_dtype,
 			   int ndim, const uint64_t *shape, const ts_codec_config *cfg,
 			   const ts_write_opts *opts);
 
 /** Append the next @p bytes of the tensor's elements in row-major order (any chunk size, a whole
- *  number of elements). Memory stays bounded whatever the tensor's size.
- *  @return 0; TS_ERANGE if more data than the shape holds; TS_ENONFINITE; TS_ENOSPC; TS_EIO. */
+ *  number of elements). The data is copied or encoded before the call returns. Memory stays
+ *  bounded (a tile-row band of at most 4 MiB of source, its decoded copy, and a 4 MiB batch of
+ *  pages) whatever the tensor's size. After a failure the writer only accepts
+ *  ts_writer_abort() (ts_writer_commit() returns the same error).
+ *  @return 0; TS_ERANGE if more data than the shape holds; TS_EINVAL (not whole elements);
+ *          TS_ENONFINITE (NaN or Inf for a lossy codec: ts_error_last() gives tensor, page, row
+ *          and column); TS_ENOSPC (full disk or map that may not grow: the store is unchanged
+ *          apart from pages that the abort or the next writer removes); TS_EIO. */
 TS_API int ts_writer_append(ts_writer *w, const void *data, size_t bytes);
 
-/** With TS_WRITE_ENCODED: append @p row_count rows already encoded (code plane rows and scale
- *  plane rows as ts_read_encoded() returns them). The tensor scale is opts->amax's. */
+/** With TS_WRITE_ENCODED: append the next @p row_count whole rows already encoded, in the layout
+ *  ts_read_encoded() returns: @p codes holds row_count code-plane rows (each padded to whole
+ *  blocks), @p scales row_count scale-plane rows (NULL and 0 for fp8); sizes must match exactly.
+ *  The tensor scale is opts->tensor_scale if given, else derived from opts->amax. The pages are
+ *  byte-identical to those of the same codes encoded by ts_writer_append().
+ *  @return 0; TS_EINVAL (sizes); TS_ERANGE (more rows than the shape); TS_ENOSPC; TS_EIO. */
 TS_API int ts_writer_append_encoded(ts_writer *w, const void *codes, size_t codes_size,
 				    const void *scales, size_t scales_size, uint64_t row_count);
 
-/** Finish the tensor and make it visible atomically. @p w is freed whatever the result. */
+/** Finish the tensor and make it visible atomically, replacing (with TS_WRITE_REPLACE) the old
+ *  tensor of that name in the same transaction. @p w is freed whatever the result; on failure
+ *  nothing becomes visible. @p info (may be NULL) receives the new tensor's description.
+ *  @return 0; TS_EINVAL if fewer elements than the shape holds were appended; TS_EEXIST; the
+ *          error of an earlier append; TS_ENOSPC; TS_EIO. */
 TS_API int ts_writer_commit(ts_writer *w, ts_tensor_info *info);
 
-/** Discard the tensor being written. NULL accepted. */
+/** Discard the tensor being written, removing the pages already committed, and free @p w.
+ *  NULL accepted. */
 TS_API void ts_writer_abort(ts_writer *w);
 
 /* -- Cache -------------------------------------------------------------------------------- */
@@ -558,14 +609,27 @@ typedef struct ts_problem {
 #define TS_CHECK_REPAIR 0x1u /**< remove orphans and unfinished writes (needs TS_OPEN_WRITE) */
 
 /**
- * Verify the whole store; call @p cb (may be NULL) for each problem found.
- * @param problems number of problems found
- * @return 0 when the check ran (problems may be > 0); a negative code if it could not run.
+ * Verify the whole store in one consistent snapshot: every tensor record, that every page of
+ * every tensor exists exactly once with the geometry and checksum its record implies, orphan
+ * pages (of no tensor, or beyond a tensor's page count), unfinished writes, and the meta records.
+ * Calls @p cb (may be NULL) for each problem, with the tensor and page it concerns; the strings
+ * of @p p are valid only during the call, and @p cb must not write to the store.
+ * With TS_CHECK_REPAIR (store opened for writing, no writer active) it then removes orphan pages
+ * and unfinished writes and fixes a next tensor id that is too low; it never touches the pages of
+ * a valid record, and removes no orphan while any record is damaged (its pages look orphaned).
+ * The problems reported are those found before the repair.
+ *
+ * @param problems (may be NULL) number of problems found
+ * @return 0 when the check ran (problems may be > 0); TS_EREADONLY or TS_EBUSY for a repair that
+ *         cannot run; another negative code if the check could not run.
  */
 TS_API int ts_store_check(ts_store *st, unsigned flags,
 			  void (*cb)(void *ud, const ts_problem *p), void *ud, uint64_t *problems);
 
-/** Write a compacted copy of the store to @p path (which must not exist). */
+/** Write a compacted copy of the store (free pages dropped, LMDB's mdb_env_copy2 with
+ *  MDB_CP_COMPACT) to the new file @p path, from one consistent snapshot; writes may continue
+ *  meanwhile. @return 0; TS_EEXIST if @p path exists (it is never overwritten); TS_ENOSPC;
+ *  TS_EIO (a partial copy is removed). */
 TS_API int ts_store_copy_compact(ts_store *st, const char *path);
 
 

@@ -1,7 +1,7 @@
 /*
  * Tests of the streaming writer (engine/writer.c): every codec round-trips through the store
  * (pages decoded here with ts_codec_decode and compared against a one-shot encoding of the whole
- * tensor), statistics, chunking that does not change a byte, atomic visibility, interrupted
+ * tensor, and read back with ts_read_slice whole and as random hyperslabs), statistics, chunking that does not change a byte, atomic visibility, interrupted
  * writes and their cleanup, replace and delete, pre-encoded rows, bounded memory, and the
  * errors a caller can act on.
  */
@@ -123,6 +123,31 @@ Test(writer, every_codec_round_trips_through_the_pages)
 					     (unsigned long long)i, got[i], want[i]);
 			if (codecs[c] == TS_CODEC_RAW)
 				cr_assert_eq(memcmp(got, x, rows * cols * 4), 0);
+			/* the read path gives the same values, whole and as a random hyperslab */
+			float *viaread = malloc(rows * cols * 4 + 4);
+			uint64_t zero[3] = {0, 0, 0};
+			cr_assert_eq(ts_read_slice(st, name, 3, zero, shapes[s], TS_F32, viaread,
+						   rows * cols * 4), 0, "%s: %s", name, ts_error_last());
+			cr_assert_eq(memcmp(viaread, want, rows * cols * 4), 0, "%s via ts_read_slice",
+				     name);
+			uint64_t start[3], count[3];
+			for (int d = 0; d < 3; d++) {
+				start[d] = st_rand(&seed) % shapes[s][d];
+				count[d] = 1 + st_rand(&seed) % (shapes[s][d] - start[d]);
+			}
+			cr_assert_eq(ts_read_slice(st, name, 3, start, count, TS_F32, viaread,
+						   count[0] * count[1] * count[2] * 4), 0, "%s: %s", name,
+				     ts_error_last());
+			uint64_t k = 0;
+			for (uint64_t a = 0; a < count[0]; a++)
+				for (uint64_t b = 0; b < count[1]; b++)
+					for (uint64_t e = 0; e < count[2]; e++, k++) {
+						uint64_t at = ((start[0] + a) * shapes[s][1] + start[1] + b) *
+								      cols + start[2] + e;
+						cr_assert_eq(viaread[k], want[at], "%s slice element %llu",
+							     name, (unsigned long long)k);
+					}
+			free(viaread);
 			/* statistics computed here from the one-shot decode */
 			double e2 = 0, x2 = 0, sum = 0, mx = -INFINITY;
 			for (uint64_t i = 0; i < rows * cols; i++) {
@@ -356,6 +381,9 @@ Test(writer, an_interrupted_write_leaves_nothing_visible_and_is_cleaned)
 	ts_tensor_info info;
 	cr_assert_eq(ts_store_open(&ro, st_path("int.tst"), NULL), 0);
 	cr_expect_eq(ts_tensor_info(ro, "lost", &info), TS_ENOTFOUND);
+	float one;
+	uint64_t z2[2] = {0, 0}, c2[2] = {1, 1};
+	cr_expect_eq(ts_read_slice(ro, "lost", 2, z2, c2, TS_F32, &one, 4), TS_ENOTFOUND);
 	cr_expect_eq(ts_tensor_info(ro, "keep", &info), 0);
 	ts_store_close(ro);
 
