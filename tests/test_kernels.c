@@ -97,9 +97,11 @@ static void check_decode(const ts__kernels *k, int codec, int out, const uint8_t
 			 size_t misalign, const char *what)
 {
 	const ts__kernels *ref = ts__kernels_scalar();
+	misalign -= misalign % out_size[out]; /* kernels require element-aligned destinations */
 	size_t bytes = nblocks * (size_t)block_size * out_size[out];
-	uint8_t *a = aligned_alloc(64, bytes + misalign + 64);
-	uint8_t *b = aligned_alloc(64, bytes + misalign + 64);
+	size_t cap = (bytes + misalign + 64 + 63) / 64 * 64; /* aligned_alloc wants a multiple */
+	uint8_t *a = aligned_alloc(64, cap);
+	uint8_t *b = aligned_alloc(64, cap);
 	cr_assert(a && b);
 	memset(a, 0xa5, bytes + misalign + 64);
 	memset(b, 0xa5, bytes + misalign + 64);
@@ -440,7 +442,7 @@ Test(kernels, avx2_decoders_match_scalar_on_large_outputs)
 			     "large");
 		check_decode(k, TS_CODEC_FP8, out, codes, NULL, n, 1, 0.5f, 16, "large");
 		check_decode(k, TS_CODEC_INT8, out, codes, scales, n / 64, 64, 1.0f, 0, "large");
-		check_decode(k, TS_CODEC_FP8, out, codes, NULL, n, 1, 0.5f, 2, "large unaligned");
+		check_decode(k, TS_CODEC_FP8, out, codes, NULL, n, 1, 0.5f, 4, "large unaligned");
 	}
 	free(codes);
 	free(scales);

@@ -47,7 +47,7 @@
 #define CHUNK_BYTES (4u << 20)
 #define TINY_ELEMENTS 4096            /* fewer elements than this: lossless */
 #define SAMPLE_ELEMENTS (1u << 20)    /* auto analyses at most this many elements per tensor */
-#define DEFAULT_MAX_ERROR 12.0        /* percent relative RMS error */
+#define DEFAULT_MAX_ERROR 10.0        /* percent relative RMS error */
 
 typedef enum plan_kind { P_FLOAT, P_RAW, P_MODELOPT } plan_kind;
 
@@ -93,7 +93,8 @@ static void usage(FILE *f)
 		"                      another value forces that codec on every floating-point tensor\n"
 		"                      not matched by --keep (a tensor it cannot encode, e.g. one with\n"
 		"                      NaN or Inf, is an error and nothing is imported)\n"
-		"  --recipe nvidia|best  NVFP4 encoder recipe (default nvidia)\n"
+		"  --recipe nvidia|best  NVFP4 encoder recipe with --codec nvfp4 (default nvidia);\n"
+		"                      auto tries both\n"
 		"  --max-error PCT     bound on relative RMS error for auto, percent (default %g)\n"
 		"  --keep GLOB         store tensors whose name matches GLOB losslessly (repeatable)\n"
 		"  --jobs N            encoder threads (default: all cores)\n"
@@ -440,13 +441,16 @@ static void print_summary(const summary *sm, const opts *o, const char *store, s
 	       partial ? "interrupted after " : "", sm->tensors, nfiles, nfiles == 1 ? "" : "s",
 	       store, secs, progress_size(r, sizeof r, secs > 0 ? (double)sm->bytes_in / secs : 0));
 	if (o->codec < 0)
-		printf("  policy: auto, relative RMS error <= %g%%, nvfp4 recipe %s; lossless: 1-D, "
+		printf("  policy: auto, fewest bytes with relative RMS error <= %g%%; lossless: 1-D, "
 		       "< %d elements, NaN/Inf, integer/bool%s\n",
-		       o->max_error, o->recipe == TS_RECIPE_BEST ? "best" : "nvidia", TINY_ELEMENTS,
-		       o->nkeep ? ", --keep" : "");
+		       o->max_error, TINY_ELEMENTS, o->nkeep ? ", --keep" : "");
 	else
-		printf("  policy: --codec %s on floating-point tensors%s; integer/bool raw\n",
-		       ts_codec_name((ts_codec)o->codec), o->nkeep ? " (--keep: lossless)" : "");
+		printf("  policy: --codec %s%s on floating-point tensors%s; integer/bool raw\n",
+		       ts_codec_name((ts_codec)o->codec),
+		       o->codec == TS_CODEC_NVFP4
+			       ? (o->recipe == TS_RECIPE_BEST ? " (recipe best)" : " (recipe nvidia)")
+			       : "",
+		       o->nkeep ? " (--keep: lossless)" : "");
 	printf("  codecs:");
 	for (int c = 0; c < TS_CODEC_COUNT; c++)
 		if (sm->by_codec[c])

@@ -11,6 +11,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -59,8 +60,36 @@ int cmd_slice(int argc, char **argv)
 					   {"quiet", no_argument, 0, 'q'},
 					   {"help", no_argument, 0, 'h'},
 					   {0, 0, 0, 0}};
+	/* Options may come anywhere, but a RANGE may start with '-' ("-1", "-5:,:"): take an
+	 * argument that starts with '-' and a digit, ':' or ',' as an operand. */
+	char *pos[4];
+	int npos = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:qh", lo, NULL)) != -1) {
+	while (optind < argc) {
+		const char *a = argv[optind];
+		if (a[0] == '-' && (isdigit((unsigned char)a[1]) || a[1] == ':' || a[1] == ',')) {
+			if (npos < 4)
+				pos[npos] = argv[optind];
+			npos++;
+			optind++;
+			continue;
+		}
+		c = getopt_long(argc, argv, "+o:qh", lo, NULL);
+		if (c == -1) {
+			if (optind > 1 && !strcmp(argv[optind - 1], "--")) {
+				for (; optind < argc; optind++, npos++)
+					if (npos < 4)
+						pos[npos] = argv[optind];
+				break;
+			}
+			if (optind < argc) {
+				if (npos < 4)
+					pos[npos] = argv[optind];
+				npos++;
+				optind++;
+			}
+			continue;
+		}
 		switch (c) {
 		case 'd':
 			if (cli_parse_out_dtype(optarg, 0, &want) < 0)
@@ -79,10 +108,10 @@ int cmd_slice(int argc, char **argv)
 			return cli_usage_error(CMD, "bad option");
 		}
 	}
-	if (argc - optind < 2 || argc - optind > 3)
+	if (npos < 2 || npos > 3)
 		return cli_usage_error(CMD, "need STORE NAME [RANGE]");
-	const char *path = argv[optind], *name = argv[optind + 1];
-	const char *range = argc - optind == 3 ? argv[optind + 2] : "";
+	const char *path = pos[0], *name = pos[1];
+	const char *range = npos == 3 ? pos[2] : "";
 	if (out && !strcmp(out, "-") && isatty(STDOUT_FILENO))
 		return cli_usage_error(CMD, "refusing to write .npy to a terminal (use -o FILE)");
 

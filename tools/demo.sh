@@ -16,7 +16,7 @@ echo "== $("$TSTORE" --version)"
 
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
-mb() { awk -v n="$(stat -c %s "$1")" 'BEGIN { printf "%.1f MB", n / 1e6 }'; }
+mb() { awk -v n="$(stat -L -c %s "$1")" 'BEGIN { printf "%.1f MB", n / 1e6 }'; }
 
 src="$D/model-$size.safetensors"
 if [ ! -s "$src" ]; then
@@ -67,7 +67,7 @@ echo
 echo "================================================================================"
 echo " source checkpoint  $(mb "$src")   ($src)"
 echo " tstore store       $(mb "$store")   ($store)"
-awk -v a="$(stat -c %s "$src")" -v b="$(stat -c %s "$store")" \
+awk -v a="$(stat -L -c %s "$src")" -v b="$(stat -L -c %s "$store")" \
 	'BEGIN { printf " size ratio         %.2fx smaller on disk\n", a / b }'
 printf ' worst error        %.2f%% relative RMS (per tensor, bounded by --max-error)\n' "${worst:-0}"
 echo " import             $t_import s;  export $t_export s;  fsck $t_fsck s"

@@ -46,7 +46,7 @@ expect 0 "$STCHECK" compare "$T/f16.safetensors" "$T/f16-back.safetensors" --max
 
 # Auto policy: within the bound; 1-D and tiny tensors lossless; summary printed.
 expect 0 "$TSTORE" import --max-error 5 "$T/auto.tst" "$S"
-out_has "policy: auto, relative RMS error <= 5%"
+out_has "policy: auto, fewest bytes with relative RMS error <= 5%"
 out_has "lossless:"
 out_has "ratio"
 out_has "worst relative RMS error"

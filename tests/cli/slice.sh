@@ -12,7 +12,7 @@ for r in "0:16,:" "5,16:32" "-1" ":,-3" "10:20,100:176" ":" "3,7" "-5:,:-100"; d
 	expect 0 "$TSTORE" slice -o "$T/s.npy" "$T/raw.tst" "$W" "$r"
 	expect 0 "$STCHECK" npy "$T/s.npy" "$S" "$W" "$r"
 	expect 0 "$TSTORE" slice -o "$T/s.npy" "$T/int8.tst" "$W" "$r"
-	expect 0 "$STCHECK" npy "$T/s.npy" "$S" "$W" "$r" --max-rel 1.5
+	expect 0 "$STCHECK" npy "$T/s.npy" "$S" "$W" "$r" --max-rel 5
 done
 # no RANGE: the whole tensor; 1-D tensors; other dtypes
 expect 0 "$TSTORE" slice -o "$T/s.npy" "$T/raw.tst" model.norm.weight

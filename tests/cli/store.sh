@@ -37,7 +37,7 @@ expect 0 "$STCHECK" compare "$T/c.safetensors" "$S" --exact --subset
 # existing names
 expect 1 "$TSTORE" import "$T/a.tst" "$S"
 err_has "already exists"
-expect 0 "$TSTORE" import --skip-existing "$T/a.tst" "$S"
+expect 0 "$TSTORE" import --codec raw --skip-existing "$T/a.tst" "$S"
 out_has "skipped (already in the store): 22"
 expect 0 "$TSTORE" export "$T/a.tst" "$T/a.safetensors"
 expect 0 "$STCHECK" compare "$S" "$T/a.safetensors" --exact
@@ -92,5 +92,23 @@ if [ -e "$T/i.tst" ]; then
 	expect 0 "$TSTORE" export "$T/i.tst" "$T/i.safetensors"
 	expect 0 "$TSTORE" export "$T/j.tst" "$T/j.safetensors"
 	expect 0 "$STCHECK" compare "$T/i.safetensors" "$T/j.safetensors" --exact
+fi
+
+# SIGKILL mid-import: whatever fsck finds (unfinished pages), --repair fixes, and then it is clean.
+"$TSTORE" import -q --codec nvfp4 --recipe best --jobs 1 "$T/k.tst" "$T/small.safetensors" >/dev/null 2>&1 &
+pid=$!
+sleep 0.5
+kill -KILL $pid 2>/dev/null
+wait $pid 2>/dev/null
+if [ -e "$T/k.tst" ]; then
+	"$TSTORE" fsck "$T/k.tst" >"$T/out" 2>"$T/err"
+	st=$?
+	[ $st -eq 0 ] || [ $st -eq 1 ] || { cat "$T/err"; fail "fsck after SIGKILL exited $st"; }
+	if [ $st -eq 1 ]; then
+		grep -q "unfinished\|orphan" "$T/out" || fail "fsck after SIGKILL: $(cat "$T/out")"
+	fi
+	expect 0 "$TSTORE" fsck --repair "$T/k.tst"
+	expect 0 "$TSTORE" fsck "$T/k.tst"
+	out_has "clean"
 fi
 echo "store: ok"
