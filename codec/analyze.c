@@ -4,7 +4,7 @@
  * encoding and decoding each candidate.
  *
  * Method. One distribution pass gives amax and the non-finite count (non-finite tensors go
- * lossless). Candidates — nvfp4 (best, nvidia), mxfp4, int8 symmetric and asymmetric at block
+ * lossless). Candidates — nvfp4 (the caller's recipe first, then the other), mxfp4, int8 symmetric and asymmetric at block
  * sizes 16..4096, fp8, raw BF16/F16 for an F32 source — are sorted by ts_codec_encoded_size()
  * and tried cheapest first; the first that meets the bound wins, raw in the source dtype is the
  * fallback. A tensor of more than SAMPLE_MIN (512K) elements is first measured on a deterministic sample
@@ -177,10 +177,12 @@ static int build_candidates(candidate *c, const ts_codec_config *in, ts_dtype dt
 	ts_codec_config cfg;
 
 	if (bound > 0) {
+		/* both recipes, the caller's first: equal sizes are tried in insertion order */
+		ts_recipe pref = in->recipe == TS_RECIPE_BEST ? TS_RECIPE_BEST : TS_RECIPE_NVIDIA;
 		cfg = ts_codec_config_default(TS_CODEC_NVFP4);
-		cfg.recipe = TS_RECIPE_BEST;
+		cfg.recipe = pref;
 		add_candidate(c, &n, cfg, rows, cols, raw_bytes);
-		cfg.recipe = TS_RECIPE_NVIDIA;
+		cfg.recipe = pref == TS_RECIPE_BEST ? TS_RECIPE_NVIDIA : TS_RECIPE_BEST;
 		add_candidate(c, &n, cfg, rows, cols, raw_bytes);
 		add_candidate(c, &n, ts_codec_config_default(TS_CODEC_MXFP4), rows, cols,
 			      raw_bytes);

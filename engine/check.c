@@ -209,7 +209,8 @@ static int load_records(checker *c, MDB_txn *txn)
 	mdb_cursor_close(cur);
 	if (rc != MDB_NOTFOUND)
 		return rc;
-	qsort(c->recs, c->nrecs, sizeof(*c->recs), cmp_crec);
+	if (c->nrecs > 1)
+		qsort(c->recs, c->nrecs, sizeof(*c->recs), cmp_crec);
 	for (size_t i = 1; i < c->nrecs; i++) {
 		if (c->recs[i].rec.id == c->recs[i - 1].rec.id)
 			report(c, TS_PROBLEM_RECORD, c->recs[i].name, -1,

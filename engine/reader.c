@@ -38,6 +38,7 @@
 #include "common/error.h"
 #include "engine/cache.h"
 #include "engine/io.h"
+#include "engine/residency.h"
 #include "engine/store.h"
 
 #define LMDB_PAGE 4096u
@@ -65,6 +66,8 @@ struct job {
 	uint64_t page;
 	uint64_t r0, nr, c0, nc;
 	ts__cache_entry *hit; /* pinned cache hit, or NULL */
+	ts__cache_entry *chit; /* pinned compressed page (tiered residency), or NULL */
+	int prefetch;          /* read ahead: cache it compressed, copy nothing out */
 	const uint8_t *raw;   /* verified-to-be page bytes (header + payload) */
 	size_t raw_len;
 	/* miss bookkeeping while the transaction is open */
@@ -117,6 +120,8 @@ struct req {
 	int err_code;
 	char err_msg[512];
 	struct window *cur_win;
+	/* read-ahead pages still to add to the last window (engine/residency.h) */
+	uint64_t ra_pos, ra_end;
 };
 
 /* -- small helpers ----------------------------------------------------------------------------- */
@@ -349,6 +354,59 @@ static int decode_page(struct req *r, const struct job *j, void *out, uint64_t s
 	return 0;
 }
 
+/* -- residency (engine/residency.h) -------------------------------------------------------------- */
+
+static void tier_served(struct req *r, const struct job *j, ts__form form)
+{
+	if (r->st->res)
+		ts__res_served(r->st->res, r->rec.id, form, j->nr * j->nc,
+			       (uint64_t)(j->nr * j->nc) * r->esz);
+}
+
+/* Keep a verified page compressed in the cache, if the policy makes room for it. */
+static int cache_compressed(struct req *r, const struct job *j)
+{
+	ts__cache_key key = {r->rec.id, j->page, TS__CACHE_COMPRESSED};
+	ts__cache_entry *e = ts__cache_alloc(r->st->cache, &key, j->raw_len);
+
+	if (!e)
+		return 0;
+	memcpy(e->data, j->raw, j->raw_len);
+	ts__cache_insert(r->st->cache, e);
+	ts__cache_release(r->st->cache, e);
+	return 1;
+}
+
+/* A page read ahead: verified, kept compressed. A page failing verification is not kept (the
+ * read that needs it will report it). */
+static int consume_prefetch(struct req *r, struct job *j)
+{
+	if (ts__page_verify(j->raw, j->raw_len, &r->rec, r->name, j->page) == 0 &&
+	    cache_compressed(r, j))
+		ts__res_prefetched(r->st->res, 1);
+	ts_error_clear();
+	return 0;
+}
+
+/* Price the tensor's pages for the policy and ask for read-ahead of a sequential walk. */
+static void tier_request(struct req *r)
+{
+	struct ts__res *res = r->st->res;
+	uint64_t n = 0, first, last;
+
+	r->ra_pos = r->ra_end = 0;
+	if (!res || ts__cache_budget(r->st->cache) == 0 || r->ntrows == 0)
+		return;
+	size_t enc = ts_codec_encoded_size(&r->rec.codec, r->rec.tile_rows, r->rec.tile_cols);
+	uint64_t io = (LMDB_HDR + TS_PAGE_HEADER_SIZE + enc + LMDB_PAGE - 1) &
+		      ~(uint64_t)(LMDB_PAGE - 1);
+	ts__res_tensor(res, r->rec.id, r->rec.codec.codec, io, r->rec.tile_rows * r->rec.tile_cols);
+	first = r->trows[0] * r->across + r->u0;
+	last = r->trows[r->ntrows - 1] * r->across + r->u1;
+	ts__res_request(res, r->rec.id, first, last, r->rec.page_count, &r->ra_pos, &n);
+	r->ra_end = r->ra_pos + n;
+}
+
 static int consume_slice(struct req *r, struct job *j)
 {
 	ts__cache_entry *e;
@@ -358,14 +416,26 @@ static int consume_slice(struct req *r, struct job *j)
 	void *buf;
 	int rc;
 
+	if (j->prefetch)
+		return consume_prefetch(r, j);
 	if (j->hit) {
 		copy_out(r, j, j->hit->data);
+		tier_served(r, j, TS__FORM_DECODED);
 		return 0;
 	}
-	rc = ts__page_verify(j->raw, j->raw_len, &r->rec, r->name, j->page);
-	if (rc)
-		return rc;
-	e = ts__cache_alloc(r->st->cache, &key, (size_t)(j->nr * j->nc) * r->esz);
+	if (!j->chit) { /* a compressed page in the cache was verified before it was cached */
+		rc = ts__page_verify(j->raw, j->raw_len, &r->rec, r->name, j->page);
+		if (rc)
+			return rc;
+	}
+	tier_served(r, j, j->chit ? TS__FORM_COMPRESSED : TS__FORM_STORAGE);
+	/* tiered: a page read from storage is cached compressed and decoded straight to the
+	 * caller; a compressed hit is offered decoded (promotion, if the policy admits it) */
+	if (ts__res_keeps_compressed(r->st->res) && !j->chit)
+		cache_compressed(r, j);
+	e = ts__res_keeps_compressed(r->st->res) && !j->chit
+		    ? NULL
+		    : ts__cache_alloc(r->st->cache, &key, (size_t)(j->nr * j->nc) * r->esz);
 	if (e) {
 		rc = decode_page(r, j, e->data, j->nc);
 		if (rc == 0) {
@@ -448,7 +518,8 @@ static int window_consume(struct req *r, struct window *w)
 		rc = ts__pool_run(r->st->pool, w->njobs, job_run, r);
 	for (size_t i = 0; i < w->njobs; i++) {
 		ts__cache_release(r->st->cache, w->jobs[i].hit);
-		w->jobs[i].hit = NULL;
+		ts__cache_release(r->st->cache, w->jobs[i].chit);
+		w->jobs[i].hit = w->jobs[i].chit = NULL;
 	}
 	w->njobs = 0;
 	if (rc && r->err_code)
@@ -577,7 +648,7 @@ static int window_fetch(struct req *r, struct window *w, MDB_txn *txn)
 
 		j->req = SIZE_MAX;
 		j->map_val = NULL;
-		if (j->hit)
+		if (j->hit || j->chit)
 			continue;
 		ts__page_key(key, r->rec.id, j->page);
 		rc = mdb_get(txn, st->dbi_pages, &k, &v);
@@ -618,7 +689,7 @@ static int window_fetch(struct req *r, struct window *w, MDB_txn *txn)
 	}
 	for (size_t i = 0; i < w->njobs; i++) {
 		struct job *j = &w->jobs[i];
-		if (j->hit)
+		if (j->hit || j->chit)
 			continue;
 		if (j->req != SIZE_MAX) {
 			j->raw = (uint8_t *)w->reqs[j->req].buf + LMDB_HDR;
@@ -685,8 +756,10 @@ static int window_alloc(struct window *w)
 static void window_free(struct req *r, struct window *w)
 {
 	if (w->jobs)
-		for (size_t i = 0; i < w->njobs; i++)
+		for (size_t i = 0; i < w->njobs; i++) {
 			ts__cache_release(r->st->cache, w->jobs[i].hit);
+			ts__cache_release(r->st->cache, w->jobs[i].chit);
+		}
 	free(w->jobs);
 	free(w->reqs);
 	buffer_give(w->arena, w->arena_cap);
@@ -711,13 +784,40 @@ static void window_fill(struct req *r, struct window *w, uint64_t *pos, uint64_t
 		ts__geometry_page_rect(&r->rec, j->page, &j->r0, &j->nr, &j->c0, &j->nc);
 		if (r->mode == MODE_SLICE) {
 			ts__cache_key key = {r->rec.id, j->page, (uint32_t)r->dtype};
+			if (r->st->res)
+				ts__res_access(r->st->res, r->rec.id, j->page);
 			j->hit = ts__cache_lookup(r->st->cache, &key);
+			if (!j->hit && ts__res_keeps_compressed(r->st->res) &&
+			    ts__cache_budget(r->st->cache) > 0) {
+				ts__cache_key ck = {r->rec.id, j->page, TS__CACHE_COMPRESSED};
+				if ((j->chit = ts__cache_lookup(r->st->cache, &ck))) {
+					j->raw = j->chit->data;
+					j->raw_len = j->chit->bytes;
+				}
+			}
 		}
-		if (!j->hit) {
+		if (!j->hit && !j->chit) {
 			misses++;
 			bytes += ts_codec_encoded_size(&r->rec.codec, j->nr, j->nc) + TS_IO_ALIGN;
 		}
 		(*pos)++;
+	}
+	/* read-ahead (tiered residency): the next pages of a sequential walk, in the same batch
+	 * as the request's last pages, while the batch has room */
+	while (*pos >= total && r->ra_pos < r->ra_end && w->njobs < WINDOW_PAGES &&
+	       misses < TS_IO_QD && bytes < WINDOW_BYTES) {
+		uint64_t page = r->ra_pos++;
+		ts__cache_key ck = {r->rec.id, page, TS__CACHE_COMPRESSED};
+		ts__cache_key dk = {r->rec.id, page, (uint32_t)r->dtype};
+		if (ts__cache_contains(r->st->cache, &ck) || ts__cache_contains(r->st->cache, &dk))
+			continue;
+		struct job *j = &w->jobs[w->njobs++];
+		memset(j, 0, sizeof(*j));
+		j->page = page;
+		j->prefetch = 1;
+		ts__geometry_page_rect(&r->rec, j->page, &j->r0, &j->nr, &j->c0, &j->nc);
+		misses++;
+		bytes += ts_codec_encoded_size(&r->rec.codec, j->nr, j->nc) + TS_IO_ALIGN;
 	}
 }
 
@@ -741,7 +841,7 @@ static int run_windows(struct req *r)
 		k ^= 1;
 		window_fill(r, w, &pos, total);
 		for (size_t i = 0; i < w->njobs; i++)
-			any_miss |= w->jobs[i].hit == NULL;
+			any_miss |= !w->jobs[i].hit && !w->jobs[i].chit;
 		if (any_miss) {
 			/* holds map_lock shared until ts__txn_abort (invariant 3) */
 			rc = ts__txn_begin_read(st, &txn);
@@ -872,8 +972,10 @@ static int read_slice_once(ts_store *st, const char *name, int ndim, const uint6
 		rc = plan_tiles(&r);
 	if (rc == 0)
 		rc = req_setup_decode(&r);
-	if (rc == 0)
+	if (rc == 0) {
+		tier_request(&r);
 		rc = run_windows(&r);
+	}
 out:
 	req_free(&r);
 	return rc;

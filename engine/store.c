@@ -30,6 +30,7 @@
 
 #include "common/error.h"
 #include "engine/store.h"
+#include "engine/tiering.h"
 
 /* Map sizes: the first map is large (it costs address space only, no file space, since we do
  * not use MDB_WRITEMAP) and grows by doubling. */
@@ -762,7 +763,7 @@ TS_API int ts_store_open(ts_store **out, const char *path, const ts_open_opts *o
 		if (rc < 0)
 			goto fail;
 	}
-	rc = ts__cache_create(&st->cache, (uint64_t)cache_bytes);
+	rc = ts__tier_open(st, cache_bytes); /* the cache with its residency policy */
 	if (rc < 0)
 		goto fail;
 	rc = ts__io_open(st, opts.io);
@@ -772,8 +773,7 @@ TS_API int ts_store_open(ts_store **out, const char *path, const ts_open_opts *o
 	return 0;
 
 fail:
-	if (st->cache)
-		ts__cache_free(st->cache);
+	ts__tier_close(st);
 	if (st->pool)
 		ts__pool_free(st->pool);
 	if (st->env)
@@ -792,7 +792,7 @@ TS_API void ts_store_close(ts_store *st)
 	if (!st)
 		return;
 	ts__io_close(st);
-	ts__cache_free(st->cache);
+	ts__tier_close(st);
 	ts__pool_free(st->pool);
 	/* Closing the environment closes the data file, which releases the writer's flock. */
 	mdb_env_close(st->env);

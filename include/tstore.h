@@ -301,8 +301,9 @@ TS_API void ts_stats_acc_finish_error(const ts_stats_acc *acc, uint64_t original
  * (rows x cols of @p src_dtype, rows contiguous) is at most cfg_in->max_error_pct, measured by
  * encoding and decoding each candidate; falls back to raw (lossless) in the source dtype when
  * no lossy candidate qualifies or the tensor holds non-finite values.
- * Candidates (F32/BF16/F16 sources): nvfp4 best and nvidia, mxfp4, int8 symmetric and asymmetric
- * at block sizes 16..4096, fp8, and for an F32 source raw BF16 and raw F16 (their rounding error
+ * Candidates (F32/BF16/F16 sources): nvfp4 with cfg_in->recipe, then with the other recipe
+ * (same size: the other wins only if the preferred one misses the bound), mxfp4, int8 symmetric
+ * and asymmetric at block sizes 16..4096, fp8, and for an F32 source raw BF16 and raw F16 (their rounding error
  * counts like any other). A bound of 0 admits only raw narrowings that are exact on this tensor.
  * Other source dtypes are always raw. Tensors over 512K elements are measured first on a
  * deterministic sample of whole rows; the winner is always verified on the whole tensor.

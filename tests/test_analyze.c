@@ -368,3 +368,35 @@ Test(analyze, long_rows_are_measured_in_segments)
 		free(x);
 	}
 }
+
+Test(analyze, the_callers_nvfp4_recipe_is_preferred_when_it_meets_the_bound)
+{
+	enum { R = 64, C = 256 };
+	static float x[R * C];
+	gen_fill(x, R, C, GEN_NORMAL, 31);
+	ts_codec_config nv = ts_codec_config_default(TS_CODEC_NVFP4), best = nv;
+	best.recipe = TS_RECIPE_BEST;
+	double e_nv = independent_error(&nv, x, TS_F32, R, C);
+	double e_best = independent_error(&best, x, TS_F32, R, C);
+	ts_codec_config mx = ts_codec_config_default(TS_CODEC_MXFP4);
+	double e_m = independent_error(&mx, x, TS_F32, R, C);
+	cr_assert(e_best < e_nv && e_nv < e_m, "best %g nvidia %g mxfp4 %g", e_best, e_nv, e_m);
+
+	ts_codec_config in = nv, out;
+	ts_compression_stats st;
+	/* both recipes meet the bound, mxfp4 does not: the caller's recipe wins */
+	in.max_error_pct = (e_nv + e_m) / 2;
+	in.recipe = TS_RECIPE_NVIDIA;
+	cr_assert_eq(ts_analyze(&out, &st, &in, x, TS_F32, R, C), 0);
+	cr_expect_eq(out.codec, TS_CODEC_NVFP4);
+	cr_expect_eq(out.recipe, TS_RECIPE_NVIDIA);
+	in.recipe = TS_RECIPE_BEST;
+	cr_assert_eq(ts_analyze(&out, &st, &in, x, TS_F32, R, C), 0);
+	cr_expect_eq(out.recipe, TS_RECIPE_BEST);
+	/* only best meets it: best, whatever the preference */
+	in.max_error_pct = (e_best + e_nv) / 2;
+	in.recipe = TS_RECIPE_NVIDIA;
+	cr_assert_eq(ts_analyze(&out, &st, &in, x, TS_F32, R, C), 0);
+	cr_expect_eq(out.codec, TS_CODEC_NVFP4);
+	cr_expect_eq(out.recipe, TS_RECIPE_BEST);
+}

@@ -461,6 +461,9 @@ Test(reader, cache_serves_repeated_reads_and_off_reads_storage, .init = mkdir_fr
 	for (int i = 0; i < 256 * 512; i++)
 		x[i] = normal(&s);
 	ts_store *st = open_store(TS_IO_URING, 64 << 20, 1);
+	/* the decoded-page cache's own counters: decoded pages only (the tiered policy, which
+	 * also looks pages up compressed, is tested in test_residency.c and tests/cli/cache.sh) */
+	cr_assert_eq(ts_cache_configure(st, TS_CACHE_POLICY_DECODED_LRU, -1), 0);
 	write_tensor(st, "w", 2, shape, &cfg, x, 4080, &s);
 	uint64_t start[2] = {10, 3}, count[2] = {200, 500};
 	ts_cache_stats a, b, c;
