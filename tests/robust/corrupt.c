@@ -590,6 +590,12 @@ int main(int argc, char **argv)
 		unlink(cmd);
 		rmdir(dirbuf);
 	}
+	free(img);
+	free(work);
+	free(cls);
+	for (size_t i = 0; i < MAXT; i++)
+		free(ref[i]);
+	munmap(sh, sizeof *sh);
 	int bad = reads_wrong || crashes || hangs || fsck_crash || fsck_hang || fsck_missed;
 	printf("corrupt: %s\n", bad ? "FAILED" : "passed");
 	return bad ? 1 : 0;
