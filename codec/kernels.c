@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,8 @@ const ts__kernels *ts__kernels_avx2(void)
 	return NULL;
 }
 #endif
+
+size_t ts__avx2_nt_bytes = SIZE_MAX;
 
 static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
 static const ts__kernels *kernels_in_effect;

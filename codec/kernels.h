@@ -74,4 +74,13 @@ const ts__kernels *ts__kernels_scalar(void);
  *  return NULL. */
 const ts__kernels *ts__kernels_avx2(void);
 
+/* Output bytes from which decoders switch to non-temporal stores when they are enabled: well past
+ * the L2 of one core, so that the output would evict the input if it went through the cache. */
+#define TS_AVX2_NT_BYTES ((size_t)4 << 20)
+
+/* The threshold in effect: TS_AVX2_NT_BYTES when non-temporal stores are on, SIZE_MAX when off.
+ * Set once by the kernel resolution (TS_NT_STORES=0|1, default off; see docs/KERNELS.md); the
+ * tests set it directly to exercise both store paths. */
+extern size_t ts__avx2_nt_bytes;
+
 #endif

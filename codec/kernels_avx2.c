@@ -12,6 +12,9 @@
 #include "config.h"
 
 #include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "codec/elem.h"
 #include "codec/kernels_avx2.h"
@@ -145,6 +148,11 @@ static void avx2_init(void)
 
 	t->nvfp4_encode_nvidia = ts__avx2_nvfp4_encode_nvidia;
 	t->mxfp4_encode = ts__avx2_mxfp4_encode;
+
+	/* Non-temporal stores for large decodes only on request: on this machine (AMD EPYC, a VM)
+	 * ordinary stores wrote 64M-element F32 outputs 10-20% faster (docs/KERNELS.md). */
+	const char *nt = getenv("TS_NT_STORES");
+	ts__avx2_nt_bytes = nt && strcmp(nt, "1") == 0 ? TS_AVX2_NT_BYTES : SIZE_MAX;
 
 	avx2_usable = 1;
 }

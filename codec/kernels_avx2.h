@@ -23,9 +23,6 @@
 
 enum { STORE_PLAIN = 0, STORE_NT16 = 1, STORE_NT32 = 2 };
 
-/* Output bytes from which decoders switch to non-temporal stores: well past the L2 of one core,
- * so that the output would evict the input (and everything else) if it went through the cache. */
-#define TS_AVX2_NT_BYTES ((size_t)4 << 20)
 
 /* Decoders (codec/decode_avx2.c) and encoders (codec/encode_avx2.c): ts__avx2_<codec>_decode_<out>
  * with the signature of ts__decode_fn. */
@@ -118,7 +115,7 @@ TS_AVX2_INLINE void out_store_si128(void *p, __m128i v, int mode)
 /* The store mode for @p out_bytes of output at @p dst. */
 static inline int avx2_store_mode(const void *dst, size_t out_bytes)
 {
-	if (out_bytes < TS_AVX2_NT_BYTES || ((uintptr_t)dst & 15) != 0)
+	if (out_bytes < ts__avx2_nt_bytes || ((uintptr_t)dst & 15) != 0)
 		return STORE_PLAIN;
 	return ((uintptr_t)dst & 31) == 0 ? STORE_NT32 : STORE_NT16;
 }

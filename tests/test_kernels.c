@@ -424,8 +424,10 @@ Test(kernels, avx2_int8_decoders_match_scalar_on_every_code_and_special_scales)
 
 Test(kernels, avx2_decoders_match_scalar_on_large_outputs)
 {
-	/* past TS_AVX2_NT_BYTES: the non-temporal store path, aligned and 16-byte aligned */
+	/* past TS_AVX2_NT_BYTES with non-temporal stores on (as TS_NT_STORES=1 sets them), aligned
+	 * and 16-byte aligned, and then with them off (the default): both store paths */
 	const ts__kernels *k = avx2_or_skip();
+	const size_t nt_default = ts__avx2_nt_bytes;
 	rng_seed("large decode");
 	const size_t n = (size_t)3 << 20; /* elements: 12 MiB of F32, 6 MiB of BF16/F16 */
 	uint8_t *codes = malloc(n), *scales = malloc(n / 16);
@@ -433,7 +435,9 @@ Test(kernels, avx2_decoders_match_scalar_on_large_outputs)
 		codes[i] = (uint8_t)rng_next();
 	for (size_t i = 0; i < n / 16; i++)
 		scales[i] = (uint8_t)(rng_next() % 0x7f);
+	for (int pass = 0; pass < 2; pass++)
 	for (int out = 0; out < TS_KERNEL_OUTS; out++) {
+		ts__avx2_nt_bytes = pass == 0 ? TS_AVX2_NT_BYTES : SIZE_MAX;
 		check_decode(k, TS_CODEC_NVFP4, out, codes, scales, n / 16, 16, 0x1.3p-7f, 0,
 			     "large");
 		check_decode(k, TS_CODEC_NVFP4, out, codes, scales, n / 16, 16, 0x1.3p-7f, 16,
@@ -444,6 +448,7 @@ Test(kernels, avx2_decoders_match_scalar_on_large_outputs)
 		check_decode(k, TS_CODEC_INT8, out, codes, scales, n / 64, 64, 1.0f, 0, "large");
 		check_decode(k, TS_CODEC_FP8, out, codes, NULL, n, 1, 0.5f, 4, "large unaligned");
 	}
+	ts__avx2_nt_bytes = nt_default;
 	free(codes);
 	free(scales);
 }
