@@ -338,25 +338,6 @@ static int write_plain(ts_store *st, const plan *q, const ts_codec_config *cfg, 
 	return ts_writer_commit(w, info);
 }
 
-/* The amax whose tensor scale is exactly g (the writer derives the scale from the amax). */
-static int amax_for_scale(const ts_codec_config *cfg, float g, float *amax)
-{
-	float a = g * 2688.0f, up = a, down = a;
-	for (int i = 0; i < 64; i++) {
-		if (ts_codec_tensor_scale(cfg, up) == g) {
-			*amax = up;
-			return 0;
-		}
-		if (ts_codec_tensor_scale(cfg, down) == g) {
-			*amax = down;
-			return 0;
-		}
-		up = nextafterf(up, INFINITY);
-		down = nextafterf(down, 0);
-	}
-	return -1;
-}
-
 /* A ModelOpt NVFP4 group, appended in its encoded form. */
 static int write_modelopt(ts_store *st, const plan *q, int replace, progress *pr,
 			  ts_tensor_info *info)
@@ -372,10 +353,7 @@ static int write_modelopt(ts_store *st, const plan *q, int replace, progress *pr
 	memcpy(&g, q->scale2->data, 4);
 	ts_write_opts_init(&wo);
 	wo.flags = TS_WRITE_ENCODED | (replace ? TS_WRITE_REPLACE : 0);
-	if (amax_for_scale(&cfg, g, &wo.amax) < 0) {
-		ts_error_clear();
-		return TS_ERANGE;
-	}
+	wo.tensor_scale = g; /* exactly as the source stores it (invariant 4) */
 	int rc = ts_writer_begin(&w, st, t->name, TS_BF16, 2, shape, &cfg, &wo);
 	if (rc < 0)
 		return rc;
@@ -699,11 +677,6 @@ int cmd_import(int argc, char **argv)
 			break;
 		if (q->kind == P_MODELOPT) {
 			rc = write_modelopt(st, q, replace, &pr, &info);
-			if (rc == TS_ERANGE && !ts_error_last()[0]) {
-				progress_clear(&pr);
-				cli_error(CMD, t->name, "no amax gives the tensor scale of its _scale_2");
-				goto rollback;
-			}
 			if (rc == 0)
 				sm.modelopt++;
 		} else {
