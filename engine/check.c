@@ -384,6 +384,18 @@ static int run_check(checker *c)
 
 	if (rc < 0)
 		return rc;
+	/* LMDB's own pages first: its cursors would follow damaged ones out of the file. */
+	static const char *const dbs[4] = {"meta", "tensors", "pages", "pending"};
+	for (int i = 0; i < 4; i++) {
+		rc = ts__lmdb_check_tree(c->st, txn, dbs[i]);
+		if (rc < 0) {
+			char msg[512];
+			snprintf(msg, sizeof msg, "%s", ts_error_last());
+			ts__txn_abort(c->st, txn);
+			report(c, TS_PROBLEM_STRUCTURE, NULL, -1, "%s", msg);
+			return 0;
+		}
+	}
 	rc = load_meta(c, txn, &next_id);
 	if (rc == 0)
 		rc = load_records(c, txn);
