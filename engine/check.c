@@ -449,9 +449,10 @@ TS_API int ts_store_check(ts_store *st, unsigned flags,
 			       st->path);
 	if (repair) {
 		pthread_mutex_lock(&st->writer_lock);
-		if (st->writer_active) {
+		if (st->writer_active || st->group) {
 			pthread_mutex_unlock(&st->writer_lock);
-			return ts__err(TS_EBUSY, "store '%s' has an active writer", st->path);
+			return ts__err(TS_EBUSY, "store '%s' has an active writer%s", st->path,
+				       st->group ? " or an open write group" : "");
 		}
 		st->writer_active = 1;
 		pthread_mutex_unlock(&st->writer_lock);
