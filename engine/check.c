@@ -384,6 +384,18 @@ static int run_check(checker *c)
 
 	if (rc < 0)
 		return rc;
+	/* LMDB's own pages first: its cursors would follow damaged ones out of the file. */
+	static const char *const dbs[4] = {"meta", "tensors", "pages", "pending"};
+	for (int i = 0; i < 4; i++) {
+		rc = ts__lmdb_check_tree(c->st, txn, dbs[i]);
+		if (rc < 0) {
+			char msg[512];
+			snprintf(msg, sizeof msg, "%s", ts_error_last());
+			ts__txn_abort(c->st, txn);
+			report(c, TS_PROBLEM_STRUCTURE, NULL, -1, "%s", msg);
+			return 0;
+		}
+	}
 	rc = load_meta(c, txn, &next_id);
 	if (rc == 0)
 		rc = load_records(c, txn);
@@ -437,9 +449,10 @@ TS_API int ts_store_check(ts_store *st, unsigned flags,
 			       st->path);
 	if (repair) {
 		pthread_mutex_lock(&st->writer_lock);
-		if (st->writer_active) {
+		if (st->writer_active || st->group) {
 			pthread_mutex_unlock(&st->writer_lock);
-			return ts__err(TS_EBUSY, "store '%s' has an active writer", st->path);
+			return ts__err(TS_EBUSY, "store '%s' has an active writer%s", st->path,
+				       st->group ? " or an open write group" : "");
 		}
 		st->writer_active = 1;
 		pthread_mutex_unlock(&st->writer_lock);

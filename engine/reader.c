@@ -663,6 +663,10 @@ static int window_fetch(struct req *r, struct window *w, MDB_txn *txn)
 		if (j->hit || j->chit)
 			continue;
 		ts__page_key(key, r->rec.id, j->page);
+		rc = ts__lmdb_check_key(st, txn, "pages", key, sizeof key);
+		if (rc < 0)
+			return ts__err_wrap(rc, "page %llu of tensor '%s'", (unsigned long long)j->page,
+					    r->name);
 		rc = mdb_get(txn, st->dbi_pages, &k, &v);
 		if (rc == MDB_NOTFOUND) {
 			ts__tensor_rec now;

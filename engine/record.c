@@ -400,6 +400,9 @@ int ts__tensor_lookup(ts_store *st, MDB_txn *txn, const char *name, ts__tensor_r
 			       n > 64 ? "..." : "", TS_MAX_NAME);
 	key.mv_data = (void *)name;
 	key.mv_size = n;
+	rc = ts__lmdb_check_key(st, txn, "tensors", name, n);
+	if (rc < 0)
+		return ts__err_wrap(rc, "looking up tensor '%s'", name);
 	rc = mdb_get(txn, st->dbi_tensors, &key, &val);
 	if (rc == MDB_NOTFOUND)
 		return ts__err(TS_ENOTFOUND, "no tensor named '%s'", name);
@@ -479,7 +482,7 @@ TS_API int ts_tensor_foreach(ts_store *st,
 {
 	foreach_item *items;
 	char last[TS_MAX_NAME + 1];
-	size_t last_len = 0;
+	size_t last_len = 0, checked_txnid = (size_t)-1;
 	int have_last = 0, rc = 0;
 
 	if (!st || !cb)
@@ -496,6 +499,15 @@ TS_API int ts_tensor_foreach(ts_store *st,
 		rc = ts__txn_begin_read(st, &txn);
 		if (rc < 0)
 			break;
+		if (mdb_txn_id(txn) != checked_txnid) { /* LMDB's pages, before the cursor */
+			rc = ts__lmdb_check_tree(st, txn, "tensors");
+			if (rc < 0) {
+				ts__txn_abort(st, txn);
+				rc = ts__err_wrap(rc, "listing tensors");
+				break;
+			}
+			checked_txnid = mdb_txn_id(txn);
+		}
 		mrc = mdb_cursor_open(txn, st->dbi_tensors, &cur);
 		if (mrc) {
 			ts__txn_abort(st, txn);

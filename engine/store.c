@@ -475,140 +475,8 @@ static int getenv_cache_bytes(int64_t *out)
 	return 1;
 }
 
-/*
- * LMDB checksums nothing and trusts its meta pages: a damaged page number there makes it read
- * past the end of the file (SIGBUS) or open an older snapshot. Before LMDB sees an existing
- * file, check both meta pages field by field (layout of MDB_meta in LMDB 0.9, 64-bit): the page
- * header flags, magic, version and page size; that the meta LMDB will choose (the higher txnid)
- * sits in the slot its txnid's parity names and that the two txnids are consecutive (a damaged
- * txnid would otherwise roll the store back silently); and that its last page and the roots of
- * its two trees lie inside the file.
- */
-#define LMDB_MAGIC 0xBEEFC0DEu
-#define LMDB_P_META 0x08u
-#define LMDB_P_INVALID UINT64_MAX
-
-static uint64_t meta_u64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint32_t meta_u32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-/*
- * The main tree's root, a leaf holding the named databases' records (tstore has four): LMDB
- * follows its node offsets and sizes unchecked when opening a database, so check that every node
- * lies inside the page and that every named database's root lies inside the file.
- */
-static int check_lmdb_main_root(const char *path, uint64_t root, uint64_t psize, uint64_t last)
-{
-	uint8_t pg[65536];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t got = fd < 0 ? -1 : pread(fd, pg, (size_t)psize, (off_t)(root * psize));
-
-	if (fd >= 0)
-		close(fd);
-	if (got != (ssize_t)psize)
-		return ts__err(TS_ECORRUPT, "'%s': cannot read LMDB's main tree root (page %" PRIu64 ")",
-			       path, root);
-	unsigned flags = pg[10] | pg[11] << 8, lower = pg[12] | pg[13] << 8,
-		 upper = pg[14] | pg[15] << 8;
-	if (meta_u64(pg) != root || flags != 0x02 || lower < 16 || lower > upper || upper > psize ||
-	    (lower - 16) % 2)
-		return ts__err(TS_ECORRUPT, "'%s': LMDB's main tree root (page %" PRIu64 ") is "
-			       "damaged (flags %#x, bounds %u..%u)", path, root, flags, lower, upper);
-	for (unsigned i = 0; i < (lower - 16) / 2; i++) {
-		unsigned off = pg[16 + 2 * i] | pg[17 + 2 * i] << 8;
-		if (off < upper || off + 8 > psize)
-			goto bad;
-		const uint8_t *n = pg + off;
-		uint64_t dsize = (uint64_t)(n[0] | n[1] << 8) | (uint64_t)(n[2] | n[3] << 8) << 16;
-		unsigned nflags = n[4] | n[5] << 8, ksize = n[6] | n[7] << 8;
-		if (off + 8 + (uint64_t)ksize + (nflags & 0x01 ? 8 : dsize) > psize)
-			goto bad;
-		if (nflags & 0x02) { /* a named database: its MDB_db record */
-			if (dsize != 48)
-				goto bad;
-			const uint8_t *db = n + 8 + ksize;
-			uint64_t r = meta_u64(db + 40);
-			unsigned depth = db[6] | db[7] << 8;
-			if (r == LMDB_P_INVALID ? depth != 0 : (r < 2 || r > last || depth < 1 || depth > 64))
-				goto bad;
-		}
-	}
-	return 0;
-bad:
-	return ts__err(TS_ECORRUPT, "'%s': LMDB's main tree root (page %" PRIu64 ") is damaged "
-		       "(a node lies outside the page or names a tree outside the file)", path, root);
-}
-
-static int check_lmdb_meta(const char *path, uint64_t file_size)
-{
-	uint8_t m[2][160];
-	uint64_t txn[2], psize;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return ts__err_errno(errno, "opening store '%s'", path);
-	if (pread(fd, m[0], sizeof(m[0]), 0) != (ssize_t)sizeof(m[0])) {
-		close(fd);
-		return ts__err(TS_ECORRUPT, "'%s': cannot read LMDB's first meta page", path);
-	}
-	psize = meta_u32(m[0] + 40);
-	if (meta_u32(m[0] + 16) != LMDB_MAGIC)
-		psize = 4096; /* judged below; the second meta still says what the file is */
-	if (psize < 512 || psize > 65536 || (psize & (psize - 1)) ||
-	    pread(fd, m[1], sizeof(m[1]), (off_t)psize) != (ssize_t)sizeof(m[1])) {
-		close(fd);
-		return ts__err(TS_ECORRUPT, "'%s': LMDB page size %" PRIu64 " is invalid", path, psize);
-	}
-	close(fd);
-	for (int i = 0; i < 2; i++) {
-		unsigned flags = m[i][10] | m[i][11] << 8;
-		if (meta_u32(m[i] + 16) != LMDB_MAGIC)
-			return ts__err(TS_ECORRUPT, "'%s' is not a tstore store (LMDB meta page %d has "
-				       "no LMDB magic)", path, i);
-		if (meta_u32(m[i] + 20) != 1 || !(flags & LMDB_P_META) || meta_u64(m[i]) != (uint64_t)i)
-			return ts__err(TS_ECORRUPT, "'%s': LMDB meta page %d is damaged (version %u, "
-				       "flags %#x)", path, i, meta_u32(m[i] + 20), flags);
-		txn[i] = meta_u64(m[i] + 144);
-	}
-	int cur = txn[0] < txn[1];
-	if (!(txn[0] == 0 && txn[1] == 0) &&
-	    ((txn[cur] & 1) != (uint64_t)cur || txn[cur] - txn[!cur] != 1))
-		return ts__err(TS_ECORRUPT, "'%s': LMDB meta pages are damaged (transaction ids %"
-			       PRIu64 " and %" PRIu64 " are not consecutive)", path, txn[0], txn[1]);
-	const uint8_t *mm = m[cur];
-	if (meta_u32(mm + 40) != psize)
-		return ts__err(TS_ECORRUPT, "'%s': LMDB meta page %d is damaged (page size %u, the "
-			       "first meta says %" PRIu64 ")", path, cur, meta_u32(mm + 40), psize);
-	uint64_t last = meta_u64(mm + 136), pages = file_size / psize;
-	if (last < 1 || last >= pages)
-		return ts__err(TS_ECORRUPT, "'%s': LMDB's last page %" PRIu64 " lies outside the "
-			       "file's %" PRIu64 " pages (damaged meta page or truncated file)", path,
-			       last, pages);
-	for (int d = 0; d < 2; d++) {
-		const uint8_t *db = mm + 40 + 48 * d;
-		uint64_t root = meta_u64(db + 40);
-		unsigned depth = db[6] | db[7] << 8;
-		if (root == LMDB_P_INVALID ? depth != 0 : (root < 2 || root > last || depth < 1 ||
-							    depth > 64))
-			return ts__err(TS_ECORRUPT, "'%s': LMDB meta page %d is damaged (%s tree root "
-				       "%" PRIu64 ", depth %u, last page %" PRIu64 ")", path, cur,
-				       d ? "main" : "free", root, depth, last);
-	}
-	uint64_t main_root = meta_u64(mm + 40 + 48 + 40);
-	unsigned main_depth = mm[40 + 48 + 6] | mm[40 + 48 + 7] << 8;
-	if (main_root != LMDB_P_INVALID && main_depth == 1)
-		return check_lmdb_main_root(path, main_root, psize, last);
-	return 0;
-}
+/* Databases the open reads (meta) or walks when opening for writing (pending): checked whole. */
+static const char *const open_checked_dbs[2] = {"meta", "pending"};
 
 TS_API int ts_store_open(ts_store **out, const char *path, const ts_open_opts *opts_in)
 {
@@ -650,7 +518,9 @@ TS_API int ts_store_open(ts_store **out, const char *path, const ts_open_opts *o
 		return ts__err(TS_ECORRUPT, "'%s' is not a tstore store (%lld bytes)", path,
 			       (long long)sb.st_size);
 
-	if (exists && sb.st_size > 0 && (rc = check_lmdb_meta(path, (uint64_t)sb.st_size)) < 0)
+	/* LMDB trusts its meta, branch and leaf pages: check what the open will follow first. */
+	if (exists && sb.st_size > 0 &&
+	    (rc = ts__lmdb_check_file(path, (uint64_t)sb.st_size, open_checked_dbs, 2)) < 0)
 		return rc;
 
 	st = calloc(1, sizeof(*st));

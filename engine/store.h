@@ -20,13 +20,15 @@
  *      thread never begins a write transaction while it holds a read transaction.
  *   6. One writer process per store: a store opened with TS_OPEN_WRITE holds an exclusive flock
  *      on its data file, so entries of the pending database belong to no live writer except
- *      this handle's own (cleanup of interrupted writes is then safe).
+ *      this handle's own (cleanup of interrupted writes is then safe): the active writer's and
+ *      the tensors staged in the handle's open write group (st->group), which cleanup skips.
  */
 #ifndef TS_ENGINE_STORE_H
 #define TS_ENGINE_STORE_H
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "tstore.h"
@@ -55,8 +57,9 @@ struct ts_store {
 	int profile_measured; /* the residency profile was measured (a profile file) */
 	struct ts__pool *pool;
 
-	pthread_mutex_t writer_lock; /* one writer at a time; guards writer_active */
+	pthread_mutex_t writer_lock; /* one writer at a time; guards writer_active, group */
 	int writer_active;
+	struct ts_group *group; /* the open write group, NULL if none (engine/group.c) */
 
 	pthread_rwlock_t map_lock; /* invariant 4 */
 	uintptr_t map_base;        /* address of the data file's mapping */
@@ -277,6 +280,38 @@ int ts__pool_run(struct ts__pool *pool, uint64_t n, int (*fn)(void *ud, uint64_t
  *  number of interrupted writes cleaned. 0 or a negative TS_E* code. */
 int ts__writer_cleanup_pending(ts_store *st, uint64_t *removed);
 
+/* -- group.c: write groups -------------------------------------------------------------- */
+
+/* A tensor staged in a write group: pages and pending entry committed, record held here. */
+typedef struct ts__staged {
+	char *name; /* owned */
+	ts__tensor_rec rec;
+	int replace; /* TS_WRITE_REPLACE was set */
+} ts__staged;
+
+struct ts_group {
+	ts_store *st;
+	ts__staged *items; /* sorted by rec.id, ascending */
+	size_t n, cap;
+	int writers; /* writers of this group not yet committed or aborted (under writer_lock) */
+};
+
+/** 1 if tensor id @p id is staged in the open write group of @p st. The caller holds the
+ *  writer slot. */
+int ts__group_owns(const ts_store *st, uint64_t id);
+
+/** Index of the tensor staged under @p name in @p g, or -1. */
+ptrdiff_t ts__group_find(const ts_group *g, const char *name);
+
+/** Room for one more staged tensor, so that ts__group_add() cannot fail. 0 or TS_ENOMEM. */
+int ts__group_reserve(ts_group *g);
+
+/** Record tensor @p name (malloc'd; the group takes it) with record @p rec as staged, after
+ *  the transaction that committed its last pages and, for a name staged before, deleted the
+ *  earlier version's pages and pending entry; the earlier item is dropped. @p rec's id must be
+ *  above every staged id. */
+void ts__group_add(ts_group *g, char *name, const ts__tensor_rec *rec, int replace);
+
 /* -- read side: reader.c, io_*.c, cache.c (called by store.c) ----------------------------- */
 
 /** Set up the I/O backend @p want (TS_IO_DEFAULT resolves TSTORE_IO, then uring with the pread
@@ -287,5 +322,23 @@ void ts__io_close(ts_store *st);
 /** Create the decoded-page cache with @p budget bytes (0: off). */
 int ts__cache_create(struct ts__cache **out, uint64_t budget);
 void ts__cache_free(struct ts__cache *cache);
+
+/* -- lmdbcheck.c: LMDB's structure checked before LMDB follows it (issue 6) ----------------- */
+
+/** At open, before LMDB sees the file (pread only): both meta pages, every page of the main
+ *  tree, and every page of the databases named in @p full (@p nfull names). 0; TS_ECORRUPT
+ *  saying which page is damaged and how; an errno code if the file cannot be opened. */
+int ts__lmdb_check_file(const char *path, uint64_t file_size, const char *const *full,
+			int nfull);
+
+/** In read transaction @p txn: the pages LMDB visits to look up @p key in database @p dbname
+ *  ("tensors", "pages", ...), so that mdb_get() cannot leave the file. 0 (also for a write
+ *  transaction, which is not checked) or TS_ECORRUPT naming the database and the page. */
+int ts__lmdb_check_key(ts_store *st, MDB_txn *txn, const char *dbname, const void *key,
+		       size_t klen);
+
+/** In read transaction @p txn: every page of database @p dbname (before a cursor walks it),
+ *  including key order across pages. 0 or TS_ECORRUPT. */
+int ts__lmdb_check_tree(ts_store *st, MDB_txn *txn, const char *dbname);
 
 #endif

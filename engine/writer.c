@@ -21,7 +21,12 @@
  *      tensor or nothing, and the pages of an interrupted write are always findable.
  *   4. One writer per store handle at a time (writer_active under writer_lock), one writer
  *      process per store (the flock taken at open): pending entries found by
- *      ts__writer_cleanup_pending() belong to no live write.
+ *      ts__writer_cleanup_pending() belong to no live write, except the tensors staged in the
+ *      handle's open write group, which it skips (engine/group.c).
+ *   5. A writer of a write group ends, at commit, in a staging transaction instead of the final
+ *      one: its last pages and its pending entry (invariant 3) are committed, the record goes
+ *      to the group; an earlier version of the name staged in the group loses its pages and
+ *      pending entry in that same transaction.
  */
 #include "config.h"
 
@@ -88,6 +93,8 @@ struct ts_writer {
 	bpage *bp;
 	size_t bp_n, bp_cap;
 	int pending_written;
+	ts_group *wgroup;      /* NULL, or the write group this writer stages into */
+	uint64_t supersede_id; /* staging: id of the version of the name staged before, or 0 */
 
 	ts_stats_acc acc;
 	uint64_t blocks;
@@ -128,6 +135,7 @@ TS_API void ts_write_opts_init(ts_write_opts *opts)
 	opts->amax = NAN;
 	opts->page_bytes = 0;
 	opts->tensor_scale = NAN;
+	opts->group = NULL;
 }
 
 /* -- transactions ------------------------------------------------------------------------- */
@@ -253,6 +261,41 @@ static int final_txn(void *ud, MDB_txn *txn)
 	return put_next_id(st, txn, w->rec.id + 1);
 }
 
+/* Staging (invariant 5): the tensor's last pages and its pending entry, and the removal of the
+ * version of the same name staged before in the group; the record stays out of the tensors
+ * database until the group is published. */
+static int stage_txn(void *ud, MDB_txn *txn)
+{
+	ts_writer *w = ud;
+	ts_store *st = w->st;
+	MDB_val key = {strlen(w->name), w->name}, val;
+	int rc;
+
+	if (!(w->flags & TS_WRITE_REPLACE)) {
+		rc = mdb_get(txn, st->dbi_tensors, &key, &val);
+		if (rc == 0)
+			return ts__err(TS_EEXIST, "tensor '%s' exists (TS_WRITE_REPLACE not set)",
+				       w->name);
+		if (rc != MDB_NOTFOUND)
+			return rc;
+	}
+	rc = w->pending_written ? 0 : start_pending(w, txn);
+	if (rc == 0)
+		rc = put_pages(w, txn);
+	if (rc == 0 && w->supersede_id) {
+		uint8_t kb[8];
+		MDB_val pk = {8, kb};
+		rc = ts__pages_delete(st, txn, w->supersede_id, NULL);
+		put_be64(kb, w->supersede_id);
+		if (rc == 0)
+			rc = mdb_del(txn, st->dbi_pending, &pk, NULL);
+		if (rc == MDB_NOTFOUND)
+			return ts__err(TS_ECORRUPT, "tensor '%s': the pending entry of its staged "
+				       "version vanished", w->name);
+	}
+	return rc;
+}
+
 typedef struct cleanup_ctx {
 	ts_store *st;
 	uint64_t only_id; /* 0: every pending id */
@@ -278,7 +321,7 @@ static int cleanup_txn(void *ud, MDB_txn *txn)
 			for (int i = 0; i < 8; i++)
 				id = (id << 8) | ((const uint8_t *)key.mv_data)[i];
 		}
-		if (c->only_id == 0 || id == c->only_id) {
+		if ((c->only_id == 0 && !ts__group_owns(st, id)) || (c->only_id && id == c->only_id)) {
 			if (id != 0) {
 				rc = ts__pages_delete(st, txn, id, NULL);
 				if (rc)
@@ -313,8 +356,8 @@ int ts__writer_cleanup_pending(ts_store *st, uint64_t *removed)
 	ts__txn_abort(st, txn);
 	if (rc)
 		return ts__err_from_mdb(rc, "reading the pending database");
-	if (ms.ms_entries == 0)
-		return 0;
+	if (ms.ms_entries == 0 || (st->group && ms.ms_entries == st->group->n))
+		return 0; /* nothing, or only the open group's staged tensors (invariant 4) */
 	rc = ts__store_write(st, cleanup_txn, &c, "removing interrupted writes");
 	if (rc < 0)
 		return rc;
@@ -387,6 +430,9 @@ static int check_args(ts_store *st, const char *name, ts_dtype src_dtype, int nd
 	if ((unsigned)src_dtype >= TS_DTYPE_COUNT)
 		return ts__err(TS_EDTYPE, "tensor '%s': unknown source dtype %d", name,
 			       (int)src_dtype);
+	if (o->group && o->group->st != st)
+		return ts__err(TS_EINVAL, "tensor '%s': the write group belongs to another store",
+			       name);
 	if (o->flags & ~(TS_WRITE_REPLACE | TS_WRITE_ENCODED))
 		return ts__err(TS_EINVAL, "tensor '%s': unknown write flags %#x", name, o->flags);
 	if (ts_codec_config_check(cfg) < 0)
@@ -427,6 +473,8 @@ static void writer_free(ts_writer *w)
 	if (w->st) {
 		pthread_mutex_lock(&w->st->writer_lock);
 		w->st->writer_active = 0;
+		if (w->wgroup)
+			w->wgroup->writers--;
 		pthread_mutex_unlock(&w->st->writer_lock);
 	}
 	free(w->name);
@@ -508,22 +556,24 @@ TS_API int ts_writer_begin(ts_writer **out, ts_store *st, const char *name, ts_d
 	if (rc < 0)
 		return rc;
 
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return ts__err(TS_ENOMEM, "ts_writer_begin: out of memory");
 	pthread_mutex_lock(&st->writer_lock);
-	if (st->writer_active) {
+	if (st->writer_active || (o.group && st->group != o.group)) {
 		pthread_mutex_unlock(&st->writer_lock);
-		return ts__err(TS_EBUSY, "store '%s' has an active writer already", st->path);
+		free(w);
+		if (st->writer_active)
+			return ts__err(TS_EBUSY, "store '%s' has an active writer already", st->path);
+		return ts__err(TS_EINVAL, "tensor '%s': the write group is not open on store '%s'",
+			       name, st->path);
 	}
 	st->writer_active = 1;
+	if (o.group)
+		o.group->writers++;
 	pthread_mutex_unlock(&st->writer_lock);
-
-	w = calloc(1, sizeof(*w));
-	if (!w) {
-		pthread_mutex_lock(&st->writer_lock);
-		st->writer_active = 0;
-		pthread_mutex_unlock(&st->writer_lock);
-		return ts__err(TS_ENOMEM, "ts_writer_begin: out of memory");
-	}
 	w->st = st;
+	w->wgroup = o.group;
 	w->flags = o.flags;
 	w->encoded = (o.flags & TS_WRITE_ENCODED) != 0;
 	w->name = strdup(name);
@@ -999,14 +1049,28 @@ TS_API int ts_writer_commit(ts_writer *w, ts_tensor_info *info)
 		goto fail;
 	}
 	finish_stats(w);
-	rc = ts__store_write(w->st, final_txn, w, w->name);
+	if (w->wgroup) {
+		ptrdiff_t k;
+		rc = ts__group_reserve(w->wgroup);
+		if (rc < 0)
+			goto fail;
+		k = ts__group_find(w->wgroup, w->name);
+		w->supersede_id = k >= 0 ? w->wgroup->items[k].rec.id : 0;
+		rc = ts__store_write(w->st, stage_txn, w, w->name);
+	} else {
+		rc = ts__store_write(w->st, final_txn, w, w->name);
+	}
 	if (rc < 0) {
-		rc = ts__err_wrap(rc, "committing tensor '%s'", w->name);
+		rc = ts__err_wrap(rc, "%s tensor '%s'", w->wgroup ? "staging" : "committing", w->name);
 		goto fail;
 	}
 	if (info)
 		ts__tensor_rec_to_info(&w->rec, info);
 	w->pending_written = 0;
+	if (w->wgroup) {
+		ts__group_add(w->wgroup, w->name, &w->rec, (w->flags & TS_WRITE_REPLACE) != 0);
+		w->name = NULL; /* the group's now */
+	}
 	writer_free(w);
 	return 0;
 fail:

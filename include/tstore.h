@@ -423,7 +423,7 @@ TS_API void ts_open_opts_init(ts_open_opts *opts);
  */
 TS_API int ts_store_open(ts_store **out, const char *path, const ts_open_opts *opts);
 /** Close the store and free the handle. NULL is accepted. No call may be in progress on @p st,
- *  and no writer of it may be open (abort or commit it first). */
+ *  and no writer or write group of it may be open (abort or commit it first). */
 TS_API void ts_store_close(ts_store *st);
 
 /** The I/O backend in effect (never TS_IO_DEFAULT). */
@@ -501,6 +501,7 @@ TS_API int ts_tensor_delete(ts_store *st, const char *name);
 /* -- Writer ------------------------------------------------------------------------------- */
 
 typedef struct ts_writer ts_writer;
+typedef struct ts_group ts_group; /* a write group: see "Write groups" below */
 
 #define TS_WRITE_REPLACE 0x1u /**< replace an existing tensor of the same name at commit */
 #define TS_WRITE_ENCODED 0x2u /**< data arrives encoded: see ts_writer_append_encoded() */
@@ -514,10 +515,13 @@ typedef struct ts_write_opts {
 	float tensor_scale;  /**< TS_WRITE_ENCODED only: the decode scale exactly as the source
 				  stores it (e.g. ModelOpt's weight_scale_2), overriding the one
 				  derived from amax; NaN = derive it from amax */
+	ts_group *group;     /**< NULL: ts_writer_commit() publishes the tensor; else it stages
+				  it in this open write group of the same store, to be published
+				  with the group by ts_group_commit() */
 } ts_write_opts;
 
 /** Fill @p opts with the defaults: no flags, amax NaN (not given), page_bytes 0 (by codec),
- *  tensor_scale NaN. */
+ *  tensor_scale NaN, group NULL. */
 TS_API void ts_write_opts_init(ts_write_opts *opts);
 
 /**
@@ -531,7 +535,8 @@ TS_API void ts_write_opts_init(ts_write_opts *opts);
  * @param out  receives the writer; it must end in ts_writer_commit() or ts_writer_abort().
  * @param opts NULL: defaults (ts_write_opts_init()).
  * @return 0; TS_EEXIST if @p name exists and TS_WRITE_REPLACE is not set; TS_EREADONLY;
- *         TS_EINVAL (bad name, shape, configuration, page size, missing or non-finite amax);
+ *         TS_EINVAL (bad name, shape, configuration, page size, missing or non-finite amax,
+ *         opts->group not open on @p st);
  *         TS_EDTYPE (a source dtype the codec cannot take); TS_ENOTSUP (TS_WRITE_ENCODED for a
  *         codec other than nvfp4, mxfp4, fp8); TS_EBUSY if another writer is active.
  * Threads: a writer is used by one thread at a time (any thread); it encodes on the store's
@@ -564,6 +569,9 @@ TS_API int ts_writer_append_encoded(ts_writer *w, const void *codes, size_t code
 /** Finish the tensor and make it visible atomically, replacing (with TS_WRITE_REPLACE) the old
  *  tensor of that name in the same transaction. @p w is freed whatever the result; on failure
  *  nothing becomes visible. @p info (may be NULL) receives the new tensor's description.
+ *  A writer begun with opts->group stages the tensor in that group instead: its pages are all
+ *  committed but nothing becomes visible until ts_group_commit(); a tensor of the same name
+ *  staged earlier in the group is superseded (its pages are removed in the same transaction).
  *  @return 0; TS_EINVAL if fewer elements than the shape holds were appended; TS_EEXIST; the
  *          error of an earlier append; TS_ENOSPC; TS_EIO. */
 TS_API int ts_writer_commit(ts_writer *w, ts_tensor_info *info);
@@ -571,6 +579,55 @@ TS_API int ts_writer_commit(ts_writer *w, ts_tensor_info *info);
 /** Discard the tensor being written, removing the pages already committed, and free @p w.
  *  NULL accepted. */
 TS_API void ts_writer_abort(ts_writer *w);
+
+/* -- Write groups ------------------------------------------------------------------------- */
+
+/*
+ * A write group publishes several tensors at once, or none: tensors written with
+ * ts_write_opts.group are staged by ts_writer_commit() — every page committed to the store as
+ * it is encoded, so memory stays bounded however many and however large the tensors are, but
+ * no record visible — and ts_group_commit() publishes them all in ONE write transaction,
+ * replacing (TS_WRITE_REPLACE) existing tensors of the same names and freeing their pages.
+ * Until then readers see the store as before the group; ts_group_abort() discards the staged
+ * tensors. A process killed at any point leaves either none or all of the group visible; what
+ * it staged is an interrupted write that the next writer removes (docs/FORMAT.md, section 7).
+ *
+ * One group per store handle at a time. Writers of the group run one at a time, as all writers
+ * do; writers without a group may run between them (they are published as usual).
+ * ts_store_check() cannot repair while a group is open (TS_EBUSY).
+ */
+
+/**
+ * Open a write group on @p st (opened for writing).
+ * @param out receives the group; it must end in ts_group_commit() or ts_group_abort(), before
+ *            ts_store_close().
+ * @return 0; TS_EBUSY if a group is open on @p st already; TS_EREADONLY; TS_EINVAL; TS_ENOMEM.
+ * Threads: a group is used by one thread at a time (any thread).
+ */
+TS_API int ts_group_begin(ts_group **out, ts_store *st);
+
+/**
+ * Publish every tensor staged in @p g in one write transaction and free @p g. Existing tensors
+ * of staged names are replaced (their pages freed) if their writer had TS_WRITE_REPLACE; a
+ * name that exists without it fails the whole group. On failure nothing is published, the
+ * staged tensors are discarded and @p g is freed too — except for TS_EBUSY.
+ * @param published (may be NULL) number of tensors published.
+ * @return 0; TS_EBUSY if a writer of the group, or another writer of the store, is still open
+ *         (nothing happened: @p g stays open; end the writer and call again); TS_EEXIST;
+ *         TS_ENOSPC (a full disk; the store is as before the group); TS_EINVAL; TS_EIO.
+ */
+TS_API int ts_group_commit(ts_group *g, uint64_t *published);
+
+/**
+ * Discard every tensor staged in @p g, removing their pages, and free @p g. The store is as
+ * before the group. If the removal fails (a full disk) the pages stay, invisible, until the
+ * next writer removes them. NULL accepted. No writer of the group may be open; a writer of
+ * another thread is waited for.
+ */
+TS_API void ts_group_abort(ts_group *g);
+
+/** Number of tensors staged in @p g (a name staged twice counts once); 0 for NULL. */
+TS_API size_t ts_group_count(const ts_group *g);
 
 /* -- Cache -------------------------------------------------------------------------------- */
 

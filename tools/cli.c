@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tools/cli.h"
@@ -75,6 +76,19 @@ int cli_open_store(const char *cmd, ts_store **st, const char *path, unsigned fl
 	ts_open_opts_init(&o);
 	o.flags = flags;
 	o.threads = threads;
+	/* TSTORE_MAP_MAX: the most bytes the store may grow to (docs/CLI.md): a full disk on
+	 * demand, e.g. for testing what a failing write leaves. */
+	const char *mm = getenv("TSTORE_MAP_MAX");
+	if (mm && *mm) {
+		char *e;
+		unsigned long long v = strtoull(mm, &e, 10);
+		if (*e || v == 0) {
+			cli_error(cmd, NULL, "TSTORE_MAP_MAX='%s' is not a positive number of bytes", mm);
+			*st = NULL;
+			return TS_EINVAL;
+		}
+		o.map_max = v;
+	}
 	int rc = ts_store_open(st, path, &o);
 	if (rc < 0)
 		cli_error_ts(cmd, rc, "cannot open store %s", path);

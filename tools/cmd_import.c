@@ -7,18 +7,20 @@
  *      for its amax and its non-finite values. Anything wrong stops the command here, before
  *      the store is touched (it is not even created).
  *   2. Write: tensor by tensor, in name order, streamed from the mapped source through the
- *      writer in CHUNK_BYTES pieces (bounded memory whatever the tensor's size).
+ *      writer in CHUNK_BYTES pieces (bounded memory whatever the tensor's size), every tensor
+ *      staged in ONE write group (ts_group_begin): its pages go to the store as they are
+ *      encoded, but nothing is visible until the group is published, all at once, at the end.
  *
  * Invariants
- *   1. Atomicity of a failing command: when writing fails (disk full, I/O error, a codec
- *      error), the tensor being written is aborted and every tensor this command created is
- *      deleted again; a store the command created is removed. The store is as it was before the
- *      command. Exception, documented: with --replace, tensors already replaced keep their new
- *      contents (the old contents are gone once a replacement commits).
- *   2. SIGINT (Ctrl-C) aborts the tensor being written and stops: the store is as it was before
- *      that tensor; tensors committed before it are kept and reported, and
- *      `--skip-existing` resumes. A second SIGINT terminates at once (LMDB keeps the store
- *      consistent; the next writer cleans up the aborted tensor's pages).
+ *   1. Atomicity of the whole command: the group is published in one transaction only when
+ *      every tensor was written. When writing fails (disk full, I/O error, a codec error) or
+ *      the publication itself fails, the group is discarded: the store is exactly as it was
+ *      before the command, replaced tensors included (their old versions were never touched);
+ *      a store the command created is removed. A killed process leaves the old state too (the
+ *      staged pages are an interrupted write that the next writer removes).
+ *   2. SIGINT (Ctrl-C) stops at the next chunk and discards the group: the store is as it was
+ *      before the command. A second SIGINT terminates at once (the same as a kill: nothing of
+ *      the command is visible; the next writer cleans up).
  *   3. The policy (see usage()) decides every tensor's codec; the summary prints it.
  *   4. ModelOpt NVFP4 groups (x U8 [r, c/2], x_scale F8_E4M3 [r, c/16], x_scale_2 F32 scalar)
  *      are stored as one NVFP4 tensor x [r, c] from their encoded bytes, never requantized;
@@ -108,10 +110,14 @@ static void usage(FILE *f)
 		"whole and rewritten. Integer and bool tensors are always stored raw. ModelOpt NVFP4\n"
 		"tensors (x U8 + x_scale F8_E4M3 + x_scale_2 F32) are stored as NVFP4 as they are.\n"
 		"Names already in STORE are an error unless --replace or --skip-existing.\n\n"
-		"Atomicity: sources are validated completely before the store is touched. If writing\n"
-		"fails, the tensors this command created are deleted again (a store it created is\n"
-		"removed); with --replace, tensors already replaced keep their new contents. Ctrl-C\n"
-		"leaves the store as it was before the interrupted tensor and exits with 130.\n",
+		"Atomicity: sources are validated completely before the store is touched; every\n"
+		"tensor is then written invisibly and all are published together in one transaction\n"
+		"at the end. If anything fails (a tensor that cannot be encoded, a bad source, a full\n"
+		"disk), nothing is published: the store is exactly as it was before the command,\n"
+		"tensors replaced by --replace included (a store the command created is removed).\n"
+		"Ctrl-C, or a killed process, likewise leaves the store as it was before the command\n"
+		"(exit status 130 for Ctrl-C); the pages written meanwhile are reclaimed by the next\n"
+		"writer.\n",
 		DEFAULT_MAX_ERROR, TINY_ELEMENTS, SAMPLE_ELEMENTS);
 }
 
@@ -303,14 +309,15 @@ static int analyze(const plan *q, const opts *o, int whole, ts_codec_config *cfg
 }
 
 /* Stream a tensor's elements through a writer. */
-static int write_plain(ts_store *st, const plan *q, const ts_codec_config *cfg, int replace,
-		       progress *pr, ts_tensor_info *info)
+static int write_plain(ts_store *st, ts_group *g, const plan *q, const ts_codec_config *cfg,
+		       int replace, progress *pr, ts_tensor_info *info)
 {
 	const st_tensor *t = q->t;
 	ts_write_opts wo;
 	ts_writer *w = NULL;
 	ts_write_opts_init(&wo);
 	wo.flags = replace ? TS_WRITE_REPLACE : 0;
+	wo.group = g;
 	wo.amax = q->amax;
 	int rc = ts_writer_begin(&w, st, t->name, t->dtype, t->ndim, t->shape, cfg, &wo);
 	if (rc < 0)
@@ -338,27 +345,8 @@ static int write_plain(ts_store *st, const plan *q, const ts_codec_config *cfg, 
 	return ts_writer_commit(w, info);
 }
 
-/* The amax whose tensor scale is exactly g (the writer derives the scale from the amax). */
-static int amax_for_scale(const ts_codec_config *cfg, float g, float *amax)
-{
-	float a = g * 2688.0f, up = a, down = a;
-	for (int i = 0; i < 64; i++) {
-		if (ts_codec_tensor_scale(cfg, up) == g) {
-			*amax = up;
-			return 0;
-		}
-		if (ts_codec_tensor_scale(cfg, down) == g) {
-			*amax = down;
-			return 0;
-		}
-		up = nextafterf(up, INFINITY);
-		down = nextafterf(down, 0);
-	}
-	return -1;
-}
-
 /* A ModelOpt NVFP4 group, appended in its encoded form. */
-static int write_modelopt(ts_store *st, const plan *q, int replace, progress *pr,
+static int write_modelopt(ts_store *st, ts_group *g, const plan *q, int replace, progress *pr,
 			  ts_tensor_info *info)
 {
 	const st_tensor *t = q->t, *s = q->scale;
@@ -368,14 +356,12 @@ static int write_modelopt(ts_store *st, const plan *q, int replace, progress *pr
 	ts_codec_config cfg = ts_codec_config_default(TS_CODEC_NVFP4);
 	ts_write_opts wo;
 	ts_writer *w = NULL;
-	float g;
-	memcpy(&g, q->scale2->data, 4);
+	float g2;
+	memcpy(&g2, q->scale2->data, 4);
 	ts_write_opts_init(&wo);
 	wo.flags = TS_WRITE_ENCODED | (replace ? TS_WRITE_REPLACE : 0);
-	if (amax_for_scale(&cfg, g, &wo.amax) < 0) {
-		ts_error_clear();
-		return TS_ERANGE;
-	}
+	wo.tensor_scale = g2; /* exactly as the source stores it (invariant 4) */
+	wo.group = g;
 	int rc = ts_writer_begin(&w, st, t->name, TS_BF16, 2, shape, &cfg, &wo);
 	if (rc < 0)
 		return rc;
@@ -432,14 +418,13 @@ static void note_result(summary *sm, const plan *q, const ts_tensor_info *info)
 }
 
 static void print_summary(const summary *sm, const opts *o, const char *store, size_t nfiles,
-			  double secs, int partial)
+			  double secs)
 {
 	char a[32], b[32], r[32];
 	if (cli_quiet)
 		return;
-	printf("import: %s%zu tensors from %zu file%s into %s in %.1f s (%s/s)\n",
-	       partial ? "interrupted after " : "", sm->tensors, nfiles, nfiles == 1 ? "" : "s",
-	       store, secs, progress_size(r, sizeof r, secs > 0 ? (double)sm->bytes_in / secs : 0));
+	printf("import: %zu tensors from %zu file%s into %s in %.1f s (%s/s)\n", sm->tensors,
+	       nfiles, nfiles == 1 ? "" : "s", store, secs, progress_size(r, sizeof r, secs > 0 ? (double)sm->bytes_in / secs : 0));
 	if (o->codec < 0)
 		printf("  policy: auto, fewest bytes with relative RMS error <= %g%%; lossless: 1-D, "
 		       "< %d elements, NaN/Inf, integer/bool%s\n",
@@ -583,8 +568,7 @@ int cmd_import(int argc, char **argv)
 	ts_store *st = NULL;
 	summary sm;
 	memset(&sm, 0, sizeof sm);
-	char **created = NULL;
-	size_t ncreated = 0;
+	ts_group *grp = NULL;
 	int store_created = 0;
 	struct sigaction sa, old_sa;
 	int sig_installed = 0;
@@ -659,16 +643,16 @@ int cmd_import(int argc, char **argv)
 		progress_end(&pr);
 	}
 
-	/* Phase 2: write. */
+	/* Phase 2: write, every tensor staged in one group (invariant 1). */
 	if (cli_open_store(CMD, &st, store_path, TS_OPEN_WRITE | TS_OPEN_CREATE, o.jobs) < 0) {
 		status = CLI_USAGE;
 		if (store_created)
 			remove_store(store_path);
 		goto out;
 	}
-	created = calloc(npl ? npl : 1, sizeof *created);
-	if (!created) {
-		cli_error(CMD, NULL, "out of memory");
+	int grc = ts_group_begin(&grp, st);
+	if (grc < 0) {
+		cli_error_ts(CMD, grc, "cannot begin writing to %s", store_path);
 		goto rollback;
 	}
 	memset(&sa, 0, sizeof sa);
@@ -690,7 +674,7 @@ int cmd_import(int argc, char **argv)
 		const st_tensor *t = q->t;
 		ts_tensor_info info;
 		ts_codec_config cfg;
-		int rc, replace = q->exists && o.replace, added = 0;
+		int rc, replace = q->exists && o.replace;
 		if (q->exists && o.skip_existing) {
 			sm.skipped++;
 			continue;
@@ -698,12 +682,7 @@ int cmd_import(int argc, char **argv)
 		if (interrupted)
 			break;
 		if (q->kind == P_MODELOPT) {
-			rc = write_modelopt(st, q, replace, &pr, &info);
-			if (rc == TS_ERANGE && !ts_error_last()[0]) {
-				progress_clear(&pr);
-				cli_error(CMD, t->name, "no amax gives the tensor scale of its _scale_2");
-				goto rollback;
-			}
+			rc = write_modelopt(st, grp, q, replace, &pr, &info);
 			if (rc == 0)
 				sm.modelopt++;
 		} else {
@@ -734,75 +713,73 @@ int cmd_import(int argc, char **argv)
 					goto rollback;
 				}
 			}
-			rc = write_plain(st, q, &cfg, replace, &pr, &info);
+			rc = write_plain(st, grp, q, &cfg, replace, &pr, &info);
 			if (rc == 0 && o.codec < 0 && q->kind == P_FLOAT && cfg.codec != TS_CODEC_RAW &&
 			    info.error.rel_rms_pct > o.max_error) {
-				/* The sample misled the analyser: measure the whole tensor and rewrite. */
-				if (!replace) {
-					created[ncreated++] = t->name;
-					added = 1;
-				}
+				/* The sample misled the analyser: measure the whole tensor and write it
+				 * again; the new version supersedes the one staged in the group. */
 				rc = analyze(q, &o, 1, &cfg);
 				if (rc == 0)
-					rc = write_plain(st, q, &cfg, 1, &pr, &info);
+					rc = write_plain(st, grp, q, &cfg, replace, &pr, &info);
 				sm.rewritten++;
 			}
 		}
-		if (rc == TS_ECANCELED || interrupted) {
-			progress_clear(&pr);
-			if (!cli_quiet)
-				fprintf(stderr,
-					"tstore: import: interrupted: tensor '%s' not imported; the %zu "
-					"tensors imported before it are kept (rerun with --skip-existing to "
-					"continue)\n",
-					t->name, sm.tensors);
-			print_summary(&sm, &o, store_path, ck.file_count, progress_now() - t0, 1);
-			status = CLI_INTERRUPTED;
-			goto out;
-		}
+		if (rc == TS_ECANCELED || interrupted)
+			break;
 		if (rc < 0) {
 			progress_clear(&pr);
 			cli_error_ts(CMD, rc, "cannot import tensor '%s'", t->name);
 			goto rollback;
 		}
-		if (!replace && !added)
-			created[ncreated++] = t->name;
 		note_result(&sm, q, &info);
 	}
-	progress_end(&pr);
 	if (interrupted) {
-		print_summary(&sm, &o, store_path, ck.file_count, progress_now() - t0, 1);
+		/* Invariant 2: nothing of the command is published. */
+		progress_clear(&pr);
+		ts_group_abort(grp);
+		grp = NULL;
+		if (store_created) {
+			ts_store_close(st);
+			st = NULL;
+			remove_store(store_path);
+		}
+		fprintf(stderr, "tstore: import: interrupted: nothing imported; %s\n",
+			store_created ? "the store it created is removed"
+				      : "the store is as it was before the command");
 		status = CLI_INTERRUPTED;
 		goto out;
 	}
-	print_summary(&sm, &o, store_path, ck.file_count, progress_now() - t0, 0);
+	progress_end(&pr);
+	uint64_t published = 0;
+	grc = ts_group_commit(grp, &published);
+	grp = NULL;
+	if (grc < 0) {
+		cli_error_ts(CMD, grc, "cannot publish the imported tensors in %s", store_path);
+		goto rollback;
+	}
+	print_summary(&sm, &o, store_path, ck.file_count, progress_now() - t0);
 	status = CLI_OK;
 	goto out;
 
 rollback:
-	/* Invariant 1: undo what this command created. */
+	/* Invariant 1: nothing of the command is published. */
+	ts_group_abort(grp);
+	grp = NULL;
 	if (store_created) {
 		ts_store_close(st);
 		st = NULL;
 		remove_store(store_path);
 		fprintf(stderr, "tstore: import: nothing imported (store %s removed)\n", store_path);
-	} else if (st) {
-		size_t undone = 0;
-		for (size_t k = ncreated; k-- > 0;) {
-			int rc = ts_tensor_delete(st, created[k]);
-			if (rc < 0 && rc != TS_ENOTFOUND)
-				cli_error_ts(CMD, rc, "rollback: cannot delete tensor '%s'", created[k]);
-			else
-				undone++;
-		}
-		fprintf(stderr, "tstore: import: nothing imported (%zu tensors rolled back)\n", undone);
+	} else {
+		fprintf(stderr, "tstore: import: nothing imported (store %s is as it was)\n",
+			store_path);
 	}
 	status = CLI_FAIL;
 out:
 	if (sig_installed)
 		sigaction(SIGINT, &old_sa, NULL);
+	ts_group_abort(grp);
 	ts_store_close(st);
-	free(created);
 	free(pl);
 	st_checkpoint_close(&ck);
 	free(o.keep);

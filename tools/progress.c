@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,9 +33,22 @@ const char *progress_size(char *buf, size_t size, double bytes)
 	return buf;
 }
 
+/* TSTORE_PROGRESS_SECONDS overrides the plain-line interval (0: a line at every update). */
+static double plain_seconds(void)
+{
+	const char *s = getenv("TSTORE_PROGRESS_SECONDS");
+	char *e;
+	double v;
+	if (!s || !*s)
+		return PROGRESS_PLAIN_SECONDS;
+	v = strtod(s, &e);
+	return *e || !(v >= 0) ? PROGRESS_PLAIN_SECONDS : v;
+}
+
 void progress_begin(progress *p, const char *label, uint64_t total, int bytes, int quiet)
 {
 	memset(p, 0, sizeof *p);
+	p->every = plain_seconds();
 	p->label = label;
 	p->total = total;
 	p->bytes = bytes;
@@ -95,7 +109,7 @@ void progress_add(progress *p, uint64_t n, const char *what)
 	if (p->quiet)
 		return;
 	double now = progress_now();
-	double every = p->tty ? 0.1 : PROGRESS_PLAIN_SECONDS;
+	double every = p->tty ? 0.1 : p->every;
 	if (now - p->last < every)
 		return;
 	p->last = now;
@@ -116,7 +130,7 @@ void progress_end(progress *p)
 		return;
 	double now = progress_now();
 	/* Short work needs no progress at all in logs. */
-	if (!p->tty && now - p->t0 < PROGRESS_PLAIN_SECONDS)
+	if (!p->tty && now - p->t0 < p->every)
 		return;
 	draw(p, now, NULL, 1);
 	if (p->tty)

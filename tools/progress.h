@@ -4,8 +4,9 @@
  * Invariants
  *   1. When stderr is a terminal: one line redrawn in place (at most 10 times a second) with a
  *      bar, the amount done, the rate and the ETA; finished by a newline in progress_end().
- *   2. Otherwise: a plain line at most every PROGRESS_PLAIN_SECONDS seconds, and one at the end,
- *      so that logs stay short.
+ *   2. Otherwise: a plain line at most every PROGRESS_PLAIN_SECONDS seconds (the environment's
+ *      TSTORE_PROGRESS_SECONDS if set, 0 meaning every update), and one at the end unless the
+ *      work took less than that, so that logs stay short.
  *   3. A quiet progress (-q) prints nothing. Nothing is allocated.
  */
 #ifndef TS_TOOLS_PROGRESS_H
@@ -25,6 +26,7 @@ typedef struct progress {
 	int tty;
 	double t0;
 	double last;
+	double every; /* plain lines: seconds between lines */
 	int drawn;
 } progress;
 

@@ -28,6 +28,15 @@ expect 0 "$TSTORE" export --dtype f32 "$T/b.tst" "$T/b32.safetensors" $N2
 expect 0 "$STCHECK" compare "$T/a32.safetensors" "$T/b32.safetensors" --exact
 # the decoded values are those of the original within NVFP4's error
 expect 0 "$STCHECK" compare "$T/b32.safetensors" "$S" --subset --max-rel 14
+# the tensor scale is stored exactly as weight_scale_2, even a value that no amax gives
+# (0x3a51b719 = 0.000800000096: no float32 a has fl(a / 2688) equal to it)
+cp "$T/mo.safetensors" "$T/g.safetensors"
+expect 0 "$STCHECK" poke "$T/g.safetensors" model.layers.0.mlp.down_proj.weight_scale_2 19b7513a
+expect 0 "$TSTORE" import "$T/g.tst" "$T/g.safetensors"
+expect 0 "$TSTORE" export --layout modelopt "$T/g.tst" "$T/g2.safetensors"
+expect 0 "$STCHECK" compare "$T/g.safetensors" "$T/g2.safetensors" --exact
+expect 0 "$TSTORE" inspect --json "$T/g.tst" model.layers.0.mlp.down_proj.weight
+out_has '"tensor_scale": 0.000800000096'
 # a broken group is rejected before anything is written
 expect 0 "$TSTORE" export --layout modelopt "$T/a.tst" "$T/part.safetensors" lm_head.weight
 "$STCHECK" info "$T/part.safetensors" | wc -l | grep -qx 3 || fail "one NVFP4 tensor gives three"

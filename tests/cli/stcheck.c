@@ -12,6 +12,8 @@
  *   stcheck flip FILE SRC.safetensors NAME
  *        find the first 64 data bytes of tensor NAME of SRC inside FILE (a store holding it
  *        raw) and flip one bit in the middle of them: a damaged page for fsck tests.
+ *   stcheck poke FILE NAME HEX
+ *        overwrite the first bytes of tensor NAME's data in FILE with HEX (hex digit pairs).
  *
  * Exit 0 when the check holds, 1 when it does not (with the reason), 2 on usage errors.
  */
@@ -303,6 +305,35 @@ static int flip(const char *path, const char *src, const char *name)
 	return 0;
 }
 
+/* Overwrite the first bytes of tensor @p name's data in @p path with @p hex (pairs of hex
+ * digits), e.g. to give a ModelOpt weight_scale_2 a chosen value. */
+static int poke(const char *path, const char *name, const char *hex)
+{
+	st_file f;
+	size_t nb = strlen(hex) / 2;
+	open_or_die(&f, path);
+	const st_tensor *t = st_find(&f, name);
+	if (!t || strlen(hex) % 2 || nb == 0 || nb > t->end - t->begin) {
+		fprintf(stderr, "stcheck: poke: no tensor '%s' of at least %zu bytes in %s, or bad "
+			"hex '%s'\n", name, nb, path, hex);
+		return 2;
+	}
+	size_t off = (size_t)(f.data_start + t->begin), n;
+	st_close(&f);
+	uint8_t *m = map_file(path, &n, 1);
+	for (size_t i = 0; i < nb; i++) {
+		unsigned v;
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
+			fprintf(stderr, "stcheck: poke: bad hex '%s'\n", hex);
+			return 2;
+		}
+		m[off + i] = (uint8_t)v;
+	}
+	msync(m, n, MS_SYNC);
+	munmap(m, n);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	double max_rel = 0;
@@ -324,11 +355,14 @@ int main(int argc, char **argv)
 		return json_check(pos[1]);
 	if (n == 4 && !strcmp(pos[0], "flip"))
 		return flip(pos[1], pos[2], pos[3]);
+	if (n == 4 && !strcmp(pos[0], "poke"))
+		return poke(pos[1], pos[2], pos[3]);
 	if (n == 3 && !strcmp(pos[0], "compare"))
 		return compare(pos[1], pos[2], max_rel, exact, subset);
 	if (n == 5 && !strcmp(pos[0], "npy"))
 		return npy_check(pos[1], pos[2], pos[3], pos[4], max_rel);
 	fprintf(stderr, "usage: stcheck info FILE | compare A B [--max-rel PCT] [--exact] [--subset] |"
-			" npy OUT.npy SRC NAME RANGE [--max-rel PCT] | json FILE | flip FILE SRC NAME\n");
+			" npy OUT.npy SRC NAME RANGE [--max-rel PCT] | json FILE | flip FILE SRC NAME |"
+			" poke FILE NAME HEX\n");
 	return 2;
 }

@@ -35,7 +35,7 @@
 
 #include "tstore.h"
 
-#define MAXT 16
+#define MAXT 48
 #define PAGE 4096
 
 typedef struct tdef {
@@ -57,6 +57,15 @@ static const tdef defs[] = {
 	{"model.embed_tokens.weight", TS_CODEC_RAW, TS_BF16, 3, {7, 9, 33}, 4080},
 	{"model.norm.bias", TS_CODEC_RAW, TS_F32, 2, {4, 4}, 0},
 	{"lm_head.weight", TS_CODEC_NVFP4, TS_F32, 4, {3, 5, 7, 48}, 4080},
+	/* ~260 small pages: the pages database needs a branch page above several leaves */
+	{"model.layers.1.mlp.gate_proj.weight", TS_CODEC_RAW, TS_F32, 2, {256, 1000}, 4080},
+	/* enough records that the tensors database has a branch page too */
+#define SMALL(i) {"model.layers." #i ".post_attention_layernorm.weight", TS_CODEC_RAW, TS_F32, \
+		  1, {24}, 0}
+	SMALL(10), SMALL(11), SMALL(12), SMALL(13), SMALL(14), SMALL(15), SMALL(16), SMALL(17),
+	SMALL(18), SMALL(19), SMALL(20), SMALL(21), SMALL(22), SMALL(23), SMALL(24), SMALL(25),
+	SMALL(26), SMALL(27), SMALL(28), SMALL(29), SMALL(30), SMALL(31), SMALL(32), SMALL(33),
+#undef SMALL
 };
 #define NT (sizeof defs / sizeof defs[0])
 
@@ -347,8 +356,16 @@ static int copy_file(const char *to, const uint8_t *img, size_t n)
 
 /* LMDB page classes, from the page headers of the undamaged file: flags at byte 10 (u16),
  * an overflow run's page count at byte 12 (u32). */
-enum { C_META, C_TREE, C_OVF, C_OTHER, C_COUNT };
-static const char *const cname[C_COUNT] = {"meta", "branch/leaf", "overflow", "other"};
+enum { C_META, C_BRANCH, C_LEAF, C_OVF, C_OTHER, C_COUNT };
+static const char *const cname[C_COUNT] = {"meta", "branch", "leaf", "overflow", "other"};
+
+/* What a trial aims at (t % T_COUNT): anywhere in the file; the fields of a meta page (its
+ * first 160 bytes: magic, page size, both tree records, last page, txnid); the used bytes of a
+ * branch or a leaf page (header and node index, or the nodes: headers, keys, values, child page
+ * numbers); anywhere in a branch or leaf page; an overflow page. */
+enum { T_ANY, T_META_FIELDS, T_BRANCH_USED, T_LEAF_USED, T_TREE_ANY, T_OVF, T_COUNT };
+static const char *const tname[T_COUNT] = {"anywhere", "meta fields", "branch used bytes",
+					   "leaf used bytes", "branch/leaf anywhere", "overflow"};
 
 int main(int argc, char **argv)
 {
@@ -441,15 +458,22 @@ int main(int argc, char **argv)
 				cls[p + k] = C_OVF;
 			p += n ? n - 1 : 0;
 			continue;
-		} else if (flags & 3)
-			cls[p] = C_TREE;
+		} else if (flags & 1)
+			cls[p] = C_BRANCH;
+		else if (flags & 2)
+			cls[p] = C_LEAF;
 		else
 			cls[p] = C_OTHER;
 	}
 	for (size_t p = 0; p < npages; p++)
 		ccount[cls[p]]++;
-	printf("corrupt: store of %zu bytes: %zu meta, %zu branch/leaf, %zu overflow, %zu other pages\n",
-	       fsize, ccount[C_META], ccount[C_TREE], ccount[C_OVF], ccount[C_OTHER]);
+	printf("corrupt: store of %zu bytes: %zu meta, %zu branch, %zu leaf, %zu overflow, %zu other "
+	       "pages\n", fsize, ccount[C_META], ccount[C_BRANCH], ccount[C_LEAF], ccount[C_OVF],
+	       ccount[C_OTHER]);
+	if (!ccount[C_BRANCH] || !ccount[C_LEAF] || !ccount[C_OVF]) {
+		fprintf(stderr, "corrupt: the store lacks branch, leaf or overflow pages\n");
+		return 2;
+	}
 
 	shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED)
@@ -459,29 +483,43 @@ int main(int argc, char **argv)
 	uint64_t open_fail = 0, crashes = 0, hangs = 0, fsck_crash = 0, fsck_hang = 0;
 	uint64_t fsck_missed = 0, fsck_false = 0, fsck_agree = 0, damaged_trials = 0;
 	uint64_t by_class[C_COUNT] = {0}, damaged_by_class[C_COUNT] = {0};
+	uint64_t by_target[T_COUNT] = {0}, damaged_by_target[T_COUNT] = {0};
+	uint64_t open_fail_by_target[T_COUNT] = {0};
 	static const int ios[3] = {TS_IO_URING, TS_IO_PREAD, TS_IO_MMAP};
 
 	for (int t = first; t < first + trials; t++) {
 		rng_state = seed + (uint64_t)t * 0x9e3779b97f4a7c15ull;
 		memcpy(work, img, fsize);
-		int want = t % 4; /* 0 anywhere, 1 meta, 2 branch/leaf, 3 overflow */
+		int want = t % T_COUNT;
 		size_t page;
-		int c;
-		if (want == 0 || !ccount[want == 1 ? C_META : want == 2 ? C_TREE : C_OVF]) {
+		do
 			page = rnd() % npages;
-		} else {
-			int wc = want == 1 ? C_META : want == 2 ? C_TREE : C_OVF;
-			do
-				page = rnd() % npages;
-			while (cls[page] != wc);
-		}
-		c = cls[page];
+		while ((want == T_META_FIELDS && cls[page] != C_META) ||
+		       (want == T_BRANCH_USED && cls[page] != C_BRANCH) ||
+		       (want == T_LEAF_USED && cls[page] != C_LEAF) ||
+		       (want == T_TREE_ANY && cls[page] != C_BRANCH && cls[page] != C_LEAF) ||
+		       (want == T_OVF && cls[page] != C_OVF));
+		int c = cls[page];
 		by_class[c]++;
+		by_target[want]++;
+		const uint8_t *h = img + page * PAGE;
+		unsigned lower = h[12] | h[13] << 8, upper = h[14] | h[15] << 8;
+		if (lower < 16 || lower > upper || upper > PAGE)
+			lower = 16, upper = 16;
 		int nflip = rnd() % 4 == 0 ? 2 + (int)(rnd() % 3) : 1;
 		char what[256];
-		int wl = snprintf(what, sizeof what, "%s page %zu:", cname[c], page);
+		int wl = snprintf(what, sizeof what, "%s, %s page %zu:", tname[want], cname[c], page);
 		for (int k = 0; k < nflip; k++) {
-			size_t off = page * PAGE + rnd() % PAGE;
+			size_t in = rnd() % PAGE;
+			if (want == T_META_FIELDS)
+				in = rnd() % 160;
+			else if ((want == T_BRANCH_USED || want == T_LEAF_USED) && rnd() % 2)
+				in = rnd() % lower; /* header and node index */
+			else if (want == T_BRANCH_USED || want == T_LEAF_USED)
+				in = upper + rnd() % (PAGE - upper + (upper == PAGE)); /* nodes */
+			if (in >= PAGE)
+				in = PAGE - 1;
+			size_t off = page * PAGE + in;
 			uint8_t x = (uint8_t)(1 + rnd() % 255);
 			work[off] ^= x;
 			if (wl < (int)sizeof what - 24)
@@ -494,7 +532,8 @@ int main(int argc, char **argv)
 			return perror(trial), 2;
 
 		memset(sh, 0, sizeof *sh);
-		rarg ra = {sh, trial, ios[t % 3], rnd()};
+		int io = ios[rnd() % 3];
+		rarg ra = {sh, trial, io, rnd()};
 		int st_status = 0;
 		int r = run_child(run_reader, &ra, timeout, &st_status);
 		int damaged = 0, wrong = 0;
@@ -504,6 +543,7 @@ int main(int argc, char **argv)
 			hangs++, damaged = 1;
 		if (sh->open_rc) {
 			open_fail++;
+			open_fail_by_target[want]++;
 			damaged = 1;
 		} else {
 			for (size_t i = 0; i < NT; i++) {
@@ -543,9 +583,10 @@ int main(int argc, char **argv)
 		}
 		damaged_trials += (uint64_t)damaged;
 		damaged_by_class[c] += (uint64_t)damaged;
+		damaged_by_target[want] += (uint64_t)damaged;
 		if (verbose || wrong || r || (tstore && fsck_problem >= 0 && fsck_problem != damaged)) {
 			printf("trial %d (%s, io %s): %s%s%s%s", t, what,
-			       ts_io_backend_name((ts_io_backend)ios[t % 3]),
+			       ts_io_backend_name((ts_io_backend)io),
 			       r == 1 ? "READER CRASHED " : r == 2 ? "READER HUNG " : "",
 			       wrong ? "WRONG DATA " : "", damaged ? "damaged" : "intact",
 			       fsck_problem < 0 ? "" : fsck_problem ? ", fsck: problems" : ", fsck: clean");
@@ -568,9 +609,14 @@ int main(int argc, char **argv)
 			}
 		}
 	}
-	printf("\ncorrupt: %d trials (seed %" PRIu64 "), damage by region:", trials, seed);
+	printf("\ncorrupt: %d trials (seed %" PRIu64 "); trials whose damage readers saw / trials, "
+	       "by page:", trials, seed);
 	for (int k = 0; k < C_COUNT; k++)
 		printf(" %s %" PRIu64 "/%" PRIu64, cname[k], damaged_by_class[k], by_class[k]);
+	printf("\n  by target (refused at open / seen / trials):");
+	for (int k = 0; k < T_COUNT; k++)
+		printf("%s %s %" PRIu64 "/%" PRIu64 "/%" PRIu64, k ? ";" : "", tname[k],
+		       open_fail_by_target[k], damaged_by_target[k], by_target[k]);
 	printf("\n  tensor reads: %" PRIu64 " clean, %" PRIu64 " detected (error; %" PRIu64
 	       " not naming the tensor), %" PRIu64 " SILENT WRONG DATA\n",
 	       reads_intact, reads_error, reads_unnamed, reads_wrong);
@@ -596,7 +642,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < MAXT; i++)
 		free(ref[i]);
 	munmap(sh, sizeof *sh);
-	int bad = reads_wrong || crashes || hangs || fsck_crash || fsck_hang || fsck_missed;
+	int bad = reads_wrong || crashes || hangs || fsck_crash || fsck_hang || fsck_missed ||
+		  fsck_false;
 	printf("corrupt: %s\n", bad ? "FAILED" : "passed");
 	return bad ? 1 : 0;
 }

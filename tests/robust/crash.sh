@@ -2,7 +2,8 @@
 # The crash suite: SIGKILL `tstore import`, `tstore import --replace` and `tstore rm` at random
 # moments. After every kill: the store opens, `tstore fsck` is clean, every tensor is absent or
 # bit-identical to what a completed command gives (tsdigest: a digest of every tensor read back
-# whole), and rerunning the command completes with the complete result.
+# whole), an import shows none or all of its tensors (one write group), and rerunning the
+# command completes with the complete result.
 #
 #   crash.sh [-k IMPORT_KILLS] [-r REPLACE_KILLS] [-m RM_KILLS] [-s tiny|small|demo] [-S SEED]
 # make check runs a short version (small data, a few kill points); make check-crash the long one
@@ -85,6 +86,8 @@ while [ "$survived_import" -lt "$kills" ]; do
 	fi
 	if [ -e "$T/s.tst" ]; then
 		n=$(check_after "$T/s.tst" "$T/a.dig" "import kill $i") || exit 1
+		[ "$n" -eq 0 ] || [ "$n" -eq "$ntensors" ] ||
+			fail "import kill $i: $n of $ntensors tensors visible (one group: none or all)"
 		"$TSTORE" import -q --skip-existing "$T/s.tst" "$T/a.safetensors" >"$T/cmd.out" 2>&1 ||
 			{ cat "$T/cmd.out"; fail "import kill $i: the rerun failed"; }
 	else
@@ -113,6 +116,10 @@ while [ "$survived_replace" -lt "$rkills" ]; do
 	n=$(check_after "$T/s.tst" "$T/ab.dig" "replace kill $i") || exit 1
 	[ "$n" -eq "$ntensors" ] || fail "replace kill $i: $n of $ntensors tensors left"
 	nb=$(grep -Fxc -f "$T/b.dig" "$T/s.dig")
+	# import publishes its tensors as one group: the old set or the new one, never a mix
+	nbonly=$(grep -Fxv -f "$T/a.dig" "$T/b.dig" | grep -Fxc -f - "$T/s.dig")
+	[ "$nbonly" -eq 0 ] || [ "$nbonly" -eq "$(grep -Fxvc -f "$T/a.dig" "$T/b.dig")" ] ||
+		fail "replace kill $i: a mix of old and new tensors ($nbonly replaced)"
 	"$TSTORE" import -q --replace "$T/s.tst" "$T/b.safetensors" >"$T/cmd.out" 2>&1 ||
 		{ cat "$T/cmd.out"; fail "replace kill $i: the rerun failed"; }
 	"$DIGEST" "$T/s.tst" >"$T/s.dig" || fail "replace kill $i: rerun result does not read"

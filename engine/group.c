@@ -1,0 +1,292 @@
+/*
+ * Write groups: tensors staged by several writers and published together, or not at all.
+ *
+ * A writer begun with ts_write_opts.group commits its pages as any writer does (in batches, so
+ * memory stays bounded) and, at ts_writer_commit(), stages the tensor: its last pages and its
+ * pending entry are committed, but its record is kept here, in memory, instead of being written
+ * to the tensors database. ts_group_commit() then writes every staged record, deletes the
+ * replaced tensors' pages and the staged tensors' pending entries, in ONE write transaction.
+ * ts_group_abort() deletes the staged tensors' pages and pending entries.
+ *
+ * Invariants
+ *   1. A staged tensor's pages are all committed, and its id is in the pending database, from
+ *      the moment it is staged until it is published or discarded. Readers never see it: no
+ *      record names it.
+ *   2. Publication is one LMDB write transaction: a process killed at any point leaves either
+ *      no tensor of the group visible or all of them. What a killed process staged is an
+ *      ordinary interrupted write (pending entries and their pages), removed by the next writer.
+ *   3. While a group is open on a handle (st->group), ts__writer_cleanup_pending() skips the
+ *      ids staged in it: their pending entries belong to a live write. items[] is sorted by
+ *      tensor id (ids rise with every writer; a superseded item is removed, its successor
+ *      appended), so the lookup is a binary search.
+ *   4. st->group and the items are changed only by the thread holding the writer slot
+ *      (writer_active) or while no writer is active, under writer_lock for st->group itself.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/error.h"
+#include "engine/store.h"
+
+int ts__group_owns(const ts_store *st, uint64_t id)
+{
+	const ts_group *g = st->group;
+	size_t lo = 0, hi;
+
+	if (!g)
+		return 0;
+	hi = g->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (g->items[mid].rec.id == id)
+			return 1;
+		if (g->items[mid].rec.id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+ptrdiff_t ts__group_find(const ts_group *g, const char *name)
+{
+	for (size_t i = 0; i < g->n; i++)
+		if (strcmp(g->items[i].name, name) == 0)
+			return (ptrdiff_t)i;
+	return -1;
+}
+
+int ts__group_reserve(ts_group *g)
+{
+	if (g->n < g->cap)
+		return 0;
+	size_t cap = g->cap ? 2 * g->cap : 16;
+	ts__staged *n = realloc(g->items, cap * sizeof(*n));
+	if (!n)
+		return ts__err(TS_ENOMEM, "write group: out of memory");
+	g->items = n;
+	g->cap = cap;
+	return 0;
+}
+
+void ts__group_add(ts_group *g, char *name, const ts__tensor_rec *rec, int replace)
+{
+	ptrdiff_t old = ts__group_find(g, name);
+
+	assert(g->n < g->cap);
+	if (old >= 0) {
+		free(g->items[old].name);
+		memmove(&g->items[old], &g->items[old + 1],
+			(g->n - (size_t)old - 1) * sizeof(g->items[0]));
+		g->n--;
+	}
+	assert(g->n == 0 || g->items[g->n - 1].rec.id < rec->id); /* invariant 3 */
+	g->items[g->n].name = name;
+	g->items[g->n].rec = *rec;
+	g->items[g->n].replace = replace;
+	g->n++;
+}
+
+TS_API int ts_group_begin(ts_group **out, ts_store *st)
+{
+	ts_group *g;
+
+	if (!out)
+		return ts__err(TS_EINVAL, "ts_group_begin: out is NULL");
+	*out = NULL;
+	if (!st)
+		return ts__err(TS_EINVAL, "ts_group_begin: store is NULL");
+	if (!(st->flags & TS_OPEN_WRITE))
+		return ts__err(TS_EREADONLY, "store '%s' is opened read-only", st->path);
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return ts__err(TS_ENOMEM, "ts_group_begin: out of memory");
+	g->st = st;
+	pthread_mutex_lock(&st->writer_lock);
+	if (st->group) {
+		pthread_mutex_unlock(&st->writer_lock);
+		free(g);
+		return ts__err(TS_EBUSY, "store '%s' has an open write group already", st->path);
+	}
+	st->group = g;
+	pthread_mutex_unlock(&st->writer_lock);
+	*out = g;
+	return 0;
+}
+
+/* Take the writer slot for the group's own transactions. A writer of the group still open is
+ * TS_EBUSY; another writer of the store (another thread's) is TS_EBUSY too, or, when @p wait,
+ * waited for. */
+static int take_slot(ts_group *g, int wait)
+{
+	ts_store *st = g->st;
+	const struct timespec ms = {0, 1000000};
+	int rc = 0;
+
+	pthread_mutex_lock(&st->writer_lock);
+	while (g->writers == 0 && st->writer_active && wait) {
+		pthread_mutex_unlock(&st->writer_lock);
+		nanosleep(&ms, NULL);
+		pthread_mutex_lock(&st->writer_lock);
+	}
+	if (g->writers > 0)
+		rc = ts__err(TS_EBUSY, "store '%s': a writer of the write group is still open",
+			     st->path);
+	else if (st->writer_active)
+		rc = ts__err(TS_EBUSY, "store '%s' has an active writer", st->path);
+	else
+		st->writer_active = 1;
+	pthread_mutex_unlock(&st->writer_lock);
+	return rc;
+}
+
+/* Release the writer slot, close the group on its store and free it. */
+static void group_end(ts_group *g)
+{
+	ts_store *st = g->st;
+
+	pthread_mutex_lock(&st->writer_lock);
+	st->writer_active = 0;
+	st->group = NULL;
+	pthread_mutex_unlock(&st->writer_lock);
+	for (size_t i = 0; i < g->n; i++)
+		free(g->items[i].name);
+	free(g->items);
+	free(g);
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+/* Delete the pending entry of staged id @p id; it must exist (invariant 1). */
+static int drop_pending(ts_store *st, MDB_txn *txn, const ts__staged *s)
+{
+	uint8_t kb[8];
+	MDB_val key = {8, kb};
+	int rc;
+
+	put_be64(kb, s->rec.id);
+	rc = mdb_del(txn, st->dbi_pending, &key, NULL);
+	if (rc == MDB_NOTFOUND)
+		return ts__err(TS_ECORRUPT, "staged tensor '%s' (id %" PRIu64 "): its pending entry "
+			       "vanished", s->name, s->rec.id);
+	return rc;
+}
+
+static int publish_txn(void *ud, MDB_txn *txn)
+{
+	ts_group *g = ud;
+	ts_store *st = g->st;
+	uint8_t rb[TS_RECORD_MAX];
+
+	for (size_t i = 0; i < g->n; i++) {
+		const ts__staged *s = &g->items[i];
+		size_t len = strlen(s->name), n;
+		MDB_val key = {len, s->name}, val;
+		int rc = mdb_get(txn, st->dbi_tensors, &key, &val);
+
+		if (rc == 0) {
+			ts__tensor_rec old;
+			if (!s->replace)
+				return ts__err(TS_EEXIST, "tensor '%s' exists (TS_WRITE_REPLACE not set)",
+					       s->name);
+			/* A damaged old record cannot name its pages: they stay, as orphans that
+			 * ts_store_check() finds and repairs. */
+			if (ts__tensor_rec_decode_named(&old, s->name, len, val.mv_data,
+							val.mv_size) == 0) {
+				rc = ts__pages_delete(st, txn, old.id, NULL);
+				if (rc)
+					return rc;
+			}
+		} else if (rc != MDB_NOTFOUND) {
+			return rc;
+		}
+		n = ts__tensor_rec_encode_named(&s->rec, s->name, len, rb, sizeof(rb));
+		if (n == 0)
+			return ts__err(TS_EINTERNAL, "tensor '%s': cannot encode its record", s->name);
+		val.mv_data = rb;
+		val.mv_size = n;
+		rc = mdb_put(txn, st->dbi_tensors, &key, &val, 0);
+		if (rc == 0)
+			rc = drop_pending(st, txn, s);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int discard_txn(void *ud, MDB_txn *txn)
+{
+	ts_group *g = ud;
+
+	for (size_t i = 0; i < g->n; i++) {
+		int rc = ts__pages_delete(g->st, txn, g->items[i].rec.id, NULL);
+		if (rc == 0)
+			rc = drop_pending(g->st, txn, &g->items[i]);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Remove the staged tensors; if that fails (a full disk), their pending entries stay and the
+ * next writer removes them once the group is closed. The caller's error is kept. */
+static void discard(ts_group *g)
+{
+	char saved[512];
+
+	if (g->n == 0)
+		return;
+	snprintf(saved, sizeof(saved), "%s", ts_error_last());
+	(void)ts__store_write(g->st, discard_txn, g, "discarding a write group");
+	ts__err(0, "%s", saved);
+}
+
+TS_API int ts_group_commit(ts_group *g, uint64_t *published)
+{
+	int rc;
+
+	if (published)
+		*published = 0;
+	if (!g)
+		return ts__err(TS_EINVAL, "ts_group_commit: group is NULL");
+	rc = take_slot(g, 0);
+	if (rc < 0)
+		return rc;
+	rc = g->n ? ts__store_write(g->st, publish_txn, g, "publishing a write group") : 0;
+	if (rc < 0) {
+		rc = ts__err_wrap(rc, "publishing %zu staged tensors (none published)", g->n);
+		discard(g);
+	} else if (published) {
+		*published = g->n;
+	}
+	group_end(g);
+	return rc;
+}
+
+TS_API void ts_group_abort(ts_group *g)
+{
+	if (!g)
+		return;
+	/* A writer of the group still open would use the group after it is freed: a caller's
+	 * bug. The group is then left open (and its staged tensors staged). */
+	assert(g->writers == 0);
+	if (take_slot(g, 1) < 0)
+		return;
+	discard(g);
+	group_end(g);
+}
+
+TS_API size_t ts_group_count(const ts_group *g)
+{
+	return g ? g->n : 0;
+}

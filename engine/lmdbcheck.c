@@ -1,0 +1,515 @@
+/*
+ * Checking LMDB's own structure before LMDB follows it. LMDB checksums none of its pages and
+ * follows page numbers, node offsets and sizes unchecked, so a damaged meta, branch or leaf page
+ * makes it read outside the file (SIGBUS) or outside its map (SIGSEGV). This module reads the
+ * same bytes LMDB will read (layout of LMDB 0.9 on 64-bit: docs/TESTING.md) and refuses to let
+ * LMDB go where they are inconsistent:
+ *
+ *   - at open, before LMDB sees the file, from the file with pread: both meta pages, then every
+ *     page of the main tree and of the small databases (meta, pending) that the open reads;
+ *   - in a read transaction, from the map: the pages on the path to one key (tensor lookups, page
+ *     lookups), or every page of one database (listing the tensors; the store check).
+ *
+ * A page is accepted when its number lies inside the file and at or below the snapshot's last
+ * page, its header names it, its kind is what its level requires (branch above, leaf at the
+ * bottom, depth as the database record says), its node index and every node (header, key, inline
+ * data, or the overflow run a big value points to) lie inside the page or the file, and the keys
+ * of a branch page are strictly increasing. With sorted keys every binary search picks the one
+ * child that ours picks, so LMDB's own descent stays on checked pages.
+ *
+ * Invariants
+ *   1. Nothing here reads a byte that a check has not first placed inside the file: at open all
+ *      reads are pread (short reads are errors); from the map, only pages numbered below the
+ *      snapshot's last page + 1 (a bound validated against the file size at open; LMDB never
+ *      shrinks the file) and inside the map are touched.
+ *   2. Only read-only transactions are checked (a write transaction's pages live partly outside
+ *      the map); ts__lmdb_check_key/_tree return 0 for a write transaction.
+ *   3. A damaged structure is TS_ECORRUPT with a message naming the database, the page and what
+ *      is wrong; callers add the tensor's name.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "engine/store.h"
+
+/* LMDB 0.9 on-disk layout (64-bit). */
+#define L_PAGEHDR 16u        /* pgno u64, pad u16, flags u16, lower u16 | upper u16 (or pages u32) */
+#define L_NODEHDR 8u         /* lo u16, hi u16, flags u16, ksize u16 */
+#define L_P_BRANCH 0x01u
+#define L_P_LEAF 0x02u
+#define L_P_OVERFLOW 0x04u
+#define L_P_META 0x08u
+#define L_P_LEAF2 0x20u
+#define L_P_SUBP 0x40u
+#define L_P_KIND (L_P_BRANCH | L_P_LEAF | L_P_OVERFLOW | L_P_META | L_P_LEAF2 | L_P_SUBP)
+#define L_F_BIGDATA 0x01u
+#define L_F_SUBDATA 0x02u
+#define L_F_DUPDATA 0x04u
+#define L_DB_SIZE 48u /* MDB_db: pad u32, flags u16, depth u16, 4 x u64 counts, root u64 */
+#define L_MAGIC 0xBEEFC0DEu
+#define L_INVALID UINT64_MAX
+#define L_MAX_DEPTH 16 /* far above any real tree (LMDB's cursor stack is 32) */
+
+static uint16_t u16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t u64(const uint8_t *p)
+{
+	return (uint64_t)u32(p) | (uint64_t)u32(p + 4) << 32;
+}
+
+/* Where pages come from: the file (pread into per-level buffers) or the map. */
+struct src {
+	const char *path;
+	const char *db; /* database being walked, for messages */
+	int fd;
+	const uint8_t *map;
+	uint64_t psize;
+	uint64_t npages; /* pages 0 .. npages-1 may be read */
+	uint8_t *buf;    /* fd: L_MAX_DEPTH + 1 pages */
+};
+
+/* A database's record (MDB_db). */
+struct dbrec {
+	unsigned flags, depth;
+	uint64_t root;
+};
+
+static int bad(const struct src *s, uint64_t pgno, const char *what, uint64_t a)
+{
+	return ts__err(TS_ECORRUPT,
+		       "'%s': LMDB page %" PRIu64 " of the '%s' database is damaged (%s %" PRIu64 ")",
+		       s->path, pgno, s->db, what, a);
+}
+
+/* Page @p pgno (slot @p level for pread), or NULL with the error set. */
+static const uint8_t *get_page(struct src *s, uint64_t pgno, int level)
+{
+	if (pgno < 2 || pgno >= s->npages) {
+		bad(s, pgno, "page number outside the file's used pages, last is", s->npages - 1);
+		return NULL;
+	}
+	if (!s->buf)
+		return s->map + pgno * s->psize;
+	uint8_t *b = s->buf + (size_t)level * s->psize;
+	if (pread(s->fd, b, (size_t)s->psize, (off_t)(pgno * s->psize)) != (ssize_t)s->psize) {
+		ts__err(TS_ECORRUPT, "'%s': cannot read LMDB page %" PRIu64, s->path, pgno);
+		return NULL;
+	}
+	return b;
+}
+
+/* The overflow run that a big value of @p dsize bytes at page @p ov occupies. */
+static int check_overflow(struct src *s, uint64_t ov, uint64_t dsize, uint64_t from)
+{
+	uint8_t hdr[L_PAGEHDR];
+	const uint8_t *h;
+
+	if (ov < 2 || ov >= s->npages)
+		return bad(s, from, "a big value's overflow page is outside the file:", ov);
+	if (s->buf) {
+		if (pread(s->fd, hdr, sizeof hdr, (off_t)(ov * s->psize)) != (ssize_t)sizeof hdr)
+			return ts__err(TS_ECORRUPT, "'%s': cannot read LMDB page %" PRIu64, s->path,
+				       ov);
+		h = hdr;
+	} else {
+		h = s->map + ov * s->psize;
+	}
+	uint64_t pages = u32(h + 12);
+	if (u64(h) != ov || (u16(h + 10) & L_P_KIND) != L_P_OVERFLOW)
+		return bad(s, ov, "overflow page header, flags", u16(h + 10));
+	if (pages < 1 || pages > s->npages - ov)
+		return bad(s, ov, "overflow run past the file's used pages, length", pages);
+	if (dsize > pages * s->psize - L_PAGEHDR)
+		return bad(s, from, "a big value is longer than its overflow run, bytes", dsize);
+	return 0;
+}
+
+/* LMDB's default key order (mdb_cmp_memn): bytes, then length. */
+static int key_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+	int c = memcmp(a, b, an < bn ? an : bn);
+	return c ? c : (an > bn) - (an < bn);
+}
+
+struct node {
+	const uint8_t *key;
+	size_t ksize;
+	unsigned flags;
+	uint64_t dsize; /* leaf: data size; branch: child page */
+	const uint8_t *data;
+};
+
+static void node_at(const uint8_t *pg, unsigned i, struct node *n)
+{
+	const uint8_t *p = pg + u16(pg + L_PAGEHDR + 2 * i);
+	n->flags = u16(p + 4);
+	n->ksize = u16(p + 6);
+	n->key = p + L_NODEHDR;
+	n->data = n->key + n->ksize;
+	n->dsize = (uint64_t)u16(p) | (uint64_t)u16(p + 2) << 16;
+}
+
+static int check_dbrec(struct src *s, const uint8_t *rec, struct dbrec *out, uint64_t where,
+		       int any_flags);
+
+/*
+ * Check page @p pg (number @p pgno) as a branch (@p branch) or leaf of the current database:
+ * header, node index, every node inside the page, branch keys strictly increasing (and, with
+ * @p lo/@p hi, inside the key range the parent gives this page), leaf values inside the page or
+ * (with @p ovf) their overflow runs inside the file. @p main: leaves hold database records.
+ */
+static int check_page(struct src *s, const uint8_t *pg, uint64_t pgno, int branch, int main,
+		      int ovf, int sorted_leaf, const struct node *lo, const struct node *hi,
+		      unsigned *nkeys_out)
+{
+	unsigned flags = u16(pg + 10), lower = u16(pg + 12), upper = u16(pg + 14);
+	unsigned want = branch ? L_P_BRANCH : L_P_LEAF;
+
+	if (u64(pg) != pgno)
+		return bad(s, pgno, "page header names page", u64(pg));
+	if ((flags & L_P_KIND) != want)
+		return bad(s, pgno, branch ? "not a branch page, flags" : "not a leaf page, flags",
+			   flags);
+	if (lower < L_PAGEHDR || (lower - L_PAGEHDR) % 2 || lower > upper || upper > s->psize)
+		return bad(s, pgno, "node index bounds, lower", lower);
+	unsigned nkeys = (lower - L_PAGEHDR) / 2;
+	if (nkeys < (branch ? 2u : 1u))
+		return bad(s, pgno, "too few nodes:", nkeys);
+	struct node prev = {0}, n;
+	for (unsigned i = 0; i < nkeys; i++) {
+		unsigned off = u16(pg + L_PAGEHDR + 2 * i);
+		if (off < upper || off % 2 || (uint64_t)off + L_NODEHDR > s->psize)
+			return bad(s, pgno, "node offset outside the page, node", i);
+		node_at(pg, i, &n);
+		if (off + L_NODEHDR + (uint64_t)n.ksize > s->psize)
+			return bad(s, pgno, "node key outside the page, node", i);
+		if (branch) {
+			uint64_t child = n.dsize | (uint64_t)n.flags << 32;
+			if (child < 2 || child >= s->npages)
+				return bad(s, pgno, "child page outside the file's used pages:", child);
+		} else if (main) {
+			/* tstore's main tree holds only database records; anything else makes
+			 * LMDB refuse the name (MDB_INCOMPATIBLE), which the open reports. */
+			if ((n.flags & ~(L_F_BIGDATA | L_F_SUBDATA)) ||
+			    n.flags == (L_F_BIGDATA | L_F_SUBDATA) ||
+			    (n.flags == L_F_SUBDATA && n.dsize != L_DB_SIZE))
+				return bad(s, pgno, "not a database record, node", i);
+		} else {
+			if (n.flags & ~L_F_BIGDATA)
+				return bad(s, pgno, "unknown node flags, node", i);
+		}
+		if (!branch) {
+			uint64_t inline_len = n.flags & L_F_BIGDATA ? 8 : n.dsize;
+			if (off + L_NODEHDR + n.ksize + inline_len > s->psize)
+				return bad(s, pgno, "node value outside the page, node", i);
+			if ((n.flags & L_F_BIGDATA) && ovf) {
+				int rc = check_overflow(s, u64(n.data), n.dsize, pgno);
+				if (rc < 0)
+					return rc;
+			}
+			if (main && n.flags == L_F_SUBDATA) {
+				struct dbrec db;
+				int rc = check_dbrec(s, n.data, &db, pgno, 0);
+				if (rc < 0)
+					return rc;
+			}
+		}
+		/* Order: a branch's node 0 has no key (LMDB never compares it). */
+		if ((branch && i >= 2) || (!branch && sorted_leaf && i >= 1)) {
+			if (key_cmp(prev.key, prev.ksize, n.key, n.ksize) >= 0)
+				return bad(s, pgno, "keys out of order at node", i);
+		}
+		if ((branch ? i >= 1 : sorted_leaf) && lo && key_cmp(n.key, n.ksize, lo->key, lo->ksize) < 0)
+			return bad(s, pgno, "key below its parent's separator, node", i);
+		if ((branch ? i >= 1 : sorted_leaf) && hi && key_cmp(n.key, n.ksize, hi->key, hi->ksize) >= 0)
+			return bad(s, pgno, "key above its parent's next separator, node", i);
+		prev = n;
+	}
+	*nkeys_out = nkeys;
+	return 0;
+}
+
+static int check_dbrec(struct src *s, const uint8_t *rec, struct dbrec *out, uint64_t where,
+		       int any_flags)
+{
+	out->flags = u16(rec + 4);
+	out->depth = u16(rec + 6);
+	out->root = u64(rec + 40);
+	/* tstore opens every database with flags 0: other flags would change LMDB's key order
+	 * or make it read values as sub-databases. */
+	if (out->flags != 0 && !any_flags)
+		return bad(s, where, "database record: flags", out->flags);
+	if (out->root == L_INVALID ? out->depth != 0
+				    : (out->depth < 1 || out->depth > L_MAX_DEPTH || out->root < 2 ||
+				       out->root >= s->npages))
+		return bad(s, where, "database record: root", out->root);
+	return 0;
+}
+
+/* Every page of the tree under @p pgno at @p level of @p depth, keys within [lo, hi). */
+static int walk(struct src *s, uint64_t pgno, int level, int depth, int main,
+		const struct node *lo, const struct node *hi)
+{
+	const uint8_t *pg = get_page(s, pgno, level);
+	unsigned nkeys;
+	int branch = level < depth - 1, rc;
+
+	if (!pg)
+		return TS_ECORRUPT;
+	rc = check_page(s, pg, pgno, branch, main, 1, 1, lo, hi, &nkeys);
+	if (rc < 0 || !branch)
+		return rc;
+	for (unsigned i = 0; i < nkeys; i++) {
+		struct node n, next;
+		/* pg stays valid: deeper levels use other buffers (pread) or the map. */
+		node_at(pg, i, &n);
+		if (i + 1 < nkeys)
+			node_at(pg, i + 1, &next);
+		rc = walk(s, n.dsize | (uint64_t)n.flags << 32, level + 1, depth, main,
+			  i ? &n : lo, i + 1 < nkeys ? &next : hi);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * The pages on the path to @p key: each branch checked (sorted), the child LMDB's binary search
+ * picks (the last node whose key <= @p key; node 0 when none), the leaf checked, and the value
+ * with key @p key, if any, checked through its overflow run. *@p rec_out (may be NULL) receives a
+ * main-tree leaf's record for @p key.
+ */
+static int walk_path(struct src *s, const struct dbrec *db, int main, const uint8_t *key, size_t klen,
+		const uint8_t **val_out)
+{
+	uint64_t pgno = db->root;
+
+	if (val_out)
+		*val_out = NULL;
+	if (db->root == L_INVALID)
+		return 0;
+	for (int level = 0; level < (int)db->depth; level++) {
+		const uint8_t *pg = get_page(s, pgno, level);
+		int branch = level < (int)db->depth - 1, rc;
+		unsigned nkeys;
+		struct node n;
+
+		if (!pg)
+			return TS_ECORRUPT;
+		rc = check_page(s, pg, pgno, branch, main, 0, 0, NULL, NULL, &nkeys);
+		if (rc < 0)
+			return rc;
+		if (branch) {
+			unsigned i = 0;
+			for (unsigned lo = 1, hi = nkeys; lo < hi;) { /* last i >= 1 with key_i <= key */
+				unsigned mid = (lo + hi) / 2;
+				node_at(pg, mid, &n);
+				if (key_cmp(n.key, n.ksize, key, klen) <= 0) {
+					i = mid;
+					lo = mid + 1;
+				} else {
+					hi = mid;
+				}
+			}
+			node_at(pg, i, &n);
+			pgno = n.dsize | (uint64_t)n.flags << 32;
+			continue;
+		}
+		for (unsigned i = 0; i < nkeys; i++) {
+			node_at(pg, i, &n);
+			if (n.ksize != klen || memcmp(n.key, key, klen))
+				continue;
+			if (n.flags & L_F_BIGDATA) {
+				rc = check_overflow(s, u64(n.data), n.dsize, pgno);
+				if (rc < 0)
+					return rc;
+			}
+			if (val_out)
+				*val_out = n.data;
+		}
+	}
+	return 0;
+}
+
+/* -- at open, from the file --------------------------------------------------------------- */
+
+int ts__lmdb_check_file(const char *path, uint64_t file_size, const char *const *full,
+			int nfull)
+{
+	uint8_t m[2][160];
+	uint64_t txn[2], psize;
+	struct src s = {.path = path, .db = "main", .fd = -1};
+	int rc;
+
+	s.fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (s.fd < 0)
+		return ts__err_errno(errno, "opening store '%s'", path);
+	rc = TS_ECORRUPT;
+	if (pread(s.fd, m[0], sizeof(m[0]), 0) != (ssize_t)sizeof(m[0])) {
+		ts__err(TS_ECORRUPT, "'%s': cannot read LMDB's first meta page", path);
+		goto out;
+	}
+	psize = u32(m[0] + 40);
+	if (u32(m[0] + 16) != L_MAGIC)
+		psize = 4096; /* judged below; the second meta still says what the file is */
+	if (psize < 512 || psize > 65536 || (psize & (psize - 1)) ||
+	    pread(s.fd, m[1], sizeof(m[1]), (off_t)psize) != (ssize_t)sizeof(m[1])) {
+		ts__err(TS_ECORRUPT, "'%s': LMDB page size %" PRIu64 " is invalid", path, psize);
+		goto out;
+	}
+	for (int i = 0; i < 2; i++) {
+		unsigned flags = u16(m[i] + 10);
+		if (u32(m[i] + 16) != L_MAGIC) {
+			ts__err(TS_ECORRUPT, "'%s' is not a tstore store (LMDB meta page %d has no "
+				"LMDB magic)", path, i);
+			goto out;
+		}
+		if (u32(m[i] + 20) != 1 || !(flags & L_P_META) || u64(m[i]) != (uint64_t)i) {
+			ts__err(TS_ECORRUPT, "'%s': LMDB meta page %d is damaged (version %u, flags "
+				"%#x)", path, i, u32(m[i] + 20), flags);
+			goto out;
+		}
+		txn[i] = u64(m[i] + 144);
+	}
+	/* LMDB uses the meta with the higher txnid; a damaged txnid would silently roll the
+	 * store back to the older snapshot, so the two must be consecutive, each in its slot. */
+	int cur = txn[0] < txn[1];
+	if (!(txn[0] == 0 && txn[1] == 0) &&
+	    ((txn[cur] & 1) != (uint64_t)cur || txn[cur] - txn[!cur] != 1)) {
+		ts__err(TS_ECORRUPT, "'%s': LMDB meta pages are damaged (transaction ids %" PRIu64
+			" and %" PRIu64 " are not consecutive)", path, txn[0], txn[1]);
+		goto out;
+	}
+	const uint8_t *mm = m[cur];
+	if (u32(mm + 40) != psize) {
+		ts__err(TS_ECORRUPT, "'%s': LMDB meta page %d is damaged (page size %u, the first "
+			"meta says %" PRIu64 ")", path, cur, u32(mm + 40), psize);
+		goto out;
+	}
+	uint64_t last = u64(mm + 136), pages = file_size / psize;
+	if (last < 1 || last >= pages) {
+		ts__err(TS_ECORRUPT, "'%s': LMDB's last page %" PRIu64 " lies outside the file's %"
+			PRIu64 " pages (damaged meta page or truncated file)", path, last, pages);
+		goto out;
+	}
+	s.psize = psize;
+	s.npages = last + 1;
+	struct dbrec freedb, maindb;
+	if (check_dbrec(&s, mm + 40, &freedb, (uint64_t)cur, 1) < 0 ||
+	    check_dbrec(&s, mm + 88, &maindb, (uint64_t)cur, 0) < 0) {
+		ts__err(TS_ECORRUPT, "'%s': LMDB meta page %d is damaged (a tree root lies outside "
+			"the file's %" PRIu64 " used pages, or its depth is wrong)", path, cur, last + 1);
+		goto out;
+	}
+	s.buf = malloc((size_t)psize * (L_MAX_DEPTH + 1));
+	if (!s.buf) {
+		rc = ts__err(TS_ENOMEM, "opening '%s': out of memory", path);
+		goto out;
+	}
+	if (maindb.root == L_INVALID) {
+		rc = 0;
+		goto out;
+	}
+	rc = walk(&s, maindb.root, 0, (int)maindb.depth, 1, NULL, NULL);
+	for (int i = 0; rc == 0 && i < nfull; i++) {
+		const uint8_t *v;
+		struct dbrec db;
+		s.db = "main";
+		rc = walk_path(&s, &maindb, 1, (const uint8_t *)full[i], strlen(full[i]), &v);
+		if (rc < 0 || !v)
+			continue;
+		/* v points into the leaf's buffer (slot depth-1); copy before walking on. */
+		uint8_t rec[L_DB_SIZE];
+		memcpy(rec, v, sizeof rec);
+		s.db = full[i];
+		rc = check_dbrec(&s, rec, &db, maindb.root, 0);
+		if (rc == 0 && db.root != L_INVALID)
+			rc = walk(&s, db.root, 0, (int)db.depth, 0, NULL, NULL);
+	}
+out:
+	free(s.buf);
+	close(s.fd);
+	return rc;
+}
+
+/* -- in a read transaction, from the map -------------------------------------------------- */
+
+/* Set up @p s and *@p db for database @p dbname in read transaction @p txn. 1: a write
+ * transaction (not checked); 0; or a negative code. */
+static int map_src(ts_store *st, MDB_txn *txn, const char *dbname, struct src *s,
+		   struct dbrec *db)
+{
+	MDB_envinfo info;
+	MDB_stat es;
+	MDB_dbi main_dbi;
+	MDB_val k = {strlen(dbname), (void *)dbname}, v;
+	int rc;
+
+	if (mdb_env_info(st->env, &info) || mdb_env_stat(st->env, &es))
+		return ts__err(TS_EIO, "'%s': cannot query the LMDB environment", st->path);
+	if (mdb_txn_id(txn) > info.me_last_txnid)
+		return 1; /* invariant 2 */
+	memset(s, 0, sizeof *s);
+	s->path = st->path;
+	s->db = "main";
+	s->fd = -1;
+	s->map = (const uint8_t *)st->map_base;
+	s->psize = es.ms_psize;
+	s->npages = (uint64_t)info.me_last_pgno + 1;
+	if (s->npages > st->map_size / s->psize)
+		s->npages = st->map_size / s->psize;
+	if (!s->map || s->psize < 512)
+		return ts__err(TS_EINTERNAL, "'%s': the store's map is unknown", st->path);
+	/* The database's record in this snapshot's main tree (checked whole at open). */
+	rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+	if (rc == 0)
+		rc = mdb_get(txn, main_dbi, &k, &v);
+	if (rc)
+		return ts__err_from_mdb(rc, "reading LMDB's main tree");
+	if (v.mv_size != L_DB_SIZE)
+		return ts__err(TS_ECORRUPT, "'%s': LMDB's record of the '%s' database is damaged",
+			       st->path, dbname);
+	s->db = dbname;
+	return check_dbrec(s, v.mv_data, db, 0, 0);
+}
+
+int ts__lmdb_check_key(ts_store *st, MDB_txn *txn, const char *dbname, const void *key,
+		       size_t klen)
+{
+	struct src s;
+	struct dbrec db;
+	int rc = map_src(st, txn, dbname, &s, &db);
+
+	if (rc)
+		return rc < 0 ? rc : 0;
+	return walk_path(&s, &db, 0, key, klen, NULL);
+}
+
+int ts__lmdb_check_tree(ts_store *st, MDB_txn *txn, const char *dbname)
+{
+	struct src s;
+	struct dbrec db;
+	int rc = map_src(st, txn, dbname, &s, &db);
+
+	if (rc)
+		return rc < 0 ? rc : 0;
+	if (db.root == L_INVALID)
+		return 0;
+	return walk(&s, db.root, 0, (int)db.depth, 0, NULL, NULL);
+}
