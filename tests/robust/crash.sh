@@ -65,6 +65,15 @@ run_and_kill() {
 	return 1
 }
 
+# shrink: a command finished before its kill at $(cat kill_ms) ms, so it takes less than that:
+# kill the next ones within 1.1 times that.
+shrink() {
+	local ms
+	ms=$(cat "$T/kill_ms")
+	[ $((ms * 11 / 10)) -lt "$span" ] && span=$((ms * 11 / 10))
+	return 0
+}
+
 # check_after STORE ALLOWED_DIGESTS WHAT: the state after a kill.
 check_after() {
 	"$TSTORE" fsck "$1" >"$T/fsck.out" 2>&1 || { cat "$T/fsck.out" >&2; fail "$3: fsck not clean after the kill"; }
@@ -77,14 +86,16 @@ check_after() {
 }
 
 survived_import=0 survived_replace=0 survived_rm=0 finished=0
+span=$((tref * 11 / 10))
 # -- import ---------------------------------------------------------------------------------
 i=0
 while [ "$survived_import" -lt "$kills" ]; do
 	i=$((i + 1))
-	[ "$i" -le $((kills * 3)) ] || fail "import finished before the kill too often"
+	[ "$i" -le $((kills * 3 + 10)) ] || fail "import finished before the kill too often"
 	rm -f "$T/s.tst" "$T/s.tst-lock"
-	if ! run_and_kill "$i" "$kills" $((tref * 11 / 10)) "$TSTORE" import -q "$T/s.tst" "$T/a.safetensors"; then
+	if ! run_and_kill "$i" "$kills" "$span" "$TSTORE" import -q "$T/s.tst" "$T/a.safetensors"; then
 		finished=$((finished + 1))
+		shrink # it took less than the measured duration (a loaded machine): aim earlier
 		continue
 	fi
 	if [ -e "$T/s.tst" ]; then
@@ -112,14 +123,16 @@ t0=$(now_ms)
 "$TSTORE" import -q --replace "$T/s.tst" "$T/b.safetensors" >/dev/null 2>&1 || fail "reference replace"
 trep=$(( $(now_ms) - t0 ))
 echo "crash: import --replace takes ${trep} ms"
+span=$((trep * 11 / 10))
 i=0
 while [ "$survived_replace" -lt "$rkills" ]; do
 	i=$((i + 1))
-	[ "$i" -le $((rkills * 3)) ] || fail "replace finished before the kill too often"
+	[ "$i" -le $((rkills * 3 + 10)) ] || fail "replace finished before the kill too often"
 	rm -f "$T/s.tst" "$T/s.tst-lock"
 	cp "$T/refa.tst" "$T/s.tst"
-	if ! run_and_kill "$i" "$rkills" $((trep * 11 / 10)) "$TSTORE" import -q --replace "$T/s.tst" "$T/b.safetensors"; then
+	if ! run_and_kill "$i" "$rkills" "$span" "$TSTORE" import -q --replace "$T/s.tst" "$T/b.safetensors"; then
 		finished=$((finished + 1))
+		shrink
 		continue
 	fi
 	n=$(check_after "$T/s.tst" "$T/ab.dig" "replace kill $i") || exit 1
@@ -145,15 +158,17 @@ rm -f "$T/s.tst-lock"
 # shellcheck disable=SC2086
 "$TSTORE" rm "$T/s.tst" $names >/dev/null 2>&1 || fail "reference rm"
 trm=$(( $(now_ms) - t0 + 20 ))
+span=$trm
 i=0
 while [ "$survived_rm" -lt "$mkills" ]; do
 	i=$((i + 1))
-	[ "$i" -le $((mkills * 5)) ] || { echo "  rm finished before the kill $((i - 1)) times (takes ${trm} ms)"; break; }
+	[ "$i" -le $((mkills * 5 + 10)) ] || { echo "  rm finished before the kill $((i - 1)) times (takes ${trm} ms)"; break; }
 	rm -f "$T/s.tst" "$T/s.tst-lock"
 	cp "$T/refa.tst" "$T/s.tst"
 	# shellcheck disable=SC2086
-	if ! run_and_kill "$i" "$mkills" "$trm" "$TSTORE" rm "$T/s.tst" $names; then
+	if ! run_and_kill "$i" "$mkills" "$span" "$TSTORE" rm "$T/s.tst" $names; then
 		finished=$((finished + 1))
+		shrink
 		continue
 	fi
 	n=$(check_after "$T/s.tst" "$T/a.dig" "rm kill $i") || exit 1
