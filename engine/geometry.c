@@ -40,6 +40,20 @@ uint64_t ts__geometry_block(const ts_codec_config *cfg)
 	}
 }
 
+uint64_t ts__geometry_default_page_bytes(const ts_codec_config *cfg)
+{
+	switch (cfg->codec) {
+	case TS_CODEC_NVFP4:
+	case TS_CODEC_MXFP4:
+		return TS_PAGE_BYTES_4BIT;
+	case TS_CODEC_INT8:
+	case TS_CODEC_FP8:
+		return TS_PAGE_BYTES_8BIT;
+	default:
+		return TS_PAGE_BYTES_DEFAULT;
+	}
+}
+
 static uint64_t ceil_div(uint64_t a, uint64_t b)
 {
 	return a / b + (a % b != 0);
@@ -84,7 +98,7 @@ int ts__geometry_plan(ts__tensor_rec *rec, uint64_t page_bytes)
 	uint64_t cap, bs, esz, tc, t, band_rows, fit_rows, down, across, total;
 
 	if (page_bytes == 0)
-		page_bytes = TS_PAGE_BYTES_DEFAULT;
+		page_bytes = ts__geometry_default_page_bytes(&rec->codec);
 	if (page_bytes < TS_PAGE_BYTES_MIN || page_bytes > TS_PAGE_BYTES_MAX ||
 	    (page_bytes + 16) % 4096 != 0)
 		return ts__err(TS_EINVAL,

@@ -5,10 +5,13 @@
  * cols = the last one): the hyperslab becomes a column range and a sorted list of row runs (each
  * a run of consecutive source rows landing on consecutive rows of the caller's buffer), and the
  * pages it covers are the tiles those rows and columns touch. Pages are handled in windows of at
- * most TS_IO_QD storage reads: cache hits are pinned; for the misses, inside one short read
- * transaction held with map_lock shared, each page value is looked up, its file offset derived
- * (value address - map base - LMDB's 16-byte overflow page header), and the aligned runs go out
- * as one I/O batch. While a window's I/O is in flight the previous window is verified and
+ * most WINDOW_PAGES pages and WINDOW_BYTES of storage: cache hits are pinned; for the misses,
+ * inside one short read transaction held with map_lock shared, each page value is looked up, its
+ * file offset derived (value address - map base - LMDB's 16-byte overflow page header), and the
+ * aligned runs go out as one I/O batch (queue depth TS_IO_QD); runs that lie back to back in the
+ * file are merged into one read of up to READ_MAX, so that small pages cost no extra I/O
+ * operations on a sequential load. While a window's I/O is in flight the previous window is
+ * verified and
  * decoded on the worker pool, so storage and decode overlap; only one transaction is open at a
  * time.
  *
@@ -23,8 +26,12 @@
  *      shared and the transaction that produced them open (engine/store.h invariants 3, 4).
  *   4. Every batch submitted is waited for before its buffers are reused or freed, on every path.
  *   5. Memory per request: the row-run list (at most one entry per requested row), two windows of
- *      page buffers (at most TS_IO_QD runs each) and one scratch page per worker; nothing is
+ *      page buffers (at most WINDOW_BYTES of runs each) and one scratch page per worker; nothing is
  *      allocated per element or per page.
+ *   6. A bulk request (its pages' storage runs add up to TS_READ_BULK_BYTES or more: a load,
+ *      not a lookup) puts into the cache only pages the frequency sketch has seen before; a
+ *      first-seen page is decoded straight into the caller's buffer. A one-pass load of a model
+ *      therefore costs no cache copies and evicts nothing (docs/READ.md, "The cache").
  */
 #include "config.h"
 
@@ -47,10 +54,9 @@
 #define LMDB_P_BRANCH 0x01u
 #define LMDB_P_LEAF 0x02u
 #define WINDOW_PAGES 256   /* pages (hits and misses) per window at most */
-#ifndef WINDOW_READS
-#define WINDOW_READS TS_IO_QD /* storage reads per window (4x measured no faster here) */
-#endif
-#define WINDOW_BYTES (16u << 20)
+#define WINDOW_BYTES (4u << 20) /* storage bytes per window at most */
+#define READ_MAX (1u << 20)    /* adjacent runs are merged into reads of at most this size */
+#define TS_READ_BULK_BYTES (1u << 20) /* invariant 6 */
 #define RETRIES 3
 #define TS__RETRY 1        /* internal: the tensor changed under a multi-window read */
 
@@ -72,7 +78,9 @@ struct job {
 	size_t raw_len;
 	/* miss bookkeeping while the transaction is open */
 	const uint8_t *map_val;
-	size_t req; /* index of its I/O request, or SIZE_MAX if copied from the map */
+	size_t req;     /* index of its I/O request, or SIZE_MAX if copied from the map */
+	size_t req_off; /* where its aligned run starts in that request's buffer */
+	size_t run_len; /* the aligned run's length */
 };
 
 struct window {
@@ -122,6 +130,7 @@ struct req {
 	struct window *cur_win;
 	/* read-ahead pages still to add to the last window (engine/residency.h) */
 	uint64_t ra_pos, ra_end;
+	int bulk; /* a bulk request: first-seen pages bypass the cache (invariant 6) */
 };
 
 /* -- small helpers ----------------------------------------------------------------------------- */
@@ -403,6 +412,7 @@ static void tier_request(struct req *r)
 	ts__res_tensor(res, r->rec.id, r->rec.codec.codec, io, r->rec.tile_rows * r->rec.tile_cols);
 	first = r->trows[0] * r->across + r->u0;
 	last = r->trows[r->ntrows - 1] * r->across + r->u1;
+	r->bulk = (uint64_t)r->ntrows * (r->u1 - r->u0 + 1) * io >= TS_READ_BULK_BYTES;
 	ts__res_request(res, r->rec.id, first, last, r->rec.page_count, &r->ra_pos, &n);
 	r->ra_end = r->ra_pos + n;
 }
@@ -430,12 +440,14 @@ static int consume_slice(struct req *r, struct job *j)
 	}
 	tier_served(r, j, j->chit ? TS__FORM_COMPRESSED : TS__FORM_STORAGE);
 	/* tiered: a page read from storage is cached compressed and decoded straight to the
-	 * caller; a compressed hit is offered decoded (promotion, if the policy admits it) */
-	if (ts__res_keeps_compressed(r->st->res) && !j->chit)
-		cache_compressed(r, j);
-	e = ts__res_keeps_compressed(r->st->res) && !j->chit
-		    ? NULL
-		    : ts__cache_alloc(r->st->cache, &key, (size_t)(j->nr * j->nc) * r->esz);
+	 * caller; a compressed hit is offered decoded (promotion, if the policy admits it).
+	 * A bulk request caches only pages seen before (invariant 6). */
+	if (r->bulk && !j->chit && !ts__res_seen_before(r->st->res, r->rec.id, j->page))
+		e = NULL;
+	else if (ts__res_keeps_compressed(r->st->res) && !j->chit)
+		e = (cache_compressed(r, j), NULL);
+	else
+		e = ts__cache_alloc(r->st->cache, &key, (size_t)(j->nr * j->nc) * r->esz);
 	if (e) {
 		rc = decode_page(r, j, e->data, j->nc);
 		if (rc == 0) {
@@ -530,7 +542,7 @@ static int window_consume(struct req *r, struct window *w)
 /* -- one window: look up, read, check ------------------------------------------------------------- */
 
 /*
- * Page buffers are large (a window is up to TS_IO_QD pages) and a fresh allocation of that size
+ * Page buffers are large (a window is up to WINDOW_BYTES of runs) and a fresh allocation of that size
  * is a fresh mapping whose pages fault in on first touch: each thread keeps its last few
  * buffers for its next requests (freed at thread exit).
  */
@@ -674,11 +686,21 @@ static int window_fetch(struct req *r, struct window *w, MDB_txn *txn)
 				    ((LMDB_HDR + v.mv_size + LMDB_PAGE - 1) & ~(size_t)(LMDB_PAGE - 1)) <=
 			    st->map_size) {
 			size_t len = (LMDB_HDR + v.mv_size + LMDB_PAGE - 1) & ~(size_t)(LMDB_PAGE - 1);
-			ts__io_req *q = &w->reqs[w->nreqs];
-			q->offset = addr - st->map_base - LMDB_HDR;
-			q->len = len;
-			q->map_src = (const uint8_t *)v.mv_data - LMDB_HDR;
-			j->req = w->nreqs++;
+			uint64_t offset = addr - st->map_base - LMDB_HDR;
+			ts__io_req *q = w->nreqs ? &w->reqs[w->nreqs - 1] : NULL;
+			j->run_len = len;
+			if (q && q->offset + q->len == offset && q->len + len <= READ_MAX) {
+				j->req = w->nreqs - 1; /* back to back with the previous run */
+				j->req_off = q->len;
+				q->len += len;
+			} else {
+				q = &w->reqs[w->nreqs];
+				q->offset = offset;
+				q->len = len;
+				q->map_src = (const uint8_t *)v.mv_data - LMDB_HDR;
+				j->req = w->nreqs++;
+				j->req_off = 0;
+			}
 			need += len;
 		} else {
 			need += (v.mv_size + 63) & ~(size_t)63;
@@ -696,7 +718,7 @@ static int window_fetch(struct req *r, struct window *w, MDB_txn *txn)
 		if (j->hit || j->chit)
 			continue;
 		if (j->req != SIZE_MAX) {
-			j->raw = (uint8_t *)w->reqs[j->req].buf + LMDB_HDR;
+			j->raw = (uint8_t *)w->reqs[j->req].buf + j->req_off + LMDB_HDR;
 		} else {
 			/* small value in a leaf page (or an unexpected address): copy it */
 			memcpy(w->arena + off, j->map_val, j->raw_len);
@@ -736,13 +758,14 @@ static int window_complete(struct req *r, struct window *w)
 			return ts__err_errno((int)-q->res,
 					     "reading page %llu of tensor '%s' at offset %llu",
 					     (unsigned long long)j->page, r->name,
-					     (unsigned long long)q->offset);
-		h = q->buf;
-		if (q->res != (ssize_t)q->len || rd_u64(h) != q->offset / LMDB_PAGE ||
+					     (unsigned long long)(q->offset + j->req_off));
+		h = (const uint8_t *)q->buf + j->req_off;
+		if (q->res != (ssize_t)q->len ||
+		    rd_u64(h) != (q->offset + j->req_off) / LMDB_PAGE ||
 		    !(rd_u16(h + 10) & LMDB_P_OVERFLOW) ||
 		    (rd_u16(h + 10) & (LMDB_P_BRANCH | LMDB_P_LEAF)) ||
-		    rd_u32(h + 12) != q->len / LMDB_PAGE) {
-			memcpy((uint8_t *)q->buf + LMDB_HDR, j->map_val, j->raw_len);
+		    rd_u32(h + 12) != j->run_len / LMDB_PAGE) {
+			memcpy((uint8_t *)q->buf + j->req_off + LMDB_HDR, j->map_val, j->raw_len);
 			atomic_fetch_add(&st->io_ctx->map_fallbacks, 1);
 		}
 	}
@@ -753,7 +776,7 @@ static int window_alloc(struct window *w)
 {
 	memset(w, 0, sizeof(*w));
 	w->jobs = calloc(WINDOW_PAGES, sizeof(*w->jobs));
-	w->reqs = calloc(WINDOW_READS, sizeof(*w->reqs));
+	w->reqs = calloc(WINDOW_PAGES, sizeof(*w->reqs)); /* at most one read per page */
 	return w->jobs && w->reqs ? 0 : TS_ENOMEM;
 }
 
@@ -778,8 +801,7 @@ static void window_fill(struct req *r, struct window *w, uint64_t *pos, uint64_t
 	uint64_t width = r->u1 - r->u0 + 1;
 
 	w->njobs = 0;
-	while (*pos < total && w->njobs < WINDOW_PAGES && misses < WINDOW_READS &&
-	       bytes < WINDOW_BYTES) {
+	while (*pos < total && w->njobs < WINDOW_PAGES && bytes < WINDOW_BYTES) {
 		struct job *j = &w->jobs[w->njobs++];
 		uint64_t t = r->trows[*pos / width], u = r->u0 + *pos % width;
 

@@ -675,6 +675,18 @@ void ts__res_access(ts__res *r, uint64_t tensor_id, uint64_t page)
 	pthread_mutex_unlock(&r->lock);
 }
 
+int ts__res_seen_before(ts__res *r, uint64_t tensor_id, uint64_t page)
+{
+	unsigned f;
+
+	if (r->policy == TS_CACHE_POLICY_DECODED_LRU)
+		return 1;
+	pthread_mutex_lock(&r->lock);
+	f = sketch_freq(r, page_hash(tensor_id, page));
+	pthread_mutex_unlock(&r->lock);
+	return f >= 2;
+}
+
 void ts__res_served(ts__res *r, uint64_t tensor_id, ts__form form, uint64_t elements,
 		    uint64_t decoded_bytes)
 {

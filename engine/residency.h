@@ -61,6 +61,13 @@ void ts__res_tensor(ts__res *r, uint64_t tensor_id, ts_codec codec, uint64_t io_
 /** An access to page @p page of @p tensor_id (frequency sketch). Not for read-ahead. */
 void ts__res_access(ts__res *r, uint64_t tensor_id, uint64_t page);
 
+/**
+ * 1 if page @p page of @p tensor_id was accessed before its current access (the sketch counts
+ * at least two accesses), so that caching it has shown a use; always 1 for decoded-lru, which
+ * keeps no sketch. The reader asks this for the pages of bulk requests (engine/reader.c).
+ */
+int ts__res_seen_before(ts__res *r, uint64_t tensor_id, uint64_t page);
+
 /** Page @p page of @p tensor_id, of @p elements elements and @p decoded_bytes decoded, was served
  *  from @p form: counters and modelled time. */
 void ts__res_served(ts__res *r, uint64_t tensor_id, ts__form form, uint64_t elements,

@@ -509,7 +509,9 @@ typedef struct ts_group ts_group; /* a write group: see "Write groups" below */
 typedef struct ts_write_opts {
 	unsigned flags;
 	float amax;          /**< the tensor's amax; required for nvfp4 and fp8 (NaN = not given) */
-	uint64_t page_bytes; /**< target encoded page size; 0 = default (64 KiB - 16 class) */
+	uint64_t page_bytes; /**< target encoded page size, k * 4096 - 16 bytes; 0 = default:
+				  16368 for nvfp4 and mxfp4 (tiles of 28 x 1024 and 30 x 1024),
+				  32752 for int8 and fp8, 65520 for raw */
 	float tensor_scale;  /**< TS_WRITE_ENCODED only: the decode scale exactly as the source
 				  stores it (e.g. ModelOpt's weight_scale_2), overriding the one
 				  derived from amax; NaN = derive it from amax */
@@ -518,7 +520,7 @@ typedef struct ts_write_opts {
 				  with the group by ts_group_commit() */
 } ts_write_opts;
 
-/** Fill @p opts with the defaults: no flags, amax NaN (not given), page_bytes 0 (65520),
+/** Fill @p opts with the defaults: no flags, amax NaN (not given), page_bytes 0 (by codec),
  *  tensor_scale NaN, group NULL. */
 TS_API void ts_write_opts_init(ts_write_opts *opts);
 
@@ -635,7 +637,8 @@ typedef struct ts_cache_stats {
 	uint64_t hits;
 	uint64_t misses;
 	uint64_t evictions;
-	uint64_t storage_reads;   /**< pages read from storage */
+	uint64_t storage_reads;   /**< read operations on storage (pages that lie back to back in
+				       the file are read together, up to 1 MiB per read) */
 	uint64_t storage_bytes;   /**< bytes read from storage (aligned runs) */
 	uint64_t map_fallbacks;   /**< pages copied from the map because the layout was unexpected */
 } ts_cache_stats;

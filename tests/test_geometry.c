@@ -45,24 +45,36 @@ Test(geometry, small_tensors_are_one_page)
 	cr_expect_eq(r.page_count, 1);
 	cr_expect_eq(r.tile_rows, 10);
 	cr_expect_eq(r.tile_cols, 64);
-	/* 64 x 900 nvfp4: 64 * (450 + 57) = 32448 bytes < 65480 */
-	r = plan(TS_CODEC_NVFP4, TS_BF16, 64, 900, 0);
+	/* 30 x 900 nvfp4: 30 * (450 + 57) = 15210 bytes < 16368 - 40; 33 rows would not fit */
+	r = plan(TS_CODEC_NVFP4, TS_BF16, 30, 900, 0);
+	cr_expect_eq(r.page_count, 1);
+	r = plan(TS_CODEC_NVFP4, TS_BF16, 33, 900, 0);
+	cr_expect_gt(r.page_count, 1);
+	/* raw pages are 64 KiB: 16 x 1000 F32 = 64000 bytes */
+	r = plan(TS_CODEC_RAW, TS_F32, 16, 1000, 0);
 	cr_expect_eq(r.page_count, 1);
 }
 
 Test(geometry, square_nvfp4_uses_1024_wide_full_pages)
 {
 	ts__tensor_rec r = plan(TS_CODEC_NVFP4, TS_BF16, 4096, 4096, 0);
-	/* a 1024-column row is 512 code bytes + 64 scale bytes; (65520 - 40) / 576 = 113 rows */
+	/* a 1024-column row is 512 code bytes + 64 scale bytes; (16368 - 40) / 576 = 28 rows */
 	cr_expect_eq(r.tile_cols, 1024);
-	cr_expect_eq(r.tile_rows, 113);
-	cr_expect_eq(r.page_count, cdiv(4096, 113) * 4);
-	cr_expect_geq(40 + 113 * 576, 65520 - 576, "little slack");
+	cr_expect_eq(r.tile_rows, 28);
+	cr_expect_eq(r.page_count, cdiv(4096, 28) * 4);
+	cr_expect_geq(40 + 28 * 576, 16368 - 576, "little slack");
 }
 
-Test(geometry, default_page_size_is_64k_minus_lmdb_header)
+Test(geometry, default_page_sizes_are_k_pages_minus_lmdb_header_by_codec)
 {
-	cr_expect_eq(TS_PAGE_BYTES_DEFAULT, 16 * 4096 - 16);
+	/* 4-bit codecs 16 KiB runs, 8-bit codecs 32 KiB, raw 64 KiB */
+	static const uint64_t k[5] = {[TS_CODEC_RAW] = 16, [TS_CODEC_NVFP4] = 4,
+				      [TS_CODEC_MXFP4] = 4, [TS_CODEC_INT8] = 8, [TS_CODEC_FP8] = 8};
+	for (int c = 0; c < 5; c++) {
+		ts_codec_config cfg = ts_codec_config_default((ts_codec)c);
+		cr_expect_eq(ts__geometry_default_page_bytes(&cfg), k[c] * 4096 - 16, "%s",
+			     ts_codec_name(cfg.codec));
+	}
 	ts__tensor_rec r;
 	memset(&r, 0, sizeof(r));
 	r.codec = ts_codec_config_default(TS_CODEC_FP8);
@@ -93,8 +105,8 @@ Test(geometry, invariants_hold_for_many_shapes)
 		uint64_t rows = dims[a], cols = dims[b];
 		if (rows * cols > 50000000)
 			continue;
-		uint64_t pb = pages[p] ? pages[p] : 65520;
 		ts__tensor_rec r = plan(cs[c].codec, cs[c].src, rows, cols, pages[p]);
+		uint64_t pb = pages[p] ? pages[p] : ts__geometry_default_page_bytes(&r.codec);
 		uint64_t bs = ts__geometry_block(&r.codec);
 		uint64_t esz = ts_dtype_size(cs[c].src);
 		cr_assert(r.tile_cols == cols || r.tile_cols % bs == 0, "%llux%llu codec %d",
@@ -113,7 +125,7 @@ Test(geometry, invariants_hold_for_many_shapes)
 		}
 		cr_assert_eq(area, rows * cols);
 		/* pages of large tensors are nearly full (little slack) */
-		if (r.page_count > 1 && rows >= 1000 && cols >= 1000 && pb == 65520) {
+		if (r.page_count > 1 && rows >= 1000 && cols >= 1000 && pages[p] == 0) {
 			uint64_t full = 40 + ts_codec_encoded_size(&r.codec, r.tile_rows, r.tile_cols);
 			double fill = (double)full / (double)pb;
 			double min_fill = cs[c].codec == TS_CODEC_RAW ? 0.85 : 0.95;
@@ -130,8 +142,8 @@ Test(geometry, very_wide_rows_become_single_row_tiles)
 	ts__tensor_rec r = plan(TS_CODEC_NVFP4, TS_F32, 8, 1 << 20, 0);
 	cr_expect_eq(r.tile_rows, 1);
 	cr_expect_gt(r.tile_cols, 1024, "tiles widen to fill the page");
-	cr_expect_leq(40 + ts_codec_encoded_size(&r.codec, 1, r.tile_cols), 65520);
-	cr_expect_geq(40 + ts_codec_encoded_size(&r.codec, 1, r.tile_cols), 65520 - 600);
+	cr_expect_leq(40 + ts_codec_encoded_size(&r.codec, 1, r.tile_cols), 16368);
+	cr_expect_geq(40 + ts_codec_encoded_size(&r.codec, 1, r.tile_cols), 16368 - 600);
 	/* a 1-D tensor: one row */
 	r = plan(TS_CODEC_RAW, TS_F32, 1, 10000000, 0);
 	cr_expect_eq(r.tile_rows, 1);
@@ -173,7 +185,7 @@ Test(geometry, read_amplification_of_a_4096_square)
 	for (size_t c = 0; c < sizeof(cs) / sizeof(cs[0]); c++) {
 		ts__tensor_rec r = plan(cs[c].codec, cs[c].src, 4096, 4096, 0);
 		double worst_row = 0, worst_col = 0, worst_aligned = 0;
-		for (uint64_t h = 1024; h <= 4096; h *= 2)
+		for (uint64_t h = 256; h <= 4096; h *= 2)
 			for (uint64_t a = 0; a + h <= 4096; a += 7) {
 				double x = amplification(&r, a, h, 0, 4096);
 				if (x > worst_row)
