@@ -63,6 +63,8 @@ typedef struct checker {
 	uint64_t max_id;  /* largest id of a record or pending entry */
 	uint64_t next_id; /* meta next_id (0 if unreadable) */
 	int fix_next_id;
+	void (*progress)(void *ud, uint64_t done, uint64_t total); /* NULL: none */
+	uint64_t pdone, ptotal; /* bytes of pages walked, of all pages in the snapshot */
 } checker;
 
 static void report(checker *c, ts_problem_kind kind, const char *tensor, int64_t page,
@@ -278,6 +280,10 @@ static int walk_pages(checker *c, MDB_txn *txn)
 		}
 		if (rc)
 			break;
+		if (c->progress) {
+			c->pdone += val.mv_size;
+			c->progress(c->ud, c->pdone, c->ptotal);
+		}
 		if (key.mv_size != TS_PAGE_KEY_SIZE) {
 			report(c, TS_PROBLEM_STRUCTURE, NULL, -1, "a page key of %zu bytes is malformed",
 			       key.mv_size);
@@ -376,6 +382,32 @@ static void checker_free(checker *c)
 	free(c->extra);
 }
 
+/* The bytes of every page in the snapshot, for progress: a walk of the leaf entries only (the
+ * page bodies, in overflow pages, are not read). On any error progress is simply not reported:
+ * the page walk then reports the problem. */
+static void count_pages(checker *c, MDB_txn *txn)
+{
+	MDB_cursor *cur;
+	MDB_val key, val;
+	uint64_t total = 0;
+	int rc = mdb_cursor_open(txn, c->st->dbi_pages, &cur);
+
+	if (rc) {
+		c->progress = NULL;
+		return;
+	}
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
+		total += val.mv_size;
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND) {
+		c->progress = NULL;
+		return;
+	}
+	c->ptotal = total;
+	c->progress(c->ud, 0, total);
+}
+
 static int run_check(checker *c)
 {
 	MDB_txn *txn;
@@ -401,6 +433,8 @@ static int run_check(checker *c)
 		rc = load_records(c, txn);
 	if (rc == 0)
 		rc = load_pending(c, txn);
+	if (rc == 0 && c->progress)
+		count_pages(c, txn);
 	if (rc == 0)
 		rc = walk_pages(c, txn);
 	ts__txn_abort(c->st, txn);
@@ -432,16 +466,36 @@ static int run_check(checker *c)
 	return 0;
 }
 
+TS_API void ts_check_opts_init(ts_check_opts *opts)
+{
+	if (opts)
+		memset(opts, 0, sizeof(*opts));
+}
+
 TS_API int ts_store_check(ts_store *st, unsigned flags,
 			  void (*cb)(void *ud, const ts_problem *p), void *ud, uint64_t *problems)
 {
+	ts_check_opts o;
+
+	ts_check_opts_init(&o);
+	o.flags = flags;
+	o.problem = cb;
+	o.ud = ud;
+	return ts_store_check2(st, &o, problems);
+}
+
+TS_API int ts_store_check2(ts_store *st, const ts_check_opts *opts, uint64_t *problems)
+{
 	checker c;
-	int rc, repair = (flags & TS_CHECK_REPAIR) != 0;
+	unsigned flags;
+	int rc, repair;
 
 	if (problems)
 		*problems = 0;
-	if (!st)
-		return ts__err(TS_EINVAL, "ts_store_check: store is NULL");
+	if (!st || !opts)
+		return ts__err(TS_EINVAL, "ts_store_check: %s is NULL", !st ? "store" : "opts");
+	flags = opts->flags;
+	repair = (flags & TS_CHECK_REPAIR) != 0;
 	if (flags & ~TS_CHECK_REPAIR)
 		return ts__err(TS_EINVAL, "ts_store_check: unknown flags %#x", flags);
 	if (repair && !(st->flags & TS_OPEN_WRITE))
@@ -459,8 +513,9 @@ TS_API int ts_store_check(ts_store *st, unsigned flags,
 	}
 	memset(&c, 0, sizeof(c));
 	c.st = st;
-	c.cb = cb;
-	c.ud = ud;
+	c.cb = opts->problem;
+	c.ud = opts->ud;
+	c.progress = opts->progress;
 	rc = run_check(&c);
 	if (rc == 0 && repair && (c.norphans || c.nextra || c.npend || c.fix_next_id)) {
 		repair_ctx x = {&c, c.record_problems == 0 && c.structure_problems == c.fix_next_id};

@@ -686,6 +686,33 @@ typedef struct ts_problem {
 TS_API int ts_store_check(ts_store *st, unsigned flags,
 			  void (*cb)(void *ud, const ts_problem *p), void *ud, uint64_t *problems);
 
+/** Options of ts_store_check2(); fill with ts_check_opts_init() first. */
+typedef struct ts_check_opts {
+	unsigned flags; /**< TS_CHECK_REPAIR or 0 */
+	/** Called for each problem, as ts_store_check()'s @p cb (may be NULL). */
+	void (*problem)(void *ud, const ts_problem *p);
+	/** Progress through the pages, the bulk of the work (may be NULL): @p done bytes of pages
+	 *  (header and payload) verified so far of @p total in the snapshot checked. Called once
+	 *  with done 0 before the page walk, then after every page; done never decreases and the
+	 *  last call has done == total (unless LMDB's structure is damaged: then it may stop
+	 *  short, and is not called at all if the total cannot be counted). Runs on the calling
+	 *  thread; must not call into the store. A repair's own work reports no progress. */
+	void (*progress)(void *ud, uint64_t done, uint64_t total);
+	void *ud; /**< passed to both callbacks */
+} ts_check_opts;
+
+/** Fill @p opts with the defaults: no flags, no callbacks. */
+TS_API void ts_check_opts_init(ts_check_opts *opts);
+
+/**
+ * ts_store_check() with options: the same check, repair and results, plus a progress callback.
+ * ts_store_check(st, flags, cb, ud, problems) is ts_store_check2() with opts {flags, cb, NULL,
+ * ud}. Counting the total costs one extra walk of the pages database's leaf entries (not of
+ * the page bodies), done only when opts->progress is set.
+ * @return as ts_store_check(); TS_EINVAL if @p opts is NULL or has unknown flags.
+ */
+TS_API int ts_store_check2(ts_store *st, const ts_check_opts *opts, uint64_t *problems);
+
 /** Write a compacted copy of the store (free pages dropped, LMDB's mdb_env_copy2 with
  *  MDB_CP_COMPACT) to the new file @p path, from one consistent snapshot; writes may continue
  *  meanwhile. @return 0; TS_EEXIST if @p path exists (it is never overwritten); TS_ENOSPC;

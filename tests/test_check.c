@@ -1,8 +1,8 @@
 /*
  * Tests of ts_store_check and ts_store_copy_compact (engine/check.c): a clean store, a flipped
  * byte in a page (found by searching the file, not through our own offsets), orphan pages,
- * missing pages, unfinished writes, damaged records, repair that never touches good data, and
- * compacted copies.
+ * missing pages, unfinished writes, damaged records, repair that never touches good data,
+ * compacted copies, and the progress callback of ts_store_check2.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -312,6 +312,59 @@ Test(check, compacted_copies)
 	cr_expect_eq(ts_tensor_info(st, "c", &info), 0);
 	cr_expect_eq(ts_tensor_info(st, "a", &info), TS_ENOTFOUND);
 	cr_expect_eq(check(st, 0, &s), 0);
+	ts_store_close(st);
+	free(data);
+}
+
+typedef struct prog {
+	int calls, monotonic;
+	uint64_t first_done, last_done, last_total, total_changes;
+} prog;
+
+static void on_progress(void *ud, uint64_t done, uint64_t total)
+{
+	prog *p = ud;
+	if (p->calls == 0)
+		p->first_done = done;
+	else if (done < p->last_done)
+		p->monotonic = 0;
+	if (p->calls && total != p->last_total)
+		p->total_changes++;
+	p->last_done = done;
+	p->last_total = total;
+	p->calls++;
+}
+
+Test(check, progress_runs_from_zero_to_the_bytes_of_every_page)
+{
+	ts_store *st = populated("progress.tst");
+	ts_check_opts o;
+	prog p = {0, 1, 0, 0, 0, 0};
+	uint64_t problems = 1, want = 0, pages = 0;
+	const char *names[3] = {"a", "b", "c"};
+
+	/* every page is its 40-byte header and its payload (docs/FORMAT.md) */
+	for (int i = 0; i < 3; i++) {
+		ts_tensor_info info;
+		cr_assert_eq(ts_tensor_info(st, names[i], &info), 0);
+		want += info.page_count * 40 + info.stored_bytes;
+		pages += info.page_count;
+	}
+	ts_check_opts_init(&o);
+	o.progress = on_progress;
+	o.ud = &p;
+	cr_assert_eq(ts_store_check2(st, &o, &problems), 0, "%s", ts_error_last());
+	cr_expect_eq(problems, 0);
+	cr_expect_eq(p.calls, (int)pages + 1, "one call before the walk, one per page");
+	cr_expect_eq(p.first_done, 0);
+	cr_expect(p.monotonic);
+	cr_expect_eq(p.total_changes, 0);
+	cr_expect_eq(p.last_total, want);
+	cr_expect_eq(p.last_done, want);
+	/* opts is required; flags are checked */
+	cr_expect_eq(ts_store_check2(st, NULL, &problems), TS_EINVAL);
+	o.flags = 0x8;
+	cr_expect_eq(ts_store_check2(st, &o, &problems), TS_EINVAL);
 	ts_store_close(st);
 	free(data);
 }

@@ -25,6 +25,7 @@
 #include "tools/cli.h"
 #include "tools/commands.h"
 #include "tools/json.h"
+#include "tools/progress.h"
 
 #define CMD "fsck"
 
@@ -40,6 +41,8 @@ static void usage(FILE *f)
 		   "            \"page\", \"detail\"}], \"repaired\"} (docs/CLI.md)\n"
 		   "  -q        print only errors\n"
 		   "  --help    this text\n\n"
+		   "Progress (pages verified, rate, ETA) goes to stderr: a bar on a terminal, plain\n"
+		   "lines otherwise (docs/CLI.md); -q silences it.\n"
 		   "Interrupted writes (e.g. of a killed import) are reported but are not damage:\n"
 		   "the next writer or --repair removes them.\n"
 		   "Exit status: 0 clean; 1 problems found (or left after --repair); 2 could not check.\n");
@@ -63,11 +66,20 @@ typedef struct ctx {
 	int json;
 	json_writer *w;
 	uint64_t unfinished; /* interrupted writes: reported, but not damage */
+	progress *pr;
 } ctx;
+
+static void on_progress(void *ud, uint64_t done, uint64_t total)
+{
+	ctx *c = ud;
+	c->pr->total = total;
+	progress_add(c->pr, done - c->pr->done, NULL);
+}
 
 static void on_problem(void *ud, const ts_problem *p)
 {
 	ctx *c = ud;
+	progress_clear(c->pr); /* problems go to stdout, which may be the same terminal */
 	if (p->kind == TS_PROBLEM_UNFINISHED)
 		c->unfinished++;
 	if (c->json) {
@@ -128,7 +140,8 @@ static int fsck_main(int argc, char **argv)
 	if (cli_open_store(CMD, &st, path, repair ? TS_OPEN_WRITE : 0, 0) < 0)
 		return CLI_USAGE;
 	json_writer w;
-	ctx cx = {json, &w, 0};
+	progress pr;
+	ctx cx = {json, &w, 0, &pr};
 	uint64_t found = 0, left = 0;
 	if (json) {
 		jw_init(&w, stdout, 2);
@@ -138,7 +151,18 @@ static int fsck_main(int argc, char **argv)
 		jw_key(&w, "problems");
 		jw_array_begin(&w);
 	}
-	int rc = ts_store_check(st, repair ? TS_CHECK_REPAIR : 0, on_problem, &cx, &found);
+	ts_check_opts co;
+	ts_check_opts_init(&co);
+	co.flags = repair ? TS_CHECK_REPAIR : 0;
+	co.problem = on_problem;
+	co.progress = on_progress;
+	co.ud = &cx;
+	progress_begin(&pr, "fsck", 0, 1, cli_quiet);
+	int rc = ts_store_check2(st, &co, &found);
+	if (rc == 0)
+		progress_end(&pr);
+	else
+		progress_clear(&pr);
 	left = found;
 	if (rc == 0 && repair) /* what repair could not fix */
 		rc = ts_store_check(st, 0, NULL, NULL, &left);
