@@ -82,6 +82,7 @@ struct src {
 	uint64_t psize;
 	uint64_t npages; /* pages 0 .. npages-1 may be read */
 	uint8_t *buf;    /* fd: L_MAX_DEPTH + 1 pages */
+	uint8_t *seen;   /* whole-tree walks: one bit per page, a page reached twice is damage */
 };
 
 /* A database's record (MDB_db). */
@@ -266,10 +267,18 @@ static int check_dbrec(struct src *s, const uint8_t *rec, struct dbrec *out, uin
 static int walk(struct src *s, uint64_t pgno, int level, int depth, int main,
 		const struct node *lo, const struct node *hi)
 {
-	const uint8_t *pg = get_page(s, pgno, level);
+	const uint8_t *pg;
 	unsigned nkeys;
 	int branch = level < depth - 1, rc;
 
+	/* A tree shares no page: a second visit is a damaged pointer (and unchecked, a few such
+	 * pointers would make the walk exponential). */
+	if (s->seen && pgno < s->npages) {
+		if (s->seen[pgno / 8] & (1u << (pgno % 8)))
+			return bad(s, pgno, "page reached twice in the tree, at level", (uint64_t)level);
+		s->seen[pgno / 8] |= (uint8_t)(1u << (pgno % 8));
+	}
+	pg = get_page(s, pgno, level);
 	if (!pg)
 		return TS_ECORRUPT;
 	rc = check_page(s, pg, pgno, branch, main, 1, 1, lo, hi, &nkeys);
@@ -418,7 +427,8 @@ int ts__lmdb_check_file(const char *path, uint64_t file_size, const char *const 
 		goto out;
 	}
 	s.buf = malloc((size_t)psize * (L_MAX_DEPTH + 1));
-	if (!s.buf) {
+	s.seen = calloc(1, (size_t)(s.npages / 8 + 1));
+	if (!s.buf || !s.seen) {
 		rc = ts__err(TS_ENOMEM, "opening '%s': out of memory", path);
 		goto out;
 	}
@@ -444,6 +454,7 @@ int ts__lmdb_check_file(const char *path, uint64_t file_size, const char *const 
 	}
 out:
 	free(s.buf);
+	free(s.seen);
 	close(s.fd);
 	return rc;
 }
@@ -511,5 +522,10 @@ int ts__lmdb_check_tree(ts_store *st, MDB_txn *txn, const char *dbname)
 		return rc < 0 ? rc : 0;
 	if (db.root == L_INVALID)
 		return 0;
-	return walk(&s, db.root, 0, (int)db.depth, 0, NULL, NULL);
+	s.seen = calloc(1, (size_t)(s.npages / 8 + 1));
+	if (!s.seen)
+		return ts__err(TS_ENOMEM, "checking the '%s' database: out of memory", dbname);
+	rc = walk(&s, db.root, 0, (int)db.depth, 0, NULL, NULL);
+	free(s.seen);
+	return rc;
 }

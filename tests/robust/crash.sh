@@ -45,12 +45,15 @@ cat "$T/a.dig" "$T/b.dig" >"$T/ab.dig"
 ntensors=$(wc -l <"$T/a.dig")
 echo "crash: $ntensors tensors, $(du -m "$T/a.safetensors" | cut -f1) MB source, import takes ${tref} ms"
 
-# run_and_kill MAXMS CMD...: start CMD, SIGKILL it after a random 0..MAXMS ms. Returns 0 if it
-# was killed while running, 1 if it had already finished (then not a kill point).
+# run_and_kill ATTEMPT KILLS MAXMS CMD...: start CMD, SIGKILL it after a random delay in stratum
+# ATTEMPT mod KILLS of [0, MAXMS] ms (stratified: the kills of a run cover the command's whole
+# measured duration evenly instead of clustering). Returns 0 if it was killed while running, 1
+# if it had already finished (then not a kill point).
 run_and_kill() {
-	local max=$1 ms pid st
-	shift
-	ms=$(( (RANDOM * 32768 + RANDOM) % (max + 1) ))
+	local k=$(( ($1 - 1) % $2 )) n=$2 max=$3 ms pid st
+	shift 3
+	ms=$(( (k * (max + 1) + (RANDOM * 32768 + RANDOM) % (max + 1)) / n ))
+	echo "$ms" >"$T/kill_ms"
 	"$@" >"$T/cmd.out" 2>&1 &
 	pid=$!
 	sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
@@ -60,6 +63,15 @@ run_and_kill() {
 	[ "$st" -eq 137 ] && return 0
 	[ "$st" -eq 0 ] || { cat "$T/cmd.out"; fail "'$*' failed with status $st before the kill"; }
 	return 1
+}
+
+# shrink: a command finished before its kill at $(cat kill_ms) ms, so it takes less than that:
+# kill the next ones within 1.1 times that.
+shrink() {
+	local ms
+	ms=$(cat "$T/kill_ms")
+	[ $((ms * 11 / 10)) -lt "$span" ] && span=$((ms * 11 / 10))
+	return 0
 }
 
 # check_after STORE ALLOWED_DIGESTS WHAT: the state after a kill.
@@ -74,14 +86,16 @@ check_after() {
 }
 
 survived_import=0 survived_replace=0 survived_rm=0 finished=0
+span=$((tref * 11 / 10))
 # -- import ---------------------------------------------------------------------------------
 i=0
 while [ "$survived_import" -lt "$kills" ]; do
 	i=$((i + 1))
-	[ "$i" -le $((kills * 3)) ] || fail "import finished before the kill too often"
+	[ "$i" -le $((kills * 3 + 10)) ] || fail "import finished before the kill too often"
 	rm -f "$T/s.tst" "$T/s.tst-lock"
-	if ! run_and_kill $((tref * 11 / 10)) "$TSTORE" import -q "$T/s.tst" "$T/a.safetensors"; then
+	if ! run_and_kill "$i" "$kills" "$span" "$TSTORE" import -q "$T/s.tst" "$T/a.safetensors"; then
 		finished=$((finished + 1))
+		shrink # it took less than the measured duration (a loaded machine): aim earlier
 		continue
 	fi
 	if [ -e "$T/s.tst" ]; then
@@ -99,18 +113,26 @@ while [ "$survived_import" -lt "$kills" ]; do
 	cmp -s "$T/s.dig" "$T/a.dig" || fail "import kill $i: rerun result differs from a clean import"
 	"$TSTORE" fsck -q "$T/s.tst" >/dev/null 2>&1 || fail "import kill $i: fsck after the rerun"
 	survived_import=$((survived_import + 1))
-	echo "  import kill $survived_import: $n of $ntensors tensors committed; rerun completes"
+	echo "  import kill $survived_import (at $(cat "$T/kill_ms")/$tref ms): $n of $ntensors tensors committed; rerun completes"
 done
 
 # -- replace (import --replace of another checkpoint with the same names) ------------------
+cp "$T/refa.tst" "$T/s.tst"
+rm -f "$T/s.tst-lock"
+t0=$(now_ms)
+"$TSTORE" import -q --replace "$T/s.tst" "$T/b.safetensors" >/dev/null 2>&1 || fail "reference replace"
+trep=$(( $(now_ms) - t0 ))
+echo "crash: import --replace takes ${trep} ms"
+span=$((trep * 11 / 10))
 i=0
 while [ "$survived_replace" -lt "$rkills" ]; do
 	i=$((i + 1))
-	[ "$i" -le $((rkills * 3)) ] || fail "replace finished before the kill too often"
+	[ "$i" -le $((rkills * 3 + 10)) ] || fail "replace finished before the kill too often"
 	rm -f "$T/s.tst" "$T/s.tst-lock"
 	cp "$T/refa.tst" "$T/s.tst"
-	if ! run_and_kill $((tref * 11 / 10)) "$TSTORE" import -q --replace "$T/s.tst" "$T/b.safetensors"; then
+	if ! run_and_kill "$i" "$rkills" "$span" "$TSTORE" import -q --replace "$T/s.tst" "$T/b.safetensors"; then
 		finished=$((finished + 1))
+		shrink
 		continue
 	fi
 	n=$(check_after "$T/s.tst" "$T/ab.dig" "replace kill $i") || exit 1
@@ -125,7 +147,7 @@ while [ "$survived_replace" -lt "$rkills" ]; do
 	"$DIGEST" "$T/s.tst" >"$T/s.dig" || fail "replace kill $i: rerun result does not read"
 	cmp -s "$T/s.dig" "$T/b.dig" || fail "replace kill $i: rerun result differs"
 	survived_replace=$((survived_replace + 1))
-	echo "  replace kill $survived_replace: $nb of $ntensors tensors replaced; rerun completes"
+	echo "  replace kill $survived_replace (at $(cat "$T/kill_ms")/$trep ms): $nb of $ntensors tensors replaced; rerun completes"
 done
 
 # -- rm of every tensor --------------------------------------------------------------------
@@ -136,15 +158,17 @@ rm -f "$T/s.tst-lock"
 # shellcheck disable=SC2086
 "$TSTORE" rm "$T/s.tst" $names >/dev/null 2>&1 || fail "reference rm"
 trm=$(( $(now_ms) - t0 + 20 ))
+span=$trm
 i=0
 while [ "$survived_rm" -lt "$mkills" ]; do
 	i=$((i + 1))
-	[ "$i" -le $((mkills * 5)) ] || { echo "  rm finished before the kill $((i - 1)) times (takes ${trm} ms)"; break; }
+	[ "$i" -le $((mkills * 5 + 10)) ] || { echo "  rm finished before the kill $((i - 1)) times (takes ${trm} ms)"; break; }
 	rm -f "$T/s.tst" "$T/s.tst-lock"
 	cp "$T/refa.tst" "$T/s.tst"
 	# shellcheck disable=SC2086
-	if ! run_and_kill "$trm" "$TSTORE" rm "$T/s.tst" $names; then
+	if ! run_and_kill "$i" "$mkills" "$span" "$TSTORE" rm "$T/s.tst" $names; then
 		finished=$((finished + 1))
+		shrink
 		continue
 	fi
 	n=$(check_after "$T/s.tst" "$T/a.dig" "rm kill $i") || exit 1
@@ -157,6 +181,6 @@ while [ "$survived_rm" -lt "$mkills" ]; do
 	[ ! -s "$T/s.dig" ] || fail "rm kill $i: tensors left after the rerun"
 	"$TSTORE" fsck -q "$T/s.tst" >/dev/null 2>&1 || fail "rm kill $i: fsck after the rerun"
 	survived_rm=$((survived_rm + 1))
-	echo "  rm kill $survived_rm: $n of $ntensors tensors left; rerun completes"
+	echo "  rm kill $survived_rm (at $(cat "$T/kill_ms")/$trm ms): $n of $ntensors tensors left; rerun completes"
 done
 echo "crash: kill points survived: import $survived_import, replace $survived_replace, rm $survived_rm (commands that finished before their kill: $finished)"
