@@ -34,9 +34,8 @@
 #include "common/error.h"
 #include "engine/store.h"
 
-int ts__group_owns(const ts_store *st, uint64_t id)
+int ts__group_owns(const ts_group *g, uint64_t id)
 {
-	const ts_group *g = st->group;
 	size_t lo = 0, hi;
 
 	if (!g)

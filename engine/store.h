@@ -296,9 +296,9 @@ struct ts_group {
 	int writers; /* writers of this group not yet committed or aborted (under writer_lock) */
 };
 
-/** 1 if tensor id @p id is staged in the open write group of @p st. The caller holds the
- *  writer slot. */
-int ts__group_owns(const ts_store *st, uint64_t id);
+/** 1 if tensor id @p id is staged in write group @p g (0 if @p g is NULL). The caller holds
+ *  the writer slot, so that no tensor is staged meanwhile. */
+int ts__group_owns(const ts_group *g, uint64_t id);
 
 /** Index of the tensor staged under @p name in @p g, or -1. */
 ptrdiff_t ts__group_find(const ts_group *g, const char *name);

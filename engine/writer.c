@@ -300,6 +300,7 @@ typedef struct cleanup_ctx {
 	ts_store *st;
 	uint64_t only_id; /* 0: every pending id */
 	uint64_t removed;
+	const ts_group *keep; /* the open write group, whose staged ids stay (or NULL) */
 } cleanup_ctx;
 
 static int cleanup_txn(void *ud, MDB_txn *txn)
@@ -321,7 +322,8 @@ static int cleanup_txn(void *ud, MDB_txn *txn)
 			for (int i = 0; i < 8; i++)
 				id = (id << 8) | ((const uint8_t *)key.mv_data)[i];
 		}
-		if ((c->only_id == 0 && !ts__group_owns(st, id)) || (c->only_id && id == c->only_id)) {
+		if ((c->only_id == 0 && !ts__group_owns(c->keep, id)) ||
+		    (c->only_id && id == c->only_id)) {
 			if (id != 0) {
 				rc = ts__pages_delete(st, txn, id, NULL);
 				if (rc)
@@ -342,13 +344,18 @@ static int cleanup_txn(void *ud, MDB_txn *txn)
 
 int ts__writer_cleanup_pending(ts_store *st, uint64_t *removed)
 {
-	cleanup_ctx c = {st, 0, 0};
+	cleanup_ctx c = {st, 0, 0, NULL};
 	MDB_txn *txn;
 	MDB_stat ms;
 	int rc;
 
 	if (removed)
 		*removed = 0;
+	/* The caller holds the writer slot, so no tensor can be staged meanwhile; a group opened
+	 * after this snapshot has none yet. */
+	pthread_mutex_lock(&st->writer_lock);
+	c.keep = st->group;
+	pthread_mutex_unlock(&st->writer_lock);
 	rc = ts__txn_begin_read(st, &txn);
 	if (rc < 0)
 		return rc;
@@ -356,7 +363,7 @@ int ts__writer_cleanup_pending(ts_store *st, uint64_t *removed)
 	ts__txn_abort(st, txn);
 	if (rc)
 		return ts__err_from_mdb(rc, "reading the pending database");
-	if (ms.ms_entries == 0 || (st->group && ms.ms_entries == st->group->n))
+	if (ms.ms_entries == 0 || (c.keep && ms.ms_entries == c.keep->n))
 		return 0; /* nothing, or only the open group's staged tensors (invariant 4) */
 	rc = ts__store_write(st, cleanup_txn, &c, "removing interrupted writes");
 	if (rc < 0)
@@ -1013,7 +1020,7 @@ static void finish_stats(ts_writer *w)
 static int abort_txn(void *ud, MDB_txn *txn)
 {
 	ts_writer *w = ud;
-	cleanup_ctx c = {w->st, w->rec.id, 0};
+	cleanup_ctx c = {w->st, w->rec.id, 0, NULL};
 	return cleanup_txn(&c, txn);
 }
 

@@ -101,7 +101,7 @@ static void usage(FILE *f)
 		"  --keep GLOB         store tensors whose name matches GLOB losslessly (repeatable)\n"
 		"  --jobs N            encoder threads (default: all cores)\n"
 		"  --replace           replace tensors that already exist in STORE\n"
-		"  --skip-existing     leave tensors that already exist in STORE alone (resume)\n"
+		"  --skip-existing     leave tensors that already exist in STORE as they are\n"
 		"  -q                  print only errors\n"
 		"  --help              this text\n\n"
 		"Policy (auto): tensors that are 1-D, have fewer than %d elements, or hold NaN or\n"
