@@ -677,7 +677,8 @@ typedef struct ts_problem {
  * With TS_CHECK_REPAIR (store opened for writing, no writer active) it then removes orphan pages
  * and unfinished writes and fixes a next tensor id that is too low; it never touches the pages of
  * a valid record, and removes no orphan while any record is damaged (its pages look orphaned).
- * The problems reported are those found before the repair.
+ * The problems reported are those found before the repair. ts_store_check2() adds a progress
+ * callback.
  *
  * @param problems (may be NULL) number of problems found
  * @return 0 when the check ran (problems may be > 0); TS_EREADONLY or TS_EBUSY for a repair that

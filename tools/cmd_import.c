@@ -115,9 +115,9 @@ static void usage(FILE *f)
 		"at the end. If anything fails (a tensor that cannot be encoded, a bad source, a full\n"
 		"disk), nothing is published: the store is exactly as it was before the command,\n"
 		"tensors replaced by --replace included (a store the command created is removed).\n"
-		"Ctrl-C, or a killed process, likewise leaves the store as it was before the command\n"
-		"(exit status 130 for Ctrl-C); the pages written meanwhile are reclaimed by the next\n"
-		"writer.\n",
+		"Ctrl-C discards what was written and exits with 130: the store is as it was\n"
+		"before the command. A killed process leaves it so too; the next writer reclaims\n"
+		"the pages it had written.\n",
 		DEFAULT_MAX_ERROR, TINY_ELEMENTS, SAMPLE_ELEMENTS);
 }
 
