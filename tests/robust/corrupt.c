@@ -357,7 +357,7 @@ static int copy_file(const char *to, const uint8_t *img, size_t n)
 /* LMDB page classes, from the page headers of the undamaged file: flags at byte 10 (u16),
  * an overflow run's page count at byte 12 (u32). */
 enum { C_META, C_BRANCH, C_LEAF, C_OVF, C_OTHER, C_COUNT };
-static const char *const cname[C_COUNT] = {"meta", "branch", "leaf", "overflow", "other"};
+static const char *const cname[C_COUNT] = {"meta", "branch", "leaf", "overflow", "free"};
 
 /* What a trial aims at (t % T_COUNT): anywhere in the file; the fields of a meta page (its
  * first 160 bytes: magic, page size, both tree records, last page, txnid); the used bytes of a
@@ -366,6 +366,54 @@ static const char *const cname[C_COUNT] = {"meta", "branch", "leaf", "overflow",
 enum { T_ANY, T_META_FIELDS, T_BRANCH_USED, T_LEAF_USED, T_TREE_ANY, T_OVF, T_COUNT };
 static const char *const tname[T_COUNT] = {"anywhere", "meta fields", "branch used bytes",
 					   "leaf used bytes", "branch/leaf anywhere", "overflow"};
+
+static uint64_t le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Mark the pages of the tree under @p pgno live (LMDB 0.9 layout: node index from byte 16 up to
+ * `lower` at byte 12; node lo u16, hi u16, flags u16, ksize u16; a branch node's child is
+ * lo | hi << 16 | flags << 32; a main-tree leaf node with flag 2 holds a 48-byte database
+ * record, root at +40). The file also holds stale copies of branch and leaf pages
+ * (copy-on-write): damage there is harmless, so the branch and leaf targets aim at live ones. */
+static void mark_live(const uint8_t *img, size_t npages, uint8_t *live, uint64_t pgno, int level)
+{
+	if (pgno < 2 || pgno >= npages || live[pgno] || level > 16)
+		return;
+	live[pgno] = 1;
+	const uint8_t *h = img + pgno * PAGE;
+	unsigned flags = h[10] | h[11] << 8, lower = h[12] | h[13] << 8;
+	if (!(flags & 3) || lower < 16 || lower > PAGE)
+		return;
+	for (unsigned i = 0; i < (lower - 16) / 2; i++) {
+		unsigned off = h[16 + 2 * i] | h[17 + 2 * i] << 8;
+		if (off + 8 > PAGE)
+			continue;
+		const uint8_t *n = h + off;
+		unsigned nf = n[4] | n[5] << 8, ks = n[6] | n[7] << 8;
+		if (flags & 1)
+			mark_live(img, npages, live,
+				  (uint64_t)(n[0] | n[1] << 8) | (uint64_t)(n[2] | n[3] << 8) << 16 |
+					  (uint64_t)nf << 32,
+				  level + 1);
+		else if ((nf & 2) && off + 8 + ks + 48 <= PAGE)
+			mark_live(img, npages, live, le64(n + 8 + ks + 40), 0);
+		else if ((nf & 1) && off + 8 + ks + 8 <= PAGE) { /* a big value's overflow run */
+			uint64_t ov = le64(n + 8 + ks);
+			if (ov >= 2 && ov < npages) {
+				const uint8_t *o = img + ov * PAGE;
+				uint64_t run = (uint64_t)(o[12] | o[13] << 8) |
+					       (uint64_t)(o[14] | o[15] << 8) << 16;
+				for (uint64_t k = 0; k < run && ov + k < npages; k++)
+					live[ov + k] = 1;
+			}
+		}
+	}
+}
 
 int main(int argc, char **argv)
 {
@@ -446,6 +494,12 @@ int main(int argc, char **argv)
 	close(fd);
 	size_t npages = fsize / PAGE;
 	uint8_t *cls = malloc(npages ? npages : 1);
+	uint8_t *live = calloc(1, npages ? npages : 1);
+	if (npages >= 2) { /* the meta LMDB uses: the higher txnid, at byte 144 */
+		const uint8_t *mm = img + (le64(img + PAGE + 144) > le64(img + 144) ? PAGE : 0);
+		mark_live(img, npages, live, le64(mm + 40 + 40), 0); /* free tree */
+		mark_live(img, npages, live, le64(mm + 88 + 40), 0); /* main tree and its databases */
+	}
 	size_t ccount[C_COUNT] = {0};
 	for (size_t p = 0; p < npages; p++) {
 		const uint8_t *h = img + p * PAGE;
@@ -455,19 +509,20 @@ int main(int argc, char **argv)
 		else if (flags & 4) {
 			uint32_t n = h[12] | h[13] << 8 | (uint32_t)h[14] << 16 | (uint32_t)h[15] << 24;
 			for (uint32_t k = 0; k < n && p + k < npages; k++)
-				cls[p + k] = C_OVF;
+				cls[p + k] = live[p] ? C_OVF : C_OTHER;
 			p += n ? n - 1 : 0;
 			continue;
-		} else if (flags & 1)
+		} else if ((flags & 1) && live[p])
 			cls[p] = C_BRANCH;
-		else if (flags & 2)
+		else if ((flags & 2) && live[p])
 			cls[p] = C_LEAF;
 		else
-			cls[p] = C_OTHER;
+			cls[p] = C_OTHER; /* free: stale copies of tree pages, old overflow runs */
 	}
+	free(live);
 	for (size_t p = 0; p < npages; p++)
 		ccount[cls[p]]++;
-	printf("corrupt: store of %zu bytes: %zu meta, %zu branch, %zu leaf, %zu overflow, %zu other "
+	printf("corrupt: store of %zu bytes: %zu meta, %zu branch, %zu leaf, %zu overflow, %zu free "
 	       "pages\n", fsize, ccount[C_META], ccount[C_BRANCH], ccount[C_LEAF], ccount[C_OVF],
 	       ccount[C_OTHER]);
 	if (!ccount[C_BRANCH] || !ccount[C_LEAF] || !ccount[C_OVF]) {
@@ -488,7 +543,10 @@ int main(int argc, char **argv)
 	static const int ios[3] = {TS_IO_URING, TS_IO_PREAD, TS_IO_MMAP};
 
 	for (int t = first; t < first + trials; t++) {
-		rng_state = seed + (uint64_t)t * 0x9e3779b97f4a7c15ull;
+		/* Each trial's generator starts from a mixed state: seed + t * step alone would make
+		 * trial t + k replay trial t's draws shifted by k (the generator adds that step). */
+		rng_state = seed ^ ((uint64_t)t * 0xd1b54a32d192ed03ull);
+		rng_state = rnd();
 		memcpy(work, img, fsize);
 		int want = t % T_COUNT;
 		size_t page;
