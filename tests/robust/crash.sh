@@ -50,9 +50,12 @@ echo "crash: $ntensors tensors, $(du -m "$T/a.safetensors" | cut -f1) MB source,
 # measured duration evenly instead of clustering). Returns 0 if it was killed while running, 1
 # if it had already finished (then not a kill point).
 run_and_kill() {
-	local k=$(( ($1 - 1) % $2 )) n=$2 max=$3 ms pid st
+	local a=$1 k=$(( ($1 - 1) % $2 )) n=$2 max=$3 ms pid st
 	shift 3
 	ms=$(( (k * (max + 1) + (RANDOM * 32768 + RANDOM) % (max + 1)) / n ))
+	# every 5th attempt aims at the end of the run, where an import publishes its write group
+	# (one transaction) and rm commits its last deletions
+	[ $((a % 5)) -eq 0 ] && ms=$(( max * 85 / 100 + (RANDOM * 32768 + RANDOM) % (max * 20 / 100 + 1) ))
 	echo "$ms" >"$T/kill_ms"
 	"$@" >"$T/cmd.out" 2>&1 &
 	pid=$!
@@ -85,7 +88,7 @@ check_after() {
 	wc -l <"$T/s.dig"
 }
 
-survived_import=0 survived_replace=0 survived_rm=0 finished=0
+survived_import=0 survived_replace=0 survived_rm=0 finished=0 import_all=0 replace_all=0
 span=$((tref * 11 / 10))
 # -- import ---------------------------------------------------------------------------------
 i=0
@@ -100,6 +103,9 @@ while [ "$survived_import" -lt "$kills" ]; do
 	fi
 	if [ -e "$T/s.tst" ]; then
 		n=$(check_after "$T/s.tst" "$T/a.dig" "import kill $i") || exit 1
+		# one write group: none or all of the command's tensors
+		[ "$n" -eq 0 ] || [ "$n" -eq "$ntensors" ] ||
+			fail "import kill $i: $n of $ntensors tensors visible (the import is not atomic)"
 		[ "$n" -eq 0 ] || [ "$n" -eq "$ntensors" ] ||
 			fail "import kill $i: $n of $ntensors tensors visible (one group: none or all)"
 		"$TSTORE" import -q --skip-existing "$T/s.tst" "$T/a.safetensors" >"$T/cmd.out" 2>&1 ||
@@ -113,6 +119,7 @@ while [ "$survived_import" -lt "$kills" ]; do
 	cmp -s "$T/s.dig" "$T/a.dig" || fail "import kill $i: rerun result differs from a clean import"
 	"$TSTORE" fsck -q "$T/s.tst" >/dev/null 2>&1 || fail "import kill $i: fsck after the rerun"
 	survived_import=$((survived_import + 1))
+	[ "$n" -eq "$ntensors" ] && import_all=$((import_all + 1))
 	echo "  import kill $survived_import (at $(cat "$T/kill_ms")/$tref ms): $n of $ntensors tensors committed; rerun completes"
 done
 
@@ -138,6 +145,8 @@ while [ "$survived_replace" -lt "$rkills" ]; do
 	n=$(check_after "$T/s.tst" "$T/ab.dig" "replace kill $i") || exit 1
 	[ "$n" -eq "$ntensors" ] || fail "replace kill $i: $n of $ntensors tensors left"
 	nb=$(grep -Fxc -f "$T/b.dig" "$T/s.dig")
+	[ "$nb" -eq 0 ] || [ "$nb" -eq "$ntensors" ] ||
+		fail "replace kill $i: $nb of $ntensors tensors replaced (the replace is not atomic)"
 	# import publishes its tensors as one group: the old set or the new one, never a mix
 	nbonly=$(grep -Fxv -f "$T/a.dig" "$T/b.dig" | grep -Fxc -f - "$T/s.dig")
 	[ "$nbonly" -eq 0 ] || [ "$nbonly" -eq "$(grep -Fxvc -f "$T/a.dig" "$T/b.dig")" ] ||
@@ -147,6 +156,7 @@ while [ "$survived_replace" -lt "$rkills" ]; do
 	"$DIGEST" "$T/s.tst" >"$T/s.dig" || fail "replace kill $i: rerun result does not read"
 	cmp -s "$T/s.dig" "$T/b.dig" || fail "replace kill $i: rerun result differs"
 	survived_replace=$((survived_replace + 1))
+	[ "$nb" -eq "$ntensors" ] && replace_all=$((replace_all + 1))
 	echo "  replace kill $survived_replace (at $(cat "$T/kill_ms")/$trep ms): $nb of $ntensors tensors replaced; rerun completes"
 done
 
@@ -183,4 +193,4 @@ while [ "$survived_rm" -lt "$mkills" ]; do
 	survived_rm=$((survived_rm + 1))
 	echo "  rm kill $survived_rm (at $(cat "$T/kill_ms")/$trm ms): $n of $ntensors tensors left; rerun completes"
 done
-echo "crash: kill points survived: import $survived_import, replace $survived_replace, rm $survived_rm (commands that finished before their kill: $finished)"
+echo "crash: kill points survived: import $survived_import ($import_all with every tensor published), replace $survived_replace ($replace_all with every tensor replaced), rm $survived_rm (commands that finished before their kill: $finished)"
