@@ -194,18 +194,12 @@ static int publish_txn(void *ud, MDB_txn *txn)
 		int rc = mdb_get(txn, st->dbi_tensors, &key, &val);
 
 		if (rc == 0) {
-			ts__tensor_rec old;
 			if (!s->replace)
 				return ts__err(TS_EEXIST, "tensor '%s' exists (TS_WRITE_REPLACE not set)",
 					       s->name);
-			/* A damaged old record cannot name its pages: they stay, as orphans that
-			 * ts_store_check() finds and repairs. */
-			if (ts__tensor_rec_decode_named(&old, s->name, len, val.mv_data,
-							val.mv_size) == 0) {
-				rc = ts__pages_delete(st, txn, old.id, NULL);
-				if (rc)
-					return rc;
-			}
+			rc = ts__pages_delete_replaced(st, txn, s->name, len, &val);
+			if (rc)
+				return rc;
 		} else if (rc != MDB_NOTFOUND) {
 			return rc;
 		}

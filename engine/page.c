@@ -161,6 +161,17 @@ int ts__page_verify(const void *buf, size_t len, const ts__tensor_rec *rec, cons
 	return ts__page_verify_kind(buf, len, rec, name, page_index, NULL);
 }
 
+int ts__pages_delete_replaced(ts_store *st, MDB_txn *txn, const char *name, size_t len,
+			      const MDB_val *old_record)
+{
+	ts__tensor_rec old;
+
+	if (ts__tensor_rec_decode_named(&old, name, len, old_record->mv_data,
+					old_record->mv_size) != 0)
+		return 0;
+	return ts__pages_delete(st, txn, old.id, NULL);
+}
+
 int ts__pages_delete(ts_store *st, MDB_txn *txn, uint64_t tensor_id, uint64_t *deleted)
 {
 	uint8_t kb[TS_PAGE_KEY_SIZE];

@@ -263,6 +263,13 @@ int ts__page_verify_kind(const void *buf, size_t len, const ts__tensor_rec *rec,
  *  receives the count. Returns 0 or an LMDB/errno code, for ts__store_write(). */
 int ts__pages_delete(ts_store *st, MDB_txn *txn, uint64_t tensor_id, uint64_t *deleted);
 
+/** Tensor @p name (@p len bytes) is being replaced in write transaction @p txn: delete the pages
+ *  of its old version, whose stored record is @p old_record. A damaged old record cannot name its
+ *  pages: they stay, as orphans that ts_store_check() finds and repairs. Returns 0 or an
+ *  LMDB/errno code, for ts__store_write(). */
+int ts__pages_delete_replaced(ts_store *st, MDB_txn *txn, const char *name, size_t len,
+			      const MDB_val *old_record);
+
 /* -- pool.c: the worker pool -------------------------------------------------------------- */
 
 /** Create a pool of @p threads workers. */

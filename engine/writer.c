@@ -224,18 +224,12 @@ static int final_txn(void *ud, MDB_txn *txn)
 
 	rc = mdb_get(txn, st->dbi_tensors, &key, &val);
 	if (rc == 0) {
-		ts__tensor_rec old;
 		if (!(w->flags & TS_WRITE_REPLACE))
 			return ts__err(TS_EEXIST, "tensor '%s' exists (TS_WRITE_REPLACE not set)",
 				       w->name);
-		/* A damaged old record cannot name its pages: they stay, as orphans that
-		 * ts_store_check() finds and repairs. */
-		if (ts__tensor_rec_decode_named(&old, w->name, strlen(w->name), val.mv_data,
-						val.mv_size) == 0) {
-			rc = ts__pages_delete(st, txn, old.id, NULL);
-			if (rc)
-				return rc;
-		}
+		rc = ts__pages_delete_replaced(st, txn, w->name, strlen(w->name), &val);
+		if (rc)
+			return rc;
 	} else if (rc != MDB_NOTFOUND) {
 		return rc;
 	}

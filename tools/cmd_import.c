@@ -736,18 +736,8 @@ int cmd_import(int argc, char **argv)
 	if (interrupted) {
 		/* Invariant 2: nothing of the command is published. */
 		progress_clear(&pr);
-		ts_group_abort(grp);
-		grp = NULL;
-		if (store_created) {
-			ts_store_close(st);
-			st = NULL;
-			remove_store(store_path);
-		}
-		fprintf(stderr, "tstore: import: interrupted: nothing imported; %s\n",
-			store_created ? "the store it created is removed"
-				      : "the store is as it was before the command");
 		status = CLI_INTERRUPTED;
-		goto out;
+		goto discard;
 	}
 	progress_end(&pr);
 	uint64_t published = 0;
@@ -763,18 +753,18 @@ int cmd_import(int argc, char **argv)
 
 rollback:
 	/* Invariant 1: nothing of the command is published. */
+	status = CLI_FAIL;
+discard:
 	ts_group_abort(grp);
 	grp = NULL;
 	if (store_created) {
 		ts_store_close(st);
 		st = NULL;
 		remove_store(store_path);
-		fprintf(stderr, "tstore: import: nothing imported (store %s removed)\n", store_path);
-	} else {
-		fprintf(stderr, "tstore: import: nothing imported (store %s is as it was)\n",
-			store_path);
 	}
-	status = CLI_FAIL;
+	fprintf(stderr, "tstore: import: %snothing imported (store %s %s)\n",
+		status == CLI_INTERRUPTED ? "interrupted: " : "", store_path,
+		store_created ? "removed" : "is as it was before the command");
 out:
 	if (sig_installed)
 		sigaction(SIGINT, &old_sa, NULL);
