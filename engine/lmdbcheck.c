@@ -149,6 +149,16 @@ static int check_overflow(struct src *s, uint64_t ov, uint64_t dsize, uint64_t f
 		return bad(s, ov, "overflow run past the file's used pages, length", pages);
 	if (dsize > pages * s->psize - L_PAGEHDR)
 		return bad(s, from, "a big value is longer than its overflow run, bytes", dsize);
+	/* Whole-tree walks (the store check) also hold the header to exactly what LMDB wrote:
+	 * flags P_OVERFLOW alone and the page count its size gives (tstore never overwrites a big
+	 * value in place, so LMDB never reuses a longer run). Readers do not need this (reads stay
+	 * intact: engine/reader.c falls back to the map), but LMDB's next write that frees the
+	 * run trusts the header's page number, count and dirty flag: damage there would free
+	 * the wrong pages. */
+	if (u16(h + 10) != L_P_OVERFLOW)
+		return bad(s, ov, "overflow page header, flags", u16(h + 10));
+	if (pages != (dsize + L_PAGEHDR + s->psize - 1) / s->psize)
+		return bad(s, ov, "overflow run length differs from its value's, pages", pages);
 	return 0;
 }
 
@@ -195,7 +205,7 @@ static int check_page(struct src *s, const uint8_t *pg, uint64_t pgno, int branc
 
 	if (u64(pg) != pgno)
 		return bad(s, pgno, "page header names page", u64(pg));
-	if ((flags & L_P_KIND) != want)
+	if ((flags & L_P_KIND) != want || (ovf && flags != want)) /* ovf: a whole-tree walk */
 		return bad(s, pgno, branch ? "not a branch page, flags" : "not a leaf page, flags",
 			   flags);
 	if (lower < L_PAGEHDR || (lower - L_PAGEHDR) % 2 || lower > upper || upper > s->psize)
