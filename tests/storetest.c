@@ -168,3 +168,25 @@ void st_write_f32(ts_store *st, const char *name, int ndim, const uint64_t *shap
 		     ts_error_last());
 	cr_assert_eq(ts_writer_commit(w, NULL), 0, "commit %s: %s", name, ts_error_last());
 }
+
+void st_peak_rss_reset(void)
+{
+	FILE *f = fopen("/proc/self/clear_refs", "w");
+	if (f) {
+		fputs("5", f);
+		fclose(f);
+	}
+}
+
+long st_peak_rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long v = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %ld kB", &v) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return v;
+}

@@ -44,4 +44,10 @@ void st_write_f32(ts_store *st, const char *name, int ndim, const uint64_t *shap
 /** Largest |x| over n values. */
 float st_amax(const float *x, size_t n);
 
+/** Reset the process's peak resident set size (Linux: clear_refs 5). */
+void st_peak_rss_reset(void);
+/** The process's peak resident set size since start or the last reset, KiB (VmHWM); -1 if
+ *  /proc cannot tell. */
+long st_peak_rss_kib(void);
+
 #endif

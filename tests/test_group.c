@@ -496,19 +496,6 @@ Test(group, caller_mistakes_get_clear_errors)
 	free(a);
 }
 
-static long vm_hwm_kib(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long v = -1;
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmHWM: %ld kB", &v) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return v;
-}
-
 Test(group, memory_stays_bounded_however_much_is_staged, .timeout = 120)
 {
 #if defined(__SANITIZE_ADDRESS__)
@@ -527,12 +514,8 @@ Test(group, memory_stays_bounded_however_much_is_staged, .timeout = 120)
 	cfg.bits_per_value = 16;
 	for (size_t i = 0; i < chunk; i++)
 		buf[i] = ts_f32_to_bf16((float)(i % 1000) * 0.001f);
-	FILE *f = fopen("/proc/self/clear_refs", "w");
-	if (f) {
-		fputs("5", f); /* reset the peak RSS */
-		fclose(f);
-	}
-	long before = vm_hwm_kib();
+	st_peak_rss_reset();
+	long before = st_peak_rss_kib();
 	cr_assert_eq(ts_group_begin(&g, st), 0);
 	ts_write_opts_init(&o);
 	o.group = g;
@@ -545,7 +528,7 @@ Test(group, memory_stays_bounded_however_much_is_staged, .timeout = 120)
 		cr_assert_eq(ts_writer_commit(w, NULL), 0, "%s", ts_error_last());
 	}
 	cr_assert_eq(ts_group_commit(g, NULL), 0, "%s", ts_error_last());
-	long after = vm_hwm_kib();
+	long after = st_peak_rss_kib();
 	fprintf(stderr, "group.memory: peak RSS grew by %ld KiB staging 128 MiB in one group\n",
 		after - before);
 	cr_expect_lt(after - before, 48 * 1024, "peak grew by %ld KiB", after - before);

@@ -596,19 +596,6 @@ Test(writer, caller_mistakes_get_clear_errors)
 	ts_store_close(st);
 }
 
-static long vm_hwm_kib(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long v = -1;
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmHWM: %ld kB", &v) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return v;
-}
-
 Test(writer, memory_stays_bounded_whatever_the_tensor_size, .timeout = 120)
 {
 #if defined(__SANITIZE_ADDRESS__)
@@ -627,18 +614,14 @@ Test(writer, memory_stays_bounded_whatever_the_tensor_size, .timeout = 120)
 	ts_writer *w;
 	ts_write_opts_init(&o);
 	o.amax = 0.2f;
-	FILE *f = fopen("/proc/self/clear_refs", "w");
-	if (f) {
-		fputs("5", f); /* reset the peak RSS */
-		fclose(f);
-	}
-	long before = vm_hwm_kib();
+	st_peak_rss_reset();
+	long before = st_peak_rss_kib();
 	cr_assert_eq(ts_writer_begin(&w, st, "big", TS_BF16, 2, shape, &nv, &o), 0);
 	for (uint64_t done = 0; done < rows * cols; done += chunk)
 		cr_assert_eq(ts_writer_append(w, buf, chunk * 2), 0, "%s", ts_error_last());
 	ts_tensor_info info;
 	cr_assert_eq(ts_writer_commit(w, &info), 0, "%s", ts_error_last());
-	long after = vm_hwm_kib();
+	long after = st_peak_rss_kib();
 	fprintf(stderr, "writer.memory: peak RSS grew by %ld KiB writing %llu MiB of source\n",
 		after - before, (unsigned long long)(rows * cols * 2 >> 20));
 	cr_expect_lt(after - before, 48 * 1024, "peak grew by %ld KiB", after - before);
