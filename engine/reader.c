@@ -424,7 +424,7 @@ static int consume_slice(struct req *r, struct job *j)
 	uint8_t *direct;
 	struct scratch *slot;
 	void *buf;
-	int rc;
+	int rc, first_sight;
 
 	if (j->prefetch)
 		return consume_prefetch(r, j);
@@ -442,11 +442,11 @@ static int consume_slice(struct req *r, struct job *j)
 	/* tiered: a page read from storage is cached compressed and decoded straight to the
 	 * caller; a compressed hit is offered decoded (promotion, if the policy admits it).
 	 * A bulk request caches only pages seen before (invariant 6). */
-	if (r->bulk && !j->chit && !ts__res_seen_before(r->st->res, r->rec.id, j->page))
-		e = NULL;
-	else if (ts__res_keeps_compressed(r->st->res) && !j->chit)
-		e = (cache_compressed(r, j), NULL);
-	else
+	first_sight = r->bulk && !j->chit && !ts__res_seen_before(r->st->res, r->rec.id, j->page);
+	e = NULL;
+	if (!first_sight && ts__res_keeps_compressed(r->st->res) && !j->chit)
+		cache_compressed(r, j);
+	else if (!first_sight)
 		e = ts__cache_alloc(r->st->cache, &key, (size_t)(j->nr * j->nc) * r->esz);
 	if (e) {
 		rc = decode_page(r, j, e->data, j->nc);
