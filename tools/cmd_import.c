@@ -582,7 +582,8 @@ int cmd_import(int argc, char **argv)
 	if (build_plan(&ck, &o, &pl, &npl) < 0)
 		goto out;
 	struct stat sb;
-	store_created = stat(store_path, &sb) != 0;
+	/* An empty file is no store (a creation killed by an older tstore): created anew. */
+	store_created = stat(store_path, &sb) != 0 || (S_ISREG(sb.st_mode) && sb.st_size == 0);
 	if (!store_created) {
 		/* Check names against the existing store, read-only. */
 		ts_store *ro = NULL;
