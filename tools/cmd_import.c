@@ -89,7 +89,7 @@ static void usage(FILE *f)
 		"Import safetensors files (or a sharded checkpoint's model.safetensors.index.json)\n"
 		"into STORE, creating it if needed.\n\n"
 		"Options:\n"
-		"  --codec auto|nvfp4|mxfp4|int8|fp8|raw\n"
+		"  --codec auto|nvfp4|mxfp4|int8|fp8|lossless|raw\n"
 		"                      auto (default): per tensor, the codec with the fewest bytes\n"
 		"                      whose measured relative RMS error is within --max-error;\n"
 		"                      another value forces that codec on every floating-point tensor\n"
@@ -97,7 +97,8 @@ static void usage(FILE *f)
 		"                      NaN or Inf, is an error and nothing is imported)\n"
 		"  --recipe nvidia|best  NVFP4 encoder recipe with --codec nvfp4 (default nvidia);\n"
 		"                      auto tries both\n"
-		"  --max-error PCT     bound on relative RMS error for auto, percent (default %g)\n"
+		"  --max-error PCT     bound on relative RMS error for auto, percent (default %g);\n"
+		"                      0: every floating-point tensor lossless\n"
 		"  --keep GLOB         store tensors whose name matches GLOB losslessly (repeatable)\n"
 		"  --jobs N            encoder threads (default: all cores)\n"
 		"  --replace           replace tensors that already exist in STORE\n"
@@ -105,7 +106,8 @@ static void usage(FILE *f)
 		"  -q                  print only errors\n"
 		"  --help              this text\n\n"
 		"Policy (auto): tensors that are 1-D, have fewer than %d elements, or hold NaN or\n"
-		"Inf are stored losslessly (raw, in their source dtype); the others are analysed on a\n"
+		"Inf are stored losslessly (lossless, in their source dtype, or raw where lossless\n"
+		"would not be smaller); the others are analysed on a\n"
 		"sample of up to %u elements, and if the whole tensor then misses the bound, analysed\n"
 		"whole and rewritten. Integer and bool tensors are always stored raw. ModelOpt NVFP4\n"
 		"tensors (x U8 + x_scale F8_E4M3 + x_scale_2 F32) are stored as NVFP4 as they are.\n"
@@ -182,6 +184,15 @@ static ts_codec_config raw_config(ts_dtype dt)
 	ts_codec_config c = ts_codec_config_default(TS_CODEC_RAW);
 	c.raw_dtype = dt;
 	c.bits_per_value = (int)(8 * ts_dtype_size(dt));
+	return c;
+}
+
+/* Every bit kept, in the source dtype: the lossless codec (which stores a page as it is where
+ * its planes do not pay, so it is never more than a byte a page larger than raw). */
+static ts_codec_config lossless_config(ts_dtype dt)
+{
+	ts_codec_config c = raw_config(dt);
+	c.codec = TS_CODEC_LOSSLESS;
 	return c;
 }
 
@@ -273,7 +284,7 @@ fail:
 
 typedef struct summary {
 	size_t tensors, by_codec[TS_CODEC_COUNT], lossless_1d, lossless_tiny, lossless_nonfinite,
-		lossless_keep, raw_int, modelopt, skipped, rewritten;
+		lossless_keep, lossless_bound, raw_int, modelopt, skipped, rewritten;
 	uint64_t bytes_in, bytes_out;
 	double worst;
 	char worst_name[TS_MAX_NAME + 1];
@@ -410,7 +421,8 @@ static void note_result(summary *sm, const plan *q, const ts_tensor_info *info)
 				? (q->t->end - q->t->begin) + (q->scale->end - q->scale->begin) + 4
 				: q->t->end - q->t->begin;
 	sm->bytes_out += info->stored_bytes;
-	if (info->codec.codec != TS_CODEC_RAW && q->kind != P_MODELOPT &&
+	if (info->codec.codec != TS_CODEC_RAW && info->codec.codec != TS_CODEC_LOSSLESS &&
+	    q->kind != P_MODELOPT &&
 	    info->error.rel_rms_pct > sm->worst) {
 		sm->worst = info->error.rel_rms_pct;
 		snprintf(sm->worst_name, sizeof sm->worst_name, "%s", q->t->name);
@@ -429,6 +441,8 @@ static void print_summary(const summary *sm, const opts *o, const char *store, s
 		printf("  policy: auto, fewest bytes with relative RMS error <= %g%%; lossless: 1-D, "
 		       "< %d elements, NaN/Inf, integer/bool%s\n",
 		       o->max_error, TINY_ELEMENTS, o->nkeep ? ", --keep" : "");
+	if (o->codec < 0 && o->max_error == 0)
+		printf("  --max-error 0: every floating-point tensor lossless\n");
 	else
 		printf("  policy: --codec %s%s on floating-point tensors%s; integer/bool raw\n",
 		       ts_codec_name((ts_codec)o->codec),
@@ -513,9 +527,9 @@ int cmd_import(int argc, char **argv)
 			break;
 		case O_MAXERR:
 			o.max_error = strtod(optarg, &e);
-			if (*e || !(o.max_error > 0) || o.max_error > 100) {
+			if (*e || !(o.max_error >= 0) || o.max_error > 100) {
 				free(o.keep);
-				return cli_usage_error(CMD, "--max-error: '%s' is not a percentage in (0, 100]",
+				return cli_usage_error(CMD, "--max-error: '%s' is not a percentage in [0, 100]",
 						       optarg);
 			}
 			break;
@@ -631,7 +645,7 @@ int cmd_import(int argc, char **argv)
 				continue;
 			scan(q->t, &q->amax, &q->nonfinite);
 			progress_add(&pr, q->t->end - q->t->begin, q->t->name);
-			if (q->nonfinite && o.codec > 0 && !q->keep) {
+			if (q->nonfinite && o.codec > 0 && o.codec != TS_CODEC_LOSSLESS && !q->keep) {
 				progress_clear(&pr);
 				cli_error(CMD, q->t->name,
 					  "--codec %s cannot encode a tensor holding %llu NaN or Inf values; "
@@ -686,26 +700,34 @@ int cmd_import(int argc, char **argv)
 			if (rc == 0)
 				sm.modelopt++;
 		} else {
+			int exact = 1; /* kept exact by the policy: lossless where smaller */
 			if (q->kind == P_RAW) {
 				cfg = raw_config(t->dtype);
+				exact = 0;
 				sm.raw_int++;
 			} else if (q->keep) {
-				cfg = raw_config(t->dtype);
+				cfg = lossless_config(t->dtype);
 				sm.lossless_keep++;
 			} else if (o.codec >= 0) {
-				cfg = o.codec == TS_CODEC_RAW ? raw_config(t->dtype)
-							      : ts_codec_config_default((ts_codec)o.codec);
+				cfg = o.codec == TS_CODEC_RAW	     ? raw_config(t->dtype)
+				      : o.codec == TS_CODEC_LOSSLESS ? lossless_config(t->dtype)
+								     : ts_codec_config_default((ts_codec)o.codec);
 				cfg.recipe = o.recipe;
+				exact = 0;
+			} else if (o.max_error == 0) {
+				cfg = lossless_config(t->dtype);
+				sm.lossless_bound++;
 			} else if (t->ndim <= 1) {
-				cfg = raw_config(t->dtype);
+				cfg = lossless_config(t->dtype);
 				sm.lossless_1d++;
 			} else if (t->nelem < TINY_ELEMENTS) {
-				cfg = raw_config(t->dtype);
+				cfg = lossless_config(t->dtype);
 				sm.lossless_tiny++;
 			} else if (q->nonfinite) {
-				cfg = raw_config(t->dtype);
+				cfg = lossless_config(t->dtype);
 				sm.lossless_nonfinite++;
 			} else {
+				exact = 0;
 				rc = analyze(q, &o, 0, &cfg);
 				if (rc < 0) {
 					progress_clear(&pr);
@@ -714,6 +736,11 @@ int cmd_import(int argc, char **argv)
 				}
 			}
 			rc = write_plain(st, grp, q, &cfg, replace, &pr, &info);
+			if (rc == 0 && exact && info.stored_bytes >= t->end - t->begin) {
+				/* lossless did not pay: raw, which the new version supersedes with */
+				cfg = raw_config(t->dtype);
+				rc = write_plain(st, grp, q, &cfg, replace, &pr, &info);
+			}
 			if (rc == 0 && o.codec < 0 && q->kind == P_FLOAT && cfg.codec != TS_CODEC_RAW &&
 			    info.error.rel_rms_pct > o.max_error) {
 				/* The sample misled the analyser: measure the whole tensor and write it
