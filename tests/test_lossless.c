@@ -278,7 +278,7 @@ Test(lossless, store_slices_equal_the_source_region)
 		     ts_error_last());
 	cr_assert_eq(ts_writer_append(w, b, n * 2), 0, "%s", ts_error_last());
 	ts_tensor_info info;
-	cr_assert_eq(ts_writer_commit(w, &info), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_writer_commit(&info, w), 0, "%s", ts_error_last());
 	cr_expect(info.page_count > 1);
 	cr_expect(info.stored_bytes * 14 < n * 2 * 10, "stored %llu of %zu",
 		  (unsigned long long)info.stored_bytes, n * 2);
@@ -315,7 +315,7 @@ Test(lossless, a_damaged_page_is_corruption_naming_the_tensor)
 	ts_writer *w;
 	cr_assert_eq(ts_writer_begin(&w, st, "layers.3.mlp.weight", TS_BF16, 2, shape, &c, NULL), 0);
 	cr_assert_eq(ts_writer_append(w, b, n * 2), 0);
-	cr_assert_eq(ts_writer_commit(w, NULL), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_writer_commit(NULL, w), 0, "%s", ts_error_last());
 	ts_store_close(st);
 
 	/* flip a bit inside the sign+mantissa plane, found in the file by its bytes */
