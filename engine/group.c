@@ -257,7 +257,7 @@ static void discard(ts_group *g)
 	ts__err(0, "%s", saved);
 }
 
-TS_API int ts_group_commit(ts_group *g, uint64_t *published)
+TS_API int ts_group_commit(uint64_t *published, ts_group *g)
 {
 	int rc;
 
@@ -322,7 +322,7 @@ TS_API int ts_group_metadata_set(ts_group *g, const char *text, size_t len)
 	return 0;
 }
 
-TS_API int ts_store_metadata_get(ts_store *st, char *out, size_t size, size_t *len)
+TS_API int ts_store_metadata_get(char *out, size_t size, size_t *len, ts_store *st)
 {
 	MDB_val key = {sizeof(META_METADATA) - 1, (void *)META_METADATA}, val = {0, NULL};
 	MDB_txn *txn = NULL;

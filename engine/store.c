@@ -346,8 +346,9 @@ int ts__store_grow_map(ts_store *st)
 /* -- open and close ----------------------------------------------------------------------- */
 
 /* Open the four databases and check (or, when creating, write) the meta records. Runs in a
- * read-only transaction for a read-only open, so that it creates nothing. */
-static int open_databases(ts_store *st, MDB_txn *txn, int create)
+ * read-only transaction for a read-only open, so that it creates nothing. Also used by
+ * engine/create.c to initialise a new store under its temporary name. */
+int ts__store_open_databases(ts_store *st, MDB_txn *txn, int create)
 {
 	static const char *const names[4] = {"meta", "tensors", "pages", "pending"};
 	MDB_dbi *dbis[4] = {&st->dbi_meta, &st->dbi_tensors, &st->dbi_pages, &st->dbi_pending};
@@ -512,7 +513,16 @@ TS_API int ts_store_open(ts_store **out, const char *path, const ts_open_opts *o
 		return ts__err(TS_ENOTFOUND, "no store at '%s'", path);
 	if (exists && !S_ISREG(sb.st_mode))
 		return ts__err(TS_EINVAL, "'%s' is not a regular file", path);
-	if (exists && sb.st_size == 0 && !(opts.flags & TS_OPEN_CREATE))
+	if ((opts.flags & TS_OPEN_CREATE) && (!exists || sb.st_size == 0)) {
+		/* Never initialise in place: a kill would leave a file no open accepts. */
+		rc = ts__store_create(path);
+		if (rc < 0)
+			return rc;
+		exists = stat(path, &sb) == 0;
+		if (!exists)
+			return ts__err_errno(errno, "opening new store '%s'", path);
+	}
+	if (exists && sb.st_size == 0)
 		return ts__err(TS_ECORRUPT, "'%s' is not a tstore store (empty file)", path);
 	if (exists && sb.st_size > 0 && sb.st_size < 2 * 4096)
 		return ts__err(TS_ECORRUPT, "'%s' is not a tstore store (%lld bytes)", path,
@@ -597,7 +607,7 @@ TS_API int ts_store_open(ts_store **out, const char *path, const ts_open_opts *o
 		rc = ts__err_from_mdb(rc, "opening the store");
 		goto fail;
 	}
-	rc = open_databases(st, txn, (opts.flags & TS_OPEN_CREATE) != 0);
+	rc = ts__store_open_databases(st, txn, (opts.flags & TS_OPEN_CREATE) != 0);
 	if (rc < 0) {
 		mdb_txn_abort(txn);
 		goto fail;
@@ -621,6 +631,7 @@ TS_API int ts_store_open(ts_store **out, const char *path, const ts_open_opts *o
 		goto fail;
 
 	if (opts.flags & TS_OPEN_WRITE) {
+		ts__store_remove_stale(path);
 		rc = ts__writer_cleanup_pending(st, NULL);
 		if (rc < 0)
 			goto fail;

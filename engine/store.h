@@ -67,7 +67,22 @@ struct ts_store {
 	uint64_t map_max; /* growth limit (ts_open_opts.map_max; 0: address space) */
 };
 
+/* -- create.c --------------------------------------------------------------------------- */
+
+/** Create a store with no tensors at @p path so that a kill at any instant leaves no store or
+ *  a whole one (engine/create.c): built under a temporary name in the same directory, synced,
+ *  then linked into place. Does nothing if a non-empty file is at @p path; replaces an empty
+ *  one. 0 or a negative TS_E* code. */
+int ts__store_create(const char *path);
+/** Remove what killed creations of the store at @p path left (their temporary files; never
+ *  one whose creator is alive). Called by every open for writing. Reports nothing. */
+void ts__store_remove_stale(const char *path);
+
 /* -- store.c ------------------------------------------------------------------------------ */
+
+/** Open the store's databases in @p txn and check its meta records; with @p create, an empty
+ *  environment becomes a store (databases and meta records written in @p txn). */
+int ts__store_open_databases(ts_store *st, MDB_txn *txn, int create);
 
 /** Translate an LMDB return code into a TS_E* code with context; sets the last error. */
 int ts__err_from_mdb(int rc, const char *what);

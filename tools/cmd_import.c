@@ -21,7 +21,9 @@
  *   2. SIGINT (Ctrl-C) stops at the next chunk and discards the group: the store is as it was
  *      before the command. A second SIGINT terminates at once (the same as a kill: nothing of
  *      the command is visible; the next writer cleans up).
- *   3. The policy (see usage()) decides every tensor's codec; the summary prints it.
+ *   3. The policy (see usage()) decides every tensor's codec; the summary prints it. Every
+ *      "kept exact" decision takes its configuration from policy_exact_config()
+ *      (tools/policy.c), the rules naming tensors kept exact are policy_keep_reason()'s.
  *   4. ModelOpt NVFP4 groups (x U8 [r, c/2], x_scale F8_E4M3 [r, c/16], x_scale_2 F32 scalar)
  *      are stored as one NVFP4 tensor x [r, c] from their encoded bytes, never requantized;
  *      the tensor scale is exactly x_scale_2.
@@ -42,6 +44,7 @@
 
 #include "tools/cli.h"
 #include "tools/commands.h"
+#include "tools/policy.h"
 #include "tools/progress.h"
 #include "tools/safetensors.h"
 
@@ -71,6 +74,7 @@ typedef struct opts {
 	size_t nkeep;
 	int jobs;
 	int replace, skip_existing;
+	int quantize_all; /* --quantize-all: no exact-keeping rules (tools/policy.c) */
 } opts;
 
 static volatile sig_atomic_t interrupted;
@@ -99,13 +103,18 @@ static void usage(FILE *f)
 		"                      auto tries both\n"
 		"  --max-error PCT     bound on relative RMS error for auto, percent (default %g)\n"
 		"  --keep GLOB         store tensors whose name matches GLOB losslessly (repeatable)\n"
+		"  --quantize-all      auto: let the analyser choose for token embeddings, output\n"
+		"                      projections and MoE routers too (kept exact by default)\n"
 		"  --jobs N            encoder threads (default: all cores)\n"
 		"  --replace           replace tensors that already exist in STORE\n"
 		"  --skip-existing     leave tensors that already exist in STORE as they are\n"
 		"  -q                  print only errors\n"
 		"  --help              this text\n\n"
-		"Policy (auto): tensors that are 1-D, have fewer than %d elements, or hold NaN or\n"
-		"Inf are stored losslessly (raw, in their source dtype); the others are analysed on a\n"
+		"Policy (auto): token embeddings (*embed_tokens*, *wte*, *word_embeddings*), output\n"
+		"projections (lm_head*, embed_out*, output.weight) and MoE routers (*.mlp.gate.weight,\n"
+		"*router*) are kept exact, as ModelOpt keeps them in high precision (unless\n"
+		"--quantize-all); so are tensors that are 1-D, have fewer than %d elements, or hold\n"
+		"NaN or Inf (raw, in their source dtype); the others are analysed on a\n"
 		"sample of up to %u elements, and if the whole tensor then misses the bound, analysed\n"
 		"whole and rewritten. Integer and bool tensors are always stored raw. ModelOpt NVFP4\n"
 		"tensors (x U8 + x_scale F8_E4M3 + x_scale_2 F32) are stored as NVFP4 as they are.\n"
@@ -271,7 +280,15 @@ fail:
 
 /* -- Writing ------------------------------------------------------------------------------ */
 
+typedef struct kept_rule {
+	const char *reason; /* policy_keep_reason() */
+	size_t n;
+	char first[TS_MAX_NAME + 1];
+} kept_rule;
+
 typedef struct summary {
+	kept_rule kept[8]; /* tensors kept exact by the policy's rules, per reason */
+	size_t nkept;
 	size_t tensors, by_codec[TS_CODEC_COUNT], lossless_1d, lossless_tiny, lossless_nonfinite,
 		lossless_keep, raw_int, modelopt, skipped, rewritten;
 	uint64_t bytes_in, bytes_out;
@@ -342,7 +359,7 @@ static int write_plain(ts_store *st, ts_group *g, const plan *q, const ts_codec_
 		ts_writer_abort(w);
 		return TS_ECANCELED;
 	}
-	return ts_writer_commit(w, info);
+	return ts_writer_commit(info, w);
 }
 
 /* A ModelOpt NVFP4 group, appended in its encoded form. */
@@ -398,7 +415,22 @@ static int write_modelopt(ts_store *st, ts_group *g, const plan *q, int replace,
 		ts_writer_abort(w);
 		return rc < 0 ? rc : TS_ECANCELED;
 	}
-	return ts_writer_commit(w, info);
+	return ts_writer_commit(info, w);
+}
+
+static void note_kept(summary *sm, const char *reason, const char *name)
+{
+	size_t i = 0;
+	while (i < sm->nkept && sm->kept[i].reason != reason)
+		i++;
+	if (i == sizeof sm->kept / sizeof sm->kept[0])
+		return;
+	if (i == sm->nkept) {
+		sm->nkept++;
+		sm->kept[i].reason = reason;
+		snprintf(sm->kept[i].first, sizeof sm->kept[i].first, "%s", name);
+	}
+	sm->kept[i].n++;
 }
 
 static void note_result(summary *sm, const plan *q, const ts_tensor_info *info)
@@ -426,9 +458,11 @@ static void print_summary(const summary *sm, const opts *o, const char *store, s
 	printf("import: %zu tensors from %zu file%s into %s in %.1f s (%s/s)\n", sm->tensors,
 	       nfiles, nfiles == 1 ? "" : "s", store, secs, progress_size(r, sizeof r, secs > 0 ? (double)sm->bytes_in / secs : 0));
 	if (o->codec < 0)
-		printf("  policy: auto, fewest bytes with relative RMS error <= %g%%; lossless: 1-D, "
+		printf("  policy: auto, fewest bytes with relative RMS error <= %g%%; lossless: %s1-D, "
 		       "< %d elements, NaN/Inf, integer/bool%s\n",
-		       o->max_error, TINY_ELEMENTS, o->nkeep ? ", --keep" : "");
+		       o->max_error,
+		       o->quantize_all ? "" : "embeddings, output projections, MoE routers, ",
+		       TINY_ELEMENTS, o->nkeep ? ", --keep" : "");
 	else
 		printf("  policy: --codec %s%s on floating-point tensors%s; integer/bool raw\n",
 		       ts_codec_name((ts_codec)o->codec),
@@ -448,6 +482,13 @@ static void print_summary(const summary *sm, const opts *o, const char *store, s
 		printf("  lossless: %zu 1-D, %zu tiny, %zu with NaN/Inf, %zu --keep, %zu integer/bool\n",
 		       sm->lossless_1d, sm->lossless_tiny, sm->lossless_nonfinite, sm->lossless_keep,
 		       sm->raw_int);
+	if (sm->nkept) {
+		printf("  kept exact by the default policy (--quantize-all quantizes them):");
+		for (size_t i = 0; i < sm->nkept; i++)
+			printf("%s %zu %s (%s%s)", i ? "," : "", sm->kept[i].n, sm->kept[i].reason,
+			       sm->kept[i].first, sm->kept[i].n > 1 ? ", ..." : "");
+		printf("\n");
+	}
 	if (sm->modelopt)
 		printf("  ModelOpt NVFP4 tensors stored as they are: %zu\n", sm->modelopt);
 	if (sm->skipped)
@@ -510,12 +551,13 @@ static void remove_store(const char *path)
 int cmd_import(int argc, char **argv)
 {
 	opts o = {.codec = -1, .recipe = TS_RECIPE_NVIDIA, .max_error = DEFAULT_MAX_ERROR, .jobs = 0};
-	enum { O_CODEC = 256, O_RECIPE, O_MAXERR, O_KEEP, O_JOBS, O_REPLACE, O_SKIP };
+	enum { O_CODEC = 256, O_RECIPE, O_MAXERR, O_KEEP, O_JOBS, O_REPLACE, O_SKIP, O_QALL };
 	static const struct option lo[] = {
 		{"codec", required_argument, 0, O_CODEC},     {"recipe", required_argument, 0, O_RECIPE},
 		{"max-error", required_argument, 0, O_MAXERR}, {"keep", required_argument, 0, O_KEEP},
 		{"jobs", required_argument, 0, O_JOBS},	      {"replace", no_argument, 0, O_REPLACE},
 		{"skip-existing", no_argument, 0, O_SKIP},    {"quiet", no_argument, 0, 'q'},
+		{"quantize-all", no_argument, 0, O_QALL},
 		{"help", no_argument, 0, 'h'},		      {0, 0, 0, 0}};
 	int c, status = CLI_FAIL;
 	optind = 1;
@@ -572,6 +614,9 @@ int cmd_import(int argc, char **argv)
 		case O_SKIP:
 			o.skip_existing = 1;
 			break;
+		case O_QALL:
+			o.quantize_all = 1;
+			break;
 		case 'q':
 			cli_quiet = 1;
 			break;
@@ -618,7 +663,8 @@ int cmd_import(int argc, char **argv)
 	if (build_plan(&ck, &o, &pl, &npl) < 0)
 		goto out;
 	struct stat sb;
-	store_created = stat(store_path, &sb) != 0;
+	/* An empty file is no store (a creation killed by an older tstore): created anew. */
+	store_created = stat(store_path, &sb) != 0 || (S_ISREG(sb.st_mode) && sb.st_size == 0);
 	if (!store_created) {
 		/* Check names against the existing store, read-only. */
 		ts_store *ro = NULL;
@@ -628,7 +674,7 @@ int cmd_import(int argc, char **argv)
 		}
 		for (size_t i = 0; i < npl; i++) {
 			ts_tensor_info ti;
-			int rc = ts_tensor_info_get(ro, pl[i].t->name, &ti);
+			int rc = ts_tensor_info_get(&ti, ro, pl[i].t->name);
 			if (rc == 0) {
 				pl[i].exists = 1;
 				if (!o.replace && !o.skip_existing) {
@@ -715,6 +761,7 @@ int cmd_import(int argc, char **argv)
 		const st_tensor *t = q->t;
 		ts_tensor_info info;
 		ts_codec_config cfg;
+		const char *why;
 		int rc, replace = q->exists && o.replace;
 		if (q->exists && o.skip_existing) {
 			sm.skipped++;
@@ -731,20 +778,23 @@ int cmd_import(int argc, char **argv)
 				cfg = raw_config(t->dtype);
 				sm.raw_int++;
 			} else if (q->keep) {
-				cfg = raw_config(t->dtype);
+				cfg = policy_exact_config(t->dtype);
 				sm.lossless_keep++;
 			} else if (o.codec >= 0) {
 				cfg = o.codec == TS_CODEC_RAW ? raw_config(t->dtype)
 							      : ts_codec_config_default((ts_codec)o.codec);
 				cfg.recipe = o.recipe;
+			} else if (!o.quantize_all && (why = policy_keep_reason(t->name)) != NULL) {
+				cfg = policy_exact_config(t->dtype);
+				note_kept(&sm, why, t->name);
 			} else if (t->ndim <= 1) {
-				cfg = raw_config(t->dtype);
+				cfg = policy_exact_config(t->dtype);
 				sm.lossless_1d++;
 			} else if (t->nelem < TINY_ELEMENTS) {
-				cfg = raw_config(t->dtype);
+				cfg = policy_exact_config(t->dtype);
 				sm.lossless_tiny++;
 			} else if (q->nonfinite) {
-				cfg = raw_config(t->dtype);
+				cfg = policy_exact_config(t->dtype);
 				sm.lossless_nonfinite++;
 			} else {
 				rc = analyze(q, &o, 0, &cfg);
@@ -782,7 +832,7 @@ int cmd_import(int argc, char **argv)
 	}
 	progress_end(&pr);
 	uint64_t published = 0;
-	grc = ts_group_commit(grp, &published);
+	grc = ts_group_commit(&published, grp);
 	grp = NULL;
 	if (grc < 0) {
 		cli_error_ts(CMD, grc, "cannot publish the imported tensors in %s", store_path);

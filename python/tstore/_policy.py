@@ -2,9 +2,11 @@
 docs/CLI.md), so that save_file() and the command store the same tensors the same way.
 
   - integer and bool tensors (and F64, F8): raw, lossless, in their own dtype;
-  - codec "auto" on F32/BF16/F16 tensors: raw if 1-D or scalar, under 4096 elements, or holding
-    NaN/Inf; otherwise the analyzer's choice (ts_analyze: the fewest bytes within max_error
-    percent relative RMS error) measured on at most 1M elements of evenly spaced whole rows,
+  - codec "auto" on F32/BF16/F16 tensors: kept exact (raw in the source dtype) if the name is a
+    token embedding, output projection or MoE router (KEEP_RULES, import's tools/policy.c;
+    not with quantize_all), if 1-D or scalar, under 4096 elements, or holding NaN/Inf;
+    otherwise the analyzer's choice (ts_analyze: the fewest bytes within max_error percent
+    relative RMS error) measured on at most 1M elements of evenly spaced whole rows,
     the whole tensor re-analysed and rewritten if the written tensor misses the bound;
   - a named codec: that codec on every F32/BF16/F16 tensor (raw: in the source dtype); NaN or
     Inf under a lossy codec is a ValueError.
@@ -16,6 +18,7 @@ IEEE values order like integers), in bounded chunks.
 from __future__ import annotations
 
 import ctypes
+import fnmatch
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +29,24 @@ from ._lib import lib
 TINY_ELEMENTS = 4096
 SAMPLE_ELEMENTS = 1 << 20
 SCAN_CHUNK = 1 << 20  # elements per scan step (bounded temporary memory)
+
+# Names the default policy keeps exact, as ModelOpt keeps them in high precision: the table of
+# tools/policy.c (whole-name globs, '*' crossing dots; the first match names the reason).
+# python/tests/test_roundtrip.py holds save_file's choices to import's.
+KEEP_RULES = [
+    ("*embed_tokens*", "token embedding"), ("*wte*", "token embedding"),
+    ("*word_embeddings*", "token embedding"), ("lm_head*", "output projection"),
+    ("embed_out*", "output projection"), ("output.weight", "output projection"),
+    ("*.mlp.gate.weight", "MoE router"), ("*router*", "MoE router"),
+]
+
+
+def keep_reason(name: str) -> str | None:
+    """Why the default policy keeps tensor @p name exact, or None."""
+    for glob, reason in KEEP_RULES:
+        if fnmatch.fnmatchcase(name, glob):
+            return reason
+    return None
 
 _FLOAT_BITS = {  # ts dtype -> (unsigned view, magnitude mask, exponent mask, to float32)
     _lib.F32: (np.uint32, 0x7FFFFFFF, 0x7F800000,
@@ -103,7 +124,8 @@ def raw_config(dt: int) -> _lib.codec_config:
 class Plan:
     """The codec decision for one Source under the (codec, max_error) of a write."""
 
-    def __init__(self, src: Source, codec: str, max_error: float, name: str):
+    def __init__(self, src: Source, codec: str, max_error: float, name: str,
+                 quantize_all: bool = False):
         if not (0 < max_error <= 100):
             raise ValueError(f"max_error {max_error!r}: a percentage in (0, 100]")
         self.src, self.max_error = src, max_error
@@ -120,7 +142,8 @@ class Plan:
                     raise ValueError(f"tensor '{name}' holds {src.nonfinite} NaN or Inf values: codec "
                                      f"{codec} cannot encode it (use codec='auto' or 'raw')")
                 self.cfg = lib.ts_codec_config_default(self.codec)
-        elif len(src.shape) <= 1 or nelem < TINY_ELEMENTS or src.nonfinite:
+        elif (not quantize_all and keep_reason(name)) or len(src.shape) <= 1 or \
+                nelem < TINY_ELEMENTS or src.nonfinite:
             self.cfg = raw_config(src.dtype)
         else:
             self.analyse = True

@@ -99,7 +99,7 @@ def load_file(filename: str | os.PathLike, framework: str, device: Any = "cpu") 
 
 
 def save_file(tensors: dict, filename: str | os.PathLike, metadata: dict[str, str] | None,
-              codec: str, max_error: float, check_type) -> None:
+              codec: str, max_error: float, quantize_all: bool, check_type) -> None:
     """Write @p tensors into the store @p filename in ONE write group: all of them and the
     metadata become visible together, or (an exception, a full disk) none and the store is as
     it was; a store this call created is then removed. Existing tensors of the same names are
@@ -116,7 +116,8 @@ def save_file(tensors: dict, filename: str | os.PathLike, metadata: dict[str, st
             if metadata is not None:
                 st.set_metadata(metadata)
             for name in sorted(tensors):
-                st.write(name, tensors[name], codec=codec, max_error=max_error)
+                st.write(name, tensors[name], codec=codec, max_error=max_error,
+                         quantize_all=quantize_all)
     except BaseException:
         if created:
             remove_store(path)

@@ -164,7 +164,7 @@ class Store:
         """The record of tensor @p name; KeyError if there is none."""
         ti = _lib.tensor_info()
         with self._use() as h:
-            check(lib.ts_tensor_info_get(h, _name_bytes(name), ctypes.byref(ti)), name)
+            check(lib.ts_tensor_info_get(ctypes.byref(ti), h, _name_bytes(name)), name)
         return self.info_from(name, ti)
 
     def __contains__(self, name: str) -> bool:
@@ -181,7 +181,7 @@ class Store:
         with self._use() as h:
             while True:
                 buf = ctypes.create_string_buffer(size.value + 1)
-                rc = lib.ts_store_metadata_get(h, buf, len(buf), ctypes.byref(size))
+                rc = lib.ts_store_metadata_get(buf, len(buf), ctypes.byref(size), h)
                 if rc != _lib.ESHORTBUF:
                     break
             check(rc)
@@ -221,7 +221,7 @@ class Store:
         read from storage since the store was opened."""
         cs = _lib.cache_stats()
         with self._use() as h:
-            lib.ts_cache_stats_get(h, ctypes.byref(cs))
+            lib.ts_cache_stats_get(ctypes.byref(cs), h)
         return {f: getattr(cs, f) for f, _ in cs._fields_}
 
     # -- writing (invariant 3) -------------------------------------------------------------
@@ -236,15 +236,17 @@ class Store:
         return self._group
 
     def write(self, name: str, tensor, *, codec: str = "auto", max_error: float = 10.0,
-              replace: bool = True) -> TensorInfo:
+              quantize_all: bool = False, replace: bool = True) -> TensorInfo:
         """Stage @p tensor (a NumPy array or torch tensor) as @p name in this handle's write
         group, encoded by @p codec ("auto": the import policy under @p max_error percent
-        relative RMS error; or a codec name, for floating-point tensors). Visible at commit().
+        relative RMS error, token embeddings, output projections and MoE routers kept exact
+        unless @p quantize_all; or a codec name, for floating-point tensors). Visible at
+        commit().
         A name staged twice keeps the last. @p replace False: the commit fails if @p name
         exists in the store."""
         nb = _name_bytes(name)
         src = _policy.source(tensor, name)
-        plan = _policy.Plan(src, codec, max_error, name)
+        plan = _policy.Plan(src, codec, max_error, name, quantize_all)
         with self._wlock, self._use() as h:
             g = self._group_handle(h)
             cfg = plan.first_config()
@@ -284,7 +286,7 @@ class Store:
                 lib.ts_writer_abort(w)
                 raise err
         ti = _lib.tensor_info()
-        check(lib.ts_writer_commit(w, ctypes.byref(ti)), name)
+        check(lib.ts_writer_commit(ctypes.byref(ti), w), name)
         return ti
 
     def set_metadata(self, metadata: dict[str, str] | None) -> None:
@@ -309,7 +311,7 @@ class Store:
             n = ctypes.c_uint64()
             g, self._group = self._group, None
             with self._use():
-                check(lib.ts_group_commit(g, ctypes.byref(n)))
+                check(lib.ts_group_commit(ctypes.byref(n), g))
             return n.value
 
     def abort(self) -> None:

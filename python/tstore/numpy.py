@@ -112,10 +112,11 @@ def load_file(filename: str | os.PathLike) -> dict[str, np.ndarray]:
 
 def save_file(tensor_dict: dict[str, np.ndarray], filename: str | os.PathLike,
               metadata: dict[str, str] | None = None, codec: str = "auto",
-              max_error: float = 10.0) -> None:
+              max_error: float = 10.0, quantize_all: bool = False) -> None:
     """Write @p tensor_dict into the store @p filename (created if absent) in one atomic
     commit, with `tstore import`'s codec policy: @p codec "auto" (the fewest bytes within
     @p max_error percent relative RMS error; lossless for 1-D, tiny, non-finite and integer
-    tensors) or a codec name for every float tensor. @p metadata (str to str) is stored as the
-    store's metadata in the same commit. Existing tensors of the same names are replaced."""
-    _save_file(tensor_dict, filename, metadata, codec, max_error, _check_type)
+    tensors, and for token embeddings, output projections and MoE routers unless
+    @p quantize_all) or a codec name for every float tensor. @p metadata (str to str) is
+    stored as the store's metadata in the same commit. Existing tensors of the same names are replaced."""
+    _save_file(tensor_dict, filename, metadata, codec, max_error, quantize_all, _check_type)

@@ -107,11 +107,11 @@ def load_file(filename: str | os.PathLike, device: Any = "cpu") -> dict[str, tor
 
 def save_file(tensors: dict[str, torch.Tensor], filename: str | os.PathLike,
               metadata: dict[str, str] | None = None, codec: str = "auto",
-              max_error: float = 10.0) -> None:
+              max_error: float = 10.0, quantize_all: bool = False) -> None:
     """Write @p tensors into the store @p filename (created if absent) in one atomic commit,
     with `tstore import`'s codec policy (see tstore.numpy.save_file). Tensors on another
     device are copied to the CPU first; non-contiguous ones are made contiguous."""
-    _save_file(tensors, filename, metadata, codec, max_error, _check_type)
+    _save_file(tensors, filename, metadata, codec, max_error, quantize_all, _check_type)
 
 
 def shard_range(size: int, rank: int, world_size: int) -> tuple[int, int]:

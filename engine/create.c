@@ -1,0 +1,263 @@
+/*
+ * Creating a store so that a kill at any instant leaves either no store or a whole one.
+ *
+ * LMDB initialises a data file in place: mdb_env_open() creates it empty and the first commit
+ * writes its meta pages. A process killed in between leaves an empty or half-written file at
+ * the store's path, which every later open must refuse (it cannot tell it from a damaged
+ * store). So a new store is never built at its path:
+ *
+ *   1. a temporary file ".<name>.creating-XXXXXX" is made in the same directory (mkstemp) and
+ *      locked (flock LOCK_EX on our own descriptor: "a creation is in progress");
+ *   2. it is initialised as a store (meta records, four databases) in one LMDB commit, which
+ *      LMDB syncs; we fsync it once more;
+ *   3. it is linked to the store's path with link(2) — which fails with EEXIST rather than
+ *      replace a store another process created meanwhile (that store is then opened as is) —
+ *      or, when an empty file is in the way, renamed over it (rename(2) is atomic);
+ *   4. the directory is fsynced, so the name survives a power loss, and the temporary name and
+ *      its LMDB lock file are removed.
+ *
+ * Invariants
+ *   1. The store's path only ever names a file whose creating transaction committed and was
+ *      synced before the name existed: a kill or power loss at any step leaves no store, the
+ *      empty file that was there, or a complete store with no tensors.
+ *   2. An existing non-empty file is never touched here, whatever its state: a damaged store
+ *      is reported by the open, never re-initialised. Only an EMPTY file (what LMDB's in-place
+ *      creation leaves when killed, and no data) is replaced, while we hold its flock, so not
+ *      under a writer that has it open.
+ *   3. Temporary files of killed creations are removed by the next open for writing of the
+ *      same path: one whose flock can be taken has no live creator (the kernel drops a flock
+ *      with its process); one that is a second link of the store itself (a kill between link
+ *      and unlink) is only a name. A temporary file is recognised by its name.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "engine/store.h"
+
+#define TMP_TAG ".creating-"
+
+/* Split @p path into its directory ("." if none) and base name, in @p dir / @p base. */
+static int split_path(const char *path, char *dir, size_t dsize, const char **base)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash) {
+		snprintf(dir, dsize, ".");
+		*base = path;
+	} else if (slash == path) {
+		snprintf(dir, dsize, "/");
+		*base = slash + 1;
+	} else {
+		if ((size_t)(slash - path) >= dsize)
+			return ts__err(TS_EINVAL, "store path '%s' is too long", path);
+		memcpy(dir, path, (size_t)(slash - path));
+		dir[slash - path] = '\0';
+		*base = slash + 1;
+	}
+	if (!**base)
+		return ts__err(TS_EINVAL, "store path '%s' names a directory", path);
+	return 0;
+}
+
+static void unlink_with_lock(const char *path)
+{
+	char lock[2 * PATH_MAX + 8];
+	unlink(path);
+	snprintf(lock, sizeof lock, "%s-lock", path);
+	unlink(lock);
+}
+
+/* Invariant 3: remove the temporary files of creations of @p base whose process is gone. */
+static void remove_stale(const char *dir, const char *base)
+{
+	char prefix[NAME_MAX + 2], p[2 * PATH_MAX];
+	size_t plen;
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	struct stat sb;
+	int store_ino_ok;
+
+	if (!d)
+		return;
+	store_ino_ok = snprintf(p, sizeof p, "%s/%s", dir, base) < (int)sizeof p && stat(p, &sb) == 0;
+	snprintf(prefix, sizeof prefix, ".%s" TMP_TAG, base);
+	plen = strlen(prefix);
+	while ((e = readdir(d)) != NULL) {
+		size_t n = strlen(e->d_name);
+		if (n != plen + 6 || strncmp(e->d_name, prefix, plen) != 0)
+			continue; /* not ours, or a "-lock" file (removed with its data file) */
+		if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)sizeof p)
+			continue;
+		struct stat tb;
+		if (lstat(p, &tb) == 0 && tb.st_nlink > 1 && store_ino_ok &&
+		    tb.st_ino == sb.st_ino && tb.st_dev == sb.st_dev) {
+			/* Killed between link and unlink: a second name of the whole store. */
+			unlink_with_lock(p);
+			continue;
+		}
+		int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			continue;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			unlink_with_lock(p);
+		close(fd);
+	}
+	closedir(d);
+}
+
+/* Step 2: make the file at @p tmp a store with no tensors, committed and synced. */
+static int init_store_file(const char *tmp)
+{
+	ts_store st;
+	MDB_txn *txn = NULL;
+	int rc;
+
+	memset(&st, 0, sizeof st);
+	st.path = (char *)tmp;
+	rc = mdb_env_create(&st.env);
+	if (rc)
+		return ts__err_from_mdb(rc, "creating the LMDB environment");
+	mdb_env_set_maxdbs(st.env, 8);
+	rc = mdb_env_set_mapsize(st.env, 1u << 20);
+	if (rc == 0)
+		rc = mdb_env_open(st.env, tmp, MDB_NOSUBDIR | MDB_NOTLS | MDB_NORDAHEAD, 0644);
+	if (rc == 0)
+		rc = mdb_txn_begin(st.env, NULL, 0, &txn);
+	if (rc) {
+		rc = ts__err_from_mdb(rc, tmp);
+		goto out;
+	}
+	rc = ts__store_open_databases(&st, txn, 1);
+	if (rc < 0) {
+		mdb_txn_abort(txn);
+		goto out;
+	}
+	rc = mdb_txn_commit(txn); /* LMDB writes and syncs the meta page here */
+	if (rc)
+		rc = ts__err_from_mdb(rc, "initialising a new store");
+out:
+	mdb_env_close(st.env);
+	return rc;
+}
+
+void ts__store_remove_stale(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *base;
+	if (split_path(path, dir, sizeof dir, &base) == 0)
+		remove_stale(dir, base);
+	ts_error_clear();
+}
+
+int ts__store_create(const char *path)
+{
+	char dir[PATH_MAX], tmp[2 * PATH_MAX];
+	const char *base;
+	struct stat sb, tb;
+	int fd = -1, dfd = -1, rc, empty_fd = -1;
+
+	rc = split_path(path, dir, sizeof dir, &base);
+	if (rc < 0)
+		return rc;
+	if (snprintf(tmp, sizeof tmp, "%s/.%s" TMP_TAG "XXXXXX", dir, base) >= (int)sizeof tmp)
+		return ts__err(TS_EINVAL, "store path '%s' is too long", path);
+	remove_stale(dir, base);
+
+	/* Invariant 2: an empty file in the way is replaced only while we hold its flock. */
+	if (lstat(path, &sb) == 0) {
+		if (!S_ISREG(sb.st_mode) || sb.st_size != 0)
+			return 0; /* not ours to touch: the open decides what it is */
+		empty_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (empty_fd < 0)
+			return ts__err_errno(errno, "opening '%s'", path);
+		if (flock(empty_fd, LOCK_EX | LOCK_NB) != 0) {
+			rc = errno == EWOULDBLOCK
+				     ? ts__err(TS_EBUSY, "store '%s' is open for writing elsewhere", path)
+				     : ts__err_errno(errno, "locking '%s'", path);
+			goto out;
+		}
+		if (fstat(empty_fd, &sb) != 0 || sb.st_size != 0 || stat(path, &tb) != 0 ||
+		    tb.st_ino != sb.st_ino || tb.st_dev != sb.st_dev) {
+			rc = 0; /* it changed meanwhile: someone else made it; the open decides */
+			goto out;
+		}
+	} else if (errno != ENOENT) {
+		return ts__err_errno(errno, "creating store '%s'", path);
+	}
+
+	/* Step 1: the temporary file, locked; remove_stale() of another process may have removed
+	 * it between mkstemp() and flock(), so check that the name still holds our file. */
+	for (int tries = 0;; tries++) {
+		snprintf(tmp, sizeof tmp, "%s/.%s" TMP_TAG "XXXXXX", dir, base); /* fits: checked */
+		fd = mkstemp(tmp);
+		if (fd < 0) {
+			rc = ts__err_errno(errno, "creating store '%s' (temporary file in '%s')", path,
+					   dir);
+			goto out;
+		}
+		if (flock(fd, LOCK_EX) == 0 && fstat(fd, &sb) == 0 && stat(tmp, &tb) == 0 &&
+		    sb.st_ino == tb.st_ino && sb.st_dev == tb.st_dev)
+			break;
+		close(fd);
+		fd = -1;
+		if (tries == 8) {
+			rc = ts__err(TS_EIO, "creating store '%s': temporary files keep vanishing", path);
+			goto out;
+		}
+	}
+	{ /* mkstemp gives 0600; a store is created 0644 less the umask, as LMDB would */
+		mode_t um = umask(0);
+		umask(um);
+		fchmod(fd, 0644 & ~um);
+	}
+
+	rc = init_store_file(tmp);
+	if (rc < 0)
+		goto fail;
+	if (fsync(fd) != 0) {
+		rc = ts__err_errno(errno, "syncing new store '%s'", tmp);
+		goto fail;
+	}
+
+	/* Step 3. */
+	if (empty_fd >= 0) {
+		if (rename(tmp, path) != 0) {
+			rc = ts__err_errno(errno, "creating store '%s' (rename)", path);
+			goto fail;
+		}
+	} else if (link(tmp, path) != 0) {
+		if (errno != EEXIST) {
+			rc = ts__err_errno(errno, "creating store '%s' (link)", path);
+			goto fail;
+		}
+		/* Another process created the store meanwhile: ours is not needed. */
+	}
+
+	/* Step 4. */
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd) != 0) {
+		rc = ts__err_errno(errno, "syncing directory '%s' of new store '%s'", dir, path);
+		goto fail;
+	}
+	rc = 0;
+fail:
+	unlink_with_lock(tmp); /* after a rename only its lock file is left to remove */
+out:
+	if (dfd >= 0)
+		close(dfd);
+	if (fd >= 0)
+		close(fd);
+	if (empty_fd >= 0)
+		close(empty_fd);
+	return rc;
+}

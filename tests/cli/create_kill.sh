@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Store creation that a kill cannot break (engine/create.c): 20 imports that create a store are
+# killed (SIGKILL) 0-100 ms after they start; after each, an import into the same path must
+# succeed (--replace: the killed one may have finished) and give a clean store, and no
+# temporary file of a creation may be left behind.
+# An empty file at the path (what a creation killed by older versions left) is replaced; a
+# damaged non-empty file is refused and left exactly as it is.
+. "${srcdir:-.}/tests/cli/lib.sh"
+"$GEN" -q --size small -o "$T/src.safetensors" || fail gen
+mkdir "$T/d"
+seed=${TS_KILL_SEED:-$$}
+echo "create_kill: seed $seed"
+RANDOM=$seed
+for i in $(seq 20); do
+	rm -f "$T/d/s.tst" "$T/d/s.tst-lock"
+	ms=$((RANDOM % 101))
+	"$TSTORE" import -q "$T/d/s.tst" "$T/src.safetensors" >/dev/null 2>&1 &
+	pid=$!
+	sleep "$(printf '0.%03d' "$ms")"
+	kill -KILL $pid 2>/dev/null
+	wait $pid 2>/dev/null
+	state=absent
+	[ -e "$T/d/s.tst" ] && state="$(stat -c %s "$T/d/s.tst") bytes"
+	# the path holds no store or a whole one: the next import into it succeeds
+	"$TSTORE" import -q --replace --codec raw "$T/d/s.tst" "$T/src.safetensors" >"$T/out" 2>"$T/err" ||
+		{ cat "$T/err"; fail "kill $i at $ms ms (left: $state): the next import failed"; }
+	left=$(ls -A "$T/d" | grep -v '^s\.tst\(-lock\)\?$')
+	[ -z "$left" ] || fail "kill $i at $ms ms: left behind: $left"
+done
+expect 0 "$TSTORE" fsck "$T/d/s.tst"
+out_has clean
+expect 0 "$TSTORE" export "$T/d/s.tst" "$T/back.safetensors"
+expect 0 "$STCHECK" compare "$T/src.safetensors" "$T/back.safetensors" --exact
+
+# an empty file at the path is replaced by a new store
+rm -f "$T/d/s.tst" "$T/d/s.tst-lock"
+: >"$T/d/s.tst"
+expect 0 "$TSTORE" import -q "$T/d/s.tst" "$T/src.safetensors"
+expect 0 "$TSTORE" fsck "$T/d/s.tst"
+out_has clean
+# a damaged store (its first bytes overwritten) is refused and never re-initialised
+printf 'XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX' | dd of="$T/d/s.tst" bs=1 seek=0 conv=notrunc 2>/dev/null
+cp "$T/d/s.tst" "$T/damaged"
+expect 2 "$TSTORE" import -q "$T/d/s.tst" "$T/src.safetensors"
+err_has "is not a tstore store"
+cmp -s "$T/d/s.tst" "$T/damaged" || fail "a damaged store was changed"
+# a half-written file (fewer bytes than LMDB's two meta pages) likewise
+head -c 5000 "$T/damaged" >"$T/d/h.tst"
+expect 2 "$TSTORE" import -q "$T/d/h.tst" "$T/src.safetensors"
+err_has "is not a tstore store"
+[ "$(stat -c %s "$T/d/h.tst")" = 5000 ] || fail "a half-written file was changed"
+echo "create_kill: ok"
