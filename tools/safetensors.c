@@ -649,6 +649,20 @@ uint64_t st_tensor_bytes(const st_out_tensor *t, int *ovf)
 	return n;
 }
 
+/* @p count entries as a JSON object of strings. */
+static void write_meta(FILE *m, const st_meta *meta, size_t count)
+{
+	fputc('{', m);
+	for (size_t i = 0; i < count; i++) {
+		if (i)
+			fputc(',', m);
+		json_write_string(m, meta[i].key, strlen(meta[i].key));
+		fputc(':', m);
+		json_write_string(m, meta[i].value, strlen(meta[i].value));
+	}
+	fputc('}', m);
+}
+
 int st_write_header(FILE *f, const st_out_tensor *t, size_t n, const st_meta *meta,
 		    size_t meta_count, uint64_t *data_start, uint64_t *offsets)
 {
@@ -662,15 +676,8 @@ int st_write_header(FILE *f, const st_out_tensor *t, size_t n, const st_meta *me
 	fputc('{', m);
 	int first = 1;
 	if (meta_count) {
-		fputs("\"__metadata__\":{", m);
-		for (size_t i = 0; i < meta_count; i++) {
-			if (i)
-				fputc(',', m);
-			json_write_string(m, meta[i].key, strlen(meta[i].key));
-			fputc(':', m);
-			json_write_string(m, meta[i].value, strlen(meta[i].value));
-		}
-		fputc('}', m);
+		fputs("\"__metadata__\":", m);
+		write_meta(m, meta, meta_count);
 		first = 0;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -754,15 +761,7 @@ char *st_meta_json(const st_meta *meta, size_t count, size_t *len)
 
 	if (!m)
 		return NULL;
-	fputc('{', m);
-	for (size_t i = 0; i < count; i++) {
-		if (i)
-			fputc(',', m);
-		json_write_string(m, meta[i].key, strlen(meta[i].key));
-		fputc(':', m);
-		json_write_string(m, meta[i].value, strlen(meta[i].value));
-	}
-	fputc('}', m);
+	write_meta(m, meta, count);
 	if (fclose(m) != 0) {
 		free(text);
 		return NULL;

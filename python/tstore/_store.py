@@ -45,6 +45,30 @@ class TensorInfo:
     _raw_id: int = 0
 
 
+F8_DTYPES = (_lib.F8_E4M3, _lib.F8_E5M2)
+FLOAT_SOURCES = (_lib.F32, _lib.BF16, _lib.F16)
+
+
+def read_dtype(info: TensorInfo, want: int | None, native: int, floats: tuple[int, ...],
+               asked) -> int:
+    """The ts dtype to read tensor @p info as, for a framework whose own dtype for it is
+    @p native and which offers the float dtypes @p floats: @p want (a ts dtype, None: native)
+    if the library can decode the tensor to it. An F8 tensor is read as its own bytes (the
+    framework widens them to float32). ValueError naming @p asked otherwise."""
+    src = info._dtype_id
+    if src in F8_DTYPES:
+        if want not in (None, _lib.F32):
+            raise ValueError(f"tensor '{info.name}' ({info.dtype}) is read as float32, not "
+                             f"{asked}")
+        return src
+    if want is None or want == native:
+        return native
+    if want in floats and src in FLOAT_SOURCES:
+        return want
+    raise ValueError(f"tensor '{info.name}' ({info.dtype}) cannot be read as {asked}: an "
+                     "F32/BF16/F16 tensor as a float dtype, any other as its own dtype")
+
+
 def _name_bytes(name: str) -> bytes:
     if not isinstance(name, str):
         raise TypeError(f"tensor names are str, not {type(name).__name__}")

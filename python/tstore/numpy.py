@@ -13,14 +13,13 @@ import numpy as np
 
 from . import _lib
 from ._safe import load_file as _load_file, save_file as _save_file
+from ._store import F8_DTYPES as _F8, read_dtype
 
 _TS_TO_NP = {_lib.F32: np.float32, _lib.F16: np.float16, _lib.F64: np.float64,
              _lib.I8: np.int8, _lib.U8: np.uint8, _lib.I16: np.int16, _lib.U16: np.uint16,
              _lib.I32: np.int32, _lib.U32: np.uint32, _lib.I64: np.int64, _lib.U64: np.uint64,
              _lib.BOOL: np.bool_}
 _NP_TO_TS = {np.dtype(v): k for k, v in _TS_TO_NP.items()}
-_F8 = (_lib.F8_E4M3, _lib.F8_E5M2)
-_FLOAT_SOURCES = (_lib.F32, _lib.BF16, _lib.F16)
 _f8_tables: dict[int, np.ndarray] = {}
 
 
@@ -48,19 +47,12 @@ class _Numpy:
     def read_dtype(info, dtype: Any):
         """(ts dtype to read as, conversion of the array read) for tensor @p info."""
         src = info._dtype_id
-        if src in _F8:
-            if dtype is not None and np.dtype(dtype) != np.float32:
-                raise ValueError(f"tensor '{info.name}' ({info.dtype}) is read as float32")
-            return src, lambda a: f8_table(src)[a.view(np.uint8)]
-        if dtype is None:
-            return (_lib.F32 if src == _lib.BF16 else src), _same
-        want = _NP_TO_TS.get(np.dtype(dtype))
+        want = None if dtype is None else _NP_TO_TS.get(np.dtype(dtype), -1)
         native = _lib.F32 if src == _lib.BF16 else src
-        if want == native or (want in (_lib.F32, _lib.F16) and src in _FLOAT_SOURCES):
-            return want, _same
-        raise ValueError(f"tensor '{info.name}' ({info.dtype}) cannot be read as "
-                         f"{np.dtype(dtype)}: float32 or float16 for F32/BF16/F16 tensors, "
-                         "else its own dtype")
+        dt = read_dtype(info, want, native, (_lib.F32, _lib.F16), dtype)
+        if dt in _F8:
+            return dt, lambda a: f8_table(dt)[a.view(np.uint8)]
+        return dt, _same
 
     @staticmethod
     def empty(shape, dt: int) -> np.ndarray:

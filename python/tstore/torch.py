@@ -17,6 +17,7 @@ import torch
 
 from . import _lib
 from ._safe import load_file as _load_file, safe_open, save_file as _save_file
+from ._store import F8_DTYPES as _F8, read_dtype
 from .numpy import f8_table
 
 _TS_TO_PT = {_lib.F32: torch.float32, _lib.BF16: torch.bfloat16, _lib.F16: torch.float16,
@@ -24,8 +25,6 @@ _TS_TO_PT = {_lib.F32: torch.float32, _lib.BF16: torch.bfloat16, _lib.F16: torch
              _lib.I16: torch.int16, _lib.I32: torch.int32, _lib.I64: torch.int64,
              _lib.BOOL: torch.bool}
 _PT_TO_TS = {v: k for k, v in _TS_TO_PT.items()}
-_F8 = (_lib.F8_E4M3, _lib.F8_E5M2)
-_FLOAT_SOURCES = (_lib.F32, _lib.BF16, _lib.F16)
 
 
 def _same(x):
@@ -38,23 +37,14 @@ class _Torch:
     @staticmethod
     def read_dtype(info, dtype: Any):
         src = info._dtype_id
-        if src in _F8:
-            if dtype is not None and dtype != torch.float32:
-                raise ValueError(f"tensor '{info.name}' ({info.dtype}) is read as float32")
-            return src, lambda t: torch.from_numpy(f8_table(src)[t.numpy()])
-        if src not in _TS_TO_PT:
+        if src not in _TS_TO_PT and src not in _F8:
             raise ValueError(f"tensor '{info.name}' is {info.dtype}: torch has no such dtype "
                              "(read it with framework='np')")
-        if dtype is None:
-            return src, _same
-        want = _PT_TO_TS.get(dtype)
-        if want is None:
-            raise ValueError(f"dtype {dtype!r} is not a torch dtype tstore reads")
-        if want == src or (want in _FLOAT_SOURCES and src in _FLOAT_SOURCES):
-            return want, _same
-        raise ValueError(f"tensor '{info.name}' ({info.dtype}) cannot be read as {dtype}: "
-                         "float32, float16 or bfloat16 for F32/BF16/F16 tensors, else its "
-                         "own dtype")
+        want = None if dtype is None else _PT_TO_TS.get(dtype, -1)
+        dt = read_dtype(info, want, src, (_lib.F32, _lib.F16, _lib.BF16), dtype)
+        if dt in _F8:
+            return dt, lambda t: torch.from_numpy(f8_table(dt)[t.numpy()])
+        return dt, _same
 
     @staticmethod
     def empty(shape, dt: int) -> torch.Tensor:
