@@ -2,7 +2,8 @@
 docs/CLI.md), so that save_file() and the command store the same tensors the same way.
 
   - integer and bool tensors (and F64, F8): raw, lossless, in their own dtype;
-  - codec "auto" on F32/BF16/F16 tensors: kept exact (raw in the source dtype) if the name is a
+  - codec "auto" on F32/BF16/F16 tensors: kept exact (the lossless codec in the source dtype,
+    or raw where lossless is not smaller) with max_error 0, or if the name is a
     token embedding, output projection or MoE router (KEEP_RULES, import's tools/policy.c;
     not with quantize_all), if 1-D or scalar, under 4096 elements, or holding NaN/Inf;
     otherwise the analyzer's choice (ts_analyze: the fewest bytes within max_error percent
@@ -121,30 +122,44 @@ def raw_config(dt: int) -> _lib.codec_config:
     return cfg
 
 
+def exact_config(dt: int) -> _lib.codec_config:
+    """How a float tensor kept exact is stored: import's policy_exact_config(), the lossless
+    codec in the source dtype (rewritten raw where that is not smaller: Plan.next_config)."""
+    cfg = lib.ts_codec_config_default(_lib.codec_id("lossless"))
+    cfg.raw_dtype = dt
+    cfg.bits_per_value = 8 * _lib.dtype_size(dt)
+    return cfg
+
+
 class Plan:
     """The codec decision for one Source under the (codec, max_error) of a write."""
 
     def __init__(self, src: Source, codec: str, max_error: float, name: str,
                  quantize_all: bool = False):
-        if not (0 < max_error <= 100):
-            raise ValueError(f"max_error {max_error!r}: a percentage in (0, 100]")
+        if not (0 <= max_error <= 100):
+            raise ValueError(f"max_error {max_error!r}: a percentage in [0, 100] (0: every "
+                             "floating-point tensor lossless)")
         self.src, self.max_error = src, max_error
         self.codec = None if codec == "auto" else _lib.codec_id(codec)
         nelem = int(np.prod(src.shape, dtype=np.uint64)) if src.shape else 1
         self.analyse = False
+        self.exact = False  # kept exact by the policy: lossless where that is smaller
         if not src.is_float:
             self.cfg = raw_config(src.dtype)
         elif self.codec is not None:
             if self.codec == _lib.CODEC_RAW:
                 self.cfg = raw_config(src.dtype)
+            elif self.codec == _lib.codec_id("lossless"):
+                self.cfg = exact_config(src.dtype)
             else:
                 if src.nonfinite:
-                    raise ValueError(f"tensor '{name}' holds {src.nonfinite} NaN or Inf values: codec "
-                                     f"{codec} cannot encode it (use codec='auto' or 'raw')")
+                    raise ValueError(f"tensor '{name}' holds {src.nonfinite} NaN or Inf values: "
+                                     f"codec {codec} cannot encode it (use 'auto' or 'lossless')")
                 self.cfg = lib.ts_codec_config_default(self.codec)
-        elif (not quantize_all and keep_reason(name)) or len(src.shape) <= 1 or \
-                nelem < TINY_ELEMENTS or src.nonfinite:
-            self.cfg = raw_config(src.dtype)
+        elif max_error == 0 or (not quantize_all and keep_reason(name)) or \
+                len(src.shape) <= 1 or nelem < TINY_ELEMENTS or src.nonfinite:
+            self.cfg = exact_config(src.dtype)
+            self.exact = True
         else:
             self.analyse = True
 
@@ -164,11 +179,20 @@ class Plan:
         return out
 
     def first_config(self) -> _lib.codec_config:
-        return self._analyse(False) if self.analyse else self.cfg
+        if not self.analyse:
+            return self.cfg
+        cfg = self._analyse(False)
+        if cfg.codec == _lib.CODEC_RAW and cfg.raw_dtype == self.src.dtype:
+            self.exact = True  # no lossy codec within the bound: kept exact
+            return exact_config(self.src.dtype)
+        return cfg
 
-    def recheck(self, rel_rms_pct: float, cfg: _lib.codec_config):
-        """The configuration to write again with when the sample misled the analyser (the
-        written tensor misses the bound), else None."""
+    def next_config(self, stored_bytes: int, rel_rms_pct: float, cfg: _lib.codec_config):
+        """The configuration to write the tensor again with, once written as @p cfg, or None:
+        raw when lossless did not pay; the whole tensor's analysis when the sample misled
+        the analyser (the written tensor misses the bound)."""
+        if self.exact and stored_bytes >= self.src.nbytes:
+            return raw_config(self.src.dtype)
         if self.analyse and cfg.codec != _lib.CODEC_RAW and rel_rms_pct > self.max_error:
             return self._analyse(True)
         return None
