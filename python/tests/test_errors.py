@@ -84,7 +84,8 @@ def test_save_file_rejects_bad_input_before_creating_anything(tmp_path):
         (ValueError, lambda: tstore.numpy.save_file({"x": x.astype(np.complex64)}, p)),
         (ValueError, lambda: tstore.numpy.save_file({"x": x}, p, metadata={"a": 1})),
         (ValueError, lambda: tstore.numpy.save_file({"x": x}, p, codec="zip")),
-        (ValueError, lambda: tstore.numpy.save_file({"x": x}, p, max_error=0)),
+        (ValueError, lambda: tstore.numpy.save_file({"x": x}, p, max_error=-1)),
+        (ValueError, lambda: tstore.numpy.save_file({"x": x}, p, max_error=101)),
     ]
     for exc, call in cases:
         with pytest.raises(exc):
