@@ -67,6 +67,18 @@ struct ts_store {
 	uint64_t map_max; /* growth limit (ts_open_opts.map_max; 0: address space) */
 };
 
+/* -- attach.c ---------------------------------------------------------------------------- */
+
+/** First byte of the keys of the tensors database that are not tensors (docs/FORMAT.md,
+ *  section 3.1): never the first byte of valid UTF-8, so no tensor name can take it. Keys with
+ *  it sort after every tensor name. */
+#define TS__RESERVED_KEY_BYTE 0xFFu
+
+/** ts_writer_begin() without the check that @p name is not reserved (engine/attach.c). */
+int ts__writer_begin(ts_writer **out, ts_store *st, const char *name, ts_dtype src_dtype,
+		     int ndim, const uint64_t *shape, const ts_codec_config *cfg,
+		     const ts_write_opts *opts);
+
 /* -- create.c --------------------------------------------------------------------------- */
 
 /** Create a store with no tensors at @p path so that a kill at any instant leaves no store or

@@ -541,6 +541,18 @@ TS_API int ts_writer_begin(ts_writer **out, ts_store *st, const char *name, ts_d
 			   int ndim, const uint64_t *shape, const ts_codec_config *cfg,
 			   const ts_write_opts *opts)
 {
+	if (out)
+		*out = NULL;
+	if (name && (unsigned char)name[0] == TS__RESERVED_KEY_BYTE)
+		return ts__err(TS_EINVAL, "tensor name '%.64s': a first byte 0xFF is reserved "
+					  "(attachments; never valid UTF-8)", name);
+	return ts__writer_begin(out, st, name, src_dtype, ndim, shape, cfg, opts);
+}
+
+int ts__writer_begin(ts_writer **out, ts_store *st, const char *name, ts_dtype src_dtype,
+		     int ndim, const uint64_t *shape, const ts_codec_config *cfg,
+		     const ts_write_opts *opts)
+{
 	ts_write_opts o;
 	ts_writer *w;
 	ts__tensor_rec *r;
