@@ -146,7 +146,7 @@ static int measure(measure_ctx *m, const ts_codec_config *cfg, uint64_t rows, ui
 static double rel_rms(const ts_stats_acc *acc)
 {
 	ts_compression_stats st;
-	ts_stats_acc_finish_error(acc, 0, 0, 0, &st);
+	ts_stats_acc_finish_error(&st, acc, 0, 0, 0);
 	return st.rel_rms_pct;
 }
 
@@ -247,7 +247,7 @@ TS_API int ts_analyze(ts_codec_config *out, ts_compression_stats *stats,
 		rc = ts_stats_acc_add_dist(&dacc, src, src_dtype, total);
 		if (rc)
 			return rc;
-		ts_stats_acc_finish_dist(&dacc, &dist);
+		ts_stats_acc_finish_dist(&dist, &dacc);
 		lossy_ok = dist.nonfinite == 0;
 	}
 	if (lossy_ok) {
@@ -293,8 +293,9 @@ TS_API int ts_analyze(ts_codec_config *out, ts_compression_stats *stats,
 	}
 	*out = chosen;
 	if (stats)
-		ts_stats_acc_finish_error(&acc, raw_bytes, ts_codec_encoded_size(&chosen, rows, cols),
-					  blocks_of(&chosen, rows, cols), stats);
+		ts_stats_acc_finish_error(stats, &acc, raw_bytes,
+					  ts_codec_encoded_size(&chosen, rows, cols),
+					  blocks_of(&chosen, rows, cols));
 out:
 	free(m.dec);
 	free(m.enc);

@@ -274,7 +274,7 @@ TS_API int ts_stats_acc_add_dist(ts_stats_acc *acc, const void *src, ts_dtype dt
 	return 0;
 }
 
-TS_API void ts_stats_acc_finish_dist(const ts_stats_acc *acc, ts_distribution_stats *out)
+TS_API void ts_stats_acc_finish_dist(ts_distribution_stats *out, const ts_stats_acc *acc)
 {
 	const double *s = acc->s;
 	uint64_t nf = acc->n[N_FINITE];
@@ -365,9 +365,9 @@ TS_API void ts_stats_acc_merge(ts_stats_acc *into, const ts_stats_acc *from)
 		into->n[i] += from->n[i];
 }
 
-TS_API void ts_stats_acc_finish_error(const ts_stats_acc *acc, uint64_t original_bytes,
-				      uint64_t compressed_bytes, uint64_t blocks,
-				      ts_compression_stats *out)
+TS_API void ts_stats_acc_finish_error(ts_compression_stats *out, const ts_stats_acc *acc,
+				      uint64_t original_bytes, uint64_t compressed_bytes,
+				      uint64_t blocks)
 {
 	const double *s = acc->s;
 	uint64_t n = acc->n[N_ERR];

@@ -341,7 +341,7 @@ TS_API int ts_stream_process(ts_stream *s, const void *data, size_t bytes)
 	return 0;
 }
 
-TS_API int ts_stream_finish(ts_stream *s, ts_compression_stats *stats)
+TS_API int ts_stream_finish(ts_compression_stats *stats, ts_stream *s)
 {
 	int rc;
 
@@ -363,7 +363,7 @@ TS_API int ts_stream_finish(ts_stream *s, ts_compression_stats *stats)
 	s->finished = 1;
 
 	ts_distribution_stats d;
-	ts_stats_acc_finish_dist(&s->acc, &d);
+	ts_stats_acc_finish_dist(&d, &s->acc);
 	double seen = fmax(fabs(d.min_val), fabs(d.max_val));
 	if ((s->cfg.codec == TS_CODEC_NVFP4 || s->cfg.codec == TS_CODEC_FP8) &&
 	    seen > (double)s->amax)
@@ -371,15 +371,15 @@ TS_API int ts_stream_finish(ts_stream *s, ts_compression_stats *stats)
 				       "ts_stream_finish: amax %g was given but the data reaches %g",
 				       (double)s->amax, seen));
 	if (stats)
-		ts_stats_acc_finish_error(&s->acc, s->total * s->esize,
+		ts_stats_acc_finish_error(stats, &s->acc, s->total * s->esize,
 					  ts_codec_encoded_size(&s->cfg, s->rows, s->cols),
-					  s->rows * ((s->cols + s->unit - 1) / s->unit), stats);
+					  s->rows * ((s->cols + s->unit - 1) / s->unit));
 	return 0;
 }
 
-TS_API void ts_stream_dist(const ts_stream *s, ts_distribution_stats *out)
+TS_API void ts_stream_dist(ts_distribution_stats *out, const ts_stream *s)
 {
-	ts_stats_acc_finish_dist(&s->acc, out);
+	ts_stats_acc_finish_dist(out, &s->acc);
 }
 
 TS_API void ts_stream_free(ts_stream *s)

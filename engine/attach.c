@@ -113,7 +113,7 @@ TS_API int ts_attachment_size(uint64_t *size, ts_store *st, const char *name)
 		return ts__err(TS_EINVAL, "ts_attachment_size: %s is NULL", !size ? "size" : "store");
 	rc = make_key(key, name);
 	if (rc == 0)
-		rc = ts_tensor_info_get(st, key, &info);
+		rc = ts_tensor_info_get(&info, st, key);
 	if (rc < 0)
 		return rc == TS_EINVAL ? rc : wrap(rc, name);
 	rc = check_info(&info, name);
@@ -135,7 +135,7 @@ TS_API int ts_attachment_read(void *dst, ts_store *st, const char *name, uint64_
 		return ts__err(TS_EINVAL, "ts_attachment_read: %s is NULL", !dst ? "dst" : "store");
 	rc = make_key(key, name);
 	if (rc == 0)
-		rc = ts_tensor_info_get(st, key, &info);
+		rc = ts_tensor_info_get(&info, st, key);
 	if (rc < 0)
 		return rc == TS_EINVAL ? rc : wrap(rc, name);
 	rc = check_info(&info, name);

@@ -472,28 +472,21 @@ TS_API void ts_check_opts_init(ts_check_opts *opts)
 		memset(opts, 0, sizeof(*opts));
 }
 
-TS_API int ts_store_check(ts_store *st, unsigned flags,
-			  void (*cb)(void *ud, const ts_problem *p), void *ud, uint64_t *problems)
+TS_API int ts_store_check(uint64_t *problems, ts_store *st, const ts_check_opts *opts)
 {
-	ts_check_opts o;
-
-	ts_check_opts_init(&o);
-	o.flags = flags;
-	o.problem = cb;
-	o.ud = ud;
-	return ts_store_check2(st, &o, problems);
-}
-
-TS_API int ts_store_check2(ts_store *st, const ts_check_opts *opts, uint64_t *problems)
-{
+	ts_check_opts defaults;
 	checker c;
 	unsigned flags;
 	int rc, repair;
 
 	if (problems)
 		*problems = 0;
-	if (!st || !opts)
-		return ts__err(TS_EINVAL, "ts_store_check: %s is NULL", !st ? "store" : "opts");
+	if (!st)
+		return ts__err(TS_EINVAL, "ts_store_check: store is NULL");
+	if (!opts) {
+		ts_check_opts_init(&defaults);
+		opts = &defaults;
+	}
 	flags = opts->flags;
 	repair = (flags & TS_CHECK_REPAIR) != 0;
 	if (flags & ~TS_CHECK_REPAIR)

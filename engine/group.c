@@ -244,7 +244,7 @@ static void discard(ts_group *g)
 	ts__err(0, "%s", saved);
 }
 
-TS_API int ts_group_commit(ts_group *g, uint64_t *published)
+TS_API int ts_group_commit(uint64_t *published, ts_group *g)
 {
 	int rc;
 

@@ -1025,12 +1025,39 @@ TS_API int ts_read_slice(ts_store *st, const char *name, int ndim, const uint64_
 	return ts__err(TS_EBUSY, "tensor '%s' kept changing during the read", name);
 }
 
+/* The bytes of one row of the encoded planes of a tensor coded with @p cfg whose rows hold @p cols
+ * elements: each row is padded to whole blocks; nvfp4 packs two codes a byte, mxfp4 blocks are
+ * 32 codes in 16 bytes, fp8 has one code byte per element and no scale plane. */
+static int encoded_row_bytes(const ts_codec_config *cfg, uint64_t cols, size_t *block_bytes,
+			     size_t *code_row, size_t *scale_row)
+{
+	uint64_t nb, cb;
+
+	switch (cfg->codec) {
+	case TS_CODEC_NVFP4:
+		cb = 8;
+		break;
+	case TS_CODEC_MXFP4:
+		cb = 16;
+		break;
+	case TS_CODEC_FP8:
+		cb = 1;
+		break;
+	default:
+		return TS_ENOTSUP;
+	}
+	nb = (cols + (uint64_t)cfg->block_size - 1) / (uint64_t)cfg->block_size;
+	*block_bytes = (size_t)cb;
+	*code_row = (size_t)(nb * cb);
+	*scale_row = cfg->codec == TS_CODEC_FP8 ? 0 : (size_t)nb;
+	return 0;
+}
+
 static int read_encoded_once(ts_store *st, const char *name, uint64_t row_start,
 			     uint64_t row_count, void *codes, size_t codes_size, void *scales,
 			     size_t scales_size)
 {
 	struct req r;
-	uint64_t nb;
 	size_t cap = 0;
 	int rc;
 
@@ -1042,17 +1069,7 @@ static int read_encoded_once(ts_store *st, const char *name, uint64_t row_start,
 	rc = lookup(st, name, &r.rec);
 	if (rc)
 		goto out;
-	switch (r.rec.codec.codec) {
-	case TS_CODEC_NVFP4:
-		r.cb = 8;
-		break;
-	case TS_CODEC_MXFP4:
-		r.cb = 16;
-		break;
-	case TS_CODEC_FP8:
-		r.cb = 1;
-		break;
-	default:
+	if (encoded_row_bytes(&r.rec.codec, r.rec.cols, &r.cb, &r.code_row, &r.scale_row)) {
 		rc = ts__err(TS_ENOTSUP, "tensor '%s' is %s-coded: no encoded form to read", name,
 			     ts_codec_name(r.rec.codec.codec));
 		goto out;
@@ -1064,9 +1081,6 @@ static int read_encoded_once(ts_store *st, const char *name, uint64_t row_start,
 			     (unsigned long long)r.rec.rows);
 		goto out;
 	}
-	nb = (r.rec.cols + (uint64_t)r.rec.codec.block_size - 1) / (uint64_t)r.rec.codec.block_size;
-	r.code_row = (size_t)nb * r.cb;
-	r.scale_row = r.rec.codec.codec == TS_CODEC_FP8 ? 0 : (size_t)nb;
 	if (row_count * r.code_row > codes_size || row_count * r.scale_row > scales_size) {
 		rc = ts__err(TS_ESHORTBUF,
 			     "tensor '%s': %llu encoded rows need %zu code and %zu scale bytes", name,
@@ -1111,9 +1125,36 @@ TS_API int ts_read_encoded(ts_store *st, const char *name, uint64_t row_start, u
 	return ts__err(TS_EBUSY, "tensor '%s' kept changing during the read", name);
 }
 
+TS_API int ts_read_encoded_size(size_t *codes_size, size_t *scales_size,
+				const ts_tensor_info *info, uint64_t row_count)
+{
+	size_t block_bytes, code_row, scale_row;
+	uint64_t cols;
+
+	if (!codes_size || !scales_size || !info)
+		return ts__err(TS_EINVAL, "ts_read_encoded_size: NULL argument");
+	if (info->ndim < 0 || info->ndim > TS_MAX_DIMS)
+		return ts__err(TS_EINVAL, "ts_read_encoded_size: ndim %d out of 0..%d", info->ndim,
+			       TS_MAX_DIMS);
+	if (info->codec.block_size < 1)
+		return ts__err(TS_EINVAL, "ts_read_encoded_size: block size %d",
+			       info->codec.block_size);
+	cols = info->ndim ? info->shape[info->ndim - 1] : 1;
+	if (encoded_row_bytes(&info->codec, cols, &block_bytes, &code_row, &scale_row))
+		return ts__err(TS_ENOTSUP, "%s-coded tensors have no encoded form to read",
+			       ts_codec_name(info->codec.codec));
+	if ((code_row && row_count > SIZE_MAX / code_row) ||
+	    (scale_row && row_count > SIZE_MAX / scale_row))
+		return ts__err(TS_ERANGE, "ts_read_encoded_size: %llu rows overflow size_t",
+			       (unsigned long long)row_count);
+	*codes_size = (size_t)row_count * code_row;
+	*scales_size = (size_t)row_count * scale_row;
+	return 0;
+}
+
 /* -- cache statistics (public) ------------------------------------------------------------------- */
 
-TS_API void ts_cache_stats_get(ts_store *st, ts_cache_stats *out)
+TS_API void ts_cache_stats_get(ts_cache_stats *out, ts_store *st)
 {
 	if (!out)
 		return;

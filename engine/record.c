@@ -435,14 +435,14 @@ void ts__tensor_rec_to_info(const ts__tensor_rec *rec, ts_tensor_info *out)
 	out->id = rec->id;
 }
 
-TS_API int ts_tensor_info_get(ts_store *st, const char *name, ts_tensor_info *out)
+TS_API int ts_tensor_info_get(ts_tensor_info *out, ts_store *st, const char *name)
 {
 	ts__tensor_rec rec;
 	MDB_txn *txn;
 	int rc;
 
 	if (!st || !name || !out)
-		return ts__err(TS_EINVAL, "ts_tensor_info: %s is NULL",
+		return ts__err(TS_EINVAL, "ts_tensor_info_get: %s is NULL",
 			       !st ? "store" : !name ? "name" : "out");
 	rc = ts__txn_begin_read(st, &txn);
 	if (rc < 0)
@@ -453,16 +453,6 @@ TS_API int ts_tensor_info_get(ts_store *st, const char *name, ts_tensor_info *ou
 		return rc;
 	ts__tensor_rec_to_info(&rec, out);
 	return 0;
-}
-
-/* The fixed API names this function ts_tensor_info, which is also the name of the info type:
- * C code reaches it through the ts_tensor_info() macro of tstore.h, and this definition gives
- * the library the linker symbol "ts_tensor_info" for dlsym() and FFI users. */
-TS_API int ts__tensor_info_symbol(ts_store *st, const char *name, ts_tensor_info *out)
-	__asm__("ts_tensor_info");
-TS_API int ts__tensor_info_symbol(ts_store *st, const char *name, ts_tensor_info *out)
-{
-	return ts_tensor_info_get(st, name, out);
 }
 
 /* ts_tensor_foreach reads names in batches, each in a short read transaction, so that a slow

@@ -72,7 +72,7 @@ void ts__tier_close(ts_store *st)
 	st->res = NULL;
 }
 
-TS_API int ts_residency_stats_get(ts_store *st, ts_residency_stats *out)
+TS_API int ts_residency_stats_get(ts_residency_stats *out, ts_store *st)
 {
 	if (!st || !out)
 		return ts__err(TS_EINVAL, "ts_residency_stats_get: NULL argument");
@@ -111,7 +111,7 @@ TS_API int ts_cache_configure(ts_store *st, ts_cache_policy policy, int64_t budg
 	return 0;
 }
 
-TS_API int ts_store_profile_get(ts_store *st, ts_hw_profile *out, int *measured)
+TS_API int ts_store_profile_get(ts_hw_profile *out, int *measured, ts_store *st)
 {
 	if (!st || !out)
 		return ts__err(TS_EINVAL, "ts_store_profile_get: NULL argument");
@@ -134,7 +134,7 @@ TS_API int ts_store_profile_set(ts_store *st, const ts_hw_profile *p)
 	return 0;
 }
 
-TS_API int ts_store_calibrate(ts_store *st, const ts_calibrate_opts *opts, ts_hw_profile *out)
+TS_API int ts_store_calibrate(ts_hw_profile *out, ts_store *st, const ts_calibrate_opts *opts)
 {
 	ts_calibrate_opts o;
 	ts_hw_profile p;

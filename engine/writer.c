@@ -995,7 +995,7 @@ static void finish_stats(ts_writer *w)
 	uint64_t orig = w->total * w->esz;
 
 	if (w->stats_ok || w->encoded) {
-		ts_stats_acc_finish_dist(&w->acc, &r->dist);
+		ts_stats_acc_finish_dist(&r->dist, &w->acc);
 	} else {
 		memset(&r->dist, 0, sizeof(r->dist));
 		r->dist.count = w->total;
@@ -1010,7 +1010,7 @@ static void finish_stats(ts_writer *w)
 		r->error.mean_error = r->error.max_error = NAN;
 		r->error.rel_rms_pct = r->error.sqnr_db = NAN;
 	} else {
-		ts_stats_acc_finish_error(&w->acc, orig, w->stored, w->blocks, &r->error);
+		ts_stats_acc_finish_error(&r->error, &w->acc, orig, w->stored, w->blocks);
 	}
 	r->stored_bytes = w->stored;
 	if (!isnan(w->amax_given) && (r->codec.codec == TS_CODEC_NVFP4 ||
@@ -1044,7 +1044,7 @@ TS_API void ts_writer_abort(ts_writer *w)
 	writer_free(w);
 }
 
-TS_API int ts_writer_commit(ts_writer *w, ts_tensor_info *info)
+TS_API int ts_writer_commit(ts_tensor_info *info, ts_writer *w)
 {
 	uint64_t expect;
 	int rc;

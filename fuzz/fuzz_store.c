@@ -22,7 +22,7 @@ static int each(void *ud, const char *name, const ts_tensor_info *info)
 	ts_store *st = ud;
 	uint64_t n = 1, start[TS_MAX_DIMS] = {0}, count[TS_MAX_DIMS];
 	ts_tensor_info again;
-	if (ts_tensor_info_get(st, name, &again) != 0)
+	if (ts_tensor_info_get(&again, st, name) != 0)
 		return 0;
 	for (int i = 0; i < info->ndim; i++) {
 		count[i] = info->shape[i];

@@ -28,11 +28,11 @@ extern "C" {
 #endif
 
 #define TS_VERSION_MAJOR 0
-#define TS_VERSION_MINOR 1
+#define TS_VERSION_MINOR 2
 #define TS_VERSION_PATCH 0
-#define TS_VERSION_STRING "0.1.0"
+#define TS_VERSION_STRING "0.2.0"
 
-/** The library's version string, e.g. "0.1.0". Static storage. */
+/** The library's version string, e.g. "0.2.0". Static storage. */
 TS_API const char *ts_version(void);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -143,7 +143,7 @@ TS_API float ts_e2m1_to_f32(uint8_t code);
 TS_API float ts_e8m0_to_f32(uint8_t b);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Codecs (the seed design's CompressionConfig / BlackwellTensor)                              */
+/* Codecs                                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
 /** Codec identifiers. Values are part of the on-disk format: append only. */
@@ -163,7 +163,7 @@ typedef enum ts_recipe {
 } ts_recipe;
 
 /**
- * How a tensor is encoded (the seed's CompressionConfig).
+ * How a tensor is encoded.
  * Layout rule for every block codec: blocks run along the last dimension and never straddle a
  * row; a row whose length is not a multiple of block_size ends in a zero-padded block.
  */
@@ -177,8 +177,8 @@ typedef struct ts_codec_config {
 	double max_error_pct; /**< the analyzer's bound on relative RMS error, percent */
 } ts_codec_config;
 
-/** The default configuration of @p codec (ts_codec_config_default(TS_CODEC_NVFP4) is the seed's
- *  nvfp4_config(): block 16, 4 bits, symmetric, recipe nvidia, max_error_pct 10). */
+/** The default configuration of @p codec (ts_codec_config_default(TS_CODEC_NVFP4): block 16,
+ *  4 bits, symmetric, recipe nvidia, max_error_pct 10). */
 TS_API ts_codec_config ts_codec_config_default(ts_codec codec);
 
 /** Validate @p cfg. 0 or TS_EINVAL with the reason in ts_error_last(). */
@@ -232,7 +232,7 @@ TS_API int ts_codec_decode(const ts_codec_config *cfg, float tensor_scale, const
 TS_API const char *ts_kernel_name(void);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Statistics (the seed's CompressionStats and DistributionStats)                              */
+/* Statistics                                                                                  */
 /* ------------------------------------------------------------------------------------------ */
 
 typedef struct ts_compression_stats {
@@ -276,7 +276,8 @@ TS_API void ts_stats_acc_init(ts_stats_acc *acc);
  *  @return 0; TS_EDTYPE for another dtype; TS_EINVAL for NULL pointers. */
 TS_API int ts_stats_acc_add_dist(ts_stats_acc *acc, const void *src, ts_dtype dtype,
 				 uint64_t count);
-TS_API void ts_stats_acc_finish_dist(const ts_stats_acc *acc, ts_distribution_stats *out);
+/** Finish distribution statistics into @p out. */
+TS_API void ts_stats_acc_finish_dist(ts_distribution_stats *out, const ts_stats_acc *acc);
 /** Accumulate the error of @p approx (F32) against @p orig (@p dtype F32/BF16/F16) over @p count
  *  elements. A non-finite original counts as exact when @p approx holds the same non-finite
  *  value (any NaN for NaN) and as an infinite error otherwise; a non-finite approximation of a
@@ -287,13 +288,14 @@ TS_API int ts_stats_acc_add_error(ts_stats_acc *acc, const void *orig, ts_dtype 
 /** Fold @p from into @p into, as if every chunk added to @p from had been added to @p into
  *  (up to rounding): per-thread accumulators merged at the end. */
 TS_API void ts_stats_acc_merge(ts_stats_acc *into, const ts_stats_acc *from);
-/** Finish error statistics; the caller supplies the byte counts and blocks processed. */
-TS_API void ts_stats_acc_finish_error(const ts_stats_acc *acc, uint64_t original_bytes,
-				      uint64_t compressed_bytes, uint64_t blocks,
-				      ts_compression_stats *out);
+/** Finish error statistics into @p out; the caller supplies the byte counts and blocks
+ *  processed. */
+TS_API void ts_stats_acc_finish_error(ts_compression_stats *out, const ts_stats_acc *acc,
+				      uint64_t original_bytes, uint64_t compressed_bytes,
+				      uint64_t blocks);
 
 /* ------------------------------------------------------------------------------------------ */
-/* The analyzer (the seed's analyze_and_compress)                                              */
+/* The analyzer                                                                                */
 /* ------------------------------------------------------------------------------------------ */
 
 /**
@@ -319,7 +321,7 @@ TS_API int ts_analyze(ts_codec_config *out, ts_compression_stats *stats,
 		      uint64_t rows, uint64_t cols);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Streaming encoder (the seed's new_stream / process_chunk)                                   */
+/* Streaming encoder                                                                           */
 /* ------------------------------------------------------------------------------------------ */
 
 /**
@@ -361,9 +363,9 @@ TS_API int ts_stream_process(ts_stream *s, const void *data, size_t bytes);
  *         amax given to ts_stream_new() (nvfp4, fp8: the bytes delivered are then not those of a
  *         one-shot encoding with the true amax); the sink's code.
  */
-TS_API int ts_stream_finish(ts_stream *s, ts_compression_stats *stats);
+TS_API int ts_stream_finish(ts_compression_stats *stats, ts_stream *s);
 /** Distribution statistics of everything fed so far (complete after ts_stream_finish()). */
-TS_API void ts_stream_dist(const ts_stream *s, ts_distribution_stats *out);
+TS_API void ts_stream_dist(ts_distribution_stats *out, const ts_stream *s);
 /** Free the stream. NULL accepted. */
 TS_API void ts_stream_free(ts_stream *s);
 
@@ -429,6 +431,13 @@ TS_API void ts_store_close(ts_store *st);
 /** The I/O backend in effect (never TS_IO_DEFAULT). */
 TS_API ts_io_backend ts_store_io_backend(const ts_store *st);
 
+/**
+ * Why the I/O backend in effect differs from the one asked for, or what it runs without
+ * ("io_uring unavailable (Operation not permitted): using pread", "no O_DIRECT on this file
+ * system"); "" when it is exactly what was asked for. Valid until ts_store_close(). Any thread.
+ */
+TS_API const char *ts_store_io_detail(const ts_store *st);
+
 typedef struct ts_tensor_info {
 	int ndim;
 	uint64_t shape[TS_MAX_DIMS];
@@ -448,15 +457,11 @@ typedef struct ts_tensor_info {
 
 /**
  * Describe tensor @p name: shape, codec, geometry, sizes and the statistics measured when it was
- * written. The fixed API spells this ts_tensor_info(); because ts_tensor_info is also the type's
- * name, C reaches it through the macro below, and the library also exports a function whose
- * linker symbol is "ts_tensor_info" (same signature) for dlsym() and FFI users.
- * Threads: any. @p out is the caller's; nothing is retained.
+ * written. Threads: any. @p out is the caller's; nothing is retained.
  * @return 0; TS_ENOTFOUND if there is no such tensor (names are 1..TS_MAX_NAME bytes);
  *         TS_ECORRUPT if its record is damaged (ts_error_last() names it); TS_EINVAL for NULLs.
  */
-TS_API int ts_tensor_info_get(ts_store *st, const char *name, ts_tensor_info *out);
-#define ts_tensor_info(st, name, out) ts_tensor_info_get((st), (name), (out))
+TS_API int ts_tensor_info_get(ts_tensor_info *out, ts_store *st, const char *name);
 
 /**
  * Call @p cb for every tensor, in name order (byte-wise). A non-zero return from @p cb stops the
@@ -478,7 +483,8 @@ TS_API int ts_tensor_foreach(ts_store *st,
  * @param dst_size at least product(count) * ts_dtype_size(dtype)
  * @return 0; TS_ENOTFOUND if there is no such tensor; TS_ERANGE if the slice leaves the tensor's
  *         shape or ndim differs; TS_ESHORTBUF; TS_EDTYPE; TS_ECORRUPT if a page fails its checksum
- *         (ts_error_last() names tensor and page); TS_EIO.
+ *         (ts_error_last() names tensor and page); TS_EIO; TS_EBUSY if the tensor was replaced
+ *         over and over while the read retried; TS_ENOMEM; TS_EINVAL for NULLs.
  */
 TS_API int ts_read_slice(ts_store *st, const char *name, int ndim, const uint64_t *start,
 			 const uint64_t *count, ts_dtype dtype, void *dst, size_t dst_size);
@@ -488,10 +494,22 @@ TS_API int ts_read_slice(ts_store *st, const char *name, int ndim, const uint64_
  * encoded form: @p codes receives the code plane (row-major, each row padded to whole blocks),
  * @p scales the block-scale plane (nvfp4 E4M3 bytes, mxfp4 E8M0 bytes; none for fp8). The rows are
  * those of the tensor viewed as 2-D [product of leading dims, last dim].
- * @return 0; TS_ENOTSUP for other codecs; TS_ERANGE; TS_ESHORTBUF; TS_ECORRUPT.
+ * ts_read_encoded_size() gives the buffer sizes.
+ * @return 0; TS_ENOTSUP for other codecs; TS_ERANGE; TS_ESHORTBUF; TS_ECORRUPT; TS_EIO;
+ *         TS_EBUSY, TS_ENOMEM, TS_EINVAL as ts_read_slice().
  */
 TS_API int ts_read_encoded(ts_store *st, const char *name, uint64_t row_start, uint64_t row_count,
 			   void *codes, size_t codes_size, void *scales, size_t scales_size);
+
+/**
+ * The buffer sizes ts_read_encoded() needs for @p row_count rows of the tensor that @p info
+ * describes (from ts_tensor_info_get()): @p codes_size receives the code-plane bytes, and
+ * @p scales_size the scale-plane bytes (0 for fp8). Pure computation; any thread.
+ * @return 0; TS_ENOTSUP if the tensor's codec has no encoded form to read; TS_ERANGE if the
+ *         sizes overflow size_t; TS_EINVAL for NULLs.
+ */
+TS_API int ts_read_encoded_size(size_t *codes_size, size_t *scales_size,
+				const ts_tensor_info *info, uint64_t row_count);
 
 /** Remove tensor @p name and its pages in one transaction. Reads in progress finish with the
  *  data they started with. Threads: any; serialised with other writes.
@@ -574,7 +592,7 @@ TS_API int ts_writer_append_encoded(ts_writer *w, const void *codes, size_t code
  *  staged earlier in the group is superseded (its pages are removed in the same transaction).
  *  @return 0; TS_EINVAL if fewer elements than the shape holds were appended; TS_EEXIST; the
  *          error of an earlier append; TS_ENOSPC; TS_EIO. */
-TS_API int ts_writer_commit(ts_writer *w, ts_tensor_info *info);
+TS_API int ts_writer_commit(ts_tensor_info *info, ts_writer *w);
 
 /** Discard the tensor being written, removing the pages already committed, and free @p w.
  *  NULL accepted. */
@@ -616,7 +634,7 @@ TS_API int ts_group_begin(ts_group **out, ts_store *st);
  *         (nothing happened: @p g stays open; end the writer and call again); TS_EEXIST;
  *         TS_ENOSPC (a full disk; the store is as before the group); TS_EINVAL; TS_EIO.
  */
-TS_API int ts_group_commit(ts_group *g, uint64_t *published);
+TS_API int ts_group_commit(uint64_t *published, ts_group *g);
 
 /**
  * Discard every tensor staged in @p g, removing their pages, and free @p g. The store is as
@@ -680,24 +698,6 @@ TS_API int ts_attachment_foreach(ts_store *st,
  *  @return 0; TS_ENOTFOUND; TS_EINVAL; TS_EREADONLY; TS_ENOSPC. */
 TS_API int ts_attachment_delete(ts_store *st, const char *name);
 
-/* -- Cache -------------------------------------------------------------------------------- */
-
-typedef struct ts_cache_stats {
-	uint64_t budget_bytes;
-	uint64_t used_bytes;
-	uint64_t hits;
-	uint64_t misses;
-	uint64_t evictions;
-	uint64_t storage_reads;   /**< read operations on storage (pages that lie back to back in
-				       the file are read together, up to 1 MiB per read) */
-	uint64_t storage_bytes;   /**< bytes read from storage (aligned runs) */
-	uint64_t map_fallbacks;   /**< pages copied from the map because the layout was unexpected */
-} ts_cache_stats;
-
-TS_API void ts_cache_stats_get(ts_store *st, ts_cache_stats *out);
-/** Drop every cached page (for benchmarks). */
-TS_API void ts_cache_clear(ts_store *st);
-
 /* -- Checking and copying ----------------------------------------------------------------- */
 
 typedef enum ts_problem_kind {
@@ -719,36 +719,20 @@ typedef struct ts_problem {
 
 #define TS_CHECK_REPAIR 0x1u /**< remove orphans and unfinished writes (needs TS_OPEN_WRITE) */
 
-/**
- * Verify the whole store in one consistent snapshot: every tensor record, that every page of
- * every tensor exists exactly once with the geometry and checksum its record implies, orphan
- * pages (of no tensor, or beyond a tensor's page count), unfinished writes, and the meta records.
- * Calls @p cb (may be NULL) for each problem, with the tensor and page it concerns; the strings
- * of @p p are valid only during the call, and @p cb must not write to the store.
- * With TS_CHECK_REPAIR (store opened for writing, no writer active) it then removes orphan pages
- * and unfinished writes and fixes a next tensor id that is too low; it never touches the pages of
- * a valid record, and removes no orphan while any record is damaged (its pages look orphaned).
- * The problems reported are those found before the repair. ts_store_check2() adds a progress
- * callback.
- *
- * @param problems (may be NULL) number of problems found
- * @return 0 when the check ran (problems may be > 0); TS_EREADONLY or TS_EBUSY for a repair that
- *         cannot run; another negative code if the check could not run.
- */
-TS_API int ts_store_check(ts_store *st, unsigned flags,
-			  void (*cb)(void *ud, const ts_problem *p), void *ud, uint64_t *problems);
-
-/** Options of ts_store_check2(); fill with ts_check_opts_init() first. */
+/** Options of ts_store_check(); fill with ts_check_opts_init() first. */
 typedef struct ts_check_opts {
 	unsigned flags; /**< TS_CHECK_REPAIR or 0 */
-	/** Called for each problem, as ts_store_check()'s @p cb (may be NULL). */
+	/** Called for each problem, with the tensor and page it concerns (may be NULL); the
+	 *  strings of @p p are valid only during the call, and it must not write to the store. */
 	void (*problem)(void *ud, const ts_problem *p);
 	/** Progress through the pages, the bulk of the work (may be NULL): @p done bytes of pages
 	 *  (header and payload) verified so far of @p total in the snapshot checked. Called once
 	 *  with done 0 before the page walk, then after every page; done never decreases and the
 	 *  last call has done == total (unless LMDB's structure is damaged: then it may stop
 	 *  short, and is not called at all if the total cannot be counted). Runs on the calling
-	 *  thread; must not call into the store. A repair's own work reports no progress. */
+	 *  thread; must not call into the store. A repair's own work reports no progress.
+	 *  Counting the total costs one extra walk of the pages database's leaf entries (not of
+	 *  the page bodies), done only when this is set. */
 	void (*progress)(void *ud, uint64_t done, uint64_t total);
 	void *ud; /**< passed to both callbacks */
 } ts_check_opts;
@@ -757,13 +741,22 @@ typedef struct ts_check_opts {
 TS_API void ts_check_opts_init(ts_check_opts *opts);
 
 /**
- * ts_store_check() with options: the same check, repair and results, plus a progress callback.
- * ts_store_check(st, flags, cb, ud, problems) is ts_store_check2() with opts {flags, cb, NULL,
- * ud}. Counting the total costs one extra walk of the pages database's leaf entries (not of
- * the page bodies), done only when opts->progress is set.
- * @return as ts_store_check(); TS_EINVAL if @p opts is NULL or has unknown flags.
+ * Verify the whole store in one consistent snapshot: every tensor record, that every page of
+ * every tensor exists exactly once with the geometry and checksum its record implies, orphan
+ * pages (of no tensor, or beyond a tensor's page count), unfinished writes, and the meta records.
+ * Calls opts->problem for each problem and opts->progress as the pages are verified.
+ * With TS_CHECK_REPAIR (store opened for writing, no writer active) it then removes orphan pages
+ * and unfinished writes and fixes a next tensor id that is too low; it never touches the pages of
+ * a valid record, and removes no orphan while any record is damaged (its pages look orphaned).
+ * The problems reported are those found before the repair.
+ *
+ * @param problems (may be NULL) number of problems found
+ * @param opts     NULL: check only, no callbacks (ts_check_opts_init())
+ * @return 0 when the check ran (problems may be > 0); TS_EREADONLY or TS_EBUSY for a repair that
+ *         cannot run; TS_EINVAL for a NULL store or unknown flags; another negative code if the
+ *         check could not run.
  */
-TS_API int ts_store_check2(ts_store *st, const ts_check_opts *opts, uint64_t *problems);
+TS_API int ts_store_check(uint64_t *problems, ts_store *st, const ts_check_opts *opts);
 
 /** Write a compacted copy of the store (free pages dropped, LMDB's mdb_env_copy2 with
  *  MDB_CP_COMPACT) to the new file @p path, from one consistent snapshot; writes may continue
@@ -771,15 +764,14 @@ TS_API int ts_store_check2(ts_store *st, const ts_check_opts *opts, uint64_t *pr
  *  TS_EIO (a partial copy is removed). */
 TS_API int ts_store_copy_compact(ts_store *st, const char *path);
 
-
 /* ------------------------------------------------------------------------------------------ */
-/* The memory-hierarchy model (the seed's MemoryLevel, memory_bandwidth_gbps, transfer_time_us) */
+/* The memory-hierarchy model                                                                  */
 /* ------------------------------------------------------------------------------------------ */
 
 /*
  * A hardware profile describes the levels a page can be held in, with capacity, bandwidth and
  * latency, and how fast each codec decodes. Two kinds exist:
- *   - "blackwell": the seed design's reference figures (see docs/RESIDENCY.md), built in;
+ *   - "blackwell": reference figures of a Blackwell GPU host (see docs/RESIDENCY.md), built in;
  *   - "measured": THIS machine, measured by ts_hw_profile_measure() / ts_store_calibrate() and
  *     saved in a profile file (docs/RESIDENCY.md, "The profile file").
  * The tiered residency policy takes its costs from the profile of its store.
@@ -829,19 +821,18 @@ typedef struct ts_hw_profile {
 } ts_hw_profile;
 
 /**
- * Fill @p out with the built-in profile @p name: "blackwell" (the seed's reference figures).
+ * Fill @p out with the built-in profile @p name: "blackwell" (reference figures).
  * @return 0; TS_ENOTFOUND for another name ("measured" profiles come from a measurement or a file).
  */
 TS_API int ts_hw_profile_builtin(ts_hw_profile *out, const char *name);
 
-/** Bandwidth of @p level in GB/s (10^9 B/s): the seed's memory_bandwidth_gbps(level).
+/** Bandwidth of @p level in GB/s (10^9 B/s).
  *  0 for an absent level or an unknown @p level. */
 TS_API double ts_hw_bandwidth_gbps(const ts_hw_profile *p, ts_mem_level level);
 
 /**
- * Modelled time, in microseconds, to move @p bytes from @p level: latency + bytes / bandwidth
- * (the seed's transfer_time_us(size_mb, level) with the size in bytes and the level's latency
- * added). +Inf for an absent level or an unknown @p level.
+ * Modelled time, in microseconds, to move @p bytes from @p level: latency + bytes / bandwidth.
+ * +Inf for an absent level or an unknown @p level.
  */
 TS_API double ts_hw_transfer_time_us(const ts_hw_profile *p, ts_mem_level level, double bytes);
 
@@ -894,12 +885,31 @@ TS_API int ts_hw_profile_load(ts_hw_profile *out, const char *path);
 TS_API int ts_hw_profile_path(char *out, size_t size, const char *store_path);
 
 
+/**
+ * The hardware profile pricing @p st's residency decisions: the one loaded from the store's
+ * profile file (ts_hw_profile_path()) when the store was opened or since calibrated, else the
+ * built-in "blackwell" profile (*measured set to 0). @p measured may be NULL.
+ * @return 0; TS_EINVAL for NULLs.
+ */
+TS_API int ts_store_profile_get(ts_hw_profile *out, int *measured, ts_store *st);
+
+/** Price @p st's residency decisions with @p p from now on (not saved). @return 0; TS_EINVAL. */
+TS_API int ts_store_profile_set(ts_store *st, const ts_hw_profile *p);
+
+/**
+ * Calibrate: ts_hw_profile_measure() on the store's data file with its I/O backend and its
+ * default page size (fields of @p opts left 0/NULL/DEFAULT take those), save the result to the
+ * store's profile file, and use it from now on. @p out (may be NULL) receives the profile.
+ * @return 0; TS_EIO (measuring or writing the profile file); TS_ENOMEM; TS_EINVAL.
+ */
+TS_API int ts_store_calibrate(ts_hw_profile *out, ts_store *st, const ts_calibrate_opts *opts);
 /* ------------------------------------------------------------------------------------------ */
-/* Tiered residency: which pages the cache keeps decoded, compressed, or not at all            */
+/* The read cache                                                                              */
 /* ------------------------------------------------------------------------------------------ */
 
 /*
- * The read cache can hold a page in two forms within ONE byte budget: decoded (fastest to
+ * Each store has one read cache, sized by ts_open_opts.cache_bytes (or TSTORE_CACHE_BYTES).
+ * It can hold a page in two forms within ONE byte budget: decoded (fastest to
  * serve, largest) or compressed (the stored page; serving it costs a decode). A page in
  * neither form is read from storage. docs/RESIDENCY.md explains the policies.
  */
@@ -947,7 +957,7 @@ typedef struct ts_residency_stats {
  * the cache is off). Any thread.
  * @return 0; TS_EINVAL.
  */
-TS_API int ts_residency_stats_get(ts_store *st, ts_residency_stats *out);
+TS_API int ts_residency_stats_get(ts_residency_stats *out, ts_store *st);
 
 /**
  * Replace the cache of @p st by an empty one with @p policy and @p budget bytes (-1: keep the
@@ -957,34 +967,23 @@ TS_API int ts_residency_stats_get(ts_store *st, ts_residency_stats *out);
  */
 TS_API int ts_cache_configure(ts_store *st, ts_cache_policy policy, int64_t budget);
 
-/**
- * The hardware profile pricing @p st's residency decisions: the one loaded from the store's
- * profile file (ts_hw_profile_path()) when the store was opened or since calibrated, else the
- * built-in "blackwell" profile (*measured set to 0). @p measured may be NULL.
- */
-TS_API int ts_store_profile_get(ts_store *st, ts_hw_profile *out, int *measured);
+typedef struct ts_cache_stats {
+	uint64_t budget_bytes;
+	uint64_t used_bytes;
+	uint64_t hits;
+	uint64_t misses;
+	uint64_t evictions;
+	uint64_t storage_reads;   /**< read operations on storage (pages that lie back to back in
+				       the file are read together, up to 1 MiB per read) */
+	uint64_t storage_bytes;   /**< bytes read from storage (aligned runs) */
+	uint64_t map_fallbacks;   /**< pages copied from the map because the layout was unexpected */
+} ts_cache_stats;
 
-/** Price @p st's residency decisions with @p p from now on (not saved). @return 0; TS_EINVAL. */
-TS_API int ts_store_profile_set(ts_store *st, const ts_hw_profile *p);
+/** The cache counters of @p st (all zero for a NULL @p st). Any thread. */
+TS_API void ts_cache_stats_get(ts_cache_stats *out, ts_store *st);
 
-/**
- * Calibrate: ts_hw_profile_measure() on the store's data file with its I/O backend and its
- * default page size (fields of @p opts left 0/NULL/DEFAULT take those), save the result to the
- * store's profile file, and use it from now on. @p out (may be NULL) receives the profile.
- * @return 0; TS_EIO (measuring or writing the profile file); TS_ENOMEM; TS_EINVAL.
- */
-TS_API int ts_store_calibrate(ts_store *st, const ts_calibrate_opts *opts, ts_hw_profile *out);
-
-/* ------------------------------------------------------------------------------------------ */
-/* Read path: I/O backend detail                                                               */
-/* ------------------------------------------------------------------------------------------ */
-
-/**
- * Why the I/O backend in effect differs from the one asked for, or what it runs without
- * ("io_uring unavailable (Operation not permitted): using pread", "no O_DIRECT on this file
- * system"); "" when it is exactly what was asked for. Valid until ts_store_close(). Any thread.
- */
-TS_API const char *ts_store_io_detail(const ts_store *st);
+/** Drop every cached page (for benchmarks). */
+TS_API void ts_cache_clear(ts_store *st);
 
 #ifdef __cplusplus
 }

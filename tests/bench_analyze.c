@@ -152,7 +152,7 @@ int main(int argc, char **argv)
 		for (uint64_t i = 0; i < n; i += chunk)
 			ts_stream_process(s, x + i, (n - i < chunk ? n - i : chunk) * sizeof(float));
 		ts_compression_stats st;
-		int rc = ts_stream_finish(s, &st);
+		int rc = ts_stream_finish(&st, s);
 		double t2 = now() - t;
 		ts_stream_free(s);
 		if (rc || got != es) {

@@ -142,6 +142,18 @@ uint8_t *st_read_file(const char *path, size_t *len)
 	return buf;
 }
 
+int st_check(uint64_t *problems, ts_store *st, unsigned flags,
+	     void (*cb)(void *ud, const ts_problem *p), void *ud)
+{
+	ts_check_opts o;
+
+	ts_check_opts_init(&o);
+	o.flags = flags;
+	o.problem = cb;
+	o.ud = ud;
+	return ts_store_check(problems, st, &o);
+}
+
 float st_amax(const float *x, size_t n)
 {
 	float a = 0;
@@ -166,7 +178,7 @@ void st_write_f32(ts_store *st, const char *name, int ndim, const uint64_t *shap
 		     name, ts_error_last());
 	cr_assert_eq(ts_writer_append(w, x, n * sizeof(float)), 0, "append %s: %s", name,
 		     ts_error_last());
-	cr_assert_eq(ts_writer_commit(w, NULL), 0, "commit %s: %s", name, ts_error_last());
+	cr_assert_eq(ts_writer_commit(NULL, w), 0, "commit %s: %s", name, ts_error_last());
 }
 
 void st_peak_rss_reset(void)

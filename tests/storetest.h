@@ -41,6 +41,10 @@ uint8_t *st_read_file(const char *path, size_t *len);
 void st_write_f32(ts_store *st, const char *name, int ndim, const uint64_t *shape,
 		  const ts_codec_config *cfg, const float *x, unsigned flags);
 
+/** ts_store_check() with options {flags, cb, no progress, ud}. */
+int st_check(uint64_t *problems, ts_store *st, unsigned flags,
+	     void (*cb)(void *ud, const ts_problem *p), void *ud);
+
 /** Largest |x| over n values. */
 float st_amax(const float *x, size_t n);
 

@@ -30,7 +30,7 @@ static void put(ts_store *st, ts_group *g, const char *name, const uint8_t *b, u
 		cr_assert_eq(ts_writer_append(w, b + off, (size_t)k), 0, "%s", ts_error_last());
 		off += k;
 	}
-	cr_assert_eq(ts_writer_commit(w, NULL), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_writer_commit(NULL, w), 0, "%s", ts_error_last());
 }
 
 static uint8_t *random_bytes(uint64_t n, uint64_t *seed)
@@ -83,11 +83,11 @@ Test(attach, bytes_come_back_identical_at_every_size)
 	cr_assert_eq(ts_attachment_read(part, st, "dir/nope", 0, 1), TS_ENOTFOUND);
 	/* the record under its documented key (docs/FORMAT.md 3.1): pages of about 64 KiB */
 	ts_tensor_info info;
-	cr_assert_eq(ts_tensor_info_get(st, "\xff" "file/dir/f5.bin", &info), 0);
+	cr_assert_eq(ts_tensor_info_get(&info, st, "\xff" "file/dir/f5.bin"), 0);
 	cr_assert_eq(info.page_count, (300001 + 65479) / 65480, "%llu pages",
 		     (unsigned long long)info.page_count);
 	uint64_t problems = 99;
-	cr_assert_eq(ts_store_check(st, 0, NULL, NULL, &problems), 0);
+	cr_assert_eq(ts_store_check(&problems, st, NULL), 0);
 	cr_assert_eq(problems, 0);
 	ts_store_close(st);
 	for (int i = 0; i < 6; i++)
@@ -142,7 +142,7 @@ Test(attach, namespaces_never_meet)
 	cr_assert_eq(s.sizes[1], 3);
 	expect_bytes(st, "config.json", five, 5);
 	ts_tensor_info info;
-	cr_assert_eq(ts_tensor_info_get(st, "config.json", &info), 0);
+	cr_assert_eq(ts_tensor_info_get(&info, st, "config.json"), 0);
 	cr_assert_eq(info.codec.raw_dtype, TS_F32);
 
 	/* the reserved first byte is refused for tensors */
@@ -153,7 +153,7 @@ Test(attach, namespaces_never_meet)
 	/* deleting one leaves the other */
 	cr_assert_eq(ts_attachment_delete(st, "config.json"), 0);
 	cr_assert_eq(ts_attachment_delete(st, "config.json"), TS_ENOTFOUND);
-	cr_assert_eq(ts_tensor_info_get(st, "config.json", &info), 0);
+	cr_assert_eq(ts_tensor_info_get(&info, st, "config.json"), 0);
 	uint64_t size;
 	cr_assert_eq(ts_attachment_size(&size, st, "config.json"), TS_ENOTFOUND);
 	ts_store_close(st);
@@ -201,7 +201,7 @@ Test(attach, groups_publish_all_or_nothing_and_replace)
 	cr_assert_eq(ts_group_begin(&g, st), 0);
 	put(st, g, "config.json", b, 4, TS_WRITE_REPLACE);
 	put(st, g, "new.txt", b, 4, 0);
-	cr_assert_eq(ts_group_commit(g, NULL), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_group_commit(NULL, g), 0, "%s", ts_error_last());
 	expect_bytes(st, "config.json", b, 4);
 	expect_bytes(st, "new.txt", b, 4);
 
@@ -210,11 +210,11 @@ Test(attach, groups_publish_all_or_nothing_and_replace)
 	int rc = ts_attachment_begin(&w, st, "new.txt", 1, NULL);
 	if (rc == 0) {
 		cr_assert_eq(ts_writer_append(w, "x", 1), 0);
-		rc = ts_writer_commit(w, NULL);
+		rc = ts_writer_commit(NULL, w);
 	}
 	cr_assert_eq(rc, TS_EEXIST);
 	uint64_t problems = 99;
-	cr_assert_eq(ts_store_check(st, 0, NULL, NULL, &problems), 0);
+	cr_assert_eq(ts_store_check(&problems, st, NULL), 0);
 	cr_assert_eq(problems, 0);
 	ts_store_close(st);
 }
@@ -249,7 +249,7 @@ Test(attach, a_damaged_page_is_detected)
 	cr_assert_eq(ts_attachment_read(got, st, "blob.bin", 0, 1000), 0);
 	cr_assert(memcmp(got, b, 1000) == 0);
 	uint64_t problems = 0;
-	cr_assert_eq(ts_store_check(st, 0, NULL, NULL, &problems), 0);
+	cr_assert_eq(ts_store_check(&problems, st, NULL), 0);
 	cr_assert_eq(problems, 1);
 	ts_store_close(st);
 	free(got);

@@ -54,7 +54,7 @@ static uint64_t check(ts_store *st, unsigned flags, seen *s)
 {
 	uint64_t problems = 12345;
 	memset(s, 0, sizeof(*s));
-	cr_assert_eq(ts_store_check(st, flags, on_problem, s, &problems), 0, "%s", ts_error_last());
+	cr_assert_eq(st_check(&problems, st, flags, on_problem, s), 0, "%s", ts_error_last());
 	if (s->n < 64)
 		cr_expect_eq(problems, (uint64_t)s->n);
 	return problems;
@@ -87,7 +87,7 @@ Test(check, a_clean_store_has_no_problems)
 	ts_store *st = populated("clean.tst");
 	cr_expect_eq(check(st, 0, &s), 0);
 	cr_expect_eq(check(st, TS_CHECK_REPAIR, &s), 0);
-	cr_expect_eq(ts_store_check(st, 0x8, NULL, NULL, NULL), TS_EINVAL);
+	cr_expect_eq(st_check(NULL, st, 0x8, NULL, NULL), TS_EINVAL);
 	ts_store_close(st);
 	free(data);
 }
@@ -97,7 +97,7 @@ Test(check, a_flipped_byte_in_a_page_names_tensor_and_page)
 	seen s;
 	ts_store *st = populated("flip.tst");
 	ts_tensor_info info;
-	cr_assert_eq(ts_tensor_info(st, "a", &info), 0);
+	cr_assert_eq(ts_tensor_info_get(&info, st, "a"), 0);
 	cr_assert_gt(info.page_count, 3);
 	ts_store_close(st);
 
@@ -183,7 +183,7 @@ Test(check, missing_and_extra_pages)
 	seen s;
 	ts_store *st = populated("missing.tst");
 	ts_tensor_info info;
-	cr_assert_eq(ts_tensor_info(st, "a", &info), 0);
+	cr_assert_eq(ts_tensor_info_get(&info, st, "a"), 0);
 	victim_id = info.id;
 	victim_page = 1;
 	cr_assert_eq(ts__store_write(st, del_page, st, "test"), 0);
@@ -195,7 +195,7 @@ Test(check, missing_and_extra_pages)
 	cr_expect_eq(check(st, TS_CHECK_REPAIR, &s), 2);
 	cr_expect_eq(check(st, 0, &s), 2, "repair cannot invent missing data");
 
-	cr_assert_eq(ts_tensor_info(st, "c", &info), 0);
+	cr_assert_eq(ts_tensor_info_get(&info, st, "c"), 0);
 	victim_id = info.id;
 	victim_page = 5;
 	cr_assert_eq(ts__store_write(st, put_extra_page, st, "test"), 0);
@@ -238,7 +238,7 @@ Test(check, unfinished_writes_are_found_and_repaired)
 	/* a read-only handle sees it and cannot repair it */
 	cr_assert_eq(ts_store_open(&st, st_path("unfinished.tst"), NULL), 0);
 	cr_expect_eq(check(st, 0, &s), 1);
-	cr_expect_eq(ts_store_check(st, TS_CHECK_REPAIR, NULL, NULL, NULL), TS_EREADONLY);
+	cr_expect_eq(st_check(NULL, st, TS_CHECK_REPAIR, NULL, NULL), TS_EREADONLY);
 	ts_store_close(st);
 
 	st = st_create("unfinished.tst", 1);
@@ -246,7 +246,7 @@ Test(check, unfinished_writes_are_found_and_repaired)
 	cr_expect_eq(check(st, TS_CHECK_REPAIR, &s), 1);
 	cr_expect_eq(check(st, 0, &s), 0);
 	ts_tensor_info info;
-	cr_expect_eq(ts_tensor_info(st, "a", &info), 0);
+	cr_expect_eq(ts_tensor_info_get(&info, st, "a"), 0);
 	ts_store_close(st);
 	free(data);
 }
@@ -280,7 +280,7 @@ Test(check, a_damaged_record_blocks_orphan_removal)
 	cr_expect_eq(st_raw_count(st_path("record.tst"), "pages"), pages, "nothing was removed");
 	cr_assert_eq(ts_store_open(&st, st_path("record.tst"), NULL), 0);
 	ts_tensor_info info;
-	cr_expect_eq(ts_tensor_info(st, "c", &info), TS_ECORRUPT);
+	cr_expect_eq(ts_tensor_info_get(&info, st, "c"), TS_ECORRUPT);
 	cr_expect(strstr(ts_error_last(), "'c'"), "%s", ts_error_last());
 	ts_store_close(st);
 	free(data);
@@ -308,9 +308,9 @@ Test(check, compacted_copies)
 
 	cr_assert_eq(ts_store_open(&st, st_path("small.tst"), NULL), 0, "%s", ts_error_last());
 	ts_tensor_info info;
-	cr_expect_eq(ts_tensor_info(st, "b", &info), 0);
-	cr_expect_eq(ts_tensor_info(st, "c", &info), 0);
-	cr_expect_eq(ts_tensor_info(st, "a", &info), TS_ENOTFOUND);
+	cr_expect_eq(ts_tensor_info_get(&info, st, "b"), 0);
+	cr_expect_eq(ts_tensor_info_get(&info, st, "c"), 0);
+	cr_expect_eq(ts_tensor_info_get(&info, st, "a"), TS_ENOTFOUND);
 	cr_expect_eq(check(st, 0, &s), 0);
 	ts_store_close(st);
 	free(data);
@@ -346,14 +346,14 @@ Test(check, progress_runs_from_zero_to_the_bytes_of_every_page)
 	/* every page is its 40-byte header and its payload (docs/FORMAT.md) */
 	for (int i = 0; i < 3; i++) {
 		ts_tensor_info info;
-		cr_assert_eq(ts_tensor_info(st, names[i], &info), 0);
+		cr_assert_eq(ts_tensor_info_get(&info, st, names[i]), 0);
 		want += info.page_count * 40 + info.stored_bytes;
 		pages += info.page_count;
 	}
 	ts_check_opts_init(&o);
 	o.progress = on_progress;
 	o.ud = &p;
-	cr_assert_eq(ts_store_check2(st, &o, &problems), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_store_check(&problems, st, &o), 0, "%s", ts_error_last());
 	cr_expect_eq(problems, 0);
 	cr_expect_eq(p.calls, (int)pages + 1, "one call before the walk, one per page");
 	cr_expect_eq(p.first_done, 0);
@@ -361,10 +361,13 @@ Test(check, progress_runs_from_zero_to_the_bytes_of_every_page)
 	cr_expect_eq(p.total_changes, 0);
 	cr_expect_eq(p.last_total, want);
 	cr_expect_eq(p.last_done, want);
-	/* opts is required; flags are checked */
-	cr_expect_eq(ts_store_check2(st, NULL, &problems), TS_EINVAL);
+	/* no options: a plain check; flags are checked */
+	problems = 1;
+	cr_expect_eq(ts_store_check(&problems, st, NULL), 0);
+	cr_expect_eq(problems, 0);
+	cr_expect_eq(ts_store_check(&problems, NULL, &o), TS_EINVAL);
 	o.flags = 0x8;
-	cr_expect_eq(ts_store_check2(st, &o, &problems), TS_EINVAL);
+	cr_expect_eq(ts_store_check(&problems, st, &o), TS_EINVAL);
 	ts_store_close(st);
 	free(data);
 }

@@ -93,7 +93,7 @@ static int write_version(int k, int version, unsigned flags)
 		if (!rc)
 			rc = ts_writer_append(w, (uint8_t *)v + a2, b - a2);
 		if (!rc)
-			rc = ts_writer_commit(w, NULL);
+			rc = ts_writer_commit(NULL, w);
 		else
 			ts_writer_abort(w);
 	}
@@ -215,7 +215,7 @@ static void *monitor(void *arg)
 	(void)arg;
 	while (!atomic_load(&done)) {
 		ts_cache_stats cs;
-		ts_cache_stats_get(st, &cs);
+		ts_cache_stats_get(&cs, st);
 		if (cs.used_bytes > atomic_load(&max_used))
 			atomic_store(&max_used, cs.used_bytes);
 		if (cs.budget_bytes != BUDGET)
@@ -266,7 +266,7 @@ static void setup(void)
 	cr_assert_eq(ts_writer_begin(&w, st, "nv", TS_F32, 2, shape, &cfg, &wo), 0, "%s",
 		     ts_error_last());
 	cr_assert_eq(ts_writer_append(w, nv_src, NV_ROWS * NV_COLS * sizeof *nv_src), 0);
-	cr_assert_eq(ts_writer_commit(w, NULL), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_writer_commit(NULL, w), 0, "%s", ts_error_last());
 }
 
 static void teardown(void)
@@ -307,7 +307,7 @@ Test(concurrency, readers_see_whole_tensors_while_a_writer_replaces_and_deletes,
 	cr_assert_gt(atomic_load(&reads_ok), 0);
 	/* after the storm: the store is consistent */
 	uint64_t problems = 99;
-	cr_assert_eq(ts_store_check(st, 0, NULL, NULL, &problems), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_store_check(&problems, st, NULL), 0, "%s", ts_error_last());
 	cr_assert_eq(problems, 0, "fsck found %llu problems", (unsigned long long)problems);
 }
 

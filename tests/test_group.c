@@ -60,7 +60,7 @@ static int put(ts_store *st, ts_group *g, const char *name, const float *x, unsi
 			return rc;
 		}
 	}
-	return ts_writer_commit(w, NULL);
+	return ts_writer_commit(NULL, w);
 }
 
 static float *values(float base)
@@ -84,7 +84,7 @@ static void expect_tensor(ts_store *st, const char *name, const float *x)
 static uint64_t page_count(ts_store *st, const char *name)
 {
 	ts_tensor_info info;
-	cr_assert_eq(ts_tensor_info(st, name, &info), 0, "'%s': %s", name, ts_error_last());
+	cr_assert_eq(ts_tensor_info_get(&info, st, name), 0, "'%s': %s", name, ts_error_last());
 	return info.page_count;
 }
 
@@ -106,7 +106,7 @@ static int tensor_count(ts_store *st)
 static uint64_t problems(ts_store *st)
 {
 	uint64_t n = ~0ull;
-	cr_assert_eq(ts_store_check(st, 0, NULL, NULL, &n), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_store_check(&n, st, NULL), 0, "%s", ts_error_last());
 	return n;
 }
 
@@ -120,7 +120,7 @@ static void count_damage(void *ud, const ts_problem *p)
 static uint64_t damage(ts_store *st)
 {
 	uint64_t n = 0, all;
-	cr_assert_eq(ts_store_check(st, 0, count_damage, &n, &all), 0, "%s", ts_error_last());
+	cr_assert_eq(st_check(&all, st, 0, count_damage, &n), 0, "%s", ts_error_last());
 	return n;
 }
 
@@ -153,11 +153,11 @@ Test(group, staged_tensors_are_invisible_until_the_group_is_published)
 
 	/* staged: readers see the store as before */
 	ts_tensor_info info;
-	cr_expect_eq(ts_tensor_info(st, "new", &info), TS_ENOTFOUND);
+	cr_expect_eq(ts_tensor_info_get(&info, st, "new"), TS_ENOTFOUND);
 	expect_tensor(st, "old", a);
 	cr_expect_eq(tensor_count(st), 1);
 
-	cr_assert_eq(ts_group_commit(g, &published), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_group_commit(&published, g), 0, "%s", ts_error_last());
 	cr_expect_eq(published, 2);
 	expect_tensor(st, "old", b);
 	expect_tensor(st, "new", c);
@@ -187,7 +187,7 @@ Test(group, abort_leaves_the_store_exactly_as_before)
 	ts_group_abort(g);
 	expect_tensor(st, "old", a);
 	ts_tensor_info info;
-	cr_expect_eq(ts_tensor_info(st, "new", &info), TS_ENOTFOUND);
+	cr_expect_eq(ts_tensor_info_get(&info, st, "new"), TS_ENOTFOUND);
 	cr_expect_eq(problems(st), 0);
 	ts_store_close(st);
 	cr_expect_eq(st_raw_count(st_path("abort.tst"), "pages"), old_pages);
@@ -214,7 +214,7 @@ static void killed_child(int publish, const float *b)
 		    put(st, g, "p", b, TS_WRITE_REPLACE) || put(st, g, "q", b, TS_WRITE_REPLACE) ||
 		    put(st, g, "r", b, 0))
 			_exit(3);
-		if (publish && ts_group_commit(g, NULL))
+		if (publish && ts_group_commit(NULL, g))
 			_exit(4);
 		kill(getpid(), SIGKILL);
 	}
@@ -241,7 +241,7 @@ Test(group, a_killed_process_leaves_the_old_group_or_the_new_never_a_mix)
 	cr_assert_eq(ts_store_open(&ro, st_path("kill.tst"), NULL), 0);
 	expect_tensor(ro, "p", a);
 	expect_tensor(ro, "q", a);
-	cr_expect_eq(ts_tensor_info(ro, "r", &info), TS_ENOTFOUND);
+	cr_expect_eq(ts_tensor_info_get(&info, ro, "r"), TS_ENOTFOUND);
 	ts_store_close(ro);
 	/* the next writer removes what the killed one staged */
 	st = open_rw("kill.tst", 0);
@@ -300,7 +300,7 @@ Test(group, a_kill_during_publication_shows_all_old_or_all_new, .timeout = 120)
 			}
 			if (write(fds[1], "x", 1) != 1)
 				_exit(3);
-			if (ts_group_commit(g, NULL))
+			if (ts_group_commit(NULL, g))
 				_exit(4);
 			pause(); /* published: wait for the kill */
 			_exit(5);
@@ -357,7 +357,7 @@ Test(group, a_name_staged_twice_is_superseded)
 	cr_assert_eq(put(st, g, "t", a, 0), 0, "%s", ts_error_last());
 	cr_assert_eq(put(st, g, "t", b, 0), 0, "%s", ts_error_last());
 	cr_expect_eq(ts_group_count(g), 1);
-	cr_assert_eq(ts_group_commit(g, NULL), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_group_commit(NULL, g), 0, "%s", ts_error_last());
 	expect_tensor(st, "t", b);
 	uint64_t pages = page_count(st, "t");
 	ts_store_close(st);
@@ -378,7 +378,7 @@ Test(group, other_writers_leave_staged_tensors_alone)
 	/* a writer outside the group: its begin cleans up interrupted writes, not staged ones */
 	cr_assert_eq(put(st, NULL, "plain", b, 0), 0, "%s", ts_error_last());
 	expect_tensor(st, "plain", b);
-	cr_assert_eq(ts_group_commit(g, NULL), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_group_commit(NULL, g), 0, "%s", ts_error_last());
 	expect_tensor(st, "staged", a);
 	cr_expect_eq(problems(st), 0);
 	ts_store_close(st);
@@ -397,10 +397,10 @@ Test(group, a_name_published_meanwhile_fails_the_whole_group)
 	cr_assert_eq(put(st, g, "y", a, 0), 0);
 	cr_assert_eq(put(st, g, "x", a, 0), 0);
 	cr_assert_eq(put(st, NULL, "x", b, 0), 0, "%s", ts_error_last());
-	cr_expect_eq(ts_group_commit(g, NULL), TS_EEXIST);
+	cr_expect_eq(ts_group_commit(NULL, g), TS_EEXIST);
 	cr_expect(strstr(ts_error_last(), "'x'") != NULL, "%s", ts_error_last());
 	expect_tensor(st, "x", b);
-	cr_expect_eq(ts_tensor_info(st, "y", &info), TS_ENOTFOUND);
+	cr_expect_eq(ts_tensor_info_get(&info, st, "y"), TS_ENOTFOUND);
 	uint64_t pages = page_count(st, "x");
 	cr_expect_eq(problems(st), 0);
 	ts_store_close(st);
@@ -477,13 +477,13 @@ Test(group, caller_mistakes_get_clear_errors)
 	cr_expect_eq(ts_writer_begin(&w, other, "x", TS_F32, 2, shape, &cfg, &o), TS_EINVAL);
 	/* publishing while a writer of the group is open: refused, the group stays usable */
 	cr_assert_eq(ts_writer_begin(&w, st, "x", TS_F32, 2, shape, &cfg, &o), 0);
-	cr_expect_eq(ts_group_commit(g, NULL), TS_EBUSY);
+	cr_expect_eq(ts_group_commit(NULL, g), TS_EBUSY);
 	cr_assert_eq(ts_writer_append(w, a, N * sizeof(float)), 0);
-	cr_assert_eq(ts_writer_commit(w, NULL), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_writer_commit(NULL, w), 0, "%s", ts_error_last());
 	/* repair cannot run while a group is open (it would take staged tensors for debris) */
 	uint64_t n;
-	cr_expect_eq(ts_store_check(st, TS_CHECK_REPAIR, NULL, NULL, &n), TS_EBUSY);
-	cr_assert_eq(ts_group_commit(g, NULL), 0, "%s", ts_error_last());
+	cr_expect_eq(st_check(&n, st, TS_CHECK_REPAIR, NULL, NULL), TS_EBUSY);
+	cr_assert_eq(ts_group_commit(NULL, g), 0, "%s", ts_error_last());
 	expect_tensor(st, "x", a);
 	cr_expect_eq(ts_group_commit(NULL, NULL), TS_EINVAL);
 	ts_group_abort(NULL);
@@ -525,9 +525,9 @@ Test(group, memory_stays_bounded_however_much_is_staged, .timeout = 120)
 		cr_assert_eq(ts_writer_begin(&w, st, name, TS_BF16, 2, big, &cfg, &o), 0);
 		for (uint64_t done = 0; done < big[0] * big[1]; done += chunk)
 			cr_assert_eq(ts_writer_append(w, buf, chunk * 2), 0, "%s", ts_error_last());
-		cr_assert_eq(ts_writer_commit(w, NULL), 0, "%s", ts_error_last());
+		cr_assert_eq(ts_writer_commit(NULL, w), 0, "%s", ts_error_last());
 	}
-	cr_assert_eq(ts_group_commit(g, NULL), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_group_commit(NULL, g), 0, "%s", ts_error_last());
 	long after = st_peak_rss_kib();
 	fprintf(stderr, "group.memory: peak RSS grew by %ld KiB staging 128 MiB in one group\n",
 		after - before);

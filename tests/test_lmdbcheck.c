@@ -64,7 +64,7 @@ static uint8_t *make_store(size_t *len)
 	cr_assert_eq(ts_writer_begin(&w, st, "big", TS_F32, 2, shape, &cfg, &wo), 0, "%s",
 		     ts_error_last());
 	cr_assert_eq(ts_writer_append(w, x, n * sizeof *x), 0, "%s", ts_error_last());
-	cr_assert_eq(ts_writer_commit(w, NULL), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_writer_commit(NULL, w), 0, "%s", ts_error_last());
 	for (int k = 0; k < NSMALL; k++) {
 		char name[32];
 		uint64_t s1[1] = {8};
@@ -180,7 +180,7 @@ static int structure_problems(ts_store *st)
 {
 	int n = 0;
 	uint64_t problems = 0;
-	cr_assert_eq(ts_store_check(st, 0, on_problem, &n, &problems), 0, "%s", ts_error_last());
+	cr_assert_eq(st_check(&problems, st, 0, on_problem, &n), 0, "%s", ts_error_last());
 	return n;
 }
 
@@ -291,7 +291,7 @@ Test(lmdbcheck, tensors_leaf_damage_fails_info_and_listing)
 	ts_store *st = open_mmap(write_damaged(img, len));
 	ts_tensor_info info;
 	int n = 0;
-	int rc = ts_tensor_info_get(st, "big", &info);
+	int rc = ts_tensor_info_get(&info, st, "big");
 	cr_expect_eq(rc, TS_ECORRUPT, "info: %d %s", rc, ts_error_last());
 	cr_expect(strstr(ts_error_last(), "'big'") != NULL, "%s", ts_error_last());
 	cr_expect_eq(ts_tensor_foreach(st, count_cb, &n), TS_ECORRUPT, "%s", ts_error_last());

@@ -123,7 +123,7 @@ static void write_tensor(ts_store *st, const char *name, int ndim, const uint64_
 		cr_assert_eq(ts_writer_append(w, x + done, k * 4), 0, "append: %s", ts_error_last());
 		done += k;
 	}
-	cr_assert_eq(ts_writer_commit(w, NULL), 0, "commit %s: %s", name, ts_error_last());
+	cr_assert_eq(ts_writer_commit(NULL, w), 0, "commit %s: %s", name, ts_error_last());
 }
 
 /* The values a reader must return for the whole tensor as F32: the source for raw, else a
@@ -289,7 +289,7 @@ Test(reader, raw_tensor_reads_as_its_own_dtype_only, .init = mkdir_fresh, .fini 
 	cr_assert_eq(ts_writer_begin(&w, st, "ids", TS_I32, 2, shape, &cfg, &wo), 0, "%s",
 		     ts_error_last());
 	cr_assert_eq(ts_writer_append(w, x, 37 * 129 * 4), 0, "%s", ts_error_last());
-	cr_assert_eq(ts_writer_commit(w, NULL), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_writer_commit(NULL, w), 0, "%s", ts_error_last());
 	uint64_t start[2] = {3, 5}, count[2] = {30, 100};
 	cr_assert_eq(ts_read_slice(st, "ids", 2, start, count, TS_I32, y, 30 * 100 * 4), 0, "%s",
 		     ts_error_last());
@@ -433,12 +433,12 @@ Test(reader, overflow_pages_are_read_from_storage_without_map_fallback, .init = 
 	for (int b = 0; b < 2; b++) {
 		st = open_store(backends[b], 0, 0);
 		ts_tensor_info info;
-		cr_assert_eq(ts_tensor_info(st, "w", &info), 0);
+		cr_assert_eq(ts_tensor_info_get(&info, st, "w"), 0);
 		uint64_t start[2] = {0, 0};
 		cr_assert_eq(ts_read_slice(st, "w", 2, start, shape, TS_F32, y, 512 * 1024 * 4), 0,
 			     "%s", ts_error_last());
 		ts_cache_stats cs;
-		ts_cache_stats_get(st, &cs);
+		ts_cache_stats_get(&cs, st);
 		cr_expect_eq(cs.map_fallbacks, 0, "%s: %llu map fallbacks",
 			     ts_io_backend_name(backends[b]), (unsigned long long)cs.map_fallbacks);
 		/* adjacent runs are merged: at most one read per page, at least one per MiB */
@@ -471,26 +471,26 @@ Test(reader, bulk_reads_cache_only_pages_seen_before, .init = mkdir_fresh, .fini
 	/* first sight: decoded straight to the caller, nothing cached */
 	cr_assert_eq(ts_read_slice(st, "w", 2, start, shape, TS_F32, y, n * 4), 0, "%s",
 		     ts_error_last());
-	ts_cache_stats_get(st, &a);
+	ts_cache_stats_get(&a, st);
 	cr_expect_eq(a.used_bytes, 0, "a first bulk read cached %llu bytes",
 		     (unsigned long long)a.used_bytes);
 	cr_expect_gt(a.storage_reads, 0);
 	/* second sight: now cached (compressed), third: served without storage */
 	cr_assert_eq(ts_read_slice(st, "w", 2, start, shape, TS_F32, z, n * 4), 0);
-	ts_cache_stats_get(st, &b);
+	ts_cache_stats_get(&b, st);
 	cr_expect_gt(b.used_bytes, 2u << 20, "a second bulk read cached only %llu bytes",
 		     (unsigned long long)b.used_bytes);
 	cr_expect_eq(memcmp(y, z, n * 4), 0);
 	memset(z, 0, n * 4);
 	cr_assert_eq(ts_read_slice(st, "w", 2, start, shape, TS_F32, z, n * 4), 0);
-	ts_cache_stats_get(st, &c);
+	ts_cache_stats_get(&c, st);
 	cr_expect_eq(c.storage_reads, b.storage_reads, "the third read went to storage");
 	cr_expect_eq(memcmp(y, z, n * 4), 0);
 	/* a small request (one page, not bulk) is cached at first sight, as before */
 	ts_cache_clear(st);
 	uint64_t at[2] = {28 * 3, 1024};
 	cr_assert_eq(ts_read_slice(st, "w", 2, at, small, TS_F32, z, 28 * 1024 * 4), 0);
-	ts_cache_stats_get(st, &d);
+	ts_cache_stats_get(&d, st);
 	cr_expect_gt(d.used_bytes, 0, "a small read was not cached");
 	ts_store_close(st);
 	free(x);
@@ -514,11 +514,11 @@ Test(reader, cache_serves_repeated_reads_and_off_reads_storage, .init = mkdir_fr
 	write_tensor(st, "w", 2, shape, &cfg, x, 4080, &s);
 	uint64_t start[2] = {10, 3}, count[2] = {200, 500};
 	ts_cache_stats a, b, c;
-	ts_cache_stats_get(st, &a);
+	ts_cache_stats_get(&a, st);
 	cr_assert_eq(ts_read_slice(st, "w", 2, start, count, TS_F32, y, 200 * 500 * 4), 0);
-	ts_cache_stats_get(st, &b);
+	ts_cache_stats_get(&b, st);
 	cr_assert_eq(ts_read_slice(st, "w", 2, start, count, TS_F32, z, 200 * 500 * 4), 0);
-	ts_cache_stats_get(st, &c);
+	ts_cache_stats_get(&c, st);
 	cr_expect_eq(memcmp(y, z, 200 * 500 * 4), 0);
 	cr_expect_gt(b.misses, a.misses);
 	cr_expect_eq(c.misses, b.misses, "second read missed");
@@ -527,18 +527,18 @@ Test(reader, cache_serves_repeated_reads_and_off_reads_storage, .init = mkdir_fr
 	cr_expect_leq(c.used_bytes, c.budget_bytes);
 	/* another dtype is another entry */
 	cr_assert_eq(ts_read_slice(st, "w", 2, start, count, TS_BF16, z, 200 * 500 * 2), 0);
-	ts_cache_stats_get(st, &a);
+	ts_cache_stats_get(&a, st);
 	cr_expect_gt(a.misses, c.misses);
 	ts_cache_clear(st);
-	ts_cache_stats_get(st, &a);
+	ts_cache_stats_get(&a, st);
 	cr_expect_eq(a.used_bytes, 0);
 	ts_store_close(st);
 
 	st = open_store(TS_IO_URING, 0, 0);
-	ts_cache_stats_get(st, &a);
+	ts_cache_stats_get(&a, st);
 	cr_assert_eq(ts_read_slice(st, "w", 2, start, count, TS_F32, z, 200 * 500 * 4), 0);
 	cr_assert_eq(ts_read_slice(st, "w", 2, start, count, TS_F32, z, 200 * 500 * 4), 0);
-	ts_cache_stats_get(st, &b);
+	ts_cache_stats_get(&b, st);
 	cr_expect_eq(memcmp(y, z, 200 * 500 * 4), 0);
 	cr_expect_eq(b.hits, 0);
 	cr_expect_eq(b.used_bytes, 0);
@@ -582,6 +582,14 @@ Test(reader, encoded_rows_equal_a_whole_tensor_encoding, .init = mkdir_fresh, .f
 		size_t srow = codecs[k] == TS_CODEC_FP8 ? 0 : nb;
 		cr_assert_eq(sz, rows * (crow + srow));
 		uint64_t r0 = 5, nr = 80;
+		ts_tensor_info info;
+		size_t want_codes = 1, want_scales = 1;
+		cr_assert_eq(ts_tensor_info_get(&info, st, name), 0);
+		cr_assert_eq(ts_read_encoded_size(&want_codes, &want_scales, &info, nr), 0);
+		cr_expect_eq(want_codes, nr * crow, "%s", ts_codec_name(codecs[k]));
+		cr_expect_eq(want_scales, nr * srow, "%s", ts_codec_name(codecs[k]));
+		cr_expect_eq(ts_read_encoded_size(&want_codes, &want_scales, &info, UINT64_MAX),
+			     TS_ERANGE);
 		uint8_t *codes = malloc(nr * crow), *scales = malloc(nr * srow + 1);
 		cr_assert_eq(ts_read_encoded(st, name, r0, nr, codes, nr * crow, scales, nr * srow),
 			     0, "%s: %s", ts_codec_name(codecs[k]), ts_error_last());
@@ -605,6 +613,11 @@ Test(reader, encoded_rows_equal_a_whole_tensor_encoding, .init = mkdir_fresh, .f
 	write_tensor(st, "r", 2, shape, &raw, x, 4080, &s);
 	uint8_t b[64];
 	cr_expect_eq(ts_read_encoded(st, "r", 0, 1, b, 64, b, 64), TS_ENOTSUP);
+	ts_tensor_info info;
+	size_t cs, ss;
+	cr_assert_eq(ts_tensor_info_get(&info, st, "r"), 0);
+	cr_expect_eq(ts_read_encoded_size(&cs, &ss, &info, 1), TS_ENOTSUP);
+	cr_expect_eq(ts_read_encoded_size(NULL, &ss, &info, 1), TS_EINVAL);
 	ts_store_close(st);
 	free(x);
 }
@@ -672,7 +685,7 @@ static void concurrent_readers(ts_io_backend io, int64_t cache)
 		cr_expect_eq(a[i].failures, 0, "thread %d: %d failures", i, a[i].failures);
 	}
 	ts_cache_stats cs;
-	ts_cache_stats_get(st, &cs);
+	ts_cache_stats_get(&cs, st);
 	cr_expect_leq(cs.used_bytes, cs.budget_bytes);
 	ts_store_close(st);
 	free(x);
@@ -706,7 +719,7 @@ Test(reader, scalar_tensor_reads_with_zero_dimensions, .init = mkdir_fresh, .fin
 	cr_assert_eq(ts_writer_begin(&w, st, "scale", TS_F32, 0, NULL, &cfg, &wo), 0, "%s",
 		     ts_error_last());
 	cr_assert_eq(ts_writer_append(w, &x, 4), 0, "%s", ts_error_last());
-	cr_assert_eq(ts_writer_commit(w, NULL), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_writer_commit(NULL, w), 0, "%s", ts_error_last());
 	cr_assert_eq(ts_read_slice(st, "scale", 0, NULL, NULL, TS_F32, &y, 4), 0, "%s",
 		     ts_error_last());
 	cr_expect_eq(y, 3.25f);

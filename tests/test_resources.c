@@ -42,7 +42,7 @@ static int put(ts_store *st, int k, const float *v)
 		ts_writer_abort(w);
 		return rc;
 	}
-	return ts_writer_commit(w, NULL);
+	return ts_writer_commit(NULL, w);
 }
 
 static void expect_intact(ts_store *st, int committed, float *v, float *got)
@@ -91,10 +91,10 @@ Test(resources, a_full_map_gives_enospc_and_an_intact_store, .timeout = 300)
 	char name[32];
 	snprintf(name, sizeof name, "t%02d", committed);
 	ts_tensor_info info;
-	cr_assert_eq(ts_tensor_info_get(st, name, &info), TS_ENOTFOUND,
+	cr_assert_eq(ts_tensor_info_get(&info, st, name), TS_ENOTFOUND,
 		     "the tensor that did not fit is visible");
 	uint64_t problems = 99;
-	cr_assert_eq(ts_store_check(st, 0, NULL, NULL, &problems), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_store_check(&problems, st, NULL), 0, "%s", ts_error_last());
 	cr_assert_eq(problems, 0, "the check finds %llu problems after TS_ENOSPC",
 		     (unsigned long long)problems);
 
@@ -110,8 +110,8 @@ Test(resources, a_full_map_gives_enospc_and_an_intact_store, .timeout = 300)
 
 	/* and the store reopens read-only and still reads */
 	cr_assert_eq(ts_store_open(&st, path, NULL), 0, "reopen: %s", ts_error_last());
-	cr_assert_eq(ts_tensor_info_get(st, "t00", &info), TS_ENOTFOUND);
-	cr_assert_eq(ts_tensor_info_get(st, "t01", &info), TS_ENOTFOUND);
+	cr_assert_eq(ts_tensor_info_get(&info, st, "t00"), TS_ENOTFOUND);
+	cr_assert_eq(ts_tensor_info_get(&info, st, "t01"), TS_ENOTFOUND);
 	for (int k = 2; k <= committed; k++) {
 		snprintf(name, sizeof name, "t%02d", k);
 		uint64_t start[2] = {0, 0}, count[2] = {256, N / 256};

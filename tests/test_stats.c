@@ -16,7 +16,7 @@ static void dist_of(const float *x, uint64_t n, ts_distribution_stats *d)
 	ts_stats_acc acc;
 	ts_stats_acc_init(&acc);
 	cr_assert_eq(ts_stats_acc_add_dist(&acc, x, TS_F32, n), 0);
-	ts_stats_acc_finish_dist(&acc, d);
+	ts_stats_acc_finish_dist(d, &acc);
 }
 
 static int close_rel(double a, double b, double tol)
@@ -110,14 +110,14 @@ Test(stats, bf16_and_f16_sources_are_widened_exactly)
 
 	ts_stats_acc_init(&acc);
 	cr_assert_eq(ts_stats_acc_add_dist(&acc, bf, TS_BF16, 4), 0);
-	ts_stats_acc_finish_dist(&acc, &d);
+	ts_stats_acc_finish_dist(&d, &acc);
 	cr_expect_eq(d.mean, (1.5 - 2 + 0.25) / 4);
 	cr_expect_eq(d.min_val, -2.0);
 	cr_expect_eq(d.sparsity, 0.25);
 
 	ts_stats_acc_init(&acc);
 	cr_assert_eq(ts_stats_acc_add_dist(&acc, hf, TS_F16, 4), 0);
-	ts_stats_acc_finish_dist(&acc, &d);
+	ts_stats_acc_finish_dist(&d, &acc);
 	cr_expect_eq(d.max_val, 1.5);
 	cr_expect_eq(d.sparsity, 0.0);
 	cr_expect_eq(d.dynamic_range, log2(2.0 / 0x1p-24)); /* 25 bits */
@@ -125,7 +125,7 @@ Test(stats, bf16_and_f16_sources_are_widened_exactly)
 	const uint16_t special[] = {0x7C00 /* F16 +Inf */, 0x7E00 /* NaN */, 0x3C00 /* 1 */};
 	ts_stats_acc_init(&acc);
 	cr_assert_eq(ts_stats_acc_add_dist(&acc, special, TS_F16, 3), 0);
-	ts_stats_acc_finish_dist(&acc, &d);
+	ts_stats_acc_finish_dist(&d, &acc);
 	cr_expect_eq(d.nonfinite, 2);
 	cr_expect_eq(d.mean, 1.0);
 }
@@ -184,8 +184,8 @@ Test(stats, chunking_changes_results_only_by_rounding)
 		}
 		ts_distribution_stats d;
 		ts_compression_stats c;
-		ts_stats_acc_finish_dist(&acc, &d);
-		ts_stats_acc_finish_error(&acc, N * 4, N, 7, &c);
+		ts_stats_acc_finish_dist(&d, &acc);
+		ts_stats_acc_finish_error(&c, &acc, N * 4, N, 7);
 		cr_expect(close_rel(d.mean, (double)mean, 1e-13), "trial %d mean %.17g", trial,
 			  d.mean);
 		cr_expect(close_rel(d.std, sqrt((double)(m2 / N)), 1e-13), "trial %d std", trial);
@@ -210,7 +210,7 @@ Test(stats, error_figures_for_a_known_error)
 	ts_compression_stats c;
 	ts_stats_acc_init(&acc);
 	cr_assert_eq(ts_stats_acc_add_error(&acc, x, TS_F32, y, 4), 0);
-	ts_stats_acc_finish_error(&acc, 1000, 250, 3, &c);
+	ts_stats_acc_finish_error(&c, &acc, 1000, 250, 3);
 	cr_expect_eq(c.original_bytes, 1000);
 	cr_expect_eq(c.compressed_bytes, 250);
 	cr_expect_eq(c.compression_ratio, 4.0);
@@ -228,7 +228,7 @@ Test(stats, exact_reconstruction_has_infinite_sqnr)
 	ts_compression_stats c;
 	ts_stats_acc_init(&acc);
 	cr_assert_eq(ts_stats_acc_add_error(&acc, x, TS_F32, x, 5), 0);
-	ts_stats_acc_finish_error(&acc, 20, 20, 0, &c);
+	ts_stats_acc_finish_error(&c, &acc, 20, 20, 0);
 	cr_expect_eq(c.rel_rms_pct, 0.0);
 	cr_expect(isinf(c.sqnr_db) && c.sqnr_db > 0);
 	cr_expect_eq(c.max_error, 0.0);
@@ -243,7 +243,7 @@ Test(stats, error_on_all_zero_source_is_infinite_relative_error)
 	ts_compression_stats c;
 	ts_stats_acc_init(&acc);
 	cr_assert_eq(ts_stats_acc_add_error(&acc, x, TS_F32, y, 2), 0);
-	ts_stats_acc_finish_error(&acc, 8, 2, 1, &c);
+	ts_stats_acc_finish_error(&c, &acc, 8, 2, 1);
 	cr_expect(isinf(c.rel_rms_pct));
 	cr_expect(isinf(c.sqnr_db) && c.sqnr_db < 0);
 }
@@ -258,13 +258,13 @@ Test(stats, non_finite_originals_are_exact_only_when_reproduced)
 
 	ts_stats_acc_init(&acc);
 	cr_assert_eq(ts_stats_acc_add_error(&acc, x, TS_F32, same, 3), 0);
-	ts_stats_acc_finish_error(&acc, 12, 12, 0, &c);
+	ts_stats_acc_finish_error(&c, &acc, 12, 12, 0);
 	cr_expect_eq(c.rel_rms_pct, 0.0);
 	cr_expect_eq(c.max_error, 0.0);
 
 	ts_stats_acc_init(&acc);
 	cr_assert_eq(ts_stats_acc_add_error(&acc, x, TS_F32, lost, 3), 0);
-	ts_stats_acc_finish_error(&acc, 12, 3, 0, &c);
+	ts_stats_acc_finish_error(&c, &acc, 12, 3, 0);
 	cr_expect(isinf(c.rel_rms_pct));
 	cr_expect(isinf(c.max_error));
 	cr_expect(isinf(c.mean_error));
@@ -285,8 +285,8 @@ Test(stats, one_accumulator_takes_both_kinds_in_one_pass)
 		cr_assert_eq(ts_stats_acc_add_dist(&acc, x + i, TS_F32, n), 0);
 		cr_assert_eq(ts_stats_acc_add_error(&acc, x + i, TS_F32, y + i, n), 0);
 	}
-	ts_stats_acc_finish_dist(&acc, &d);
-	ts_stats_acc_finish_error(&acc, 32, 8, 1, &c);
+	ts_stats_acc_finish_dist(&d, &acc);
+	ts_stats_acc_finish_error(&c, &acc, 32, 8, 1);
 	cr_expect_eq(d.mean, 5.0);
 	cr_expect_eq(d.std, 2.0);
 	cr_expect_eq(c.max_error, 0.25);
@@ -319,14 +319,14 @@ Test(stats, unaligned_sources_are_read_correctly)
 	memcpy(raw + 1, bf, sizeof(bf));
 	ts_stats_acc_init(&acc);
 	cr_assert_eq(ts_stats_acc_add_dist(&acc, raw + 1, TS_BF16, 3), 0);
-	ts_stats_acc_finish_dist(&acc, &d);
+	ts_stats_acc_finish_dist(&d, &acc);
 	cr_expect(close_rel(d.mean, -0.25 / 3, 1e-15));
 	cr_expect_eq(d.min_val, -2.0);
 
 	memcpy(raw + 1, f, sizeof(f));
 	ts_stats_acc_init(&acc);
 	cr_assert_eq(ts_stats_acc_add_dist(&acc, raw + 1, TS_F32, 3), 0);
-	ts_stats_acc_finish_dist(&acc, &d);
+	ts_stats_acc_finish_dist(&d, &acc);
 	cr_expect_eq(d.max_val, 1.5);
 	cr_expect(close_rel(d.mean, -0.25 / 3, 1e-15));
 }
@@ -362,10 +362,10 @@ Test(stats, merged_accumulators_equal_one_pass)
 
 	ts_distribution_stats dw, dm;
 	ts_compression_stats cw, cm;
-	ts_stats_acc_finish_dist(&whole, &dw);
-	ts_stats_acc_finish_dist(&merged, &dm);
-	ts_stats_acc_finish_error(&whole, 1, 1, 1, &cw);
-	ts_stats_acc_finish_error(&merged, 1, 1, 1, &cm);
+	ts_stats_acc_finish_dist(&dw, &whole);
+	ts_stats_acc_finish_dist(&dm, &merged);
+	ts_stats_acc_finish_error(&cw, &whole, 1, 1, 1);
+	ts_stats_acc_finish_error(&cm, &merged, 1, 1, 1);
 	cr_expect(close_rel(dw.mean, dm.mean, 1e-14));
 	cr_expect(close_rel(dw.std, dm.std, 1e-12), "%.17g %.17g", dw.std, dm.std);
 	cr_expect_eq(dw.min_val, dm.min_val);

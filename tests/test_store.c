@@ -277,7 +277,7 @@ Test(store, one_writer_process_and_read_only_handles)
 	cfg.raw_dtype = TS_F32;
 	cr_expect_eq(ts_writer_begin(&wr, r, "x", TS_F32, 1, shape, &cfg, NULL), TS_EREADONLY);
 	cr_expect_eq(ts_tensor_delete(r, "x"), TS_EREADONLY);
-	cr_expect_eq(ts_store_check(r, TS_CHECK_REPAIR, NULL, NULL, NULL), TS_EREADONLY);
+	cr_expect_eq(st_check(NULL, r, TS_CHECK_REPAIR, NULL, NULL), TS_EREADONLY);
 	ts_store_close(r);
 	ts_store_close(NULL);
 }
@@ -339,14 +339,14 @@ Test(store, the_map_grows_transparently_and_its_base_is_found)
 	cr_expect_geq(st->map_size, 8u << 20, "grew from %zu to %zu", first, st->map_size);
 	check_map_base(st, st_path("g.tst"));
 	ts_tensor_info info;
-	cr_expect_eq(ts_tensor_info(st, "b", &info), 0);
+	cr_expect_eq(ts_tensor_info_get(&info, st, "b"), 0);
 	ts_store_close(st);
 	free(x);
 
 	/* a read-only handle adopts the larger map recorded in the file */
 	cr_assert_eq(open_ro(&st, st_path("g.tst")), 0);
 	check_map_base(st, st_path("g.tst"));
-	cr_expect_eq(ts_tensor_info(st, "a", &info), 0);
+	cr_expect_eq(ts_tensor_info_get(&info, st, "a"), 0);
 	ts_store_close(st);
 }
 
@@ -377,16 +377,16 @@ Test(store, a_map_that_may_not_grow_is_a_clean_enospc)
 	cr_assert_eq(ts_writer_begin(&w, st, "big", TS_F32, 2, shape, &raw, &wo), 0);
 	int rc = ts_writer_append(w, x, n * 4);
 	if (rc == 0)
-		rc = ts_writer_commit(w, NULL);
+		rc = ts_writer_commit(NULL, w);
 	else
 		ts_writer_abort(w);
 	cr_expect_eq(rc, TS_ENOSPC, "got %d: %s", rc, ts_error_last());
 	cr_expect_leq(st->map_size, 4u << 20);
 	ts_tensor_info info;
-	cr_expect_eq(ts_tensor_info(st, "big", &info), TS_ENOTFOUND);
-	cr_expect_eq(ts_tensor_info(st, "small", &info), 0);
+	cr_expect_eq(ts_tensor_info_get(&info, st, "big"), TS_ENOTFOUND);
+	cr_expect_eq(ts_tensor_info_get(&info, st, "small"), 0);
 	uint64_t problems = 99;
-	cr_expect_eq(ts_store_check(st, 0, NULL, NULL, &problems), 0);
+	cr_expect_eq(ts_store_check(&problems, st, NULL), 0);
 	ts_store_close(st);
 	free(x);
 
@@ -395,8 +395,8 @@ Test(store, a_map_that_may_not_grow_is_a_clean_enospc)
 	ts_open_opts_init(&o);
 	o.flags = TS_OPEN_WRITE;
 	cr_assert_eq(ts_store_open(&st, st_path("f.tst"), &o), 0, "%s", ts_error_last());
-	cr_expect_eq(ts_tensor_info(st, "small", &info), 0);
-	cr_expect_eq(ts_store_check(st, 0, NULL, NULL, &problems), 0);
+	cr_expect_eq(ts_tensor_info_get(&info, st, "small"), 0);
+	cr_expect_eq(ts_store_check(&problems, st, NULL), 0);
 	cr_expect_eq(problems, 0);
 	ts_store_close(st);
 }

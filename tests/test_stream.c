@@ -104,7 +104,7 @@ static void run_stream_case(const ts_codec_config *cfg, ts_dtype dtype, const vo
 		off += b;
 	}
 	ts_compression_stats st;
-	cr_assert_eq(ts_stream_finish(s, &st), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_stream_finish(&st, s), 0, "%s", ts_error_last());
 	ts_stream_free(s);
 
 	cr_assert_eq(c.next_row, rows);
@@ -225,7 +225,7 @@ Test(stream, raw_narrowing_streams_equal_one_shot_and_measure_rounding)
 		ts_compression_stats st;
 		cr_assert_eq(ts_stream_new(&s, &cfg, 0, TS_F32, R, C, count_rows, &got), 0);
 		cr_assert_eq(ts_stream_process(s, x, sizeof(x)), 0);
-		cr_assert_eq(ts_stream_finish(s, &st), 0);
+		cr_assert_eq(ts_stream_finish(&st, s), 0);
 		double want = (double)(100.0L * sqrtl(e2 / x2));
 		cr_expect(want > 0 && fabs(st.rel_rms_pct - want) <= 1e-9 * want, "%g vs %g",
 			  st.rel_rms_pct, want);
@@ -271,7 +271,7 @@ Test(stream, memory_is_fixed_and_rows_leave_as_they_complete)
 		cr_assert_geq(got + 65536 / C, r + 1, "row %llu: only %llu rows delivered",
 			      (unsigned long long)r, (unsigned long long)got);
 	}
-	cr_assert_eq(ts_stream_finish(s, NULL), 0);
+	cr_assert_eq(ts_stream_finish(NULL, s), 0);
 	cr_expect_eq(got, R);
 	ts_stream_free(s);
 }
@@ -306,8 +306,8 @@ Test(stream, statistics_match_the_one_shot_error)
 		cr_assert_eq(ts_stream_process(s, x + i, (R * C - i < 50 ? R * C - i : 50) * 4), 0);
 	ts_compression_stats st;
 	ts_distribution_stats d;
-	cr_assert_eq(ts_stream_finish(s, &st), 0);
-	ts_stream_dist(s, &d);
+	cr_assert_eq(ts_stream_finish(&st, s), 0);
+	ts_stream_dist(&d, s);
 	double want = (double)(100.0L * sqrtl(e2 / x2));
 	cr_expect(fabs(st.rel_rms_pct - want) <= 1e-9 * want, "%g vs %g", st.rel_rms_pct, want);
 	cr_expect_eq(st.max_error, emax);
@@ -333,7 +333,7 @@ Test(stream, non_finite_input_is_reported_with_its_place)
 	cr_expect(strstr(ts_error_last(), "row 4 column 21") != NULL, "%s", ts_error_last());
 	/* poisoned */
 	cr_expect_eq(ts_stream_process(s, x, 4), TS_ENONFINITE);
-	cr_expect_eq(ts_stream_finish(s, NULL), TS_ENONFINITE);
+	cr_expect_eq(ts_stream_finish(NULL, s), TS_ENONFINITE);
 	ts_stream_free(s);
 }
 
@@ -358,7 +358,7 @@ Test(stream, misuse_is_rejected_with_a_clear_code)
 	cr_expect_eq(ts_stream_process(s, x, 6), TS_EINVAL); /* 1.5 elements */
 	cr_expect_eq(ts_stream_process(s, x, 40 * 4), 0);
 	cr_expect_eq(ts_stream_process(s, x, 40 * 4), TS_ERANGE); /* 80 > 64 */
-	cr_expect_eq(ts_stream_finish(s, NULL), TS_EINVAL);         /* 40 of 64 */
+	cr_expect_eq(ts_stream_finish(NULL, s), TS_EINVAL);         /* 40 of 64 */
 	cr_expect(strstr(ts_error_last(), "40 of 64") != NULL, "%s", ts_error_last());
 	ts_stream_free(s);
 
@@ -366,7 +366,7 @@ Test(stream, misuse_is_rejected_with_a_clear_code)
 	x[10] = 3;
 	cr_assert_eq(ts_stream_new(&s, &nv, 1, TS_F32, 2, 32, count_rows, &got), 0);
 	cr_expect_eq(ts_stream_process(s, x, sizeof(x)), 0);
-	cr_expect_eq(ts_stream_finish(s, NULL), TS_EINVAL);
+	cr_expect_eq(ts_stream_finish(NULL, s), TS_EINVAL);
 	cr_expect(strstr(ts_error_last(), "amax") != NULL, "%s", ts_error_last());
 	ts_stream_free(s);
 	ts_stream_free(NULL);
@@ -385,7 +385,7 @@ Test(stream, a_failing_sink_stops_the_stream)
 	cr_assert_eq(ts_stream_new(&s, &cfg, 0, TS_F32, R, C, collect, &c), 0);
 	cr_expect_eq(ts_stream_process(s, x, sizeof(x)), TS_ENOSPC);
 	cr_expect(strstr(ts_error_last(), "sink") != NULL, "%s", ts_error_last());
-	cr_expect_eq(ts_stream_finish(s, NULL), TS_ENOSPC);
+	cr_expect_eq(ts_stream_finish(NULL, s), TS_ENOSPC);
 	ts_stream_free(s);
 	collected_free(&c);
 }

@@ -94,7 +94,7 @@ static void write_chunked(ts_store *st, const char *name, int ndim, const uint64
 		size_t k = n - i < chunk ? n - i : chunk;
 		cr_assert_eq(ts_writer_append(w, x + i, k * 4), 0, "%s", ts_error_last());
 	}
-	cr_assert_eq(ts_writer_commit(w, NULL), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_writer_commit(NULL, w), 0, "%s", ts_error_last());
 }
 
 Test(writer, every_codec_round_trips_through_the_pages)
@@ -178,7 +178,7 @@ Test(writer, every_codec_round_trips_through_the_pages)
 		}
 	}
 	uint64_t problems = 1;
-	cr_expect_eq(ts_store_check(st, 0, NULL, NULL, &problems), 0);
+	cr_expect_eq(ts_store_check(&problems, st, NULL), 0);
 	cr_expect_eq(problems, 0);
 	ts_store_close(st);
 }
@@ -268,10 +268,10 @@ Test(writer, shapes_of_every_rank_and_empty_tensors)
 	st_write_f32(st, "r4", 4, s4, &raw, x, 0);
 	st_write_f32(st, "empty", 1, s0, &raw, x, 0);
 	st_write_f32(st, "empty2", 2, s2, &raw, x, 0);
-	cr_assert_eq(ts_tensor_info(st, "scalar", &info), 0);
+	cr_assert_eq(ts_tensor_info_get(&info, st, "scalar"), 0);
 	cr_expect_eq(info.ndim, 0);
 	cr_expect_eq(info.page_count, 1);
-	cr_assert_eq(ts_tensor_info(st, "r4", &info), 0);
+	cr_assert_eq(ts_tensor_info_get(&info, st, "r4"), 0);
 	cr_expect_eq(info.ndim, 4);
 	cr_expect_eq(info.shape[3], 5);
 	cr_expect_eq(info.source_bytes, 480);
@@ -281,9 +281,9 @@ Test(writer, shapes_of_every_rank_and_empty_tensors)
 	float *back = read_back(st, "r4", NULL);
 	cr_expect_eq(memcmp(back, x, 480), 0);
 	free(back);
-	cr_assert_eq(ts_tensor_info(st, "empty", &info), 0);
+	cr_assert_eq(ts_tensor_info_get(&info, st, "empty"), 0);
 	cr_expect_eq(info.page_count, 0);
-	cr_assert_eq(ts_tensor_info(st, "empty2", &info), 0);
+	cr_assert_eq(ts_tensor_info_get(&info, st, "empty2"), 0);
 	cr_expect_eq(info.shape[1], 0);
 	ts_store_close(st);
 }
@@ -303,7 +303,7 @@ Test(writer, raw_integer_tensors_are_stored_as_they_are)
 		     ts_error_last());
 	cr_assert_eq(ts_writer_append(w, v, sizeof(v)), 0, "%s", ts_error_last());
 	ts_tensor_info info;
-	cr_assert_eq(ts_writer_commit(w, &info), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_writer_commit(&info, w), 0, "%s", ts_error_last());
 	cr_expect_eq(info.stored_bytes, sizeof(v));
 	cr_expect_eq(info.dist.count, 300);
 	MDB_txn *txn;
@@ -331,14 +331,14 @@ Test(writer, nothing_is_visible_until_commit_and_abort_leaves_nothing)
 	ts_tensor_info info;
 	cr_assert_eq(ts_writer_begin(&w, st, "t", TS_F32, 2, shape, &raw, NULL), 0);
 	cr_assert_eq(ts_writer_append(w, x, n * 2), 0, "%s", ts_error_last()); /* half */
-	cr_expect_eq(ts_tensor_info(st, "t", &info), TS_ENOTFOUND);
+	cr_expect_eq(ts_tensor_info_get(&info, st, "t"), TS_ENOTFOUND);
 	uint64_t problems = 0;
-	cr_expect_eq(ts_store_check(st, 0, NULL, NULL, &problems), 0);
+	cr_expect_eq(ts_store_check(&problems, st, NULL), 0);
 	cr_expect_eq(problems, 1, "the write in progress shows as unfinished");
 	ts_writer *w2;
 	cr_expect_eq(ts_writer_begin(&w2, st, "u", TS_F32, 2, shape, &raw, NULL), TS_EBUSY);
 	ts_writer_abort(w);
-	cr_expect_eq(ts_tensor_info(st, "t", &info), TS_ENOTFOUND);
+	cr_expect_eq(ts_tensor_info_get(&info, st, "t"), TS_ENOTFOUND);
 	ts_store_close(st);
 	cr_expect_eq(st_raw_count(st_path("vis.tst"), "pages"), 0);
 	cr_expect_eq(st_raw_count(st_path("vis.tst"), "pending"), 0);
@@ -380,11 +380,11 @@ Test(writer, an_interrupted_write_leaves_nothing_visible_and_is_cleaned)
 	ts_store *ro;
 	ts_tensor_info info;
 	cr_assert_eq(ts_store_open(&ro, st_path("int.tst"), NULL), 0);
-	cr_expect_eq(ts_tensor_info(ro, "lost", &info), TS_ENOTFOUND);
+	cr_expect_eq(ts_tensor_info_get(&info, ro, "lost"), TS_ENOTFOUND);
 	float one;
 	uint64_t z2[2] = {0, 0}, c2[2] = {1, 1};
 	cr_expect_eq(ts_read_slice(ro, "lost", 2, z2, c2, TS_F32, &one, 4), TS_ENOTFOUND);
-	cr_expect_eq(ts_tensor_info(ro, "keep", &info), 0);
+	cr_expect_eq(ts_tensor_info_get(&info, ro, "keep"), 0);
 	ts_store_close(ro);
 
 	st = st_create("int.tst", 1); /* opening for writing cleans up */
@@ -405,11 +405,11 @@ Test(writer, replace_and_delete)
 	uint64_t shape[2] = {100, 1000};
 	st_write_f32(st, "w", 2, shape, &raw, a, 0);
 	ts_tensor_info i1, i2;
-	cr_assert_eq(ts_tensor_info(st, "w", &i1), 0);
+	cr_assert_eq(ts_tensor_info_get(&i1, st, "w"), 0);
 	ts_writer *w;
 	cr_expect_eq(ts_writer_begin(&w, st, "w", TS_F32, 2, shape, &raw, NULL), TS_EEXIST);
 	st_write_f32(st, "w", 2, shape, &raw, b, TS_WRITE_REPLACE);
-	cr_assert_eq(ts_tensor_info(st, "w", &i2), 0);
+	cr_assert_eq(ts_tensor_info_get(&i2, st, "w"), 0);
 	cr_expect_neq(i1.id, i2.id, "a replaced tensor gets a new id");
 	float *got = read_back(st, "w", NULL);
 	cr_expect_eq(memcmp(got, b, n * 4), 0);
@@ -419,12 +419,12 @@ Test(writer, replace_and_delete)
 
 	st = st_create("rep.tst", 1);
 	cr_expect_eq(ts_tensor_delete(st, "w"), 0, "%s", ts_error_last());
-	cr_expect_eq(ts_tensor_info(st, "w", &i2), TS_ENOTFOUND);
+	cr_expect_eq(ts_tensor_info_get(&i2, st, "w"), TS_ENOTFOUND);
 	cr_expect_eq(ts_tensor_delete(st, "w"), TS_ENOTFOUND);
 	cr_expect_eq(ts_tensor_delete(st, ""), TS_ENOTFOUND);
 	/* a deleted name can be written again, with a fresh id */
 	st_write_f32(st, "w", 2, shape, &raw, a, 0);
-	cr_assert_eq(ts_tensor_info(st, "w", &i1), 0);
+	cr_assert_eq(ts_tensor_info_get(&i1, st, "w"), 0);
 	cr_expect_gt(i1.id, i2.id);
 	ts_store_close(st);
 	cr_expect_eq(st_raw_count(st_path("rep.tst"), "pages"), i1.page_count);
@@ -465,7 +465,7 @@ Test(writer, pre_encoded_rows_give_the_same_pages)
 							      k * srow, k),
 				     0, "%s", ts_error_last());
 		}
-		cr_assert_eq(ts_writer_commit(w, NULL), 0, "%s", ts_error_last());
+		cr_assert_eq(ts_writer_commit(NULL, w), 0, "%s", ts_error_last());
 		free(enc);
 	}
 	/* pages are byte-identical (same ids, same geometry, same codes) */
@@ -496,7 +496,7 @@ Test(writer, pre_encoded_rows_give_the_same_pages)
 	ts__txn_abort(a, ta);
 	ts__txn_abort(b, tb);
 	ts_tensor_info info;
-	cr_assert_eq(ts_tensor_info(b, "nvfp4", &info), 0);
+	cr_assert_eq(ts_tensor_info_get(&info, b, "nvfp4"), 0);
 	cr_expect(isnan(info.error.rel_rms_pct), "no source: the error is unknown");
 	cr_expect_eq(info.amax, amax);
 	ts_store_close(a);
@@ -522,7 +522,7 @@ Test(writer, an_explicit_tensor_scale_is_kept_bit_for_bit)
 		     ts_error_last());
 	cr_expect_eq(ts_writer_append_encoded(w, codes, 16, scales, 2, 1), TS_ERANGE);
 	ts_tensor_info info;
-	cr_assert_eq(ts_writer_commit(w, &info), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_writer_commit(&info, w), 0, "%s", ts_error_last());
 	cr_expect_eq(info.tensor_scale, 0.0013020834f);
 	cr_expect_eq(info.source_bytes, 2 * 32 * 2);
 	ts_store_close(st);
@@ -569,28 +569,28 @@ Test(writer, caller_mistakes_get_clear_errors)
 	cr_expect_eq(ts_writer_append(w, x, 3), TS_EINVAL, "not whole elements");
 	cr_expect_eq(ts_writer_append(w, x, 129 * 4), TS_ERANGE);
 	cr_expect_eq(ts_writer_append(w, x, 100 * 4), 0);
-	cr_expect_eq(ts_writer_commit(w, NULL), TS_EINVAL);
+	cr_expect_eq(ts_writer_commit(NULL, w), TS_EINVAL);
 	cr_expect(strstr(ts_error_last(), "100 of its 128"), "%s", ts_error_last());
 	ts_tensor_info info;
-	cr_expect_eq(ts_tensor_info(st, "a", &info), TS_ENOTFOUND);
+	cr_expect_eq(ts_tensor_info_get(&info, st, "a"), TS_ENOTFOUND);
 
 	/* non-finite data for a lossy codec fails, and nothing becomes visible */
 	x[77] = NAN;
 	cr_assert_eq(ts_writer_begin(&w, st, "a", TS_F32, 2, shape, &nv, &o), 0);
 	int rc = ts_writer_append(w, x, 128 * 4);
 	if (rc == 0)
-		rc = ts_writer_commit(w, NULL);
+		rc = ts_writer_commit(NULL, w);
 	else {
 		cr_expect_eq(ts_writer_append(w, x, 4), TS_ENONFINITE, "the failure sticks");
-		cr_expect_eq(ts_writer_commit(w, NULL), TS_ENONFINITE);
+		cr_expect_eq(ts_writer_commit(NULL, w), TS_ENONFINITE);
 	}
 	cr_expect_eq(rc, TS_ENONFINITE, "%s", ts_error_last());
 	cr_expect(strstr(ts_error_last(), "'a'"), "%s", ts_error_last());
-	cr_expect_eq(ts_tensor_info(st, "a", &info), TS_ENOTFOUND);
+	cr_expect_eq(ts_tensor_info_get(&info, st, "a"), TS_ENOTFOUND);
 	/* ... while a raw tensor keeps them */
 	cr_assert_eq(ts_writer_begin(&w, st, "a", TS_F32, 2, shape, &raw, &o), 0);
 	cr_assert_eq(ts_writer_append(w, x, 128 * 4), 0);
-	cr_assert_eq(ts_writer_commit(w, &info), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_writer_commit(&info, w), 0, "%s", ts_error_last());
 	cr_expect_eq(info.dist.nonfinite, 1);
 	ts_writer_abort(NULL);
 	ts_store_close(st);
@@ -620,7 +620,7 @@ Test(writer, memory_stays_bounded_whatever_the_tensor_size, .timeout = 120)
 	for (uint64_t done = 0; done < rows * cols; done += chunk)
 		cr_assert_eq(ts_writer_append(w, buf, chunk * 2), 0, "%s", ts_error_last());
 	ts_tensor_info info;
-	cr_assert_eq(ts_writer_commit(w, &info), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_writer_commit(&info, w), 0, "%s", ts_error_last());
 	long after = st_peak_rss_kib();
 	fprintf(stderr, "writer.memory: peak RSS grew by %ld KiB writing %llu MiB of source\n",
 		after - before, (unsigned long long)(rows * cols * 2 >> 20));

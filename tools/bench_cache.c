@@ -381,8 +381,8 @@ static int replay(bench *b, ts_cache_policy policy, int64_t budget, result *res)
 		free(buf);
 		return -1;
 	}
-	ts_residency_stats_get(b->st, &s0);
-	ts_cache_stats_get(b->st, &c0);
+	ts_residency_stats_get(&s0, b->st);
+	ts_cache_stats_get(&c0, b->st);
 	const ts_residency_stats first = s0;
 	for (size_t i = 0; i < b->nreqs; i++) {
 		const request *r = &b->reqs[i];
@@ -399,8 +399,8 @@ static int replay(bench *b, ts_cache_policy policy, int64_t budget, result *res)
 			free(buf);
 			return -1;
 		}
-		ts_residency_stats_get(b->st, &s1);
-		ts_cache_stats_get(b->st, &c1);
+		ts_residency_stats_get(&s1, b->st);
+		ts_cache_stats_get(&c1, b->st);
 		int form = s1.served_storage > s0.served_storage ||
 					   c1.storage_reads > c0.storage_reads
 				   ? 2
@@ -649,7 +649,7 @@ static void print_result(const bench *b, const result *r, ts_cache_policy policy
 {
 	ts_hw_profile p;
 	int measured = 0;
-	ts_store_profile_get(b->st, &p, &measured);
+	ts_store_profile_get(&p, &measured, b->st);
 	uint64_t no_storage = r->served[0] + r->served[1];
 	if (json) {
 		json_writer w;

@@ -137,7 +137,7 @@ static int put_tensor(ts_store *st, const char *name, ts_dtype sdt, const void *
 	if (rc == 0)
 		rc = ts_writer_append(w, x, rows * cols * ts_dtype_size(sdt));
 	if (rc == 0)
-		return ts_writer_commit(w, NULL);
+		return ts_writer_commit(NULL, w);
 	fprintf(stderr, "tstore: bench read: writing '%s': %s\n", name, ts_error_last());
 	ts_writer_abort(w);
 	return rc;
@@ -327,7 +327,7 @@ static int cold_full_load(struct bench *b)
 	}
 	t_tst = now() - t_tst;
 	ts_cache_stats cs;
-	ts_cache_stats_get(st, &cs);
+	ts_cache_stats_get(&cs, st);
 	stat(b->st_path, &sb);
 	printf("\n1. cold full load (%s page cache)\n", b->cold_ok ? "empty" : "WARM");
 	say_backend(st);
@@ -447,12 +447,12 @@ static void amp_case(ts_store *st, const ts_tensor_info *info, const char *what,
 	uint64_t start[2] = {r0, c0}, count[2] = {nr, nc};
 	double region;
 
-	ts_cache_stats_get(st, &a);
+	ts_cache_stats_get(&a, st);
 	if (ts_read_slice(st, "w.nvfp4", 2, start, count, TS_F32, buf, nr * nc * 4) != 0) {
 		fprintf(stderr, "tstore: bench read: %s\n", ts_error_last());
 		return;
 	}
-	ts_cache_stats_get(st, &z);
+	ts_cache_stats_get(&z, st);
 	region = (double)info->stored_bytes * (double)(nr * nc) /
 		 (double)(info->shape[0] * info->shape[1]);
 	printf("  %-34s rows %4llu+%-4llu cols %4llu+%-4llu: %8.1f KiB read / %8.1f KiB stored = "
@@ -468,7 +468,7 @@ static int read_amplification(struct bench *b)
 	ts_tensor_info info;
 	float *buf = malloc(4096ull * 4096 * 4);
 
-	if (!st || ts_tensor_info(st, "w.nvfp4", &info) != 0) {
+	if (!st || ts_tensor_info_get(&info, st, "w.nvfp4") != 0) {
 		ts_store_close(st);
 		free(buf);
 		return -1;
@@ -513,7 +513,7 @@ static double strip_reads(struct bench *b, ts_io_backend io, uint64_t seed, uint
 		do
 			tt = &b->t[rnd(&s) % (uint64_t)b->nt];
 		while (tt->rows == 1);
-		if (ts_tensor_info(st, tt->name, &info) != 0)
+		if (ts_tensor_info_get(&info, st, tt->name) != 0)
 			continue;
 		uint64_t tr = info.tile_rows * 32 > tt->rows ? tt->rows / info.tile_rows : 32;
 		if (tr == 0)

@@ -236,7 +236,7 @@ int cmd_calibrate(int argc, char **argv)
 	if (cli_open_store(CMD, &st, argv[optind], 0, 0))
 		return CLI_USAGE;
 	if (show) {
-		ts_store_profile_get(st, &p, &measured);
+		ts_store_profile_get(&p, &measured, st);
 		if (!measured) {
 			char path[4096];
 			ts_hw_profile_path(path, sizeof(path), argv[optind]);
@@ -254,7 +254,7 @@ int cmd_calibrate(int argc, char **argv)
 		if (!cli_quiet && !json)
 			fprintf(stderr, "tstore: calibrate: measuring this machine (about %.1f s)\n",
 				seconds);
-		if ((rc = ts_store_calibrate(st, &o, &p))) {
+		if ((rc = ts_store_calibrate(&p, st, &o))) {
 			cli_error_ts(CMD, rc, "calibration of '%s'", argv[optind]);
 			ts_store_close(st);
 			return CLI_FAIL;

@@ -196,7 +196,7 @@ int cmd_export(int argc, char **argv)
 	if (nnames) {
 		for (size_t i = 0; i < nnames; i++) {
 			ts_tensor_info info;
-			int rc = ts_tensor_info_get(st, names[i], &info);
+			int rc = ts_tensor_info_get(&info, st, names[i]);
 			if (rc < 0) {
 				cli_error_ts(CMD, rc, "tensor '%s'", names[i]);
 				goto out;
@@ -227,6 +227,12 @@ int cmd_export(int argc, char **argv)
 		const ts_tensor_info *in = &l.v[i].info;
 		if (modelopt && modelopt_ok(in)) {
 			static const char *const suffix[3] = {"", "_scale", "_scale_2"};
+			size_t row[2];
+			int src = ts_read_encoded_size(&row[0], &row[1], in, 1);
+			if (src < 0) {
+				cli_error_ts(CMD, src, "tensor '%s'", l.v[i].name);
+				goto out;
+			}
 			for (int k = 0; k < 3; k++) {
 				entry *e = &ent[nent++];
 				size_t len = strlen(l.v[i].name) + 10;
@@ -242,7 +248,7 @@ int cmd_export(int argc, char **argv)
 				e->o.dtype = k == 0 ? TS_U8 : k == 1 ? TS_F8_E4M3 : TS_F32;
 				e->o.ndim = k == 2 ? 0 : 2;
 				e->o.shape[0] = in->shape[0];
-				e->o.shape[1] = in->shape[1] / (k == 0 ? 2 : 16);
+				e->o.shape[1] = k == 2 ? 0 : row[k];
 			}
 			n_mo++;
 			continue;
@@ -346,7 +352,7 @@ int cmd_export(int argc, char **argv)
 			for (size_t k = 0; k < nent; k++)
 				if (ent[k].src == e->src && ent[k].part == PART_SCALES)
 					se = &ent[k];
-			uint64_t rows = in->shape[0], cb = in->shape[1] / 2, sb = in->shape[1] / 16;
+			uint64_t rows = in->shape[0], cb = e->o.shape[1], sb = se->o.shape[1];
 			uint64_t step = CHUNK_BYTES / cb;
 			if (step < 1)
 				step = 1;

@@ -168,14 +168,14 @@ static int fsck_main(int argc, char **argv)
 	co.progress = on_progress;
 	co.ud = &cx;
 	progress_begin(&pr, "fsck", 0, 1, cli_quiet);
-	int rc = ts_store_check2(st, &co, &found);
+	int rc = ts_store_check(&found, st, &co);
 	if (rc == 0)
 		progress_end(&pr);
 	else
 		progress_clear(&pr);
 	left = found;
 	if (rc == 0 && repair) /* what repair could not fix */
-		rc = ts_store_check(st, 0, NULL, NULL, &left);
+		rc = ts_store_check(&left, st, NULL);
 	/* An interrupted write (a killed import) leaves pages that no reader can see and that the
 	 * next writer (or --repair) removes: it is reported, but it is not damage — every tensor
 	 * still reads intact — so on its own it does not make the store unclean. */

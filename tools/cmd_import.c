@@ -371,7 +371,7 @@ static int write_plain(ts_store *st, ts_group *g, const plan *q, const ts_codec_
 		ts_writer_abort(w);
 		return TS_ECANCELED;
 	}
-	return ts_writer_commit(w, info);
+	return ts_writer_commit(info, w);
 }
 
 /* A ModelOpt NVFP4 group, appended in its encoded form. */
@@ -427,7 +427,7 @@ static int write_modelopt(ts_store *st, ts_group *g, const plan *q, int replace,
 		ts_writer_abort(w);
 		return rc < 0 ? rc : TS_ECANCELED;
 	}
-	return ts_writer_commit(w, info);
+	return ts_writer_commit(info, w);
 }
 
 static void note_kept(summary *sm, const char *reason, const char *name)
@@ -710,7 +710,7 @@ int cmd_import(int argc, char **argv)
 		}
 		for (size_t i = 0; i < npl; i++) {
 			ts_tensor_info ti;
-			int rc = ts_tensor_info_get(ro, pl[i].t->name, &ti);
+			int rc = ts_tensor_info_get(&ti, ro, pl[i].t->name);
 			if (rc == 0) {
 				pl[i].exists = 1;
 				if (!o.replace && !o.skip_existing) {
@@ -883,7 +883,7 @@ int cmd_import(int argc, char **argv)
 	}
 	progress_end(&pr);
 	uint64_t published = 0;
-	grc = ts_group_commit(grp, &published);
+	grc = ts_group_commit(&published, grp);
 	grp = NULL;
 	if (grc < 0) {
 		cli_error_ts(CMD, grc, "cannot publish the imported tensors in %s", store_path);

@@ -226,7 +226,7 @@ int cmd_inspect(int argc, char **argv)
 	/* Check the names first so that JSON output is never cut short by a missing name. */
 	for (int i = optind + 1; i < argc; i++) {
 		ts_tensor_info in;
-		int rc = ts_tensor_info_get(st, argv[i], &in);
+		int rc = ts_tensor_info_get(&in, st, argv[i]);
 		if (rc < 0) {
 			cli_error_ts(CMD, rc, "tensor '%s'", argv[i]);
 			goto out;
@@ -254,7 +254,7 @@ int cmd_inspect(int argc, char **argv)
 	if (argc - optind > 1) {
 		for (int i = optind + 1; i < argc && rc == 0; i++) {
 			ts_tensor_info in;
-			rc = ts_tensor_info_get(st, argv[i], &in);
+			rc = ts_tensor_info_get(&in, st, argv[i]);
 			if (rc == 0)
 				each(&c, argv[i], &in);
 		}

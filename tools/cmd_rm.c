@@ -62,7 +62,7 @@ int cmd_rm(int argc, char **argv)
 	}
 	for (int i = optind + 1; i < argc; i++) {
 		ts_tensor_info in;
-		int rc = ts_tensor_info_get(st, argv[i], &in);
+		int rc = ts_tensor_info_get(&in, st, argv[i]);
 		if (rc < 0) {
 			cli_error_ts(CMD, rc, "tensor '%s'", argv[i]);
 			fprintf(stderr, "tstore: rm: nothing removed\n");

@@ -123,7 +123,7 @@ int cmd_slice(int argc, char **argv)
 	tmp[0] = '\0';
 	if (cli_open_store(CMD, &st, path, 0, 0) < 0)
 		return CLI_USAGE;
-	int rc = ts_tensor_info_get(st, name, &in);
+	int rc = ts_tensor_info_get(&in, st, name);
 	if (rc < 0) {
 		cli_error_ts(CMD, rc, "tensor '%s'", name);
 		goto out;

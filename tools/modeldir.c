@@ -427,7 +427,7 @@ static int write_one(const md_file *f, ts_store *st, ts_group *g, unsigned flags
 	}
 	close(fd);
 	if (rc == 0)
-		rc = ts_writer_commit(w, NULL);
+		rc = ts_writer_commit(NULL, w);
 	else
 		ts_writer_abort(w);
 	if (rc < 0) {

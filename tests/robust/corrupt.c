@@ -163,7 +163,7 @@ static void write_tensor(ts_store *st, const tdef *d, const char *name, int vers
 			die(name, rc);
 		off += k;
 	}
-	if ((rc = ts_writer_commit(w, NULL)))
+	if ((rc = ts_writer_commit(NULL, w)))
 		die(name, rc);
 	free(src);
 }
