@@ -517,11 +517,11 @@ static void print_summary(const summary *sm, const opts *o, const char *store, s
 }
 
 /* The files a directory import attached, and those it did not, with the reason. */
-static void print_files(const modeldir *md, size_t written)
+static void print_files(const modeldir *md, size_t written, uint64_t bytes)
 {
 	char a[32];
 	printf("  files: %zu attached (%s)%s%s%s\n", written,
-	       progress_size(a, sizeof a, (double)md->file_bytes), md->index ? "; checkpoint index " : "",
+	       progress_size(a, sizeof a, (double)bytes), md->index ? "; checkpoint index " : "",
 	       md->index ? md->index : "", written < md->nfiles ? "; others already in the store" : "");
 	for (size_t i = 0; i < md->nskipped; i++)
 		printf("  not attached: %s (%s%s%s)\n", md->skipped[i].rel, md->skipped[i].why,
@@ -645,6 +645,7 @@ int cmd_import(int argc, char **argv)
 	modeldir md;
 	int is_dir = 0;
 	size_t nfiles_written = 0;
+	uint64_t file_bytes_written = 0;
 	memset(&md, 0, sizeof md);
 	for (size_t i = 0; i < nsrc; i++)
 		if (modeldir_is_dir(srcs[i])) {
@@ -871,7 +872,8 @@ int cmd_import(int argc, char **argv)
 	if (!interrupted && md.nfiles) {
 		/* A directory's files, in the same group: published with the tensors. */
 		int frc = modeldir_write_files(&md, st, grp, o.replace, o.skip_existing, &pr,
-					       &interrupted, CMD, &nfiles_written);
+					       &interrupted, CMD, &nfiles_written,
+					       &file_bytes_written);
 		if (frc < 0 && frc != TS_ECANCELED)
 			goto rollback;
 	}
@@ -891,7 +893,7 @@ int cmd_import(int argc, char **argv)
 	}
 	print_summary(&sm, &o, store_path, ck.file_count, progress_now() - t0);
 	if (is_dir && !cli_quiet)
-		print_files(&md, nfiles_written);
+		print_files(&md, nfiles_written, file_bytes_written);
 	status = CLI_OK;
 	goto out;
 

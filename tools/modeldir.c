@@ -439,11 +439,12 @@ static int write_one(const md_file *f, ts_store *st, ts_group *g, unsigned flags
 
 int modeldir_write_files(const modeldir *md, ts_store *st, ts_group *g, int replace,
 			 int skip_existing, progress *pr, volatile sig_atomic_t *interrupted,
-			 const char *cmd, size_t *written)
+			 const char *cmd, size_t *written, uint64_t *written_bytes)
 {
 	uint8_t *buf = malloc(CHUNK);
 	int rc = 0;
 	*written = 0;
+	*written_bytes = 0;
 	if (!buf) {
 		cli_error(cmd, NULL, "out of memory");
 		return TS_ENOMEM;
@@ -458,8 +459,10 @@ int modeldir_write_files(const modeldir *md, ts_store *st, ts_group *g, int repl
 		}
 		rc = write_one(f, st, g, f->exists && replace ? TS_WRITE_REPLACE : 0, buf, pr,
 			       interrupted, cmd);
-		if (rc == 0)
+		if (rc == 0) {
 			++*written;
+			*written_bytes += f->size;
+		}
 	}
 	free(buf);
 	return rc;

@@ -59,11 +59,12 @@ int modeldir_lookup(modeldir *md, ts_store *st, const char *cmd);
  * Write every attachment into write group @p g of @p st (TS_WRITE_REPLACE where @p replace
  * and it exists; skipped where @p skip_existing and it exists), streaming each file in chunks.
  * Stops with TS_ECANCELED when *@p interrupted is set. A file whose size changed since the
- * scan is an error naming it. 0 or a negative TS_E* code (reported on stderr).
+ * scan is an error naming it. @p written / @p written_bytes: files and bytes written.
+ * 0 or a negative TS_E* code (reported on stderr).
  */
 int modeldir_write_files(const modeldir *md, ts_store *st, ts_group *g, int replace,
 			 int skip_existing, progress *pr, volatile sig_atomic_t *interrupted,
-			 const char *cmd, size_t *written);
+			 const char *cmd, size_t *written, uint64_t *written_bytes);
 
 void modeldir_free(modeldir *md);
 
