@@ -23,6 +23,7 @@
 #include <strings.h>
 
 #include "codec/codecs.h"
+#include "codec/lossless.h"
 #include "common/error.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -33,7 +34,7 @@
 
 static const char *const codec_names[TS_CODEC_COUNT] = {
 	[TS_CODEC_RAW] = "raw",	    [TS_CODEC_NVFP4] = "nvfp4", [TS_CODEC_MXFP4] = "mxfp4",
-	[TS_CODEC_INT8] = "int8",   [TS_CODEC_FP8] = "fp8",
+	[TS_CODEC_INT8] = "int8",   [TS_CODEC_FP8] = "fp8",     [TS_CODEC_LOSSLESS] = "lossless",
 };
 
 TS_API const char *ts_codec_name(ts_codec codec)
@@ -49,7 +50,7 @@ TS_API int ts_codec_parse(ts_codec *out, const char *name)
 			return 0;
 		}
 	}
-	return ts__err(TS_EINVAL, "unknown codec '%s' (expected raw, nvfp4, mxfp4, int8 or fp8)",
+	return ts__err(TS_EINVAL, "unknown codec '%s' (expected raw, nvfp4, mxfp4, int8, fp8 or lossless)",
 		       name ? name : "(null)");
 }
 
@@ -83,6 +84,12 @@ TS_API ts_codec_config ts_codec_config_default(ts_codec codec)
 	case TS_CODEC_RAW:
 		c.block_size = 1;
 		c.bits_per_value = 32;
+		break;
+	case TS_CODEC_LOSSLESS:
+		c.raw_dtype = TS_BF16;
+		c.block_size = 1;
+		c.bits_per_value = 16;
+		c.max_error_pct = 0.0;
 		break;
 	default:
 		break;
@@ -131,8 +138,10 @@ TS_API int ts_codec_config_check(const ts_codec_config *cfg)
 				       cfg->symmetric);
 		return check_shape(cfg, cfg->block_size, 8);
 	case TS_CODEC_RAW:
+	case TS_CODEC_LOSSLESS:
 		if (!ts_dtype_size(cfg->raw_dtype))
-			return ts__err(TS_EINVAL, "raw: unknown raw_dtype %d", (int)cfg->raw_dtype);
+			return ts__err(TS_EINVAL, "%s: unknown raw_dtype %d",
+				       ts_codec_name(cfg->codec), (int)cfg->raw_dtype);
 		rc = check_shape(cfg, 1, (int)(8 * ts_dtype_size(cfg->raw_dtype)));
 		return rc;
 	default:
@@ -174,7 +183,7 @@ static int mul_ok(uint64_t a, uint64_t b, uint64_t *out)
 /* Fill @p g for a valid @p cfg; 0, or TS_EINVAL if the payload size overflows. */
 static int geometry_of(const ts_codec_config *cfg, uint64_t rows, uint64_t cols, geometry *g)
 {
-	uint64_t code_row, scale_row, a, b;
+	uint64_t code_row, scale_row, a, b, extra;
 
 	memset(g, 0, sizeof(*g));
 	switch (cfg->codec) {
@@ -193,7 +202,7 @@ static int geometry_of(const ts_codec_config *cfg, uint64_t rows, uint64_t cols,
 		g->block = 1;
 		g->code_block = 1;
 		break;
-	default: /* raw */
+	default: /* raw, lossless */
 		g->block = 1;
 		g->code_block = ts_dtype_size(cfg->raw_dtype);
 		break;
@@ -201,13 +210,15 @@ static int geometry_of(const ts_codec_config *cfg, uint64_t rows, uint64_t cols,
 	g->row_blocks = cols / (uint64_t)g->block + (cols % (uint64_t)g->block != 0);
 	if (!mul_ok(g->row_blocks, g->code_block, &code_row) ||
 	    !mul_ok(g->row_blocks, g->scale_block, &scale_row) || !mul_ok(rows, code_row, &a) ||
-	    !mul_ok(rows, scale_row, &b) || a + b < a || a + b > SIZE_MAX)
+	    !mul_ok(rows, scale_row, &b) || a + b < a || a + b >= SIZE_MAX)
 		return ts__err(TS_EINVAL, "%s: a %llu x %llu matrix is too large to encode",
 			       ts_codec_name(cfg->codec), (unsigned long long)rows,
 			       (unsigned long long)cols);
+	/* lossless: its most, one mode byte more than raw (codec/lossless.c, invariant 1) */
+	extra = cfg->codec == TS_CODEC_LOSSLESS && a > 0;
 	g->code_row = (size_t)code_row;
 	g->scale_row = (size_t)scale_row;
-	g->total = (size_t)(a + b);
+	g->total = (size_t)(a + b + extra);
 	return 0;
 }
 
@@ -353,9 +364,19 @@ TS_API int ts_codec_encode(const ts_codec_config *cfg, float amax, const void *s
 			   ts_dtype src_dtype, uint64_t src_stride, uint64_t rows, uint64_t cols,
 			   void *dst, size_t dst_size)
 {
+	size_t written;
+	return ts_codec_encode_len(&written, cfg, amax, src, src_dtype, src_stride, rows, cols,
+				   dst, dst_size);
+}
+
+TS_API int ts_codec_encode_len(size_t *written, const ts_codec_config *cfg, float amax,
+			       const void *src, ts_dtype src_dtype, uint64_t src_stride,
+			       uint64_t rows, uint64_t cols, void *dst, size_t dst_size)
+{
 	geometry g;
 	int rc;
 
+	*written = 0;
 	if ((rc = ts_codec_config_check(cfg)) < 0 || (rc = geometry_of(cfg, rows, cols, &g)) < 0)
 		return rc;
 	if (dst_size < g.total)
@@ -374,6 +395,15 @@ TS_API int ts_codec_encode(const ts_codec_config *cfg, float amax, const void *s
 	if (!ts_dtype_size(src_dtype))
 		return ts__err(TS_EDTYPE, "%s: unknown source dtype %d", ts_codec_name(cfg->codec),
 			       (int)src_dtype);
+	if (cfg->codec == TS_CODEC_LOSSLESS) {
+		if (src_dtype != cfg->raw_dtype)
+			return ts__err(TS_EDTYPE, "lossless: cannot store %s source as %s (lossless "
+				       "keeps the source dtype)", ts_dtype_name(src_dtype),
+				       ts_dtype_name(cfg->raw_dtype));
+		return ts__lossless_encode(written, src_dtype, src, src_stride, rows, cols, dst,
+					   dst_size);
+	}
+	*written = g.total;
 	if (cfg->codec == TS_CODEC_RAW)
 		return encode_raw(cfg, src, src_dtype, src_stride, rows, cols, dst, &g);
 	if (!is_float_out(src_dtype))
@@ -492,7 +522,7 @@ TS_API int ts_codec_decode(const ts_codec_config *cfg, float tensor_scale, const
 
 	if ((rc = ts_codec_config_check(cfg)) < 0 || (rc = geometry_of(cfg, rows, cols, &g)) < 0)
 		return rc;
-	if (src_size < g.total)
+	if (src_size < g.total && !(cfg->codec == TS_CODEC_LOSSLESS && src_size > 0))
 		return ts__err(TS_ESHORTBUF, "%s: decoding %llu x %llu needs %zu bytes, got %zu",
 			       ts_codec_name(cfg->codec), (unsigned long long)rows,
 			       (unsigned long long)cols, g.total, src_size);
@@ -511,6 +541,9 @@ TS_API int ts_codec_decode(const ts_codec_config *cfg, float tensor_scale, const
 			       (unsigned long long)cols);
 	if (cfg->codec == TS_CODEC_RAW)
 		return decode_raw(cfg, src, rows, cols, dtype, dst, dst_stride, &g);
+	if (cfg->codec == TS_CODEC_LOSSLESS)
+		return ts__lossless_decode(src, src_size, cfg->raw_dtype, rows, cols, dtype, dst,
+					   dst_stride);
 	if (!is_float_out(dtype))
 		return ts__err(TS_EDTYPE, "%s: cannot decode to %s (F32, BF16 or F16 only)",
 			       ts_codec_name(cfg->codec), ts_dtype_name(dtype));

@@ -48,6 +48,10 @@ typedef void (*ts__convert_fn)(const void *src, size_t n, void *dst);
 typedef void (*ts__encode_fn)(const float *x, size_t nblocks, float enc_scale, uint8_t *codes,
 			      uint8_t *scales);
 
+/* lossless: join an exponent plane and a sign+mantissa plane into n elements (codec/lossless.h
+ * gives the bit layouts; 16: BF16/F16, 1 sm byte per element; 32: F32, 3 sm bytes). */
+typedef void (*ts__join_fn)(const uint8_t *e, const uint8_t *sm, size_t n, void *dst);
+
 typedef struct ts__kernels {
 	const char *name; /* "scalar", "avx2" */
 	ts__decode_fn decode[TS_CODEC_COUNT][TS_KERNEL_OUTS]; /* [TS_CODEC_RAW] unused */
@@ -55,6 +59,8 @@ typedef struct ts__kernels {
 	ts__encode_fn nvfp4_encode_nvidia;
 	ts__encode_fn mxfp4_encode;
 	ts__decode_fn decode_int8_asym[TS_KERNEL_OUTS];
+	ts__join_fn lossless_join16;
+	ts__join_fn lossless_join32;
 } ts__kernels;
 
 /*

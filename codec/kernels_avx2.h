@@ -40,6 +40,8 @@ TS_AVX2_DECODERS(TS_AVX2_DECLARE)
 
 void ts__avx2_nvfp4_encode_nvidia(const float *x, size_t nblocks, float enc_scale,
 				  uint8_t *codes, uint8_t *scales);
+void ts__avx2_lossless_join16(const uint8_t *e, const uint8_t *sm, size_t n, void *dst);
+void ts__avx2_lossless_join32(const uint8_t *e, const uint8_t *sm, size_t n, void *dst);
 void ts__avx2_mxfp4_encode(const float *x, size_t nblocks, float enc_scale, uint8_t *codes,
 			   uint8_t *scales);
 

@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include "codec/codecs.h"
+#include "codec/lossless.h"
 
 static const ts__kernels scalar_table = {
 	.name = "scalar",
@@ -34,6 +35,8 @@ static const ts__kernels scalar_table = {
 	.mxfp4_encode = ts__mxfp4_encode_scalar,
 	.decode_int8_asym = {ts__int8_asym_decode_f32_scalar, ts__int8_asym_decode_bf16_scalar,
 			     ts__int8_asym_decode_f16_scalar},
+	.lossless_join16 = ts__lossless_join16_scalar,
+	.lossless_join32 = ts__lossless_join32_scalar,
 };
 
 const ts__kernels *ts__kernels_scalar(void)

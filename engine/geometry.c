@@ -49,6 +49,8 @@ uint64_t ts__geometry_default_page_bytes(const ts_codec_config *cfg)
 	case TS_CODEC_INT8:
 	case TS_CODEC_FP8:
 		return TS_PAGE_BYTES_8BIT;
+	case TS_CODEC_LOSSLESS:
+		return TS_PAGE_BYTES_LOSSLESS;
 	default:
 		return TS_PAGE_BYTES_DEFAULT;
 	}

@@ -52,7 +52,11 @@ static const char *const level_names[TS_MEM_LEVEL_COUNT] = {"registers", "l1", "
 
 /* Codec names as they appear in the profile file (kept here so that loading a profile does not
  * depend on the codec library). Index: ts_codec. */
-static const char *const codec_names[TS_CODEC_COUNT] = {"raw", "nvfp4", "mxfp4", "int8", "fp8"};
+static const char *const codec_names[TS_CODEC_COUNT] = {"raw", "nvfp4", "mxfp4", "int8", "fp8",
+							 "lossless"};
+/* Codecs a profile file must give: those older than the file format (lossless came later; a
+ * profile without it models lossless pages as undecodable, +Inf, until recalibrated). */
+#define REQUIRED_CODECS ((1u << TS_CODEC_LOSSLESS) - 1)
 
 static const char *const io_names[] = {"default", "uring", "pread", "mmap"};
 
@@ -607,7 +611,7 @@ static int measure_decode(ts_hw_profile *p, double seconds)
 		uint64_t n = rows * cols;
 		float *src = malloc(n * sizeof(float)), *dst = malloc(n * sizeof(float));
 		uint16_t *bf = malloc(n * sizeof(uint16_t));
-		size_t enc_size = ts_codec_encoded_size(&cfg, rows, cols);
+		size_t enc_size = ts_codec_encoded_size(&cfg, rows, cols), enc_len = 0;
 		uint8_t *enc = enc_size ? malloc(enc_size) : NULL;
 		uint64_t seed = 12345 + (uint64_t)c;
 		float amax = 0;
@@ -628,9 +632,11 @@ static int measure_decode(ts_hw_profile *p, double seconds)
 				amax = fabsf(src[i]);
 			bf[i] = ts_f32_to_bf16(src[i]);
 		}
-		const void *in = c == TS_CODEC_RAW ? (const void *)bf : (const void *)src;
-		ts_dtype in_dtype = c == TS_CODEC_RAW ? TS_BF16 : TS_F32;
-		rc = ts_codec_encode(&cfg, amax, in, in_dtype, cols, rows, cols, enc, enc_size);
+		int from_bf16 = c == TS_CODEC_RAW || c == TS_CODEC_LOSSLESS; /* BF16 checkpoints */
+		const void *in = from_bf16 ? (const void *)bf : (const void *)src;
+		ts_dtype in_dtype = from_bf16 ? TS_BF16 : TS_F32;
+		rc = ts_codec_encode_len(&enc_len, &cfg, amax, in, in_dtype, cols, rows, cols, enc,
+					 enc_size);
 		if (rc) {
 			rc = ts__err_wrap(rc, "calibration: encoding %s", codec_names[c]);
 			goto next;
@@ -640,7 +646,7 @@ static int measure_decode(ts_hw_profile *p, double seconds)
 		int reps = 0;
 		do {
 			double t0 = now_s();
-			rc = ts_codec_decode(&cfg, tscale, enc, enc_size, rows, cols, TS_F32, dst, cols);
+			rc = ts_codec_decode(&cfg, tscale, enc, enc_len, rows, cols, TS_F32, dst, cols);
 			double dt = now_s() - t0;
 			if (rc) {
 				rc = ts__err_wrap(rc, "calibration: decoding %s", codec_names[c]);
@@ -800,7 +806,8 @@ TS_API int ts_hw_profile_save(const ts_hw_profile *p, const char *path)
 			p->level[i].latency_us, p->level[i].measured ? 1 : 0);
 	fprintf(f, "# decode CODEC G_ELEMENTS_PER_SECOND (to F32, one core)\n");
 	for (int c = 0; c < TS_CODEC_COUNT; c++)
-		fprintf(f, "decode %s %.17g\n", codec_names[c], p->decode_geps[c]);
+		if (p->decode_geps[c] > 0) /* none: a profile loaded from before the codec */
+			fprintf(f, "decode %s %.17g\n", codec_names[c], p->decode_geps[c]);
 	int bad = ferror(f);
 	bad |= fflush(f) != 0;
 	bad |= fsync(fileno(f)) != 0;
@@ -946,7 +953,7 @@ TS_API int ts_hw_profile_load(ts_hw_profile *out, const char *path)
 		BAD("empty file");
 	if (seen_level != (1u << TS_MEM_LEVEL_COUNT) - 1)
 		BAD("not every level is given");
-	if (seen_codec != (1u << TS_CODEC_COUNT) - 1)
+	if ((seen_codec & REQUIRED_CODECS) != REQUIRED_CODECS)
 		BAD("not every codec's decode rate is given");
 	if (!seen_page || !p.name[0])
 		BAD("page_bytes or name missing");

@@ -17,6 +17,7 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
+#include "codec/lossless.h"
 #include "common/error.h"
 #include "engine/store.h"
 
@@ -149,9 +150,18 @@ int ts__page_verify_kind(const void *vbuf, size_t len, const ts__tensor_rec *rec
 		return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor '%s': %u x %u elements, the "
 			       "geometry says %" PRIu64 " x %" PRIu64, page_index, name, rows, cols,
 			       nr, nc);
-	if (plen != want_len)
+	if (rec->codec.codec == TS_CODEC_LOSSLESS) {
+		/* a length the data decides: at most the codec's bound, and what its header says */
+		uint64_t says = ts__lossless_payload_size(buf + TS_PAGE_HEADER_SIZE, plen,
+							  rec->codec.raw_dtype, nr * nc);
+		if (plen > want_len || says != plen)
+			return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor '%s': lossless payload "
+				       "of %u bytes, its header says %" PRIu64 " (at most %" PRIu64
+				       ")", page_index, name, plen, says, want_len);
+	} else if (plen != want_len) {
 		return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor '%s': payload of %u bytes, %"
 			       PRIu64 " expected", page_index, name, plen, want_len);
+	}
 	return 0;
 }
 

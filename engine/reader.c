@@ -158,11 +158,12 @@ static uint16_t rd_u16(const uint8_t *p)
 
 static int out_dtype_ok(const ts__tensor_rec *rec, ts_dtype dtype)
 {
-	if (rec->codec.codec == TS_CODEC_RAW && dtype == rec->codec.raw_dtype)
+	int stored = rec->codec.codec == TS_CODEC_RAW || rec->codec.codec == TS_CODEC_LOSSLESS;
+	if (stored && dtype == rec->codec.raw_dtype)
 		return 1;
 	if (dtype != TS_F32 && dtype != TS_BF16 && dtype != TS_F16)
 		return 0;
-	if (rec->codec.codec == TS_CODEC_RAW)
+	if (stored)
 		return rec->codec.raw_dtype == TS_F32 || rec->codec.raw_dtype == TS_BF16 ||
 		       rec->codec.raw_dtype == TS_F16;
 	return 1;

@@ -205,8 +205,12 @@ uint64_t ts__shape_elements(int ndim, const uint64_t *shape);
  * the smaller the page, so that a tile stays a few dozen rows tall and row slices of a few
  * hundred rows read little more than they need (docs/FORMAT.md, "How the writer chooses the
  * geometry"): TS_PAGE_BYTES_4BIT (k = 4) for nvfp4 and mxfp4, TS_PAGE_BYTES_8BIT (k = 8) for
- * int8 and fp8, TS_PAGE_BYTES_DEFAULT (k = 16) for raw. */
+ * int8 and fp8, TS_PAGE_BYTES_DEFAULT (k = 16) for raw, TS_PAGE_BYTES_LOSSLESS (k = 64) for
+ * lossless, whose pages are shorter than that bound by a length the data decides: LMDB rounds each
+ * up to whole 4 KiB pages, about 2 KiB lost per page, which must stay small beside the page
+ * (docs/FORMAT.md). */
 #define TS_PAGE_BYTES_DEFAULT 65520u
+#define TS_PAGE_BYTES_LOSSLESS 262128u
 #define TS_PAGE_BYTES_8BIT 32752u
 #define TS_PAGE_BYTES_4BIT 16368u
 #define TS_PAGE_BYTES_MIN 4080u

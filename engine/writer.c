@@ -449,10 +449,11 @@ static int check_args(ts_store *st, const char *name, ts_dtype src_dtype, int nd
 		if (!isnan(o->tensor_scale) && !(isfinite(o->tensor_scale) && o->tensor_scale >= 0))
 			return ts__err(TS_EINVAL, "tensor '%s': tensor_scale %g is not finite and "
 				       ">= 0", name, (double)o->tensor_scale);
-	} else if (cfg->codec == TS_CODEC_RAW) {
+	} else if (cfg->codec == TS_CODEC_RAW || cfg->codec == TS_CODEC_LOSSLESS) {
 		if (src_dtype != cfg->raw_dtype)
-			return ts__err(TS_EDTYPE, "tensor '%s': raw codec stores %s, the source is %s",
-				       name, ts_dtype_name(cfg->raw_dtype), ts_dtype_name(src_dtype));
+			return ts__err(TS_EDTYPE, "tensor '%s': %s codec stores %s, the source is %s",
+				       name, ts_codec_name(cfg->codec), ts_dtype_name(cfg->raw_dtype),
+				       ts_dtype_name(src_dtype));
 	} else if (!is_float_src(src_dtype)) {
 		return ts__err(TS_EDTYPE, "tensor '%s': %s cannot encode %s (F32, BF16, F16 only)",
 			       name, ts_codec_name(cfg->codec), ts_dtype_name(src_dtype));
@@ -678,15 +679,15 @@ static int page_task(void *ud, uint64_t k)
 	wpage *p = &w->pages[k];
 	uint8_t *out = w->batch + p->off;
 	uint8_t *payload = out + TS_PAGE_HEADER_SIZE;
-	size_t plen = p->len - TS_PAGE_HEADER_SIZE;
+	size_t cap = p->len - TS_PAGE_HEADER_SIZE, plen = cap;
 	ts__page_hdr hdr;
 	int rc;
 
 	if (!w->encoded) {
 		const uint8_t *src =
 			u->data + ((p->r0 - u->r0) * u->stride + (p->c0 - u->c0)) * w->esz;
-		rc = ts_codec_encode(&r->codec, w->enc_amax, src, r->source_dtype, u->stride, p->nr,
-				     p->nc, payload, plen);
+		rc = ts_codec_encode_len(&plen, &r->codec, w->enc_amax, src, r->source_dtype,
+					 u->stride, p->nr, p->nc, payload, cap);
 		if (rc < 0)
 			return ts__err_wrap(rc, "tensor '%s', page %" PRIu64 " (rows %" PRIu64
 					    "+, columns %" PRIu64 "+)", w->name, p->index, p->r0,
@@ -703,6 +704,7 @@ static int page_task(void *ud, uint64_t k)
 				       u->scales + row * u->scale_stride + sofs, srow);
 		}
 	}
+	p->len = TS_PAGE_HEADER_SIZE + plen; /* lossless: shorter than planned */
 	hdr.codec = (unsigned)r->codec.codec;
 	hdr.rows = (uint32_t)p->nr;
 	hdr.cols = (uint32_t)p->nc;

@@ -9,7 +9,7 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 bdir=${FUZZ_BUILDDIR:-$top/build-fuzz}
 secs=${FUZZ_SECONDS:-600}
-targets=${FUZZ_TARGETS:-"safetensors range codec record page store"}
+targets=${FUZZ_TARGETS:-"safetensors range codec lossless record page store"}
 command -v clang >/dev/null || { echo "fuzz: clang is required (apt-get install clang)" >&2; exit 2; }
 TS_BUILDDIR=$bdir "$top/tools/build.sh" CC=clang --enable-fuzzing --disable-tests || exit 2
 status=0

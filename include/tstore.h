@@ -153,6 +153,8 @@ typedef enum ts_codec {
 	TS_CODEC_MXFP4 = 2, /**< OCP MX v1.0: 32-value blocks, E2M1 codes, E8M0 block scale */
 	TS_CODEC_INT8 = 3,  /**< INT8 codes, FP32 scale (and zero point if asymmetric) per block */
 	TS_CODEC_FP8 = 4,   /**< E4M3 codes, one FP32 per-tensor scale */
+	TS_CODEC_LOSSLESS = 5, /**< every bit kept: exponent plane entropy-coded (zstd), sign and
+				    mantissa as they are; variable length, at most raw + 1 byte */
 	TS_CODEC_COUNT
 } ts_codec;
 
@@ -169,11 +171,11 @@ typedef enum ts_recipe {
  */
 typedef struct ts_codec_config {
 	ts_codec codec;
-	int block_size;       /**< nvfp4 16, mxfp4 32, int8 16..4096 (power of two), fp8/raw 1 */
-	int bits_per_value;   /**< 4 for nvfp4/mxfp4, 8 for int8/fp8, raw: bits of raw_dtype */
+	int block_size;       /**< nvfp4 16, mxfp4 32, int8 16..4096 (power of two), fp8/raw/lossless 1 */
+	int bits_per_value;   /**< 4 for nvfp4/mxfp4, 8 for int8/fp8, raw/lossless: bits of raw_dtype */
 	int symmetric;        /**< int8: 1 symmetric (no zero point), 0 asymmetric */
 	ts_recipe recipe;     /**< nvfp4 only */
-	ts_dtype raw_dtype;   /**< raw only: the stored element type */
+	ts_dtype raw_dtype;   /**< raw and lossless: the stored element type */
 	double max_error_pct; /**< the analyzer's bound on relative RMS error, percent */
 } ts_codec_config;
 
@@ -184,7 +186,7 @@ TS_API ts_codec_config ts_codec_config_default(ts_codec codec);
 /** Validate @p cfg. 0 or TS_EINVAL with the reason in ts_error_last(). */
 TS_API int ts_codec_config_check(const ts_codec_config *cfg);
 
-/** "raw", "nvfp4", "mxfp4", "int8", "fp8"; "?" if unknown. */
+/** "raw", "nvfp4", "mxfp4", "int8", "fp8", "lossless"; "?" if unknown. */
 TS_API const char *ts_codec_name(ts_codec codec);
 /** Parse a codec name. 0 or TS_EINVAL. */
 TS_API int ts_codec_parse(ts_codec *out, const char *name);
@@ -199,7 +201,8 @@ TS_API float ts_codec_tensor_scale(const ts_codec_config *cfg, float amax);
 /**
  * Bytes that ts_codec_encode() writes for a rows x cols matrix. For block codecs the encoded
  * form is a code plane followed by a scale plane (see docs/FORMAT.md, "Codec payloads").
- * Returns 0 if @p cfg is invalid.
+ * lossless writes a variable length: this is its most (1 + the raw bytes), and
+ * ts_codec_encode_len() tells what one encoding took. Returns 0 if @p cfg is invalid.
  */
 TS_API size_t ts_codec_encoded_size(const ts_codec_config *cfg, uint64_t rows, uint64_t cols);
 
@@ -217,11 +220,27 @@ TS_API int ts_codec_encode(const ts_codec_config *cfg, float amax, const void *s
 			   void *dst, size_t dst_size);
 
 /**
+ * ts_codec_encode() that also stores in @p *written the bytes it wrote: ts_codec_encoded_size()
+ * for every codec but lossless, whose length depends on the data (never more than that size).
+ * lossless keeps a zstd context and scratch per thread (made at the thread's first lossless
+ * call, freed when the thread exits): the one allocation the codec API makes.
+ *
+ * @return as ts_codec_encode(); TS_ENOMEM if lossless cannot make its per-thread context.
+ */
+TS_API int ts_codec_encode_len(size_t *written, const ts_codec_config *cfg, float amax,
+			       const void *src, ts_dtype src_dtype, uint64_t src_stride,
+			       uint64_t rows, uint64_t cols, void *dst, size_t dst_size);
+
+/**
  * Decode a rows x cols matrix encoded by ts_codec_encode() into @p dst as @p dtype (F32, BF16 or
  * F16; raw also decodes to its own raw_dtype). Row r is written at element r * dst_stride.
  * @p tensor_scale is ts_codec_tensor_scale() of the tensor. No allocation, no I/O; any thread.
  *
- * @return 0; TS_ESHORTBUF if src_size < ts_codec_encoded_size(); TS_EDTYPE; TS_EINVAL.
+ * lossless: @p src_size is the length ts_codec_encode_len() reported (the page's payload);
+ * a payload that is not a valid lossless encoding of rows x cols elements is TS_ECORRUPT.
+ *
+ * @return 0; TS_ESHORTBUF if src_size < ts_codec_encoded_size() (lossless: shorter than its
+ *         own header says); TS_EDTYPE; TS_EINVAL; TS_ECORRUPT (lossless).
  */
 TS_API int ts_codec_decode(const ts_codec_config *cfg, float tensor_scale, const void *src,
 			   size_t src_size, uint64_t rows, uint64_t cols, ts_dtype dtype, void *dst,

@@ -54,10 +54,11 @@ Test(policy, other_tensors_are_quantizable)
 Test(policy, exact_config_is_lossless_in_the_source_dtype)
 {
 	ts_codec_config c = policy_exact_config(TS_BF16);
-	cr_assert_eq(c.codec, TS_CODEC_RAW);
+	cr_assert_eq(c.codec, TS_CODEC_LOSSLESS);
 	cr_assert_eq(c.raw_dtype, TS_BF16);
 	cr_assert_eq(c.bits_per_value, 16);
 	c = policy_exact_config(TS_F32);
+	cr_assert_eq(c.codec, TS_CODEC_LOSSLESS);
 	cr_assert_eq(c.raw_dtype, TS_F32);
 	cr_assert_eq(c.bits_per_value, 32);
 }

@@ -443,7 +443,8 @@ static int make_items(const bench *b, uint64_t rows_opt, item **out, size_t *nou
 		const tensor *x = &b->tensors[t];
 		const ts_codec_config *cc = &x->info.codec;
 		if (x->info.ndim != 2 ||
-		    (cc->codec == TS_CODEC_RAW && cc->raw_dtype != TS_F32 &&
+		    ((cc->codec == TS_CODEC_RAW || cc->codec == TS_CODEC_LOSSLESS) &&
+		     cc->raw_dtype != TS_F32 &&
 		     cc->raw_dtype != TS_BF16 && cc->raw_dtype != TS_F16))
 			continue; /* only tensors that read as F32 */
 		uint64_t h = rows_opt ? rows_opt : (x->info.tile_rows ? x->info.tile_rows : 1);

@@ -39,6 +39,9 @@ static const bench_case cases[] = {
 	{"int8", TS_CODEC_INT8, TS_RECIPE_NVIDIA, TS_F32},
 	{"fp8", TS_CODEC_FP8, TS_RECIPE_NVIDIA, TS_F32},
 	{"raw/bf16", TS_CODEC_RAW, TS_RECIPE_NVIDIA, TS_BF16},
+	/* lossless encodes from its own dtype: the F32 weights, or their BF16 rounding */
+	{"lossless/bf16", TS_CODEC_LOSSLESS, TS_RECIPE_NVIDIA, TS_BF16},
+	{"lossless/f32", TS_CODEC_LOSSLESS, TS_RECIPE_NVIDIA, TS_F32},
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
@@ -46,7 +49,7 @@ static ts_codec_config case_config(const bench_case *bc)
 {
 	ts_codec_config cfg = ts_codec_config_default(bc->codec);
 	cfg.recipe = bc->recipe;
-	if (bc->codec == TS_CODEC_RAW) {
+	if (bc->codec == TS_CODEC_RAW || bc->codec == TS_CODEC_LOSSLESS) {
 		cfg.raw_dtype = bc->raw_dtype;
 		cfg.bits_per_value = (int)ts_dtype_size(bc->raw_dtype) * 8;
 	}
@@ -82,14 +85,18 @@ static void usage(FILE *f)
 		"Encode (from F32) and decode (to F32, BF16, F16) throughput of every codec on one\n"
 		"core, in elements per second, for a cache-resident buffer and a large one, next to\n"
 		"memset and memcpy of the output measured in the same run (as elements/s of the output\n"
-		"dtype) and the ratio codec / memset. Each figure is the best of several samples.\n\n"
+		"dtype) and the ratio codec / memset. Each figure is the best of several samples.\n"
+		"lossless encodes from its own dtype (BF16: the F32 weights rounded) and its rows also\n"
+		"give bytes per second (of the source when encoding, of the output when decoding) and\n"
+		"the size ratio (source bytes / encoded bytes).\n\n"
 		"  --size N      buffer size in elements (repeatable; suffixes K, M, G = 2^10, 2^20,\n"
 		"                2^30); default 64K and 64M\n"
 		"  --reps N      samples per figure (default 7 below 16M elements, else 3)\n"
 		"  --cols N      row length in elements (default: the buffer is one row); the size\n"
 		"                is rounded down to whole rows\n"
 		"  --codec LIST  comma-separated subset of: nvfp4/nvidia nvfp4/best mxfp4 int8 fp8\n"
-		"                raw/bf16 (default all)\n"
+		"                raw/bf16 lossless/bf16 lossless/f32 (default all; nvfp4 and lossless\n"
+		"                select both of theirs)\n"
 		"  --json        one JSON object on stdout instead of the table\n"
 		"  -q            no progress on stderr\n\n"
 		"The kernel set in use is printed; TS_KERNEL=scalar forces the portable reference.\n");
@@ -220,9 +227,11 @@ static int time_pair(work_fn a, void *ca, work_fn b, void *cb, const opts *o, in
 typedef struct work {
 	ts_codec_config cfg;
 	float amax, tensor_scale;
-	const float *src;
+	const void *src;
+	ts_dtype src_dtype;
 	uint8_t *enc;
-	size_t enc_size;
+	size_t enc_size; /* capacity */
+	size_t enc_len;  /* what the last encode wrote */
 	void *dst;
 	const void *copy_src;
 	size_t bytes; /* baselines: bytes to set or copy */
@@ -233,14 +242,14 @@ typedef struct work {
 static int do_encode(void *p)
 {
 	work *w = p;
-	return ts_codec_encode(&w->cfg, w->amax, w->src, TS_F32, w->cols, w->rows, w->cols, w->enc,
-			       w->enc_size);
+	return ts_codec_encode_len(&w->enc_len, &w->cfg, w->amax, w->src, w->src_dtype, w->cols,
+				   w->rows, w->cols, w->enc, w->enc_size);
 }
 
 static int do_decode(void *p)
 {
 	work *w = p;
-	return ts_codec_decode(&w->cfg, w->tensor_scale, w->enc, w->enc_size, w->rows, w->cols,
+	return ts_codec_decode(&w->cfg, w->tensor_scale, w->enc, w->enc_len, w->rows, w->cols,
 			       w->out, w->dst, w->cols);
 }
 
@@ -271,6 +280,8 @@ typedef struct result {
 	const char *label, *op, *dtype;
 	double rate; /* elements/s */
 	int base;    /* the baseline it is compared with */
+	double bps;  /* lossless: bytes/s (source for encode, output for decode); else 0 */
+	double size_ratio; /* lossless encode: source bytes / encoded bytes; else 0 */
 } result;
 
 #define MAX_RESULTS (NCASES * (1 + NOUTS) + NBASE)
@@ -286,12 +297,21 @@ static void print_row(const opts *o, int first, const result *r, const double *b
 	if (o->json)
 		printf("%s\n      {\"codec\": \"%s\", \"op\": \"%s\", \"dtype\": \"%s\", "
 		       "\"elements_per_s\": %.6g, \"baseline\": \"%s\", \"baseline_elements_per_s\": "
-		       "%.6g, \"ratio\": %.4f}",
+		       "%.6g, \"ratio\": %.4f",
 		       first ? "" : ",", r->label, r->op, r->dtype, r->rate, base_names[r->base], b,
 		       r->rate / b);
 	else
-		printf("  %-13s %-6s %-5s %8.3f G/s   %-13s %8.3f G/s  %6.2f\n", r->label, r->op,
+		printf("  %-13s %-6s %-5s %8.3f G/s   %-13s %8.3f G/s  %6.2f", r->label, r->op,
 		       r->dtype, r->rate * 1e-9, base_names[r->base], b * 1e-9, r->rate / b);
+	if (r->bps > 0)
+		printf(o->json ? ", \"bytes_per_s\": %.6g" : "  %.2f GB/s", o->json ? r->bps
+										  : r->bps * 1e-9);
+	if (r->size_ratio > 0)
+		printf(o->json ? ", \"size_ratio\": %.4f" : "  size %.3fx", r->size_ratio);
+	if (o->json)
+		printf("}");
+	else
+		printf("\n");
 }
 
 /* ---- one buffer size ------------------------------------------------------------------------- */
@@ -310,6 +330,7 @@ static int bench_size(const opts *o, uint64_t n, int first_size)
 	}
 	size_t fbytes = (n * 4 + 63) / 64 * 64;
 	float *src = aligned_alloc(64, fbytes);
+	uint16_t *src16 = aligned_alloc(64, fbytes / 2);
 	void *dst = aligned_alloc(64, fbytes);
 	void *copy_src = aligned_alloc(64, fbytes);
 	uint8_t *enc = aligned_alloc(64, (enc_cap + 63) / 64 * 64);
@@ -319,11 +340,13 @@ static int bench_size(const opts *o, uint64_t n, int first_size)
 	int status = 0, rc = 0;
 	char where[64];
 	snprintf(where, sizeof(where), "%llu elements", (unsigned long long)n);
-	if (!src || !dst || !copy_src || !enc || !enc_cap) {
+	if (!src || !src16 || !dst || !copy_src || !enc || !enc_cap) {
 		status = bench_error(enc_cap ? "out of memory" : "size too large", where);
 		goto out;
 	}
 	fill_weights(src, n, cols);
+	for (uint64_t i = 0; i < n; i++)
+		src16[i] = ts_f32_to_bf16(src[i]);
 	memset(dst, 0, n * 4); /* fault the pages in */
 	memset(copy_src, 0x11, n * 4);
 	memset(enc, 0, enc_cap);
@@ -337,8 +360,14 @@ static int bench_size(const opts *o, uint64_t n, int first_size)
 			continue;
 		if (!o->quiet && isatty(2))
 			fprintf(stderr, "  %llu elements: %s ...\r", (unsigned long long)n, bc->label);
-		work w = {.cfg = case_config(bc), .src = src, .enc = enc, .dst = dst,
-			  .copy_src = copy_src, .rows = rows, .cols = cols};
+		int lossless = bc->codec == TS_CODEC_LOSSLESS;
+		work w = {.cfg = case_config(bc), .src = src, .src_dtype = TS_F32, .enc = enc,
+			  .dst = dst, .copy_src = copy_src, .rows = rows, .cols = cols};
+		if (lossless && bc->raw_dtype == TS_BF16) {
+			w.src = src16;
+			w.src_dtype = TS_BF16;
+		}
+		size_t in_bytes = n * ts_dtype_size(w.src_dtype);
 		w.amax = amax;
 		w.tensor_scale = ts_codec_tensor_scale(&w.cfg, amax);
 		w.enc_size = ts_codec_encoded_size(&w.cfg, rows, cols);
@@ -352,7 +381,9 @@ static int bench_size(const opts *o, uint64_t n, int first_size)
 		double tenc, tcpy;
 		if ((rc = time_pair(do_encode, &w, do_memcpy, &w, o, reps, &tenc, &tcpy)) < 0)
 			goto fail;
-		res[nres++] = (result){bc->label, "encode", "f32", (double)n / tenc, BASE_CPY32};
+		res[nres++] = (result){bc->label, "encode", dtype_lower(w.src_dtype), (double)n / tenc,
+				       BASE_CPY32, lossless ? (double)in_bytes / tenc : 0,
+				       lossless ? (double)in_bytes / (double)w.enc_len : 0};
 		base[BASE_CPY32] = fmax(base[BASE_CPY32], (double)n / tcpy);
 
 		/* decode to each output dtype, sampled alternately with memset of the output */
@@ -364,7 +395,8 @@ static int bench_size(const opts *o, uint64_t n, int first_size)
 				goto fail;
 			int bi = oi ? BASE_SET16 : BASE_SET32;
 			res[nres++] = (result){bc->label, "decode", dtype_lower(w.out),
-					       (double)n / tdec, bi};
+					       (double)n / tdec, bi,
+					       lossless ? (double)w.bytes / tdec : 0, 0};
 			base[bi] = fmax(base[bi], (double)n / tset);
 		}
 	}
@@ -417,6 +449,7 @@ fail:
 	status = 1;
 out:
 	free(src);
+	free(src16);
 	free(dst);
 	free(copy_src);
 	free(enc);

@@ -143,7 +143,8 @@ const char *cli_codec_desc(char *buf, size_t size, const ts_codec_config *cfg)
 {
 	switch (cfg->codec) {
 	case TS_CODEC_RAW:
-		snprintf(buf, size, "raw %s", ts_dtype_name(cfg->raw_dtype));
+	case TS_CODEC_LOSSLESS:
+		snprintf(buf, size, "%s %s", ts_codec_name(cfg->codec), ts_dtype_name(cfg->raw_dtype));
 		break;
 	case TS_CODEC_NVFP4:
 		snprintf(buf, size, "nvfp4 (block %d, %s)", cfg->block_size,

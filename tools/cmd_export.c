@@ -135,7 +135,8 @@ static int is_float_out(ts_dtype d)
 /* The dtype a tensor is read and written as. */
 static ts_dtype out_dtype(const ts_tensor_info *info, int want)
 {
-	if (info->codec.codec == TS_CODEC_RAW && !is_float_out(info->codec.raw_dtype))
+	if ((info->codec.codec == TS_CODEC_RAW || info->codec.codec == TS_CODEC_LOSSLESS) &&
+	    !is_float_out(info->codec.raw_dtype))
 		return info->codec.raw_dtype; /* integers, bool, F8, F64: as they are */
 	if (want >= 0)
 		return (ts_dtype)want;

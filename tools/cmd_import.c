@@ -102,7 +102,7 @@ static void usage(FILE *f)
 		"the same transaction: 'tstore export STORE OUT/' gives the directory back. A\n"
 		"symbolic link that leads outside DIR is refused (nothing imported).\n\n"
 		"Options:\n"
-		"  --codec auto|nvfp4|mxfp4|int8|fp8|raw\n"
+		"  --codec auto|nvfp4|mxfp4|int8|fp8|lossless|raw\n"
 		"                      auto (default): per tensor, the codec with the fewest bytes\n"
 		"                      whose measured relative RMS error is within --max-error;\n"
 		"                      another value forces that codec on every floating-point tensor\n"
@@ -110,7 +110,8 @@ static void usage(FILE *f)
 		"                      NaN or Inf, is an error and nothing is imported)\n"
 		"  --recipe nvidia|best  NVFP4 encoder recipe with --codec nvfp4 (default nvidia);\n"
 		"                      auto tries both\n"
-		"  --max-error PCT     bound on relative RMS error for auto, percent (default %g)\n"
+		"  --max-error PCT     bound on relative RMS error for auto, percent (default %g);\n"
+		"                      0: every floating-point tensor lossless\n"
 		"  --keep GLOB         store tensors whose name matches GLOB losslessly (repeatable)\n"
 		"  --quantize-all      auto: let the analyser choose for token embeddings, output\n"
 		"                      projections and MoE routers too (kept exact by default)\n"
@@ -126,7 +127,8 @@ static void usage(FILE *f)
 		"projections (lm_head*, embed_out*, output.weight) and MoE routers (*.mlp.gate.weight,\n"
 		"*router*) are kept exact, as ModelOpt keeps them in high precision (unless\n"
 		"--quantize-all); so are tensors that are 1-D, have fewer than %d elements, or hold\n"
-		"NaN or Inf (raw, in their source dtype); the others are analysed on a\n"
+		"NaN or Inf (lossless, in their source dtype, or raw where lossless would not be\n"
+		"smaller); with --max-error 0 every floating-point tensor is; the others are analysed on a\n"
 		"sample of up to %u elements, and if the whole tensor then misses the bound, analysed\n"
 		"whole and rewritten. Integer and bool tensors are always stored raw. ModelOpt NVFP4\n"
 		"tensors (x U8 + x_scale F8_E4M3 + x_scale_2 F32) are stored as NVFP4 as they are.\n"
@@ -205,6 +207,7 @@ static ts_codec_config raw_config(ts_dtype dt)
 	c.bits_per_value = (int)(8 * ts_dtype_size(dt));
 	return c;
 }
+
 
 /* -- Validation --------------------------------------------------------------------------- */
 
@@ -302,7 +305,7 @@ typedef struct summary {
 	kept_rule kept[8]; /* tensors kept exact by the policy's rules, per reason */
 	size_t nkept;
 	size_t tensors, by_codec[TS_CODEC_COUNT], lossless_1d, lossless_tiny, lossless_nonfinite,
-		lossless_keep, raw_int, modelopt, skipped, rewritten;
+		lossless_keep, lossless_bound, raw_int, modelopt, skipped, rewritten;
 	uint64_t bytes_in, bytes_out;
 	double worst;
 	char worst_name[TS_MAX_NAME + 1];
@@ -454,7 +457,8 @@ static void note_result(summary *sm, const plan *q, const ts_tensor_info *info)
 				? (q->t->end - q->t->begin) + (q->scale->end - q->scale->begin) + 4
 				: q->t->end - q->t->begin;
 	sm->bytes_out += info->stored_bytes;
-	if (info->codec.codec != TS_CODEC_RAW && q->kind != P_MODELOPT &&
+	if (info->codec.codec != TS_CODEC_RAW && info->codec.codec != TS_CODEC_LOSSLESS &&
+	    q->kind != P_MODELOPT &&
 	    info->error.rel_rms_pct > sm->worst) {
 		sm->worst = info->error.rel_rms_pct;
 		snprintf(sm->worst_name, sizeof sm->worst_name, "%s", q->t->name);
@@ -475,6 +479,8 @@ static void print_summary(const summary *sm, const opts *o, const char *store, s
 		       o->max_error,
 		       o->quantize_all ? "" : "embeddings, output projections, MoE routers, ",
 		       TINY_ELEMENTS, o->nkeep ? ", --keep" : "");
+	if (o->codec < 0 && o->max_error == 0)
+		printf("  --max-error 0: every floating-point tensor lossless\n");
 	else
 		printf("  policy: --codec %s%s on floating-point tensors%s; integer/bool raw\n",
 		       ts_codec_name((ts_codec)o->codec),
@@ -584,9 +590,9 @@ int cmd_import(int argc, char **argv)
 			break;
 		case O_MAXERR:
 			o.max_error = strtod(optarg, &e);
-			if (*e || !(o.max_error > 0) || o.max_error > 100) {
+			if (*e || !(o.max_error >= 0) || o.max_error > 100) {
 				free(o.keep);
-				return cli_usage_error(CMD, "--max-error: '%s' is not a percentage in (0, 100]",
+				return cli_usage_error(CMD, "--max-error: '%s' is not a percentage in [0, 100]",
 						       optarg);
 			}
 			break;
@@ -762,7 +768,7 @@ int cmd_import(int argc, char **argv)
 				continue;
 			scan(q->t, &q->amax, &q->nonfinite);
 			progress_add(&pr, q->t->end - q->t->begin, q->t->name);
-			if (q->nonfinite && o.codec > 0 && !q->keep) {
+			if (q->nonfinite && o.codec > 0 && o.codec != TS_CODEC_LOSSLESS && !q->keep) {
 				progress_clear(&pr);
 				cli_error(CMD, q->t->name,
 					  "--codec %s cannot encode a tensor holding %llu NaN or Inf values; "
@@ -819,16 +825,23 @@ int cmd_import(int argc, char **argv)
 			if (rc == 0)
 				sm.modelopt++;
 		} else {
+			int exact = 1; /* kept exact by the policy: lossless where smaller */
 			if (q->kind == P_RAW) {
 				cfg = raw_config(t->dtype);
+				exact = 0;
 				sm.raw_int++;
 			} else if (q->keep) {
 				cfg = policy_exact_config(t->dtype);
 				sm.lossless_keep++;
 			} else if (o.codec >= 0) {
-				cfg = o.codec == TS_CODEC_RAW ? raw_config(t->dtype)
-							      : ts_codec_config_default((ts_codec)o.codec);
+				cfg = o.codec == TS_CODEC_RAW	     ? raw_config(t->dtype)
+				      : o.codec == TS_CODEC_LOSSLESS ? policy_exact_config(t->dtype)
+								     : ts_codec_config_default((ts_codec)o.codec);
 				cfg.recipe = o.recipe;
+				exact = 0;
+			} else if (o.max_error == 0) {
+				cfg = policy_exact_config(t->dtype);
+				sm.lossless_bound++;
 			} else if (!o.quantize_all && (why = policy_keep_reason(t->name)) != NULL) {
 				cfg = policy_exact_config(t->dtype);
 				note_kept(&sm, why, t->name);
@@ -842,14 +855,25 @@ int cmd_import(int argc, char **argv)
 				cfg = policy_exact_config(t->dtype);
 				sm.lossless_nonfinite++;
 			} else {
+				exact = 0;
 				rc = analyze(q, &o, 0, &cfg);
 				if (rc < 0) {
 					progress_clear(&pr);
 					cli_error_ts(CMD, rc, "cannot analyse tensor '%s'", t->name);
 					goto rollback;
 				}
+				if (cfg.codec == TS_CODEC_RAW && cfg.raw_dtype == t->dtype) {
+					/* no lossy codec within the bound: kept exact */
+					cfg = policy_exact_config(t->dtype);
+					exact = 1;
+				}
 			}
 			rc = write_plain(st, grp, q, &cfg, replace, &pr, &info);
+			if (rc == 0 && exact && info.stored_bytes >= t->end - t->begin) {
+				/* lossless did not pay: raw, which the new version supersedes with */
+				cfg = raw_config(t->dtype);
+				rc = write_plain(st, grp, q, &cfg, replace, &pr, &info);
+			}
 			if (rc == 0 && o.codec < 0 && q->kind == P_FLOAT && cfg.codec != TS_CODEC_RAW &&
 			    info.error.rel_rms_pct > o.max_error) {
 				/* The sample misled the analyser: measure the whole tensor and write it

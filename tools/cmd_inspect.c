@@ -75,7 +75,7 @@ static void json_tensor(ctx *c, const char *name, const ts_tensor_info *in)
 	else
 		jw_null(w);
 	jw_key(w, "raw_dtype");
-	if (in->codec.codec == TS_CODEC_RAW)
+	if (in->codec.codec == TS_CODEC_RAW || in->codec.codec == TS_CODEC_LOSSLESS)
 		jw_string(w, ts_dtype_name(in->codec.raw_dtype));
 	else
 		jw_null(w);

@@ -137,7 +137,8 @@ int cmd_slice(int argc, char **argv)
 		goto out;
 	}
 	ts_dtype dt;
-	if (in.codec.codec == TS_CODEC_RAW && in.codec.raw_dtype != TS_F32 &&
+	if ((in.codec.codec == TS_CODEC_RAW || in.codec.codec == TS_CODEC_LOSSLESS) &&
+	    in.codec.raw_dtype != TS_F32 &&
 	    in.codec.raw_dtype != TS_BF16 && in.codec.raw_dtype != TS_F16)
 		dt = in.codec.raw_dtype; /* integers, bool, F8, F64 */
 	else

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(build-essential autoconf automake libtool pkg-config
-	liblmdb-dev libxxhash-dev liburing-dev libcriterion-dev lmdb-utils)
+	liblmdb-dev libxxhash-dev liburing-dev libzstd-dev libcriterion-dev lmdb-utils)
 [ "${TS_DEPS_EXTRA:-}" ] && packages+=(${TS_DEPS_EXTRA})
 
 missing=()

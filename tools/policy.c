@@ -42,7 +42,7 @@ const char *policy_keep_reason(const char *name)
 
 ts_codec_config policy_exact_config(ts_dtype dtype)
 {
-	ts_codec_config c = ts_codec_config_default(TS_CODEC_RAW);
+	ts_codec_config c = ts_codec_config_default(TS_CODEC_LOSSLESS);
 	c.raw_dtype = dtype;
 	c.bits_per_value = (int)(8 * ts_dtype_size(dtype));
 	return c;

@@ -13,8 +13,9 @@
 const char *policy_keep_reason(const char *name);
 
 /** The configuration of a floating-point tensor of @p dtype that is kept exact (--keep, 1-D,
- *  tiny, NaN/Inf, the rules above): every such decision of `import` goes through here. Today raw
- *  in the source dtype; the lossless codec (issue 11) plugs in here, where it is smaller. */
+ *  tiny, NaN/Inf, the rules above, --max-error 0; --codec lossless too): every such decision of
+ *  `import` goes through here. The lossless codec in the source dtype; import rewrites the
+ *  tensor raw where that would not be smaller (tiny or random tensors). */
 ts_codec_config policy_exact_config(ts_dtype dtype);
 
 #endif

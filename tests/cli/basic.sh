@@ -22,7 +22,7 @@ err_has "unknown command 'frobnicate'"
 expect 2 "$TSTORE" --frob
 expect 2 "$TSTORE" import --codec zip "$T/s.tst" "$T/x.safetensors"
 err_has "unknown codec 'zip'"
-expect 2 "$TSTORE" import --max-error 0 "$T/s.tst" "$T/x.safetensors"
+expect 2 "$TSTORE" import --max-error -1 "$T/s.tst" "$T/x.safetensors"
 expect 2 "$TSTORE" import --recipe fast "$T/s.tst" "$T/x.safetensors"
 expect 2 "$TSTORE" import --jobs 0 "$T/s.tst" "$T/x.safetensors"
 expect 2 "$TSTORE" export --dtype f64 "$T/s.tst" "$T/o.safetensors"

@@ -11,6 +11,28 @@ out_has "24 tensors"
 expect 0 "$TSTORE" export "$T/raw.tst" "$T/raw.safetensors"
 expect 0 "$STCHECK" compare "$S" "$T/raw.safetensors" --exact
 
+# Lossless: every bit back, for BF16, F16 and F32 sources, NaN and Inf included; --max-error 0
+# is lossless too; slices read the same values as the source.
+expect 0 "$TSTORE" import --codec lossless "$T/ll.tst" "$S"
+out_has "policy: --codec lossless"
+out_has "worst relative RMS error: 0 (lossless)"
+expect 0 "$TSTORE" export "$T/ll.tst" "$T/ll.safetensors"
+expect 0 "$STCHECK" compare "$S" "$T/ll.safetensors" --exact
+expect 0 "$TSTORE" inspect "$T/ll.tst" model.layers.0.self_attn.q_proj.weight
+out_has "-> lossless BF16"
+for dt in f32 f16; do
+	"$GEN" -q --size tiny --dtype $dt --nonfinite lm_head.weight -o "$T/ll-$dt.safetensors" || fail gen
+	expect 0 "$TSTORE" import --codec lossless "$T/ll-$dt.tst" "$T/ll-$dt.safetensors"
+	expect 0 "$TSTORE" export "$T/ll-$dt.tst" "$T/ll-$dt-back.safetensors"
+	expect 0 "$STCHECK" compare "$T/ll-$dt.safetensors" "$T/ll-$dt-back.safetensors" --exact
+done
+expect 0 "$TSTORE" import --max-error 0 "$T/exact.tst" "$S"
+out_has "every floating-point tensor lossless"
+expect 0 "$TSTORE" export "$T/exact.tst" "$T/exact.safetensors"
+expect 0 "$STCHECK" compare "$S" "$T/exact.safetensors" --exact
+expect 0 "$TSTORE" slice -o "$T/q.npy" "$T/exact.tst" model.layers.0.self_attn.q_proj.weight "3:9,5:"
+expect 0 "$STCHECK" npy "$T/q.npy" "$S" model.layers.0.self_attn.q_proj.weight "3:9,5:" --max-rel 0
+
 # Every lossy codec: bounded error, integer/bool tensors exact, shapes and names preserved.
 for spec in nvfp4:14 mxfp4:20 int8:1.5 fp8:7; do
 	codec=${spec%%:*} bound=${spec#*:}
@@ -53,7 +75,7 @@ out_has "worst relative RMS error"
 expect 0 "$TSTORE" export "$T/auto.tst" "$T/auto.safetensors"
 expect 0 "$STCHECK" compare "$S" "$T/auto.safetensors" --max-rel 5
 expect 0 "$TSTORE" inspect "$T/auto.tst" model.layers.0.input_layernorm.weight
-out_has "-> raw BF16"
+out_has "-> lossless BF16"
 # --keep stores matched tensors losslessly.
 expect 0 "$TSTORE" import --codec nvfp4 --keep 'lm_head.*' --keep '*embed*' "$T/keep.tst" "$S"
 expect 0 "$TSTORE" export "$T/keep.tst" "$T/keep.safetensors" lm_head.weight model.embed_tokens.weight
