@@ -4,7 +4,7 @@
  * An attachment is a raw U8 tensor of shape [size] whose key in the tensors database is
  * ATTACH_PREFIX followed by its name, so everything a tensor has — checksummed pages, the
  * streaming writer, write groups, deletion, crash cleanup, ts_store_check() — it has too, with
- * no second storage path. The prefix begins with TS__RESERVED_KEY_BYTE (0xFF), which no valid
+ * no second storage path. The prefix begins with TS_RESERVED_KEY_BYTE (0xFF), which no valid
  * UTF-8 string and (since this module) no tensor name written through ts_writer_begin() starts
  * with: the two namespaces cannot meet (docs/FORMAT.md, section 3.1).
  *
@@ -20,7 +20,12 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "engine/store.h"
+#include "engine/format.h"
+#include "engine/handle.h"
+#include "engine/lmdbcheck.h"
+#include "engine/record.h"
+#include "engine/txn.h"
+#include "engine/writer.h"
 
 #define ATTACH_PREFIX "\xff" "file/"
 #define PREFIX_LEN (sizeof(ATTACH_PREFIX) - 1)

@@ -23,7 +23,13 @@
 #include <xxhash.h>
 
 #include "common/error.h"
-#include "engine/store.h"
+#include "engine/format.h"
+#include "engine/geometry.h"
+#include "engine/handle.h"
+#include "engine/lmdbcheck.h"
+#include "engine/page.h"
+#include "engine/record.h"
+#include "engine/txn.h"
 
 /* Byte layout (docs/FORMAT.md):
  *   0 u8 magic 'T'   1 u8 version   2 u8 ndim   3 u8 source dtype
@@ -516,7 +522,7 @@ TS_API int ts_tensor_foreach(ts_store *st,
 		while (mrc == 0 && n < FOREACH_BATCH) {
 			foreach_item *it = &items[n];
 			if (key.mv_size > 0 &&
-			    *(const unsigned char *)key.mv_data == TS__RESERVED_KEY_BYTE) {
+			    *(const unsigned char *)key.mv_data == TS_RESERVED_KEY_BYTE) {
 				mrc = MDB_NOTFOUND; /* attachments sort last: no tensor follows */
 				break;
 			}
