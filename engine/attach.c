@@ -108,6 +108,17 @@ TS_API int ts_attachment_begin(ts_writer **out, ts_store *st, const char *name, 
 	return rc < 0 ? wrap(rc, name) : 0;
 }
 
+/* The record of attachment @p name, checked to be a U8 vector (invariant 1). */
+static int lookup(ts_tensor_info *info, char *key, ts_store *st, const char *name)
+{
+	int rc = make_key(key, name);
+	if (rc == 0)
+		rc = ts_tensor_info_get(info, st, key);
+	if (rc < 0)
+		return rc == TS_EINVAL ? rc : wrap(rc, name);
+	return check_info(info, name);
+}
+
 TS_API int ts_attachment_size(uint64_t *size, ts_store *st, const char *name)
 {
 	char key[TS_MAX_NAME + 1];
@@ -116,12 +127,7 @@ TS_API int ts_attachment_size(uint64_t *size, ts_store *st, const char *name)
 
 	if (!size || !st)
 		return ts__err(TS_EINVAL, "ts_attachment_size: %s is NULL", !size ? "size" : "store");
-	rc = make_key(key, name);
-	if (rc == 0)
-		rc = ts_tensor_info_get(&info, st, key);
-	if (rc < 0)
-		return rc == TS_EINVAL ? rc : wrap(rc, name);
-	rc = check_info(&info, name);
+	rc = lookup(&info, key, st, name);
 	if (rc < 0)
 		return rc;
 	*size = info.shape[0];
@@ -138,12 +144,7 @@ TS_API int ts_attachment_read(void *dst, ts_store *st, const char *name, uint64_
 
 	if (!dst || !st)
 		return ts__err(TS_EINVAL, "ts_attachment_read: %s is NULL", !dst ? "dst" : "store");
-	rc = make_key(key, name);
-	if (rc == 0)
-		rc = ts_tensor_info_get(&info, st, key);
-	if (rc < 0)
-		return rc == TS_EINVAL ? rc : wrap(rc, name);
-	rc = check_info(&info, name);
+	rc = lookup(&info, key, st, name);
 	if (rc < 0)
 		return rc;
 	if (offset > info.shape[0] || size > info.shape[0] - offset)

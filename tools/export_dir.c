@@ -178,19 +178,25 @@ static void write_excludes(json_writer *w, const ex_tensor *v, size_t n)
 	jw_array_end(w);
 }
 
+/* "producer": this program (not ModelOpt: no calibration is claimed). */
+static void write_producer(json_writer *w)
+{
+	jw_key(w, "producer");
+	jw_object_begin(w);
+	jw_key(w, "name");
+	jw_string(w, "tstore");
+	jw_key(w, "version");
+	jw_string(w, ts_version());
+	jw_object_end(w);
+}
+
 /* hf_quant_config.json, as ModelOpt's export writes it (producer: this program). */
 static void write_hf_quant_config(FILE *f, const ex_tensor *v, size_t n, const char *algo)
 {
 	json_writer w;
 	jw_init(&w, f, 2);
 	jw_object_begin(&w);
-	jw_key(&w, "producer");
-	jw_object_begin(&w);
-	jw_key(&w, "name");
-	jw_string(&w, "tstore");
-	jw_key(&w, "version");
-	jw_string(&w, ts_version());
-	jw_object_end(&w);
+	write_producer(&w);
 	jw_key(&w, "quantization");
 	jw_object_begin(&w);
 	jw_key(&w, "quant_algo");
@@ -247,13 +253,7 @@ static void write_quantization_config(FILE *f, const ex_tensor *v, size_t n, con
 	write_excludes(&w, v, n);
 	jw_key(&w, "quant_algo");
 	jw_string(&w, algo);
-	jw_key(&w, "producer");
-	jw_object_begin(&w);
-	jw_key(&w, "name");
-	jw_string(&w, "tstore");
-	jw_key(&w, "version");
-	jw_string(&w, ts_version());
-	jw_object_end(&w);
+	write_producer(&w);
 	jw_key(&w, "quant_method");
 	jw_string(&w, "modelopt");
 	jw_object_end(&w);
