@@ -168,6 +168,48 @@ int export_modelopt_ok(const ts_tensor_info *i)
 
 /* Write tensors @p v[0..n) to the safetensors file @p out_path (invariants 1, 2, 4, 5);
  * progress goes to @p pr, begun by the caller. 0 or -1 (reported). */
+/* The store's metadata as safetensors __metadata__ entries (*meta freed with st_meta_free());
+ * a store without metadata gets {"format": "pt"}, what loaders expect. 0 or -1 (reported). */
+int export_load_metadata(ts_store *st, const char *store_path, st_meta **meta, size_t *count)
+{
+	size_t len = 0;
+	char *text, err[512];
+	int rc = ts_store_metadata_get(NULL, 0, &len, st);
+
+	*meta = NULL;
+	*count = 0;
+	if (rc < 0 && rc != TS_ESHORTBUF) {
+		cli_error_ts(CMD, rc, "cannot read the metadata of %s", store_path);
+		return -1;
+	}
+	if (len == 0) {
+		*meta = calloc(1, sizeof **meta);
+		if (!*meta || !((*meta)->key = strdup("format")) || !((*meta)->value = strdup("pt"))) {
+			st_meta_free(*meta, *meta ? 1 : 0);
+			cli_error(CMD, NULL, "out of memory");
+			return -1;
+		}
+		*count = 1;
+		return 0;
+	}
+	text = malloc(len + 1);
+	if (!text) {
+		cli_error(CMD, NULL, "out of memory");
+		return -1;
+	}
+	rc = ts_store_metadata_get(text, len + 1, &len, st);
+	if (rc < 0) {
+		free(text);
+		cli_error_ts(CMD, rc, "cannot read the metadata of %s", store_path);
+		return -1;
+	}
+	rc = st_meta_parse(meta, count, text, len, err, sizeof err);
+	free(text);
+	if (rc < 0)
+		cli_error(CMD, store_path, "%s", err);
+	return rc;
+}
+
 uint64_t export_bytes(const ts_tensor_info *in, int want, int modelopt)
 {
 	uint64_t nelem = 1;
@@ -181,7 +223,8 @@ uint64_t export_bytes(const ts_tensor_info *in, int want, int modelopt)
 }
 
 int export_file(ts_store *st, const ex_tensor *v, size_t n, int want, int modelopt,
-		const char *out_path, progress *pr, export_result *res)
+		const st_meta *meta, size_t nmeta, const char *out_path, progress *pr,
+		export_result *res)
 {
 	entry *ent = NULL;
 	size_t nent = 0, n_mo = 0;
@@ -278,8 +321,7 @@ int export_file(ts_store *st, const ex_tensor *v, size_t n, int want, int modelo
 	}
 	for (size_t i = 0; i < nent; i++)
 		ot[i] = ent[i].o;
-	st_meta meta[1] = {{"format", "pt"}};
-	int wrc = st_write_header(f, ot, nent, meta, 1, &data_start, offs);
+	int wrc = st_write_header(f, ot, nent, meta, nmeta, &data_start, offs);
 	for (size_t i = 0; i < nent; i++)
 		ent[i].offset = data_start + offs[i];
 	free(ot);
@@ -485,9 +527,13 @@ int cmd_export(int argc, char **argv)
 	ts_store *st = NULL;
 	list l = {0};
 	export_result res;
+	st_meta *meta = NULL;
+	size_t nmeta = 0;
 
 	if (cli_open_store(CMD, &st, store_path, 0, 0) < 0)
 		return CLI_USAGE;
+	if (export_load_metadata(st, store_path, &meta, &nmeta) < 0)
+		goto out;
 	if (nnames) {
 		for (size_t i = 0; i < nnames; i++) {
 			ts_tensor_info info;
@@ -514,7 +560,7 @@ int cmd_export(int argc, char **argv)
 		}
 	}
 	if (dir_out) {
-		status = export_dir(st, l.v, l.n, &dopts);
+		status = export_dir(st, l.v, l.n, meta, nmeta, &dopts);
 		goto out;
 	}
 	uint64_t total = 0;
@@ -522,7 +568,7 @@ int cmd_export(int argc, char **argv)
 		total += export_bytes(&l.v[i].info, want, modelopt);
 	progress pr;
 	progress_begin(&pr, "export", total, 1, cli_quiet);
-	if (export_file(st, l.v, l.n, want, modelopt, out_path, &pr, &res) < 0) {
+	if (export_file(st, l.v, l.n, want, modelopt, meta, nmeta, out_path, &pr, &res) < 0) {
 		progress_clear(&pr);
 		goto out;
 	}
@@ -540,6 +586,7 @@ int cmd_export(int argc, char **argv)
 	}
 	status = CLI_OK;
 out:
+	st_meta_free(meta, nmeta);
 	for (size_t i = 0; i < l.n; i++)
 		free(l.v[i].name);
 	free(l.v);

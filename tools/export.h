@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "tools/progress.h"
+#include "tools/safetensors.h"
 #include "tstore.h"
 
 typedef struct ex_tensor {
@@ -30,10 +31,16 @@ int export_modelopt_ok(const ts_tensor_info *info);
  *  together where they apply). @p want: an output dtype or -1 (source). */
 uint64_t export_bytes(const ts_tensor_info *info, int want, int modelopt);
 
-/** Write tensors @p v[0..n) of @p st to the safetensors file @p out_path: under a temporary
- *  name, renamed when complete. Progress to @p pr (begun by the caller). 0 or -1 (reported). */
+/** Write tensors @p v[0..n) of @p st to the safetensors file @p out_path with __metadata__
+ *  @p meta: under a temporary name, renamed when complete. Progress to @p pr (begun by the
+ *  caller). 0 or -1 (reported). */
 int export_file(ts_store *st, const ex_tensor *v, size_t n, int want, int modelopt,
-		const char *out_path, progress *pr, export_result *res);
+		const st_meta *meta, size_t nmeta, const char *out_path, progress *pr,
+		export_result *res);
+
+/** The store's metadata as safetensors __metadata__ entries (freed with st_meta_free()); a
+ *  store without metadata gets {"format": "pt"}. 0 or -1 (reported). */
+int export_load_metadata(ts_store *st, const char *store_path, st_meta **meta, size_t *count);
 
 typedef struct export_dir_opts {
 	const char *store_path;
@@ -45,9 +52,10 @@ typedef struct export_dir_opts {
 	int force;           /* replace a non-empty OUT */
 } export_dir_opts;
 
-/** `tstore export STORE OUT/`: tensors @p v[0..n) (all the store's, in name order) and every
- *  attachment, as a model directory. Returns the exit status (CLI_OK, CLI_FAIL, CLI_USAGE). */
-int export_dir(ts_store *st, const ex_tensor *v, size_t n, const export_dir_opts *o);
+/** `tstore export STORE OUT/`: tensors @p v[0..n) (all the store's, in name order; every shard
+ *  with __metadata__ @p meta) and every attachment, as a model directory. Returns the exit status (CLI_OK, CLI_FAIL, CLI_USAGE). */
+int export_dir(ts_store *st, const ex_tensor *v, size_t n, const st_meta *meta, size_t nmeta,
+	       const export_dir_opts *o);
 
 /** Does @p out name a directory export: an existing directory, or a path ending in '/'? */
 int export_is_dir(const char *out);

@@ -471,7 +471,8 @@ static int move_into_place(const char *tmp, const char *out, int exists, const c
 	return 0;
 }
 
-int export_dir(ts_store *st, const ex_tensor *v, size_t n, const export_dir_opts *o)
+int export_dir(ts_store *st, const ex_tensor *v, size_t n, const st_meta *meta, size_t nmeta,
+	       const export_dir_opts *o)
 {
 	char out[PATH_MAX], tmp[PATH_MAX], old[PATH_MAX], path[PATH_MAX + 64];
 	char *outcopy = NULL, *outcopy2 = NULL;
@@ -569,7 +570,8 @@ int export_dir(ts_store *st, const ex_tensor *v, size_t n, const export_dir_opts
 		else
 			snprintf(path, sizeof path, "%s/model-%05zu-of-%05zu.safetensors", tmp, s + 1,
 				 nshards);
-		if (export_file(st, v + i, j - i, o->want, o->modelopt, path, &pr, &res) < 0) {
+		if (export_file(st, v + i, j - i, o->want, o->modelopt, meta, nmeta, path, &pr,
+				&res) < 0) {
 			progress_clear(&pr);
 			goto out;
 		}
