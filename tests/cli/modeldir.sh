@@ -87,6 +87,15 @@ expect 0 "$TSTORE" import --codec raw "$T/s2.tst" "$T/out1"
 expect 0 "$TSTORE" export "$T/s2.tst" "$T/two.safetensors"
 expect 0 "$STCHECK" compare "$T/one.safetensors" "$T/two.safetensors" --exact
 
+# the same round trip through the lossless codec
+expect 0 "$TSTORE" import -q --codec lossless --max-file-size 100KB "$T/l.tst" "$M"
+expect 0 "$TSTORE" export --max-shard-size 100KB "$T/l.tst" "$T/lossless.out/"
+for s in "$T"/lossless.out/model-*.safetensors; do
+	expect 0 "$STCHECK" compare "$s" "$T/one.safetensors" --exact --subset
+done
+cmp -s "$M/tokenizer/tokenizer.model" "$T/lossless.out/tokenizer/tokenizer.model" ||
+	fail "lossless: tokenizer.model differs"
+
 # everything fits one shard: model.safetensors, no index
 expect 0 "$TSTORE" export "$T/s.tst" "$T/out2/"
 [ -f "$T/out2/model.safetensors" ] || fail "no model.safetensors"
