@@ -1,6 +1,6 @@
 /*
  * The memory-hierarchy model: levels (registers, L1, L2, HBM, RAM, storage) with capacity,
- * bandwidth and latency, and codec decode rates; the seed's reference profile ("blackwell"); the
+ * bandwidth and latency, and codec decode rates; the built-in reference profile ("blackwell"); the
  * measurement of THIS machine (calibration); and the profile file.
  *
  * The model is deliberately simple: moving b bytes from a level costs latency + b / bandwidth,

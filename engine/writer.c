@@ -1,5 +1,5 @@
 /*
- * The streaming writer, tensor deletion and the cleanup of interrupted writes.
+ * The streaming writer and tensor deletion (interrupted writes are removed by engine/recovery.c).
  *
  * A tensor arrives in row-major order in chunks of any size. The writer cuts the stream into
  * units: a tile-row band (tile_rows whole rows, all its pages), or, when a single row is wider

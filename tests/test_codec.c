@@ -26,7 +26,7 @@ Test(codec, names_parse_back)
 	for (int k = 0; k < TS_CODEC_COUNT; k++) {
 		ts_codec c;
 		cr_assert_eq(ts_codec_parse(&c, ts_codec_name((ts_codec)k)), 0);
-		cr_expect_eq(c, k);
+		cr_expect_eq((int)c, k);
 	}
 	ts_codec c;
 	cr_expect_eq(ts_codec_parse(&c, "NVFP4"), 0);

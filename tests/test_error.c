@@ -72,7 +72,7 @@ Test(dtype, sizes_and_names_round_trip)
 		ts_dtype d;
 		cr_expect_gt(ts_dtype_size((ts_dtype)i), 0);
 		cr_assert_eq(ts_dtype_parse(&d, ts_dtype_name((ts_dtype)i)), 0);
-		cr_expect_eq(d, i);
+		cr_expect_eq((int)d, i);
 	}
 	cr_expect_eq(ts_dtype_size(TS_BF16), 2);
 	cr_expect_eq(ts_dtype_size(TS_DTYPE_COUNT), 0);

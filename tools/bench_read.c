@@ -373,7 +373,7 @@ static int cold_full_load(struct bench *b)
 		free(buf);
 		return -1;
 	}
-	double t_ll;
+	double t_ll = 0;
 	if (rc == 0)
 		rc = load_all(b, st, buf, &t_ll);
 	ts_cache_stats_get(&cs, st);

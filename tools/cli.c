@@ -14,7 +14,8 @@
 
 int cli_quiet;
 
-static void verror(const char *cmd, const char *where, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void verror(const char *cmd, const char *where,
+							   const char *fmt, va_list ap)
 {
 	char what[2048];
 	vsnprintf(what, sizeof what, fmt, ap);
