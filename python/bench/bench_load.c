@@ -5,7 +5,8 @@
  * (--dtype source) do, keeps them all (load_file returns them all), and prints one line
  * (thp: large buffers 2 MiB-aligned with madvise(MADV_HUGEPAGE), as NumPy allocates large
  * arrays; without it plain malloc, as torch.empty):
- *   seconds=S bytes=B tensors=N rss_before_kib=K hwm_kib=H
+ *   seconds=S cpu=C bytes=B tensors=N rss_before_kib=K hwm_kib=H
+ * (cpu: CPU time of the whole process, every thread, user and system, during the load).
  * Uses only the public API.
  */
 #include <stdint.h>
@@ -102,7 +103,7 @@ static int one(out *o, const char *name)
 int main(int argc, char **argv)
 {
 	out o = {0};
-	struct timespec a, b;
+	struct timespec a, b, ca, cb;
 	long before;
 	int rc;
 
@@ -118,6 +119,7 @@ int main(int argc, char **argv)
 	o.as_source = !strcmp(argv[1], "source");
 	before = status_kib("VmRSS:");
 	clock_gettime(CLOCK_MONOTONIC, &a);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ca);
 	names l = {0};
 	rc = ts_store_open(&o.st, argv[2], NULL);
 	if (rc == 0)
@@ -125,12 +127,14 @@ int main(int argc, char **argv)
 	for (size_t k = 0; rc == 0 && k < l.n; k++)
 		rc = one(&o, l.v[k]);
 	clock_gettime(CLOCK_MONOTONIC, &b);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cb);
 	if (rc < 0) {
 		fprintf(stderr, "bench_load: %s: %s\n", argv[2], ts_error_last());
 		return 1;
 	}
-	printf("seconds=%.6f bytes=%llu tensors=%zu rss_before_kib=%ld hwm_kib=%ld\n",
+	printf("seconds=%.6f cpu=%.6f bytes=%llu tensors=%zu rss_before_kib=%ld hwm_kib=%ld\n",
 	       (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9,
+	       (double)(cb.tv_sec - ca.tv_sec) + (double)(cb.tv_nsec - ca.tv_nsec) / 1e9,
 	       (unsigned long long)o.bytes, o.n, before, status_kib("VmHWM:"));
 	ts_store_close(o.st);
 	for (size_t i = 0; i < o.n; i++)

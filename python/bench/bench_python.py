@@ -10,7 +10,8 @@
      rank's row shard (dim 0) and column shard (dim 1) over the shard's share of the stored
      bytes (worst rank); target: <= 1.3.
 The store file is in the page cache for 1 and 2 (both sides alike): they measure the
-package's overhead over the library, not the disk.
+package's overhead over the library, not the disk. CPU time (every thread of the process) is
+printed beside the wall time: on a shared machine it is the steadier of the two.
     TS_BUILDDIR=build python3 python/bench/bench_python.py [--repeat N] [--dir DIR]
 """
 
@@ -41,11 +42,11 @@ if fw == "torch":
 else:
     import tstore.numpy as m
 before = kib("VmRSS:")
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 d = m.load_file(path)
-t = time.perf_counter() - t0
+t, c = time.perf_counter() - t0, time.process_time() - c0
 n = sum((v.numel() * v.element_size()) if fw == "torch" else v.nbytes for v in d.values())
-print(f"seconds={t:.6f} bytes={n} tensors={len(d)} rss_before_kib={before} hwm_kib={kib('VmHWM:')}")
+print(f"seconds={t:.6f} cpu={c:.6f} bytes={n} tensors={len(d)} rss_before_kib={before} hwm_kib={kib('VmHWM:')}")
 """
 
 
@@ -98,6 +99,7 @@ def main():
         res["c-source"].append(parse(run([cbench, "source", store])))
         res["torch"].append(parse(run([sys.executable, "-c", CHILD, "torch", store])))
     med = {k: statistics.median(r["seconds"] for r in v) for k, v in res.items()}
+    cpu = {k: statistics.median(r["cpu"] for r in v) for k, v in res.items()}
     ok = True
     for py, c in (("numpy", "c-f32"), ("numpy", "c-f32-thp"), ("torch", "c-source")):
         ratio = med[py] / med[c]
@@ -105,7 +107,8 @@ def main():
         gb = res[py][0]["bytes"] / 1e9
         print(f"load_file {py:5s}: {med[py]:.3f} s ({gb / med[py]:.2f} GB/s out) vs {c} "
               f"{med[c]:.3f} s: {ratio:.3f}x (target <= 1.11) "
-              f"[runs: {runs(res[py])} | {runs(res[c])}]")
+              f"[runs: {runs(res[py])} | {runs(res[c])}]; CPU time {cpu[py]:.3f} s vs "
+              f"{cpu[c]:.3f} s: {cpu[py] / cpu[c]:.3f}x")
     for k in ("numpy", "torch", "c-f32", "c-f32-thp", "c-source"):
         over = max((r["hwm_kib"] - r["rss_before_kib"]) * 1024 - r["bytes"] for r in res[k])
         if k in ("numpy", "torch"):
