@@ -23,6 +23,7 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,7 +199,8 @@ int ts__lossless_encode(size_t *written, ts_dtype dtype, const void *vsrc, uint6
 	tctx *t;
 	ZSTD_CCtx *cc;
 
-	(void)cap;
+	assert(cap >= 1 + n * es);
+	(void)cap; /* NDEBUG */
 	/* a frame has a few bytes of header: below 16 elements planes never pay */
 	if (!ts__lossless_splits(dtype) || n < 16) {
 		encode_stored(written, es, src, stride, rows, cols, dst);
