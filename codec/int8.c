@@ -25,19 +25,7 @@
 #include <string.h>
 
 #include "codec/codecs.h"
-
-static inline uint32_t load_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static inline void store_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
+#include "common/byteorder.h"
 
 /* Nearest integer, ties to even, for |v| < 2^51 (default rounding mode; no libm call). */
 static inline double rne(double v)
@@ -53,7 +41,7 @@ static void encode_symmetric(const float *x, int n, uint8_t *codes, uint8_t *rec
 		amax = a > amax ? a : amax;
 	}
 	float s = amax / 127.0f;
-	store_le32(rec, ts__f32_bits(s > 0.0f ? s : 0.0f));
+	ts__put_le32(rec, ts__f32_bits(s > 0.0f ? s : 0.0f));
 	if (!(s > 0.0f)) {
 		memset(codes, 0, (size_t)n);
 		return;
@@ -76,14 +64,14 @@ static void encode_asymmetric(const float *x, int n, uint8_t *codes, uint8_t *re
 	}
 	float s = (float)(((double)hi - (double)lo) / 255.0);
 	if (!(s > 0.0f)) {
-		store_le32(rec, 0);
+		ts__put_le32(rec, 0);
 		rec[4] = 0;
 		memset(codes, 0, (size_t)n);
 		return;
 	}
 	double zd = rne(-(double)lo / s);
 	int z = zd > 255 ? 255 : zd < 0 ? 0 : (int)zd;
-	store_le32(rec, ts__f32_bits(s));
+	ts__put_le32(rec, ts__f32_bits(s));
 	rec[4] = (uint8_t)z;
 	for (int i = 0; i < n; i++) {
 		double q = rne((double)x[i] / s) + z;
@@ -114,7 +102,7 @@ static inline __attribute__((always_inline)) void decode_sym(const uint8_t *code
 							     int out)
 {
 	for (size_t b = 0; b < nblocks; b++) {
-		float s = ts__bits_f32(load_le32(scales + b * TS_INT8_SYM_SCALE_BYTES));
+		float s = ts__bits_f32(ts__get_le32(scales + b * TS_INT8_SYM_SCALE_BYTES));
 		const uint8_t *cb = codes + b * (size_t)bs;
 		size_t o = b * (size_t)bs;
 		for (int i = 0; i < bs; i++)
@@ -129,7 +117,7 @@ static inline __attribute__((always_inline)) void decode_asym(const uint8_t *cod
 {
 	for (size_t b = 0; b < nblocks; b++) {
 		const uint8_t *rec = scales + b * TS_INT8_ASYM_SCALE_BYTES;
-		float s = ts__bits_f32(load_le32(rec));
+		float s = ts__bits_f32(ts__get_le32(rec));
 		int z = rec[4];
 		const uint8_t *cb = codes + b * (size_t)bs;
 		size_t o = b * (size_t)bs;

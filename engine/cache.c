@@ -17,7 +17,6 @@
 
 #include "common/error.h"
 #include "engine/cache.h"
-#include "engine/store.h"
 
 #define MAX_SHARDS 16
 #define BYTES_PER_SHARD (8ull << 20)

@@ -117,4 +117,8 @@ void ts__cache_stats(struct ts__cache *c, ts_cache_stats *out);
 /** The budget in bytes (0 when off). */
 uint64_t ts__cache_budget(const struct ts__cache *c);
 
+/** Create the decoded-page cache with @p budget bytes (0: off) and the default policy. */
+int ts__cache_create(struct ts__cache **out, uint64_t budget);
+void ts__cache_free(struct ts__cache *cache);
+
 #endif

@@ -26,8 +26,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/byteorder.h"
 #include "common/error.h"
-#include "engine/store.h"
+#include "engine/format.h"
+#include "engine/handle.h"
+#include "engine/lmdbcheck.h"
+#include "engine/page.h"
+#include "engine/record.h"
+#include "engine/recovery.h"
+#include "engine/txn.h"
 
 typedef struct crec {
 	char *name;
@@ -105,14 +112,6 @@ static int grow(void **arr, size_t *cap, size_t n, size_t elem)
 	*arr = na;
 	*cap = nc;
 	return 0;
-}
-
-static uint64_t be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
 }
 
 static int cmp_crec(const void *a, const void *b)
@@ -238,7 +237,7 @@ static int load_pending(checker *c, MDB_txn *txn)
 			return TS_ENOMEM;
 		}
 		p = &c->pend[c->npend];
-		p->id = key.mv_size == 8 ? be64(key.mv_data) : 0;
+		p->id = key.mv_size == 8 ? ts__get_be64(key.mv_data) : 0;
 		p->pages = 0;
 		p->name = strndup(val.mv_data, val.mv_size > TS_MAX_NAME ? TS_MAX_NAME : val.mv_size);
 		if (!p->name) {
@@ -512,9 +511,9 @@ TS_API int ts_store_check(uint64_t *problems, ts_store *st, const ts_check_opts 
 	rc = run_check(&c);
 	if (rc == 0 && repair && (c.norphans || c.nextra || c.npend || c.fix_next_id)) {
 		repair_ctx x = {&c, c.record_problems == 0 && c.structure_problems == c.fix_next_id};
-		rc = ts__store_write(st, repair_txn, &x, "removing orphan pages");
+		rc = ts__txn_write(st, repair_txn, &x, "removing orphan pages");
 		if (rc == 0)
-			rc = ts__writer_cleanup_pending(st, NULL);
+			rc = ts__recovery_run(st, NULL);
 	}
 	if (repair) {
 		pthread_mutex_lock(&st->writer_lock);

@@ -43,7 +43,9 @@
 #include <unistd.h>
 
 #include "common/error.h"
-#include "engine/store.h"
+#include "engine/create.h"
+#include "engine/meta.h"
+#include "engine/txn.h"
 
 #define TMP_TAG ".creating-"
 
@@ -137,7 +139,7 @@ static int init_store_file(const char *tmp)
 		rc = ts__err_from_mdb(rc, tmp);
 		goto out;
 	}
-	rc = ts__store_open_databases(&st, txn, 1);
+	rc = ts__meta_open(&st, txn, 1);
 	if (rc < 0) {
 		mdb_txn_abort(txn);
 		goto out;

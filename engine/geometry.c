@@ -26,7 +26,8 @@
 #include <inttypes.h>
 
 #include "common/error.h"
-#include "engine/store.h"
+#include "engine/format.h"
+#include "engine/geometry.h"
 
 uint64_t ts__geometry_block(const ts_codec_config *cfg)
 {

@@ -15,7 +15,7 @@
  *   2. Publication is one LMDB write transaction: a process killed at any point leaves either
  *      no tensor of the group visible or all of them. What a killed process staged is an
  *      ordinary interrupted write (pending entries and their pages), removed by the next writer.
- *   3. While a group is open on a handle (st->group), ts__writer_cleanup_pending() skips the
+ *   3. While a group is open on a handle (st->group), ts__recovery_run() skips the
  *      ids staged in it: their pending entries belong to a live write. items[] is sorted by
  *      tensor id (ids rise with every writer; a superseded item is removed, its successor
  *      appended), so the lookup is a binary search.
@@ -31,8 +31,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/byteorder.h"
 #include "common/error.h"
-#include "engine/store.h"
+#include "engine/format.h"
+#include "engine/group.h"
+#include "engine/handle.h"
+#include "engine/page.h"
+#include "engine/publish.h"
+#include "engine/txn.h"
 
 int ts__group_owns(const ts_group *g, uint64_t id)
 {
@@ -160,12 +166,6 @@ static void group_end(ts_group *g)
 	free(g);
 }
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
 /* Delete the pending entry of staged id @p id; it must exist (invariant 1). */
 static int drop_pending(ts_store *st, MDB_txn *txn, const ts__staged *s)
 {
@@ -173,7 +173,7 @@ static int drop_pending(ts_store *st, MDB_txn *txn, const ts__staged *s)
 	MDB_val key = {8, kb};
 	int rc;
 
-	put_be64(kb, s->rec.id);
+	ts__put_be64(kb, s->rec.id);
 	rc = mdb_del(txn, st->dbi_pending, &key, NULL);
 	if (rc == MDB_NOTFOUND)
 		return ts__err(TS_ECORRUPT, "staged tensor '%s' (id %" PRIu64 "): its pending entry "
@@ -184,33 +184,13 @@ static int drop_pending(ts_store *st, MDB_txn *txn, const ts__staged *s)
 static int publish_txn(void *ud, MDB_txn *txn)
 {
 	ts_group *g = ud;
-	ts_store *st = g->st;
-	uint8_t rb[TS_RECORD_MAX];
 
 	for (size_t i = 0; i < g->n; i++) {
 		const ts__staged *s = &g->items[i];
-		size_t len = strlen(s->name), n;
-		MDB_val key = {len, s->name}, val;
-		int rc = mdb_get(txn, st->dbi_tensors, &key, &val);
+		int rc = ts__publish_record(g->st, txn, s->name, &s->rec, s->replace);
 
-		if (rc == 0) {
-			if (!s->replace)
-				return ts__err(TS_EEXIST, "tensor '%s' exists (TS_WRITE_REPLACE not set)",
-					       s->name);
-			rc = ts__pages_delete_replaced(st, txn, s->name, len, &val);
-			if (rc)
-				return rc;
-		} else if (rc != MDB_NOTFOUND) {
-			return rc;
-		}
-		n = ts__tensor_rec_encode_named(&s->rec, s->name, len, rb, sizeof(rb));
-		if (n == 0)
-			return ts__err(TS_EINTERNAL, "tensor '%s': cannot encode its record", s->name);
-		val.mv_data = rb;
-		val.mv_size = n;
-		rc = mdb_put(txn, st->dbi_tensors, &key, &val, 0);
 		if (rc == 0)
-			rc = drop_pending(st, txn, s);
+			rc = drop_pending(g->st, txn, s);
 		if (rc)
 			return rc;
 	}
@@ -240,7 +220,7 @@ static void discard(ts_group *g)
 	if (g->n == 0)
 		return;
 	snprintf(saved, sizeof(saved), "%s", ts_error_last());
-	(void)ts__store_write(g->st, discard_txn, g, "discarding a write group");
+	(void)ts__txn_write(g->st, discard_txn, g, "discarding a write group");
 	ts__err(0, "%s", saved);
 }
 
@@ -255,7 +235,7 @@ TS_API int ts_group_commit(uint64_t *published, ts_group *g)
 	rc = take_slot(g, 0);
 	if (rc < 0)
 		return rc;
-	rc = g->n ? ts__store_write(g->st, publish_txn, g, "publishing a write group") : 0;
+	rc = g->n ? ts__txn_write(g->st, publish_txn, g, "publishing a write group") : 0;
 	if (rc < 0) {
 		rc = ts__err_wrap(rc, "publishing %zu staged tensors (none published)", g->n);
 		discard(g);

@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "engine/handle.h"
 #include "engine/io.h"
-#include "engine/store.h"
 
 TS_API const char *ts_io_backend_name(ts_io_backend io)
 {
@@ -164,7 +164,7 @@ int ts__io_wait(struct ts__io *io, ts__io_batch *b)
 	return rc;
 }
 
-/* -- the store's hooks (engine/store.h) ----------------------------------------------------- */
+/* -- the store's hooks (called by engine/store.c) ---------------------------------------------- */
 
 int ts__io_open(ts_store *st, ts_io_backend want)
 {

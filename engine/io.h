@@ -93,4 +93,9 @@ int ts__io_uring_init(struct ts__io *io);
 int ts__io_pread_init(struct ts__io *io);
 int ts__io_mmap_init(struct ts__io *io);
 
+/** Set up the store's I/O backend @p want (TS_IO_DEFAULT resolves TSTORE_IO, then uring with the
+ *  pread fallback on ENOSYS/EPERM/ENOMEM); sets st->io to the backend in effect. */
+int ts__io_open(ts_store *st, ts_io_backend want);
+void ts__io_close(ts_store *st);
+
 #endif

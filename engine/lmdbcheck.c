@@ -38,7 +38,9 @@
 #include <unistd.h>
 
 #include "common/error.h"
-#include "engine/store.h"
+#include "engine/handle.h"
+#include "engine/lmdbcheck.h"
+#include "engine/txn.h"
 
 /* LMDB 0.9 on-disk layout (64-bit). */
 #define L_PAGEHDR 16u        /* pgno u64, pad u16, flags u16, lower u16 | upper u16 (or pages u32) */

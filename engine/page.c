@@ -1,5 +1,5 @@
 /*
- * Pages: their keys in the pages database and their 40-byte header (layout in engine/store.h
+ * Pages: their keys in the pages database and their 40-byte header (layout in engine/format.h
  * and docs/FORMAT.md, "Pages").
  *
  * Invariants
@@ -18,56 +18,24 @@
 #include <xxhash.h>
 
 #include "codec/lossless.h"
+#include "common/byteorder.h"
 #include "common/error.h"
-#include "engine/store.h"
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
-}
+#include "engine/format.h"
+#include "engine/geometry.h"
+#include "engine/handle.h"
+#include "engine/page.h"
 
 void ts__page_key(uint8_t key[TS_PAGE_KEY_SIZE], uint64_t tensor_id, uint64_t page_index)
 {
-	put_be64(key, tensor_id);
-	put_be64(key + 8, page_index);
+	ts__put_be64(key, tensor_id);
+	ts__put_be64(key + 8, page_index);
 }
 
 void ts__page_key_parse(const uint8_t key[TS_PAGE_KEY_SIZE], uint64_t *tensor_id,
 			uint64_t *page_index)
 {
-	*tensor_id = get_be64(key);
-	*page_index = get_be64(key + 8);
+	*tensor_id = ts__get_be64(key);
+	*page_index = ts__get_be64(key + 8);
 }
 
 static uint64_t page_checksum(const uint8_t *hdr, const uint8_t *payload, size_t len)
@@ -86,12 +54,12 @@ void ts__page_seal(uint8_t *buf, const ts__page_hdr *hdr)
 	buf[1] = TS_PAGE_VERSION;
 	buf[2] = (uint8_t)hdr->codec;
 	buf[3] = 0;
-	put_le32(buf + 4, hdr->rows);
-	put_le32(buf + 8, hdr->cols);
-	put_le32(buf + 12, hdr->payload_len);
-	put_le64(buf + 16, hdr->tensor_id);
-	put_le64(buf + 24, hdr->page_index);
-	put_le64(buf + 32, page_checksum(buf, buf + TS_PAGE_HEADER_SIZE, hdr->payload_len));
+	ts__put_le32(buf + 4, hdr->rows);
+	ts__put_le32(buf + 8, hdr->cols);
+	ts__put_le32(buf + 12, hdr->payload_len);
+	ts__put_le64(buf + 16, hdr->tensor_id);
+	ts__put_le64(buf + 24, hdr->page_index);
+	ts__put_le64(buf + 32, page_checksum(buf, buf + TS_PAGE_HEADER_SIZE, hdr->payload_len));
 }
 
 int ts__page_verify_kind(const void *vbuf, size_t len, const ts__tensor_rec *rec,
@@ -117,12 +85,12 @@ int ts__page_verify_kind(const void *vbuf, size_t len, const ts__tensor_rec *rec
 	}
 	ts__geometry_page_rect(rec, page_index, &r0, &nr, &c0, &nc);
 	want_len = ts_codec_encoded_size(&rec->codec, nr, nc);
-	rows = get_le32(buf + 4);
-	cols = get_le32(buf + 8);
-	plen = get_le32(buf + 12);
-	id = get_le64(buf + 16);
-	index = get_le64(buf + 24);
-	sum = get_le64(buf + 32);
+	rows = ts__get_le32(buf + 4);
+	cols = ts__get_le32(buf + 8);
+	plen = ts__get_le32(buf + 12);
+	id = ts__get_le64(buf + 16);
+	index = ts__get_le64(buf + 24);
+	sum = ts__get_le64(buf + 32);
 	/* A flipped bit in the header is still damage, not a geometry problem: the checksum
 	 * (which covers the header) decides which it is before the fields are judged. */
 	if ((uint64_t)plen + TS_PAGE_HEADER_SIZE == len &&
@@ -171,17 +139,6 @@ int ts__page_verify(const void *buf, size_t len, const ts__tensor_rec *rec, cons
 	return ts__page_verify_kind(buf, len, rec, name, page_index, NULL);
 }
 
-int ts__pages_delete_replaced(ts_store *st, MDB_txn *txn, const char *name, size_t len,
-			      const MDB_val *old_record)
-{
-	ts__tensor_rec old;
-
-	if (ts__tensor_rec_decode_named(&old, name, len, old_record->mv_data,
-					old_record->mv_size) != 0)
-		return 0;
-	return ts__pages_delete(st, txn, old.id, NULL);
-}
-
 int ts__pages_delete(ts_store *st, MDB_txn *txn, uint64_t tensor_id, uint64_t *deleted)
 {
 	uint8_t kb[TS_PAGE_KEY_SIZE];
@@ -200,7 +157,7 @@ int ts__pages_delete(ts_store *st, MDB_txn *txn, uint64_t tensor_id, uint64_t *d
 	key.mv_size = sizeof(kb);
 	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
 	while (rc == 0) {
-		if (key.mv_size < 8 || get_be64(key.mv_data) != tensor_id)
+		if (key.mv_size < 8 || ts__get_be64(key.mv_data) != tensor_id)
 			break;
 		rc = mdb_cursor_del(cur, 0);
 		if (rc)

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 
 #include "common/error.h"
-#include "engine/store.h"
+#include "engine/pool.h"
 
 typedef struct job {
 	int (*fn)(void *ud, uint64_t i);

@@ -23,7 +23,7 @@
  *      otherwise the value is copied from the map while the transaction is still open, and counted
  *      (map_fallbacks).
  *   3. Map addresses are turned into offsets, and map bytes copied, only with map_lock held
- *      shared and the transaction that produced them open (engine/store.h invariants 3, 4).
+ *      shared and the transaction that produced them open (engine/handle.h invariants 3, 4).
  *   4. Every batch submitted is waited for before its buffers are reused or freed, on every path.
  *   5. Memory per request: the row-run list (at most one entry per requested row), two windows of
  *      page buffers (at most WINDOW_BYTES of runs each) and one scratch page per worker; nothing is
@@ -44,9 +44,16 @@
 
 #include "common/error.h"
 #include "engine/cache.h"
+#include "engine/format.h"
+#include "engine/geometry.h"
+#include "engine/handle.h"
 #include "engine/io.h"
+#include "engine/lmdbcheck.h"
+#include "engine/page.h"
+#include "engine/pool.h"
+#include "engine/record.h"
 #include "engine/residency.h"
-#include "engine/store.h"
+#include "engine/txn.h"
 
 #define LMDB_PAGE 4096u
 #define LMDB_HDR 16u       /* LMDB's page header in front of an overflow value */

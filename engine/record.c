@@ -23,7 +23,13 @@
 #include <xxhash.h>
 
 #include "common/error.h"
-#include "engine/store.h"
+#include "engine/format.h"
+#include "engine/geometry.h"
+#include "engine/handle.h"
+#include "engine/lmdbcheck.h"
+#include "engine/page.h"
+#include "engine/record.h"
+#include "engine/txn.h"
 
 /* Byte layout (docs/FORMAT.md):
  *   0 u8 magic 'T'   1 u8 version   2 u8 ndim   3 u8 source dtype

@@ -18,8 +18,8 @@
 
 #include "common/error.h"
 #include "engine/cache.h"
+#include "engine/handle.h"
 #include "engine/residency.h"
-#include "engine/store.h"
 #include "engine/tiering.h"
 
 #define DEFAULT_SEED 0x7469657265640001ull /* "tiered" */

@@ -21,7 +21,7 @@
  *      tensor or nothing, and the pages of an interrupted write are always findable.
  *   4. One writer per store handle at a time (writer_active under writer_lock), one writer
  *      process per store (the flock taken at open): pending entries found by
- *      ts__writer_cleanup_pending() belong to no live write, except the tensors staged in the
+ *      ts__recovery_run() belong to no live write, except the tensors staged in the
  *      handle's open write group, which it skips (engine/group.c).
  *   5. A writer of a write group ends, at commit, in a staging transaction instead of the final
  *      one: its last pages and its pending entry (invariant 3) are committed, the record goes
@@ -37,8 +37,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/byteorder.h"
 #include "common/error.h"
-#include "engine/store.h"
+#include "engine/format.h"
+#include "engine/geometry.h"
+#include "engine/group.h"
+#include "engine/handle.h"
+#include "engine/page.h"
+#include "engine/pool.h"
+#include "engine/publish.h"
+#include "engine/record.h"
+#include "engine/recovery.h"
+#include "engine/txn.h"
 
 #define BATCH_BYTES (4u * 1024 * 1024)
 
@@ -106,26 +116,6 @@ static uint64_t ceil_div(uint64_t a, uint64_t b)
 	return a / b + (a % b != 0);
 }
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 TS_API void ts_write_opts_init(ts_write_opts *opts)
 {
 	if (!opts)
@@ -170,7 +160,7 @@ static int put_next_id(ts_store *st, MDB_txn *txn, uint64_t next)
 	uint8_t v[8];
 	MDB_val key = {7, (void *)"next_id"}, val = {8, v};
 
-	put_le64(v, next);
+	ts__put_le64(v, next);
 	return mdb_put(txn, st->dbi_meta, &key, &val, 0);
 }
 
@@ -182,7 +172,7 @@ static int start_pending(ts_writer *w, MDB_txn *txn)
 
 	if (rc)
 		return rc;
-	put_be64(kb, w->rec.id);
+	ts__put_be64(kb, w->rec.id);
 	return mdb_put(txn, w->st->dbi_pending, &key, &val, 0);
 }
 
@@ -204,7 +194,7 @@ static int flush(ts_writer *w)
 
 	if (w->bp_n == 0)
 		return 0;
-	rc = ts__store_write(w->st, flush_txn, w, w->name);
+	rc = ts__txn_write(w->st, flush_txn, w, w->name);
 	if (rc < 0)
 		return ts__err_wrap(rc, "writing pages of tensor '%s'", w->name);
 	w->pending_written = 1;
@@ -217,36 +207,18 @@ static int final_txn(void *ud, MDB_txn *txn)
 {
 	ts_writer *w = ud;
 	ts_store *st = w->st;
-	uint8_t rb[TS_RECORD_MAX], kb[8];
-	MDB_val key = {strlen(w->name), w->name}, val;
-	size_t n;
+	uint8_t kb[8];
 	int rc;
 
-	rc = mdb_get(txn, st->dbi_tensors, &key, &val);
-	if (rc == 0) {
-		if (!(w->flags & TS_WRITE_REPLACE))
-			return ts__err(TS_EEXIST, "tensor '%s' exists (TS_WRITE_REPLACE not set)",
-				       w->name);
-		rc = ts__pages_delete_replaced(st, txn, w->name, strlen(w->name), &val);
-		if (rc)
-			return rc;
-	} else if (rc != MDB_NOTFOUND) {
-		return rc;
-	}
 	rc = put_pages(w, txn);
-	if (rc)
-		return rc;
-	n = ts__tensor_rec_encode_named(&w->rec, w->name, strlen(w->name), rb, sizeof(rb));
-	if (n == 0)
-		return ts__err(TS_EINTERNAL, "tensor '%s': cannot encode its record", w->name);
-	val.mv_data = rb;
-	val.mv_size = n;
-	rc = mdb_put(txn, st->dbi_tensors, &key, &val, 0);
+	if (rc == 0)
+		rc = ts__publish_record(st, txn, w->name, &w->rec,
+					(w->flags & TS_WRITE_REPLACE) != 0);
 	if (rc)
 		return rc;
 	if (w->pending_written) {
 		MDB_val pk = {8, kb};
-		put_be64(kb, w->rec.id);
+		ts__put_be64(kb, w->rec.id);
 		rc = mdb_del(txn, st->dbi_pending, &pk, NULL);
 		if (rc == MDB_NOTFOUND)
 			return ts__err(TS_ECORRUPT, "tensor '%s': its pending entry vanished", w->name);
@@ -280,7 +252,7 @@ static int stage_txn(void *ud, MDB_txn *txn)
 		uint8_t kb[8];
 		MDB_val pk = {8, kb};
 		rc = ts__pages_delete(st, txn, w->supersede_id, NULL);
-		put_be64(kb, w->supersede_id);
+		ts__put_be64(kb, w->supersede_id);
 		if (rc == 0)
 			rc = mdb_del(txn, st->dbi_pending, &pk, NULL);
 		if (rc == MDB_NOTFOUND)
@@ -288,83 +260,6 @@ static int stage_txn(void *ud, MDB_txn *txn)
 				       "version vanished", w->name);
 	}
 	return rc;
-}
-
-typedef struct cleanup_ctx {
-	ts_store *st;
-	uint64_t only_id; /* 0: every pending id */
-	uint64_t removed;
-	const ts_group *keep; /* the open write group, whose staged ids stay (or NULL) */
-} cleanup_ctx;
-
-static int cleanup_txn(void *ud, MDB_txn *txn)
-{
-	cleanup_ctx *c = ud;
-	ts_store *st = c->st;
-	MDB_cursor *cur;
-	MDB_val key, val;
-	int rc;
-
-	c->removed = 0;
-	rc = mdb_cursor_open(txn, st->dbi_pending, &cur);
-	if (rc)
-		return rc;
-	rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
-	while (rc == 0) {
-		uint64_t id = 0;
-		if (key.mv_size == 8) {
-			for (int i = 0; i < 8; i++)
-				id = (id << 8) | ((const uint8_t *)key.mv_data)[i];
-		}
-		if ((c->only_id == 0 && !ts__group_owns(c->keep, id)) ||
-		    (c->only_id && id == c->only_id)) {
-			if (id != 0) {
-				rc = ts__pages_delete(st, txn, id, NULL);
-				if (rc)
-					break;
-			}
-			rc = mdb_cursor_del(cur, 0);
-			if (rc)
-				break;
-			c->removed++;
-			rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
-			continue;
-		}
-		rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
-	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
-int ts__writer_cleanup_pending(ts_store *st, uint64_t *removed)
-{
-	cleanup_ctx c = {st, 0, 0, NULL};
-	MDB_txn *txn;
-	MDB_stat ms;
-	int rc;
-
-	if (removed)
-		*removed = 0;
-	/* The caller holds the writer slot, so no tensor can be staged meanwhile; a group opened
-	 * after this snapshot has none yet. */
-	pthread_mutex_lock(&st->writer_lock);
-	c.keep = st->group;
-	pthread_mutex_unlock(&st->writer_lock);
-	rc = ts__txn_begin_read(st, &txn);
-	if (rc < 0)
-		return rc;
-	rc = mdb_stat(txn, st->dbi_pending, &ms);
-	ts__txn_abort(st, txn);
-	if (rc)
-		return ts__err_from_mdb(rc, "reading the pending database");
-	if (ms.ms_entries == 0 || (c.keep && ms.ms_entries == c.keep->n))
-		return 0; /* nothing, or only the open group's staged tensors (invariant 4) */
-	rc = ts__store_write(st, cleanup_txn, &c, "removing interrupted writes");
-	if (rc < 0)
-		return rc;
-	if (removed)
-		*removed = c.removed;
-	return 0;
 }
 
 /* -- begin -------------------------------------------------------------------------------- */
@@ -379,7 +274,7 @@ static int read_next_id(ts_store *st, uint64_t *out)
 		return rc;
 	rc = mdb_get(txn, st->dbi_meta, &key, &val);
 	if (rc == 0 && val.mv_size == 8)
-		*out = get_le64(val.mv_data);
+		*out = ts__get_le64(val.mv_data);
 	ts__txn_abort(st, txn);
 	if (rc)
 		return ts__err_from_mdb(rc, "reading the next tensor id");
@@ -590,7 +485,7 @@ TS_API int ts_writer_begin(ts_writer **out, ts_store *st, const char *name, ts_d
 		rc = ts__err(TS_EEXIST, "tensor '%s' exists (TS_WRITE_REPLACE not set)", name);
 		goto fail;
 	}
-	rc = ts__writer_cleanup_pending(st, NULL);
+	rc = ts__recovery_run(st, NULL);
 	if (rc < 0)
 		goto fail;
 
@@ -1016,8 +911,7 @@ static void finish_stats(ts_writer *w)
 static int abort_txn(void *ud, MDB_txn *txn)
 {
 	ts_writer *w = ud;
-	cleanup_ctx c = {w->st, w->rec.id, 0, NULL};
-	return cleanup_txn(&c, txn);
+	return ts__recovery_discard(w->st, txn, w->rec.id);
 }
 
 TS_API void ts_writer_abort(ts_writer *w)
@@ -1028,7 +922,7 @@ TS_API void ts_writer_abort(ts_writer *w)
 		/* If this fails (a full disk), the pending entry stays for the next writer. */
 		char saved[512];
 		snprintf(saved, sizeof(saved), "%s", ts_error_last());
-		(void)ts__store_write(w->st, abort_txn, w, "discarding an unfinished write");
+		(void)ts__txn_write(w->st, abort_txn, w, "discarding an unfinished write");
 		ts__err(0, "%s", saved);
 	}
 	writer_free(w);
@@ -1059,9 +953,9 @@ TS_API int ts_writer_commit(ts_tensor_info *info, ts_writer *w)
 			goto fail;
 		k = ts__group_find(w->wgroup, w->name);
 		w->supersede_id = k >= 0 ? w->wgroup->items[k].rec.id : 0;
-		rc = ts__store_write(w->st, stage_txn, w, w->name);
+		rc = ts__txn_write(w->st, stage_txn, w, w->name);
 	} else {
-		rc = ts__store_write(w->st, final_txn, w, w->name);
+		rc = ts__txn_write(w->st, final_txn, w, w->name);
 	}
 	if (rc < 0) {
 		rc = ts__err_wrap(rc, "%s tensor '%s'", w->wgroup ? "staging" : "committing", w->name);
@@ -1122,5 +1016,5 @@ TS_API int ts_tensor_delete(ts_store *st, const char *name)
 	n = strlen(name);
 	if (n == 0 || n > TS_MAX_NAME)
 		return ts__err(TS_ENOTFOUND, "no tensor named '%.64s'", name);
-	return ts__store_write(st, delete_txn, &d, name);
+	return ts__txn_write(st, delete_txn, &d, name);
 }

@@ -9,7 +9,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "engine/store.h"
+#include "engine/format.h"
+#include "engine/geometry.h"
+#include "engine/page.h"
+#include "engine/record.h"
 
 typedef struct fz {
 	const uint8_t *p;

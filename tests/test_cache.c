@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "engine/cache.h"
-#include "engine/store.h"
 
 static ts__cache_key key_of(uint64_t tensor, uint64_t page)
 {

@@ -16,7 +16,10 @@
 #include <unistd.h>
 
 #include "common/error.h"
-#include "engine/store.h"
+#include "engine/handle.h"
+#include "engine/page.h"
+#include "engine/record.h"
+#include "engine/txn.h"
 #include "storetest.h"
 
 typedef struct seen {
@@ -148,7 +151,7 @@ Test(check, orphan_pages_are_found_and_repaired)
 	seen s;
 	ts_store *st = populated("orphan.tst");
 	uint64_t before = st_raw_count(st_path("orphan.tst"), "pages");
-	cr_assert_eq(ts__store_write(st, put_orphans, st, "test"), 0);
+	cr_assert_eq(ts__txn_write(st, put_orphans, st, "test"), 0);
 	cr_expect_eq(check(st, 0, &s), 1);
 	cr_expect_eq(s.kind[0], TS_PROBLEM_ORPHAN);
 	cr_expect(strstr(s.detail[0], "3 pages of tensor id 1000"), "%s", s.detail[0]);
@@ -186,9 +189,9 @@ Test(check, missing_and_extra_pages)
 	cr_assert_eq(ts_tensor_info_get(&info, st, "a"), 0);
 	victim_id = info.id;
 	victim_page = 1;
-	cr_assert_eq(ts__store_write(st, del_page, st, "test"), 0);
+	cr_assert_eq(ts__txn_write(st, del_page, st, "test"), 0);
 	victim_page = info.page_count - 1;
-	cr_assert_eq(ts__store_write(st, del_page, st, "test"), 0);
+	cr_assert_eq(ts__txn_write(st, del_page, st, "test"), 0);
 	cr_expect_eq(check(st, 0, &s), 2);
 	cr_expect_geq(find(&s, TS_PROBLEM_MISSING, "a", 1), 0);
 	cr_expect_geq(find(&s, TS_PROBLEM_MISSING, "a", (int64_t)info.page_count - 1), 0);
@@ -198,7 +201,7 @@ Test(check, missing_and_extra_pages)
 	cr_assert_eq(ts_tensor_info_get(&info, st, "c"), 0);
 	victim_id = info.id;
 	victim_page = 5;
-	cr_assert_eq(ts__store_write(st, put_extra_page, st, "test"), 0);
+	cr_assert_eq(ts__txn_write(st, put_extra_page, st, "test"), 0);
 	cr_expect_eq(check(st, 0, &s), 3);
 	cr_expect_geq(find(&s, TS_PROBLEM_ORPHAN, "c", 5), 0);
 	check(st, TS_CHECK_REPAIR, &s);
@@ -228,7 +231,7 @@ Test(check, unfinished_writes_are_found_and_repaired)
 {
 	seen s;
 	ts_store *st = populated("unfinished.tst");
-	cr_assert_eq(ts__store_write(st, put_pending, st, "test"), 0);
+	cr_assert_eq(ts__txn_write(st, put_pending, st, "test"), 0);
 	cr_expect_eq(check(st, 0, &s), 1);
 	cr_expect_eq(s.kind[0], TS_PROBLEM_UNFINISHED);
 	cr_expect_str_eq(s.tensor[0], "halfway");
@@ -242,7 +245,7 @@ Test(check, unfinished_writes_are_found_and_repaired)
 	ts_store_close(st);
 
 	st = st_create("unfinished.tst", 1);
-	cr_assert_eq(ts__store_write(st, put_pending, st, "test"), 0); /* again, after the open */
+	cr_assert_eq(ts__txn_write(st, put_pending, st, "test"), 0); /* again, after the open */
 	cr_expect_eq(check(st, TS_CHECK_REPAIR, &s), 1);
 	cr_expect_eq(check(st, 0, &s), 0);
 	ts_tensor_info info;
@@ -270,7 +273,7 @@ Test(check, a_damaged_record_blocks_orphan_removal)
 	seen s;
 	ts_store *st = populated("record.tst");
 	uint64_t pages = st_raw_count(st_path("record.tst"), "pages");
-	cr_assert_eq(ts__store_write(st, damage_record, st, "test"), 0);
+	cr_assert_eq(ts__txn_write(st, damage_record, st, "test"), 0);
 	cr_expect_eq(check(st, 0, &s), 2);
 	cr_expect_eq(s.kind[0], TS_PROBLEM_RECORD);
 	cr_expect_str_eq(s.tensor[0], "c");

@@ -11,7 +11,8 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "engine/store.h"
+#include "engine/format.h"
+#include "engine/geometry.h"
 #include "storetest.h"
 
 static ts__tensor_rec plan(ts_codec codec, ts_dtype src, uint64_t rows, uint64_t cols,

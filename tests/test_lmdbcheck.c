@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
-#include "engine/store.h"
+#include "engine/lmdbcheck.h"
 #include "storetest.h"
 
 #define PG 4096u

@@ -9,7 +9,11 @@
 #include <xxhash.h>
 
 #include "common/error.h"
-#include "engine/store.h"
+#include "engine/format.h"
+#include "engine/geometry.h"
+#include "engine/handle.h"
+#include "engine/page.h"
+#include "engine/txn.h"
 #include "storetest.h"
 
 /* A 100 x 70 raw F32 tensor cut into pages of 16 rows x 32 columns (3 tiles across). */
@@ -229,8 +233,8 @@ static int delete_two(void *ud, MDB_txn *txn)
 Test(page, deleting_a_tensors_pages_leaves_the_others)
 {
 	ts_store *st = st_create("p.tst", 1);
-	cr_assert_eq(ts__store_write(st, put_test_pages, st, "test"), 0, "%s", ts_error_last());
-	cr_assert_eq(ts__store_write(st, delete_two, st, "test"), 0, "%s", ts_error_last());
+	cr_assert_eq(ts__txn_write(st, put_test_pages, st, "test"), 0, "%s", ts_error_last());
+	cr_assert_eq(ts__txn_write(st, delete_two, st, "test"), 0, "%s", ts_error_last());
 	cr_expect_eq(deleted, 50);
 	ts_store_close(st);
 	cr_expect_eq(st_raw_count(st_path("p.tst"), "pages"), 100);

@@ -11,7 +11,9 @@
 #include <xxhash.h>
 
 #include "common/error.h"
-#include "engine/store.h"
+#include "engine/format.h"
+#include "engine/geometry.h"
+#include "engine/record.h"
 #include "storetest.h"
 
 static ts__tensor_rec sample(ts_codec codec, int ndim, const uint64_t *shape)

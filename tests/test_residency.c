@@ -11,8 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/cache.h"
+#include "engine/hierarchy.h"
 #include "engine/residency.h"
-#include "engine/store.h"
 
 /* The standard page: 16384 elements, 10000 bytes compressed, a 12288-byte run on storage,
  * 65536 bytes decoded (F32). */

@@ -15,7 +15,8 @@
 #include <unistd.h>
 
 #include "common/error.h"
-#include "engine/store.h"
+#include "engine/handle.h"
+#include "engine/txn.h"
 #include "storetest.h"
 
 static int exists(const char *p)

@@ -15,7 +15,12 @@
 #include <unistd.h>
 
 #include "common/error.h"
-#include "engine/store.h"
+#include "engine/format.h"
+#include "engine/geometry.h"
+#include "engine/handle.h"
+#include "engine/page.h"
+#include "engine/record.h"
+#include "engine/txn.h"
 #include "storetest.h"
 
 /* Read tensor @p name back by fetching each page with LMDB and decoding it with the codec:

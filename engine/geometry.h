@@ -1,0 +1,49 @@
+/*
+ * How a tensor is cut into pages (engine/geometry.c).
+ */
+#ifndef TS_ENGINE_GEOMETRY_H
+#define TS_ENGINE_GEOMETRY_H
+
+#include <stdint.h>
+
+#include "engine/format.h"
+
+/* Page sizes: k * 4096 - 16 bytes (header + payload), LMDB's overflow-page run minus its header.
+ * The default depends on the codec (ts__geometry_default_page_bytes): the denser the encoding,
+ * the smaller the page, so that a tile stays a few dozen rows tall and row slices of a few
+ * hundred rows read little more than they need (docs/FORMAT.md, "How the writer chooses the
+ * geometry"): TS_PAGE_BYTES_4BIT (k = 4) for nvfp4 and mxfp4, TS_PAGE_BYTES_8BIT (k = 8) for
+ * int8 and fp8, TS_PAGE_BYTES_DEFAULT (k = 16) for raw, TS_PAGE_BYTES_LOSSLESS (k = 64) for
+ * lossless, whose pages are shorter than that bound by a length the data decides: LMDB rounds each
+ * up to whole 4 KiB pages, about 2 KiB lost per page, which must stay small beside the page
+ * (docs/FORMAT.md). */
+#define TS_PAGE_BYTES_DEFAULT 65520u
+#define TS_PAGE_BYTES_LOSSLESS 262128u
+#define TS_PAGE_BYTES_8BIT 32752u
+#define TS_PAGE_BYTES_4BIT 16368u
+#define TS_PAGE_BYTES_MIN 4080u
+#define TS_PAGE_BYTES_MAX (16u * 1024 * 1024 - 16)
+/* Target tile width in columns for wide tensors, and the most source bytes of one tile-row band
+ * the writer buffers (part of the geometry rule: see docs/FORMAT.md). */
+#define TS_GEOMETRY_TILE_COLS 1024u
+#define TS_GEOMETRY_BAND_BYTES (4u * 1024 * 1024)
+
+/** The page size a tensor of codec configuration @p cfg gets when none is asked for. */
+uint64_t ts__geometry_default_page_bytes(const ts_codec_config *cfg);
+
+/** Elements per block along a row for the geometry of @p cfg (1 for raw and fp8). */
+uint64_t ts__geometry_block(const ts_codec_config *cfg);
+
+/** Choose tile_rows/tile_cols/page_count for @p rec (rows, cols and codec set) so that a full
+ *  page (header + payload) is at most @p page_bytes (0: the codec's default) and as close to it
+ *  as the geometry allows. */
+int ts__geometry_plan(ts__tensor_rec *rec, uint64_t page_bytes);
+
+/** The rectangle of page @p page: rows [*r0, *r0 + *nr), cols [*c0, *c0 + *nc). */
+void ts__geometry_page_rect(const ts__tensor_rec *rec, uint64_t page, uint64_t *r0,
+			    uint64_t *nr, uint64_t *c0, uint64_t *nc);
+
+/** Number of tile columns (pages per tile row). */
+uint64_t ts__geometry_tiles_across(const ts__tensor_rec *rec);
+
+#endif

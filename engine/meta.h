@@ -1,0 +1,23 @@
+/*
+ * The store's databases and its meta records (docs/FORMAT.md): opening the four databases,
+ * writing the meta records of a new store and checking those of an existing one.
+ */
+#ifndef TS_ENGINE_META_H
+#define TS_ENGINE_META_H
+
+#include <lmdb.h>
+
+#include "engine/handle.h"
+
+/* Keys of the meta database. */
+#define TS_META_FORMAT "format"
+#define TS_META_CREATOR "creator"
+#define TS_META_CREATED "created"
+#define TS_META_NEXT_ID "next_id"
+
+/** Open the store's databases in @p txn and check its meta records; with @p create, an empty
+ *  environment becomes a store (databases and meta records written in @p txn). Runs in a
+ *  read-only transaction for a read-only open, so that it creates nothing. */
+int ts__meta_open(ts_store *st, MDB_txn *txn, int create);
+
+#endif
