@@ -6,7 +6,9 @@
  * pending entry are committed, but its record is kept here, in memory, instead of being written
  * to the tensors database. ts_group_commit() then writes every staged record, deletes the
  * replaced tensors' pages and the staged tensors' pending entries, in ONE write transaction.
- * ts_group_abort() deletes the staged tensors' pages and pending entries.
+ * ts_group_abort() deletes the staged tensors' pages and pending entries. The store's metadata
+ * (meta key "metadata", docs/FORMAT.md section 2) is staged here too and written, or removed, in
+ * the publishing transaction; ts_store_metadata_get() reads it.
  *
  * Invariants
  *   1. A staged tensor's pages are all committed, and its id is in the pending database, from
@@ -36,6 +38,7 @@
 #include "engine/format.h"
 #include "engine/group.h"
 #include "engine/handle.h"
+#include "engine/meta.h"
 #include "engine/page.h"
 #include "engine/publish.h"
 #include "engine/txn.h"
@@ -163,6 +166,7 @@ static void group_end(ts_group *g)
 	for (size_t i = 0; i < g->n; i++)
 		free(g->items[i].name);
 	free(g->items);
+	free(g->metadata);
 	free(g);
 }
 
@@ -192,6 +196,14 @@ static int publish_txn(void *ud, MDB_txn *txn)
 		if (rc == 0)
 			rc = drop_pending(g->st, txn, s);
 		if (rc)
+			return rc;
+	}
+	if (g->metadata) {
+		MDB_val key = {sizeof(TS_META_METADATA) - 1, (void *)TS_META_METADATA};
+		MDB_val val = {g->metadata_len, g->metadata};
+		int rc = g->metadata_len ? mdb_put(txn, g->st->dbi_meta, &key, &val, 0)
+					 : mdb_del(txn, g->st->dbi_meta, &key, NULL);
+		if (rc && rc != MDB_NOTFOUND)
 			return rc;
 	}
 	return 0;
@@ -235,7 +247,8 @@ TS_API int ts_group_commit(uint64_t *published, ts_group *g)
 	rc = take_slot(g, 0);
 	if (rc < 0)
 		return rc;
-	rc = g->n ? ts__txn_write(g->st, publish_txn, g, "publishing a write group") : 0;
+	rc = g->n || g->metadata ? ts__txn_write(g->st, publish_txn, g, "publishing a write group")
+				 : 0;
 	if (rc < 0) {
 		rc = ts__err_wrap(rc, "publishing %zu staged tensors (none published)", g->n);
 		discard(g);
@@ -262,4 +275,69 @@ TS_API void ts_group_abort(ts_group *g)
 TS_API size_t ts_group_count(const ts_group *g)
 {
 	return g ? g->n : 0;
+}
+
+TS_API int ts_group_metadata_set(ts_group *g, const char *text, size_t len)
+{
+	char *copy;
+
+	if (!g || (!text && len))
+		return ts__err(TS_EINVAL, "ts_group_metadata_set: %s is NULL", g ? "text" : "group");
+	if (len > TS_METADATA_MAX)
+		return ts__err(TS_EINVAL, "store metadata of %zu bytes (at most %u)", len,
+			       TS_METADATA_MAX);
+	if (len && memchr(text, '\0', len))
+		return ts__err(TS_EINVAL, "store metadata holds a NUL byte at offset %zu",
+			       (size_t)((const char *)memchr(text, '\0', len) - text));
+	copy = malloc(len + 1);
+	if (!copy)
+		return ts__err(TS_ENOMEM, "store metadata of %zu bytes: out of memory", len);
+	if (len)
+		memcpy(copy, text, len);
+	copy[len] = '\0';
+	free(g->metadata);
+	g->metadata = copy;
+	g->metadata_len = len;
+	return 0;
+}
+
+TS_API int ts_store_metadata_get(char *out, size_t size, size_t *len, ts_store *st)
+{
+	MDB_val key = {sizeof(TS_META_METADATA) - 1, (void *)TS_META_METADATA}, val = {0, NULL};
+	MDB_txn *txn = NULL;
+	int rc;
+
+	if (len)
+		*len = 0;
+	if (!st || (!out && size))
+		return ts__err(TS_EINVAL, "ts_store_metadata_get: %s is NULL", st ? "out" : "store");
+	rc = ts__txn_begin_read(st, &txn);
+	if (rc)
+		return rc;
+	rc = mdb_get(txn, st->dbi_meta, &key, &val);
+	if (rc == MDB_NOTFOUND) {
+		val.mv_size = 0;
+		rc = 0;
+	} else if (rc) {
+		rc = ts__err_from_mdb(rc, "reading the store's metadata");
+		goto out;
+	}
+	if (val.mv_size && memchr(val.mv_data, '\0', val.mv_size)) {
+		rc = ts__err(TS_ECORRUPT, "store '%s': the metadata record holds a NUL byte",
+			     st->path);
+		goto out;
+	}
+	if (len)
+		*len = val.mv_size;
+	if (size <= val.mv_size) {
+		rc = ts__err(TS_ESHORTBUF, "store metadata of %zu bytes: a buffer of %zu bytes is too "
+			     "small", val.mv_size, size);
+		goto out;
+	}
+	if (val.mv_size)
+		memcpy(out, val.mv_data, val.mv_size);
+	out[val.mv_size] = '\0';
+out:
+	ts__txn_abort(st, txn);
+	return rc;
 }

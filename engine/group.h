@@ -22,6 +22,8 @@ struct ts_group {
 	ts__staged *items; /* sorted by rec.id, ascending */
 	size_t n, cap;
 	int writers; /* writers of this group not yet committed or aborted (under writer_lock) */
+	char *metadata;      /* staged by ts_group_metadata_set() (owned), NULL: none staged */
+	size_t metadata_len; /* 0 with metadata set: remove the record at commit */
 };
 
 /** 1 if tensor id @p id is staged in write group @p g (0 if @p g is NULL). The caller holds

@@ -14,6 +14,7 @@
 #define TS_META_CREATOR "creator"
 #define TS_META_CREATED "created"
 #define TS_META_NEXT_ID "next_id"
+#define TS_META_METADATA "metadata" /* optional: ts_group_metadata_set() (engine/group.c) */
 
 /** Open the store's databases in @p txn and check its meta records; with @p create, an empty
  *  environment becomes a store (databases and meta records written in @p txn). Runs in a

@@ -666,6 +666,40 @@ TS_API void ts_group_abort(ts_group *g);
 
 /** Number of tensors staged in @p g (a name staged twice counts once); 0 for NULL. */
 TS_API size_t ts_group_count(const ts_group *g);
+
+/* -- Store metadata ----------------------------------------------------------------------- */
+
+/*
+ * A store keeps one metadata text beside its tensors: by convention a JSON object of string
+ * values, the safetensors "__metadata__" of the checkpoint it was imported from (`tstore import`
+ * stores it, `tstore export` writes it back, the Python package's save_file() and metadata()
+ * use it). The library keeps the bytes as given and never parses them. It is written only
+ * through a write group, so it is published in the same transaction as the group's tensors.
+ */
+
+#define TS_METADATA_MAX (16u << 20) /**< longest metadata text in bytes, excluding the NUL */
+
+/**
+ * Stage @p text (@p len bytes of UTF-8 without NUL; copied) as the store's metadata, to be
+ * published by ts_group_commit() in the group's transaction, replacing the metadata before
+ * (even if the group stages no tensor). @p len 0 removes it at commit. A second call replaces
+ * what the first staged; ts_group_abort() discards it.
+ * @return 0; TS_EINVAL (NULL group, NULL text with len > 0, a NUL byte in the text, len over
+ *         TS_METADATA_MAX); TS_ENOMEM.
+ * Threads: as the group (one thread at a time).
+ */
+TS_API int ts_group_metadata_set(ts_group *g, const char *text, size_t len);
+
+/**
+ * Copy the store's metadata, NUL-terminated, into @p out of @p size bytes, from one consistent
+ * snapshot. A store without metadata gives "" (*len 0). @p len (may be NULL) receives the
+ * length without the NUL, also when the buffer is too small; @p out may be NULL when @p size
+ * is 0 (ask for the length first).
+ * @return 0; TS_ESHORTBUF if @p size <= the length; TS_ECORRUPT if the record holds a NUL
+ *         byte; TS_EINVAL for a NULL store. Threads: any.
+ */
+TS_API int ts_store_metadata_get(char *out, size_t size, size_t *len, ts_store *st);
+
 /* -- Checking and copying ----------------------------------------------------------------- */
 
 typedef enum ts_problem_kind {

@@ -536,3 +536,93 @@ Test(group, memory_stays_bounded_however_much_is_staged, .timeout = 120)
 	free(buf);
 	ts_store_close(st);
 }
+
+/* The store's metadata text, read with a buffer of exactly its size. */
+static char *metadata(ts_store *st)
+{
+	size_t len = 99;
+	int rc = ts_store_metadata_get(NULL, 0, &len, st);
+	cr_assert(rc == 0 || rc == TS_ESHORTBUF, "%s", ts_error_last());
+	char *buf = malloc(len + 1);
+	cr_assert_eq(ts_store_metadata_get(buf, len + 1, &len, st), 0, "%s", ts_error_last());
+	cr_assert_eq(strlen(buf), len);
+	return buf;
+}
+
+Test(group, metadata_is_published_with_the_group_and_discarded_with_it)
+{
+	static const char v1[] = "{\"format\":\"pt\",\"k\":\"\xc3\xa9\"}", v2[] = "{\"a\":\"b\"}";
+	float *a = values(1);
+	ts_store *st = open_rw("meta.tst", 0);
+	ts_group *g;
+	char *m, small[4];
+	size_t len = 0;
+
+	m = metadata(st);
+	cr_expect_str_eq(m, "", "a new store has no metadata");
+	free(m);
+	/* staged with a tensor: invisible until the commit, then both at once */
+	cr_assert_eq(ts_group_begin(&g, st), 0, "%s", ts_error_last());
+	cr_assert_eq(put(st, g, "t", a, 0), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_group_metadata_set(g, v2, strlen(v2)), 0);
+	cr_assert_eq(ts_group_metadata_set(g, v1, strlen(v1)), 0, "the second call replaces");
+	m = metadata(st);
+	cr_expect_str_eq(m, "");
+	free(m);
+	cr_assert_eq(ts_group_commit(NULL, g), 0, "%s", ts_error_last());
+	m = metadata(st);
+	cr_expect_str_eq(m, v1);
+	free(m);
+	cr_expect_eq(ts_store_metadata_get(small, sizeof small, &len, st), TS_ESHORTBUF);
+	cr_expect_eq(len, strlen(v1), "the length is given with TS_ESHORTBUF");
+	/* aborted: the metadata stays as it was */
+	cr_assert_eq(ts_group_begin(&g, st), 0);
+	cr_assert_eq(ts_group_metadata_set(g, v2, strlen(v2)), 0);
+	ts_group_abort(g);
+	m = metadata(st);
+	cr_expect_str_eq(m, v1);
+	free(m);
+	/* a group of metadata alone publishes it; length 0 removes it */
+	cr_assert_eq(ts_group_begin(&g, st), 0);
+	cr_assert_eq(ts_group_metadata_set(g, v2, strlen(v2)), 0);
+	cr_assert_eq(ts_group_commit(NULL, g), 0, "%s", ts_error_last());
+	m = metadata(st);
+	cr_expect_str_eq(m, v2);
+	free(m);
+	cr_assert_eq(ts_group_begin(&g, st), 0);
+	cr_assert_eq(ts_group_metadata_set(g, NULL, 0), 0);
+	cr_assert_eq(ts_group_commit(NULL, g), 0, "%s", ts_error_last());
+	m = metadata(st);
+	cr_expect_str_eq(m, "");
+	free(m);
+	cr_expect_eq(problems(st), 0);
+	/* survives reopening, read-only */
+	cr_assert_eq(ts_group_begin(&g, st), 0);
+	cr_assert_eq(ts_group_metadata_set(g, v1, strlen(v1)), 0);
+	cr_assert_eq(ts_group_commit(NULL, g), 0, "%s", ts_error_last());
+	ts_store_close(st);
+	cr_assert_eq(ts_store_open(&st, st_path("meta.tst"), NULL), 0, "%s", ts_error_last());
+	m = metadata(st);
+	cr_expect_str_eq(m, v1);
+	free(m);
+	ts_store_close(st);
+	free(a);
+}
+
+Test(group, metadata_mistakes_get_clear_errors)
+{
+	ts_store *st = open_rw("metaerr.tst", 0);
+	ts_group *g;
+	size_t len;
+
+	cr_assert_eq(ts_group_begin(&g, st), 0);
+	cr_expect_eq(ts_group_metadata_set(NULL, "{}", 2), TS_EINVAL);
+	cr_expect_eq(ts_group_metadata_set(g, NULL, 2), TS_EINVAL);
+	cr_expect_eq(ts_group_metadata_set(g, "{\"a\0\":1}", 8), TS_EINVAL);
+	cr_expect(strstr(ts_error_last(), "NUL byte at offset 3") != NULL, "%s", ts_error_last());
+	cr_expect_eq(ts_group_metadata_set(g, "x", (size_t)TS_METADATA_MAX + 1), TS_EINVAL);
+	ts_group_abort(g);
+	cr_expect_eq(ts_store_metadata_get(NULL, 0, &len, NULL), TS_EINVAL);
+	cr_expect_eq(ts_store_metadata_get(NULL, 4, &len, st), TS_EINVAL);
+	ts_store_close(st);
+}

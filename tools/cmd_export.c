@@ -146,6 +146,48 @@ static int modelopt_ok(const ts_tensor_info *i)
 	       i->shape[0] > 0 && i->shape[1] > 0;
 }
 
+/* The store's metadata as safetensors __metadata__ entries (*meta freed with st_meta_free());
+ * a store without metadata gets {"format": "pt"}, what loaders expect. 0 or -1 (reported). */
+static int load_metadata(ts_store *st, const char *store_path, st_meta **meta, size_t *count)
+{
+	size_t len = 0;
+	char *text, err[512];
+	int rc = ts_store_metadata_get(NULL, 0, &len, st);
+
+	*meta = NULL;
+	*count = 0;
+	if (rc < 0 && rc != TS_ESHORTBUF) {
+		cli_error_ts(CMD, rc, "cannot read the metadata of %s", store_path);
+		return -1;
+	}
+	if (len == 0) {
+		*meta = calloc(1, sizeof **meta);
+		if (!*meta || !((*meta)->key = strdup("format")) || !((*meta)->value = strdup("pt"))) {
+			st_meta_free(*meta, *meta ? 1 : 0);
+			cli_error(CMD, NULL, "out of memory");
+			return -1;
+		}
+		*count = 1;
+		return 0;
+	}
+	text = malloc(len + 1);
+	if (!text) {
+		cli_error(CMD, NULL, "out of memory");
+		return -1;
+	}
+	rc = ts_store_metadata_get(text, len + 1, &len, st);
+	if (rc < 0) {
+		free(text);
+		cli_error_ts(CMD, rc, "cannot read the metadata of %s", store_path);
+		return -1;
+	}
+	rc = st_meta_parse(meta, count, text, len, err, sizeof err);
+	free(text);
+	if (rc < 0)
+		cli_error(CMD, store_path, "%s", err);
+	return rc;
+}
+
 int cmd_export(int argc, char **argv)
 {
 	int want = -1, modelopt = 0, c, status = CLI_FAIL;
@@ -190,10 +232,14 @@ int cmd_export(int argc, char **argv)
 	FILE *f = NULL;
 	char tmp[4200];
 	uint8_t *buf = NULL, *sbuf = NULL;
+	st_meta *meta = NULL;
+	size_t nmeta = 0;
 	tmp[0] = '\0';
 
 	if (cli_open_store(CMD, &st, store_path, 0, 0) < 0)
 		return CLI_USAGE;
+	if (load_metadata(st, store_path, &meta, &nmeta) < 0)
+		goto out;
 	if (nnames) {
 		for (size_t i = 0; i < nnames; i++) {
 			ts_tensor_info info;
@@ -305,8 +351,7 @@ int cmd_export(int argc, char **argv)
 	}
 	for (size_t i = 0; i < nent; i++)
 		ot[i] = ent[i].o;
-	st_meta meta[1] = {{"format", "pt"}};
-	int wrc = st_write_header(f, ot, nent, meta, 1, &data_start, offs);
+	int wrc = st_write_header(f, ot, nent, meta, nmeta, &data_start, offs);
 	for (size_t i = 0; i < nent; i++)
 		ent[i].offset = data_start + offs[i];
 	free(ot);
@@ -459,6 +504,7 @@ out:
 	for (size_t i = 0; i < l.n; i++)
 		free(l.v[i].name);
 	free(l.v);
+	st_meta_free(meta, nmeta);
 	ts_store_close(st);
 	return status;
 }

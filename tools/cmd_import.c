@@ -510,6 +510,42 @@ static void print_summary(const summary *sm, const opts *o, const char *store, s
 		printf("  worst relative RMS error: 0 (lossless)\n");
 }
 
+/* Stage the sources' __metadata__ as the store's metadata, published with the tensors: the
+ * entries of every file in order, a key's first value kept (shards repeat "format"). Sources
+ * without __metadata__ leave the store's metadata as it is. 0 or a negative TS_E* code. */
+static int stage_metadata(ts_group *g, const st_checkpoint *ck)
+{
+	size_t n = 0, len = 0;
+	st_meta *all;
+	char *text;
+	int rc;
+
+	for (size_t f = 0; f < ck->file_count; f++)
+		n += ck->files[f].meta_count;
+	if (n == 0)
+		return 0;
+	all = calloc(n, sizeof *all);
+	if (!all)
+		return TS_ENOMEM;
+	n = 0;
+	for (size_t f = 0; f < ck->file_count; f++)
+		for (size_t i = 0; i < ck->files[f].meta_count; i++) {
+			const st_meta *m = &ck->files[f].meta[i];
+			size_t k = 0;
+			while (k < n && strcmp(all[k].key, m->key))
+				k++;
+			if (k == n)
+				all[n++] = *m;
+		}
+	text = st_meta_json(all, n, &len);
+	free(all); /* borrowed strings */
+	if (!text)
+		return TS_ENOMEM;
+	rc = ts_group_metadata_set(g, text, len);
+	free(text);
+	return rc;
+}
+
 static void remove_store(const char *path)
 {
 	char lock[4200];
@@ -705,6 +741,11 @@ int cmd_import(int argc, char **argv)
 	int grc = ts_group_begin(&grp, st);
 	if (grc < 0) {
 		cli_error_ts(CMD, grc, "cannot begin writing to %s", store_path);
+		goto rollback;
+	}
+	grc = stage_metadata(grp, &ck);
+	if (grc < 0) {
+		cli_error_ts(CMD, grc, "cannot store the sources' __metadata__ in %s", store_path);
 		goto rollback;
 	}
 	memset(&sa, 0, sizeof sa);

@@ -4,7 +4,8 @@
 set -euo pipefail
 
 packages=(build-essential autoconf automake libtool pkg-config
-	liblmdb-dev libxxhash-dev liburing-dev libzstd-dev libcriterion-dev lmdb-utils)
+	liblmdb-dev libxxhash-dev liburing-dev libzstd-dev libcriterion-dev lmdb-utils
+	python3 python3-numpy python3-pytest python3-torch)
 [ "${TS_DEPS_EXTRA:-}" ] && packages+=(${TS_DEPS_EXTRA})
 
 missing=()

@@ -180,6 +180,33 @@ static int parse_tensor(st_tensor *t, const char *where, const char *name, const
 	return 0;
 }
 
+/* The string members of __metadata__ object @p obj into *out (*count entries; the caller
+ * frees them, also after a failure). 0 or -1 with a message in @p err. */
+static int meta_from_object(const json_value *obj, st_meta **out, size_t *count,
+			    const char *where, char *err, size_t err_size)
+{
+	size_t mc;
+
+	if (obj->type != JSON_OBJECT)
+		return seterr(err, err_size, "%s: __metadata__ is not an object", where);
+	mc = obj->u.obj.count;
+	*out = calloc(mc ? mc : 1, sizeof **out);
+	if (!*out)
+		return seterr(err, err_size, "%s: out of memory", where);
+	for (size_t j = 0; j < mc; j++) {
+		const json_member *e = &obj->u.obj.members[j];
+		if (e->value->type != JSON_STRING)
+			return seterr(err, err_size, "%s: __metadata__ value of '%.60s' is not a string",
+				      where, e->key);
+		(*out)[j].key = strdup(e->key);
+		(*out)[j].value = strdup(e->value->u.str.s);
+		(*count)++;
+		if (!(*out)[j].key || !(*out)[j].value)
+			return seterr(err, err_size, "%s: out of memory", where);
+	}
+	return 0;
+}
+
 int st_parse_header(st_file *f, const char *header, size_t header_len, uint64_t data_size,
 		    char *err, size_t err_size)
 {
@@ -213,31 +240,9 @@ int st_parse_header(st_file *f, const char *header, size_t header_len, uint64_t 
 				seterr(err, err_size, "%s: duplicate __metadata__", where);
 				goto out;
 			}
-			if (m->value->type != JSON_OBJECT) {
-				seterr(err, err_size, "%s: __metadata__ is not an object", where);
+			if (meta_from_object(m->value, &f->meta, &f->meta_count, where, err,
+					     err_size) < 0)
 				goto out;
-			}
-			size_t mc = m->value->u.obj.count;
-			f->meta = calloc(mc ? mc : 1, sizeof *f->meta);
-			if (!f->meta) {
-				seterr(err, err_size, "%s: out of memory", where);
-				goto out;
-			}
-			for (size_t j = 0; j < mc; j++) {
-				const json_member *e = &m->value->u.obj.members[j];
-				if (e->value->type != JSON_STRING) {
-					seterr(err, err_size, "%s: __metadata__ value of '%.60s' is not a string",
-					       where, e->key);
-					goto out;
-				}
-				f->meta[j].key = strdup(e->key);
-				f->meta[j].value = strdup(e->value->u.str.s);
-				f->meta_count++;
-				if (!f->meta[j].key || !f->meta[j].value) {
-					seterr(err, err_size, "%s: out of memory", where);
-					goto out;
-				}
-			}
 			continue;
 		}
 		if (m->key_len == 0) {
@@ -413,11 +418,7 @@ void st_close(st_file *f)
 	for (size_t i = 0; i < f->count; i++)
 		free(f->tensors[i].name);
 	free(f->tensors);
-	for (size_t i = 0; i < f->meta_count; i++) {
-		free(f->meta[i].key);
-		free(f->meta[i].value);
-	}
-	free(f->meta);
+	st_meta_free(f->meta, f->meta_count);
 	if (f->map && f->fd >= 0)
 		munmap((void *)f->map, f->map_size);
 	if (f->fd >= 0)
@@ -648,6 +649,20 @@ uint64_t st_tensor_bytes(const st_out_tensor *t, int *ovf)
 	return n;
 }
 
+/* @p count entries as a JSON object of strings. */
+static void write_meta(FILE *m, const st_meta *meta, size_t count)
+{
+	fputc('{', m);
+	for (size_t i = 0; i < count; i++) {
+		if (i)
+			fputc(',', m);
+		json_write_string(m, meta[i].key, strlen(meta[i].key));
+		fputc(':', m);
+		json_write_string(m, meta[i].value, strlen(meta[i].value));
+	}
+	fputc('}', m);
+}
+
 int st_write_header(FILE *f, const st_out_tensor *t, size_t n, const st_meta *meta,
 		    size_t meta_count, uint64_t *data_start, uint64_t *offsets)
 {
@@ -661,15 +676,8 @@ int st_write_header(FILE *f, const st_out_tensor *t, size_t n, const st_meta *me
 	fputc('{', m);
 	int first = 1;
 	if (meta_count) {
-		fputs("\"__metadata__\":{", m);
-		for (size_t i = 0; i < meta_count; i++) {
-			if (i)
-				fputc(',', m);
-			json_write_string(m, meta[i].key, strlen(meta[i].key));
-			fputc(':', m);
-			json_write_string(m, meta[i].value, strlen(meta[i].value));
-		}
-		fputc('}', m);
+		fputs("\"__metadata__\":", m);
+		write_meta(m, meta, meta_count);
 		first = 0;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -714,4 +722,49 @@ int st_write_header(FILE *f, const st_out_tensor *t, size_t n, const st_meta *me
 	if (data_start)
 		*data_start = 8 + padded;
 	return rc;
+}
+
+int st_meta_parse(st_meta **out, size_t *count, const char *text, size_t len, char *err,
+		  size_t err_size)
+{
+	json_value *root = NULL;
+	char jerr[160];
+	int rc;
+
+	*out = NULL;
+	*count = 0;
+	if (json_parse(&root, text, len, jerr, sizeof jerr) < 0)
+		return seterr(err, err_size, "the store's metadata is not valid JSON: %s", jerr);
+	rc = meta_from_object(root, out, count, "the store's metadata", err, err_size);
+	json_free(root);
+	if (rc < 0) {
+		st_meta_free(*out, *count);
+		*out = NULL;
+		*count = 0;
+	}
+	return rc;
+}
+
+void st_meta_free(st_meta *meta, size_t count)
+{
+	for (size_t i = 0; meta && i < count; i++) {
+		free(meta[i].key);
+		free(meta[i].value);
+	}
+	free(meta);
+}
+
+char *st_meta_json(const st_meta *meta, size_t count, size_t *len)
+{
+	char *text = NULL;
+	FILE *m = open_memstream(&text, len);
+
+	if (!m)
+		return NULL;
+	write_meta(m, meta, count);
+	if (fclose(m) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
 }

@@ -123,4 +123,14 @@ uint64_t st_tensor_bytes(const st_out_tensor *t, int *ovf);
 int st_write_header(FILE *f, const st_out_tensor *t, size_t n, const st_meta *meta,
 		    size_t meta_count, uint64_t *data_start, uint64_t *offsets);
 
+/* -- __metadata__ as the JSON text a store keeps (ts_store_metadata_get()) ----------------- */
+
+/** Parse @p len bytes of JSON text, an object of string values, into *out (*count entries,
+ *  freed with st_meta_free()). 0 or -1 with a message in @p err. */
+int st_meta_parse(st_meta **out, size_t *count, const char *text, size_t len, char *err,
+		  size_t err_size);
+void st_meta_free(st_meta *meta, size_t count);
+/** The JSON object text of @p count entries (malloc'd; *len its length), or NULL (no memory). */
+char *st_meta_json(const st_meta *meta, size_t count, size_t *len);
+
 #endif

@@ -1,0 +1,37 @@
+"""tstore: read and write tensor stores the way loaders use safetensors.
+
+    from tstore import safe_open            # instead of: from safetensors import safe_open
+    with safe_open("model.tst", framework="pt") as f:
+        w = f.get_slice("lm_head.weight")[:, :4096]
+
+Modules: tstore.numpy and tstore.torch (load_file, save_file; torch also load_shard).
+tstore.open(path, "a") gives a Store for incremental writing in one write group.
+Errors: KeyError (no such tensor), IndexError/ValueError (bad index or dtype), TstoreError
+(an OSError: damaged data, I/O, a full disk), with the library's message. docs/PYTHON.md.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ._lib import TstoreError, codec_names, version as library_version
+from ._safe import TensorSlice, safe_open
+from ._store import Store, TensorInfo
+
+__version__ = library_version()
+
+
+def open(path: str | os.PathLike, mode: str = "r", **kwargs) -> Store:  # noqa: A001
+    """Open the store at @p path: mode "r" to read, "a" to read and write (created if absent).
+    Writes (Store.write, Store.set_metadata) are published together when the ``with`` block
+    ends, or discarded if it raises."""
+    return Store(path, mode, **kwargs)
+
+
+def codecs() -> list[str]:
+    """The codecs this libtstore knows ("raw", "nvfp4", ...), usable as save_file(codec=)."""
+    return codec_names()
+
+
+__all__ = ["safe_open", "open", "Store", "TensorInfo", "TensorSlice", "TstoreError",
+           "codecs", "library_version", "__version__"]

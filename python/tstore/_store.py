@@ -1,0 +1,353 @@
+"""The store handle: one open libtstore store, read by any number of threads, written through
+one write group at a time.
+
+Invariants
+  1. The C handle is used only between _use()'s enter and exit; close() waits until no call is
+     in flight, so a thread still reading never meets a freed handle (it gets ValueError if it
+     starts after close()).
+  2. Every read is ONE ts_read_slice() call into the memory of the array or tensor returned
+     (or, for a stepped or reversed slice, of the bounding block it is then cut from).
+  3. Writes go to one write group, begun at the first write: nothing is visible to readers
+     until commit() (the end of a `with` block), and abort() (an exception in it) leaves the
+     store as it was.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from . import _index, _lib, _policy
+from ._lib import TstoreError, check, lib
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """What the store records about a tensor (ts_tensor_info)."""
+    name: str
+    shape: tuple[int, ...]
+    dtype: str            # the source dtype, safetensors spelling ("BF16", "F32", "I64", ...)
+    codec: str            # "raw", "nvfp4", ...
+    raw_dtype: str        # raw codec: the stored dtype
+    stored_bytes: int     # sum of the encoded pages
+    source_bytes: int     # elements x source dtype size
+    page_count: int
+    tile_rows: int
+    tile_cols: int
+    rel_rms_pct: float    # relative RMS error of the encoding, percent (0: exact)
+    _dtype_id: int = 0
+    _raw_id: int = 0
+
+
+F8_DTYPES = (_lib.F8_E4M3, _lib.F8_E5M2)
+FLOAT_SOURCES = (_lib.F32, _lib.BF16, _lib.F16)
+
+
+def read_dtype(info: TensorInfo, want: int | None, native: int, floats: tuple[int, ...],
+               asked) -> int:
+    """The ts dtype to read tensor @p info as, for a framework whose own dtype for it is
+    @p native and which offers the float dtypes @p floats: @p want (a ts dtype, None: native)
+    if the library can decode the tensor to it. An F8 tensor is read as its own bytes (the
+    framework widens them to float32). ValueError naming @p asked otherwise."""
+    src = info._dtype_id
+    if src in F8_DTYPES:
+        if want not in (None, _lib.F32):
+            raise ValueError(f"tensor '{info.name}' ({info.dtype}) is read as float32, not "
+                             f"{asked}")
+        return src
+    if want is None or want == native:
+        return native
+    if want in floats and src in FLOAT_SOURCES:
+        return want
+    raise ValueError(f"tensor '{info.name}' ({info.dtype}) cannot be read as {asked}: an "
+                     "F32/BF16/F16 tensor as a float dtype, any other as its own dtype")
+
+
+def _name_bytes(name: str) -> bytes:
+    if not isinstance(name, str):
+        raise TypeError(f"tensor names are str, not {type(name).__name__}")
+    b = name.encode("utf-8", "surrogateescape")
+    if not b or len(b) > 511 or b"\0" in b:
+        raise ValueError(f"bad tensor name {name!r}: 1..511 bytes of UTF-8 without NUL")
+    return b
+
+
+def _framework(name: str):
+    if name in ("np", "numpy"):
+        from . import numpy as fw
+    elif name in ("pt", "torch"):
+        from . import torch as fw
+    else:
+        raise ValueError(f"framework {name!r} is not supported: use 'pt' or 'np'/'numpy'")
+    return fw._FRAMEWORK
+
+
+class Store:
+    """An open store. ``mode`` "r": read-only; "a": read and write, created if absent.
+
+    Reading: keys(), metadata(), info(name), read(name, index, framework, dtype).
+    Writing ("a"): write(name, tensor), set_metadata(dict): staged in one write group and
+    published together by commit() (or at the end of a ``with`` block), discarded by abort()
+    (or by an exception in the ``with`` block). Any number of threads may read at once;
+    writes are serialised.
+    """
+
+    def __init__(self, path: str | os.PathLike, mode: str = "r", *, cache_bytes: int = -1,
+                 threads: int = 0):
+        if mode not in ("r", "a"):
+            raise ValueError(f"mode {mode!r}: 'r' (read) or 'a' (read and write)")
+        self.path = os.fspath(path)
+        self.mode = mode
+        opts = _lib.open_opts()
+        lib.ts_open_opts_init(ctypes.byref(opts))
+        opts.flags = (_lib.OPEN_WRITE | _lib.OPEN_CREATE) if mode == "a" else 0
+        opts.cache_bytes = cache_bytes
+        opts.threads = threads
+        h = ctypes.c_void_p()
+        rc = lib.ts_store_open(ctypes.byref(h), os.fsencode(self.path), ctypes.byref(opts))
+        if rc == _lib.ENOTFOUND:
+            raise FileNotFoundError(errno.ENOENT, _lib.last_error() or "no such store",
+                                    self.path)
+        check(rc)
+        self._h = h.value
+        self._cv = threading.Condition()
+        self._busy = 0
+        self._wlock = threading.Lock()
+        self._group = None
+
+    # -- the handle's lifetime (invariant 1) ------------------------------------------------
+    @contextmanager
+    def _use(self) -> Iterator[int]:
+        with self._cv:
+            if self._h is None:
+                raise ValueError(f"store '{self.path}' is closed")
+            self._busy += 1
+        try:
+            yield self._h
+        finally:
+            with self._cv:
+                self._busy -= 1
+                if self._busy == 0:
+                    self._cv.notify_all()
+
+    def close(self) -> None:
+        """Publish what was written (as commit()), then close. Idempotent."""
+        if self._h is None:
+            return
+        try:
+            self.commit()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self._cv:
+            if self._h is None:
+                return
+            h, self._h = self._h, None
+            while self._busy:
+                self._cv.wait()
+        lib.ts_group_abort(self._group)
+        self._group = None
+        lib.ts_store_close(h)
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+            self._release()
+
+    def __del__(self):
+        if getattr(self, "_h", None) is not None:
+            self.abort()
+            self._release()
+
+    # -- reading ---------------------------------------------------------------------------
+    def keys(self) -> list[str]:
+        """Tensor names in byte-wise order (one walk of the store's records)."""
+        names: list[str] = []
+
+        def cb(_ud, name, _info):
+            names.append(name.decode("utf-8", "surrogateescape"))
+            return 0
+
+        with self._use() as h:
+            check(lib.ts_tensor_foreach(h, _lib.FOREACH_CB(cb), None))
+        return names
+
+    def info(self, name: str) -> TensorInfo:
+        """The record of tensor @p name; KeyError if there is none."""
+        ti = _lib.tensor_info()
+        with self._use() as h:
+            check(lib.ts_tensor_info_get(ctypes.byref(ti), h, _name_bytes(name)), name)
+        return self.info_from(name, ti)
+
+    def __contains__(self, name: str) -> bool:
+        try:
+            self.info(name)
+        except KeyError:
+            return False
+        return True
+
+    def metadata(self) -> dict[str, str] | None:
+        """The source checkpoint's __metadata__ (a dict of strings), or None if the store has
+        none."""
+        size = ctypes.c_size_t()
+        with self._use() as h:
+            while True:
+                buf = ctypes.create_string_buffer(size.value + 1)
+                rc = lib.ts_store_metadata_get(buf, len(buf), ctypes.byref(size), h)
+                if rc != _lib.ESHORTBUF:
+                    break
+            check(rc)
+        if size.value == 0:
+            return None
+        try:
+            meta = json.loads(buf.raw[:size.value].decode("utf-8"))
+        except ValueError as e:
+            raise TstoreError(_lib.ECORRUPT, f"store '{self.path}': its metadata is not "
+                              f"JSON ({e})") from None
+        return meta
+
+    def read(self, name: str, index: Any = (), framework: str = "np", dtype: Any = None):
+        """Tensor @p name, or the part of it that NumPy basic @p index selects, as an array of
+        @p framework; only the pages covering the selection are read (invariant 2)."""
+        fw = _framework(framework)
+        nb = _name_bytes(name)
+        info = self.info(name)
+        p = _index.plan(index, info.shape)
+        read_dt, out = fw.read_dtype(info, dtype)
+        if p.empty:
+            return out(fw.empty(p.out_shape, read_dt))
+        block = fw.empty(p.read_shape, read_dt)
+        ptr, nbytes = fw.buffer(block)
+        start, count = _lib.u64_array(p.start), _lib.u64_array(p.count)
+        with self._use() as h:
+            check(lib.ts_read_slice(h, nb, len(p.start), start, count, read_dt, ptr, nbytes),
+                  name)
+        if p.direct:
+            res = block.reshape(p.out_shape)
+        else:
+            res = fw.contiguous(_index.finish_view(block, p, fw.flip))
+        return out(res)
+
+    def cache_stats(self) -> dict[str, int]:
+        """The read counters of the store's cache (ts_cache_stats): storage_bytes is what was
+        read from storage since the store was opened."""
+        cs = _lib.cache_stats()
+        with self._use() as h:
+            lib.ts_cache_stats_get(ctypes.byref(cs), h)
+        return {f: getattr(cs, f) for f, _ in cs._fields_}
+
+    # -- writing (invariant 3) -------------------------------------------------------------
+    def _group_handle(self, h) -> int:
+        if self.mode != "a":
+            raise TstoreError(_lib.EREADONLY, f"store '{self.path}' is opened read-only "
+                              "(mode 'r')")
+        if self._group is None:
+            g = ctypes.c_void_p()
+            check(lib.ts_group_begin(ctypes.byref(g), h))
+            self._group = g.value
+        return self._group
+
+    def write(self, name: str, tensor, *, codec: str = "auto", max_error: float = 10.0,
+              quantize_all: bool = False, replace: bool = True) -> TensorInfo:
+        """Stage @p tensor (a NumPy array or torch tensor) as @p name in this handle's write
+        group, encoded by @p codec ("auto": the import policy under @p max_error percent
+        relative RMS error, token embeddings, output projections and MoE routers kept exact
+        unless @p quantize_all; or a codec name, for floating-point tensors). Visible at
+        commit().
+        A name staged twice keeps the last. @p replace False: the commit fails if @p name
+        exists in the store."""
+        nb = _name_bytes(name)
+        src = _policy.source(tensor, name)
+        plan = _policy.Plan(src, codec, max_error, name, quantize_all)
+        with self._wlock, self._use() as h:
+            g = self._group_handle(h)
+            cfg = plan.first_config()
+            ti = self._write_one(h, g, nb, name, src, cfg, replace)
+            cfg = plan.next_config(ti.stored_bytes, ti.error.rel_rms_pct, cfg)
+            if cfg is not None:
+                ti = self._write_one(h, g, nb, name, src, cfg, replace)
+        return self.info_from(name, ti)
+
+    @staticmethod
+    def info_from(name: str, ti) -> TensorInfo:
+        return TensorInfo(name=name, shape=tuple(ti.shape[:ti.ndim]),
+                          dtype=_lib.dtype_name(ti.source_dtype),
+                          codec=_lib.text(lib.ts_codec_name(ti.codec.codec)),
+                          raw_dtype=_lib.dtype_name(ti.codec.raw_dtype),
+                          stored_bytes=ti.stored_bytes, source_bytes=ti.source_bytes,
+                          page_count=ti.page_count, tile_rows=ti.tile_rows,
+                          tile_cols=ti.tile_cols, rel_rms_pct=ti.error.rel_rms_pct,
+                          _dtype_id=ti.source_dtype, _raw_id=ti.codec.raw_dtype)
+
+    @staticmethod
+    def _write_one(h, g, nb, name, src, cfg, replace):
+        wo = _lib.write_opts()
+        lib.ts_write_opts_init(ctypes.byref(wo))
+        wo.flags = _lib.WRITE_REPLACE if replace else 0
+        wo.group = g
+        if src.is_float:
+            wo.amax = src.amax
+        shape = _lib.u64_array(src.shape)
+        w = ctypes.c_void_p()
+        check(lib.ts_writer_begin(ctypes.byref(w), h, nb, src.dtype, len(src.shape), shape,
+                                  ctypes.byref(cfg), ctypes.byref(wo)), name)
+        if src.nbytes:
+            rc = lib.ts_writer_append(w, src.ptr, src.nbytes)
+            if rc < 0:
+                err = _lib.error(rc, name)
+                lib.ts_writer_abort(w)
+                raise err
+        ti = _lib.tensor_info()
+        check(lib.ts_writer_commit(ctypes.byref(ti), w), name)
+        return ti
+
+    def set_metadata(self, metadata: dict[str, str] | None) -> None:
+        """Stage @p metadata (str keys and values, like safetensors' __metadata__) as the
+        store's metadata, published with the group's tensors; None removes it."""
+        if metadata is None:
+            text = b""
+        else:
+            if not isinstance(metadata, dict) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+                raise ValueError("metadata must be a dict of str keys and str values")
+            text = json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode()
+        with self._wlock, self._use() as h:
+            check(lib.ts_group_metadata_set(self._group_handle(h), text, len(text)))
+
+    def commit(self) -> int:
+        """Publish everything written since the last commit, in one transaction. Returns the
+        number of tensors published."""
+        with self._wlock:
+            if self._group is None:
+                return 0
+            n = ctypes.c_uint64()
+            g, self._group = self._group, None
+            with self._use():
+                check(lib.ts_group_commit(ctypes.byref(n), g))
+            return n.value
+
+    def abort(self) -> None:
+        """Discard everything written since the last commit."""
+        with self._wlock:
+            g, self._group = self._group, None
+            lib.ts_group_abort(g)
+
+
+def remove_store(path: str) -> None:
+    for p in (path, path + "-lock"):
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
