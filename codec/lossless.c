@@ -237,8 +237,9 @@ int ts__lossless_encode(size_t *written, ts_dtype dtype, const void *vsrc, uint6
 	 * fuzz/fuzz_lossless.c; the corpus keeps the input). It is kept only if it makes the payload
 	 * strictly shorter than stored (invariant 1): 5 + n (es - 1) + C < 1 + n es <=> C <= n - 5. */
 	c = ZSTD_compressSequences(cc, t->frame, t->frame_cap, NULL, 0, t->buf, n);
-	if (ZSTD_isError(c) || c > n - 5) {
-		/* incompressible, or any other refusal: the stored form is always right */
+	if (ZSTD_isError(c) || c > n - 5 || c > UINT32_MAX) {
+		/* incompressible, a frame too long for its u32 length (matrices of 4 G elements and
+		 * more, never a page), or any other refusal: the stored form is always right */
 		encode_stored(written, es, src, stride, rows, cols, dst);
 		return 0;
 	}
