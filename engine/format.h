@@ -35,6 +35,11 @@ typedef struct ts__tensor_rec {
 /** The largest tensor, in elements, a record may describe (2^56). */
 #define TS_MAX_ELEMENTS (1ull << 56)
 
+/** First byte of the keys of the tensors database that are not tensor names (docs/FORMAT.md,
+ *  section 3.1): never the first byte of valid UTF-8, so no tensor name can take it. Keys with
+ *  it sort after every tensor name. Attachments (engine/attach.c) live there. */
+#define TS_RESERVED_KEY_BYTE 0xFFu
+
 /* Key: tensor id (8 bytes big-endian) then page index (8 bytes big-endian). */
 #define TS_PAGE_KEY_SIZE 16
 

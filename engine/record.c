@@ -521,6 +521,11 @@ TS_API int ts_tensor_foreach(ts_store *st,
 		}
 		while (mrc == 0 && n < FOREACH_BATCH) {
 			foreach_item *it = &items[n];
+			if (key.mv_size > 0 &&
+			    *(const unsigned char *)key.mv_data == TS_RESERVED_KEY_BYTE) {
+				mrc = MDB_NOTFOUND; /* attachments sort last: no tensor follows */
+				break;
+			}
 			if (key.mv_size == 0 || key.mv_size > TS_MAX_NAME ||
 			    memchr(key.mv_data, 0, key.mv_size)) {
 				mrc = MDB_CORRUPTED;

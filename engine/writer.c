@@ -49,6 +49,7 @@
 #include "engine/record.h"
 #include "engine/recovery.h"
 #include "engine/txn.h"
+#include "engine/writer.h"
 
 #define BATCH_BYTES (4u * 1024 * 1024)
 
@@ -436,6 +437,18 @@ static int plan_buffers(ts_writer *w)
 TS_API int ts_writer_begin(ts_writer **out, ts_store *st, const char *name, ts_dtype src_dtype,
 			   int ndim, const uint64_t *shape, const ts_codec_config *cfg,
 			   const ts_write_opts *opts)
+{
+	if (out)
+		*out = NULL;
+	if (name && (unsigned char)name[0] == TS_RESERVED_KEY_BYTE)
+		return ts__err(TS_EINVAL, "tensor name '%.64s': a first byte 0xFF is reserved "
+					  "(attachments; never valid UTF-8)", name);
+	return ts__writer_begin(out, st, name, src_dtype, ndim, shape, cfg, opts);
+}
+
+int ts__writer_begin(ts_writer **out, ts_store *st, const char *name, ts_dtype src_dtype,
+		     int ndim, const uint64_t *shape, const ts_codec_config *cfg,
+		     const ts_write_opts *opts)
 {
 	ts_write_opts o;
 	ts_writer *w;

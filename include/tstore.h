@@ -667,6 +667,57 @@ TS_API void ts_group_abort(ts_group *g);
 /** Number of tensors staged in @p g (a name staged twice counts once); 0 for NULL. */
 TS_API size_t ts_group_count(const ts_group *g);
 
+/* -- Attachments -------------------------------------------------------------------------- */
+
+/*
+ * An attachment is a file stored with the tensors: a model directory's config.json, tokenizer
+ * files, chat templates. It is kept exactly as a raw U8 tensor of shape [size] is — pages with
+ * XXH3 checksums, the streaming writer, write groups, deletion, ts_store_check() — under a key
+ * of its own namespace (docs/FORMAT.md, section 3.1), so that an attachment and a tensor never
+ * share a name, and ts_tensor_foreach() never lists an attachment.
+ * An attachment's name is a relative path: 1..TS_MAX_ATTACHMENT_NAME bytes, components
+ * separated by '/', none of them empty, "." or "..", no NUL, not beginning with '/'.
+ * Threads: as the tensor calls they mirror.
+ */
+
+#define TS_MAX_ATTACHMENT_NAME 505 /**< TS_MAX_NAME less the namespace's 6-byte prefix */
+
+/**
+ * Begin writing attachment @p name of exactly @p size bytes: the writer takes the bytes with
+ * ts_writer_append() and ends in ts_writer_commit() (which publishes it, or stages it in
+ * opts->group) or ts_writer_abort(), as for a tensor. TS_WRITE_REPLACE replaces an attachment
+ * of the same name; TS_WRITE_ENCODED is refused. Stored raw (U8, 64 KiB pages).
+ * @return 0; TS_EINVAL (a name that is not a relative path as above, bad options); TS_EEXIST;
+ *         TS_EREADONLY; TS_EBUSY (another writer is active); TS_ENOMEM.
+ */
+TS_API int ts_attachment_begin(ts_writer **out, ts_store *st, const char *name, uint64_t size,
+			       const ts_write_opts *opts);
+
+/** The size in bytes of attachment @p name.
+ *  @return 0; TS_ENOTFOUND; TS_EINVAL (not an attachment name); TS_ECORRUPT (a damaged record,
+ *          or one that is not a U8 vector). */
+TS_API int ts_attachment_size(uint64_t *size, ts_store *st, const char *name);
+
+/** Read bytes [offset, offset + size) of attachment @p name into @p dst, every page verified.
+ *  @return 0; TS_ENOTFOUND; TS_EINVAL; TS_ERANGE (past its end); TS_ECORRUPT (ts_error_last()
+ *          names the attachment and page); TS_EIO. */
+TS_API int ts_attachment_read(void *dst, ts_store *st, const char *name, uint64_t offset,
+			      size_t size);
+
+/**
+ * Call @p cb for every attachment, in name order (byte-wise), with its size. The names are read
+ * in one short read transaction first, so @p cb may take its time and may read or write the
+ * store. A non-zero return from @p cb stops the walk and is returned. @p name is valid only
+ * during the call.
+ * @return 0; the non-zero value of @p cb; TS_ECORRUPT (a damaged record); TS_ENOMEM.
+ */
+TS_API int ts_attachment_foreach(ts_store *st,
+				 int (*cb)(void *ud, const char *name, uint64_t size), void *ud);
+
+/** Delete attachment @p name and its pages in one transaction.
+ *  @return 0; TS_ENOTFOUND; TS_EINVAL; TS_EREADONLY; TS_ENOSPC. */
+TS_API int ts_attachment_delete(ts_store *st, const char *name);
+
 /* -- Store metadata ----------------------------------------------------------------------- */
 
 /*

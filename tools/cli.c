@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,38 @@ int cli_parse_out_dtype(const char *s, int allow_source, int *out)
 	else
 		return -1;
 	return 0;
+}
+
+int cli_parse_size(const char *s, uint64_t *out)
+{
+	static const struct {
+		const char *unit;
+		uint64_t mult;
+	} units[] = {{"", 1},
+		     {"B", 1},
+		     {"KB", 1000ull},
+		     {"MB", 1000000ull},
+		     {"GB", 1000000000ull},
+		     {"TB", 1000000000000ull},
+		     {"KiB", 1ull << 10},
+		     {"MiB", 1ull << 20},
+		     {"GiB", 1ull << 30},
+		     {"TiB", 1ull << 40}};
+	char *end;
+	errno = 0;
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || v == 0)
+		return -1;
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+		if (!strcmp(end, units[i].unit)) {
+			if (v > (1ull << 63) / units[i].mult)
+				return -1;
+			*out = v * units[i].mult;
+			return 0;
+		}
+	return -1;
 }
 
 int cli_open_store(const char *cmd, ts_store **st, const char *path, unsigned flags, int threads)

@@ -37,6 +37,11 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 /** Parse "f32", "bf16", "f16" (and "source" if @p allow_source) into *out (-1 for source). */
 int cli_parse_out_dtype(const char *s, int allow_source, int *out);
 
+/** Parse a size in bytes as save_pretrained's max_shard_size does: a number, optionally with
+ *  a unit KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), e.g. "5GB",
+ *  "64MiB", "1000". 0 or -1 (malformed, zero, or past 2^63). */
+int cli_parse_size(const char *s, uint64_t *out);
+
 /** Open a store, reporting failure as cli_error_ts(cmd, ...). @p flags: TS_OPEN_*. */
 int cli_open_store(const char *cmd, ts_store **st, const char *path, unsigned flags, int threads);
 

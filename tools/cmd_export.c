@@ -24,19 +24,15 @@
 
 #include "tools/cli.h"
 #include "tools/commands.h"
+#include "tools/export.h"
 #include "tools/progress.h"
 #include "tools/safetensors.h"
 
 #define CMD "export"
 #define CHUNK_BYTES (8u << 20)
 
-typedef struct src_tensor {
-	char *name;
-	ts_tensor_info info;
-} src_tensor;
-
 typedef struct list {
-	src_tensor *v;
+	ex_tensor *v;
 	size_t n, cap;
 } list;
 
@@ -54,7 +50,14 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: tstore export [OPTIONS] STORE OUT.safetensors [NAME...]\n"
-		"Write the tensors of STORE (all, or the NAMEs given) to a safetensors file.\n\n"
+		"       tstore export [OPTIONS] STORE OUT/\n"
+		"Write the tensors of STORE (all, or the NAMEs given) to a safetensors file; or,\n"
+		"when OUT is a directory (an existing one, or a path ending in '/'), write a model\n"
+		"directory as save_pretrained does: shards model-0000K-of-0000N.safetensors of at\n"
+		"most --max-shard-size with model.safetensors.index.json (metadata.total_size,\n"
+		"weight_map), or a single model.safetensors when everything fits, and every file\n"
+		"attached to STORE (by 'import STORE DIR') byte for byte. The directory is written\n"
+		"under a temporary name beside OUT and renamed into place when complete.\n\n"
 		"Options:\n"
 		"  --dtype f32|bf16|f16|source   element type of floating-point tensors (default\n"
 		"                      source: each tensor's dtype in the imported checkpoint);\n"
@@ -65,7 +68,24 @@ static void usage(FILE *f)
 		"                      bit-exact, and 'tstore import' gives back the same NVFP4 tensor.\n"
 		"                      NVFP4 tensors that are not 2-D with cols a multiple of 16 are\n"
 		"                      written decoded.\n"
+		"  --max-shard-size SIZE  directory: largest shard (default 5GB; KB MB GB are\n"
+		"                      powers of 1000, KiB MiB GiB of 1024); a tensor larger than\n"
+		"                      SIZE gets a shard of its own\n"
+		"  --force             directory: replace OUT even if it is not empty (its old\n"
+		"                      contents are deleted once the new directory is in place)\n"
+		"  --quant-algo NVFP4|W4A16_NVFP4  directory with --layout modelopt: the quant_algo\n"
+		"                      written to hf_quant_config.json and config.json (default NVFP4)\n"
 		"  -q                  print only errors\n"
+		"\n"
+		"With --layout modelopt a directory also gets hf_quant_config.json and the\n"
+		"quantization_config entry of config.json (if config.json is attached), as\n"
+		"ModelOpt's unified HF export writes them: quant_algo, group_size 16, and\n"
+		"exclude_modules listing every module whose weight stays in high precision.\n"
+		"A store holds weights only: ModelOpt's NVFP4 (W4A4) checkpoints also carry\n"
+		"activation scales (x.input_scale) from calibration, which serving engines such as\n"
+		"TensorRT-LLM and vLLM load for NVFP4 layers; tstore cannot know them and writes\n"
+		"none. Use a weight-only runtime path (W4A16_NVFP4), or add input scales from a\n"
+		"calibration before serving W4A4.\n"
 		"  --help              this text\n");
 }
 
@@ -74,7 +94,7 @@ static int collect(void *ud, const char *name, const ts_tensor_info *info)
 	list *l = ud;
 	if (l->n == l->cap) {
 		size_t nc = l->cap ? l->cap * 2 : 64;
-		src_tensor *nv = realloc(l->v, nc * sizeof *nv);
+		ex_tensor *nv = realloc(l->v, nc * sizeof *nv);
 		if (!nv)
 			return TS_ENOMEM;
 		l->v = nv;
@@ -140,15 +160,17 @@ static int pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
 	return 0;
 }
 
-static int modelopt_ok(const ts_tensor_info *i)
+int export_modelopt_ok(const ts_tensor_info *i)
 {
 	return i->codec.codec == TS_CODEC_NVFP4 && i->ndim == 2 && i->shape[1] % 16 == 0 &&
 	       i->shape[0] > 0 && i->shape[1] > 0;
 }
 
+/* Write tensors @p v[0..n) to the safetensors file @p out_path (invariants 1, 2, 4, 5);
+ * progress goes to @p pr, begun by the caller. 0 or -1 (reported). */
 /* The store's metadata as safetensors __metadata__ entries (*meta freed with st_meta_free());
  * a store without metadata gets {"format": "pt"}, what loaders expect. 0 or -1 (reported). */
-static int load_metadata(ts_store *st, const char *store_path, st_meta **meta, size_t *count)
+int export_load_metadata(ts_store *st, const char *store_path, st_meta **meta, size_t *count)
 {
 	size_t len = 0;
 	char *text, err[512];
@@ -188,107 +210,55 @@ static int load_metadata(ts_store *st, const char *store_path, st_meta **meta, s
 	return rc;
 }
 
-int cmd_export(int argc, char **argv)
+uint64_t export_bytes(const ts_tensor_info *in, int want, int modelopt)
 {
-	int want = -1, modelopt = 0, c, status = CLI_FAIL;
-	static const struct option lo[] = {{"dtype", required_argument, 0, 'd'},
-					   {"layout", required_argument, 0, 'l'},
-					   {"quiet", no_argument, 0, 'q'},
-					   {"help", no_argument, 0, 'h'},
-					   {0, 0, 0, 0}};
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
-		switch (c) {
-		case 'd':
-			if (cli_parse_out_dtype(optarg, 1, &want) < 0)
-				return cli_usage_error(CMD, "--dtype must be f32, bf16, f16 or source");
-			break;
-		case 'l':
-			if (strcmp(optarg, "modelopt"))
-				return cli_usage_error(CMD, "--layout: only 'modelopt' is known");
-			modelopt = 1;
-			break;
-		case 'q':
-			cli_quiet = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return CLI_OK;
-		default:
-			return cli_usage_error(CMD, "bad option");
-		}
-	}
-	if (argc - optind < 2)
-		return cli_usage_error(CMD, "need STORE and OUT");
-	const char *store_path = argv[optind], *out_path = argv[optind + 1];
-	char **names = argv + optind + 2;
-	size_t nnames = (size_t)(argc - optind - 2);
-	double t0 = progress_now();
+	uint64_t nelem = 1;
+	size_t codes, scales;
+	for (int d = 0; d < in->ndim; d++)
+		nelem *= in->shape[d];
+	if (modelopt && export_modelopt_ok(in) &&
+	    ts_read_encoded_size(&codes, &scales, in, 1) == 0)
+		return in->shape[0] * (uint64_t)(codes + scales) + 4;
+	return nelem * ts_dtype_size(out_dtype(in, want));
+}
 
-	ts_store *st = NULL;
-	list l = {0};
+int export_file(ts_store *st, const ex_tensor *v, size_t n, int want, int modelopt,
+		const st_meta *meta, size_t nmeta, const char *out_path, progress *pr,
+		export_result *res)
+{
 	entry *ent = NULL;
 	size_t nent = 0, n_mo = 0;
 	FILE *f = NULL;
 	char tmp[4200];
 	uint8_t *buf = NULL, *sbuf = NULL;
-	st_meta *meta = NULL;
-	size_t nmeta = 0;
+	int status = -1;
 	tmp[0] = '\0';
+	memset(res, 0, sizeof *res);
 
-	if (cli_open_store(CMD, &st, store_path, 0, 0) < 0)
-		return CLI_USAGE;
-	if (load_metadata(st, store_path, &meta, &nmeta) < 0)
-		goto out;
-	if (nnames) {
-		for (size_t i = 0; i < nnames; i++) {
-			ts_tensor_info info;
-			int rc = ts_tensor_info_get(&info, st, names[i]);
-			if (rc < 0) {
-				cli_error_ts(CMD, rc, "tensor '%s'", names[i]);
-				goto out;
-			}
-			for (size_t k = 0; k < l.n; k++)
-				if (!strcmp(l.v[k].name, names[i])) {
-					cli_error(CMD, names[i], "tensor named twice");
-					goto out;
-				}
-			if (collect(&l, names[i], &info) < 0) {
-				cli_error(CMD, NULL, "out of memory");
-				goto out;
-			}
-		}
-	} else {
-		int rc = ts_tensor_foreach(st, collect, &l);
-		if (rc < 0) {
-			cli_error_ts(CMD, rc, "cannot list the tensors of %s", store_path);
-			goto out;
-		}
-	}
-	ent = calloc(3 * l.n + 1, sizeof *ent);
+	ent = calloc(3 * n + 1, sizeof *ent);
 	if (!ent) {
 		cli_error(CMD, NULL, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < l.n; i++) {
-		const ts_tensor_info *in = &l.v[i].info;
-		if (modelopt && modelopt_ok(in)) {
+	for (size_t i = 0; i < n; i++) {
+		const ts_tensor_info *in = &v[i].info;
+		if (modelopt && export_modelopt_ok(in)) {
 			static const char *const suffix[3] = {"", "_scale", "_scale_2"};
 			size_t row[2];
 			int src = ts_read_encoded_size(&row[0], &row[1], in, 1);
 			if (src < 0) {
-				cli_error_ts(CMD, src, "tensor '%s'", l.v[i].name);
+				cli_error_ts(CMD, src, "tensor '%s'", v[i].name);
 				goto out;
 			}
 			for (int k = 0; k < 3; k++) {
 				entry *e = &ent[nent++];
-				size_t len = strlen(l.v[i].name) + 10;
+				size_t len = strlen(v[i].name) + 10;
 				e->name = malloc(len);
 				if (!e->name) {
 					cli_error(CMD, NULL, "out of memory");
 					goto out;
 				}
-				snprintf(e->name, len, "%s%s", l.v[i].name, suffix[k]);
+				snprintf(e->name, len, "%s%s", v[i].name, suffix[k]);
 				e->src = i;
 				e->part = (part)(PART_CODES + k);
 				e->o.name = e->name;
@@ -301,7 +271,7 @@ int cmd_export(int argc, char **argv)
 			continue;
 		}
 		entry *e = &ent[nent++];
-		e->name = strdup(l.v[i].name);
+		e->name = strdup(v[i].name);
 		if (!e->name) {
 			cli_error(CMD, NULL, "out of memory");
 			goto out;
@@ -367,18 +337,19 @@ int cmd_export(int argc, char **argv)
 		int ovf;
 		total += st_tensor_bytes(&ent[i].o, &ovf);
 	}
+	res->data_bytes = total;
+	res->file_bytes = total + data_start;
+	res->n_modelopt = n_mo;
 	buf = malloc(CHUNK_BYTES);
 	sbuf = malloc(CHUNK_BYTES / 8 + 64);
 	if (!buf || !sbuf) {
 		cli_error(CMD, NULL, "out of memory");
 		goto out;
 	}
-	progress pr;
-	progress_begin(&pr, "export", total, 1, cli_quiet);
 	for (size_t i = 0; i < nent; i++) {
 		entry *e = &ent[i];
-		const char *name = l.v[e->src].name;
-		const ts_tensor_info *in = &l.v[e->src].info;
+		const char *name = v[e->src].name;
+		const ts_tensor_info *in = &v[e->src].info;
 		int rc = 0;
 		if (e->part == PART_SCALES)
 			continue; /* written with PART_CODES */
@@ -415,7 +386,7 @@ int cmd_export(int argc, char **argv)
 				if (pwrite_all(fd, buf, k * cb, e->offset + r * cb) < 0 ||
 				    pwrite_all(fd, sbuf, k * sb, se->offset + r * sb) < 0)
 					goto io_fail;
-				progress_add(&pr, k * (cb + sb), name);
+				progress_add(pr, k * (cb + sb), name);
 			}
 		} else {
 			size_t es = esize(e->o.dtype);
@@ -454,18 +425,17 @@ int cmd_export(int argc, char **argv)
 						free(rb);
 					goto io_fail;
 				}
-				progress_add(&pr, k * row_bytes, name);
+				progress_add(pr, k * row_bytes, name);
 			}
 			if (rb != buf)
 				free(rb);
 		}
 		if (rc < 0) {
-			progress_clear(&pr);
+			progress_clear(pr);
 			cli_error_ts(CMD, rc, "cannot read tensor '%s'", name);
 			goto out;
 		}
 	}
-	progress_end(&pr);
 	if (fclose(f) != 0) {
 		f = NULL;
 		goto io_fail;
@@ -476,18 +446,7 @@ int cmd_export(int argc, char **argv)
 		goto out;
 	}
 	tmp[0] = '\0';
-	if (!cli_quiet) {
-		char a[32], r[32];
-		double s = progress_now() - t0;
-		printf("export: %zu tensors%s to %s: %s in %.1f s (%s/s)\n", l.n,
-		       n_mo ? " (ModelOpt NVFP4 layout)" : "", out_path,
-		       progress_size(a, sizeof a, (double)(total + data_start)), s,
-		       progress_size(r, sizeof r, s > 0 ? (double)total / s : 0));
-		if (n_mo)
-			printf("  %zu NVFP4 tensors written as U8 codes + F8_E4M3 scales + F32 scale_2\n",
-			       n_mo);
-	}
-	status = CLI_OK;
+	status = 0;
 	goto out;
 io_fail:
 	cli_error(CMD, tmp, "write failed: %s", strerror(errno));
@@ -501,10 +460,136 @@ out:
 	for (size_t i = 0; i < nent; i++)
 		free(ent[i].name);
 	free(ent);
+	return status;
+}
+
+int cmd_export(int argc, char **argv)
+{
+	int want = -1, modelopt = 0, c, status = CLI_FAIL, dir_out = 0;
+	export_dir_opts dopts = {.quant_algo = "NVFP4", .max_shard = 5000000000ull};
+	enum { O_SHARD = 256, O_FORCE, O_ALGO };
+	static const struct option lo[] = {{"dtype", required_argument, 0, 'd'},
+					   {"layout", required_argument, 0, 'l'},
+					   {"max-shard-size", required_argument, 0, O_SHARD},
+					   {"force", no_argument, 0, O_FORCE},
+					   {"quant-algo", required_argument, 0, O_ALGO},
+					   {"quiet", no_argument, 0, 'q'},
+					   {"help", no_argument, 0, 'h'},
+					   {0, 0, 0, 0}};
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			if (cli_parse_out_dtype(optarg, 1, &want) < 0)
+				return cli_usage_error(CMD, "--dtype must be f32, bf16, f16 or source");
+			break;
+		case 'l':
+			if (strcmp(optarg, "modelopt"))
+				return cli_usage_error(CMD, "--layout: only 'modelopt' is known");
+			modelopt = 1;
+			break;
+		case O_SHARD:
+			if (cli_parse_size(optarg, &dopts.max_shard) < 0)
+				return cli_usage_error(CMD, "--max-shard-size: '%s' is not a size", optarg);
+			break;
+		case O_FORCE:
+			dopts.force = 1;
+			break;
+		case O_ALGO:
+			if (strcmp(optarg, "NVFP4") && strcmp(optarg, "W4A16_NVFP4"))
+				return cli_usage_error(CMD, "--quant-algo must be NVFP4 or W4A16_NVFP4");
+			dopts.quant_algo = optarg;
+			break;
+		case 'q':
+			cli_quiet = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return CLI_OK;
+		default:
+			return cli_usage_error(CMD, "bad option");
+		}
+	}
+	if (argc - optind < 2)
+		return cli_usage_error(CMD, "need STORE and OUT");
+	const char *store_path = argv[optind], *out_path = argv[optind + 1];
+	char **names = argv + optind + 2;
+	size_t nnames = (size_t)(argc - optind - 2);
+	dir_out = export_is_dir(out_path);
+	if (dir_out && nnames)
+		return cli_usage_error(CMD, "a directory export writes every tensor: no NAMEs");
+	dopts.store_path = store_path;
+	dopts.out = out_path;
+	dopts.want = want;
+	dopts.modelopt = modelopt;
+	double t0 = progress_now();
+
+	ts_store *st = NULL;
+	list l = {0};
+	export_result res;
+	st_meta *meta = NULL;
+	size_t nmeta = 0;
+
+	if (cli_open_store(CMD, &st, store_path, 0, 0) < 0)
+		return CLI_USAGE;
+	if (export_load_metadata(st, store_path, &meta, &nmeta) < 0)
+		goto out;
+	if (nnames) {
+		for (size_t i = 0; i < nnames; i++) {
+			ts_tensor_info info;
+			int rc = ts_tensor_info_get(&info, st, names[i]);
+			if (rc < 0) {
+				cli_error_ts(CMD, rc, "tensor '%s'", names[i]);
+				goto out;
+			}
+			for (size_t k = 0; k < l.n; k++)
+				if (!strcmp(l.v[k].name, names[i])) {
+					cli_error(CMD, names[i], "tensor named twice");
+					goto out;
+				}
+			if (collect(&l, names[i], &info) < 0) {
+				cli_error(CMD, NULL, "out of memory");
+				goto out;
+			}
+		}
+	} else {
+		int rc = ts_tensor_foreach(st, collect, &l);
+		if (rc < 0) {
+			cli_error_ts(CMD, rc, "cannot list the tensors of %s", store_path);
+			goto out;
+		}
+	}
+	if (dir_out) {
+		status = export_dir(st, l.v, l.n, meta, nmeta, &dopts);
+		goto out;
+	}
+	uint64_t total = 0;
+	for (size_t i = 0; i < l.n; i++)
+		total += export_bytes(&l.v[i].info, want, modelopt);
+	progress pr;
+	progress_begin(&pr, "export", total, 1, cli_quiet);
+	if (export_file(st, l.v, l.n, want, modelopt, meta, nmeta, out_path, &pr, &res) < 0) {
+		progress_clear(&pr);
+		goto out;
+	}
+	progress_end(&pr);
+	if (!cli_quiet) {
+		char a[32], r[32];
+		double s = progress_now() - t0;
+		printf("export: %zu tensors%s to %s: %s in %.1f s (%s/s)\n", l.n,
+		       res.n_modelopt ? " (ModelOpt NVFP4 layout)" : "", out_path,
+		       progress_size(a, sizeof a, (double)res.file_bytes), s,
+		       progress_size(r, sizeof r, s > 0 ? (double)total / s : 0));
+		if (res.n_modelopt)
+			printf("  %zu NVFP4 tensors written as U8 codes + F8_E4M3 scales + F32 scale_2\n",
+			       res.n_modelopt);
+	}
+	status = CLI_OK;
+out:
+	st_meta_free(meta, nmeta);
 	for (size_t i = 0; i < l.n; i++)
 		free(l.v[i].name);
 	free(l.v);
-	st_meta_free(meta, nmeta);
 	ts_store_close(st);
 	return status;
 }

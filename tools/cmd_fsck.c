@@ -38,6 +38,7 @@ static void usage(FILE *f)
 		   "  --repair  remove orphan pages and unfinished tensors (never touches good data),\n"
 		   "            then check again\n"
 		   "  --json    one JSON object: {\"store\", \"clean\", \"problems\": [{\"kind\", \"tensor\",\n"
+		   "            \"file\" (an attached file, else null),\n"
 		   "            \"page\", \"detail\"}], \"repaired\"} (docs/CLI.md)\n"
 		   "  -q        print only errors\n"
 		   "  --help    this text\n\n"
@@ -79,6 +80,9 @@ static void on_progress(void *ud, uint64_t done, uint64_t total)
 static void on_problem(void *ud, const ts_problem *p)
 {
 	ctx *c = ud;
+	/* An attachment's record is keyed 0xFF "file/" + its name (docs/FORMAT.md 3.1). */
+	const char *file = p->tensor && !strncmp(p->tensor, "\xff" "file/", 6) ? p->tensor + 6 : NULL;
+	const char *tensor = file ? NULL : p->tensor;
 	progress_clear(c->pr); /* problems go to stdout, which may be the same terminal */
 	if (p->kind == TS_PROBLEM_UNFINISHED)
 		c->unfinished++;
@@ -88,8 +92,13 @@ static void on_problem(void *ud, const ts_problem *p)
 		jw_key(w, "kind");
 		jw_string(w, kind_name(p->kind));
 		jw_key(w, "tensor");
-		if (p->tensor)
-			jw_string(w, p->tensor);
+		if (tensor)
+			jw_string(w, tensor);
+		else
+			jw_null(w);
+		jw_key(w, "file");
+		if (file)
+			jw_string(w, file);
 		else
 			jw_null(w);
 		jw_key(w, "page");
@@ -106,9 +115,10 @@ static void on_problem(void *ud, const ts_problem *p)
 		return;
 	printf("%s: %s", kind_name(p->kind), p->detail ? p->detail : "");
 	if (p->tensor && p->page >= 0)
-		printf(" (tensor '%s', page %lld)\n", p->tensor, (long long)p->page);
+		printf(" (%s '%s', page %lld)\n", file ? "file" : "tensor", file ? file : tensor,
+		       (long long)p->page);
 	else if (p->tensor)
-		printf(" (tensor '%s')\n", p->tensor);
+		printf(" (%s '%s')\n", file ? "file" : "tensor", file ? file : tensor);
 	else if (p->page >= 0)
 		printf(" (page %lld)\n", (long long)p->page);
 	else

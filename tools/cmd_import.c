@@ -44,6 +44,7 @@
 
 #include "tools/cli.h"
 #include "tools/commands.h"
+#include "tools/modeldir.h"
 #include "tools/policy.h"
 #include "tools/progress.h"
 #include "tools/safetensors.h"
@@ -75,6 +76,8 @@ typedef struct opts {
 	int jobs;
 	int replace, skip_existing;
 	int quantize_all; /* --quantize-all: no exact-keeping rules (tools/policy.c) */
+	int no_files;      /* --no-files: a directory's other files are not attached */
+	uint64_t max_file; /* --max-file-size */
 } opts;
 
 static volatile sig_atomic_t interrupted;
@@ -90,8 +93,14 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: tstore import [OPTIONS] STORE SRC...\n"
+		"       tstore import [OPTIONS] STORE DIR\n"
 		"Import safetensors files (or a sharded checkpoint's model.safetensors.index.json)\n"
-		"into STORE, creating it if needed.\n\n"
+		"into STORE, creating it if needed. A model directory DIR gives its checkpoint (its\n"
+		"model.safetensors.index.json, else its one *.safetensors.index.json, else every\n"
+		"*.safetensors in it) and attaches every other regular file below it (config,\n"
+		"tokenizer, chat template, README; not hidden ones) to the store, byte for byte, in\n"
+		"the same transaction: 'tstore export STORE OUT/' gives the directory back. A\n"
+		"symbolic link that leads outside DIR is refused (nothing imported).\n\n"
 		"Options:\n"
 		"  --codec auto|nvfp4|mxfp4|int8|fp8|lossless|raw\n"
 		"                      auto (default): per tensor, the codec with the fewest bytes\n"
@@ -106,6 +115,9 @@ static void usage(FILE *f)
 		"  --keep GLOB         store tensors whose name matches GLOB losslessly (repeatable)\n"
 		"  --quantize-all      auto: let the analyser choose for token embeddings, output\n"
 		"                      projections and MoE routers too (kept exact by default)\n"
+		"  --no-files          DIR: import the checkpoint only, attach no other file\n"
+		"  --max-file-size SIZE  DIR: files larger than SIZE are not attached, only listed\n"
+		"                      (default 64MiB; units KB MB GB, KiB MiB GiB)\n"
 		"  --jobs N            encoder threads (default: all cores)\n"
 		"  --replace           replace tensors that already exist in STORE\n"
 		"  --skip-existing     leave tensors that already exist in STORE as they are\n"
@@ -510,6 +522,20 @@ static void print_summary(const summary *sm, const opts *o, const char *store, s
 		printf("  worst relative RMS error: 0 (lossless)\n");
 }
 
+/* The files a directory import attached, and those it did not, with the reason. */
+static void print_files(const modeldir *md, size_t written, uint64_t bytes)
+{
+	char a[32];
+	printf("  files: %zu attached (%s)%s%s%s\n", written,
+	       progress_size(a, sizeof a, (double)bytes), md->index ? "; checkpoint index " : "",
+	       md->index ? md->index : "", written < md->nfiles ? "; others already in the store" : "");
+	for (size_t i = 0; i < md->nskipped; i++)
+		printf("  not attached: %s (%s%s%s)\n", md->skipped[i].rel, md->skipped[i].why,
+		       md->skipped[i].size ? ", " : "",
+		       md->skipped[i].size ? progress_size(a, sizeof a, (double)md->skipped[i].size)
+					   : "");
+}
+
 /* Stage the sources' __metadata__ as the store's metadata, published with the tensors: the
  * entries of every file in order, a key's first value kept (shards repeat "format"). Sources
  * without __metadata__ leave the store's metadata as it is. 0 or a negative TS_E* code. */
@@ -556,14 +582,17 @@ static void remove_store(const char *path)
 
 int cmd_import(int argc, char **argv)
 {
-	opts o = {.codec = -1, .recipe = TS_RECIPE_NVIDIA, .max_error = DEFAULT_MAX_ERROR, .jobs = 0};
-	enum { O_CODEC = 256, O_RECIPE, O_MAXERR, O_KEEP, O_JOBS, O_REPLACE, O_SKIP, O_QALL };
+	opts o = {.codec = -1, .recipe = TS_RECIPE_NVIDIA, .max_error = DEFAULT_MAX_ERROR, .jobs = 0,
+		  .max_file = MD_MAX_FILE_DEFAULT};
+	enum { O_CODEC = 256, O_RECIPE, O_MAXERR, O_KEEP, O_JOBS, O_REPLACE, O_SKIP, O_QALL,
+	       O_NOFILES, O_MAXFILE };
 	static const struct option lo[] = {
 		{"codec", required_argument, 0, O_CODEC},     {"recipe", required_argument, 0, O_RECIPE},
 		{"max-error", required_argument, 0, O_MAXERR}, {"keep", required_argument, 0, O_KEEP},
 		{"jobs", required_argument, 0, O_JOBS},	      {"replace", no_argument, 0, O_REPLACE},
 		{"skip-existing", no_argument, 0, O_SKIP},    {"quiet", no_argument, 0, 'q'},
-		{"quantize-all", no_argument, 0, O_QALL},
+		{"quantize-all", no_argument, 0, O_QALL},     {"no-files", no_argument, 0, O_NOFILES},
+		{"max-file-size", required_argument, 0, O_MAXFILE},
 		{"help", no_argument, 0, 'h'},		      {0, 0, 0, 0}};
 	int c, status = CLI_FAIL;
 	optind = 1;
@@ -623,6 +652,15 @@ int cmd_import(int argc, char **argv)
 		case O_QALL:
 			o.quantize_all = 1;
 			break;
+		case O_NOFILES:
+			o.no_files = 1;
+			break;
+		case O_MAXFILE:
+			if (cli_parse_size(optarg, &o.max_file) < 0) {
+				free(o.keep);
+				return cli_usage_error(CMD, "--max-file-size: '%s' is not a size", optarg);
+			}
+			break;
 		case 'q':
 			cli_quiet = 1;
 			break;
@@ -646,6 +684,20 @@ int cmd_import(int argc, char **argv)
 	const char *store_path = argv[optind];
 	char **srcs = argv + optind + 1;
 	size_t nsrc = (size_t)(argc - optind - 1);
+	modeldir md;
+	int is_dir = 0;
+	size_t nfiles_written = 0;
+	uint64_t file_bytes_written = 0;
+	memset(&md, 0, sizeof md);
+	for (size_t i = 0; i < nsrc; i++)
+		if (modeldir_is_dir(srcs[i])) {
+			if (nsrc > 1) {
+				free(o.keep);
+				return cli_usage_error(CMD, "a model directory (%s) must be the only SRC",
+						       srcs[i]);
+			}
+			is_dir = 1;
+		}
 
 	double t0 = progress_now();
 	st_checkpoint ck;
@@ -661,10 +713,31 @@ int cmd_import(int argc, char **argv)
 	int sig_installed = 0;
 
 	/* Phase 1: validate everything before touching the store. */
+	if (is_dir) {
+		if (modeldir_scan(&md, srcs[0], o.max_file, o.no_files, err, sizeof err) < 0) {
+			cli_error(CMD, NULL, "%s; nothing imported", err);
+			free(o.keep);
+			return CLI_FAIL;
+		}
+		srcs = md.sources;
+		nsrc = md.nsources;
+	}
 	if (st_checkpoint_open(&ck, srcs, nsrc, err, sizeof err) < 0) {
-		cli_error(CMD, NULL, "%s", err);
+		cli_error(CMD, NULL, "%s%s", err, is_dir ? "; nothing imported" : "");
+		modeldir_free(&md);
 		free(o.keep);
 		return CLI_FAIL;
+	}
+	if (is_dir) {
+		char **shards = malloc((ck.file_count + 1) * sizeof *shards);
+		if (!shards) {
+			cli_error(CMD, NULL, "out of memory");
+			goto out;
+		}
+		for (size_t i = 0; i < ck.file_count; i++)
+			shards[i] = ck.files[i].path;
+		modeldir_exclude(&md, shards, ck.file_count); /* the index's shards */
+		free(shards);
 	}
 	if (build_plan(&ck, &o, &pl, &npl) < 0)
 		goto out;
@@ -696,6 +769,18 @@ int cmd_import(int argc, char **argv)
 				goto out;
 			}
 		}
+		if (modeldir_lookup(&md, ro, CMD) < 0) {
+			ts_store_close(ro);
+			goto out;
+		}
+		for (size_t i = 0; i < md.nfiles; i++)
+			if (md.files[i].exists && !o.replace && !o.skip_existing) {
+				cli_error(CMD, store_path,
+					  "file '%s' is attached already (use --replace or --skip-existing)",
+					  md.files[i].rel);
+				ts_store_close(ro);
+				goto out;
+			}
 		ts_store_close(ro);
 	}
 	if (o.codec >= 0) {
@@ -760,6 +845,7 @@ int cmd_import(int argc, char **argv)
 			total += pl[i].kind == P_MODELOPT
 					 ? pl[i].t->end - pl[i].t->begin + pl[i].scale->end - pl[i].scale->begin
 					 : pl[i].t->end - pl[i].t->begin;
+	total += md.file_bytes;
 	progress pr;
 	progress_begin(&pr, "import", total, 1, cli_quiet);
 	for (size_t i = 0; i < npl; i++) {
@@ -848,6 +934,14 @@ int cmd_import(int argc, char **argv)
 		}
 		note_result(&sm, q, &info);
 	}
+	if (!interrupted && md.nfiles) {
+		/* A directory's files, in the same group: published with the tensors. */
+		int frc = modeldir_write_files(&md, st, grp, o.replace, o.skip_existing, &pr,
+					       &interrupted, CMD, &nfiles_written,
+					       &file_bytes_written);
+		if (frc < 0 && frc != TS_ECANCELED)
+			goto rollback;
+	}
 	if (interrupted) {
 		/* Invariant 2: nothing of the command is published. */
 		progress_clear(&pr);
@@ -863,6 +957,8 @@ int cmd_import(int argc, char **argv)
 		goto rollback;
 	}
 	print_summary(&sm, &o, store_path, ck.file_count, progress_now() - t0);
+	if (is_dir && !cli_quiet)
+		print_files(&md, nfiles_written, file_bytes_written);
 	status = CLI_OK;
 	goto out;
 
@@ -887,6 +983,7 @@ out:
 	ts_store_close(st);
 	free(pl);
 	st_checkpoint_close(&ck);
+	modeldir_free(&md);
 	free(o.keep);
 	return status;
 }

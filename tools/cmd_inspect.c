@@ -27,6 +27,7 @@
 typedef struct ctx {
 	int json;
 	json_writer w;
+	uint64_t files, file_bytes; /* attachments */
 	uint64_t n, source_bytes, stored_bytes, pages;
 	double worst;
 	char worst_name[TS_MAX_NAME + 1];
@@ -37,7 +38,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: tstore inspect [--json] STORE [NAME...]\n"
 		   "Describe the tensors of STORE (all, or the NAMEs given): shape, source dtype,\n"
 		   "codec and configuration, pages, stored bytes, ratio, error (relative RMS %%, max\n"
-		   "abs, SQNR), distribution statistics; then store totals, the file size, and the\n"
+		   "abs, SQNR), distribution statistics; then the files attached to STORE (by\n"
+		   "'import STORE DIR') with their sizes; then store totals, the file size, and the\n"
 		   "I/O backend and kernels in effect.\n\n"
 		   "  --json   one JSON object (schema 1, documented in docs/CLI.md)\n"
 		   "  -q       print only errors\n"
@@ -170,6 +172,26 @@ static int each(void *ud, const char *name, const ts_tensor_info *in)
 	return 0;
 }
 
+/* An attachment (a file of a model directory): its name and size. */
+static int each_file(void *ud, const char *name, uint64_t size)
+{
+	ctx *c = ud;
+	char a[32];
+	c->files++;
+	c->file_bytes += size;
+	if (c->json) {
+		jw_object_begin(&c->w);
+		jw_key(&c->w, "name");
+		jw_string(&c->w, name);
+		jw_key(&c->w, "bytes");
+		jw_uint(&c->w, size);
+		jw_object_end(&c->w);
+	} else if (!cli_quiet) {
+		printf("file %s  %s\n", name, progress_size(a, sizeof a, (double)size));
+	}
+	return 0;
+}
+
 int cmd_inspect(int argc, char **argv)
 {
 	ctx c;
@@ -239,6 +261,23 @@ int cmd_inspect(int argc, char **argv)
 	} else {
 		rc = ts_tensor_foreach(st, each, &c);
 	}
+	if (c.json && rc == 0) {
+		jw_array_end(&c.w);
+		jw_key(&c.w, "attachments");
+		jw_array_begin(&c.w);
+	}
+	if (rc == 0 && argc - optind == 1) {
+		rc = ts_attachment_foreach(st, each_file, &c);
+		if (rc < 0 && c.json) {
+			jw_array_end(&c.w);
+			jw_object_end(&c.w);
+			jw_finish(&c.w);
+		}
+		if (rc < 0) {
+			cli_error_ts(CMD, rc, "cannot list the files of %s", path);
+			goto out;
+		}
+	}
 	if (rc < 0) {
 		if (c.json) {
 			jw_array_end(&c.w);
@@ -267,6 +306,10 @@ int cmd_inspect(int argc, char **argv)
 		jw_uint(&c.w, file_bytes);
 		jw_key(&c.w, "worst_rel_rms_pct");
 		jw_double(&c.w, c.worst);
+		jw_key(&c.w, "attachments");
+		jw_uint(&c.w, c.files);
+		jw_key(&c.w, "attachment_bytes");
+		jw_uint(&c.w, c.file_bytes);
 		jw_object_end(&c.w);
 		jw_object_end(&c.w);
 		jw_finish(&c.w);
@@ -277,6 +320,9 @@ int cmd_inspect(int argc, char **argv)
 		       progress_size(a, sizeof a, (double)c.stored_bytes),
 		       progress_size(b, sizeof b, (double)c.source_bytes), ratio,
 		       progress_size(f, sizeof f, (double)file_bytes));
+		if (c.files)
+			printf("%llu files attached (%s)\n", (unsigned long long)c.files,
+			       progress_size(a, sizeof a, (double)c.file_bytes));
 		if (c.worst > 0)
 			printf("worst relative RMS error %.3f%% (%s)\n", c.worst, c.worst_name);
 		printf("I/O backend %s, kernels %s, library %s\n",

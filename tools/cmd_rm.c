@@ -1,5 +1,5 @@
 /*
- * tstore rm: remove tensors from a store.
+ * tstore rm: remove tensors, and files attached by a directory import, from a store.
  *
  * Invariants
  *   1. Every NAME is looked up before anything is removed: a missing name removes nothing.
@@ -9,6 +9,7 @@
 
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tools/cli.h"
@@ -18,9 +19,11 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: tstore rm STORE NAME...\n"
-		   "Remove the named tensors from STORE. If any NAME is not in STORE, nothing is\n"
-		   "removed. Use 'tstore compact' to give the space back to the file system.\n\n"
+	fprintf(f, "usage: tstore rm [--file PATH]... STORE [NAME...]\n"
+		   "Remove the named tensors, and the attached files named by --file, from STORE.\n"
+		   "If any of them is not in STORE, nothing is removed. Use 'tstore compact' to\n"
+		   "give the space back to the file system.\n\n"
+		   "  --file PATH  an attached file (as 'tstore inspect' lists it; repeatable)\n"
 		   "  -q      print only errors\n"
 		   "  --help  this text\n");
 }
@@ -28,23 +31,35 @@ static void usage(FILE *f)
 int cmd_rm(int argc, char **argv)
 {
 	int c, status = CLI_FAIL;
-	static const struct option lo[] = {{"quiet", no_argument, 0, 'q'},
+	static const struct option lo[] = {{"file", required_argument, 0, 'f'},
+					   {"quiet", no_argument, 0, 'q'},
 					   {"help", no_argument, 0, 'h'},
 					   {0, 0, 0, 0}};
+	char **files = calloc((size_t)argc + 1, sizeof *files);
+	int nfiles = 0;
+	if (!files)
+		return CLI_FAIL;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
 		switch (c) {
+		case 'f':
+			files[nfiles++] = optarg;
+			break;
 		case 'q': cli_quiet = 1; break;
 		case 'h': usage(stdout); return CLI_OK;
 		default: return cli_usage_error(CMD, "bad option");
 		}
 	}
-	if (argc - optind < 2)
-		return cli_usage_error(CMD, "need STORE and at least one NAME");
+	if (argc - optind < 1 || (argc - optind < 2 && !nfiles)) {
+		free(files);
+		return cli_usage_error(CMD, "need STORE and at least one NAME or --file");
+	}
 	const char *path = argv[optind];
 	ts_store *st = NULL;
-	if (cli_open_store(CMD, &st, path, TS_OPEN_WRITE, 0) < 0)
+	if (cli_open_store(CMD, &st, path, TS_OPEN_WRITE, 0) < 0) {
+		free(files);
 		return CLI_USAGE;
+	}
 	for (int i = optind + 1; i < argc; i++) {
 		ts_tensor_info in;
 		int rc = ts_tensor_info_get(&in, st, argv[i]);
@@ -54,7 +69,26 @@ int cmd_rm(int argc, char **argv)
 			goto out;
 		}
 	}
-	int removed = 0;
+	for (int i = 0; i < nfiles; i++) {
+		uint64_t size;
+		int rc = ts_attachment_size(&size, st, files[i]);
+		if (rc < 0) {
+			cli_error_ts(CMD, rc, "file '%s'", files[i]);
+			fprintf(stderr, "tstore: rm: nothing removed\n");
+			goto out;
+		}
+	}
+	int removed = 0, removed_files = 0;
+	for (int i = 0; i < nfiles; i++) {
+		int rc = ts_attachment_delete(st, files[i]);
+		if (rc == TS_ENOTFOUND)
+			continue; /* named twice */
+		if (rc < 0) {
+			cli_error_ts(CMD, rc, "cannot remove file '%s'", files[i]);
+			goto out;
+		}
+		removed_files++;
+	}
 	for (int i = optind + 1; i < argc; i++) {
 		int rc = ts_tensor_delete(st, argv[i]);
 		if (rc == TS_ENOTFOUND)
@@ -65,10 +99,14 @@ int cmd_rm(int argc, char **argv)
 		}
 		removed++;
 	}
-	if (!cli_quiet)
+	if (!cli_quiet && nfiles)
+		printf("rm: %d tensor%s and %d file%s removed from %s\n", removed,
+		       removed == 1 ? "" : "s", removed_files, removed_files == 1 ? "" : "s", path);
+	else if (!cli_quiet)
 		printf("rm: %d tensor%s removed from %s\n", removed, removed == 1 ? "" : "s", path);
 	status = CLI_OK;
 out:
 	ts_store_close(st);
+	free(files);
 	return status;
 }

@@ -60,9 +60,15 @@ mkst "$T/h14.safetensors" '[1,2,3]' 0
 rejected "$T/h14.safetensors" "not a JSON object"
 : >"$T/h15.safetensors"
 rejected "$T/h15.safetensors" "too short"
-# a directory and a FIFO-like non-file
+# a directory (read as a model directory: an empty one has no checkpoint)
 mkdir "$T/dir.safetensors"
-rejected "$T/dir.safetensors" "not a regular file"
+expect 1 "$TSTORE" import "$T/new.tst" "$T/dir.safetensors"
+err_has "no *.safetensors file and no index"
+[ ! -e "$T/new.tst" ] || fail "an empty directory created a store"
+expect 2 "$TSTORE" import "$T/base.tst" "$T/tiny.safetensors" "$T/dir.safetensors"
+err_has "must be the only SRC"
+expect 0 "$TSTORE" inspect --json "$T/base.tst"
+cmp -s "$T/out" "$T/before.json" || fail "a directory among sources changed the store"
 # A ModelOpt group with a wrong scale shape
 mkst "$T/h16.safetensors" '{"x":{"dtype":"U8","shape":[2,8],"data_offsets":[0,16]},"x_scale":{"dtype":"F8_E4M3","shape":[2,2],"data_offsets":[16,20]},"x_scale_2":{"dtype":"F32","shape":[],"data_offsets":[20,24]}}' 24
 rejected "$T/h16.safetensors" "ModelOpt NVFP4 group"

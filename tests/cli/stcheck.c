@@ -9,6 +9,8 @@
  *   stcheck npy OUT.npy SRC.safetensors NAME RANGE [--max-rel PCT]
  *        the .npy holds the slice RANGE of NAME (numpy basic indexing) within PCT.
  *   stcheck json FILE                      FILE is one strict JSON value (tools/json.c)
+ *   stcheck jsonget FILE A/B/C             print the value at that path of keys: a string
+ *        raw, a number, true/false/null, an array's elements or an object's keys one a line
  *   stcheck flip FILE SRC.safetensors NAME
  *        find the first 64 data bytes of tensor NAME of SRC inside FILE (a store holding it
  *        raw) and flip one bit in the middle of them: a damaged page for fsck tests.
@@ -281,6 +283,59 @@ static int json_check(const char *path)
 	return 0;
 }
 
+/* Print one JSON value: strings raw, numbers as parsed, true/false/null, arrays one element
+ * per line, objects as their keys one per line. */
+static void print_value(const json_value *v)
+{
+	switch (v->type) {
+	case JSON_NULL: printf("null\n"); break;
+	case JSON_TRUE: printf("true\n"); break;
+	case JSON_FALSE: printf("false\n"); break;
+	case JSON_NUMBER:
+		if (v->u.num.is_uint)
+			printf("%llu\n", (unsigned long long)v->u.num.u);
+		else
+			printf("%.17g\n", v->u.num.d);
+		break;
+	case JSON_STRING: printf("%s\n", v->u.str.s); break;
+	case JSON_ARRAY:
+		for (size_t i = 0; i < v->u.arr.count; i++)
+			print_value(v->u.arr.items[i]);
+		break;
+	case JSON_OBJECT:
+		for (size_t i = 0; i < v->u.obj.count; i++)
+			printf("%s\n", v->u.obj.members[i].key);
+		break;
+	}
+}
+
+/* stcheck jsonget FILE A/B/C: the value at that path of object keys (exit 1 if absent). */
+static int json_get_path(const char *path, const char *keys)
+{
+	size_t n;
+	uint8_t *m = map_file(path, &n, 0);
+	json_value *root;
+	int rc = json_parse(&root, (const char *)m, n, err, sizeof err);
+	munmap(m, n ? n : 1);
+	if (rc < 0) {
+		fprintf(stderr, "stcheck: %s: %s\n", path, err);
+		return 1;
+	}
+	char *copy = strdup(keys), *save = NULL;
+	const json_value *v = root;
+	for (char *k = strtok_r(copy, "/", &save); k && v; k = strtok_r(NULL, "/", &save))
+		v = v->type == JSON_OBJECT ? json_get(v, k) : NULL;
+	free(copy);
+	if (!v) {
+		fprintf(stderr, "stcheck: %s: no value at '%s'\n", path, keys);
+		json_free(root);
+		return 1;
+	}
+	print_value(v);
+	json_free(root);
+	return 0;
+}
+
 static int flip(const char *path, const char *src, const char *name)
 {
 	st_file f;
@@ -353,6 +408,8 @@ int main(int argc, char **argv)
 		return info(pos[1]);
 	if (n == 2 && !strcmp(pos[0], "json"))
 		return json_check(pos[1]);
+	if (n == 3 && !strcmp(pos[0], "jsonget"))
+		return json_get_path(pos[1], pos[2]);
 	if (n == 4 && !strcmp(pos[0], "flip"))
 		return flip(pos[1], pos[2], pos[3]);
 	if (n == 4 && !strcmp(pos[0], "poke"))
@@ -362,7 +419,8 @@ int main(int argc, char **argv)
 	if (n == 5 && !strcmp(pos[0], "npy"))
 		return npy_check(pos[1], pos[2], pos[3], pos[4], max_rel);
 	fprintf(stderr, "usage: stcheck info FILE | compare A B [--max-rel PCT] [--exact] [--subset] |"
-			" npy OUT.npy SRC NAME RANGE [--max-rel PCT] | json FILE | flip FILE SRC NAME |"
+			" npy OUT.npy SRC NAME RANGE [--max-rel PCT] | json FILE | jsonget FILE A/B |"
+			" flip FILE SRC NAME |"
 			" poke FILE NAME HEX\n");
 	return 2;
 }
