@@ -1,6 +1,6 @@
 /*
  * Kernel selection: the table in effect is resolved once per process (pthread_once) from the
- * CPU's features and the TS_KERNEL environment variable ("scalar" forces the portable
+ * CPU's features and the TSTORE_KERNEL environment variable ("scalar" forces the portable
  * reference), then never changes.
  *
  * Invariants
@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "codec/kernels.h"
+#include "common/env.h"
 
 #if !defined(TS_HAVE_AVX2) || !defined(TS_AVX2_KERNELS)
 /*
@@ -37,7 +38,7 @@ static const ts__kernels *kernels_in_effect;
 
 static void kernels_resolve(void)
 {
-	const char *env = getenv("TS_KERNEL");
+	const char *env = ts__env("TSTORE_KERNEL");
 	const ts__kernels *k = NULL;
 
 	if (!env || strcmp(env, "scalar") != 0)

@@ -1,6 +1,6 @@
 /*
  * The kernel table: the hot loops of every codec, one table per instruction set, resolved once
- * per process (pthread_once) from a CPU check; TS_KERNEL=scalar in the environment forces the
+ * per process (pthread_once) from a CPU check; TSTORE_KERNEL=scalar in the environment forces the
  * portable reference.
  *
  * Invariants
@@ -85,7 +85,7 @@ const ts__kernels *ts__kernels_avx2(void);
 #define TS_AVX2_NT_BYTES ((size_t)4 << 20)
 
 /* The threshold in effect: TS_AVX2_NT_BYTES when non-temporal stores are on, SIZE_MAX when off.
- * Set once by the kernel resolution (TS_NT_STORES=0|1, default off; see docs/KERNELS.md); the
+ * Set once by the kernel resolution (TSTORE_NT_STORES=0|1, default off; see docs/KERNELS.md); the
  * tests set it directly to exercise both store paths. */
 extern size_t ts__avx2_nt_bytes;
 

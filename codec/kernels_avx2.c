@@ -20,6 +20,7 @@
 
 #include "codec/elem.h"
 #include "codec/kernels_avx2.h"
+#include "common/env.h"
 
 /* ---- conversions ----------------------------------------------------------------------------- */
 
@@ -158,7 +159,7 @@ static void avx2_init(void)
 
 	/* Non-temporal stores for large decodes only on request: on this machine (AMD EPYC, a VM)
 	 * ordinary stores wrote 64M-element F32 outputs 10-20% faster (docs/KERNELS.md). */
-	const char *nt = getenv("TS_NT_STORES");
+	const char *nt = ts__env("TSTORE_NT_STORES");
 	ts__avx2_nt_bytes = nt && strcmp(nt, "1") == 0 ? TS_AVX2_NT_BYTES : SIZE_MAX;
 
 	avx2_usable = 1;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/env.h"
 #include "common/error.h"
 #include "engine/cache.h"
 
@@ -132,32 +133,15 @@ const ts__cache_policy ts__cache_policy_lru = {
 
 /* -- budget ---------------------------------------------------------------------------------- */
 
-uint64_t ts__cache_budget_resolve(int64_t opt)
+int ts__cache_budget_resolve(uint64_t *out, int64_t opt)
 {
-	const char *env;
-	char *end;
-	unsigned long long v;
+	int rc;
 
+	*out = opt >= 0 ? (uint64_t)opt : DEFAULT_BUDGET;
 	if (opt >= 0)
-		return (uint64_t)opt;
-	env = getenv("TSTORE_CACHE_BYTES");
-	if (!env || !*env)
-		return DEFAULT_BUDGET;
-	errno = 0;
-	v = strtoull(env, &end, 10);
-	if (errno || end == env)
-		return DEFAULT_BUDGET;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	default: break;
-	}
-	if (*end == 'i' || *end == 'I')
-		end++;
-	if (*end == 'b' || *end == 'B')
-		end++;
-	return *end ? DEFAULT_BUDGET : (uint64_t)v;
+		return 0;
+	rc = ts__env_bytes(out, "TSTORE_CACHE_BYTES");
+	return rc < 0 ? rc : 0;
 }
 
 /* -- hashing --------------------------------------------------------------------------------- */
@@ -249,8 +233,11 @@ int ts__cache_create_with_policy(struct ts__cache **out, uint64_t budget,
 	unsigned n = 1;
 
 	*out = NULL;
-	if (budget == UINT64_MAX)
-		budget = ts__cache_budget_resolve(-1);
+	if (budget == UINT64_MAX) {
+		int rc = ts__cache_budget_resolve(&budget, -1);
+		if (rc < 0)
+			return rc;
+	}
 	if (!policy)
 		policy = &ts__cache_policy_lru;
 	c = calloc(1, sizeof(*c));

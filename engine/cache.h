@@ -79,13 +79,13 @@ typedef struct ts__cache_policy {
 /** The default policy: admit everything, evict the least recently used entry. */
 extern const ts__cache_policy ts__cache_policy_lru;
 
-/** The default budget for an open option: @p opt >= 0 as is; -1: TSTORE_CACHE_BYTES from the
- *  environment (a decimal byte count, optional K/M/G suffix) or 256 MiB. */
-uint64_t ts__cache_budget_resolve(int64_t opt);
+/** The budget for an open option: @p opt >= 0 as is; -1: TSTORE_CACHE_BYTES from the
+ *  environment (common/env.h: ts__env_bytes) or 256 MiB. 0 or TS_EINVAL (a malformed variable). */
+int ts__cache_budget_resolve(uint64_t *out, int64_t opt);
 
 /** Create a cache of @p budget bytes with @p policy (NULL: LRU). A budget of UINT64_MAX means
  *  the default (ts__cache_budget_resolve(-1)); 0 turns the cache off (every lookup misses,
- *  every allocation is refused). */
+ *  every allocation is refused). 0, TS_ENOMEM or TS_EINVAL (a malformed TSTORE_CACHE_BYTES). */
 int ts__cache_create_with_policy(struct ts__cache **out, uint64_t budget,
 				 const ts__cache_policy *policy);
 

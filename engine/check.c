@@ -31,6 +31,7 @@
 #include "engine/format.h"
 #include "engine/handle.h"
 #include "engine/lmdbcheck.h"
+#include "engine/meta.h"
 #include "engine/page.h"
 #include "engine/record.h"
 #include "engine/recovery.h"
@@ -150,19 +151,13 @@ static void report_missing(checker *c, crec *r, uint64_t from, uint64_t to)
 
 static int load_meta(checker *c, MDB_txn *txn, uint64_t *next_id)
 {
-	MDB_val key = {7, (void *)"next_id"}, val;
-	int rc = mdb_get(txn, c->st->dbi_meta, &key, &val);
+	int rc = ts__meta_next_id_get(next_id, c->st, txn);
 
-	*next_id = 0;
-	if (rc == 0 && val.mv_size == 8) {
-		for (int i = 7; i >= 0; i--)
-			*next_id = (*next_id << 8) | ((const uint8_t *)val.mv_data)[i];
-	} else if (rc == 0 || rc == MDB_NOTFOUND) {
+	if (rc == TS_ECORRUPT || rc == MDB_NOTFOUND)
 		report(c, TS_PROBLEM_STRUCTURE, NULL, -1, "the meta next_id record is %s",
-		       rc ? "missing" : "malformed");
-	} else {
+		       rc == MDB_NOTFOUND ? "missing" : "malformed");
+	else if (rc)
 		return rc;
-	}
 	return 0;
 }
 
@@ -350,11 +345,7 @@ static int repair_txn(void *ud, MDB_txn *txn)
 			return rc;
 	}
 	if (c->fix_next_id) {
-		uint8_t v[8];
-		MDB_val key = {7, (void *)"next_id"}, val = {8, v};
-		for (int i = 0; i < 8; i++)
-			v[i] = (uint8_t)((c->max_id + 1) >> (8 * i));
-		rc = mdb_put(txn, c->st->dbi_meta, &key, &val, 0);
+		rc = ts__meta_next_id_put(c->st, txn, c->max_id + 1);
 		if (rc)
 			return rc;
 	}

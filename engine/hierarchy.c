@@ -36,8 +36,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/env.h"
 #include "common/error.h"
 #include "engine/hierarchy.h"
+#include "engine/io.h"
 
 #define PROFILE_FORMAT 1
 #define DEFAULT_PAGE_BYTES 65520u
@@ -422,18 +424,6 @@ static void dir_of(char *dir, size_t size, const char *path)
 	}
 }
 
-static ts_io_backend resolve_io(ts_io_backend io)
-{
-	if (io != TS_IO_DEFAULT)
-		return io;
-	const char *e = getenv("TSTORE_IO");
-	if (e && strcasecmp(e, "pread") == 0)
-		return TS_IO_PREAD;
-	if (e && strcasecmp(e, "mmap") == 0)
-		return TS_IO_MMAP;
-	return TS_IO_URING;
-}
-
 /*
  * Storage: QD-1 latency with single reads, then bandwidth with the backend's concurrency.
  * mmap: page faults on a mapping with MADV_RANDOM, after dropping the file's cached pages.
@@ -447,8 +437,11 @@ static int measure_storage(ts_hw_profile *p, const ts_calibrate_opts *o, double 
 	size_t io_bytes = (size_t)((p->page_bytes + 16 + 4095) / 4096 * 4096);
 	int fd = -1, direct = 1, rc = 0;
 	uint64_t file_bytes = 0;
-	ts_io_backend io = resolve_io(o->io);
+	ts_io_backend io;
 
+	rc = ts__io_resolve(&io, o->io);
+	if (rc < 0)
+		return rc;
 	dir_of(dir, sizeof(dir), o->path);
 	if (o->path && stat(o->path, &sb) == 0 && (uint64_t)sb.st_size >= MIN_FILE_BYTES) {
 		fd = open(o->path, O_RDONLY | O_DIRECT | O_CLOEXEC);
@@ -756,12 +749,12 @@ TS_API int ts_hw_profile_measure(ts_hw_profile *out, const ts_calibrate_opts *op
 
 TS_API int ts_hw_profile_path(char *out, size_t size, const char *store_path)
 {
-	const char *env = getenv("TSTORE_PROFILE");
+	const char *env = ts__env("TSTORE_PROFILE");
 	int n;
 
 	if (!out || !store_path)
 		return ts__err(TS_EINVAL, "ts_hw_profile_path: NULL argument");
-	if (env && *env)
+	if (env)
 		n = snprintf(out, size, "%s", env);
 	else
 		n = snprintf(out, size, "%s-profile", store_path);

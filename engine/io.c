@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "common/env.h"
 #include "common/error.h"
 #include "engine/handle.h"
 #include "engine/io.h"
@@ -44,6 +45,20 @@ int ts__io_parse(ts_io_backend *out, const char *name)
 		       name ? name : "(null)");
 }
 
+int ts__io_resolve(ts_io_backend *out, ts_io_backend want)
+{
+	const char *env;
+
+	*out = want;
+	if (want != TS_IO_DEFAULT)
+		return 0;
+	*out = TS_IO_URING;
+	env = ts__env("TSTORE_IO");
+	if (env && ts__io_parse(out, env) != 0)
+		return ts__env_bad("TSTORE_IO", env, "uring, pread or mmap");
+	return 0;
+}
+
 static int open_data_file(struct ts__io *io, const char *path)
 {
 	io->fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
@@ -66,20 +81,12 @@ static int open_data_file(struct ts__io *io, const char *path)
 int ts__io_create(struct ts__io **out, const char *path, ts_io_backend want)
 {
 	struct ts__io *io;
-	const char *env;
 	int rc;
 
 	*out = NULL;
-	if (want == TS_IO_DEFAULT) {
-		env = getenv("TSTORE_IO");
-		if (env && *env) {
-			rc = ts__io_parse(&want, env);
-			if (rc)
-				return ts__err(rc, "TSTORE_IO='%s': expected uring, pread or mmap", env);
-		} else {
-			want = TS_IO_URING;
-		}
-	}
+	rc = ts__io_resolve(&want, want);
+	if (rc < 0)
+		return rc;
 	if (want != TS_IO_URING && want != TS_IO_PREAD && want != TS_IO_MMAP)
 		return ts__err(TS_EINVAL, "unknown I/O backend %d", (int)want);
 	io = calloc(1, sizeof(*io));

@@ -72,11 +72,15 @@ struct ts__io {
 /** Parse "uring", "pread", "mmap" (case-insensitive). 0 or TS_EINVAL. */
 int ts__io_parse(ts_io_backend *out, const char *name);
 
+/** The backend @p want stands for: itself, or for TS_IO_DEFAULT the one TSTORE_IO names (uring
+ *  when unset). 0 or TS_EINVAL (a malformed TSTORE_IO). */
+int ts__io_resolve(ts_io_backend *out, ts_io_backend want);
+
 /**
  * Create a backend reading @p path (opened O_RDONLY|O_DIRECT; without O_DIRECT, noted, if the
  * file system refuses it). @p want TS_IO_DEFAULT resolves TSTORE_IO, else uring. The uring backend
  * falls back to pread when io_uring_queue_init fails with ENOSYS, EPERM or ENOMEM, noted.
- * For tests, TS_IO_URING_FAIL=<errno number> in the environment simulates that failure.
+ * For tests, TSTORE_TEST_URING_FAIL=<errno number> in the environment simulates that failure.
  */
 int ts__io_create(struct ts__io **out, const char *path, ts_io_backend want);
 void ts__io_free(struct ts__io *io);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "common/env.h"
 #include "common/error.h"
 #include "engine/io.h"
 
@@ -181,15 +182,15 @@ static const struct ts__io_ops pread_ops = {
 int ts__io_pread_init(struct ts__io *io)
 {
 	struct pread_state *p = calloc(1, sizeof(*p));
-	const char *env = getenv("TSTORE_IO_THREADS");
-	int want = env && *env ? atoi(env) : DEFAULT_THREADS;
+	long want = DEFAULT_THREADS;
+	int rc = ts__env_int(&want, "TSTORE_IO_THREADS", 1, MAX_THREADS);
 
+	if (rc < 0) {
+		free(p);
+		return rc;
+	}
 	if (!p)
 		return ts__err(TS_ENOMEM, "pread backend: out of memory");
-	if (want < 1)
-		want = 1;
-	if (want > MAX_THREADS)
-		want = MAX_THREADS;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->done, NULL);

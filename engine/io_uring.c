@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "common/env.h"
 #include "common/error.h"
 #include "engine/io.h"
 
@@ -35,13 +36,14 @@ struct uring_state {
 static int ring_new(struct ring **out)
 {
 	struct ring *r = calloc(1, sizeof(*r));
-	const char *sim = getenv("TS_IO_URING_FAIL");
+	/* Test-only hook: TSTORE_TEST_URING_FAIL=<errno> makes every ring fail to set up. */
+	const char *sim = ts__env("TSTORE_TEST_URING_FAIL");
 	int rc;
 
 	*out = NULL;
 	if (!r)
 		return -ENOMEM;
-	if (sim && *sim)
+	if (sim)
 		rc = -atoi(sim);
 	else
 		rc = io_uring_queue_init(TS_IO_QD, &r->ring, 0);

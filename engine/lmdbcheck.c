@@ -40,40 +40,12 @@
 #include "common/error.h"
 #include "engine/handle.h"
 #include "engine/lmdbcheck.h"
+#include "engine/lmdbfmt.h"
 #include "engine/txn.h"
 
-/* LMDB 0.9 on-disk layout (64-bit). */
-#define L_PAGEHDR 16u        /* pgno u64, pad u16, flags u16, lower u16 | upper u16 (or pages u32) */
-#define L_NODEHDR 8u         /* lo u16, hi u16, flags u16, ksize u16 */
-#define L_P_BRANCH 0x01u
-#define L_P_LEAF 0x02u
-#define L_P_OVERFLOW 0x04u
-#define L_P_META 0x08u
-#define L_P_LEAF2 0x20u
-#define L_P_SUBP 0x40u
-#define L_P_KIND (L_P_BRANCH | L_P_LEAF | L_P_OVERFLOW | L_P_META | L_P_LEAF2 | L_P_SUBP)
-#define L_F_BIGDATA 0x01u
-#define L_F_SUBDATA 0x02u
-#define L_F_DUPDATA 0x04u
-#define L_DB_SIZE 48u /* MDB_db: pad u32, flags u16, depth u16, 4 x u64 counts, root u64 */
-#define L_MAGIC 0xBEEFC0DEu
+/* Limits of a walk (LMDB 0.9, 64-bit: engine/lmdbfmt.h). */
 #define L_INVALID UINT64_MAX
 #define L_MAX_DEPTH 16 /* far above any real tree (LMDB's cursor stack is 32) */
-
-static uint16_t u16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t u32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t u64(const uint8_t *p)
-{
-	return (uint64_t)u32(p) | (uint64_t)u32(p + 4) << 32;
-}
 
 /* Where pages come from: the file (pread into per-level buffers) or the map. */
 struct src {
@@ -121,7 +93,7 @@ static const uint8_t *get_page(struct src *s, uint64_t pgno, int level)
 /* The overflow run that a big value of @p dsize bytes at page @p ov occupies. */
 static int check_overflow(struct src *s, uint64_t ov, uint64_t dsize, uint64_t from)
 {
-	uint8_t hdr[L_PAGEHDR];
+	uint8_t hdr[TS_LMDB_PAGEHDR];
 	const uint8_t *h;
 
 	if (ov < 2 || ov >= s->npages)
@@ -131,7 +103,7 @@ static int check_overflow(struct src *s, uint64_t ov, uint64_t dsize, uint64_t f
 		 * the run, and reading its header here would fault the page in through the page
 		 * cache, one synchronous 4 KiB read per value, ahead of the reader's O_DIRECT read
 		 * of the whole run (which checks that header itself: engine/reader.c, invariant 2). */
-		if ((dsize + L_PAGEHDR + s->psize - 1) / s->psize > s->npages - ov)
+		if ((dsize + TS_LMDB_PAGEHDR + s->psize - 1) / s->psize > s->npages - ov)
 			return bad(s, from, "a big value runs past the file's used pages, bytes",
 				   dsize);
 		return 0;
@@ -144,12 +116,14 @@ static int check_overflow(struct src *s, uint64_t ov, uint64_t dsize, uint64_t f
 	} else {
 		h = s->map + ov * s->psize;
 	}
-	uint64_t pages = u32(h + 12);
-	if (u64(h) != ov || (u16(h + 10) & L_P_KIND) != L_P_OVERFLOW)
-		return bad(s, ov, "overflow page header, flags", u16(h + 10));
+	uint64_t pages = ts__lmdb_u32(h + TS_LMDB_PAGEHDR_PAGES);
+	if (ts__lmdb_u64(h) != ov ||
+	    (ts__lmdb_u16(h + TS_LMDB_PAGEHDR_FLAGS) & TS_LMDB_P_KIND) != TS_LMDB_P_OVERFLOW)
+		return bad(s, ov, "overflow page header, flags",
+			   ts__lmdb_u16(h + TS_LMDB_PAGEHDR_FLAGS));
 	if (pages < 1 || pages > s->npages - ov)
 		return bad(s, ov, "overflow run past the file's used pages, length", pages);
-	if (dsize > pages * s->psize - L_PAGEHDR)
+	if (dsize > pages * s->psize - TS_LMDB_PAGEHDR)
 		return bad(s, from, "a big value is longer than its overflow run, bytes", dsize);
 	/* Whole-tree walks (the store check) also hold the header to exactly what LMDB wrote:
 	 * flags P_OVERFLOW alone and the page count its size gives (tstore never overwrites a big
@@ -157,9 +131,10 @@ static int check_overflow(struct src *s, uint64_t ov, uint64_t dsize, uint64_t f
 	 * intact: engine/reader.c falls back to the map), but LMDB's next write that frees the
 	 * run trusts the header's page number, count and dirty flag: damage there would free
 	 * the wrong pages. */
-	if (u16(h + 10) != L_P_OVERFLOW)
-		return bad(s, ov, "overflow page header, flags", u16(h + 10));
-	if (pages != (dsize + L_PAGEHDR + s->psize - 1) / s->psize)
+	if (ts__lmdb_u16(h + TS_LMDB_PAGEHDR_FLAGS) != TS_LMDB_P_OVERFLOW)
+		return bad(s, ov, "overflow page header, flags",
+			   ts__lmdb_u16(h + TS_LMDB_PAGEHDR_FLAGS));
+	if (pages != (dsize + TS_LMDB_PAGEHDR + s->psize - 1) / s->psize)
 		return bad(s, ov, "overflow run length differs from its value's, pages", pages);
 	return 0;
 }
@@ -181,12 +156,12 @@ struct node {
 
 static void node_at(const uint8_t *pg, unsigned i, struct node *n)
 {
-	const uint8_t *p = pg + u16(pg + L_PAGEHDR + 2 * i);
-	n->flags = u16(p + 4);
-	n->ksize = u16(p + 6);
-	n->key = p + L_NODEHDR;
+	const uint8_t *p = pg + ts__lmdb_u16(pg + TS_LMDB_PAGEHDR + 2 * i);
+	n->flags = ts__lmdb_u16(p + 4);
+	n->ksize = ts__lmdb_u16(p + 6);
+	n->key = p + TS_LMDB_NODEHDR;
 	n->data = n->key + n->ksize;
-	n->dsize = (uint64_t)u16(p) | (uint64_t)u16(p + 2) << 16;
+	n->dsize = (uint64_t)ts__lmdb_u16(p) | (uint64_t)ts__lmdb_u16(p + 2) << 16;
 }
 
 static int check_dbrec(struct src *s, const uint8_t *rec, struct dbrec *out, uint64_t where,
@@ -202,26 +177,28 @@ static int check_page(struct src *s, const uint8_t *pg, uint64_t pgno, int branc
 		      int ovf, int sorted_leaf, const struct node *lo, const struct node *hi,
 		      unsigned *nkeys_out)
 {
-	unsigned flags = u16(pg + 10), lower = u16(pg + 12), upper = u16(pg + 14);
-	unsigned want = branch ? L_P_BRANCH : L_P_LEAF;
+	unsigned flags = ts__lmdb_u16(pg + TS_LMDB_PAGEHDR_FLAGS);
+	unsigned lower = ts__lmdb_u16(pg + 12), upper = ts__lmdb_u16(pg + 14);
+	unsigned want = branch ? TS_LMDB_P_BRANCH : TS_LMDB_P_LEAF;
 
-	if (u64(pg) != pgno)
-		return bad(s, pgno, "page header names page", u64(pg));
-	if ((flags & L_P_KIND) != want || (ovf && flags != want)) /* ovf: a whole-tree walk */
+	if (ts__lmdb_u64(pg) != pgno)
+		return bad(s, pgno, "page header names page", ts__lmdb_u64(pg));
+	if ((flags & TS_LMDB_P_KIND) != want || (ovf && flags != want)) /* ovf: a whole-tree walk */
 		return bad(s, pgno, branch ? "not a branch page, flags" : "not a leaf page, flags",
 			   flags);
-	if (lower < L_PAGEHDR || (lower - L_PAGEHDR) % 2 || lower > upper || upper > s->psize)
+	if (lower < TS_LMDB_PAGEHDR || (lower - TS_LMDB_PAGEHDR) % 2 || lower > upper ||
+	    upper > s->psize)
 		return bad(s, pgno, "node index bounds, lower", lower);
-	unsigned nkeys = (lower - L_PAGEHDR) / 2;
+	unsigned nkeys = (lower - TS_LMDB_PAGEHDR) / 2;
 	if (nkeys < (branch ? 2u : 1u))
 		return bad(s, pgno, "too few nodes:", nkeys);
 	struct node prev = {0}, n;
 	for (unsigned i = 0; i < nkeys; i++) {
-		unsigned off = u16(pg + L_PAGEHDR + 2 * i);
-		if (off < upper || off % 2 || (uint64_t)off + L_NODEHDR > s->psize)
+		unsigned off = ts__lmdb_u16(pg + TS_LMDB_PAGEHDR + 2 * i);
+		if (off < upper || off % 2 || (uint64_t)off + TS_LMDB_NODEHDR > s->psize)
 			return bad(s, pgno, "node offset outside the page, node", i);
 		node_at(pg, i, &n);
-		if (off + L_NODEHDR + (uint64_t)n.ksize > s->psize)
+		if (off + TS_LMDB_NODEHDR + (uint64_t)n.ksize > s->psize)
 			return bad(s, pgno, "node key outside the page, node", i);
 		if (branch) {
 			uint64_t child = n.dsize | (uint64_t)n.flags << 32;
@@ -230,24 +207,24 @@ static int check_page(struct src *s, const uint8_t *pg, uint64_t pgno, int branc
 		} else if (main) {
 			/* tstore's main tree holds only database records; anything else makes
 			 * LMDB refuse the name (MDB_INCOMPATIBLE), which the open reports. */
-			if ((n.flags & ~(L_F_BIGDATA | L_F_SUBDATA)) ||
-			    n.flags == (L_F_BIGDATA | L_F_SUBDATA) ||
-			    (n.flags == L_F_SUBDATA && n.dsize != L_DB_SIZE))
+			if ((n.flags & ~(TS_LMDB_F_BIGDATA | TS_LMDB_F_SUBDATA)) ||
+			    n.flags == (TS_LMDB_F_BIGDATA | TS_LMDB_F_SUBDATA) ||
+			    (n.flags == TS_LMDB_F_SUBDATA && n.dsize != TS_LMDB_DB_SIZE))
 				return bad(s, pgno, "not a database record, node", i);
 		} else {
-			if (n.flags & ~L_F_BIGDATA)
+			if (n.flags & ~TS_LMDB_F_BIGDATA)
 				return bad(s, pgno, "unknown node flags, node", i);
 		}
 		if (!branch) {
-			uint64_t inline_len = n.flags & L_F_BIGDATA ? 8 : n.dsize;
-			if (off + L_NODEHDR + n.ksize + inline_len > s->psize)
+			uint64_t inline_len = n.flags & TS_LMDB_F_BIGDATA ? 8 : n.dsize;
+			if (off + TS_LMDB_NODEHDR + n.ksize + inline_len > s->psize)
 				return bad(s, pgno, "node value outside the page, node", i);
-			if ((n.flags & L_F_BIGDATA) && ovf) {
-				int rc = check_overflow(s, u64(n.data), n.dsize, pgno);
+			if ((n.flags & TS_LMDB_F_BIGDATA) && ovf) {
+				int rc = check_overflow(s, ts__lmdb_u64(n.data), n.dsize, pgno);
 				if (rc < 0)
 					return rc;
 			}
-			if (main && n.flags == L_F_SUBDATA) {
+			if (main && n.flags == TS_LMDB_F_SUBDATA) {
 				struct dbrec db;
 				int rc = check_dbrec(s, n.data, &db, pgno, 0);
 				if (rc < 0)
@@ -272,9 +249,9 @@ static int check_page(struct src *s, const uint8_t *pg, uint64_t pgno, int branc
 static int check_dbrec(struct src *s, const uint8_t *rec, struct dbrec *out, uint64_t where,
 		       int any_flags)
 {
-	out->flags = u16(rec + 4);
-	out->depth = u16(rec + 6);
-	out->root = u64(rec + 40);
+	out->flags = ts__lmdb_u16(rec + 4);
+	out->depth = ts__lmdb_u16(rec + 6);
+	out->root = ts__lmdb_u64(rec + 40);
 	/* tstore opens every database with flags 0: other flags would change LMDB's key order
 	 * or make it read values as sub-databases. */
 	if (out->flags != 0 && !any_flags)
@@ -367,8 +344,8 @@ static int walk_path(struct src *s, const struct dbrec *db, int main, const uint
 			node_at(pg, i, &n);
 			if (n.ksize != klen || memcmp(n.key, key, klen))
 				continue;
-			if (n.flags & L_F_BIGDATA) {
-				rc = check_overflow(s, u64(n.data), n.dsize, pgno);
+			if (n.flags & TS_LMDB_F_BIGDATA) {
+				rc = check_overflow(s, ts__lmdb_u64(n.data), n.dsize, pgno);
 				if (rc < 0)
 					return rc;
 			}
@@ -397,8 +374,8 @@ int ts__lmdb_check_file(const char *path, uint64_t file_size, const char *const 
 		ts__err(TS_ECORRUPT, "'%s': cannot read LMDB's first meta page", path);
 		goto out;
 	}
-	psize = u32(m[0] + 40);
-	if (u32(m[0] + 16) != L_MAGIC)
+	psize = ts__lmdb_u32(m[0] + 40);
+	if (ts__lmdb_u32(m[0] + 16) != TS_LMDB_MAGIC)
 		psize = 4096; /* judged below; the second meta still says what the file is */
 	if (psize < 512 || psize > 65536 || (psize & (psize - 1)) ||
 	    pread(s.fd, m[1], sizeof(m[1]), (off_t)psize) != (ssize_t)sizeof(m[1])) {
@@ -406,18 +383,21 @@ int ts__lmdb_check_file(const char *path, uint64_t file_size, const char *const 
 		goto out;
 	}
 	for (int i = 0; i < 2; i++) {
-		unsigned flags = u16(m[i] + 10);
-		if (u32(m[i] + 16) != L_MAGIC) {
+		unsigned flags = ts__lmdb_u16(m[i] + TS_LMDB_PAGEHDR_FLAGS);
+		if (ts__lmdb_u32(m[i] + 16) != TS_LMDB_MAGIC) {
 			ts__err(TS_ECORRUPT, "'%s' is not a tstore store (LMDB meta page %d has no "
 				"LMDB magic)", path, i);
 			goto out;
 		}
-		if (u32(m[i] + 20) != 1 || !(flags & L_P_META) || u64(m[i]) != (uint64_t)i) {
-			ts__err(TS_ECORRUPT, "'%s': LMDB meta page %d is damaged (version %u, flags "
-				"%#x)", path, i, u32(m[i] + 20), flags);
+		if (ts__lmdb_u32(m[i] + 20) != 1 || !(flags & TS_LMDB_P_META) ||
+		    ts__lmdb_u64(m[i]) != (uint64_t)i) {
+			ts__err(TS_ECORRUPT,
+				"'%s': LMDB meta page %d is damaged (version %u, flags "
+				"%#x)",
+				path, i, ts__lmdb_u32(m[i] + 20), flags);
 			goto out;
 		}
-		txn[i] = u64(m[i] + 144);
+		txn[i] = ts__lmdb_u64(m[i] + 144);
 	}
 	/* LMDB uses the meta with the higher txnid; a damaged txnid would silently roll the
 	 * store back to the older snapshot, so the two must be consecutive, each in its slot. */
@@ -429,12 +409,14 @@ int ts__lmdb_check_file(const char *path, uint64_t file_size, const char *const 
 		goto out;
 	}
 	const uint8_t *mm = m[cur];
-	if (u32(mm + 40) != psize) {
-		ts__err(TS_ECORRUPT, "'%s': LMDB meta page %d is damaged (page size %u, the first "
-			"meta says %" PRIu64 ")", path, cur, u32(mm + 40), psize);
+	if (ts__lmdb_u32(mm + 40) != psize) {
+		ts__err(TS_ECORRUPT,
+			"'%s': LMDB meta page %d is damaged (page size %u, the first "
+			"meta says %" PRIu64 ")",
+			path, cur, ts__lmdb_u32(mm + 40), psize);
 		goto out;
 	}
-	uint64_t last = u64(mm + 136), pages = file_size / psize;
+	uint64_t last = ts__lmdb_u64(mm + 136), pages = file_size / psize;
 	if (last < 1 || last >= pages) {
 		ts__err(TS_ECORRUPT, "'%s': LMDB's last page %" PRIu64 " lies outside the file's %"
 			PRIu64 " pages (damaged meta page or truncated file)", path, last, pages);
@@ -468,7 +450,7 @@ int ts__lmdb_check_file(const char *path, uint64_t file_size, const char *const 
 		if (rc < 0 || !v)
 			continue;
 		/* v points into the leaf's buffer (slot depth-1); copy before walking on. */
-		uint8_t rec[L_DB_SIZE];
+		uint8_t rec[TS_LMDB_DB_SIZE];
 		memcpy(rec, v, sizeof rec);
 		s.db = full[i];
 		rc = check_dbrec(&s, rec, &db, maindb.root, 0);
@@ -516,7 +498,7 @@ static int map_src(ts_store *st, MDB_txn *txn, const char *dbname, struct src *s
 		rc = mdb_get(txn, main_dbi, &k, &v);
 	if (rc)
 		return ts__err_from_mdb(rc, "reading LMDB's main tree");
-	if (v.mv_size != L_DB_SIZE)
+	if (v.mv_size != TS_LMDB_DB_SIZE)
 		return ts__err(TS_ECORRUPT, "'%s': LMDB's record of the '%s' database is damaged",
 			       st->path, dbname);
 	s->db = dbname;

@@ -125,3 +125,26 @@ int ts__meta_open(ts_store *st, MDB_txn *txn, int create)
 		return ts__err_from_mdb(rc, "reading the store's meta records");
 	return 0;
 }
+
+int ts__meta_next_id_get(uint64_t *out, ts_store *st, MDB_txn *txn)
+{
+	MDB_val key = {sizeof(TS_META_NEXT_ID) - 1, (void *)TS_META_NEXT_ID}, val;
+	int rc = mdb_get(txn, st->dbi_meta, &key, &val);
+
+	*out = 0;
+	if (rc)
+		return rc;
+	if (val.mv_size != 8)
+		return TS_ECORRUPT;
+	*out = ts__get_le64(val.mv_data);
+	return 0;
+}
+
+int ts__meta_next_id_put(ts_store *st, MDB_txn *txn, uint64_t next)
+{
+	uint8_t v[8];
+	MDB_val key = {sizeof(TS_META_NEXT_ID) - 1, (void *)TS_META_NEXT_ID}, val = {8, v};
+
+	ts__put_le64(v, next);
+	return mdb_put(txn, st->dbi_meta, &key, &val, 0);
+}

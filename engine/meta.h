@@ -6,6 +6,7 @@
 #define TS_ENGINE_META_H
 
 #include <lmdb.h>
+#include <stdint.h>
 
 #include "engine/handle.h"
 
@@ -20,5 +21,13 @@
  *  environment becomes a store (databases and meta records written in @p txn). Runs in a
  *  read-only transaction for a read-only open, so that it creates nothing. */
 int ts__meta_open(ts_store *st, MDB_txn *txn, int create);
+
+/** In @p txn: the next tensor id (the "next_id" record, u64 little-endian). Returns 0, an LMDB
+ *  code (MDB_NOTFOUND if the record is missing), or TS_ECORRUPT, with no message set, if it is
+ *  not 8 bytes long. */
+int ts__meta_next_id_get(uint64_t *out, ts_store *st, MDB_txn *txn);
+
+/** In write transaction @p txn: set the next tensor id. 0 or an LMDB code. */
+int ts__meta_next_id_put(ts_store *st, MDB_txn *txn, uint64_t next);
 
 #endif

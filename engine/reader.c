@@ -49,17 +49,13 @@
 #include "engine/handle.h"
 #include "engine/io.h"
 #include "engine/lmdbcheck.h"
+#include "engine/lmdbfmt.h"
 #include "engine/page.h"
 #include "engine/pool.h"
 #include "engine/record.h"
 #include "engine/residency.h"
 #include "engine/txn.h"
 
-#define LMDB_PAGE 4096u
-#define LMDB_HDR 16u       /* LMDB's page header in front of an overflow value */
-#define LMDB_P_OVERFLOW 0x04u
-#define LMDB_P_BRANCH 0x01u
-#define LMDB_P_LEAF 0x02u
 #define WINDOW_PAGES 256   /* pages (hits and misses) per window at most */
 #define WINDOW_BYTES (4u << 20) /* storage bytes per window at most */
 #define READ_MAX (1u << 20)    /* adjacent runs are merged into reads of at most this size */
@@ -141,27 +137,6 @@ struct req {
 };
 
 /* -- small helpers ----------------------------------------------------------------------------- */
-
-static uint64_t rd_u64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8); /* LMDB's header is in host order */
-	return v;
-}
-
-static uint32_t rd_u32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return v;
-}
-
-static uint16_t rd_u16(const uint8_t *p)
-{
-	uint16_t v;
-	memcpy(&v, p, 2);
-	return v;
-}
 
 static int out_dtype_ok(const ts__tensor_rec *rec, ts_dtype dtype)
 {
@@ -415,8 +390,8 @@ static void tier_request(struct req *r)
 	if (!res || ts__cache_budget(r->st->cache) == 0 || r->ntrows == 0)
 		return;
 	size_t enc = ts_codec_encoded_size(&r->rec.codec, r->rec.tile_rows, r->rec.tile_cols);
-	uint64_t io = (LMDB_HDR + TS_PAGE_HEADER_SIZE + enc + LMDB_PAGE - 1) &
-		      ~(uint64_t)(LMDB_PAGE - 1);
+	uint64_t io = (TS_LMDB_PAGEHDR + TS_PAGE_HEADER_SIZE + enc + TS_LMDB_PAGE - 1) &
+		      ~(uint64_t)(TS_LMDB_PAGE - 1);
 	ts__res_tensor(res, r->rec.id, r->rec.codec.codec, io, r->rec.tile_rows * r->rec.tile_cols);
 	first = r->trows[0] * r->across + r->u0;
 	last = r->trows[r->ntrows - 1] * r->across + r->u1;
@@ -688,13 +663,16 @@ static int window_fetch(struct req *r, struct window *w, MDB_txn *txn)
 		j->map_val = v.mv_data;
 		j->raw_len = v.mv_size;
 		addr = (uintptr_t)v.mv_data;
-		if (st->map_base && addr >= st->map_base + LMDB_HDR &&
-		    (addr - st->map_base - LMDB_HDR) % LMDB_PAGE == 0 && v.mv_size > LMDB_PAGE / 2 &&
-		    addr - st->map_base - LMDB_HDR +
-				    ((LMDB_HDR + v.mv_size + LMDB_PAGE - 1) & ~(size_t)(LMDB_PAGE - 1)) <=
+		if (st->map_base && addr >= st->map_base + TS_LMDB_PAGEHDR &&
+		    (addr - st->map_base - TS_LMDB_PAGEHDR) % TS_LMDB_PAGE == 0 &&
+		    v.mv_size > TS_LMDB_PAGE / 2 &&
+		    addr - st->map_base - TS_LMDB_PAGEHDR +
+				    ((TS_LMDB_PAGEHDR + v.mv_size + TS_LMDB_PAGE - 1) &
+				     ~(size_t)(TS_LMDB_PAGE - 1)) <=
 			    st->map_size) {
-			size_t len = (LMDB_HDR + v.mv_size + LMDB_PAGE - 1) & ~(size_t)(LMDB_PAGE - 1);
-			uint64_t offset = addr - st->map_base - LMDB_HDR;
+			size_t len = (TS_LMDB_PAGEHDR + v.mv_size + TS_LMDB_PAGE - 1) &
+				     ~(size_t)(TS_LMDB_PAGE - 1);
+			uint64_t offset = addr - st->map_base - TS_LMDB_PAGEHDR;
 			ts__io_req *q = w->nreqs ? &w->reqs[w->nreqs - 1] : NULL;
 			j->run_len = len;
 			if (q && q->offset + q->len == offset && q->len + len <= READ_MAX) {
@@ -705,7 +683,7 @@ static int window_fetch(struct req *r, struct window *w, MDB_txn *txn)
 				q = &w->reqs[w->nreqs];
 				q->offset = offset;
 				q->len = len;
-				q->map_src = (const uint8_t *)v.mv_data - LMDB_HDR;
+				q->map_src = (const uint8_t *)v.mv_data - TS_LMDB_PAGEHDR;
 				j->req = w->nreqs++;
 				j->req_off = 0;
 			}
@@ -726,7 +704,7 @@ static int window_fetch(struct req *r, struct window *w, MDB_txn *txn)
 		if (j->hit || j->chit)
 			continue;
 		if (j->req != SIZE_MAX) {
-			j->raw = (uint8_t *)w->reqs[j->req].buf + j->req_off + LMDB_HDR;
+			j->raw = (uint8_t *)w->reqs[j->req].buf + j->req_off + TS_LMDB_PAGEHDR;
 		} else {
 			/* small value in a leaf page (or an unexpected address): copy it */
 			memcpy(w->arena + off, j->map_val, j->raw_len);
@@ -769,11 +747,13 @@ static int window_complete(struct req *r, struct window *w)
 					     (unsigned long long)(q->offset + j->req_off));
 		h = (const uint8_t *)q->buf + j->req_off;
 		if (q->res != (ssize_t)q->len ||
-		    rd_u64(h) != (q->offset + j->req_off) / LMDB_PAGE ||
-		    !(rd_u16(h + 10) & LMDB_P_OVERFLOW) ||
-		    (rd_u16(h + 10) & (LMDB_P_BRANCH | LMDB_P_LEAF)) ||
-		    rd_u32(h + 12) != j->run_len / LMDB_PAGE) {
-			memcpy((uint8_t *)q->buf + j->req_off + LMDB_HDR, j->map_val, j->raw_len);
+		    ts__lmdb_u64(h) != (q->offset + j->req_off) / TS_LMDB_PAGE ||
+		    !(ts__lmdb_u16(h + TS_LMDB_PAGEHDR_FLAGS) & TS_LMDB_P_OVERFLOW) ||
+		    (ts__lmdb_u16(h + TS_LMDB_PAGEHDR_FLAGS) &
+		     (TS_LMDB_P_BRANCH | TS_LMDB_P_LEAF)) ||
+		    ts__lmdb_u32(h + TS_LMDB_PAGEHDR_PAGES) != j->run_len / TS_LMDB_PAGE) {
+			memcpy((uint8_t *)q->buf + j->req_off + TS_LMDB_PAGEHDR, j->map_val,
+			       j->raw_len);
 			atomic_fetch_add(&st->io_ctx->map_fallbacks, 1);
 		}
 	}

@@ -49,6 +49,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/env.h"
 #include "common/error.h"
 #include "engine/residency.h"
 
@@ -167,15 +168,18 @@ TS_API int ts_cache_policy_parse(ts_cache_policy *out, const char *name)
 		       name ? name : "(null)");
 }
 
-ts_cache_policy ts__res_policy_resolve(ts_cache_policy p)
+int ts__res_policy_resolve(ts_cache_policy *out, ts_cache_policy p)
 {
+	const char *e;
+
+	*out = p;
 	if (p != TS_CACHE_POLICY_DEFAULT)
-		return p;
-	const char *e = getenv("TSTORE_CACHE_POLICY");
-	ts_cache_policy q;
-	if (e && *e && ts_cache_policy_parse(&q, e) == 0 && q != TS_CACHE_POLICY_DEFAULT)
-		return q;
-	return TS_CACHE_POLICY_TIERED;
+		return 0;
+	*out = TS_CACHE_POLICY_TIERED;
+	e = ts__env("TSTORE_CACHE_POLICY");
+	if (e && (ts_cache_policy_parse(out, e) != 0 || *out == TS_CACHE_POLICY_DEFAULT))
+		return ts__env_bad("TSTORE_CACHE_POLICY", e, "tiered, decoded-lru or decoded-only");
+	return 0;
 }
 
 static int is_compressed(const ts__cache_key *k)
@@ -568,7 +572,10 @@ int ts__res_create(ts__res **out, ts_cache_policy policy, uint64_t budget,
 	*out = NULL;
 	if (!r)
 		return ts__err(TS_ENOMEM, "residency: out of memory");
-	r->policy = ts__res_policy_resolve(policy);
+	if (ts__res_policy_resolve(&r->policy, policy) < 0) {
+		free(r);
+		return TS_EINVAL;
+	}
 	if ((unsigned)r->policy > TS_CACHE_POLICY_DECODED_ONLY) {
 		free(r);
 		return ts__err(TS_EINVAL, "residency: unknown cache policy %d", (int)policy);

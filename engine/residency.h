@@ -87,7 +87,8 @@ void ts__res_prefetched(ts__res *r, uint64_t n);
 /** Counters (the occupancy fields are filled from @p cache, which may be NULL). */
 void ts__res_stats(ts__res *r, struct ts__cache *cache, ts_residency_stats *out);
 
-/** Resolve TS_CACHE_POLICY_DEFAULT (TSTORE_CACHE_POLICY, else tiered). */
-ts_cache_policy ts__res_policy_resolve(ts_cache_policy p);
+/** Resolve TS_CACHE_POLICY_DEFAULT (TSTORE_CACHE_POLICY, else tiered); other policies stand
+ *  for themselves. 0 or TS_EINVAL (a malformed TSTORE_CACHE_POLICY). */
+int ts__res_policy_resolve(ts_cache_policy *out, ts_cache_policy p);
 
 #endif

@@ -57,30 +57,6 @@ TS_API void ts_open_opts_init(ts_open_opts *opts)
 
 /* -- open and close ----------------------------------------------------------------------- */
 
-static int getenv_cache_bytes(int64_t *out)
-{
-	const char *s = getenv("TSTORE_CACHE_BYTES");
-	char *end;
-	unsigned long long v;
-
-	if (!s || !*s)
-		return 0;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return ts__err(TS_EINVAL, "TSTORE_CACHE_BYTES='%s' is not a byte count", s);
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	default: break;
-	}
-	if (*end)
-		return ts__err(TS_EINVAL, "TSTORE_CACHE_BYTES='%s' is not a byte count", s);
-	*out = (int64_t)(v > INT64_MAX ? INT64_MAX : v);
-	return 1;
-}
-
 /* Databases the open reads (meta) or walks when opening for writing (pending): checked whole. */
 static const char *const open_checked_dbs[2] = {"meta", "pending"};
 
@@ -91,7 +67,6 @@ TS_API int ts_store_open(ts_store **out, const char *path, const ts_open_opts *o
 	MDB_txn *txn = NULL;
 	struct stat sb;
 	unsigned envflags = MDB_NOSUBDIR | MDB_NORDAHEAD | MDB_NOTLS;
-	int64_t cache_bytes;
 	int rc, exists, locks_ok = 0;
 
 	if (!out || !path || !*path)
@@ -242,14 +217,7 @@ TS_API int ts_store_open(ts_store **out, const char *path, const ts_open_opts *o
 			goto fail;
 	}
 
-	cache_bytes = opts.cache_bytes;
-	if (cache_bytes < 0) {
-		cache_bytes = 256ll << 20;
-		rc = getenv_cache_bytes(&cache_bytes);
-		if (rc < 0)
-			goto fail;
-	}
-	rc = ts__tier_open(st, cache_bytes); /* the cache with its residency policy */
+	rc = ts__tier_open(st, opts.cache_bytes); /* the cache with its residency policy */
 	if (rc < 0)
 		goto fail;
 	rc = ts__io_open(st, opts.io);

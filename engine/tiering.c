@@ -59,9 +59,13 @@ static int setup(ts_store *st, ts_cache_policy policy, uint64_t budget, const ts
 int ts__tier_open(ts_store *st, int64_t cache_bytes)
 {
 	ts_hw_profile p;
+	uint64_t budget;
+	int rc = ts__cache_budget_resolve(&budget, cache_bytes);
 
+	if (rc < 0)
+		return rc;
 	load_profile(st, &p, &st->profile_measured);
-	return setup(st, TS_CACHE_POLICY_DEFAULT, ts__cache_budget_resolve(cache_bytes), &p);
+	return setup(st, TS_CACHE_POLICY_DEFAULT, budget, &p);
 }
 
 void ts__tier_close(ts_store *st)

@@ -89,7 +89,9 @@ static int adopt_resized_map(ts_store *st)
 	return ts__txn_refresh_map(st);
 }
 
-int ts__txn_begin_read(ts_store *st, MDB_txn **out)
+/* Begin a transaction with map_lock held shared until it ends, adopting a map another process
+ * grew (MDB_MAP_RESIZED) and trying again. */
+static int txn_begin(ts_store *st, unsigned flags, const char *what, MDB_txn **out)
 {
 	*out = NULL;
 	for (int attempt = 0; attempt < 8; attempt++) {
@@ -97,21 +99,26 @@ int ts__txn_begin_read(ts_store *st, MDB_txn **out)
 		int rc;
 
 		pthread_rwlock_rdlock(&st->map_lock);
-		rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+		rc = mdb_txn_begin(st->env, NULL, flags, &txn);
 		if (rc == 0) {
 			*out = txn;
 			return 0;
 		}
 		pthread_rwlock_unlock(&st->map_lock);
 		if (rc != MDB_MAP_RESIZED)
-			return ts__err_from_mdb(rc, "beginning a read transaction");
+			return ts__err_from_mdb(rc, what);
 		pthread_rwlock_wrlock(&st->map_lock);
 		rc = adopt_resized_map(st);
 		pthread_rwlock_unlock(&st->map_lock);
 		if (rc < 0)
 			return rc;
 	}
-	return ts__err(TS_EBUSY, "beginning a read transaction: the map keeps being resized");
+	return ts__err(TS_EBUSY, "%s: the map keeps being resized", what);
+}
+
+int ts__txn_begin_read(ts_store *st, MDB_txn **out)
+{
+	return txn_begin(st, MDB_RDONLY, "beginning a read transaction", out);
 }
 
 int ts__txn_begin_write(ts_store *st, MDB_txn **out)
@@ -119,26 +126,7 @@ int ts__txn_begin_write(ts_store *st, MDB_txn **out)
 	*out = NULL;
 	if (!(st->flags & TS_OPEN_WRITE))
 		return ts__err(TS_EREADONLY, "store '%s' is opened read-only", st->path);
-	for (int attempt = 0; attempt < 8; attempt++) {
-		MDB_txn *txn = NULL;
-		int rc;
-
-		pthread_rwlock_rdlock(&st->map_lock);
-		rc = mdb_txn_begin(st->env, NULL, 0, &txn);
-		if (rc == 0) {
-			*out = txn;
-			return 0;
-		}
-		pthread_rwlock_unlock(&st->map_lock);
-		if (rc != MDB_MAP_RESIZED)
-			return ts__err_from_mdb(rc, "beginning a write transaction");
-		pthread_rwlock_wrlock(&st->map_lock);
-		rc = adopt_resized_map(st);
-		pthread_rwlock_unlock(&st->map_lock);
-		if (rc < 0)
-			return rc;
-	}
-	return ts__err(TS_EBUSY, "beginning a write transaction: the map keeps being resized");
+	return txn_begin(st, 0, "beginning a write transaction", out);
 }
 
 int ts__txn_commit(ts_store *st, MDB_txn *txn)

@@ -42,6 +42,7 @@
 #include "engine/format.h"
 #include "engine/geometry.h"
 #include "engine/group.h"
+#include "engine/meta.h"
 #include "engine/handle.h"
 #include "engine/page.h"
 #include "engine/pool.h"
@@ -156,20 +157,11 @@ static int put_pages(ts_writer *w, MDB_txn *txn)
 	return 0;
 }
 
-static int put_next_id(ts_store *st, MDB_txn *txn, uint64_t next)
-{
-	uint8_t v[8];
-	MDB_val key = {7, (void *)"next_id"}, val = {8, v};
-
-	ts__put_le64(v, next);
-	return mdb_put(txn, st->dbi_meta, &key, &val, 0);
-}
-
 static int start_pending(ts_writer *w, MDB_txn *txn)
 {
 	uint8_t kb[8];
 	MDB_val key = {8, kb}, val = {strlen(w->name), w->name};
-	int rc = put_next_id(w->st, txn, w->rec.id + 1);
+	int rc = ts__meta_next_id_put(w->st, txn, w->rec.id + 1);
 
 	if (rc)
 		return rc;
@@ -225,7 +217,7 @@ static int final_txn(void *ud, MDB_txn *txn)
 			return ts__err(TS_ECORRUPT, "tensor '%s': its pending entry vanished", w->name);
 		return rc;
 	}
-	return put_next_id(st, txn, w->rec.id + 1);
+	return ts__meta_next_id_put(st, txn, w->rec.id + 1);
 }
 
 /* Staging (invariant 5): the tensor's last pages and its pending entry, and the removal of the
@@ -268,18 +260,15 @@ static int stage_txn(void *ud, MDB_txn *txn)
 static int read_next_id(ts_store *st, uint64_t *out)
 {
 	MDB_txn *txn;
-	MDB_val key = {7, (void *)"next_id"}, val;
 	int rc = ts__txn_begin_read(st, &txn);
 
 	if (rc < 0)
 		return rc;
-	rc = mdb_get(txn, st->dbi_meta, &key, &val);
-	if (rc == 0 && val.mv_size == 8)
-		*out = ts__get_le64(val.mv_data);
+	rc = ts__meta_next_id_get(out, st, txn);
 	ts__txn_abort(st, txn);
-	if (rc)
+	if (rc && rc != TS_ECORRUPT)
 		return ts__err_from_mdb(rc, "reading the next tensor id");
-	if (val.mv_size != 8 || *out == 0 || *out == UINT64_MAX)
+	if (rc || *out == 0 || *out == UINT64_MAX)
 		return ts__err(TS_ECORRUPT, "store '%s': the next tensor id record is malformed",
 			       st->path);
 	return 0;

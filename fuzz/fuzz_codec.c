@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: the codec decoders (ts_codec_decode) on arbitrary payloads, for every codec
- * and output dtype, with the scalar and the SIMD kernel table (TS_KERNEL is read once per
+ * and output dtype, with the scalar and the SIMD kernel table (TSTORE_KERNEL is read once per
  * process, so the SIMD path is what runs here; make check runs the replay both ways).
  * Input: 8 bytes of parameters, then the payload. The payload buffer is exactly the input's
  * size, so ASan catches any read past it; the output buffer is exactly rows x cols elements.

@@ -246,7 +246,7 @@ TS_API int ts_codec_decode(const ts_codec_config *cfg, float tensor_scale, const
 			   size_t src_size, uint64_t rows, uint64_t cols, ts_dtype dtype, void *dst,
 			   uint64_t dst_stride);
 
-/** The name of the kernel set in effect ("avx2" or "scalar"); TS_KERNEL=scalar forces the
+/** The name of the kernel set in effect ("avx2" or "scalar"); TSTORE_KERNEL=scalar forces the
  *  portable reference. Resolved once per process. */
 TS_API const char *ts_kernel_name(void);
 

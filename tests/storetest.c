@@ -32,7 +32,7 @@ static int rm_entry(const char *path, const struct stat *sb, int type, struct FT
 
 static void rm_tmpdir(void)
 {
-	if (tmpdir[0] && getpid() == tmpdir_owner && !getenv("TS_TEST_KEEP"))
+	if (tmpdir[0] && getpid() == tmpdir_owner && !getenv("TSTORE_TEST_KEEP"))
 		nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -59,9 +59,9 @@ const char *st_path(const char *name)
 
 uint64_t st_seed(const char *test)
 {
-	const char *s = getenv("TS_TEST_SEED");
+	const char *s = getenv("TSTORE_TEST_SEED");
 	uint64_t seed = s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20);
-	fprintf(stderr, "%s: seed %llu (set TS_TEST_SEED to repeat)\n", test,
+	fprintf(stderr, "%s: seed %llu (set TSTORE_TEST_SEED to repeat)\n", test,
 		(unsigned long long)seed);
 	return seed;
 }

@@ -16,7 +16,7 @@ const char *st_tmpdir(void);
 /** "<st_tmpdir()>/<name>" in a static rotating buffer. */
 const char *st_path(const char *name);
 
-/** The seed: TS_TEST_SEED from the environment, else time-based; printed to stderr. */
+/** The seed: TSTORE_TEST_SEED from the environment, else time-based; printed to stderr. */
 uint64_t st_seed(const char *test);
 uint64_t st_rand(uint64_t *s);
 /** Uniform in [0, 1). */

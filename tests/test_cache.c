@@ -160,25 +160,40 @@ Test(cache, off_when_budget_is_zero)
 	ts__cache_free(c);
 }
 
+static uint64_t resolved(int64_t opt)
+{
+	uint64_t b = 7;
+	cr_assert_eq(ts__cache_budget_resolve(&b, opt), 0, "%s", ts_error_last());
+	return b;
+}
+
 Test(cache, budget_from_option_and_environment)
 {
-	cr_expect_eq(ts__cache_budget_resolve(12345), 12345);
-	cr_expect_eq(ts__cache_budget_resolve(0), 0);
+	uint64_t b;
+
+	cr_expect_eq(resolved(12345), 12345);
+	cr_expect_eq(resolved(0), 0);
 	unsetenv("TSTORE_CACHE_BYTES");
-	cr_expect_eq(ts__cache_budget_resolve(-1), 256ull << 20);
+	cr_expect_eq(resolved(-1), 256ull << 20);
 	setenv("TSTORE_CACHE_BYTES", "3M", 1);
-	cr_expect_eq(ts__cache_budget_resolve(-1), 3ull << 20);
+	cr_expect_eq(resolved(-1), 3ull << 20);
+	setenv("TSTORE_CACHE_BYTES", "3MiB", 1);
+	cr_expect_eq(resolved(-1), 3ull << 20);
 	setenv("TSTORE_CACHE_BYTES", "4096", 1);
-	cr_expect_eq(ts__cache_budget_resolve(-1), 4096);
+	cr_expect_eq(resolved(-1), 4096);
 	setenv("TSTORE_CACHE_BYTES", "0", 1);
-	cr_expect_eq(ts__cache_budget_resolve(-1), 0);
+	cr_expect_eq(resolved(-1), 0);
+	/* one rule for every variable: a malformed value is an error naming it */
 	setenv("TSTORE_CACHE_BYTES", "lots", 1);
-	cr_expect_eq(ts__cache_budget_resolve(-1), 256ull << 20);
+	cr_expect_eq(ts__cache_budget_resolve(&b, -1), TS_EINVAL);
+	cr_expect(strstr(ts_error_last(), "TSTORE_CACHE_BYTES='lots'") != NULL, "%s",
+		  ts_error_last());
 	setenv("TSTORE_CACHE_BYTES", "1G", 1);
 	struct ts__cache *c;
 	cr_assert_eq(ts__cache_create(&c, UINT64_MAX), 0);
 	cr_expect_eq(ts__cache_budget(c), 1ull << 30);
 	ts__cache_free(c);
+	unsetenv("TSTORE_CACHE_BYTES");
 }
 
 /* A policy that admits only even pages: shows the plug-in point. */

@@ -257,7 +257,7 @@ Test(codec, kernel_name_is_reported)
 {
 	const char *k = ts_kernel_name();
 	cr_expect(strcmp(k, "scalar") == 0 || strcmp(k, "avx2") == 0, "%s", k);
-	const char *env = getenv("TS_KERNEL");
+	const char *env = getenv("TSTORE_KERNEL");
 	if (env && strcmp(env, "scalar") == 0)
 		cr_expect_str_eq(k, "scalar");
 }

@@ -5,7 +5,7 @@
  * encodes (version, flat index) exactly, so a torn or mixed read shows as elements of different
  * versions or wrong indices. An NVFP4 tensor, never replaced, must always read back as the
  * one-shot codec's decode of its source. The thread sanitizer build (make check-tsan) runs this
- * same test with more iterations (TS_CONC_ITERS).
+ * same test with more iterations (TSTORE_TEST_CONC_ITERS).
  */
 #ifdef TS_CONC_STANDALONE
 #include "tests/robust/crshim.h"
@@ -286,7 +286,7 @@ Test(concurrency, readers_see_whole_tensors_while_a_writer_replaces_and_deletes,
      .init = setup, .fini = teardown, .timeout = 600)
 {
 	int iters = 120;
-	const char *e = getenv("TS_CONC_ITERS");
+	const char *e = getenv("TSTORE_TEST_CONC_ITERS");
 	if (e && atoi(e) > 0)
 		iters = atoi(e);
 	pthread_t w, m, r[NREADERS];

@@ -2,7 +2,7 @@
  * Tests of the I/O backends on a plain file: every backend reads the right bytes, batches larger
  * than the queue depth, concurrent batches from several threads, short reads at the end of the
  * file, backend selection by argument and TSTORE_IO, and the pread fallback when io_uring cannot
- * be set up (simulated with TS_IO_URING_FAIL).
+ * be set up (simulated with TSTORE_TEST_URING_FAIL).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -226,7 +226,7 @@ Test(io, uring_falls_back_to_pread_and_says_so, .init = setup, .fini = teardown)
 		struct ts__io *io;
 		char v[16];
 		snprintf(v, sizeof(v), "%d", fallbacks[i]);
-		setenv("TS_IO_URING_FAIL", v, 1);
+		setenv("TSTORE_TEST_URING_FAIL", v, 1);
 		cr_assert_eq(ts__io_create(&io, path, TS_IO_URING), 0);
 		cr_expect_eq(io->kind, TS_IO_PREAD);
 		cr_expect(strstr(io->note, "io_uring unavailable") != NULL, "note: '%s'", io->note);
@@ -234,10 +234,10 @@ Test(io, uring_falls_back_to_pread_and_says_so, .init = setup, .fini = teardown)
 		ts__io_free(io);
 	}
 	/* any other failure is an error, not a silent fallback */
-	setenv("TS_IO_URING_FAIL", "22", 1);
+	setenv("TSTORE_TEST_URING_FAIL", "22", 1);
 	struct ts__io *io;
 	cr_expect_lt(ts__io_create(&io, path, TS_IO_URING), 0);
-	unsetenv("TS_IO_URING_FAIL");
+	unsetenv("TSTORE_TEST_URING_FAIL");
 }
 
 Test(io, backend_names)

@@ -1,7 +1,7 @@
 /*
  * Tests of the kernel tables: every entry of the AVX2 table against the scalar reference, byte for
  * byte, on the golden vectors (where the golden files also give the expected bytes independently)
- * and on random data full of special values; and the TS_KERNEL=scalar override.
+ * and on random data full of special values; and the TSTORE_KERNEL=scalar override.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -33,9 +33,9 @@ static uint64_t rng_state;
 
 static void rng_seed(const char *test)
 {
-	const char *env = getenv("TS_TEST_SEED");
+	const char *env = getenv("TSTORE_TEST_SEED");
 	rng_state = env ? strtoull(env, NULL, 0) : 0x9e3779b97f4a7c15ull;
-	fprintf(stderr, "%s: seed 0x%llx (TS_TEST_SEED overrides)\n", test,
+	fprintf(stderr, "%s: seed 0x%llx (TSTORE_TEST_SEED overrides)\n", test,
 		(unsigned long long)rng_state);
 }
 
@@ -204,14 +204,14 @@ static float special_float(void)
 
 Test(kernels, ts_kernel_scalar_forces_the_reference)
 {
-	setenv("TS_KERNEL", "scalar", 1);
+	setenv("TSTORE_KERNEL", "scalar", 1);
 	cr_assert_str_eq(ts_kernel_name(), "scalar");
 	cr_assert_eq(ts__kernels_get(), ts__kernels_scalar());
 }
 
 Test(kernels, avx2_is_chosen_when_the_cpu_has_it)
 {
-	unsetenv("TS_KERNEL");
+	unsetenv("TSTORE_KERNEL");
 	const ts__kernels *k = avx2_or_skip();
 	cr_assert_eq(ts__kernels_get(), k);
 	cr_assert_str_eq(ts_kernel_name(), "avx2");
@@ -424,7 +424,7 @@ Test(kernels, avx2_int8_decoders_match_scalar_on_every_code_and_special_scales)
 
 Test(kernels, avx2_decoders_match_scalar_on_large_outputs)
 {
-	/* past TS_AVX2_NT_BYTES with non-temporal stores on (as TS_NT_STORES=1 sets them), aligned
+	/* past TS_AVX2_NT_BYTES with non-temporal stores on (as TSTORE_NT_STORES=1 sets them), aligned
 	 * and 16-byte aligned, and then with them off (the default): both store paths */
 	const ts__kernels *k = avx2_or_skip();
 	const size_t nt_default = ts__avx2_nt_bytes;

@@ -48,9 +48,9 @@ static const char *store_path(void)
 
 static uint64_t seed_of(const char *test)
 {
-	const char *e = getenv("TS_TEST_SEED");
+	const char *e = getenv("TSTORE_TEST_SEED");
 	uint64_t s = e && *e ? strtoull(e, NULL, 0) : (uint64_t)time(NULL);
-	fprintf(stderr, "%s: seed %llu (TS_TEST_SEED to repeat)\n", test, (unsigned long long)s);
+	fprintf(stderr, "%s: seed %llu (TSTORE_TEST_SEED to repeat)\n", test, (unsigned long long)s);
 	return s ? s : 1;
 }
 

@@ -369,12 +369,17 @@ Test(residency, policy_names_parse)
 	cr_expect_eq(ts_cache_policy_parse(&p, "lru"), TS_EINVAL);
 	cr_expect_str_eq(ts_cache_policy_name(TS_CACHE_POLICY_DECODED_ONLY), "decoded-only");
 	setenv("TSTORE_CACHE_POLICY", "decoded-only", 1);
-	cr_expect_eq(ts__res_policy_resolve(TS_CACHE_POLICY_DEFAULT), TS_CACHE_POLICY_DECODED_ONLY);
+	cr_expect_eq(ts__res_policy_resolve(&p, TS_CACHE_POLICY_DEFAULT), 0);
+	cr_expect_eq(p, TS_CACHE_POLICY_DECODED_ONLY);
+	/* one rule for every variable: a malformed value is an error naming it */
 	setenv("TSTORE_CACHE_POLICY", "bogus", 1);
-	cr_expect_eq(ts__res_policy_resolve(TS_CACHE_POLICY_DEFAULT), TS_CACHE_POLICY_TIERED);
+	cr_expect_eq(ts__res_policy_resolve(&p, TS_CACHE_POLICY_DEFAULT), TS_EINVAL);
+	cr_expect(strstr(ts_error_last(), "TSTORE_CACHE_POLICY='bogus'") != NULL);
 	unsetenv("TSTORE_CACHE_POLICY");
-	cr_expect_eq(ts__res_policy_resolve(TS_CACHE_POLICY_DECODED_LRU),
-		     TS_CACHE_POLICY_DECODED_LRU);
+	cr_expect_eq(ts__res_policy_resolve(&p, TS_CACHE_POLICY_DEFAULT), 0);
+	cr_expect_eq(p, TS_CACHE_POLICY_TIERED);
+	cr_expect_eq(ts__res_policy_resolve(&p, TS_CACHE_POLICY_DECODED_LRU), 0);
+	cr_expect_eq(p, TS_CACHE_POLICY_DECODED_LRU);
 }
 
 /* Repeated sweeps over 4096 pages (4x the budget, compressed) mixed 1:1 with requests to a hot

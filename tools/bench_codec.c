@@ -99,7 +99,7 @@ static void usage(FILE *f)
 		"                select both of theirs)\n"
 		"  --json        one JSON object on stdout instead of the table\n"
 		"  -q            no progress on stderr\n\n"
-		"The kernel set in use is printed; TS_KERNEL=scalar forces the portable reference.\n");
+		"The kernel set in use is printed; TSTORE_KERNEL=scalar forces the portable reference.\n");
 }
 
 static int bench_error(const char *what, const char *where)
@@ -512,7 +512,7 @@ int cmd_bench_codec(int argc, char **argv)
 		printf("{\"benchmark\": \"codec\", \"kernel\": \"%s\", \"threads\": 1,\n  \"sizes\": [",
 		       kernel);
 	else
-		printf("tstore bench codec: kernels %s (TS_KERNEL=scalar forces the reference), "
+		printf("tstore bench codec: kernels %s (TSTORE_KERNEL=scalar forces the reference), "
 		       "1 thread\n"
 		       "rates in elements/s; baselines as elements/s of the output dtype; ratio = "
 		       "rate / baseline\n",

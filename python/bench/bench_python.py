@@ -10,7 +10,8 @@
      rank's row shard (dim 0) and column shard (dim 1) over the shard's share of the stored
      bytes (worst rank); target: <= 1.3.
 The store file is in the page cache for 1 and 2 (both sides alike): they measure the
-package's overhead over the library, not the disk.
+package's overhead over the library, not the disk. CPU time (every thread of the process) is
+printed beside the wall time: on a shared machine it is the steadier of the two.
     TS_BUILDDIR=build python3 python/bench/bench_python.py [--repeat N] [--dir DIR]
 """
 
@@ -41,11 +42,11 @@ if fw == "torch":
 else:
     import tstore.numpy as m
 before = kib("VmRSS:")
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 d = m.load_file(path)
-t = time.perf_counter() - t0
+t, c = time.perf_counter() - t0, time.process_time() - c0
 n = sum((v.numel() * v.element_size()) if fw == "torch" else v.nbytes for v in d.values())
-print(f"seconds={t:.6f} bytes={n} tensors={len(d)} rss_before_kib={before} hwm_kib={kib('VmHWM:')}")
+print(f"seconds={t:.6f} cpu={c:.6f} bytes={n} tensors={len(d)} rss_before_kib={before} hwm_kib={kib('VmHWM:')}")
 """
 
 
@@ -54,6 +55,10 @@ def run(cmd):
     if p.returncode:
         sys.exit(f"bench_python: {cmd[0]} failed: {p.stderr}")
     return p.stdout
+
+
+def runs(rs):
+    return " ".join("%.3f" % r["seconds"] for r in rs)
 
 
 def parse(line):
@@ -80,33 +85,35 @@ def main():
         run([cli, "import", "-q", "--codec", "nvfp4", store, src])
         os.unlink(src)
     cbench = tool("python/bench/bench_load")
-    print(f"store: {store}, {os.path.getsize(store) / 1e6:.1f} MB, "
-          f"{len(run([cli, 'inspect', '--json', store]).splitlines())} lines of inspect")
+    print(f"store: {store}, {os.path.getsize(store) / 1e6:.1f} MB (import --codec nvfp4: "
+          "every float tensor NVFP4)")
     with open(store, "rb") as f:  # into the page cache
         while f.read(1 << 24):
             pass
 
-    res = {k: [] for k in ("c-f32", "numpy", "c-source", "torch")}
+    res = {k: [] for k in ("c-f32", "c-f32-thp", "numpy", "c-source", "torch")}
     for _ in range(a.repeat):
         res["c-f32"].append(parse(run([cbench, "f32", store])))
+        res["c-f32-thp"].append(parse(run([cbench, "thp", "f32", store])))
         res["numpy"].append(parse(run([sys.executable, "-c", CHILD, "numpy", store])))
         res["c-source"].append(parse(run([cbench, "source", store])))
         res["torch"].append(parse(run([sys.executable, "-c", CHILD, "torch", store])))
     med = {k: statistics.median(r["seconds"] for r in v) for k, v in res.items()}
+    cpu = {k: statistics.median(r["cpu"] for r in v) for k, v in res.items()}
     ok = True
-    for py, c in (("numpy", "c-f32"), ("torch", "c-source")):
+    for py, c in (("numpy", "c-f32"), ("numpy", "c-f32-thp"), ("torch", "c-source")):
         ratio = med[py] / med[c]
         ok &= ratio <= 1.11
         gb = res[py][0]["bytes"] / 1e9
-        print(f"load_file {py:5s}: {med[py]:.3f} s ({gb / med[py]:.2f} GB/s out) vs C "
+        print(f"load_file {py:5s}: {med[py]:.3f} s ({gb / med[py]:.2f} GB/s out) vs {c} "
               f"{med[c]:.3f} s: {ratio:.3f}x (target <= 1.11) "
-              f"[runs: {' '.join(f'{r['seconds']:.3f}' for r in res[py])} | "
-              f"{' '.join(f'{r['seconds']:.3f}' for r in res[c])}]")
-    for k in ("numpy", "torch", "c-f32", "c-source"):
+              f"[runs: {runs(res[py])} | {runs(res[c])}]; CPU time {cpu[py]:.3f} s vs "
+              f"{cpu[c]:.3f} s: {cpu[py] / cpu[c]:.3f}x")
+    for k in ("numpy", "torch", "c-f32", "c-f32-thp", "c-source"):
         over = max((r["hwm_kib"] - r["rss_before_kib"]) * 1024 - r["bytes"] for r in res[k])
         if k in ("numpy", "torch"):
             ok &= over <= 64 << 20
-        print(f"peak memory {k:8s}: tensors {res[k][0]['bytes'] / 2**20:.0f} MiB + "
+        print(f"peak memory {k:9s}: tensors {res[k][0]['bytes'] / 2**20:.0f} MiB + "
               f"{over / 2**20:.1f} MiB (target <= 64 MiB for load_file)")
 
     shard_store = os.path.join(d, "w4096.tst")

@@ -38,3 +38,11 @@ def test_eight_threads_read_one_handle(checkpoint):
         for got in results:
             for n in names:
                 assert got[n].tobytes() == want[n].tobytes(), n
+
+
+def test_library_calls_release_the_gil():
+    """ctypes.CDLL (not PyDLL) releases the GIL around every foreign call."""
+    import ctypes
+
+    import tstore._lib
+    assert type(tstore._lib.lib) is ctypes.CDLL

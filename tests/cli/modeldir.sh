@@ -87,6 +87,15 @@ expect 0 "$TSTORE" import --codec raw "$T/s2.tst" "$T/out1"
 expect 0 "$TSTORE" export "$T/s2.tst" "$T/two.safetensors"
 expect 0 "$STCHECK" compare "$T/one.safetensors" "$T/two.safetensors" --exact
 
+# the same round trip through the lossless codec
+expect 0 "$TSTORE" import -q --codec lossless --max-file-size 100KB "$T/l.tst" "$M"
+expect 0 "$TSTORE" export --max-shard-size 100KB "$T/l.tst" "$T/lossless.out/"
+for s in "$T"/lossless.out/model-*.safetensors; do
+	expect 0 "$STCHECK" compare "$s" "$T/one.safetensors" --exact --subset
+done
+cmp -s "$M/tokenizer/tokenizer.model" "$T/lossless.out/tokenizer/tokenizer.model" ||
+	fail "lossless: tokenizer.model differs"
+
 # everything fits one shard: model.safetensors, no index
 expect 0 "$TSTORE" export "$T/s.tst" "$T/out2/"
 [ -f "$T/out2/model.safetensors" ] || fail "no model.safetensors"
@@ -161,4 +170,18 @@ grep -c '"lm_head.weight"' "$T/evil/model.safetensors.index.json" | grep -qx 2 |
 	fail "could not make an index naming a tensor twice"
 expect 1 "$TSTORE" import --codec raw "$T/evil.tst" "$T/evil"
 [ -e "$T/evil.tst" ] && fail "an index naming a tensor twice created the store"
+# a damaged page of an attached file: fsck names the file, export refuses to write it
+mkdir "$T/dmg"
+cp "$M/model.safetensors.index.json" "$M"/model-0000*.safetensors "$T/dmg/"
+printf 'MARKER-attached-file-0123456789' >"$T/dmg/notes.txt"
+expect 0 "$TSTORE" import -q --codec raw "$T/d.tst" "$T/dmg"
+off=$(grep -obUa 'MARKER-attached-file' "$T/d.tst" | head -1 | cut -d: -f1)
+[ -n "$off" ] || fail "the attached bytes are not in the store file"
+printf 'N' | dd of="$T/d.tst" bs=1 seek=$((off + 3)) conv=notrunc 2>/dev/null
+expect 1 "$TSTORE" fsck "$T/d.tst"
+out_has "(file 'notes.txt', page 0)"
+expect 1 "$TSTORE" export "$T/d.tst" "$T/dmg.out/"
+err_has "notes.txt"
+[ -e "$T/dmg.out" ] && fail "a failed export left a directory"
+ls -A "$T" | grep -q '\.export-' && fail "a failed export left its temporary directory"
 echo "modeldir: ok"

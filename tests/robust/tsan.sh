@@ -2,7 +2,7 @@
 # ThreadSanitizer run of the concurrency test: builds the library out of tree in $TSAN_BUILDDIR
 # (default build-tsan) with -fsanitize=thread, links tests/test_concurrency.c as a standalone
 # program (Criterion's runner crashes under TSan; tests/robust/crshim.h stands in for it) and runs
-# it with TS_CONC_ITERS (default 600) writer operations against 8 readers. Any TSan report fails
+# it with TSTORE_TEST_CONC_ITERS (default 600) writer operations against 8 readers. Any TSan report fails
 # the run (halt_on_error). tests/robust/tsan.supp may list reports inside uninstrumented
 # libraries (LMDB, liburing) only, never tstore's own code.
 set -uo pipefail
@@ -15,4 +15,4 @@ cd "$bdir" || exit 2
 	-I"$top/include" -I"$top" -o tests/conc_tsan "$top/tests/test_concurrency.c" \
 	libtstore_internal.la -lpthread -lm || exit 2
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$top/tests/robust/tsan.supp ${TSAN_OPTIONS:-}"
-TS_CONC_ITERS=${TS_CONC_ITERS:-600} ./tests/conc_tsan
+TSTORE_TEST_CONC_ITERS=${TSTORE_TEST_CONC_ITERS:-600} ./tests/conc_tsan
