@@ -738,6 +738,10 @@ int cmd_import(int argc, char **argv)
 			shards[i] = ck.files[i].path;
 		modeldir_exclude(&md, shards, ck.file_count); /* the index's shards */
 		free(shards);
+		/* and the store itself, should it live in the directory */
+		char lock[4200], *self[2] = {(char *)store_path, lock};
+		snprintf(lock, sizeof lock, "%s-lock", store_path);
+		modeldir_exclude(&md, self, 2);
 	}
 	if (build_plan(&ck, &o, &pl, &npl) < 0)
 		goto out;

@@ -123,6 +123,14 @@ expect 0 "$TSTORE" export "$T/single.tst" "$T/single.out/"
 expect 0 "$STCHECK" compare "$T/tiny.safetensors" "$T/single.out/model.safetensors" --exact
 cmp -s "$M/config.json" "$T/single.out/config.json" || fail "single: config.json"
 
+# a store inside the directory it imports is not attached to itself
+cp -r "$T/single" "$T/selfdir"
+expect 0 "$TSTORE" import -q --codec raw "$T/selfdir/s.tst" "$T/selfdir"
+expect 0 "$TSTORE" import --codec raw --replace "$T/selfdir/s.tst" "$T/selfdir"
+out_has "files: 1 attached"
+expect 0 "$TSTORE" inspect "$T/selfdir/s.tst"
+grep -q '^file s.tst' "$T/out" && fail "the store attached itself"
+
 # --no-files
 expect 0 "$TSTORE" import -q --codec raw --no-files "$T/nf.tst" "$M"
 expect 0 "$TSTORE" inspect "$T/nf.tst"
