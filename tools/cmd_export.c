@@ -76,6 +76,7 @@ static void usage(FILE *f)
 		"  --quant-algo NVFP4|W4A16_NVFP4  directory with --layout modelopt: the quant_algo\n"
 		"                      written to hf_quant_config.json and config.json (default NVFP4)\n"
 		"  -q                  print only errors\n"
+		"  --help              this text\n"
 		"\n"
 		"With --layout modelopt a directory also gets hf_quant_config.json and the\n"
 		"quantization_config entry of config.json (if config.json is attached), as\n"
@@ -85,8 +86,7 @@ static void usage(FILE *f)
 		"activation scales (x.input_scale) from calibration, which serving engines such as\n"
 		"TensorRT-LLM and vLLM load for NVFP4 layers; tstore cannot know them and writes\n"
 		"none. Use a weight-only runtime path (W4A16_NVFP4), or add input scales from a\n"
-		"calibration before serving W4A4.\n"
-		"  --help              this text\n");
+		"calibration before serving W4A4.\n");
 }
 
 static int collect(void *ud, const char *name, const ts_tensor_info *info)

@@ -8,7 +8,7 @@
 . "${srcdir:-.}/tests/cli/lib.sh"
 "$GEN" -q --size small -o "$T/src.safetensors" || fail gen
 mkdir "$T/d"
-seed=${TS_KILL_SEED:-$$}
+seed=${TSTORE_TEST_KILL_SEED:-$$}
 echo "create_kill: seed $seed"
 RANDOM=$seed
 for i in $(seq 20); do
