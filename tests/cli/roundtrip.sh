@@ -10,6 +10,12 @@ expect 0 "$TSTORE" import --codec raw "$T/raw.tst" "$S"
 out_has "24 tensors"
 expect 0 "$TSTORE" export "$T/raw.tst" "$T/raw.safetensors"
 expect 0 "$STCHECK" compare "$S" "$T/raw.safetensors" --exact
+# The source's __metadata__ is the store's metadata, written back by export (FORMAT.md, 2).
+head -c 200 "$S" | grep -q '"__metadata__":{"format":"pt","generator":"tstore gen_checkpoint"}' ||
+	fail "the generated source lacks the expected __metadata__"
+head -c 200 "$T/raw.safetensors" |
+	grep -q '"__metadata__":{"format":"pt","generator":"tstore gen_checkpoint"}' ||
+	fail "export did not write the source's __metadata__ back"
 
 # Lossless: every bit back, for BF16, F16 and F32 sources, NaN and Inf included; --max-error 0
 # is lossless too; slices read the same values as the source.
