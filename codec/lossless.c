@@ -23,6 +23,7 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,8 @@ typedef struct tctx {
 	ZSTD_DCtx *dc;
 	uint8_t *buf; /* the exponent plane of one payload */
 	size_t cap;
+	uint8_t *frame; /* encode: the frame, before it is known to fit the payload */
+	size_t frame_cap;
 } tctx;
 
 static pthread_key_t tkey;
@@ -100,12 +103,27 @@ static void tctx_free(void *p)
 	ZSTD_freeCCtx(t->cc);
 	ZSTD_freeDCtx(t->dc);
 	free(t->buf);
+	free(t->frame);
 	free(t);
 }
 
 static void tkey_init(void)
 {
 	tkey_rc = pthread_key_create(&tkey, tctx_free);
+}
+
+/* Grow *@p buf (capacity *@p cap) to at least @p need bytes; 0 or -1. */
+static int grow(uint8_t **buf, size_t *cap, size_t need)
+{
+	if (*cap >= need)
+		return 0;
+	size_t c = need > 2 * *cap ? need : 2 * *cap;
+	uint8_t *b = realloc(*buf, c);
+	if (!b)
+		return -1;
+	*buf = b;
+	*cap = c;
+	return 0;
 }
 
 /* This thread's context with an exponent scratch of at least @p need bytes, or NULL (ENOMEM). */
@@ -126,15 +144,7 @@ static tctx *tctx_get(size_t need)
 			return NULL;
 		}
 	}
-	if (t->cap < need) {
-		size_t cap = need > 2 * t->cap ? need : 2 * t->cap;
-		uint8_t *b = realloc(t->buf, cap);
-		if (!b)
-			return NULL;
-		t->buf = b;
-		t->cap = cap;
-	}
-	return t;
+	return grow(&t->buf, &t->cap, need) ? NULL : t;
 }
 
 static ZSTD_CCtx *cctx_of(tctx *t)
@@ -198,13 +208,15 @@ int ts__lossless_encode(size_t *written, ts_dtype dtype, const void *vsrc, uint6
 	tctx *t;
 	ZSTD_CCtx *cc;
 
-	(void)cap;
+	assert(cap >= 1 + n * es);
+	(void)cap; /* NDEBUG */
 	/* a frame has a few bytes of header: below 16 elements planes never pay */
 	if (!ts__lossless_splits(dtype) || n < 16) {
 		encode_stored(written, es, src, stride, rows, cols, dst);
 		return 0;
 	}
-	if (!(t = tctx_get(n)) || !(cc = cctx_of(t)))
+	if (!(t = tctx_get(n)) || !(cc = cctx_of(t)) ||
+	    grow(&t->frame, &t->frame_cap, ZSTD_compressBound(n)))
 		return ts__err(TS_ENOMEM, "lossless: out of memory for the zstd context");
 	for (uint64_t r = 0; r < rows; r++) {
 		const uint8_t *s = src + r * stride * es;
@@ -220,14 +232,18 @@ int ts__lossless_encode(size_t *written, ts_dtype dtype, const void *vsrc, uint6
 					dst + TS_LOSSLESS_PLANES_HDR + 3 * i);
 		}
 	}
-	/* Room for a frame that makes the payload strictly shorter than stored (invariant 1):
-	 * 5 + n (es - 1) + C < 1 + n es  <=>  C <= n - 5. */
-	c = ZSTD_compressSequences(cc, dst + frame_at, n - 5, NULL, 0, t->buf, n);
-	if (ZSTD_isError(c)) {
-		/* too long (incompressible) or any other refusal: the stored form is always right */
+	/* The frame goes to a buffer of ZSTD_compressBound() first: libzstd 1.5.4's
+	 * ZSTD_compressSequences() can write past a smaller dstCapacity (found by
+	 * fuzz/fuzz_lossless.c; the corpus keeps the input). It is kept only if it makes the payload
+	 * strictly shorter than stored (invariant 1): 5 + n (es - 1) + C < 1 + n es <=> C <= n - 5. */
+	c = ZSTD_compressSequences(cc, t->frame, t->frame_cap, NULL, 0, t->buf, n);
+	if (ZSTD_isError(c) || c > n - 5 || c > UINT32_MAX) {
+		/* incompressible, a frame too long for its u32 length (matrices of 4 G elements and
+		 * more, never a page), or any other refusal: the stored form is always right */
 		encode_stored(written, es, src, stride, rows, cols, dst);
 		return 0;
 	}
+	memcpy(dst + frame_at, t->frame, c);
 	dst[0] = TS_LOSSLESS_PLANES;
 	put_le32(dst + 1, (uint32_t)c);
 	*written = frame_at + c;

@@ -178,6 +178,10 @@ TS_API int ts_stream_new(ts_stream **out, const ts_codec_config *cfg, float amax
 	rc = ts_codec_config_check(cfg);
 	if (rc)
 		return rc;
+	if (cfg->codec == TS_CODEC_LOSSLESS) /* a payload of its own length, not a row stream */
+		return ts__err(TS_ENOTSUP, "ts_stream_new: lossless has no streaming form (write it "
+			       "to a store with ts_writer_begin(), or encode pages with "
+			       "ts_codec_encode_len())");
 	int src_float = src_dtype == TS_F32 || src_dtype == TS_BF16 || src_dtype == TS_F16;
 	int raw_float = cfg->raw_dtype == TS_F32 || cfg->raw_dtype == TS_BF16 ||
 			cfg->raw_dtype == TS_F16;

@@ -362,7 +362,8 @@ typedef struct ts_stream ts_stream;
  * @param amax  the tensor's largest finite magnitude, required (finite, >= 0) for nvfp4 and fp8:
  *              scan the source first. Ignored by the other codecs.
  * @param src_dtype F32, BF16 or F16 for lossy codecs; cfg->raw_dtype for raw.
- * @return 0; TS_EINVAL (bad shape, missing amax, bad configuration); TS_EDTYPE; TS_ENOMEM.
+ * @return 0; TS_EINVAL (bad shape, missing amax, bad configuration); TS_EDTYPE; TS_ENOTSUP for
+ *         lossless (its payloads have no streaming form); TS_ENOMEM.
  * Threads: a stream is used by one thread at a time.
  */
 TS_API int ts_stream_new(ts_stream **out, const ts_codec_config *cfg, float amax,

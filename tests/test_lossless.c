@@ -341,3 +341,19 @@ Test(lossless, a_damaged_page_is_corruption_naming_the_tensor)
 	free(y);
 	free(sm);
 }
+
+static int no_sink(void *ud, const void *codes, size_t codes_size, const void *scales,
+		   size_t scales_size, uint64_t first_row, uint64_t row_count)
+{
+	(void)ud, (void)codes, (void)codes_size, (void)scales, (void)scales_size, (void)first_row;
+	(void)row_count;
+	return 0;
+}
+
+Test(lossless, has_no_streaming_form)
+{
+	ts_codec_config c = cfg_of(TS_BF16);
+	ts_stream *s = NULL;
+	cr_expect_eq(ts_stream_new(&s, &c, 0, TS_BF16, 4, 4, no_sink, NULL), TS_ENOTSUP);
+	cr_expect_null(s);
+}

@@ -57,6 +57,9 @@ static const tdef defs[] = {
 	{"model.embed_tokens.weight", TS_CODEC_RAW, TS_BF16, 3, {7, 9, 33}, 4080},
 	{"model.norm.bias", TS_CODEC_RAW, TS_F32, 2, {4, 4}, 0},
 	{"lm_head.weight", TS_CODEC_NVFP4, TS_F32, 4, {3, 5, 7, 48}, 4080},
+	/* lossless: pages of a length of their own (planes), a zstd frame inside */
+	{"model.layers.0.mlp.gate_proj.weight", TS_CODEC_LOSSLESS, TS_BF16, 2, {96, 700}, 16368},
+	{"model.layers.0.self_attn.o_proj.weight", TS_CODEC_LOSSLESS, TS_F32, 2, {40, 300}, 8176},
 	/* ~260 small pages: the pages database needs a branch page above several leaves */
 	{"model.layers.1.mlp.gate_proj.weight", TS_CODEC_RAW, TS_F32, 2, {256, 1000}, 4080},
 	/* enough records that the tensors database has a branch page too */
@@ -144,7 +147,7 @@ static void write_tensor(ts_store *st, const tdef *d, const char *name, int vers
 	size_t bytes;
 	void *src = make_source(d, version, &bytes);
 	ts_codec_config cfg = ts_codec_config_default(d->codec);
-	if (d->codec == TS_CODEC_RAW)
+	if (d->codec == TS_CODEC_RAW || d->codec == TS_CODEC_LOSSLESS)
 		cfg.raw_dtype = d->src, cfg.bits_per_value = 8 * (int)ts_dtype_size(d->src);
 	ts_write_opts wo;
 	ts_write_opts_init(&wo);
@@ -170,7 +173,7 @@ static void write_tensor(ts_store *st, const tdef *d, const char *name, int vers
 
 static ts_dtype read_dtype(const tdef *d)
 {
-	return d->codec == TS_CODEC_RAW ? d->src : TS_F32;
+	return d->codec == TS_CODEC_RAW || d->codec == TS_CODEC_LOSSLESS ? d->src : TS_F32;
 }
 
 /* Reference contents, read from the undamaged store. */
