@@ -40,6 +40,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -48,6 +49,34 @@
 #include "engine/txn.h"
 
 #define TMP_TAG ".creating-"
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int ts__flock_wait(int fd, int64_t timeout_ms)
+{
+	int64_t start = now_ms(), sleep_ms = 1;
+	for (;;) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK)
+			return -errno;
+		int64_t left = timeout_ms < 0 ? sleep_ms : timeout_ms - (now_ms() - start);
+		if (left <= 0)
+			return 1;
+		int64_t nap = sleep_ms < left ? sleep_ms : left;
+		struct timespec ts = {(time_t)(nap / 1000), (long)(nap % 1000) * 1000000L};
+		nanosleep(&ts, NULL);
+		if (sleep_ms < 50)
+			sleep_ms = sleep_ms * 2 > 50 ? 50 : sleep_ms * 2;
+	}
+}
 
 /* Split @p path into its directory ("." if none) and base name, in @p dir / @p base. */
 static int split_path(const char *path, char *dir, size_t dsize, const char **base)
@@ -161,7 +190,7 @@ void ts__store_remove_stale(const char *path)
 	ts_error_clear();
 }
 
-int ts__store_create(const char *path)
+int ts__store_create(const char *path, int64_t timeout_ms)
 {
 	char dir[PATH_MAX], tmp[2 * PATH_MAX];
 	const char *base;
@@ -182,10 +211,10 @@ int ts__store_create(const char *path)
 		empty_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (empty_fd < 0)
 			return ts__err_errno(errno, "opening '%s'", path);
-		if (flock(empty_fd, LOCK_EX | LOCK_NB) != 0) {
-			rc = errno == EWOULDBLOCK
-				     ? ts__err(TS_EBUSY, "store '%s' is open for writing elsewhere", path)
-				     : ts__err_errno(errno, "locking '%s'", path);
+		rc = ts__flock_wait(empty_fd, timeout_ms);
+		if (rc != 0) {
+			rc = rc > 0 ? ts__err(TS_EBUSY, "store '%s' is open for writing elsewhere", path)
+				    : ts__err_errno(-rc, "locking '%s'", path);
 			goto out;
 		}
 		if (fstat(empty_fd, &sb) != 0 || sb.st_size != 0 || stat(path, &tb) != 0 ||

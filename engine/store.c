@@ -7,7 +7,10 @@
  * Invariants
  *   1. A read-only open creates nothing: no data file, no database, no meta key.
  *   2. A handle opened for writing holds an exclusive flock on the data file until close
- *      (engine/handle.h, invariant 6).
+ *      (engine/handle.h, invariant 6). Another opener for writing waits for it up to
+ *      ts_open_opts.busy_timeout_ms (engine/create.c, ts__flock_wait()).
+ *   3. The flock is kept only on the file still at the path: one removed or replaced while we
+ *      waited (a creator that failed removed it) is let go and the open starts over.
  */
 #include "config.h"
 
@@ -53,6 +56,7 @@ TS_API void ts_open_opts_init(ts_open_opts *opts)
 	opts->map_size = 0;
 	opts->threads = 0;
 	opts->map_max = 0;
+	opts->busy_timeout_ms = 0;
 }
 
 /* -- open and close ----------------------------------------------------------------------- */
@@ -60,7 +64,22 @@ TS_API void ts_open_opts_init(ts_open_opts *opts)
 /* Databases the open reads (meta) or walks when opening for writing (pending): checked whole. */
 static const char *const open_checked_dbs[2] = {"meta", "pending"};
 
-TS_API int ts_store_open(ts_store **out, const char *path, const ts_open_opts *opts_in)
+/* Returned by open_once() when the file it locked for writing is no longer at the path (a
+ * creator that failed removed it while we waited): the open starts over. */
+#define OPEN_AGAIN 1
+
+static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_in);
+
+TS_API int ts_store_open(ts_store **out, const char *path, const ts_open_opts *opts)
+{
+	int rc;
+	for (int tries = 0; (rc = open_once(out, path, opts)) == OPEN_AGAIN; tries++)
+		if (tries == 8)
+			return ts__err(TS_EBUSY, "store '%s' keeps being removed and recreated", path);
+	return rc;
+}
+
+static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_in)
 {
 	ts_open_opts opts;
 	ts_store *st = NULL;
@@ -95,7 +114,7 @@ TS_API int ts_store_open(ts_store **out, const char *path, const ts_open_opts *o
 		return ts__err(TS_EINVAL, "'%s' is not a regular file", path);
 	if ((opts.flags & TS_OPEN_CREATE) && (!exists || sb.st_size == 0)) {
 		/* Never initialise in place: a kill would leave a file no open accepts. */
-		rc = ts__store_create(path);
+		rc = ts__store_create(path, opts.busy_timeout_ms);
 		if (rc < 0)
 			return rc;
 		exists = stat(path, &sb) == 0;
@@ -172,14 +191,27 @@ TS_API int ts_store_open(ts_store **out, const char *path, const ts_open_opts *o
 	}
 
 	if (opts.flags & TS_OPEN_WRITE) {
-		mdb_filehandle_t fd;
-		if (mdb_env_get_fd(st->env, &fd) == 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
-			rc = errno == EWOULDBLOCK
-				     ? ts__err(TS_EBUSY, "store '%s' is open for writing elsewhere", path)
-				     : ts__err_errno(errno, "locking store '%s' for writing", path);
+		mdb_filehandle_t fd = -1;
+		/* Invariant 2; a writer that holds it (another process or handle) is waited for
+		 * up to busy_timeout_ms; a killed one drops it, and the recovery below then
+		 * removes what its interrupted writes left. */
+		if (mdb_env_get_fd(st->env, &fd) == 0 &&
+		    (rc = ts__flock_wait(fd, opts.busy_timeout_ms)) != 0) {
+			rc = rc > 0 ? ts__err(TS_EBUSY, "store '%s' is open for writing elsewhere", path)
+				    : ts__err_errno(-rc, "locking store '%s' for writing", path);
 			goto fail;
 		}
-		rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+		struct stat fsb, psb;
+		if (fd >= 0 && (fstat(fd, &fsb) != 0 || stat(path, &psb) != 0 ||
+				fsb.st_ino != psb.st_ino || fsb.st_dev != psb.st_dev)) {
+			rc = OPEN_AGAIN;
+			goto fail;
+		}
+		/* A writer waited for may have grown the map meanwhile: adopt its size. */
+		for (int tries = 0; (rc = mdb_txn_begin(st->env, NULL, 0, &txn)) == MDB_MAP_RESIZED &&
+				    tries < 8;
+		     tries++)
+			mdb_env_set_mapsize(st->env, 0);
 	} else {
 		rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
 	}

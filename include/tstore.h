@@ -420,10 +420,19 @@ typedef struct ts_open_opts {
 	int threads;         /**< worker threads for encode/decode; 0 = number of cores */
 	uint64_t map_max;    /**< largest size the map may grow to; 0 = no limit but the address
 				  space. A write that needs more fails with TS_ENOSPC. */
+	int64_t busy_timeout_ms; /**< opening for writing while another handle or process has the
+				      store open for writing: 0 (default) fails at once with
+				      TS_EBUSY; > 0 waits up to that many milliseconds for it to
+				      close, then TS_EBUSY; < 0 waits for ever. The wait sleeps
+				      with backoff (1 ms doubling to 50 ms between tries), so it
+				      costs no CPU and proceeds at most ~50 ms after the holder
+				      closes or dies; a killed holder's interrupted writes are
+				      then recovered as at any open for writing. */
 } ts_open_opts;
 
 /** Fill @p opts with the defaults: read-only, TS_IO_DEFAULT, cache_bytes -1 (default budget),
- *  map_size 0, threads 0 (one per core), map_max 0 (no limit). */
+ *  map_size 0, threads 0 (one per core), map_max 0 (no limit), busy_timeout_ms 0 (fail at
+ *  once). */
 TS_API void ts_open_opts_init(ts_open_opts *opts);
 
 /**
@@ -438,7 +447,8 @@ TS_API void ts_open_opts_init(ts_open_opts *opts);
  * @return 0; TS_ENOTFOUND if there is no file at @p path and TS_OPEN_CREATE is not set;
  *         TS_ECORRUPT if the file is not a tstore store (not LMDB, another application's LMDB
  *         file, empty, damaged meta records); TS_EVERSION if the store's format is newer than
- *         this library; TS_EBUSY if another handle or process has it open for writing;
+ *         this library; TS_EBUSY if another handle or process has it open for writing
+ *         (after waiting ts_open_opts.busy_timeout_ms for it to close);
  *         TS_EINVAL (bad options, a directory); TS_EREADONLY (no permission); TS_EIO.
  * Threads: the handle may be used by any number of threads at once (reads run in parallel;
  *          writes are serialised).

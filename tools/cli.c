@@ -9,10 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "tools/cli.h"
 
 int cli_quiet;
+int64_t cli_wait_ms = -1;
 
 __attribute__((format(printf, 3, 0))) static void verror(const char *cmd, const char *where,
 							   const char *fmt, va_list ap)
@@ -104,6 +107,52 @@ int cli_parse_size(const char *s, uint64_t *out)
 	return -1;
 }
 
+int cli_wait_option(const char *cmd, int c, const char *arg)
+{
+	if (c == CLI_OPT_NO_WAIT) {
+		cli_wait_ms = 0;
+		return 1;
+	}
+	if (c != CLI_OPT_WAIT)
+		return 0;
+	char *e;
+	errno = 0;
+	double v = strtod(arg, &e);
+	if (errno || e == arg || *e || !(v >= 0) || v > 1e9) {
+		cli_usage_error(cmd, "--wait '%s': not a number of seconds (0 to 1e9)", arg);
+		return -1;
+	}
+	cli_wait_ms = (int64_t)(v * 1000 + 0.5);
+	return 1;
+}
+
+/* The pid of the process holding the flock of the file at @p path, from /proc/locks (Linux:
+ * "N: FLOCK  ADVISORY  WRITE PID MAJ:MIN:INODE 0 EOF", device numbers in hex); 0 if unknown. */
+static long flock_holder(const char *path)
+{
+	struct stat sb;
+	FILE *f;
+	char line[256];
+	long pid = 0;
+	if (stat(path, &sb) != 0 || !(f = fopen("/proc/locks", "r")))
+		return 0;
+	while (!pid && fgets(line, sizeof line, f)) {
+		char type[16], mode[16];
+		long p;
+		unsigned maj, min;
+		unsigned long long ino;
+		if (strstr(line, "->") ||
+		    sscanf(line, "%*s %15s %*s %15s %ld %x:%x:%llu", type, mode, &p, &maj, &min,
+			   &ino) != 6)
+			continue;
+		if (!strcmp(type, "FLOCK") && !strcmp(mode, "WRITE") && ino == sb.st_ino &&
+		    maj == major(sb.st_dev) && min == minor(sb.st_dev))
+			pid = p;
+	}
+	fclose(f);
+	return pid;
+}
+
 int cli_open_store(const char *cmd, ts_store **st, const char *path, unsigned flags, int threads)
 {
 	ts_open_opts o;
@@ -123,10 +172,30 @@ int cli_open_store(const char *cmd, ts_store **st, const char *path, unsigned fl
 		}
 		o.map_max = v;
 	}
+	if (flags & TS_OPEN_WRITE)
+		o.busy_timeout_ms = 0; /* first without waiting, to say once that we wait */
 	int rc = ts_store_open(st, path, &o);
+	if (rc == TS_EBUSY && (flags & TS_OPEN_WRITE) && cli_wait_ms != 0) {
+		long pid = flock_holder(path);
+		if (!cli_quiet) {
+			if (pid > 0)
+				fprintf(stderr, "tstore: %s: waiting for another writer of %s (pid %ld)\n",
+					cmd, path, pid);
+			else
+				fprintf(stderr, "tstore: %s: waiting for another writer of %s\n", cmd,
+					path);
+		}
+		o.busy_timeout_ms = cli_wait_ms;
+		rc = ts_store_open(st, path, &o);
+	}
 	if (rc < 0)
 		cli_error_ts(cmd, rc, "cannot open store %s", path);
 	return rc;
+}
+
+int cli_open_status(int rc)
+{
+	return rc == TS_EBUSY ? CLI_FAIL : CLI_USAGE;
 }
 
 const char *cli_shape(char *buf, size_t size, int ndim, const uint64_t *shape)

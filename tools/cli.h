@@ -42,8 +42,34 @@ int cli_parse_out_dtype(const char *s, int allow_source, int *out);
  *  "64MiB", "1000". 0 or -1 (malformed, zero, or past 2^63). */
 int cli_parse_size(const char *s, uint64_t *out);
 
-/** Open a store, reporting failure as cli_error_ts(cmd, ...). @p flags: TS_OPEN_*. */
+/** How long an open for writing waits for another writer of the store, in milliseconds: -1
+ *  (the default) for ever, 0 not at all (--no-wait), else --wait SECONDS. */
+extern int64_t cli_wait_ms;
+
+/** The options of every writing command that set cli_wait_ms, for its getopt_long() table,
+ *  with the lines of its --help that describe them. */
+#define CLI_OPT_WAIT 0x5701
+#define CLI_OPT_NO_WAIT 0x5702
+#define CLI_WAIT_OPTIONS                                                                         \
+	{"wait", required_argument, 0, CLI_OPT_WAIT}, {"no-wait", no_argument, 0, CLI_OPT_NO_WAIT}
+#define CLI_WAIT_HELP                                                                            \
+	"  --wait SECONDS  wait at most SECONDS for another writer of STORE (default: wait)\n"    \
+	"  --no-wait       fail at once (exit 1, STORE unchanged) if another writer has it\n"
+
+/** Handle getopt's @p c if it is CLI_OPT_WAIT or CLI_OPT_NO_WAIT: 1 handled, 0 not one of
+ *  them, -1 a bad --wait value (reported; the caller exits with CLI_USAGE). */
+int cli_wait_option(const char *cmd, int c, const char *arg);
+
+/** Open a store, reporting failure as cli_error_ts(cmd, ...). @p flags: TS_OPEN_*. An open for
+ *  writing of a store another process writes waits as cli_wait_ms says, printing once (unless
+ *  -q) "waiting for another writer of STORE (pid N)"; the pid is that of the holder of the
+ *  store file's flock, as /proc/locks lists it (left out where it cannot be found). TS_EBUSY
+ *  when the wait ran out. */
 int cli_open_store(const char *cmd, ts_store **st, const char *path, unsigned flags, int threads);
+
+/** The exit code for a failed cli_open_store(): CLI_FAIL for TS_EBUSY (another writer),
+ *  CLI_USAGE otherwise. */
+int cli_open_status(int rc);
 
 /** "[2816, 1024]" into @p buf. */
 const char *cli_shape(char *buf, size_t size, int ndim, const uint64_t *shape);

@@ -40,6 +40,8 @@ static void usage(FILE *f)
 		   "  --json    one JSON object: {\"store\", \"clean\", \"problems\": [{\"kind\", \"tensor\",\n"
 		   "            \"file\" (an attached file, else null),\n"
 		   "            \"page\", \"detail\"}], \"repaired\"} (docs/CLI.md)\n"
+		   CLI_WAIT_HELP
+		   "            (with --repair)\n"
 		   "  -q        print only errors\n"
 		   "  --help    this text\n\n"
 		   "Progress (pages verified, rate, ETA) goes to stderr: a bar on a terminal, plain\n"
@@ -132,6 +134,7 @@ static int fsck_main(int argc, char **argv)
 					   {"repair", no_argument, 0, 'r'},
 					   {"quiet", no_argument, 0, 'q'},
 					   {"help", no_argument, 0, 'h'},
+					   CLI_WAIT_OPTIONS,
 					   {0, 0, 0, 0}};
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
@@ -140,15 +143,19 @@ static int fsck_main(int argc, char **argv)
 		case 'r': repair = 1; break;
 		case 'q': cli_quiet = 1; break;
 		case 'h': usage(stdout); return CLI_OK;
-		default: return cli_usage_error(CMD, "bad option");
+		default:
+			if (cli_wait_option(CMD, c, optarg) > 0)
+				break;
+			return c == CLI_OPT_WAIT ? CLI_USAGE : cli_usage_error(CMD, "bad option");
 		}
 	}
 	if (argc - optind != 1)
 		return cli_usage_error(CMD, "need STORE");
 	const char *path = argv[optind];
 	ts_store *st = NULL;
-	if (cli_open_store(CMD, &st, path, repair ? TS_OPEN_WRITE : 0, 0) < 0)
-		return CLI_USAGE;
+	int orc = cli_open_store(CMD, &st, path, repair ? TS_OPEN_WRITE : 0, 0);
+	if (orc < 0)
+		return cli_open_status(orc);
 	json_writer w;
 	progress pr;
 	ctx cx = {json, &w, 0, &pr};

@@ -121,6 +121,7 @@ static void usage(FILE *f)
 		"  --jobs N            encoder threads (default: all cores)\n"
 		"  --replace           replace tensors that already exist in STORE\n"
 		"  --skip-existing     leave tensors that already exist in STORE as they are\n"
+		CLI_WAIT_HELP
 		"  -q                  print only errors\n"
 		"  --help              this text\n\n"
 		"Policy (auto): token embeddings (*embed_tokens*, *wte*, *word_embeddings*), output\n"
@@ -572,6 +573,22 @@ static int stage_metadata(ts_group *g, const st_checkpoint *ck)
 	return rc;
 }
 
+static int count_one(void *ud, const char *name, const ts_tensor_info *info)
+{
+	(void)name;
+	(void)info;
+	++*(size_t *)ud;
+	return 0;
+}
+
+static int count_file(void *ud, const char *name, uint64_t size)
+{
+	(void)name;
+	(void)size;
+	++*(size_t *)ud;
+	return 0;
+}
+
 static void remove_store(const char *path)
 {
 	char lock[4200];
@@ -592,7 +609,7 @@ int cmd_import(int argc, char **argv)
 		{"jobs", required_argument, 0, O_JOBS},	      {"replace", no_argument, 0, O_REPLACE},
 		{"skip-existing", no_argument, 0, O_SKIP},    {"quiet", no_argument, 0, 'q'},
 		{"quantize-all", no_argument, 0, O_QALL},     {"no-files", no_argument, 0, O_NOFILES},
-		{"max-file-size", required_argument, 0, O_MAXFILE},
+		{"max-file-size", required_argument, 0, O_MAXFILE}, CLI_WAIT_OPTIONS,
 		{"help", no_argument, 0, 'h'},		      {0, 0, 0, 0}};
 	int c, status = CLI_FAIL;
 	optind = 1;
@@ -669,8 +686,10 @@ int cmd_import(int argc, char **argv)
 			free(o.keep);
 			return CLI_OK;
 		default:
+			if (cli_wait_option(CMD, c, optarg) > 0)
+				break;
 			free(o.keep);
-			return cli_usage_error(CMD, "bad option");
+			return c == CLI_OPT_WAIT ? CLI_USAGE : cli_usage_error(CMD, "bad option");
 		}
 	}
 	if (argc - optind < 2) {
@@ -821,11 +840,20 @@ int cmd_import(int argc, char **argv)
 	}
 
 	/* Phase 2: write, every tensor staged in one group (invariant 1). */
-	if (cli_open_store(CMD, &st, store_path, TS_OPEN_WRITE | TS_OPEN_CREATE, o.jobs) < 0) {
-		status = CLI_USAGE;
+	int orc = cli_open_store(CMD, &st, store_path, TS_OPEN_WRITE | TS_OPEN_CREATE, o.jobs);
+	if (orc < 0) {
+		status = cli_open_status(orc);
 		if (store_created)
 			remove_store(store_path);
 		goto out;
+	}
+	if (store_created) {
+		/* Another import may have created the store first, and written to it while we
+		 * waited: then it is not ours to remove on failure. */
+		size_t n = 0;
+		if (ts_tensor_foreach(st, count_one, &n) != 0 ||
+		    ts_attachment_foreach(st, count_file, &n) != 0 || n > 0)
+			store_created = 0;
 	}
 	int grc = ts_group_begin(&grp, st);
 	if (grc < 0) {

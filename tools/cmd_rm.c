@@ -24,6 +24,7 @@ static void usage(FILE *f)
 		   "If any of them is not in STORE, nothing is removed. Use 'tstore compact' to\n"
 		   "give the space back to the file system.\n\n"
 		   "  --file PATH  an attached file (as 'tstore inspect' lists it; repeatable)\n"
+		   CLI_WAIT_HELP
 		   "  -q      print only errors\n"
 		   "  --help  this text\n");
 }
@@ -34,6 +35,7 @@ int cmd_rm(int argc, char **argv)
 	static const struct option lo[] = {{"file", required_argument, 0, 'f'},
 					   {"quiet", no_argument, 0, 'q'},
 					   {"help", no_argument, 0, 'h'},
+					   CLI_WAIT_OPTIONS,
 					   {0, 0, 0, 0}};
 	char **files = calloc((size_t)argc + 1, sizeof *files);
 	int nfiles = 0;
@@ -47,7 +49,11 @@ int cmd_rm(int argc, char **argv)
 			break;
 		case 'q': cli_quiet = 1; break;
 		case 'h': usage(stdout); return CLI_OK;
-		default: return cli_usage_error(CMD, "bad option");
+		default:
+			if (cli_wait_option(CMD, c, optarg) > 0)
+				break;
+			free(files);
+			return c == CLI_OPT_WAIT ? CLI_USAGE : cli_usage_error(CMD, "bad option");
 		}
 	}
 	if (argc - optind < 1 || (argc - optind < 2 && !nfiles)) {
@@ -56,9 +62,10 @@ int cmd_rm(int argc, char **argv)
 	}
 	const char *path = argv[optind];
 	ts_store *st = NULL;
-	if (cli_open_store(CMD, &st, path, TS_OPEN_WRITE, 0) < 0) {
+	int orc = cli_open_store(CMD, &st, path, TS_OPEN_WRITE, 0);
+	if (orc < 0) {
 		free(files);
-		return CLI_USAGE;
+		return cli_open_status(orc);
 	}
 	for (int i = optind + 1; i < argc; i++) {
 		ts_tensor_info in;

@@ -85,7 +85,8 @@ class tensor_info(Structure):
 
 class open_opts(Structure):
     _fields_ = [("flags", c_uint), ("io", c_int), ("cache_bytes", c_int64),
-                ("map_size", c_uint64), ("threads", c_int), ("map_max", c_uint64)]
+                ("map_size", c_uint64), ("threads", c_int), ("map_max", c_uint64),
+                ("busy_timeout_ms", c_int64)]
 
 
 class write_opts(Structure):

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Several writers of one store (issue 15): a writing command waits for another process that
+# has the store open for writing (here flock(1) holding the store file's lock, as a writer
+# does), saying so once with the holder's pid; --no-wait fails at once (exit 1, store
+# unchanged); --wait SECONDS bounds the wait. Concurrent imports into one store, and into one
+# NEW store (20 rounds of 4), all succeed: one store with every tensor, fsck clean.
+. "${srcdir:-.}/tests/cli/lib.sh"
+mkdir "$T/ck" && "$GEN" -q --size tiny --shards 4 -o "$T/ck" || fail gen
+shards=("$T"/ck/model-0000?-of-00004.safetensors)
+[ ${#shards[@]} -eq 4 ] || fail "gen_checkpoint made ${#shards[@]} shards"
+all=0
+for s in "${shards[@]}"; do
+	n=$("$STCHECK" info "$s" | wc -l)
+	[ "$n" -gt 0 ] || fail "shard $s has no tensors"
+	all=$((all + n))
+done
+first=$("$STCHECK" info "${shards[0]}" | head -1 | cut -d' ' -f1)
+
+# count_tensors STORE: the number of tensors STORE exports
+count_tensors() {
+	"$TSTORE" export "$1" "$T/x.safetensors" >/dev/null 2>&1 || fail "export $1"
+	"$STCHECK" info "$T/x.safetensors" | wc -l
+}
+
+expect 0 "$TSTORE" import -q --codec raw "$T/a.tst" "${shards[0]}"
+
+# hold_store: another process holds the store's writer lock until $T/release exists
+hold_store() {
+	rm -f "$T/release"
+	flock "$T/a.tst" sh -c "while [ ! -e '$T/release' ]; do sleep 0.05; done" &
+	holder=$!
+	for _ in $(seq 200); do
+		flock -n "$T/a.tst" true || return 0
+		sleep 0.02
+	done
+	fail "the holder did not take the lock"
+}
+
+# 1. --no-wait: exit 1 at once, nothing removed
+hold_store
+expect 1 "$TSTORE" rm --no-wait "$T/a.tst" "$first"
+err_has "open for writing elsewhere"
+expect 1 "$TSTORE" import --no-wait --codec raw "$T/a.tst" "${shards[1]}"
+expect 1 "$TSTORE" fsck --repair --no-wait "$T/a.tst"
+expect 0 "$TSTORE" fsck "$T/a.tst"   # a check without --repair needs no writer lock
+expect 0 "$TSTORE" inspect "$T/a.tst" "$first"
+
+# 2. --wait 0.5: gives up after about half a second
+t0=$(date +%s%N)
+expect 1 "$TSTORE" rm --wait 0.5 "$T/a.tst" "$first"
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$ms" -ge 450 ] || fail "--wait 0.5 gave up after $ms ms"
+[ "$ms" -lt 5000 ] || fail "--wait 0.5 took $ms ms"
+err_has "waiting for another writer of $T/a.tst (pid $holder)"
+expect 0 "$TSTORE" inspect "$T/a.tst" "$first"
+expect 2 "$TSTORE" rm --wait soon "$T/a.tst" "$first"
+
+# 3. the default waits, and proceeds when the holder lets go
+"$TSTORE" import --codec raw "$T/a.tst" "${shards[1]}" >"$T/imp.out" 2>"$T/imp.err" &
+imp=$!
+sleep 0.3
+kill -0 "$imp" 2>/dev/null || { cat "$T/imp.err" >&2; fail "import did not wait"; }
+touch "$T/release"
+wait "$holder"
+wait "$imp" || { cat "$T/imp.err" >&2; fail "the waiting import failed"; }
+[ "$(grep -c "waiting for another writer" "$T/imp.err")" -eq 1 ] || fail "said it waits not once"
+grep -qF "(pid $holder)" "$T/imp.err" || { cat "$T/imp.err" >&2; fail "no holder pid"; }
+
+# 4. concurrent imports into an existing store: & + wait
+"$TSTORE" import -q --codec raw "$T/a.tst" "${shards[2]}" &
+p1=$!
+"$TSTORE" import -q --codec raw "$T/a.tst" "${shards[3]}" &
+p2=$!
+wait "$p1" || fail "concurrent import 1"
+wait "$p2" || fail "concurrent import 2"
+[ "$(count_tensors "$T/a.tst")" -eq "$all" ] || fail "concurrent imports lost tensors"
+expect 0 "$TSTORE" fsck "$T/a.tst"
+
+# 5. creation races: 4 imports create the same new store at once, 20 times
+for round in $(seq 20); do
+	s="$T/new$round.tst"
+	pids=()
+	for k in 0 1 2 3; do
+		"$TSTORE" import -q --codec raw "$s" "${shards[$k]}" 2>"$T/race$k.err" &
+		pids+=($!)
+	done
+	for k in 0 1 2 3; do
+		wait "${pids[$k]}" || { cat "$T/race$k.err" >&2; fail "round $round: import $k failed"; }
+	done
+	[ "$(count_tensors "$s")" -eq "$all" ] || fail "round $round: tensors lost"
+	expect 0 "$TSTORE" fsck "$s"
+	out_has "clean"
+	rm -f "$s" "$s-lock"
+done
+ls -a "$T" | grep -q creating && fail "temporary files left behind"
+exit 0
