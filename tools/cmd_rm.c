@@ -48,7 +48,10 @@ int cmd_rm(int argc, char **argv)
 			files[nfiles++] = optarg;
 			break;
 		case 'q': cli_quiet = 1; break;
-		case 'h': usage(stdout); return CLI_OK;
+		case 'h':
+			free(files);
+			usage(stdout);
+			return CLI_OK;
 		default:
 			if (cli_wait_option(CMD, c, optarg) > 0)
 				break;
