@@ -1,5 +1,5 @@
 /*
- * libFuzzer target: the RANGE parser of `tstore slice` (tools/range.c).
+ * libFuzzer target: the RANGE parser of `tstore slice` (tools/cli/range.c).
  * Input: byte 0 gives ndim (mod TS_MAX_DIMS + 1), then ndim dimensions of 1 byte each chosen
  * among small, edge and huge sizes, then the RANGE text. On success the parser's invariant 2 must
  * hold: start + count <= shape (without overflow) and count >= 1 in every dimension.
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tools/commands.h"
+#include "tools/cli/commands.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target: the strict safetensors reader (tools/safetensors.c) on an arbitrary file
+ * libFuzzer target: the strict safetensors reader (tools/cli/safetensors.c) on an arbitrary file
  * image. Beyond "no crash, no sanitizer report", it checks the reader's promises on success:
  * every tensor's bytes lie inside the image, the tensors tile the data buffer exactly, byte
  * sizes agree with shape x dtype, and names are unique.
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tools/safetensors.h"
+#include "tools/cli/safetensors.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,9 +1,9 @@
 /*
- * Tests of the offline optimum (tools/belady.c) on sequences worked out by hand.
+ * Tests of the offline optimum (tools/bench/belady.c) on sequences worked out by hand.
  */
 #include <criterion/criterion.h>
 
-#include "tools/belady.h"
+#include "tools/bench/belady.h"
 
 static double opt(const uint64_t *keys, const uint64_t *sizes, size_t n, uint64_t budget)
 {

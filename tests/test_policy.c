@@ -1,12 +1,12 @@
 /*
- * tools/policy.c: the names the default import policy keeps exact. The expected reasons are
+ * tools/cli/policy.c: the names the default import policy keeps exact. The expected reasons are
  * those issue 13 lists for each pattern, on tensor names of real model families; near misses
  * (the dense MLP's gate_proj, a gate's bias, names merely containing "output") stay quantizable.
  */
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "tools/policy.h"
+#include "tools/cli/policy.h"
 
 static void expect(const char *name, const char *reason)
 {

@@ -1,11 +1,11 @@
 /*
- * tools/range.c: numpy-style basic index ranges for `tstore slice`.
+ * tools/cli/range.c: numpy-style basic index ranges for `tstore slice`.
  * Expected values are worked out by hand from numpy's rules.
  */
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "tools/commands.h"
+#include "tools/cli/commands.h"
 
 static uint64_t st[TS_MAX_DIMS], ct[TS_MAX_DIMS];
 static uint32_t sq;

@@ -1,6 +1,6 @@
 /*
- * tools/safetensors.c (strict reader, header writer, sharded index), tools/json.c (strict JSON)
- * and tools/npy.c (.npy header): well-formed inputs parse to what they say, and every kind of
+ * tools/cli/safetensors.c (strict reader, header writer, sharded index), tools/cli/json.c (strict JSON)
+ * and tools/cli/npy.c (.npy header): well-formed inputs parse to what they say, and every kind of
  * hostile input is rejected with a message naming what is wrong.
  */
 #include <criterion/criterion.h>
@@ -9,9 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tools/json.h"
-#include "tools/npy.h"
-#include "tools/safetensors.h"
+#include "tools/cli/json.h"
+#include "tools/cli/npy.h"
+#include "tools/cli/safetensors.h"
 
 static uint8_t *img;
 static size_t img_size;

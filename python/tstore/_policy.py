@@ -1,10 +1,10 @@
-"""Which codec a tensor is written with: the policy of `tstore import` (tools/cmd_import.c,
+"""Which codec a tensor is written with: the policy of `tstore import` (tools/cli/cmd_import.c,
 docs/CLI.md), so that save_file() and the command store the same tensors the same way.
 
   - integer and bool tensors (and F64, F8): raw, lossless, in their own dtype;
   - codec "auto" on F32/BF16/F16 tensors: kept exact (the lossless codec in the source dtype,
     or raw where lossless is not smaller) with max_error 0, or if the name is a
-    token embedding, output projection or MoE router (KEEP_RULES, import's tools/policy.c;
+    token embedding, output projection or MoE router (KEEP_RULES, import's tools/cli/policy.c;
     not with quantize_all), if 1-D or scalar, under 4096 elements, or holding NaN/Inf;
     otherwise the analyzer's choice (ts_analyze: the fewest bytes within max_error percent
     relative RMS error) measured on at most 1M elements of evenly spaced whole rows,
@@ -32,7 +32,7 @@ SAMPLE_ELEMENTS = 1 << 20
 SCAN_CHUNK = 1 << 20  # elements per scan step (bounded temporary memory)
 
 # Names the default policy keeps exact, as ModelOpt keeps them in high precision: the table of
-# tools/policy.c (whole-name globs, '*' crossing dots; the first match names the reason).
+# tools/cli/policy.c (whole-name globs, '*' crossing dots; the first match names the reason).
 # python/tests/test_roundtrip.py holds save_file's choices to import's.
 KEEP_RULES = [
     ("*embed_tokens*", "token embedding"), ("*wte*", "token embedding"),

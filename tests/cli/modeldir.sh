@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Model directories in and out (tools/modeldir.c, tools/export_dir.c): a sharded checkpoint
+# Model directories in and out (tools/cli/modeldir.c, tools/cli/export_dir.c): a sharded checkpoint
 # with config, tokenizer (nested) and other files imports with its files attached, and
 # `export OUT/` gives every file back byte-identical and every tensor bit-identical, in shards
 # of at most --max-shard-size; a single model.safetensors when it fits; files over the size

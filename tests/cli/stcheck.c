@@ -8,7 +8,7 @@
  *        (default 0); --exact: same dtype and identical bytes.
  *   stcheck npy OUT.npy SRC.safetensors NAME RANGE [--max-rel PCT]
  *        the .npy holds the slice RANGE of NAME (numpy basic indexing) within PCT.
- *   stcheck json FILE                      FILE is one strict JSON value (tools/json.c)
+ *   stcheck json FILE                      FILE is one strict JSON value (tools/cli/json.c)
  *   stcheck jsonget FILE A/B/C             print the value at that path of keys: a string
  *        raw, a number, true/false/null, an array's elements or an object's keys one a line
  *   stcheck flip FILE SRC.safetensors NAME
@@ -30,10 +30,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tools/commands.h"
-#include "tools/json.h"
-#include "tools/npy.h"
-#include "tools/safetensors.h"
+#include "tools/cli/commands.h"
+#include "tools/cli/json.h"
+#include "tools/cli/npy.h"
+#include "tools/cli/safetensors.h"
 
 static char err[1024];
 

@@ -1,0 +1,234 @@
+/*
+ * The tstore command's conventions: error messages, exit codes, shared option parsing.
+ * See tools/cli/cli.h.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include "tools/cli/cli.h"
+
+int cli_quiet;
+int64_t cli_wait_ms = -1;
+
+__attribute__((format(printf, 3, 0))) static void verror(const char *cmd, const char *where,
+							   const char *fmt, va_list ap)
+{
+	char what[2048];
+	vsnprintf(what, sizeof what, fmt, ap);
+	fflush(stdout);
+	if (where && *where)
+		fprintf(stderr, "tstore: %s: %s (%s)\n", cmd, what, where);
+	else
+		fprintf(stderr, "tstore: %s: %s\n", cmd, what);
+}
+
+void cli_error(const char *cmd, const char *where, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	verror(cmd, where, fmt, ap);
+	va_end(ap);
+}
+
+void cli_error_ts(const char *cmd, int rc, const char *fmt, ...)
+{
+	char what[1024];
+	char where[1536];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	snprintf(where, sizeof where, "%s", ts_error_last());
+	cli_error(cmd, where, "%s: %s", what, ts_strerror(rc));
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	char what[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "tstore: %s: %s\nTry 'tstore %s --help'.\n", cmd, what, cmd);
+	return CLI_USAGE;
+}
+
+int cli_parse_out_dtype(const char *s, int allow_source, int *out)
+{
+	if (!strcmp(s, "f32"))
+		*out = TS_F32;
+	else if (!strcmp(s, "bf16"))
+		*out = TS_BF16;
+	else if (!strcmp(s, "f16"))
+		*out = TS_F16;
+	else if (allow_source && !strcmp(s, "source"))
+		*out = -1;
+	else
+		return -1;
+	return 0;
+}
+
+int cli_parse_size(const char *s, uint64_t *out)
+{
+	static const struct {
+		const char *unit;
+		uint64_t mult;
+	} units[] = {{"", 1},
+		     {"B", 1},
+		     {"KB", 1000ull},
+		     {"MB", 1000000ull},
+		     {"GB", 1000000000ull},
+		     {"TB", 1000000000000ull},
+		     {"KiB", 1ull << 10},
+		     {"MiB", 1ull << 20},
+		     {"GiB", 1ull << 30},
+		     {"TiB", 1ull << 40}};
+	char *end;
+	errno = 0;
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || v == 0)
+		return -1;
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+		if (!strcmp(end, units[i].unit)) {
+			if (v > (1ull << 63) / units[i].mult)
+				return -1;
+			*out = v * units[i].mult;
+			return 0;
+		}
+	return -1;
+}
+
+int cli_wait_option(const char *cmd, int c, const char *arg)
+{
+	if (c == CLI_OPT_NO_WAIT) {
+		cli_wait_ms = 0;
+		return 1;
+	}
+	if (c != CLI_OPT_WAIT)
+		return 0;
+	char *e;
+	errno = 0;
+	double v = strtod(arg, &e);
+	if (errno || e == arg || *e || !(v >= 0) || v > 1e9) {
+		cli_usage_error(cmd, "--wait '%s': not a number of seconds (0 to 1e9)", arg);
+		return -1;
+	}
+	cli_wait_ms = (int64_t)(v * 1000 + 0.5);
+	return 1;
+}
+
+/* The pid of the process holding the flock of the file at @p path, from /proc/locks (Linux:
+ * "N: FLOCK  ADVISORY  WRITE PID MAJ:MIN:INODE 0 EOF", device numbers in hex); 0 if unknown. */
+static long flock_holder(const char *path)
+{
+	struct stat sb;
+	FILE *f;
+	char line[256];
+	long pid = 0;
+	if (stat(path, &sb) != 0 || !(f = fopen("/proc/locks", "r")))
+		return 0;
+	while (!pid && fgets(line, sizeof line, f)) {
+		char type[16], mode[16];
+		long p;
+		unsigned maj, min;
+		unsigned long long ino;
+		if (strstr(line, "->") ||
+		    sscanf(line, "%*s %15s %*s %15s %ld %x:%x:%llu", type, mode, &p, &maj, &min,
+			   &ino) != 6)
+			continue;
+		if (!strcmp(type, "FLOCK") && !strcmp(mode, "WRITE") && ino == sb.st_ino &&
+		    maj == major(sb.st_dev) && min == minor(sb.st_dev))
+			pid = p;
+	}
+	fclose(f);
+	return pid;
+}
+
+int cli_open_store(const char *cmd, ts_store **st, const char *path, unsigned flags, int threads)
+{
+	ts_open_opts o;
+	ts_open_opts_init(&o);
+	o.flags = flags;
+	o.threads = threads;
+	/* TSTORE_MAP_MAX: the most bytes the store may grow to (docs/CLI.md): a full disk on
+	 * demand, e.g. for testing what a failing write leaves. */
+	const char *mm = getenv("TSTORE_MAP_MAX");
+	if (mm && *mm) {
+		char *e;
+		unsigned long long v = strtoull(mm, &e, 10);
+		if (*e || v == 0) {
+			cli_error(cmd, NULL, "TSTORE_MAP_MAX='%s' is not a positive number of bytes", mm);
+			*st = NULL;
+			return TS_EINVAL;
+		}
+		o.map_max = v;
+	}
+	if (flags & TS_OPEN_WRITE)
+		o.busy_timeout_ms = 0; /* first without waiting, to say once that we wait */
+	int rc = ts_store_open(st, path, &o);
+	if (rc == TS_EBUSY && (flags & TS_OPEN_WRITE) && cli_wait_ms != 0) {
+		long pid = flock_holder(path);
+		if (!cli_quiet) {
+			if (pid > 0)
+				fprintf(stderr, "tstore: %s: waiting for another writer of %s (pid %ld)\n",
+					cmd, path, pid);
+			else
+				fprintf(stderr, "tstore: %s: waiting for another writer of %s\n", cmd,
+					path);
+		}
+		o.busy_timeout_ms = cli_wait_ms;
+		rc = ts_store_open(st, path, &o);
+	}
+	if (rc < 0)
+		cli_error_ts(cmd, rc, "cannot open store %s", path);
+	return rc;
+}
+
+int cli_open_status(int rc)
+{
+	return rc == TS_EBUSY ? CLI_FAIL : CLI_USAGE;
+}
+
+const char *cli_shape(char *buf, size_t size, int ndim, const uint64_t *shape)
+{
+	size_t n = (size_t)snprintf(buf, size, "[");
+	for (int i = 0; i < ndim && n < size; i++)
+		n += (size_t)snprintf(buf + n, size - n, "%s%llu", i ? ", " : "",
+				      (unsigned long long)shape[i]);
+	if (n < size)
+		snprintf(buf + n, size - n, "]");
+	return buf;
+}
+
+const char *cli_codec_desc(char *buf, size_t size, const ts_codec_config *cfg)
+{
+	switch (cfg->codec) {
+	case TS_CODEC_RAW:
+	case TS_CODEC_LOSSLESS:
+		snprintf(buf, size, "%s %s", ts_codec_name(cfg->codec), ts_dtype_name(cfg->raw_dtype));
+		break;
+	case TS_CODEC_NVFP4:
+		snprintf(buf, size, "nvfp4 (block %d, %s)", cfg->block_size,
+			 cfg->recipe == TS_RECIPE_BEST ? "best" : "nvidia");
+		break;
+	case TS_CODEC_INT8:
+		snprintf(buf, size, "int8 (block %d, %s)", cfg->block_size,
+			 cfg->symmetric ? "symmetric" : "asymmetric");
+		break;
+	case TS_CODEC_MXFP4:
+	case TS_CODEC_FP8:
+	default:
+		snprintf(buf, size, "%s", ts_codec_name(cfg->codec));
+		break;
+	}
+	return buf;
+}

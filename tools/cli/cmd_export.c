@@ -1,0 +1,595 @@
+/*
+ * tstore export: tensors of a store to a standard safetensors file.
+ *
+ * Invariants
+ *   1. The output is written to "OUT.tmp.<pid>" and renamed over OUT only when complete: a
+ *      failed or interrupted export never leaves a partial OUT.
+ *   2. Tensors are laid out by decreasing element size, then name, after a header padded to
+ *      8 bytes: every tensor starts aligned to its element size (what the official library does).
+ *   3. --dtype applies to floating-point tensors; integer, bool and F8 tensors (stored raw)
+ *      keep their dtype. "source" (the default) gives back each tensor's source dtype.
+ *   4. --layout modelopt writes each NVFP4 tensor x [rows, cols] (2-D, cols a multiple of 16)
+ *      as x U8 [rows, cols/2], x_scale F8_E4M3 [rows, cols/16] and x_scale_2 F32 [] from its
+ *      encoded bytes (ts_read_encoded), so that importing the file gives back the same bits.
+ *   5. Memory is bounded: tensors are read in chunks of whole leading-dimension rows.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tools/cli/cli.h"
+#include "tools/cli/commands.h"
+#include "tools/cli/export.h"
+#include "tools/cli/progress.h"
+#include "tools/cli/safetensors.h"
+
+#define CMD "export"
+#define CHUNK_BYTES (8u << 20)
+
+typedef struct list {
+	ex_tensor *v;
+	size_t n, cap;
+} list;
+
+typedef enum part { PART_PLAIN, PART_CODES, PART_SCALES, PART_SCALE2 } part;
+
+typedef struct entry {
+	st_out_tensor o;
+	char *name;
+	size_t src;
+	part part;
+	uint64_t offset;
+} entry;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: tstore export [OPTIONS] STORE OUT.safetensors [NAME...]\n"
+		"       tstore export [OPTIONS] STORE OUT/\n"
+		"Write the tensors of STORE (all, or the NAMEs given) to a safetensors file; or,\n"
+		"when OUT is a directory (an existing one, or a path ending in '/'), write a model\n"
+		"directory as save_pretrained does: shards model-0000K-of-0000N.safetensors of at\n"
+		"most --max-shard-size with model.safetensors.index.json (metadata.total_size,\n"
+		"weight_map), or a single model.safetensors when everything fits, and every file\n"
+		"attached to STORE (by 'import STORE DIR') byte for byte. The directory is written\n"
+		"under a temporary name beside OUT and renamed into place when complete.\n\n"
+		"Options:\n"
+		"  --dtype f32|bf16|f16|source   element type of floating-point tensors (default\n"
+		"                      source: each tensor's dtype in the imported checkpoint);\n"
+		"                      integer, bool and F8 tensors keep their dtype\n"
+		"  --layout modelopt   write NVFP4 tensors as TensorRT-LLM/vLLM read NVFP4\n"
+		"                      checkpoints: x U8 [rows, cols/2] (element 2k in the low nibble),\n"
+		"                      x_scale F8_E4M3 [rows, cols/16], x_scale_2 F32 [] (amax/2688);\n"
+		"                      bit-exact, and 'tstore import' gives back the same NVFP4 tensor.\n"
+		"                      NVFP4 tensors that are not 2-D with cols a multiple of 16 are\n"
+		"                      written decoded.\n"
+		"  --max-shard-size SIZE  directory: largest shard (default 5GB; KB MB GB are\n"
+		"                      powers of 1000, KiB MiB GiB of 1024); a tensor larger than\n"
+		"                      SIZE gets a shard of its own\n"
+		"  --force             directory: replace OUT even if it is not empty (its old\n"
+		"                      contents are deleted once the new directory is in place)\n"
+		"  --quant-algo NVFP4|W4A16_NVFP4  directory with --layout modelopt: the quant_algo\n"
+		"                      written to hf_quant_config.json and config.json (default NVFP4)\n"
+		"  -q                  print only errors\n"
+		"  --help              this text\n"
+		"\n"
+		"With --layout modelopt a directory also gets hf_quant_config.json and the\n"
+		"quantization_config entry of config.json (if config.json is attached), as\n"
+		"ModelOpt's unified HF export writes them: quant_algo, group_size 16, and\n"
+		"exclude_modules listing every module whose weight stays in high precision.\n"
+		"A store holds weights only: ModelOpt's NVFP4 (W4A4) checkpoints also carry\n"
+		"activation scales (x.input_scale) from calibration, which serving engines such as\n"
+		"TensorRT-LLM and vLLM load for NVFP4 layers; tstore cannot know them and writes\n"
+		"none. Use a weight-only runtime path (W4A16_NVFP4), or add input scales from a\n"
+		"calibration before serving W4A4.\n");
+}
+
+static int collect(void *ud, const char *name, const ts_tensor_info *info)
+{
+	list *l = ud;
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 64;
+		ex_tensor *nv = realloc(l->v, nc * sizeof *nv);
+		if (!nv)
+			return TS_ENOMEM;
+		l->v = nv;
+		l->cap = nc;
+	}
+	l->v[l->n].name = strdup(name);
+	if (!l->v[l->n].name)
+		return TS_ENOMEM;
+	l->v[l->n].info = *info;
+	l->n++;
+	return 0;
+}
+
+static size_t esize(ts_dtype d)
+{
+	return ts_dtype_size(d);
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	const entry *x = a, *y = b;
+	size_t sx = esize(x->o.dtype), sy = esize(y->o.dtype);
+	if (sx != sy)
+		return sx > sy ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int is_float_out(ts_dtype d)
+{
+	return d == TS_F32 || d == TS_BF16 || d == TS_F16;
+}
+
+/* The dtype a tensor is read and written as. */
+static ts_dtype out_dtype(const ts_tensor_info *info, int want)
+{
+	if ((info->codec.codec == TS_CODEC_RAW || info->codec.codec == TS_CODEC_LOSSLESS) &&
+	    !is_float_out(info->codec.raw_dtype))
+		return info->codec.raw_dtype; /* integers, bool, F8, F64: as they are */
+	if (want >= 0)
+		return (ts_dtype)want;
+	return is_float_out(info->source_dtype) ? info->source_dtype : TS_F32;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
+{
+	const char *p = buf;
+	while (n) {
+		ssize_t w = pwrite(fd, p, n, (off_t)off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
+int export_modelopt_ok(const ts_tensor_info *i)
+{
+	return i->codec.codec == TS_CODEC_NVFP4 && i->ndim == 2 && i->shape[1] % 16 == 0 &&
+	       i->shape[0] > 0 && i->shape[1] > 0;
+}
+
+/* Write tensors @p v[0..n) to the safetensors file @p out_path (invariants 1, 2, 4, 5);
+ * progress goes to @p pr, begun by the caller. 0 or -1 (reported). */
+/* The store's metadata as safetensors __metadata__ entries (*meta freed with st_meta_free());
+ * a store without metadata gets {"format": "pt"}, what loaders expect. 0 or -1 (reported). */
+int export_load_metadata(ts_store *st, const char *store_path, st_meta **meta, size_t *count)
+{
+	size_t len = 0;
+	char *text, err[512];
+	int rc = ts_store_metadata_get(NULL, 0, &len, st);
+
+	*meta = NULL;
+	*count = 0;
+	if (rc < 0 && rc != TS_ESHORTBUF) {
+		cli_error_ts(CMD, rc, "cannot read the metadata of %s", store_path);
+		return -1;
+	}
+	if (len == 0) {
+		*meta = calloc(1, sizeof **meta);
+		if (!*meta || !((*meta)->key = strdup("format")) || !((*meta)->value = strdup("pt"))) {
+			st_meta_free(*meta, *meta ? 1 : 0);
+			cli_error(CMD, NULL, "out of memory");
+			return -1;
+		}
+		*count = 1;
+		return 0;
+	}
+	text = malloc(len + 1);
+	if (!text) {
+		cli_error(CMD, NULL, "out of memory");
+		return -1;
+	}
+	rc = ts_store_metadata_get(text, len + 1, &len, st);
+	if (rc < 0) {
+		free(text);
+		cli_error_ts(CMD, rc, "cannot read the metadata of %s", store_path);
+		return -1;
+	}
+	rc = st_meta_parse(meta, count, text, len, err, sizeof err);
+	free(text);
+	if (rc < 0)
+		cli_error(CMD, store_path, "%s", err);
+	return rc;
+}
+
+uint64_t export_bytes(const ts_tensor_info *in, int want, int modelopt)
+{
+	uint64_t nelem = 1;
+	size_t codes, scales;
+	for (int d = 0; d < in->ndim; d++)
+		nelem *= in->shape[d];
+	if (modelopt && export_modelopt_ok(in) &&
+	    ts_read_encoded_size(&codes, &scales, in, 1) == 0)
+		return in->shape[0] * (uint64_t)(codes + scales) + 4;
+	return nelem * ts_dtype_size(out_dtype(in, want));
+}
+
+int export_file(ts_store *st, const ex_tensor *v, size_t n, int want, int modelopt,
+		const st_meta *meta, size_t nmeta, const char *out_path, progress *pr,
+		export_result *res)
+{
+	entry *ent = NULL;
+	size_t nent = 0, n_mo = 0;
+	FILE *f = NULL;
+	char tmp[4200];
+	uint8_t *buf = NULL, *sbuf = NULL;
+	int status = -1;
+	tmp[0] = '\0';
+	memset(res, 0, sizeof *res);
+
+	ent = calloc(3 * n + 1, sizeof *ent);
+	if (!ent) {
+		cli_error(CMD, NULL, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const ts_tensor_info *in = &v[i].info;
+		if (modelopt && export_modelopt_ok(in)) {
+			static const char *const suffix[3] = {"", "_scale", "_scale_2"};
+			size_t row[2];
+			int src = ts_read_encoded_size(&row[0], &row[1], in, 1);
+			if (src < 0) {
+				cli_error_ts(CMD, src, "tensor '%s'", v[i].name);
+				goto out;
+			}
+			for (int k = 0; k < 3; k++) {
+				entry *e = &ent[nent++];
+				size_t len = strlen(v[i].name) + 10;
+				e->name = malloc(len);
+				if (!e->name) {
+					cli_error(CMD, NULL, "out of memory");
+					goto out;
+				}
+				snprintf(e->name, len, "%s%s", v[i].name, suffix[k]);
+				e->src = i;
+				e->part = (part)(PART_CODES + k);
+				e->o.name = e->name;
+				e->o.dtype = k == 0 ? TS_U8 : k == 1 ? TS_F8_E4M3 : TS_F32;
+				e->o.ndim = k == 2 ? 0 : 2;
+				e->o.shape[0] = in->shape[0];
+				e->o.shape[1] = k == 2 ? 0 : row[k];
+			}
+			n_mo++;
+			continue;
+		}
+		entry *e = &ent[nent++];
+		e->name = strdup(v[i].name);
+		if (!e->name) {
+			cli_error(CMD, NULL, "out of memory");
+			goto out;
+		}
+		e->src = i;
+		e->part = PART_PLAIN;
+		e->o.name = e->name;
+		e->o.dtype = out_dtype(in, want);
+		e->o.ndim = in->ndim;
+		memcpy(e->o.shape, in->shape, sizeof e->o.shape);
+	}
+	qsort(ent, nent, sizeof *ent, cmp_entry);
+	{
+		/* Names are unique in a store; only the ModelOpt suffixes can clash. */
+		char **nm = malloc((nent + 1) * sizeof *nm);
+		if (!nm) {
+			cli_error(CMD, NULL, "out of memory");
+			goto out;
+		}
+		for (size_t i = 0; i < nent; i++)
+			nm[i] = ent[i].name;
+		qsort(nm, nent, sizeof *nm, cmp_str);
+		for (size_t i = 1; i < nent; i++)
+			if (!strcmp(nm[i - 1], nm[i])) {
+				cli_error(CMD, nm[i], "the ModelOpt layout would write this name twice");
+				free(nm);
+				goto out;
+			}
+		free(nm);
+	}
+
+	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out_path, (long)getpid());
+	f = fopen(tmp, "wb");
+	if (!f) {
+		cli_error(CMD, tmp, "cannot create: %s", strerror(errno));
+		tmp[0] = '\0';
+		goto out;
+	}
+	st_out_tensor *ot = calloc(nent + 1, sizeof *ot);
+	uint64_t *offs = calloc(nent + 1, sizeof *offs);
+	uint64_t data_start = 0;
+	if (!ot || !offs) {
+		free(ot);
+		free(offs);
+		cli_error(CMD, NULL, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < nent; i++)
+		ot[i] = ent[i].o;
+	int wrc = st_write_header(f, ot, nent, meta, nmeta, &data_start, offs);
+	for (size_t i = 0; i < nent; i++)
+		ent[i].offset = data_start + offs[i];
+	free(ot);
+	free(offs);
+	if (wrc < 0 || fflush(f) != 0) {
+		cli_error(CMD, tmp, "cannot write the header: %s", strerror(errno));
+		goto out;
+	}
+	int fd = fileno(f);
+
+	uint64_t total = 0;
+	for (size_t i = 0; i < nent; i++) {
+		int ovf;
+		total += st_tensor_bytes(&ent[i].o, &ovf);
+	}
+	res->data_bytes = total;
+	res->file_bytes = total + data_start;
+	res->n_modelopt = n_mo;
+	buf = malloc(CHUNK_BYTES);
+	sbuf = malloc(CHUNK_BYTES / 8 + 64);
+	if (!buf || !sbuf) {
+		cli_error(CMD, NULL, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < nent; i++) {
+		entry *e = &ent[i];
+		const char *name = v[e->src].name;
+		const ts_tensor_info *in = &v[e->src].info;
+		int rc = 0;
+		if (e->part == PART_SCALES)
+			continue; /* written with PART_CODES */
+		if (e->part == PART_SCALE2) {
+			float g = in->tensor_scale;
+			uint8_t b[4];
+			uint32_t u;
+			memcpy(&u, &g, 4);
+			for (int k = 0; k < 4; k++)
+				b[k] = (uint8_t)(u >> (8 * k));
+			if (pwrite_all(fd, b, 4, e->offset) < 0)
+				goto io_fail;
+			continue;
+		}
+		if (e->part == PART_CODES) {
+			const entry *se = NULL;
+			for (size_t k = 0; k < nent; k++)
+				if (ent[k].src == e->src && ent[k].part == PART_SCALES)
+					se = &ent[k];
+			uint64_t rows = in->shape[0], cb = e->o.shape[1], sb = se->o.shape[1];
+			uint64_t step = CHUNK_BYTES / cb;
+			if (step < 1)
+				step = 1;
+			if (cb > CHUNK_BYTES) {
+				cli_error(CMD, name, "rows of %llu bytes are too long",
+					  (unsigned long long)cb);
+				goto out;
+			}
+			for (uint64_t r = 0; r < rows && !rc; r += step) {
+				uint64_t k = rows - r < step ? rows - r : step;
+				rc = ts_read_encoded(st, name, r, k, buf, k * cb, sbuf, k * sb);
+				if (rc < 0)
+					break;
+				if (pwrite_all(fd, buf, k * cb, e->offset + r * cb) < 0 ||
+				    pwrite_all(fd, sbuf, k * sb, se->offset + r * sb) < 0)
+					goto io_fail;
+				progress_add(pr, k * (cb + sb), name);
+			}
+		} else {
+			size_t es = esize(e->o.dtype);
+			uint64_t nelem = 1;
+			for (int d = 0; d < in->ndim; d++)
+				nelem *= in->shape[d];
+			if (nelem == 0)
+				continue;
+			uint64_t rows = in->ndim ? in->shape[0] : 1, row_elems = nelem / rows;
+			uint64_t row_bytes = row_elems * es;
+			uint64_t step = CHUNK_BYTES / row_bytes;
+			uint8_t *rb = buf;
+			if (step < 1) {
+				step = 1;
+				rb = malloc(row_bytes);
+				if (!rb) {
+					cli_error(CMD, name, "out of memory for a row of %llu bytes",
+						  (unsigned long long)row_bytes);
+					goto out;
+				}
+			}
+			uint64_t start[TS_MAX_DIMS] = {0}, count[TS_MAX_DIMS];
+			memcpy(count, in->shape, sizeof count);
+			for (uint64_t r = 0; r < rows && !rc; r += step) {
+				uint64_t k = rows - r < step ? rows - r : step;
+				if (in->ndim) {
+					start[0] = r;
+					count[0] = k;
+				}
+				rc = ts_read_slice(st, name, in->ndim, start, count, e->o.dtype, rb,
+						   k * row_bytes);
+				if (rc < 0)
+					break;
+				if (pwrite_all(fd, rb, k * row_bytes, e->offset + r * row_bytes) < 0) {
+					if (rb != buf)
+						free(rb);
+					goto io_fail;
+				}
+				progress_add(pr, k * row_bytes, name);
+			}
+			if (rb != buf)
+				free(rb);
+		}
+		if (rc < 0) {
+			progress_clear(pr);
+			cli_error_ts(CMD, rc, "cannot read tensor '%s'", name);
+			goto out;
+		}
+	}
+	if (fclose(f) != 0) {
+		f = NULL;
+		goto io_fail;
+	}
+	f = NULL;
+	if (rename(tmp, out_path) != 0) {
+		cli_error(CMD, out_path, "cannot rename %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	tmp[0] = '\0';
+	status = 0;
+	goto out;
+io_fail:
+	cli_error(CMD, tmp, "write failed: %s", strerror(errno));
+out:
+	if (f)
+		fclose(f);
+	if (tmp[0])
+		unlink(tmp);
+	free(buf);
+	free(sbuf);
+	for (size_t i = 0; i < nent; i++)
+		free(ent[i].name);
+	free(ent);
+	return status;
+}
+
+int cmd_export(int argc, char **argv)
+{
+	int want = -1, modelopt = 0, c, status = CLI_FAIL, dir_out = 0;
+	export_dir_opts dopts = {.quant_algo = "NVFP4", .max_shard = 5000000000ull};
+	enum { O_SHARD = 256, O_FORCE, O_ALGO };
+	static const struct option lo[] = {{"dtype", required_argument, 0, 'd'},
+					   {"layout", required_argument, 0, 'l'},
+					   {"max-shard-size", required_argument, 0, O_SHARD},
+					   {"force", no_argument, 0, O_FORCE},
+					   {"quant-algo", required_argument, 0, O_ALGO},
+					   {"quiet", no_argument, 0, 'q'},
+					   {"help", no_argument, 0, 'h'},
+					   {0, 0, 0, 0}};
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			if (cli_parse_out_dtype(optarg, 1, &want) < 0)
+				return cli_usage_error(CMD, "--dtype must be f32, bf16, f16 or source");
+			break;
+		case 'l':
+			if (strcmp(optarg, "modelopt"))
+				return cli_usage_error(CMD, "--layout: only 'modelopt' is known");
+			modelopt = 1;
+			break;
+		case O_SHARD:
+			if (cli_parse_size(optarg, &dopts.max_shard) < 0)
+				return cli_usage_error(CMD, "--max-shard-size: '%s' is not a size", optarg);
+			break;
+		case O_FORCE:
+			dopts.force = 1;
+			break;
+		case O_ALGO:
+			if (strcmp(optarg, "NVFP4") && strcmp(optarg, "W4A16_NVFP4"))
+				return cli_usage_error(CMD, "--quant-algo must be NVFP4 or W4A16_NVFP4");
+			dopts.quant_algo = optarg;
+			break;
+		case 'q':
+			cli_quiet = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return CLI_OK;
+		default:
+			return cli_usage_error(CMD, "bad option");
+		}
+	}
+	if (argc - optind < 2)
+		return cli_usage_error(CMD, "need STORE and OUT");
+	const char *store_path = argv[optind], *out_path = argv[optind + 1];
+	char **names = argv + optind + 2;
+	size_t nnames = (size_t)(argc - optind - 2);
+	dir_out = export_is_dir(out_path);
+	if (dir_out && nnames)
+		return cli_usage_error(CMD, "a directory export writes every tensor: no NAMEs");
+	dopts.store_path = store_path;
+	dopts.out = out_path;
+	dopts.want = want;
+	dopts.modelopt = modelopt;
+	double t0 = progress_now();
+
+	ts_store *st = NULL;
+	list l = {0};
+	export_result res;
+	st_meta *meta = NULL;
+	size_t nmeta = 0;
+
+	if (cli_open_store(CMD, &st, store_path, 0, 0) < 0)
+		return CLI_USAGE;
+	if (export_load_metadata(st, store_path, &meta, &nmeta) < 0)
+		goto out;
+	if (nnames) {
+		for (size_t i = 0; i < nnames; i++) {
+			ts_tensor_info info;
+			int rc = ts_tensor_info_get(&info, st, names[i]);
+			if (rc < 0) {
+				cli_error_ts(CMD, rc, "tensor '%s'", names[i]);
+				goto out;
+			}
+			for (size_t k = 0; k < l.n; k++)
+				if (!strcmp(l.v[k].name, names[i])) {
+					cli_error(CMD, names[i], "tensor named twice");
+					goto out;
+				}
+			if (collect(&l, names[i], &info) < 0) {
+				cli_error(CMD, NULL, "out of memory");
+				goto out;
+			}
+		}
+	} else {
+		int rc = ts_tensor_foreach(st, collect, &l);
+		if (rc < 0) {
+			cli_error_ts(CMD, rc, "cannot list the tensors of %s", store_path);
+			goto out;
+		}
+	}
+	if (dir_out) {
+		status = export_dir(st, l.v, l.n, meta, nmeta, &dopts);
+		goto out;
+	}
+	uint64_t total = 0;
+	for (size_t i = 0; i < l.n; i++)
+		total += export_bytes(&l.v[i].info, want, modelopt);
+	progress pr;
+	progress_begin(&pr, "export", total, 1, cli_quiet);
+	if (export_file(st, l.v, l.n, want, modelopt, meta, nmeta, out_path, &pr, &res) < 0) {
+		progress_clear(&pr);
+		goto out;
+	}
+	progress_end(&pr);
+	if (!cli_quiet) {
+		char a[32], r[32];
+		double s = progress_now() - t0;
+		printf("export: %zu tensors%s to %s: %s in %.1f s (%s/s)\n", l.n,
+		       res.n_modelopt ? " (ModelOpt NVFP4 layout)" : "", out_path,
+		       progress_size(a, sizeof a, (double)res.file_bytes), s,
+		       progress_size(r, sizeof r, s > 0 ? (double)total / s : 0));
+		if (res.n_modelopt)
+			printf("  %zu NVFP4 tensors written as U8 codes + F8_E4M3 scales + F32 scale_2\n",
+			       res.n_modelopt);
+	}
+	status = CLI_OK;
+out:
+	st_meta_free(meta, nmeta);
+	for (size_t i = 0; i < l.n; i++)
+		free(l.v[i].name);
+	free(l.v);
+	ts_store_close(st);
+	return status;
+}

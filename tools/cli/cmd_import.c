@@ -1,0 +1,1021 @@
+/*
+ * tstore import: safetensors files and sharded checkpoints into a store.
+ *
+ * The command runs in two phases.
+ *   1. Validate: open and parse every source completely (tools/cli/safetensors.c), resolve ModelOpt
+ *      NVFP4 groups, check names against the store, and scan every floating-point tensor once
+ *      for its amax and its non-finite values. Anything wrong stops the command here, before
+ *      the store is touched (it is not even created).
+ *   2. Write: tensor by tensor, in name order, streamed from the mapped source through the
+ *      writer in CHUNK_BYTES pieces (bounded memory whatever the tensor's size), every tensor
+ *      staged in ONE write group (ts_group_begin): its pages go to the store as they are
+ *      encoded, but nothing is visible until the group is published, all at once, at the end.
+ *
+ * Invariants
+ *   1. Atomicity of the whole command: the group is published in one transaction only when
+ *      every tensor was written. When writing fails (disk full, I/O error, a codec error) or
+ *      the publication itself fails, the group is discarded: the store is exactly as it was
+ *      before the command, replaced tensors included (their old versions were never touched);
+ *      a store the command created is removed. A killed process leaves the old state too (the
+ *      staged pages are an interrupted write that the next writer removes).
+ *   2. SIGINT (Ctrl-C) stops at the next chunk and discards the group: the store is as it was
+ *      before the command. A second SIGINT terminates at once (the same as a kill: nothing of
+ *      the command is visible; the next writer cleans up).
+ *   3. The policy (see usage()) decides every tensor's codec; the summary prints it. Every
+ *      "kept exact" decision takes its configuration from policy_exact_config()
+ *      (tools/cli/policy.c), the rules naming tensors kept exact are policy_keep_reason()'s.
+ *   4. ModelOpt NVFP4 groups (x U8 [r, c/2], x_scale F8_E4M3 [r, c/16], x_scale_2 F32 scalar)
+ *      are stored as one NVFP4 tensor x [r, c] from their encoded bytes, never requantized;
+ *      the tensor scale is exactly x_scale_2.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tools/cli/cli.h"
+#include "tools/cli/commands.h"
+#include "tools/cli/modeldir.h"
+#include "tools/cli/policy.h"
+#include "tools/cli/progress.h"
+#include "tools/cli/safetensors.h"
+
+#define CMD "import"
+#define CHUNK_BYTES (4u << 20)
+#define TINY_ELEMENTS 4096            /* fewer elements than this: lossless */
+#define SAMPLE_ELEMENTS (1u << 20)    /* auto analyses at most this many elements per tensor */
+#define DEFAULT_MAX_ERROR 10.0        /* percent relative RMS error */
+
+typedef enum plan_kind { P_FLOAT, P_RAW, P_MODELOPT } plan_kind;
+
+typedef struct plan {
+	const st_tensor *t;
+	const st_tensor *scale, *scale2; /* ModelOpt group */
+	plan_kind kind;
+	int keep;           /* matched --keep */
+	int exists;         /* name already in the store */
+	float amax;
+	uint64_t nonfinite;
+} plan;
+
+typedef struct opts {
+	int codec; /* -1 auto */
+	ts_recipe recipe;
+	double max_error;
+	char **keep;
+	size_t nkeep;
+	int jobs;
+	int replace, skip_existing;
+	int quantize_all; /* --quantize-all: no exact-keeping rules (tools/cli/policy.c) */
+	int no_files;      /* --no-files: a directory's other files are not attached */
+	uint64_t max_file; /* --max-file-size */
+} opts;
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+	signal(SIGINT, SIG_DFL); /* a second Ctrl-C terminates at once */
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: tstore import [OPTIONS] STORE SRC...\n"
+		"       tstore import [OPTIONS] STORE DIR\n"
+		"Import safetensors files (or a sharded checkpoint's model.safetensors.index.json)\n"
+		"into STORE, creating it if needed. A model directory DIR gives its checkpoint (its\n"
+		"model.safetensors.index.json, else its one *.safetensors.index.json, else every\n"
+		"*.safetensors in it) and attaches every other regular file below it (config,\n"
+		"tokenizer, chat template, README; not hidden ones) to the store, byte for byte, in\n"
+		"the same transaction: 'tstore export STORE OUT/' gives the directory back. A\n"
+		"symbolic link that leads outside DIR is refused (nothing imported).\n\n"
+		"Options:\n"
+		"  --codec auto|nvfp4|mxfp4|int8|fp8|lossless|raw\n"
+		"                      auto (default): per tensor, the codec with the fewest bytes\n"
+		"                      whose measured relative RMS error is within --max-error;\n"
+		"                      another value forces that codec on every floating-point tensor\n"
+		"                      not matched by --keep (a tensor it cannot encode, e.g. one with\n"
+		"                      NaN or Inf, is an error and nothing is imported)\n"
+		"  --recipe nvidia|best  NVFP4 encoder recipe with --codec nvfp4 (default nvidia);\n"
+		"                      auto tries both\n"
+		"  --max-error PCT     bound on relative RMS error for auto, percent (default %g);\n"
+		"                      0: every floating-point tensor lossless\n"
+		"  --keep GLOB         store tensors whose name matches GLOB losslessly (repeatable)\n"
+		"  --quantize-all      auto: let the analyser choose for token embeddings, output\n"
+		"                      projections and MoE routers too (kept exact by default)\n"
+		"  --no-files          DIR: import the checkpoint only, attach no other file\n"
+		"  --max-file-size SIZE  DIR: files larger than SIZE are not attached, only listed\n"
+		"                      (default 64MiB; units KB MB GB, KiB MiB GiB)\n"
+		"  --jobs N            encoder threads (default: all cores)\n"
+		"  --replace           replace tensors that already exist in STORE\n"
+		"  --skip-existing     leave tensors that already exist in STORE as they are\n"
+		CLI_WAIT_HELP
+		"  -q                  print only errors\n"
+		"  --help              this text\n\n"
+		"Policy (auto): token embeddings (*embed_tokens*, *wte*, *word_embeddings*), output\n"
+		"projections (lm_head*, embed_out*, output.weight) and MoE routers (*.mlp.gate.weight,\n"
+		"*router*) are kept exact, as ModelOpt keeps them in high precision (unless\n"
+		"--quantize-all); so are tensors that are 1-D, have fewer than %d elements, or hold\n"
+		"NaN or Inf (lossless, in their source dtype, or raw where lossless would not be\n"
+		"smaller); with --max-error 0 every floating-point tensor is; the others are analysed on a\n"
+		"sample of up to %u elements, and if the whole tensor then misses the bound, analysed\n"
+		"whole and rewritten. Integer and bool tensors are always stored raw. ModelOpt NVFP4\n"
+		"tensors (x U8 + x_scale F8_E4M3 + x_scale_2 F32) are stored as NVFP4 as they are.\n"
+		"Names already in STORE are an error unless --replace or --skip-existing.\n\n"
+		"Atomicity: sources are validated completely before the store is touched; every\n"
+		"tensor is then written invisibly and all are published together in one transaction\n"
+		"at the end. If anything fails (a tensor that cannot be encoded, a bad source, a full\n"
+		"disk), nothing is published: the store is exactly as it was before the command,\n"
+		"tensors replaced by --replace included (a store the command created is removed).\n"
+		"Ctrl-C discards what was written and exits with 130: the store is as it was\n"
+		"before the command. A killed process leaves it so too; the next writer reclaims\n"
+		"the pages it had written.\n",
+		DEFAULT_MAX_ERROR, TINY_ELEMENTS, SAMPLE_ELEMENTS);
+}
+
+/* -- Scanning ----------------------------------------------------------------------------- */
+
+static uint16_t ld16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t ld32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* amax and count of non-finite values, on the bit patterns (magnitudes order like integers). */
+static void scan(const st_tensor *t, float *amax, uint64_t *nonfinite)
+{
+	const uint8_t *p = t->data;
+	uint64_t n = t->nelem, bad = 0;
+	*amax = 0;
+	if (t->dtype == TS_BF16 || t->dtype == TS_F16) {
+		uint16_t inf = t->dtype == TS_BF16 ? 0x7F80 : 0x7C00, mx = 0;
+		for (uint64_t i = 0; i < n; i++) {
+			uint16_t a = ld16(p + 2 * i) & 0x7FFF;
+			if (a >= inf)
+				bad++;
+			else if (a > mx)
+				mx = a;
+		}
+		*amax = t->dtype == TS_BF16 ? ts_bf16_to_f32(mx) : ts_f16_to_f32(mx);
+	} else if (t->dtype == TS_F32) {
+		uint32_t mx = 0;
+		for (uint64_t i = 0; i < n; i++) {
+			uint32_t a = ld32(p + 4 * i) & 0x7FFFFFFFu;
+			if (a >= 0x7F800000u)
+				bad++;
+			else if (a > mx)
+				mx = a;
+		}
+		memcpy(amax, &mx, 4);
+	}
+	*nonfinite = bad;
+}
+
+/* Drop the source pages behind us from this process (they stay in the page cache). */
+static void release(const void *p, size_t len)
+{
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = ((uintptr_t)p + pg - 1) & ~(pg - 1), b = ((uintptr_t)p + len) & ~(pg - 1);
+	if (b > a)
+		madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+static int is_float_src(ts_dtype d)
+{
+	return d == TS_F32 || d == TS_BF16 || d == TS_F16;
+}
+
+static ts_codec_config raw_config(ts_dtype dt)
+{
+	ts_codec_config c = ts_codec_config_default(TS_CODEC_RAW);
+	c.raw_dtype = dt;
+	c.bits_per_value = (int)(8 * ts_dtype_size(dt));
+	return c;
+}
+
+
+/* -- Validation --------------------------------------------------------------------------- */
+
+/* Resolve ModelOpt groups and build the plan. 0 or -1 (reported). */
+static int build_plan(const st_checkpoint *ck, const opts *o, plan **out, size_t *count)
+{
+	plan *p = calloc(ck->count ? ck->count : 1, sizeof *p);
+	unsigned char *consumed = calloc(ck->count ? ck->count : 1, 1);
+	size_t n = 0;
+	char nm[TS_MAX_NAME + 32];
+	if (!p || !consumed) {
+		cli_error(CMD, NULL, "out of memory");
+		free(p);
+		free(consumed);
+		return -1;
+	}
+	for (size_t i = 0; i < ck->count; i++) {
+		const st_tensor *t = ck->tensors[i];
+		if (t->dtype != TS_U8)
+			continue;
+		snprintf(nm, sizeof nm, "%s_scale", t->name);
+		const st_tensor *s = st_checkpoint_find(ck, nm);
+		snprintf(nm, sizeof nm, "%s_scale_2", t->name);
+		const st_tensor *s2 = st_checkpoint_find(ck, nm);
+		if (!s || !s2)
+			continue;
+		/* A U8 tensor with both companions is a ModelOpt NVFP4 weight: check it strictly. */
+		const char *bad = NULL;
+		if (t->ndim != 2)
+			bad = "the U8 weight is not 2-D";
+		else if (s->dtype != TS_F8_E4M3)
+			bad = "the _scale tensor is not F8_E4M3";
+		else if (s->ndim != 2 || s->shape[0] != t->shape[0] ||
+			 s->shape[1] != (2 * t->shape[1] + 15) / 16)
+			bad = "the _scale tensor's shape is not [rows, cols/16]";
+		else if (s2->dtype != TS_F32 || s2->nelem != 1)
+			bad = "the _scale_2 tensor is not an F32 scalar";
+		else if (t->shape[1] == 0 || t->shape[0] == 0)
+			bad = "the weight is empty";
+		if (!bad) {
+			float g;
+			memcpy(&g, s2->data, 4);
+			if (!(g > 0) || !isfinite(g))
+				bad = "the _scale_2 value is not a positive finite number";
+		}
+		if (bad) {
+			cli_error(CMD, t->name, "ModelOpt NVFP4 group: %s", bad);
+			goto fail;
+		}
+		for (size_t j = 0; j < ck->count; j++)
+			if (ck->tensors[j] == s || ck->tensors[j] == s2)
+				consumed[j] = 1;
+	}
+	for (size_t i = 0; i < ck->count; i++) {
+		if (consumed[i])
+			continue;
+		const st_tensor *t = ck->tensors[i];
+		plan *q = &p[n++];
+		q->t = t;
+		if (t->dtype == TS_U8) {
+			snprintf(nm, sizeof nm, "%s_scale", t->name);
+			q->scale = st_checkpoint_find(ck, nm);
+			snprintf(nm, sizeof nm, "%s_scale_2", t->name);
+			q->scale2 = st_checkpoint_find(ck, nm);
+			if (q->scale && q->scale2) {
+				q->kind = P_MODELOPT;
+				continue;
+			}
+			q->scale = q->scale2 = NULL;
+		}
+		q->kind = is_float_src(t->dtype) ? P_FLOAT : P_RAW;
+		for (size_t k = 0; k < o->nkeep; k++)
+			if (fnmatch(o->keep[k], t->name, 0) == 0)
+				q->keep = 1;
+	}
+	free(consumed);
+	*out = p;
+	*count = n;
+	return 0;
+fail:
+	free(consumed);
+	free(p);
+	return -1;
+}
+
+/* -- Writing ------------------------------------------------------------------------------ */
+
+typedef struct kept_rule {
+	const char *reason; /* policy_keep_reason() */
+	size_t n;
+	char first[TS_MAX_NAME + 1];
+} kept_rule;
+
+typedef struct summary {
+	kept_rule kept[8]; /* tensors kept exact by the policy's rules, per reason */
+	size_t nkept;
+	size_t tensors, by_codec[TS_CODEC_COUNT], lossless_1d, lossless_tiny, lossless_nonfinite,
+		lossless_keep, lossless_bound, raw_int, modelopt, skipped, rewritten;
+	uint64_t bytes_in, bytes_out;
+	double worst;
+	char worst_name[TS_MAX_NAME + 1];
+} summary;
+
+/* Analyse a tensor for auto: on up to SAMPLE_ELEMENTS elements (evenly spaced rows), or whole. */
+static int analyze(const plan *q, const opts *o, int whole, ts_codec_config *cfg)
+{
+	const st_tensor *t = q->t;
+	uint64_t cols = t->ndim ? t->shape[t->ndim - 1] : 1, rows = cols ? t->nelem / cols : 0;
+	size_t es = ts_dtype_size(t->dtype);
+	ts_codec_config in = ts_codec_config_default(TS_CODEC_NVFP4);
+	in.recipe = o->recipe;
+	in.max_error_pct = o->max_error;
+	uint64_t srows = rows;
+	if (!whole && t->nelem > SAMPLE_ELEMENTS && rows > 1) {
+		srows = SAMPLE_ELEMENTS / cols;
+		if (srows < 1)
+			srows = 1;
+	}
+	if (srows == rows)
+		return ts_analyze(cfg, NULL, &in, t->data, t->dtype, rows, cols);
+	uint8_t *buf = malloc(srows * cols * es);
+	if (!buf)
+		return TS_ENOMEM;
+	for (uint64_t i = 0; i < srows; i++) {
+		uint64_t r = i * rows / srows;
+		memcpy(buf + i * cols * es, t->data + r * cols * es, cols * es);
+	}
+	int rc = ts_analyze(cfg, NULL, &in, buf, t->dtype, srows, cols);
+	free(buf);
+	return rc;
+}
+
+/* Stream a tensor's elements through a writer. */
+static int write_plain(ts_store *st, ts_group *g, const plan *q, const ts_codec_config *cfg,
+		       int replace, progress *pr, ts_tensor_info *info)
+{
+	const st_tensor *t = q->t;
+	ts_write_opts wo;
+	ts_writer *w = NULL;
+	ts_write_opts_init(&wo);
+	wo.flags = replace ? TS_WRITE_REPLACE : 0;
+	wo.group = g;
+	wo.amax = q->amax;
+	int rc = ts_writer_begin(&w, st, t->name, t->dtype, t->ndim, t->shape, cfg, &wo);
+	if (rc < 0)
+		return rc;
+	size_t es = ts_dtype_size(t->dtype);
+	uint64_t total = t->end - t->begin, chunk = CHUNK_BYTES - CHUNK_BYTES % es;
+	for (uint64_t off = 0; off < total; off += chunk) {
+		size_t n = (size_t)(total - off < chunk ? total - off : chunk);
+		if (interrupted) {
+			ts_writer_abort(w);
+			return TS_ECANCELED;
+		}
+		rc = ts_writer_append(w, t->data + off, n);
+		if (rc < 0) {
+			ts_writer_abort(w);
+			return rc;
+		}
+		release(t->data + off, n);
+		progress_add(pr, n, t->name);
+	}
+	if (interrupted) {
+		ts_writer_abort(w);
+		return TS_ECANCELED;
+	}
+	return ts_writer_commit(info, w);
+}
+
+/* A ModelOpt NVFP4 group, appended in its encoded form. */
+static int write_modelopt(ts_store *st, ts_group *g, const plan *q, int replace, progress *pr,
+			  ts_tensor_info *info)
+{
+	const st_tensor *t = q->t, *s = q->scale;
+	uint64_t rows = t->shape[0], ucols = t->shape[1], cols = 2 * ucols;
+	uint64_t shape[2] = {rows, cols};
+	uint64_t sc = s->shape[1], row_codes = sc * 8; /* code rows padded to whole blocks */
+	ts_codec_config cfg = ts_codec_config_default(TS_CODEC_NVFP4);
+	ts_write_opts wo;
+	ts_writer *w = NULL;
+	float g2;
+	memcpy(&g2, q->scale2->data, 4);
+	ts_write_opts_init(&wo);
+	wo.flags = TS_WRITE_ENCODED | (replace ? TS_WRITE_REPLACE : 0);
+	wo.tensor_scale = g2; /* exactly as the source stores it (invariant 4) */
+	wo.group = g;
+	int rc = ts_writer_begin(&w, st, t->name, TS_BF16, 2, shape, &cfg, &wo);
+	if (rc < 0)
+		return rc;
+	uint64_t step = CHUNK_BYTES / row_codes;
+	if (step < 1)
+		step = 1;
+	uint8_t *pad = NULL;
+	if (row_codes != ucols) {
+		pad = calloc(step, row_codes);
+		if (!pad) {
+			ts_writer_abort(w);
+			return TS_ENOMEM;
+		}
+	}
+	for (uint64_t r = 0; r < rows; r += step) {
+		uint64_t k = rows - r < step ? rows - r : step;
+		const uint8_t *codes = t->data + r * ucols;
+		if (interrupted) {
+			rc = TS_ECANCELED;
+			break;
+		}
+		if (pad) {
+			for (uint64_t i = 0; i < k; i++)
+				memcpy(pad + i * row_codes, codes + i * ucols, ucols);
+			codes = pad;
+		}
+		rc = ts_writer_append_encoded(w, codes, k * row_codes, s->data + r * sc, k * sc, k);
+		if (rc < 0)
+			break;
+		progress_add(pr, k * (ucols + sc), t->name);
+	}
+	free(pad);
+	if (rc < 0 || interrupted) {
+		ts_writer_abort(w);
+		return rc < 0 ? rc : TS_ECANCELED;
+	}
+	return ts_writer_commit(info, w);
+}
+
+static void note_kept(summary *sm, const char *reason, const char *name)
+{
+	size_t i = 0;
+	while (i < sm->nkept && sm->kept[i].reason != reason)
+		i++;
+	if (i == sizeof sm->kept / sizeof sm->kept[0])
+		return;
+	if (i == sm->nkept) {
+		sm->nkept++;
+		sm->kept[i].reason = reason;
+		snprintf(sm->kept[i].first, sizeof sm->kept[i].first, "%s", name);
+	}
+	sm->kept[i].n++;
+}
+
+static void note_result(summary *sm, const plan *q, const ts_tensor_info *info)
+{
+	sm->tensors++;
+	if ((unsigned)info->codec.codec < TS_CODEC_COUNT)
+		sm->by_codec[info->codec.codec]++;
+	sm->bytes_in += q->kind == P_MODELOPT
+				? (q->t->end - q->t->begin) + (q->scale->end - q->scale->begin) + 4
+				: q->t->end - q->t->begin;
+	sm->bytes_out += info->stored_bytes;
+	if (info->codec.codec != TS_CODEC_RAW && info->codec.codec != TS_CODEC_LOSSLESS &&
+	    q->kind != P_MODELOPT &&
+	    info->error.rel_rms_pct > sm->worst) {
+		sm->worst = info->error.rel_rms_pct;
+		snprintf(sm->worst_name, sizeof sm->worst_name, "%s", q->t->name);
+	}
+}
+
+static void print_summary(const summary *sm, const opts *o, const char *store, size_t nfiles,
+			  double secs)
+{
+	char a[32], b[32], r[32];
+	if (cli_quiet)
+		return;
+	printf("import: %zu tensors from %zu file%s into %s in %.1f s (%s/s)\n", sm->tensors,
+	       nfiles, nfiles == 1 ? "" : "s", store, secs, progress_size(r, sizeof r, secs > 0 ? (double)sm->bytes_in / secs : 0));
+	if (o->codec < 0)
+		printf("  policy: auto, fewest bytes with relative RMS error <= %g%%; lossless: %s1-D, "
+		       "< %d elements, NaN/Inf, integer/bool%s\n",
+		       o->max_error,
+		       o->quantize_all ? "" : "embeddings, output projections, MoE routers, ",
+		       TINY_ELEMENTS, o->nkeep ? ", --keep" : "");
+	if (o->codec < 0 && o->max_error == 0)
+		printf("  --max-error 0: every floating-point tensor lossless\n");
+	else
+		printf("  policy: --codec %s%s on floating-point tensors%s; integer/bool raw\n",
+		       ts_codec_name((ts_codec)o->codec),
+		       o->codec == TS_CODEC_NVFP4
+			       ? (o->recipe == TS_RECIPE_BEST ? " (recipe best)" : " (recipe nvidia)")
+			       : "",
+		       o->nkeep ? " (--keep: lossless)" : "");
+	printf("  codecs:");
+	for (int c = 0; c < TS_CODEC_COUNT; c++)
+		if (sm->by_codec[c])
+			printf(" %s %zu", ts_codec_name((ts_codec)c), sm->by_codec[c]);
+	if (!sm->tensors)
+		printf(" none");
+	printf("\n");
+	if (sm->lossless_1d + sm->lossless_tiny + sm->lossless_nonfinite + sm->lossless_keep +
+	    sm->raw_int)
+		printf("  lossless: %zu 1-D, %zu tiny, %zu with NaN/Inf, %zu --keep, %zu integer/bool\n",
+		       sm->lossless_1d, sm->lossless_tiny, sm->lossless_nonfinite, sm->lossless_keep,
+		       sm->raw_int);
+	if (sm->nkept) {
+		printf("  kept exact by the default policy (--quantize-all quantizes them):");
+		for (size_t i = 0; i < sm->nkept; i++)
+			printf("%s %zu %s (%s%s)", i ? "," : "", sm->kept[i].n, sm->kept[i].reason,
+			       sm->kept[i].first, sm->kept[i].n > 1 ? ", ..." : "");
+		printf("\n");
+	}
+	if (sm->modelopt)
+		printf("  ModelOpt NVFP4 tensors stored as they are: %zu\n", sm->modelopt);
+	if (sm->skipped)
+		printf("  skipped (already in the store): %zu\n", sm->skipped);
+	if (sm->rewritten)
+		printf("  re-analysed whole after the sample missed the bound: %zu\n", sm->rewritten);
+	printf("  bytes: %s in, %s out, ratio %.2fx\n", progress_size(a, sizeof a, (double)sm->bytes_in),
+	       progress_size(b, sizeof b, (double)sm->bytes_out),
+	       sm->bytes_out ? (double)sm->bytes_in / (double)sm->bytes_out : 0.0);
+	if (sm->worst > 0)
+		printf("  worst relative RMS error: %.3f%% (%s)\n", sm->worst, sm->worst_name);
+	else
+		printf("  worst relative RMS error: 0 (lossless)\n");
+}
+
+/* The files a directory import attached, and those it did not, with the reason. */
+static void print_files(const modeldir *md, size_t written, uint64_t bytes)
+{
+	char a[32];
+	printf("  files: %zu attached (%s)%s%s%s\n", written,
+	       progress_size(a, sizeof a, (double)bytes), md->index ? "; checkpoint index " : "",
+	       md->index ? md->index : "", written < md->nfiles ? "; others already in the store" : "");
+	for (size_t i = 0; i < md->nskipped; i++)
+		printf("  not attached: %s (%s%s%s)\n", md->skipped[i].rel, md->skipped[i].why,
+		       md->skipped[i].size ? ", " : "",
+		       md->skipped[i].size ? progress_size(a, sizeof a, (double)md->skipped[i].size)
+					   : "");
+}
+
+/* Stage the sources' __metadata__ as the store's metadata, published with the tensors: the
+ * entries of every file in order, a key's first value kept (shards repeat "format"). Sources
+ * without __metadata__ leave the store's metadata as it is. 0 or a negative TS_E* code. */
+static int stage_metadata(ts_group *g, const st_checkpoint *ck)
+{
+	size_t n = 0, len = 0;
+	st_meta *all;
+	char *text;
+	int rc;
+
+	for (size_t f = 0; f < ck->file_count; f++)
+		n += ck->files[f].meta_count;
+	if (n == 0)
+		return 0;
+	all = calloc(n, sizeof *all);
+	if (!all)
+		return TS_ENOMEM;
+	n = 0;
+	for (size_t f = 0; f < ck->file_count; f++)
+		for (size_t i = 0; i < ck->files[f].meta_count; i++) {
+			const st_meta *m = &ck->files[f].meta[i];
+			size_t k = 0;
+			while (k < n && strcmp(all[k].key, m->key))
+				k++;
+			if (k == n)
+				all[n++] = *m;
+		}
+	text = st_meta_json(all, n, &len);
+	free(all); /* borrowed strings */
+	if (!text)
+		return TS_ENOMEM;
+	rc = ts_group_metadata_set(g, text, len);
+	free(text);
+	return rc;
+}
+
+static int count_one(void *ud, const char *name, const ts_tensor_info *info)
+{
+	(void)name;
+	(void)info;
+	++*(size_t *)ud;
+	return 0;
+}
+
+static int count_file(void *ud, const char *name, uint64_t size)
+{
+	(void)name;
+	(void)size;
+	++*(size_t *)ud;
+	return 0;
+}
+
+static void remove_store(const char *path)
+{
+	char lock[4200];
+	unlink(path);
+	snprintf(lock, sizeof lock, "%s-lock", path);
+	unlink(lock);
+}
+
+int cmd_import(int argc, char **argv)
+{
+	opts o = {.codec = -1, .recipe = TS_RECIPE_NVIDIA, .max_error = DEFAULT_MAX_ERROR, .jobs = 0,
+		  .max_file = MD_MAX_FILE_DEFAULT};
+	enum { O_CODEC = 256, O_RECIPE, O_MAXERR, O_KEEP, O_JOBS, O_REPLACE, O_SKIP, O_QALL,
+	       O_NOFILES, O_MAXFILE };
+	static const struct option lo[] = {
+		{"codec", required_argument, 0, O_CODEC},     {"recipe", required_argument, 0, O_RECIPE},
+		{"max-error", required_argument, 0, O_MAXERR}, {"keep", required_argument, 0, O_KEEP},
+		{"jobs", required_argument, 0, O_JOBS},	      {"replace", no_argument, 0, O_REPLACE},
+		{"skip-existing", no_argument, 0, O_SKIP},    {"quiet", no_argument, 0, 'q'},
+		{"quantize-all", no_argument, 0, O_QALL},     {"no-files", no_argument, 0, O_NOFILES},
+		{"max-file-size", required_argument, 0, O_MAXFILE}, CLI_WAIT_OPTIONS,
+		{"help", no_argument, 0, 'h'},		      {0, 0, 0, 0}};
+	int c, status = CLI_FAIL;
+	optind = 1;
+	o.keep = calloc((size_t)argc, sizeof *o.keep);
+	if (!o.keep)
+		return CLI_FAIL;
+	while ((c = getopt_long(argc, argv, "qhj:", lo, NULL)) != -1) {
+		char *e;
+		switch (c) {
+		case O_CODEC:
+			if (!strcmp(optarg, "auto")) {
+				o.codec = -1;
+			} else {
+				ts_codec cd;
+				if (ts_codec_parse(&cd, optarg) < 0) {
+					free(o.keep);
+					return cli_usage_error(CMD, "--codec: unknown codec '%s'", optarg);
+				}
+				o.codec = (int)cd;
+			}
+			break;
+		case O_RECIPE:
+			if (!strcmp(optarg, "nvidia"))
+				o.recipe = TS_RECIPE_NVIDIA;
+			else if (!strcmp(optarg, "best"))
+				o.recipe = TS_RECIPE_BEST;
+			else {
+				free(o.keep);
+				return cli_usage_error(CMD, "--recipe must be nvidia or best");
+			}
+			break;
+		case O_MAXERR:
+			o.max_error = strtod(optarg, &e);
+			if (*e || !(o.max_error >= 0) || o.max_error > 100) {
+				free(o.keep);
+				return cli_usage_error(CMD, "--max-error: '%s' is not a percentage in [0, 100]",
+						       optarg);
+			}
+			break;
+		case O_KEEP:
+			o.keep[o.nkeep++] = optarg;
+			break;
+		case 'j':
+		case O_JOBS:
+			o.jobs = (int)strtol(optarg, &e, 10);
+			if (*e || o.jobs < 1 || o.jobs > 1024) {
+				free(o.keep);
+				return cli_usage_error(CMD, "--jobs: '%s' is not a number of threads", optarg);
+			}
+			break;
+		case O_REPLACE:
+			o.replace = 1;
+			break;
+		case O_SKIP:
+			o.skip_existing = 1;
+			break;
+		case O_QALL:
+			o.quantize_all = 1;
+			break;
+		case O_NOFILES:
+			o.no_files = 1;
+			break;
+		case O_MAXFILE:
+			if (cli_parse_size(optarg, &o.max_file) < 0) {
+				free(o.keep);
+				return cli_usage_error(CMD, "--max-file-size: '%s' is not a size", optarg);
+			}
+			break;
+		case 'q':
+			cli_quiet = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			free(o.keep);
+			return CLI_OK;
+		default:
+			if (cli_wait_option(CMD, c, optarg) > 0)
+				break;
+			free(o.keep);
+			return c == CLI_OPT_WAIT ? CLI_USAGE : cli_usage_error(CMD, "bad option");
+		}
+	}
+	if (argc - optind < 2) {
+		free(o.keep);
+		return cli_usage_error(CMD, "need STORE and at least one SRC");
+	}
+	if (o.replace && o.skip_existing) {
+		free(o.keep);
+		return cli_usage_error(CMD, "--replace and --skip-existing exclude each other");
+	}
+	const char *store_path = argv[optind];
+	char **srcs = argv + optind + 1;
+	size_t nsrc = (size_t)(argc - optind - 1);
+	modeldir md;
+	int is_dir = 0;
+	size_t nfiles_written = 0;
+	uint64_t file_bytes_written = 0;
+	memset(&md, 0, sizeof md);
+	for (size_t i = 0; i < nsrc; i++)
+		if (modeldir_is_dir(srcs[i])) {
+			if (nsrc > 1) {
+				free(o.keep);
+				return cli_usage_error(CMD, "a model directory (%s) must be the only SRC",
+						       srcs[i]);
+			}
+			is_dir = 1;
+		}
+
+	double t0 = progress_now();
+	st_checkpoint ck;
+	char err[2048];
+	plan *pl = NULL;
+	size_t npl = 0;
+	ts_store *st = NULL;
+	summary sm;
+	memset(&sm, 0, sizeof sm);
+	ts_group *grp = NULL;
+	int store_created = 0;
+	struct sigaction sa, old_sa;
+	int sig_installed = 0;
+
+	/* Phase 1: validate everything before touching the store. */
+	if (is_dir) {
+		if (modeldir_scan(&md, srcs[0], o.max_file, o.no_files, err, sizeof err) < 0) {
+			cli_error(CMD, NULL, "%s; nothing imported", err);
+			free(o.keep);
+			return CLI_FAIL;
+		}
+		srcs = md.sources;
+		nsrc = md.nsources;
+	}
+	if (st_checkpoint_open(&ck, srcs, nsrc, err, sizeof err) < 0) {
+		cli_error(CMD, NULL, "%s%s", err, is_dir ? "; nothing imported" : "");
+		modeldir_free(&md);
+		free(o.keep);
+		return CLI_FAIL;
+	}
+	if (is_dir) {
+		char **shards = malloc((ck.file_count + 1) * sizeof *shards);
+		if (!shards) {
+			cli_error(CMD, NULL, "out of memory");
+			goto out;
+		}
+		for (size_t i = 0; i < ck.file_count; i++)
+			shards[i] = ck.files[i].path;
+		modeldir_exclude(&md, shards, ck.file_count); /* the index's shards */
+		free(shards);
+		/* and the store itself, should it live in the directory */
+		char lock[4200], *self[2] = {(char *)store_path, lock};
+		snprintf(lock, sizeof lock, "%s-lock", store_path);
+		modeldir_exclude(&md, self, 2);
+	}
+	if (build_plan(&ck, &o, &pl, &npl) < 0)
+		goto out;
+	struct stat sb;
+	/* An empty file is no store (a creation killed by an older tstore): created anew. */
+	store_created = stat(store_path, &sb) != 0 || (S_ISREG(sb.st_mode) && sb.st_size == 0);
+	if (!store_created) {
+		/* Check names against the existing store, read-only. */
+		ts_store *ro = NULL;
+		if (cli_open_store(CMD, &ro, store_path, 0, 1) < 0) {
+			status = CLI_USAGE;
+			goto out;
+		}
+		for (size_t i = 0; i < npl; i++) {
+			ts_tensor_info ti;
+			int rc = ts_tensor_info_get(&ti, ro, pl[i].t->name);
+			if (rc == 0) {
+				pl[i].exists = 1;
+				if (!o.replace && !o.skip_existing) {
+					cli_error(CMD, store_path,
+						  "tensor '%s' already exists (use --replace or --skip-existing)",
+						  pl[i].t->name);
+					ts_store_close(ro);
+					goto out;
+				}
+			} else if (rc != TS_ENOTFOUND) {
+				cli_error_ts(CMD, rc, "cannot look up tensor '%s'", pl[i].t->name);
+				ts_store_close(ro);
+				goto out;
+			}
+		}
+		if (modeldir_lookup(&md, ro, CMD) < 0) {
+			ts_store_close(ro);
+			goto out;
+		}
+		for (size_t i = 0; i < md.nfiles; i++)
+			if (md.files[i].exists && !o.replace && !o.skip_existing) {
+				cli_error(CMD, store_path,
+					  "file '%s' is attached already (use --replace or --skip-existing)",
+					  md.files[i].rel);
+				ts_store_close(ro);
+				goto out;
+			}
+		ts_store_close(ro);
+	}
+	if (o.codec >= 0) {
+		ts_codec_config fc = ts_codec_config_default((ts_codec)o.codec);
+		fc.recipe = o.recipe;
+		if (o.codec != TS_CODEC_RAW && ts_codec_config_check(&fc) < 0) {
+			cli_error_ts(CMD, TS_EINVAL, "--codec %s", ts_codec_name((ts_codec)o.codec));
+			goto out;
+		}
+	}
+	{
+		uint64_t total = 0;
+		for (size_t i = 0; i < npl; i++)
+			if (pl[i].kind == P_FLOAT)
+				total += pl[i].t->end - pl[i].t->begin;
+		progress pr;
+		progress_begin(&pr, "import: scanning", total, 1, cli_quiet);
+		for (size_t i = 0; i < npl; i++) {
+			plan *q = &pl[i];
+			if (q->kind != P_FLOAT || (q->exists && o.skip_existing))
+				continue;
+			scan(q->t, &q->amax, &q->nonfinite);
+			progress_add(&pr, q->t->end - q->t->begin, q->t->name);
+			if (q->nonfinite && o.codec > 0 && o.codec != TS_CODEC_LOSSLESS && !q->keep) {
+				progress_clear(&pr);
+				cli_error(CMD, q->t->name,
+					  "--codec %s cannot encode a tensor holding %llu NaN or Inf values; "
+					  "nothing imported (use --keep or --codec auto)",
+					  ts_codec_name((ts_codec)o.codec), (unsigned long long)q->nonfinite);
+				goto out;
+			}
+		}
+		progress_end(&pr);
+	}
+
+	/* Phase 2: write, every tensor staged in one group (invariant 1). */
+	int orc = cli_open_store(CMD, &st, store_path, TS_OPEN_WRITE | TS_OPEN_CREATE, o.jobs);
+	if (orc < 0) {
+		status = cli_open_status(orc);
+		if (store_created)
+			remove_store(store_path);
+		goto out;
+	}
+	if (store_created) {
+		/* Another import may have created the store first, and written to it while we
+		 * waited: then it is not ours to remove on failure. */
+		size_t n = 0;
+		if (ts_tensor_foreach(st, count_one, &n) != 0 ||
+		    ts_attachment_foreach(st, count_file, &n) != 0 || n > 0)
+			store_created = 0;
+	}
+	int grc = ts_group_begin(&grp, st);
+	if (grc < 0) {
+		cli_error_ts(CMD, grc, "cannot begin writing to %s", store_path);
+		goto rollback;
+	}
+	grc = stage_metadata(grp, &ck);
+	if (grc < 0) {
+		cli_error_ts(CMD, grc, "cannot store the sources' __metadata__ in %s", store_path);
+		goto rollback;
+	}
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_sigint;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_sa);
+	sig_installed = 1;
+
+	uint64_t total = 0;
+	for (size_t i = 0; i < npl; i++)
+		if (!(pl[i].exists && o.skip_existing))
+			total += pl[i].kind == P_MODELOPT
+					 ? pl[i].t->end - pl[i].t->begin + pl[i].scale->end - pl[i].scale->begin
+					 : pl[i].t->end - pl[i].t->begin;
+	total += md.file_bytes;
+	progress pr;
+	progress_begin(&pr, "import", total, 1, cli_quiet);
+	for (size_t i = 0; i < npl; i++) {
+		plan *q = &pl[i];
+		const st_tensor *t = q->t;
+		ts_tensor_info info;
+		ts_codec_config cfg;
+		const char *why;
+		int rc, replace = q->exists && o.replace;
+		if (q->exists && o.skip_existing) {
+			sm.skipped++;
+			continue;
+		}
+		if (interrupted)
+			break;
+		if (q->kind == P_MODELOPT) {
+			rc = write_modelopt(st, grp, q, replace, &pr, &info);
+			if (rc == 0)
+				sm.modelopt++;
+		} else {
+			int exact = 1; /* kept exact by the policy: lossless where smaller */
+			if (q->kind == P_RAW) {
+				cfg = raw_config(t->dtype);
+				exact = 0;
+				sm.raw_int++;
+			} else if (q->keep) {
+				cfg = policy_exact_config(t->dtype);
+				sm.lossless_keep++;
+			} else if (o.codec >= 0) {
+				cfg = o.codec == TS_CODEC_RAW	     ? raw_config(t->dtype)
+				      : o.codec == TS_CODEC_LOSSLESS ? policy_exact_config(t->dtype)
+								     : ts_codec_config_default((ts_codec)o.codec);
+				cfg.recipe = o.recipe;
+				exact = 0;
+			} else if (o.max_error == 0) {
+				cfg = policy_exact_config(t->dtype);
+				sm.lossless_bound++;
+			} else if (!o.quantize_all && (why = policy_keep_reason(t->name)) != NULL) {
+				cfg = policy_exact_config(t->dtype);
+				note_kept(&sm, why, t->name);
+			} else if (t->ndim <= 1) {
+				cfg = policy_exact_config(t->dtype);
+				sm.lossless_1d++;
+			} else if (t->nelem < TINY_ELEMENTS) {
+				cfg = policy_exact_config(t->dtype);
+				sm.lossless_tiny++;
+			} else if (q->nonfinite) {
+				cfg = policy_exact_config(t->dtype);
+				sm.lossless_nonfinite++;
+			} else {
+				exact = 0;
+				rc = analyze(q, &o, 0, &cfg);
+				if (rc < 0) {
+					progress_clear(&pr);
+					cli_error_ts(CMD, rc, "cannot analyse tensor '%s'", t->name);
+					goto rollback;
+				}
+				if (cfg.codec == TS_CODEC_RAW && cfg.raw_dtype == t->dtype) {
+					/* no lossy codec within the bound: kept exact */
+					cfg = policy_exact_config(t->dtype);
+					exact = 1;
+				}
+			}
+			rc = write_plain(st, grp, q, &cfg, replace, &pr, &info);
+			if (rc == 0 && exact && info.stored_bytes >= t->end - t->begin) {
+				/* lossless did not pay: raw, which the new version supersedes with */
+				cfg = raw_config(t->dtype);
+				rc = write_plain(st, grp, q, &cfg, replace, &pr, &info);
+			}
+			if (rc == 0 && o.codec < 0 && q->kind == P_FLOAT && cfg.codec != TS_CODEC_RAW &&
+			    info.error.rel_rms_pct > o.max_error) {
+				/* The sample misled the analyser: measure the whole tensor and write it
+				 * again; the new version supersedes the one staged in the group. */
+				rc = analyze(q, &o, 1, &cfg);
+				if (rc == 0)
+					rc = write_plain(st, grp, q, &cfg, replace, &pr, &info);
+				sm.rewritten++;
+			}
+		}
+		if (rc == TS_ECANCELED || interrupted)
+			break;
+		if (rc < 0) {
+			progress_clear(&pr);
+			cli_error_ts(CMD, rc, "cannot import tensor '%s'", t->name);
+			goto rollback;
+		}
+		note_result(&sm, q, &info);
+	}
+	if (!interrupted && md.nfiles) {
+		/* A directory's files, in the same group: published with the tensors. */
+		int frc = modeldir_write_files(&md, st, grp, o.replace, o.skip_existing, &pr,
+					       &interrupted, CMD, &nfiles_written,
+					       &file_bytes_written);
+		if (frc < 0 && frc != TS_ECANCELED)
+			goto rollback;
+	}
+	if (interrupted) {
+		/* Invariant 2: nothing of the command is published. */
+		progress_clear(&pr);
+		status = CLI_INTERRUPTED;
+		goto discard;
+	}
+	progress_end(&pr);
+	uint64_t published = 0;
+	grc = ts_group_commit(&published, grp);
+	grp = NULL;
+	if (grc < 0) {
+		cli_error_ts(CMD, grc, "cannot publish the imported tensors in %s", store_path);
+		goto rollback;
+	}
+	print_summary(&sm, &o, store_path, ck.file_count, progress_now() - t0);
+	if (is_dir && !cli_quiet)
+		print_files(&md, nfiles_written, file_bytes_written);
+	status = CLI_OK;
+	goto out;
+
+rollback:
+	/* Invariant 1: nothing of the command is published. */
+	status = CLI_FAIL;
+discard:
+	ts_group_abort(grp);
+	grp = NULL;
+	if (store_created) {
+		ts_store_close(st);
+		st = NULL;
+		remove_store(store_path);
+	}
+	fprintf(stderr, "tstore: import: %snothing imported (store %s %s)\n",
+		status == CLI_INTERRUPTED ? "interrupted: " : "", store_path,
+		store_created ? "removed" : "is as it was before the command");
+out:
+	if (sig_installed)
+		sigaction(SIGINT, &old_sa, NULL);
+	ts_group_abort(grp);
+	ts_store_close(st);
+	free(pl);
+	st_checkpoint_close(&ck);
+	modeldir_free(&md);
+	free(o.keep);
+	return status;
+}
