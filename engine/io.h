@@ -62,6 +62,7 @@ struct ts__io {
 	const struct ts__io_ops *ops;
 	int fd;          /* the data file (O_DIRECT when direct), -1 for mmap */
 	int direct;      /* 1 if fd has O_DIRECT */
+	int depth;       /* reads in flight at once: TS_IO_QD (uring), the pread threads, 1 (mmap) */
 	char note[160];  /* invariant 1 */
 	void *priv;      /* backend state */
 	atomic_uint_fast64_t reads;         /* runs read from storage */

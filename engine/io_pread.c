@@ -203,5 +203,6 @@ int ts__io_pread_init(struct ts__io *io)
 			break;
 		p->nthreads++;
 	}
+	io->depth = p->nthreads + 1;
 	return 0;
 }
