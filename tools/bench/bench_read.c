@@ -5,7 +5,7 @@
  *   1. Cold full load: every tensor of an NVFP4 store read as BF16 with nothing cached, against
  *      reading the BF16 source safetensors file with plain pread; the page cache is emptied
  *      before each (echo 3 > /proc/sys/vm/drop_caches, needs root; said so when it cannot).
- *      Then the same tensors stored lossless (issue 11) read as BF16 into the same pre-touched
+ *      Then the same tensors stored lossless read as BF16 into the same pre-touched
  *      buffer, against the O_DIRECT read of the source measured in the same run.
  *   2. Decode efficiency: an NVFP4 tensor read to F32 with the decoded cache off and the file in
  *      the page cache (mmap backend), against the same tensor stored raw F32.
@@ -45,7 +45,7 @@ struct bt {
 struct bench {
 	char dir[512];
 	char st_path[600];
-	char ll_path[600]; /* the same tensors, every one lossless (issue 11) */
+	char ll_path[600]; /* the same tensors, every one lossless */
 	char nv_path[600];
 	char aux_path[600];
 	uint64_t size_mb;
@@ -360,7 +360,7 @@ static int cold_full_load(struct bench *b)
 	       t_st / t_tst, (double)file_bytes / (double)sb.st_size);
 	ts_store_close(st);
 
-	/* the lossless store of the same tensors, into the same pre-touched buffer (issue 11) */
+	/* the lossless store of the same tensors, into the same pre-touched buffer */
 	drop_caches(b);
 	memset(buf, 4, file_bytes);
 	st = open_store(b->ll_path, 0, TS_IO_DEFAULT, 0);
