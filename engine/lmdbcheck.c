@@ -35,6 +35,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -358,11 +359,33 @@ static int walk_path(struct src *s, const struct dbrec *db, int main, const uint
 
 /* -- at open, from the file --------------------------------------------------------------- */
 
+/* Read LMDB's two meta pages' first 160 bytes into @p m and the page size into *psize. A writer
+ * of another process may commit meanwhile: the two are read until the first reads the same
+ * before and after the second (then they belong together). 0 or TS_ECORRUPT (reported). */
+static int read_metas(int fd, const char *path, uint8_t m[2][160], uint64_t *psize)
+{
+	uint8_t again[160];
+
+	for (int tries = 0;; tries++) {
+		if (pread(fd, m[0], 160, 0) != 160)
+			return ts__err(TS_ECORRUPT, "'%s': cannot read LMDB's first meta page", path);
+		*psize = ts__lmdb_u32(m[0] + 40);
+		if (ts__lmdb_u32(m[0] + 16) != TS_LMDB_MAGIC)
+			*psize = 4096; /* judged later; the second meta still says what the file is */
+		if (*psize < 512 || *psize > 65536 || (*psize & (*psize - 1)) ||
+		    pread(fd, m[1], 160, (off_t)*psize) != 160)
+			return ts__err(TS_ECORRUPT, "'%s': LMDB page size %" PRIu64 " is invalid", path,
+				       *psize);
+		if (tries == 100 || (pread(fd, again, 160, 0) == 160 && !memcmp(again, m[0], 160)))
+			return 0;
+	}
+}
+
 int ts__lmdb_check_file(const char *path, uint64_t file_size, const char *const *full,
 			int nfull)
 {
 	uint8_t m[2][160];
-	uint64_t txn[2], psize;
+	uint64_t txn[2], psize = 0;
 	struct src s = {.path = path, .db = "main", .fd = -1};
 	int rc;
 
@@ -370,18 +393,8 @@ int ts__lmdb_check_file(const char *path, uint64_t file_size, const char *const 
 	if (s.fd < 0)
 		return ts__err_errno(errno, "opening store '%s'", path);
 	rc = TS_ECORRUPT;
-	if (pread(s.fd, m[0], sizeof(m[0]), 0) != (ssize_t)sizeof(m[0])) {
-		ts__err(TS_ECORRUPT, "'%s': cannot read LMDB's first meta page", path);
+	if (read_metas(s.fd, path, m, &psize) < 0)
 		goto out;
-	}
-	psize = ts__lmdb_u32(m[0] + 40);
-	if (ts__lmdb_u32(m[0] + 16) != TS_LMDB_MAGIC)
-		psize = 4096; /* judged below; the second meta still says what the file is */
-	if (psize < 512 || psize > 65536 || (psize & (psize - 1)) ||
-	    pread(s.fd, m[1], sizeof(m[1]), (off_t)psize) != (ssize_t)sizeof(m[1])) {
-		ts__err(TS_ECORRUPT, "'%s': LMDB page size %" PRIu64 " is invalid", path, psize);
-		goto out;
-	}
 	for (int i = 0; i < 2; i++) {
 		unsigned flags = ts__lmdb_u16(m[i] + TS_LMDB_PAGEHDR_FLAGS);
 		if (ts__lmdb_u32(m[i] + 16) != TS_LMDB_MAGIC) {
@@ -416,6 +429,11 @@ int ts__lmdb_check_file(const char *path, uint64_t file_size, const char *const 
 			path, cur, ts__lmdb_u32(mm + 40), psize);
 		goto out;
 	}
+	/* A writer may have committed since the caller measured the file: the pages the meta
+	 * just read names were written before it, so the size now covers them. */
+	struct stat now;
+	if (fstat(s.fd, &now) == 0 && (uint64_t)now.st_size > file_size)
+		file_size = (uint64_t)now.st_size;
 	uint64_t last = ts__lmdb_u64(mm + 136), pages = file_size / psize;
 	if (last < 1 || last >= pages) {
 		ts__err(TS_ECORRUPT, "'%s': LMDB's last page %" PRIu64 " lies outside the file's %"
