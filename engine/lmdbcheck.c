@@ -26,6 +26,10 @@
  *      the map); ts__lmdb_check_key/_tree return 0 for a write transaction.
  *   3. A damaged structure is TS_ECORRUPT with a message naming the database, the page and what
  *      is wrong; callers add the tensor's name.
+ *   4. At open we are not one of LMDB's readers: a writer of another process may commit while
+ *      the file is read, and reuse pages of the snapshot being followed. Damage seen while the
+ *      meta pages changed is checked again on the new snapshot (CHECK_FILE_TRIES times at
+ *      most); damage in a file whose metas stayed the same is reported.
  */
 #include "config.h"
 
@@ -47,6 +51,7 @@
 /* Limits of a walk (LMDB 0.9, 64-bit: engine/lmdbfmt.h). */
 #define L_INVALID UINT64_MAX
 #define L_MAX_DEPTH 16 /* far above any real tree (LMDB's cursor stack is 32) */
+#define CHECK_FILE_TRIES 100
 
 /* Where pages come from: the file (pread into per-level buffers) or the map. */
 struct src {
@@ -359,42 +364,31 @@ static int walk_path(struct src *s, const struct dbrec *db, int main, const uint
 
 /* -- at open, from the file --------------------------------------------------------------- */
 
-/* Read LMDB's two meta pages' first 160 bytes into @p m and the page size into *psize. A writer
- * of another process may commit meanwhile: the two are read until the first reads the same
- * before and after the second (then they belong together). 0 or TS_ECORRUPT (reported). */
-static int read_metas(int fd, const char *path, uint8_t m[2][160], uint64_t *psize)
+/* One check of the file as it is now; @p m receives the meta pages' first bytes as read. */
+static int check_file_once(const char *path, uint64_t file_size, const char *const *full,
+			   int nfull, uint8_t m[2][160])
 {
-	uint8_t again[160];
-
-	for (int tries = 0;; tries++) {
-		if (pread(fd, m[0], 160, 0) != 160)
-			return ts__err(TS_ECORRUPT, "'%s': cannot read LMDB's first meta page", path);
-		*psize = ts__lmdb_u32(m[0] + 40);
-		if (ts__lmdb_u32(m[0] + 16) != TS_LMDB_MAGIC)
-			*psize = 4096; /* judged later; the second meta still says what the file is */
-		if (*psize < 512 || *psize > 65536 || (*psize & (*psize - 1)) ||
-		    pread(fd, m[1], 160, (off_t)*psize) != 160)
-			return ts__err(TS_ECORRUPT, "'%s': LMDB page size %" PRIu64 " is invalid", path,
-				       *psize);
-		if (tries == 100 || (pread(fd, again, 160, 0) == 160 && !memcmp(again, m[0], 160)))
-			return 0;
-	}
-}
-
-int ts__lmdb_check_file(const char *path, uint64_t file_size, const char *const *full,
-			int nfull)
-{
-	uint8_t m[2][160];
-	uint64_t txn[2], psize = 0;
+	uint64_t txn[2], psize;
 	struct src s = {.path = path, .db = "main", .fd = -1};
 	int rc;
 
+	memset(m, 0, 2 * sizeof(m[0]));
 	s.fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (s.fd < 0)
 		return ts__err_errno(errno, "opening store '%s'", path);
 	rc = TS_ECORRUPT;
-	if (read_metas(s.fd, path, m, &psize) < 0)
+	if (pread(s.fd, m[0], sizeof(m[0]), 0) != (ssize_t)sizeof(m[0])) {
+		ts__err(TS_ECORRUPT, "'%s': cannot read LMDB's first meta page", path);
 		goto out;
+	}
+	psize = ts__lmdb_u32(m[0] + 40);
+	if (ts__lmdb_u32(m[0] + 16) != TS_LMDB_MAGIC)
+		psize = 4096; /* judged below; the second meta still says what the file is */
+	if (psize < 512 || psize > 65536 || (psize & (psize - 1)) ||
+	    pread(s.fd, m[1], sizeof(m[1]), (off_t)psize) != (ssize_t)sizeof(m[1])) {
+		ts__err(TS_ECORRUPT, "'%s': LMDB page size %" PRIu64 " is invalid", path, psize);
+		goto out;
+	}
 	for (int i = 0; i < 2; i++) {
 		unsigned flags = ts__lmdb_u16(m[i] + TS_LMDB_PAGEHDR_FLAGS);
 		if (ts__lmdb_u32(m[i] + 16) != TS_LMDB_MAGIC) {
@@ -429,11 +423,6 @@ int ts__lmdb_check_file(const char *path, uint64_t file_size, const char *const 
 			path, cur, ts__lmdb_u32(mm + 40), psize);
 		goto out;
 	}
-	/* A writer may have committed since the caller measured the file: the pages the meta
-	 * just read names were written before it, so the size now covers them. */
-	struct stat now;
-	if (fstat(s.fd, &now) == 0 && (uint64_t)now.st_size > file_size)
-		file_size = (uint64_t)now.st_size;
 	uint64_t last = ts__lmdb_u64(mm + 136), pages = file_size / psize;
 	if (last < 1 || last >= pages) {
 		ts__err(TS_ECORRUPT, "'%s': LMDB's last page %" PRIu64 " lies outside the file's %"
@@ -480,6 +469,46 @@ out:
 	free(s.seen);
 	close(s.fd);
 	return rc;
+}
+
+/* Whether the meta pages differ from @p m (a commit happened since they were read); the
+ * file's size then goes to *@p file_size. */
+static int metas_changed(const char *path, uint8_t m[2][160], uint64_t *file_size)
+{
+	uint8_t now[2][160];
+	struct stat sb;
+	uint64_t psize = ts__lmdb_u32(m[0] + 40);
+	int fd = open(path, O_RDONLY | O_CLOEXEC), changed = 0;
+
+	if (fd < 0)
+		return 0;
+	if (psize < 512 || psize > 65536 || (psize & (psize - 1)))
+		psize = 4096;
+	if (pread(fd, now[0], sizeof(now[0]), 0) == (ssize_t)sizeof(now[0]) &&
+	    pread(fd, now[1], sizeof(now[1]), (off_t)psize) == (ssize_t)sizeof(now[1]) &&
+	    fstat(fd, &sb) == 0 && memcmp(now, m, sizeof(now)) != 0) {
+		*file_size = (uint64_t)sb.st_size;
+		changed = 1;
+	}
+	close(fd);
+	return changed;
+}
+
+int ts__lmdb_check_file(const char *path, uint64_t file_size, const char *const *full,
+			int nfull)
+{
+	uint8_t m[2][160];
+	int rc;
+
+	/* Invariant 4: damage found while a commit changed the meta pages may be pages that the
+	 * commit reused under us; check the new snapshot. Damage in a file that stays still is
+	 * reported. */
+	for (int tries = 0;; tries++) {
+		rc = check_file_once(path, file_size, full, nfull, m);
+		if (rc != TS_ECORRUPT || tries == CHECK_FILE_TRIES ||
+		    !metas_changed(path, m, &file_size))
+			return rc;
+	}
 }
 
 /* -- in a read transaction, from the map -------------------------------------------------- */

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tools/cli/cli.h"
 #include "tools/cli/commands.h"
 
 #define MAX_SIZES 8
@@ -458,43 +459,45 @@ out:
 
 int cmd_bench_codec(int argc, char **argv)
 {
+	static const struct option lo[] = {{"json", no_argument, NULL, 'j'},
+					   {"size", required_argument, NULL, 's'},
+					   {"reps", required_argument, NULL, 'r'},
+					   {"cols", required_argument, NULL, 'c'},
+					   {"codec", required_argument, NULL, 'k'},
+					   {NULL, 0, NULL, 0}};
 	opts o = {.min_sample = 0.02};
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-			usage(stdout);
-			return 0;
-		} else if (!strcmp(a, "--json")) {
+	cli_opts co;
+	int opt;
+	uint64_t x;
+
+	cli_opts_init(&co, "bench codec", usage, 0, NULL, lo, argc, argv);
+	while ((opt = cli_opts_next(&co)) > 0) {
+		switch (opt) {
+		case 'j':
 			o.json = 1;
-		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-			o.quiet = 1;
-		} else if (!strcmp(a, "--size") || !strcmp(a, "--reps") || !strcmp(a, "--cols") ||
-			   !strcmp(a, "--codec")) {
-			if (i + 1 >= argc)
-				return bench_error("missing value", a);
-			const char *v = argv[++i];
-			uint64_t x;
-			if (!strcmp(a, "--codec")) {
-				o.only = v;
-				continue;
-			}
-			if (parse_count(v, &x) < 0)
-				return bench_error("not a positive count", v);
-			if (!strcmp(a, "--size")) {
+			break;
+		case 'k':
+			o.only = optarg;
+			break;
+		default: /* --size, --reps, --cols: a count */
+			if (parse_count(optarg, &x) < 0)
+				return bench_error("not a positive count", optarg);
+			if (opt == 's') {
 				if (o.nsizes == MAX_SIZES)
-					return bench_error("too many --size options", v);
+					return bench_error("too many --size options", optarg);
 				o.sizes[o.nsizes++] = x;
-			} else if (!strcmp(a, "--reps")) {
+			} else if (opt == 'r') {
 				o.reps = x > 1000 ? 1000 : (int)x;
 			} else {
 				o.cols = x;
 			}
-		} else {
-			fprintf(stderr, "tstore: bench codec: unknown option '%s'\n", a);
-			usage(stderr);
-			return 2;
 		}
 	}
+	if (opt < 0)
+		return co.status;
+	if (co.operand < argc)
+		return cli_usage_error("bench codec", "no operands expected ('%s')", argv[co.operand]);
+	o.quiet = cli_quiet;
 	if (o.only) {
 		int any = 0;
 		for (size_t c = 0; c < NCASES; c++)

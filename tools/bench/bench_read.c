@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tools/cli/cli.h"
 #include "tools/cli/commands.h"
 
 #define MIB (1024.0 * 1024.0)
@@ -647,7 +648,6 @@ int cmd_bench_read(int argc, char **argv)
 					     {"size-mb", required_argument, NULL, 's'},
 					     {"keep", no_argument, NULL, 'k'},
 					     {"seed", required_argument, NULL, 'r'},
-					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	struct bench b;
 	const char *base = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
@@ -657,8 +657,9 @@ int cmd_bench_read(int argc, char **argv)
 	b.size_mb = 1024;
 	b.rng = 0x9E3779B97F4A7C15ull;
 	b.cold_ok = 1;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:s:kr:h", opts, NULL)) != -1) {
+	cli_opts co;
+	cli_opts_init(&co, "bench read", usage, 0, "d:s:kr:", opts, argc, argv);
+	while ((c = cli_opts_next(&co)) > 0) {
 		switch (c) {
 		case 'd':
 			base = optarg;
@@ -672,14 +673,10 @@ int cmd_bench_read(int argc, char **argv)
 		case 'r':
 			b.rng = strtoull(optarg, NULL, 0) | 1;
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
 		}
 	}
+	if (c < 0)
+		return co.status;
 	snprintf(b.dir, sizeof(b.dir), "%s/tstore-bench-XXXXXX", base);
 	if (!mkdtemp(b.dir)) {
 		fprintf(stderr, "tstore: bench read: cannot create a directory under %s: %s\n", base,
