@@ -36,7 +36,7 @@
  *      so that pending_written is read and written by one thread at a time, a failed batch
  *      fails the writer, and every batch filled by an append is committed when it returns,
  *      as without the committer: encoding overlaps commits within one append, so callers
- *      append large pieces (the CLI a whole tensor or TS_IMPORT_CHUNK).
+ *      append large pieces (the tstore command: a whole tensor, up to half its read buffer).
  */
 #include "config.h"
 

@@ -37,7 +37,6 @@
 
 #include <errno.h>
 #include <fnmatch.h>
-#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -642,20 +641,20 @@ static void remove_store(const char *path)
 static int parse_args(opts *o, const char **store, char ***srcs, size_t *nsrc, int argc,
 		      char **argv)
 {
-	enum { O_CODEC = 256, O_RECIPE, O_MAXERR, O_KEEP, O_JOBS, O_REPLACE, O_SKIP, O_QALL,
-	       O_NOFILES, O_MAXFILE, O_BUFFER };
+	enum { O_CODEC = 256, O_RECIPE, O_MAXERR, O_KEEP, O_REPLACE, O_SKIP, O_QALL, O_NOFILES,
+	       O_MAXFILE, O_BUFFER };
 	static const struct option lo[] = {
 		{"codec", required_argument, 0, O_CODEC},     {"recipe", required_argument, 0, O_RECIPE},
 		{"max-error", required_argument, 0, O_MAXERR}, {"keep", required_argument, 0, O_KEEP},
-		{"jobs", required_argument, 0, O_JOBS},	      {"replace", no_argument, 0, O_REPLACE},
-		{"skip-existing", no_argument, 0, O_SKIP},    {"quiet", no_argument, 0, 'q'},
-		{"quantize-all", no_argument, 0, O_QALL},     {"no-files", no_argument, 0, O_NOFILES},
+		{"jobs", required_argument, 0, 'j'},	      {"replace", no_argument, 0, O_REPLACE},
+		{"skip-existing", no_argument, 0, O_SKIP},    {"quantize-all", no_argument, 0, O_QALL},
+		{"no-files", no_argument, 0, O_NOFILES},
 		{"max-file-size", required_argument, 0, O_MAXFILE},
-		{"read-buffer", required_argument, 0, O_BUFFER}, CLI_WAIT_OPTIONS,
-		{"help", no_argument, 0, 'h'},		      {0, 0, 0, 0}};
+		{"read-buffer", required_argument, 0, O_BUFFER}, {0, 0, 0, 0}};
+	cli_opts co;
 	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "qhj:", lo, NULL)) != -1) {
+	cli_opts_init(&co, CMD, usage, CLI_OPTS_WAIT, "j:", lo, argc, argv);
+	while ((c = cli_opts_next(&co)) > 0) {
 		char *e;
 		switch (c) {
 		case O_CODEC:
@@ -686,7 +685,6 @@ static int parse_args(opts *o, const char **store, char ***srcs, size_t *nsrc, i
 			o->keep[o->nkeep++] = optarg;
 			break;
 		case 'j':
-		case O_JOBS:
 			o->jobs = (int)strtol(optarg, &e, 10);
 			if (*e || o->jobs < 1 || o->jobs > 1024)
 				return cli_usage_error(CMD, "--jobs: '%s' is not a number of threads", optarg);
@@ -708,28 +706,20 @@ static int parse_args(opts *o, const char **store, char ***srcs, size_t *nsrc, i
 				return cli_usage_error(CMD, "--max-file-size: '%s' is not a size", optarg);
 			break;
 		case O_BUFFER:
-			if (cli_parse_size(optarg, &o->buffer) < 0 || o->buffer == 0)
+			if (cli_parse_size(optarg, &o->buffer) < 0)
 				return cli_usage_error(CMD, "--read-buffer: '%s' is not a size", optarg);
 			break;
-		case 'q':
-			cli_quiet = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return CLI_OK;
-		default:
-			if (cli_wait_option(CMD, c, optarg) > 0)
-				break;
-			return c == CLI_OPT_WAIT ? CLI_USAGE : cli_usage_error(CMD, "bad option");
 		}
 	}
-	if (argc - optind < 2)
+	if (c < 0)
+		return co.status;
+	if (argc - co.operand < 2)
 		return cli_usage_error(CMD, "need STORE and at least one SRC");
 	if (o->replace && o->skip_existing)
 		return cli_usage_error(CMD, "--replace and --skip-existing exclude each other");
-	*store = argv[optind];
-	*srcs = argv + optind + 1;
-	*nsrc = (size_t)(argc - optind - 1);
+	*store = argv[co.operand];
+	*srcs = argv + co.operand + 1;
+	*nsrc = (size_t)(argc - co.operand - 1);
 	return -1;
 }
 
