@@ -32,6 +32,7 @@
 #include "tools/bench/belady.h"
 #include "tools/cli/cli.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/progress.h"
 #include "tools/cli/json.h"
 
 #define CMD "bench cache"
@@ -56,13 +57,6 @@ typedef struct bench {
 	request *reqs;
 	size_t nreqs, reqs_cap;
 } bench;
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -388,10 +382,10 @@ static int replay(bench *b, ts_cache_policy policy, int64_t budget, result *res)
 		const request *r = &b->reqs[i];
 		const tensor *t = &b->tensors[r->tensor];
 		uint64_t ne = request_elements(t, r);
-		double t0 = now_s();
+		double t0 = progress_now();
 		rc = ts_read_slice(b->st, t->name, t->info.ndim, r->start, r->count, TS_F32, buf,
 				   ne * sizeof(float));
-		res->measured_seconds += now_s() - t0;
+		res->measured_seconds += progress_now() - t0;
 		if (rc) {
 			char where[64];
 			snprintf(where, sizeof(where), "request %zu", i + 1);

@@ -23,6 +23,7 @@
 
 #include "tools/cli/cli.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/progress.h"
 
 #define MAX_SIZES 8
 
@@ -70,13 +71,6 @@ typedef struct opts {
 	int quiet;
 	const char *only; /* comma-separated case labels, or NULL for all */
 } opts;
-
-static double now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static void usage(FILE *f)
 {
@@ -175,9 +169,9 @@ typedef int (*work_fn)(void *ctx);
 /* Calls per sample: enough that a sample lasts about min_sample seconds. */
 static uint64_t calls_per_sample(work_fn fn, void *ctx, double min_sample, int *rc)
 {
-	double t = now();
+	double t = progress_now();
 	*rc = fn(ctx);
-	t = now() - t;
+	t = progress_now() - t;
 	if (*rc)
 		return 1;
 	if (t >= min_sample)
@@ -188,10 +182,10 @@ static uint64_t calls_per_sample(work_fn fn, void *ctx, double min_sample, int *
 
 static double sample(work_fn fn, void *ctx, uint64_t calls, int *rc)
 {
-	double t = now();
+	double t = progress_now();
 	for (uint64_t i = 0; i < calls && !*rc; i++)
 		*rc = fn(ctx);
-	return (now() - t) / (double)calls;
+	return (progress_now() - t) / (double)calls;
 }
 
 /* Best seconds per call of @p a and of @p b, sampled alternately. */

@@ -36,7 +36,7 @@ static void usage(FILE *f)
 		"seconds (default 2). The profile is saved to STORE-profile (or $TSTORE_PROFILE) and\n"
 		"used by every later open of the store; see docs/RESIDENCY.md.\n\n"
 		"  --show         print a profile without measuring: the store's (measured), or the\n"
-		"                 seed's reference figures (--profile blackwell; no STORE needed)\n"
+		"                 reference figures (--profile blackwell; no STORE needed)\n"
 		"  --profile P    blackwell or measured (with --show)\n"
 		"  --seconds S    time budget of the measurement (0.05 .. 600)\n"
 		"  --json         print the profile as JSON\n");
@@ -98,7 +98,7 @@ static void print_table(const ts_hw_profile *p, int measured)
 		       (unsigned long long)p->page_bytes);
 	} else {
 		printf("profile %s: %s\n\n", p->name,
-		       measured ? "" : "the seed's reference figures (docs/RESIDENCY.md)");
+		       measured ? "" : "the reference figures (docs/RESIDENCY.md)");
 	}
 	printf("%-10s %12s %13s %11s %14s  %s\n", "level", "capacity", "bandwidth", "latency",
 	       "one page", "figure");
