@@ -27,9 +27,10 @@
  *   3. A damaged structure is TS_ECORRUPT with a message naming the database, the page and what
  *      is wrong; callers add the tensor's name.
  *   4. At open we are not one of LMDB's readers: a writer of another process may commit while
- *      the file is read, and reuse pages of the snapshot being followed. Damage seen while the
- *      meta pages changed is checked again on the new snapshot (CHECK_FILE_TRIES times at
- *      most); damage in a file whose metas stayed the same is reported.
+ *      the file is read, reuse pages of the snapshot being followed, or grow the file past the
+ *      size the caller saw. Damage seen while the meta pages or the file's size changed is
+ *      checked again on the new snapshot (CHECK_FILE_TRIES times at most); damage in a file
+ *      that stayed the same is reported.
  */
 #include "config.h"
 
@@ -471,8 +472,8 @@ out:
 	return rc;
 }
 
-/* Whether the meta pages differ from @p m (a commit happened since they were read); the
- * file's size then goes to *@p file_size. */
+/* Whether the meta pages differ from @p m or the file's size from *@p file_size (a commit
+ * happened since they were read); the file's size then goes to *@p file_size. */
 static int metas_changed(const char *path, uint8_t m[2][160], uint64_t *file_size)
 {
 	uint8_t now[2][160];
@@ -486,7 +487,8 @@ static int metas_changed(const char *path, uint8_t m[2][160], uint64_t *file_siz
 		psize = 4096;
 	if (pread(fd, now[0], sizeof(now[0]), 0) == (ssize_t)sizeof(now[0]) &&
 	    pread(fd, now[1], sizeof(now[1]), (off_t)psize) == (ssize_t)sizeof(now[1]) &&
-	    fstat(fd, &sb) == 0 && memcmp(now, m, sizeof(now)) != 0) {
+	    fstat(fd, &sb) == 0 &&
+	    (memcmp(now, m, sizeof(now)) != 0 || (uint64_t)sb.st_size != *file_size)) {
 		*file_size = (uint64_t)sb.st_size;
 		changed = 1;
 	}
