@@ -1,5 +1,5 @@
 /*
- * The analyzer (the seed's analyze_and_compress): pick the configuration with the fewest encoded
+ * The analyzer (ts_analyze): pick the configuration with the fewest encoded
  * bytes whose relative RMS error on this very tensor is within the caller's bound, measured by
  * encoding and decoding each candidate.
  *

@@ -33,6 +33,7 @@
 
 #include "codec/codecs.h"
 #include "codec/lossless.h"
+#include "common/byteorder.h"
 #include "common/error.h"
 
 #define CHUNK 4096 /* elements joined on the stack before a dtype conversion */
@@ -177,17 +178,6 @@ static ZSTD_DCtx *dctx_of(tctx *t)
 
 /* ---- encode -------------------------------------------------------------------------------- */
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static void encode_stored(size_t *written, size_t es, const uint8_t *src, uint64_t stride,
 			  uint64_t rows, uint64_t cols, uint8_t *dst)
 {
@@ -245,7 +235,7 @@ int ts__lossless_encode(size_t *written, ts_dtype dtype, const void *vsrc, uint6
 	}
 	memcpy(dst + frame_at, t->frame, c);
 	dst[0] = TS_LOSSLESS_PLANES;
-	put_le32(dst + 1, (uint32_t)c);
+	ts__put_le32(dst + 1, (uint32_t)c);
 	*written = frame_at + c;
 	return 0;
 }
@@ -264,7 +254,7 @@ uint64_t ts__lossless_payload_size(const void *vp, size_t avail, ts_dtype stored
 	if (p[0] != TS_LOSSLESS_PLANES || !ts__lossless_splits(stored) ||
 	    avail < TS_LOSSLESS_PLANES_HDR)
 		return 0;
-	return TS_LOSSLESS_PLANES_HDR + n * (es - 1) + get_le32(p + 1);
+	return TS_LOSSLESS_PLANES_HDR + n * (es - 1) + ts__get_le32(p + 1);
 }
 
 static ts__join_fn join_fn(size_t es)
@@ -325,10 +315,10 @@ static int frame_decode(const uint8_t *src, size_t size, size_t es, size_t n, ui
 	tctx *t;
 	ZSTD_DCtx *dc;
 
-	if (size < frame_at || (c = get_le32(src + 1)) != size - frame_at)
+	if (size < frame_at || (c = ts__get_le32(src + 1)) != size - frame_at)
 		return ts__err(TS_ECORRUPT, "lossless: payload of %zu bytes, the header says %llu",
 			       size, size < TS_LOSSLESS_PLANES_HDR ? 0ull
-			       : (unsigned long long)frame_at + get_le32(src + 1));
+			       : (unsigned long long)frame_at + ts__get_le32(src + 1));
 	content = ZSTD_getFrameContentSize(src + frame_at, c);
 	if (content != (unsigned long long)n)
 		return ts__err(TS_ECORRUPT, "lossless: the exponent frame holds %s, %zu bytes "
@@ -412,8 +402,7 @@ int ts__lossless_unpack(size_t *written, const void *vsrc, size_t size, ts_dtype
 		if (rc)
 			return rc;
 		memcpy(dst, src, sm);
-		dst[1] = (uint8_t)n, dst[2] = (uint8_t)(n >> 8), dst[3] = (uint8_t)(n >> 16),
-		dst[4] = (uint8_t)(n >> 24);
+		ts__put_le32(dst + 1, (uint32_t)n);
 	}
 	*written = need;
 	return 0;

@@ -1,5 +1,5 @@
 /*
- * Statistics: the seed's CompressionStats and DistributionStats, accumulated in one streaming
+ * Statistics: ts_compression_stats and ts_distribution_stats, accumulated in one streaming
  * pass, chunk by chunk, into a caller-owned ts_stats_acc (no allocation).
  *
  * Method. Each chunk is cut into sub-blocks of SUB elements, widened to float in a stack buffer.

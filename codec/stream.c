@@ -1,5 +1,5 @@
 /*
- * The streaming encoder (the seed's new_stream / process_chunk): a rows x cols tensor arrives in
+ * The streaming encoder (ts_stream_*): a rows x cols tensor arrives in
  * row-major chunks of any size and leaves, encoded, as batches of whole rows handed to a sink —
  * the same bytes a one-shot ts_codec_encode() of the whole tensor gives, in bounded memory.
  *

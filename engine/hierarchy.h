@@ -1,7 +1,9 @@
 /*
- * The memory-hierarchy model's private side: what it costs to serve one page from each of the
- * three forms a page can be held in (engine/hierarchy.c), priced from a hardware profile. The
+ * The memory-hierarchy model's private side (engine/hierarchy.c): what it costs to serve one
+ * page from each of the three forms a page can be held in, priced from a hardware profile. The
  * residency policy (engine/residency.c) compares these costs; nothing else prices a page.
+ * Profiles come from ts_hw_profile_builtin() (here), ts_hw_profile_measure()
+ * (engine/calibrate.c) and ts_hw_profile_load() (engine/profile.c).
  *
  * Invariants
  *   1. For a profile accepted by ts_hw_profile_load() or made by ts_hw_profile_builtin() /
@@ -14,6 +16,9 @@
 #include <stdint.h>
 
 #include "tstore.h"
+
+/* The page size a profile prices when none is given: a store's default page. */
+#define TS__PROFILE_PAGE_BYTES 65520u
 
 /* The forms a page can be held in, cheapest to serve first. */
 typedef enum ts__form {

@@ -144,9 +144,7 @@ int ts__io_submit(struct ts__io *io, ts__io_batch *b)
 	b->inflight = 0;
 	b->sync_err = 0;
 	b->ring = NULL;
-	b->qnext = NULL;
-	atomic_store(&b->done, 0);
-	atomic_store(&b->claim, 0);
+	b->io = io;
 	for (size_t i = 0; i < b->n; i++)
 		b->reqs[i].res = -EINPROGRESS;
 	if (b->n == 0)

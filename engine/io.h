@@ -4,8 +4,8 @@
  *   uring  io_uring, O_DIRECT; one submission per batch (queue depth up to TS_IO_QD; a larger
  *          batch goes out in rounds, refilling the ring as completions arrive). Rings come from a
  *          small free list, so any number of threads can read at once without sharing a ring.
- *   pread  O_DIRECT pread(2) on a small pool of I/O threads (TSTORE_IO_THREADS, default 8; with 1
- *          the calling thread reads one run at a time).
+ *   pread  O_DIRECT pread(2) on a worker pool of I/O threads (engine/pool.c; TSTORE_IO_THREADS,
+ *          default 8; with 1 the calling thread reads one run at a time).
  *   mmap   copies from LMDB's map (req->map_src); no file descriptor.
  *
  * Invariants
@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "engine/pool.h"
 #include "tstore.h"
 
 #define TS_IO_ALIGN 4096u
@@ -43,12 +44,11 @@ typedef struct ts__io_batch {
 	size_t n;
 	/* backend state between submit and wait */
 	void *ring;
-	size_t next;      /* first request not yet submitted */
-	size_t inflight;  /* submitted, not yet completed */
-	atomic_size_t done;
-	atomic_size_t claim; /* pread: next request to claim */
-	struct ts__io_batch *qnext;
+	size_t next;      /* uring: first request not yet submitted */
+	size_t inflight;  /* uring: submitted, not yet completed */
 	int sync_err;
+	struct ts__io *io;  /* the backend it was submitted to */
+	ts__pool_job job;   /* pread: the reads, on the backend's pool */
 } ts__io_batch;
 
 struct ts__io_ops {
@@ -62,6 +62,7 @@ struct ts__io {
 	const struct ts__io_ops *ops;
 	int fd;          /* the data file (O_DIRECT when direct), -1 for mmap */
 	int direct;      /* 1 if fd has O_DIRECT */
+	int depth;       /* reads in flight at once: TS_IO_QD (uring), the pread threads, 1 (mmap) */
 	char note[160];  /* invariant 1 */
 	void *priv;      /* backend state */
 	atomic_uint_fast64_t reads;         /* runs read from storage */

@@ -50,5 +50,6 @@ static const struct ts__io_ops mmap_ops = {
 int ts__io_mmap_init(struct ts__io *io)
 {
 	io->ops = &mmap_ops;
+	io->depth = 1;
 	return 0;
 }

@@ -216,6 +216,7 @@ int ts__io_uring_init(struct ts__io *io)
 	pthread_mutex_init(&u->lock, NULL);
 	u->free = r;
 	io->priv = u;
+	io->depth = TS_IO_QD;
 	io->ops = &uring_ops;
 	return 0;
 }

@@ -26,6 +26,10 @@
  *      the map); ts__lmdb_check_key/_tree return 0 for a write transaction.
  *   3. A damaged structure is TS_ECORRUPT with a message naming the database, the page and what
  *      is wrong; callers add the tensor's name.
+ *   4. At open we are not one of LMDB's readers: a writer of another process may commit while
+ *      the file is read, and reuse pages of the snapshot being followed. Damage seen while the
+ *      meta pages changed is checked again on the new snapshot (CHECK_FILE_TRIES times at
+ *      most); damage in a file whose metas stayed the same is reported.
  */
 #include "config.h"
 
@@ -35,6 +39,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -46,6 +51,7 @@
 /* Limits of a walk (LMDB 0.9, 64-bit: engine/lmdbfmt.h). */
 #define L_INVALID UINT64_MAX
 #define L_MAX_DEPTH 16 /* far above any real tree (LMDB's cursor stack is 32) */
+#define CHECK_FILE_TRIES 100
 
 /* Where pages come from: the file (pread into per-level buffers) or the map. */
 struct src {
@@ -358,14 +364,15 @@ static int walk_path(struct src *s, const struct dbrec *db, int main, const uint
 
 /* -- at open, from the file --------------------------------------------------------------- */
 
-int ts__lmdb_check_file(const char *path, uint64_t file_size, const char *const *full,
-			int nfull)
+/* One check of the file as it is now; @p m receives the meta pages' first bytes as read. */
+static int check_file_once(const char *path, uint64_t file_size, const char *const *full,
+			   int nfull, uint8_t m[2][160])
 {
-	uint8_t m[2][160];
 	uint64_t txn[2], psize;
 	struct src s = {.path = path, .db = "main", .fd = -1};
 	int rc;
 
+	memset(m, 0, 2 * sizeof(m[0]));
 	s.fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (s.fd < 0)
 		return ts__err_errno(errno, "opening store '%s'", path);
@@ -462,6 +469,46 @@ out:
 	free(s.seen);
 	close(s.fd);
 	return rc;
+}
+
+/* Whether the meta pages differ from @p m (a commit happened since they were read); the
+ * file's size then goes to *@p file_size. */
+static int metas_changed(const char *path, uint8_t m[2][160], uint64_t *file_size)
+{
+	uint8_t now[2][160];
+	struct stat sb;
+	uint64_t psize = ts__lmdb_u32(m[0] + 40);
+	int fd = open(path, O_RDONLY | O_CLOEXEC), changed = 0;
+
+	if (fd < 0)
+		return 0;
+	if (psize < 512 || psize > 65536 || (psize & (psize - 1)))
+		psize = 4096;
+	if (pread(fd, now[0], sizeof(now[0]), 0) == (ssize_t)sizeof(now[0]) &&
+	    pread(fd, now[1], sizeof(now[1]), (off_t)psize) == (ssize_t)sizeof(now[1]) &&
+	    fstat(fd, &sb) == 0 && memcmp(now, m, sizeof(now)) != 0) {
+		*file_size = (uint64_t)sb.st_size;
+		changed = 1;
+	}
+	close(fd);
+	return changed;
+}
+
+int ts__lmdb_check_file(const char *path, uint64_t file_size, const char *const *full,
+			int nfull)
+{
+	uint8_t m[2][160];
+	int rc;
+
+	/* Invariant 4: damage found while a commit changed the meta pages may be pages that the
+	 * commit reused under us; check the new snapshot. Damage in a file that stays still is
+	 * reported. */
+	for (int tries = 0;; tries++) {
+		rc = check_file_once(path, file_size, full, nfull, m);
+		if (rc != TS_ECORRUPT || tries == CHECK_FILE_TRIES ||
+		    !metas_changed(path, m, &file_size))
+			return rc;
+	}
 }
 
 /* -- in a read transaction, from the map -------------------------------------------------- */

@@ -1,11 +1,12 @@
 /*
  * The worker pool: threads - 1 workers plus each calling thread run the items of submitted
- * jobs. Used by the writer (encoding pages) and the reader (decoding pages).
+ * jobs. Used by the writer (encoding pages), the reader (decoding pages) and the pread backend
+ * (a pool of its own, of I/O threads: engine/io_pread.c).
  *
  * Invariants
- *   1. A job lives on its submitter's stack; it stays on the pool's list until every one of its
- *      items has been claimed, and ts__pool_run() returns only after every claimed item has
- *      finished, so no worker touches a job after it returned.
+ *   1. A job lives in its submitter's memory; it stays on the pool's list until every one of its
+ *      items has been claimed, and ts__pool_run() / ts__pool_finish() return only after every
+ *      claimed item has finished, so no worker touches a job after they returned.
  *   2. The calling thread works on its own job, so a job always makes progress even when every
  *      worker is busy (and a job submitted from inside a worker cannot deadlock).
  *   3. The last-error message of the failing item is set on the submitting thread.
@@ -17,22 +18,12 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/error.h"
 #include "engine/pool.h"
 
-typedef struct job {
-	int (*fn)(void *ud, uint64_t i);
-	void *ud;
-	uint64_t n;
-	uint64_t next;    /* next index to claim */
-	uint64_t done;    /* items finished */
-	uint64_t err_at;  /* lowest failing index, or n */
-	int err;          /* its result */
-	char msg[512];    /* and its last-error message, moved to the submitting thread */
-	pthread_cond_t finished;
-	struct job *prev, *nextjob;
-} job;
+typedef ts__pool_job job;
 
 struct ts__pool {
 	pthread_mutex_t lock;
@@ -151,45 +142,60 @@ void ts__pool_free(struct ts__pool *p)
 	free(p);
 }
 
-int ts__pool_run(struct ts__pool *p, uint64_t n, int (*fn)(void *ud, uint64_t i), void *ud)
+int ts__pool_start(struct ts__pool *p, ts__pool_job *j, uint64_t n,
+		   int (*fn)(void *ud, uint64_t i), void *ud)
 {
-	job j = {0};
+	memset(j, 0, sizeof(*j));
+	j->fn = fn;
+	j->ud = ud;
+	j->n = n;
+	j->err_at = n;
+	if (!p || p->nthreads == 0 || n == 0)
+		return 0; /* the caller runs them all in ts__pool_finish() */
+	if (pthread_cond_init(&j->finished, NULL))
+		return 0; /* likewise, without help */
+	j->queued = 1;
+	pthread_mutex_lock(&p->lock);
+	j->prev = p->tail;
+	if (p->tail)
+		p->tail->nextjob = j;
+	else
+		p->head = j;
+	p->tail = j;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+int ts__pool_finish(struct ts__pool *p, ts__pool_job *j)
+{
 	uint64_t i;
 
-	if (n == 0)
-		return 0;
-	if (!p || p->nthreads == 0 || n == 1) {
-		int first = 0;
-		for (i = 0; i < n; i++) {
-			int rc = fn(ud, i);
-			if (rc) {
-				first = rc;
-				break;
-			}
+	if (!j->queued) {
+		for (i = 0; i < j->n; i++) {
+			int rc = j->fn(j->ud, i);
+			if (rc)
+				return rc;
 		}
-		return first;
+		return 0;
 	}
-	j.fn = fn;
-	j.ud = ud;
-	j.n = n;
-	j.err_at = n;
-	if (pthread_cond_init(&j.finished, NULL))
-		return ts__err(TS_ENOMEM, "worker pool: cannot create a condition variable");
 	pthread_mutex_lock(&p->lock);
-	j.prev = p->tail;
-	if (p->tail)
-		p->tail->nextjob = &j;
-	else
-		p->head = &j;
-	p->tail = &j;
-	pthread_cond_broadcast(&p->work);
-	while (claim(p, &j, &i))
-		run_item(p, &j, i);
-	while (j.done < j.n)
-		pthread_cond_wait(&j.finished, &p->lock);
+	while (claim(p, j, &i))
+		run_item(p, j, i);
+	while (j->done < j->n)
+		pthread_cond_wait(&j->finished, &p->lock);
 	pthread_mutex_unlock(&p->lock);
-	pthread_cond_destroy(&j.finished);
-	if (j.err < 0)
-		return ts__err(j.err, "%s", j.msg);
-	return j.err;
+	pthread_cond_destroy(&j->finished);
+	if (j->err < 0)
+		return ts__err(j->err, "%s", j->msg);
+	return j->err;
+}
+
+int ts__pool_run(struct ts__pool *p, uint64_t n, int (*fn)(void *ud, uint64_t i), void *ud)
+{
+	job j;
+
+	/* one item: not worth waking a worker */
+	ts__pool_start(n == 1 ? NULL : p, &j, n, fn, ud);
+	return ts__pool_finish(p, &j);
 }

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "common/byteorder.h"
 #include "common/error.h"
 #include "engine/format.h"
 #include "engine/geometry.h"
@@ -58,20 +59,20 @@ static void w8(wbuf *b, unsigned v)
 
 static void w16(wbuf *b, unsigned v)
 {
-	w8(b, v & 0xff);
-	w8(b, (v >> 8) & 0xff);
+	ts__put_le16(b->p + b->n, (uint16_t)v);
+	b->n += 2;
 }
 
 static void w32(wbuf *b, uint32_t v)
 {
-	for (int i = 0; i < 4; i++)
-		w8(b, (v >> (8 * i)) & 0xff);
+	ts__put_le32(b->p + b->n, v);
+	b->n += 4;
 }
 
 static void w64(wbuf *b, uint64_t v)
 {
-	for (int i = 0; i < 8; i++)
-		w8(b, (unsigned)((v >> (8 * i)) & 0xff));
+	ts__put_le64(b->p + b->n, v);
+	b->n += 8;
 }
 
 static void wf32(wbuf *b, float f)
@@ -100,24 +101,20 @@ static unsigned r8(rbuf *b)
 
 static unsigned r16(rbuf *b)
 {
-	unsigned v = r8(b);
-	return v | (r8(b) << 8);
+	b->n += 2;
+	return ts__get_le16(b->p + b->n - 2);
 }
 
 static uint32_t r32(rbuf *b)
 {
-	uint32_t v = 0;
-	for (int i = 0; i < 4; i++)
-		v |= (uint32_t)r8(b) << (8 * i);
-	return v;
+	b->n += 4;
+	return ts__get_le32(b->p + b->n - 4);
 }
 
 static uint64_t r64(rbuf *b)
 {
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)r8(b) << (8 * i);
-	return v;
+	b->n += 8;
+	return ts__get_le64(b->p + b->n - 8);
 }
 
 static float rf32(rbuf *b)
@@ -365,8 +362,7 @@ int ts__tensor_rec_decode(ts__tensor_rec *rec, const void *buf, size_t len)
 
 static void xor_le64(uint8_t *p, uint64_t v)
 {
-	for (int i = 0; i < 8; i++)
-		p[i] ^= (uint8_t)(v >> (8 * i));
+	ts__put_le64(p, ts__get_le64(p) ^ v);
 }
 
 size_t ts__tensor_rec_encode_named(const ts__tensor_rec *rec, const char *name, size_t name_len,

@@ -959,8 +959,9 @@ TS_API void ts_calibrate_opts_init(ts_calibrate_opts *opts);
 
 /**
  * Measure this machine: cache and RAM bandwidth and latency, storage random-read bandwidth
- * (batched at queue depth 32 for uring, 4 threads for pread) and latency (queue depth 1) with
- * O_DIRECT reads of page-sized aligned runs, and the decode throughput of every codec with the
+ * (batches of 32 reads through the I/O backend ts_store_open() would use: io_uring at queue
+ * depth 32, or the pread threads) and latency (queue depth 1) with O_DIRECT reads of page-sized
+ * aligned runs, and the decode throughput of every codec with the
  * kernels in effect. Levels that cannot be measured here (registers, an absent HBM) keep the
  * reference figures with measured = 0, or capacity 0 when absent.
  * Takes about opts->seconds; allocates up to 2 x 64 MiB; any thread (not concurrently with

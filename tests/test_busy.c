@@ -1,5 +1,5 @@
 /*
- * Waiting writers (issue 15): an open for writing of a store another handle or process holds
+ * Waiting writers: an open for writing of a store another handle or process holds
  * for writing waits up to ts_open_opts.busy_timeout_ms (0: fails at once; < 0: for ever), and
  * proceeds when the holder closes or is killed; a killed holder's interrupted tensor is then
  * recovered (removed) and the store checks clean. Times are measured here with the monotonic

@@ -4,7 +4,7 @@
  */
 #include "golden.h"
 
-Test(codec, defaults_follow_the_seed_design)
+Test(codec, defaults_are_the_documented_ones)
 {
 	ts_codec_config c = ts_codec_config_default(TS_CODEC_NVFP4);
 	cr_expect_eq(c.block_size, 16);

@@ -1,5 +1,5 @@
 /*
- * Concurrency (issue 6): 8 threads read random slices while a writer creates, replaces and
+ * Concurrency: 8 threads read random slices while a writer creates, replaces and
  * deletes tensors, and a monitor checks that the decoded-page cache never exceeds its budget.
  * Readers must always see a complete tensor of one version: every element of a raw tensor
  * encodes (version, flat index) exactly, so a torn or mixed read shows as elements of different

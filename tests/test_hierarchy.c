@@ -37,13 +37,13 @@ static void write_text(const char *path, const char *text)
 
 #define NEAR(a, b) (fabs((a) - (b)) <= 1e-9 * fmax(1.0, fabs(b)))
 
-Test(hierarchy, reference_profile_has_the_seed_figures)
+Test(hierarchy, reference_profile_has_the_documented_figures)
 {
 	ts_hw_profile p;
 	cr_assert_eq(ts_hw_profile_builtin(&p, "blackwell"), 0);
 	cr_expect_str_eq(p.name, "blackwell");
-	/* ../shared/seed/blackwell-api.md: L1 ~128KB 100+ GB/s, L2 ~6MB 50 GB/s, HBM ~24GB
-	 * 8 TB/s, system RAM ~32GB 50 GB/s, NVMe ~1TB 7 GB/s, registers ~10KB. */
+	/* docs/RESIDENCY.md, the reference profile: L1 ~128KB 100+ GB/s, L2 ~6MB 50 GB/s,
+	 * HBM ~24GB 8 TB/s, system RAM ~32GB 50 GB/s, NVMe ~1TB 7 GB/s, registers ~10KB. */
 	cr_expect_eq(p.level[TS_MEM_REGISTERS].capacity_bytes, 10240);
 	cr_expect_eq(p.level[TS_MEM_L1].capacity_bytes, 131072);
 	cr_expect_eq(p.level[TS_MEM_L2].capacity_bytes, 6291456);

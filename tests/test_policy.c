@@ -1,7 +1,8 @@
 /*
  * tools/cli/policy.c: the names the default import policy keeps exact. The expected reasons are
- * those issue 13 lists for each pattern, on tensor names of real model families; near misses
- * (the dense MLP's gate_proj, a gate's bias, names merely containing "output") stay quantizable.
+ * those docs/CLI.md ("Policy") gives for each pattern, on tensor names of real model families;
+ * near misses (the dense MLP's gate_proj, a gate's bias, names merely containing "output") stay
+ * quantizable.
  */
 #include <criterion/criterion.h>
 #include <string.h>

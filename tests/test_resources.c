@@ -1,5 +1,5 @@
 /*
- * Resources (issue 6): a full disk, simulated by a capped LMDB map (ts_open_opts.map_max), must
+ * Resources: a full disk, simulated by a capped LMDB map (ts_open_opts.map_max), must
  * give a clean TS_ENOSPC from the writer and leave the store intact: every tensor committed
  * before reads back exactly, the check finds nothing, the store reopens, and space freed by a
  * delete can be written again.

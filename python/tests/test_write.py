@@ -103,3 +103,28 @@ def test_metadata_reaches_export(store, cli, tmp_path):
     with tstore.open(store, "a") as st:
         st.set_metadata(None)
     assert _state(store)[0] is None
+
+
+def test_attachments_travel_with_the_group_and_delete_is_immediate(store, cli, tmp_path):
+    data = b'{"x": 1}\0 and binary \xff'
+    with tstore.open(store, "a") as st:
+        st.write_attachment("sub/config.json", data)
+        st.write_attachment("empty.txt", b"")
+        with tstore.open(store) as other:
+            assert other.attachments() == {}  # staged: not visible before the commit
+    with tstore.open(store, "a") as st:
+        st.delete("w")
+        with tstore.open(store) as other:
+            assert other.keys() == ["old"]  # a delete does not wait for the commit
+        with pytest.raises(KeyError):
+            st.delete("w")
+        with pytest.raises(ValueError):
+            st.write_attachment("../escape", b"x")
+        assert st.attachments() == {"empty.txt": 0, "sub/config.json": len(data)}
+        assert st.read_attachment("sub/config.json") == data
+        with pytest.raises(KeyError):
+            st.read_attachment("absent")
+    out = tmp_path / "out"
+    run(cli, "export", store, f"{out}/")
+    assert (out / "sub" / "config.json").read_bytes() == data
+    assert (out / "empty.txt").read_bytes() == b""

@@ -101,6 +101,7 @@ class cache_stats(Structure):
 
 
 FOREACH_CB = ctypes.CFUNCTYPE(c_int, c_void_p, c_char_p, POINTER(tensor_info))
+ATTACHMENT_CB = ctypes.CFUNCTYPE(c_int, c_void_p, c_char_p, c_uint64)
 
 _u64p = POINTER(c_uint64)
 _PROTOTYPES = {
@@ -130,6 +131,12 @@ _PROTOTYPES = {
     "ts_writer_append": (c_int, [c_void_p, c_void_p, c_size_t]),
     "ts_writer_commit": (c_int, [POINTER(tensor_info), c_void_p]),
     "ts_writer_abort": (None, [c_void_p]),
+    "ts_tensor_delete": (c_int, [c_void_p, c_char_p]),
+    "ts_attachment_begin": (c_int, [POINTER(c_void_p), c_void_p, c_char_p, c_uint64,
+                                    POINTER(write_opts)]),
+    "ts_attachment_size": (c_int, [_u64p, c_void_p, c_char_p]),
+    "ts_attachment_read": (c_int, [c_void_p, c_void_p, c_char_p, c_uint64, c_size_t]),
+    "ts_attachment_foreach": (c_int, [c_void_p, ATTACHMENT_CB, c_void_p]),
     "ts_group_begin": (c_int, [POINTER(c_void_p), c_void_p]),
     "ts_group_commit": (c_int, [_u64p, c_void_p]),
     "ts_group_abort": (None, [c_void_p]),

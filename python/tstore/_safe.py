@@ -109,23 +109,30 @@ def save_file(tensors: dict, filename: str | os.PathLike, metadata: dict[str, st
               codec: str, max_error: float, quantize_all: bool, check_type) -> None:
     """Write @p tensors into the store @p filename in ONE write group: all of them and the
     metadata become visible together, or (an exception, a full disk) none and the store is as
-    it was; a store this call created is then removed. Existing tensors of the same names are
-    replaced; other tensors of the store stay."""
+    it was; a store this call created is then removed unless another process wrote to it.
+    Existing tensors of the same names are replaced; other tensors of the store stay. Waits
+    for another writer as Store does, for ever."""
     if not isinstance(tensors, dict):
         raise TypeError(f"tensors must be a dict of name to tensor, not {type(tensors).__name__}")
     for name, t in tensors.items():
         _name_bytes(name)
         check_type(name, t)
     path = os.fspath(filename)
-    created = not os.path.exists(path)
+    existed = os.path.exists(path)
+    st = Store(path, "a")
     try:
-        with Store(path, "a") as st:
-            if metadata is not None:
-                st.set_metadata(metadata)
-            for name in sorted(tensors):
-                st.write(name, tensors[name], codec=codec, max_error=max_error,
-                         quantize_all=quantize_all)
+        if metadata is not None:
+            st.set_metadata(metadata)
+        for name in sorted(tensors):
+            st.write(name, tensors[name], codec=codec, max_error=max_error,
+                     quantize_all=quantize_all)
+        st.commit()
     except BaseException:
-        if created:
+        st.abort()
+        # Still the store's one writer: if it is empty, no other process wrote to it, and one
+        # waiting for it finds it gone and creates its own (the library opens again).
+        if not existed and st._is_empty():
             remove_store(path)
         raise
+    finally:
+        st._release()

@@ -10,6 +10,9 @@ Invariants
   3. Writes go to one write group, begun at the first write: nothing is visible to readers
      until commit() (the end of a `with` block), and abort() (an exception in it) leaves the
      store as it was.
+  4. A handle of mode "a" is the store's one writer from open to close (the library's flock);
+     another process's open waits for it in slices of WAIT_SLICE_MS, so that Ctrl-C and other
+     signals are served while it waits (a wait inside one library call would defer them).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import errno
 import json
 import os
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -47,6 +51,7 @@ class TensorInfo:
 
 
 F8_DTYPES = (_lib.F8_E4M3, _lib.F8_E5M2)
+WAIT_SLICE_MS = 200
 FLOAT_SOURCES = (_lib.F32, _lib.BF16, _lib.F16)
 
 
@@ -97,12 +102,23 @@ class Store:
     published together by commit() (or at the end of a ``with`` block), discarded by abort()
     (or by an exception in the ``with`` block). Any number of threads may read at once;
     writes are serialised.
+
+    Several processes: a store has one writer at a time. A handle of mode "a" is that writer
+    from open to close(); opening another one, in this or another process, waits until it is
+    closed (or its process dies: its unpublished writes are then removed), as `tstore import`
+    does: @p busy_timeout None (the default) waits for ever, a number of seconds bounds the
+    wait (then TstoreError TS_EBUSY, the store unchanged), 0 fails at once. Processes that
+    create the same new store at once end with one store. Readers ("r") never wait.
     """
 
     def __init__(self, path: str | os.PathLike, mode: str = "r", *, cache_bytes: int = -1,
-                 threads: int = 0):
+                 threads: int = 0, busy_timeout: float | None = None):
         if mode not in ("r", "a"):
             raise ValueError(f"mode {mode!r}: 'r' (read) or 'a' (read and write)")
+        if busy_timeout is not None and not (isinstance(busy_timeout, (int, float)) and
+                                             0 <= busy_timeout <= 1e9):
+            raise ValueError(f"busy_timeout {busy_timeout!r}: None (wait for ever) or a "
+                             "number of seconds from 0 to 1e9")
         self.path = os.fspath(path)
         self.mode = mode
         opts = _lib.open_opts()
@@ -111,7 +127,7 @@ class Store:
         opts.cache_bytes = cache_bytes
         opts.threads = threads
         h = ctypes.c_void_p()
-        rc = lib.ts_store_open(ctypes.byref(h), os.fsencode(self.path), ctypes.byref(opts))
+        rc = self._open(h, opts, busy_timeout)
         if rc == _lib.ENOTFOUND:
             raise FileNotFoundError(errno.ENOENT, _lib.last_error() or "no such store",
                                     self.path)
@@ -122,6 +138,20 @@ class Store:
         self._wlock = threading.Lock()
         self._group = None
         self._gpu: dict = {}  # device -> tstore._gpu.Reader (docs/GPU.md)
+
+    def _open(self, h: ctypes.c_void_p, opts, busy_timeout: float | None) -> int:
+        """ts_store_open(), waiting for another writer up to @p busy_timeout seconds (None:
+        for ever) in slices (invariant 4)."""
+        path = os.fsencode(self.path)
+        deadline = None if busy_timeout is None else \
+            time.monotonic() + busy_timeout
+        while True:
+            left_ms = WAIT_SLICE_MS if deadline is None else \
+                max(0, min(WAIT_SLICE_MS, int((deadline - time.monotonic()) * 1000 + 0.5)))
+            opts.busy_timeout_ms = left_ms
+            rc = lib.ts_store_open(ctypes.byref(h), path, ctypes.byref(opts))
+            if rc != _lib.EBUSY or (deadline is not None and time.monotonic() >= deadline):
+                return rc
 
     # -- the handle's lifetime (invariant 1) ------------------------------------------------
     @contextmanager
@@ -274,6 +304,30 @@ class Store:
             res = fw.contiguous(_index.finish_view(block, p, fw.flip))
         return out(res)
 
+    def attachments(self) -> dict[str, int]:
+        """Attachments (files stored with the tensors: `tstore import`'s config.json and
+        tokenizer files, a DCP checkpoint's metadata) by name, with their sizes in bytes."""
+        out: dict[str, int] = {}
+
+        def cb(_ud, name, size):
+            out[name.decode("utf-8", "surrogateescape")] = size
+            return 0
+
+        with self._use() as h:
+            check(lib.ts_attachment_foreach(h, _lib.ATTACHMENT_CB(cb), None))
+        return out
+
+    def read_attachment(self, name: str) -> bytes:
+        """The bytes of attachment @p name, every page verified; KeyError if there is none."""
+        nb = _name_bytes(name)
+        size = ctypes.c_uint64()
+        with self._use() as h:
+            check(lib.ts_attachment_size(ctypes.byref(size), h, nb), name)
+            buf = ctypes.create_string_buffer(max(1, size.value))
+            if size.value:
+                check(lib.ts_attachment_read(buf, h, nb, 0, size.value), name)
+        return buf.raw[:size.value]
+
     def cache_stats(self) -> dict[str, int]:
         """The read counters of the store's cache (ts_cache_stats): storage_bytes is what was
         read from storage since the store was opened."""
@@ -313,6 +367,42 @@ class Store:
             if cfg is not None:
                 ti = self._write_one(h, g, nb, name, src, cfg, replace)
         return self.info_from(name, ti)
+
+    def write_attachment(self, name: str, data: bytes) -> None:
+        """Stage @p data as attachment @p name (a relative path: components separated by '/',
+        none empty, "." or ".."), replacing one of that name, in this handle's write group:
+        published with the group's tensors at commit()."""
+        nb = _name_bytes(name)
+        data = bytes(data)
+        with self._wlock, self._use() as h:
+            wo = _lib.write_opts()
+            lib.ts_write_opts_init(ctypes.byref(wo))
+            wo.flags = _lib.WRITE_REPLACE
+            wo.group = self._group_handle(h)
+            w = ctypes.c_void_p()
+            check(lib.ts_attachment_begin(ctypes.byref(w), h, nb, len(data), ctypes.byref(wo)),
+                  name)
+            if data:
+                rc = lib.ts_writer_append(w, data, len(data))
+                if rc < 0:
+                    err = _lib.error(rc, name)
+                    lib.ts_writer_abort(w)
+                    raise err
+            check(lib.ts_writer_commit(None, w), name)
+
+    def delete(self, name: str) -> None:
+        """Remove tensor @p name and its pages now, in a transaction of its own (not part of
+        the write group); KeyError if there is none."""
+        nb = _name_bytes(name)
+        with self._wlock, self._use() as h:
+            if self.mode != "a":
+                raise TstoreError(_lib.EREADONLY, f"store '{self.path}' is opened read-only "
+                                  "(mode 'r')")
+            check(lib.ts_tensor_delete(h, nb), name)
+
+    def _is_empty(self) -> bool:
+        """No tensor, attachment or metadata: what a new store holds."""
+        return not self.keys() and not self.attachments() and self.metadata() is None
 
     @staticmethod
     def info_from(name: str, ti) -> TensorInfo:

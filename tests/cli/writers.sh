@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Several writers of one store (issue 15): a writing command waits for another process that
+# Several writers of one store: a writing command waits for another process that
 # has the store open for writing (here flock(1) holding the store file's lock, as a writer
 # does), saying so once with the holder's pid; --no-wait fails at once (exit 1, store
 # unchanged); --wait SECONDS bounds the wait. Concurrent imports into one store, and into one

@@ -32,6 +32,7 @@
 #include "tools/bench/belady.h"
 #include "tools/cli/cli.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/progress.h"
 #include "tools/cli/json.h"
 
 #define CMD "bench cache"
@@ -56,13 +57,6 @@ typedef struct bench {
 	request *reqs;
 	size_t nreqs, reqs_cap;
 } bench;
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -388,10 +382,10 @@ static int replay(bench *b, ts_cache_policy policy, int64_t budget, result *res)
 		const request *r = &b->reqs[i];
 		const tensor *t = &b->tensors[r->tensor];
 		uint64_t ne = request_elements(t, r);
-		double t0 = now_s();
+		double t0 = progress_now();
 		rc = ts_read_slice(b->st, t->name, t->info.ndim, r->start, r->count, TS_F32, buf,
 				   ne * sizeof(float));
-		res->measured_seconds += now_s() - t0;
+		res->measured_seconds += progress_now() - t0;
 		if (rc) {
 			char where[64];
 			snprintf(where, sizeof(where), "request %zu", i + 1);
@@ -735,7 +729,7 @@ int cmd_bench_cache(int argc, char **argv)
 		{"generate", required_argument, NULL, 'g'}, {"requests", required_argument, NULL, 'n'},
 		{"rows", required_argument, NULL, 'r'},    {"alpha", required_argument, NULL, 'a'},
 		{"hot", required_argument, NULL, 'H'},     {"hot-share", required_argument, NULL, 'S'},
-		{"seed", required_argument, NULL, 's'},    {"help", no_argument, NULL, 'h'},
+		{"seed", required_argument, NULL, 's'},
 		{"threads", required_argument, NULL, 'T'},
 		{NULL, 0, NULL, 0}};
 	const char *trace = NULL, *gen = NULL, *outp = NULL;
@@ -745,16 +739,16 @@ int cmd_bench_cache(int argc, char **argv)
 	uint64_t nreq = 20000, rows = 0, hot = 0, seed = 1, threads = 0;
 	double alpha = 1.0, hot_share = 0.5;
 	bench b = {0};
+	cli_opts co;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:qh", lo, NULL)) != -1) {
+	cli_opts_init(&co, CMD, usage, 0, "o:", lo, argc, argv);
+	while ((c = cli_opts_next(&co)) > 0) {
 		char *end;
 		switch (c) {
 		case 't': trace = optarg; break;
 		case 'g': gen = optarg; break;
 		case 'o': outp = optarg; break;
 		case 'j': json = 1; break;
-		case 'q': cli_quiet = 1; break;
 		case 'b':
 			if (parse_bytes(optarg, &budget))
 				return cli_usage_error(CMD, "bad --budget '%s'", optarg);
@@ -795,11 +789,11 @@ int cmd_bench_cache(int argc, char **argv)
 				return cli_usage_error(CMD, "bad --hot-share '%s' (between 0 and 1)",
 						       optarg);
 			break;
-		case 'h': usage(stdout); return CLI_OK;
-		default: return cli_usage_error(CMD, "unknown option");
 		}
 	}
-	if (optind + 1 != argc)
+	if (c < 0)
+		return co.status;
+	if (co.operand + 1 != argc)
 		return cli_usage_error(CMD, "expected one STORE");
 	if (!trace == !gen)
 		return cli_usage_error(CMD, "give either --trace FILE or --generate KIND");
@@ -808,7 +802,7 @@ int cmd_bench_cache(int argc, char **argv)
 	if (trace && budget < 0)
 		return cli_usage_error(CMD, "--budget BYTES is required with --trace");
 
-	if (cli_open_store(CMD, &b.st, argv[optind], 0, (int)threads))
+	if (cli_open_store(CMD, &b.st, argv[co.operand], 0, (int)threads))
 		return CLI_USAGE;
 	if (load_tensors(&b))
 		goto out;

@@ -21,7 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tools/cli/cli.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/progress.h"
 
 #define MAX_SIZES 8
 
@@ -69,13 +71,6 @@ typedef struct opts {
 	int quiet;
 	const char *only; /* comma-separated case labels, or NULL for all */
 } opts;
-
-static double now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static void usage(FILE *f)
 {
@@ -174,9 +169,9 @@ typedef int (*work_fn)(void *ctx);
 /* Calls per sample: enough that a sample lasts about min_sample seconds. */
 static uint64_t calls_per_sample(work_fn fn, void *ctx, double min_sample, int *rc)
 {
-	double t = now();
+	double t = progress_now();
 	*rc = fn(ctx);
-	t = now() - t;
+	t = progress_now() - t;
 	if (*rc)
 		return 1;
 	if (t >= min_sample)
@@ -187,10 +182,10 @@ static uint64_t calls_per_sample(work_fn fn, void *ctx, double min_sample, int *
 
 static double sample(work_fn fn, void *ctx, uint64_t calls, int *rc)
 {
-	double t = now();
+	double t = progress_now();
 	for (uint64_t i = 0; i < calls && !*rc; i++)
 		*rc = fn(ctx);
-	return (now() - t) / (double)calls;
+	return (progress_now() - t) / (double)calls;
 }
 
 /* Best seconds per call of @p a and of @p b, sampled alternately. */
@@ -458,43 +453,45 @@ out:
 
 int cmd_bench_codec(int argc, char **argv)
 {
+	static const struct option lo[] = {{"json", no_argument, NULL, 'j'},
+					   {"size", required_argument, NULL, 's'},
+					   {"reps", required_argument, NULL, 'r'},
+					   {"cols", required_argument, NULL, 'c'},
+					   {"codec", required_argument, NULL, 'k'},
+					   {NULL, 0, NULL, 0}};
 	opts o = {.min_sample = 0.02};
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-			usage(stdout);
-			return 0;
-		} else if (!strcmp(a, "--json")) {
+	cli_opts co;
+	int opt;
+	uint64_t x;
+
+	cli_opts_init(&co, "bench codec", usage, 0, NULL, lo, argc, argv);
+	while ((opt = cli_opts_next(&co)) > 0) {
+		switch (opt) {
+		case 'j':
 			o.json = 1;
-		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-			o.quiet = 1;
-		} else if (!strcmp(a, "--size") || !strcmp(a, "--reps") || !strcmp(a, "--cols") ||
-			   !strcmp(a, "--codec")) {
-			if (i + 1 >= argc)
-				return bench_error("missing value", a);
-			const char *v = argv[++i];
-			uint64_t x;
-			if (!strcmp(a, "--codec")) {
-				o.only = v;
-				continue;
-			}
-			if (parse_count(v, &x) < 0)
-				return bench_error("not a positive count", v);
-			if (!strcmp(a, "--size")) {
+			break;
+		case 'k':
+			o.only = optarg;
+			break;
+		default: /* --size, --reps, --cols: a count */
+			if (parse_count(optarg, &x) < 0)
+				return bench_error("not a positive count", optarg);
+			if (opt == 's') {
 				if (o.nsizes == MAX_SIZES)
-					return bench_error("too many --size options", v);
+					return bench_error("too many --size options", optarg);
 				o.sizes[o.nsizes++] = x;
-			} else if (!strcmp(a, "--reps")) {
+			} else if (opt == 'r') {
 				o.reps = x > 1000 ? 1000 : (int)x;
 			} else {
 				o.cols = x;
 			}
-		} else {
-			fprintf(stderr, "tstore: bench codec: unknown option '%s'\n", a);
-			usage(stderr);
-			return 2;
 		}
 	}
+	if (opt < 0)
+		return co.status;
+	if (co.operand < argc)
+		return cli_usage_error("bench codec", "no operands expected ('%s')", argv[co.operand]);
+	o.quiet = cli_quiet;
 	if (o.only) {
 		int any = 0;
 		for (size_t c = 0; c < NCASES; c++)

@@ -5,7 +5,7 @@
  *   1. Cold full load: every tensor of an NVFP4 store read as BF16 with nothing cached, against
  *      reading the BF16 source safetensors file with plain pread; the page cache is emptied
  *      before each (echo 3 > /proc/sys/vm/drop_caches, needs root; said so when it cannot).
- *      Then the same tensors stored lossless (issue 11) read as BF16 into the same pre-touched
+ *      Then the same tensors stored lossless read as BF16 into the same pre-touched
  *      buffer, against the O_DIRECT read of the source measured in the same run.
  *   2. Decode efficiency: an NVFP4 tensor read to F32 with the decoded cache off and the file in
  *      the page cache (mmap backend), against the same tensor stored raw F32.
@@ -30,7 +30,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tools/cli/cli.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/progress.h"
 
 #define MIB (1024.0 * 1024.0)
 
@@ -43,7 +45,7 @@ struct bt {
 struct bench {
 	char dir[512];
 	char st_path[600];
-	char ll_path[600]; /* the same tensors, every one lossless (issue 11) */
+	char ll_path[600]; /* the same tensors, every one lossless */
 	char nv_path[600];
 	char aux_path[600];
 	uint64_t size_mb;
@@ -54,13 +56,6 @@ struct bench {
 	uint64_t data_bytes;
 	uint64_t rng;
 };
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static uint64_t rnd(uint64_t *s)
 {
@@ -172,7 +167,7 @@ static int make_model(struct bench *b)
 	static const char *mats[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
 				     "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj",
 				     "mlp.down_proj"};
-	double t0 = now();
+	double t0 = progress_now();
 	int rc = 0;
 
 	if (layers < 1)
@@ -266,7 +261,7 @@ static int make_model(struct bench *b)
 	printf("model: %d tensors, %.1f MiB BF16 (%d layers of a 2048-wide decoder), stored twice "
 	       "(NVFP4, lossless) in "
 	       "%.1f s\n",
-	       b->nt, (double)b->data_bytes / MIB, layers, now() - t0);
+	       b->nt, (double)b->data_bytes / MIB, layers, progress_now() - t0);
 	return rc;
 }
 
@@ -275,7 +270,7 @@ static int make_model(struct bench *b)
 static double read_whole(const char *path, uint8_t *buf, uint64_t bytes, int direct)
 {
 	uint64_t got = 0;
-	double t = now();
+	double t = progress_now();
 	int fd = open(path, O_RDONLY | (direct ? O_DIRECT : 0));
 
 	while (fd >= 0 && got < bytes) {
@@ -289,7 +284,7 @@ static double read_whole(const char *path, uint8_t *buf, uint64_t bytes, int dir
 	}
 	if (fd >= 0)
 		close(fd);
-	return got >= bytes ? now() - t : -1;
+	return got >= bytes ? progress_now() - t : -1;
 }
 
 /* Read every tensor of the model from @p st as BF16 into its place in @p buf; the seconds in
@@ -297,7 +292,7 @@ static double read_whole(const char *path, uint8_t *buf, uint64_t bytes, int dir
 static int load_all(struct bench *b, ts_store *st, uint8_t *buf, double *secs)
 {
 	int rc = 0;
-	double t = now();
+	double t = progress_now();
 
 	for (int i = 0; i < b->nt && rc == 0; i++) {
 		struct bt *x = &b->t[i];
@@ -308,7 +303,7 @@ static int load_all(struct bench *b, ts_store *st, uint8_t *buf, double *secs)
 		if (rc)
 			fprintf(stderr, "tstore: bench read: %s\n", ts_error_last());
 	}
-	*secs = now() - t;
+	*secs = progress_now() - t;
 	return rc;
 }
 
@@ -365,7 +360,7 @@ static int cold_full_load(struct bench *b)
 	       t_st / t_tst, (double)file_bytes / (double)sb.st_size);
 	ts_store_close(st);
 
-	/* the lossless store of the same tensors, into the same pre-touched buffer (issue 11) */
+	/* the lossless store of the same tensors, into the same pre-touched buffer */
 	drop_caches(b);
 	memset(buf, 4, file_bytes);
 	st = open_store(b->ll_path, 0, TS_IO_DEFAULT, 0);
@@ -398,12 +393,12 @@ static double read_rate(ts_store *st, const char *name, uint64_t rows, uint64_t 
 	double best = 0;
 	for (int rep = 0; rep < 4; rep++) {
 		uint64_t start[2] = {0, 0}, count[2] = {rows, cols};
-		double t = now();
+		double t = progress_now();
 		if (ts_read_slice(st, name, 2, start, count, TS_F32, buf, rows * cols * 4) != 0) {
 			fprintf(stderr, "tstore: bench read: %s\n", ts_error_last());
 			return 0;
 		}
-		t = now() - t;
+		t = progress_now() - t;
 		if (rep > 0 && (double)(rows * cols) / t > best) /* rep 0 warms the page cache */
 			best = (double)(rows * cols) / t;
 	}
@@ -549,7 +544,7 @@ static double strip_reads(struct bench *b, ts_io_backend io, uint64_t seed, uint
 	if (!st)
 		return 0;
 	*pages = 0;
-	t = now();
+	t = progress_now();
 	for (int k = 0; k < 64; k++) {
 		/* a random big matrix, a random tile column, 32 tile rows: 32 scattered pages */
 		struct bt *tt;
@@ -580,7 +575,7 @@ static double strip_reads(struct bench *b, ts_io_backend io, uint64_t seed, uint
 		*pages += (count[0] + info.tile_rows - 1) / info.tile_rows; /* one tile column */
 		n++;
 	}
-	t = now() - t;
+	t = progress_now() - t;
 	free(buf);
 	*keep = st;
 	return t;
@@ -647,7 +642,6 @@ int cmd_bench_read(int argc, char **argv)
 					     {"size-mb", required_argument, NULL, 's'},
 					     {"keep", no_argument, NULL, 'k'},
 					     {"seed", required_argument, NULL, 'r'},
-					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	struct bench b;
 	const char *base = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
@@ -657,8 +651,9 @@ int cmd_bench_read(int argc, char **argv)
 	b.size_mb = 1024;
 	b.rng = 0x9E3779B97F4A7C15ull;
 	b.cold_ok = 1;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:s:kr:h", opts, NULL)) != -1) {
+	cli_opts co;
+	cli_opts_init(&co, "bench read", usage, 0, "d:s:kr:", opts, argc, argv);
+	while ((c = cli_opts_next(&co)) > 0) {
 		switch (c) {
 		case 'd':
 			base = optarg;
@@ -672,14 +667,10 @@ int cmd_bench_read(int argc, char **argv)
 		case 'r':
 			b.rng = strtoull(optarg, NULL, 0) | 1;
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
 		}
 	}
+	if (c < 0)
+		return co.status;
 	snprintf(b.dir, sizeof(b.dir), "%s/tstore-bench-XXXXXX", base);
 	if (!mkdtemp(b.dir)) {
 		fprintf(stderr, "tstore: bench read: cannot create a directory under %s: %s\n", base,

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The order-0 bound of the lossless codec for a safetensors file (issue 11), computed without
+"""The order-0 bound of the lossless codec for a safetensors file, computed without
 tstore: per tensor, n x (bits of sign+mantissa + entropy of the exponent field) / 8 bytes for
 F32 (23 + 1 + H(8-bit exponent)), BF16 (7 + 1 + H(8-bit exponent)) and F16 (10 + 1 + H(5-bit
 exponent)); other dtypes count at their size. Prints the bound in bytes and the ratio

@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -124,6 +126,113 @@ int cli_wait_option(const char *cmd, int c, const char *arg)
 	}
 	cli_wait_ms = (int64_t)(v * 1000 + 0.5);
 	return 1;
+}
+
+void cli_opts_init(cli_opts *o, const char *cmd, void (*usage)(FILE *f), unsigned flags,
+		   const char *shortopts, const struct option *longopts, int argc, char **argv)
+{
+	static const struct option common[] = {{"quiet", no_argument, 0, 'q'},
+					       {"help", no_argument, 0, 'h'},
+					       {"wait", required_argument, 0, CLI_OPT_WAIT},
+					       {"no-wait", no_argument, 0, CLI_OPT_NO_WAIT}};
+	size_t n = 0;
+
+	memset(o, 0, sizeof(*o));
+	o->cmd = cmd;
+	o->usage = usage;
+	o->flags = flags;
+	o->argc = argc;
+	o->argv = argv;
+	/* "+": stop at each operand, so that cli_opts_next() sees it (and ranges like "-1"). */
+	snprintf(o->shortopts, sizeof(o->shortopts), "+%sqh", shortopts ? shortopts : "");
+	for (; longopts && longopts[n].name; n++) {
+		assert(n < CLI_OPTS_MAX);
+		o->longopts[n] = longopts[n];
+	}
+	for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
+		if (i < 2 || (flags & CLI_OPTS_WAIT))
+			o->longopts[n++] = common[i];
+	optind = 1;
+}
+
+/* Reverse argv[a .. b). */
+static void reverse_args(char **argv, int a, int b)
+{
+	for (b--; a < b; a++, b--) {
+		char *t = argv[a];
+		argv[a] = argv[b];
+		argv[b] = t;
+	}
+}
+
+/* Keep argv[optind] as an operand: move it down to argv[1 + nops] (the slots before optind are
+ * parsed already, getopt does not look at them again). */
+static void take_operand(cli_opts *o)
+{
+	char *a = o->argv[optind];
+
+	memmove(o->argv + 2 + o->nops, o->argv + 1 + o->nops,
+		(size_t)(optind - 1 - o->nops) * sizeof(char *));
+	o->argv[1 + o->nops] = a;
+	o->nops++;
+	optind++;
+}
+
+static int is_dash_operand(const char *a)
+{
+	return a[0] == '-' && (isdigit((unsigned char)a[1]) || a[1] == ':' || a[1] == ',');
+}
+
+int cli_opts_next(cli_opts *o)
+{
+	while (optind < o->argc) {
+		int before = optind, c;
+
+		if ((o->flags & CLI_OPTS_DASH_OPERANDS) && is_dash_operand(o->argv[optind])) {
+			take_operand(o);
+			continue;
+		}
+		c = getopt_long(o->argc, o->argv, o->shortopts, o->longopts, NULL);
+		if (c == -1) {
+			if (optind == before + 1 && !strcmp(o->argv[before], "--")) {
+				while (optind < o->argc)
+					take_operand(o);
+				break;
+			}
+			if (optind < o->argc)
+				take_operand(o);
+			continue;
+		}
+		switch (c) {
+		case 'q':
+			cli_quiet = 1;
+			continue;
+		case 'h':
+			o->usage(stdout);
+			o->status = CLI_OK;
+			return -1;
+		case '?':
+		case ':':
+			o->status = cli_usage_error(o->cmd, "bad option");
+			return -1;
+		case CLI_OPT_WAIT:
+		case CLI_OPT_NO_WAIT:
+			if (cli_wait_option(o->cmd, c, optarg) < 0) {
+				o->status = CLI_USAGE;
+				return -1;
+			}
+			continue;
+		default:
+			return c;
+		}
+	}
+	/* argv[1 .. 1 + nops) holds the operands, then come the options: swap the two blocks. */
+	reverse_args(o->argv, 1, 1 + o->nops);
+	reverse_args(o->argv, 1 + o->nops, o->argc);
+	reverse_args(o->argv, 1, o->argc);
+	o->operand = o->argc - o->nops;
+	optind = o->operand;
+	return 0;
 }
 
 /* The pid of the process holding the flock of the file at @p path, from /proc/locks (Linux:

@@ -12,7 +12,9 @@
 #ifndef TS_TOOLS_CLI_H
 #define TS_TOOLS_CLI_H
 
+#include <getopt.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "tstore.h"
 
@@ -59,6 +61,50 @@ extern int64_t cli_wait_ms;
 /** Handle getopt's @p c if it is CLI_OPT_WAIT or CLI_OPT_NO_WAIT: 1 handled, 0 not one of
  *  them, -1 a bad --wait value (reported; the caller exits with CLI_USAGE). */
 int cli_wait_option(const char *cmd, int c, const char *arg);
+
+/*
+ * A command's option parsing, one loop for every command: getopt_long() over the command's own
+ * options plus those every command has, -q/--quiet (sets cli_quiet), -h/--help (prints the
+ * command's usage on stdout) and, with CLI_OPTS_WAIT, --wait SECONDS/--no-wait (cli_wait_ms). An
+ * unknown option, a missing argument or a bad --wait value is a usage error. Options and
+ * operands may come in any order; "--" ends the options.
+ *
+ *	cli_opts o;
+ *	cli_opts_init(&o, CMD, usage, 0, "o:", lo, argc, argv);
+ *	while ((c = cli_opts_next(&o)) > 0)
+ *		switch (c) { case 'o': out = optarg; break; ... }
+ *	if (c < 0)
+ *		return o.status;
+ *	... argv[o.operand .. argc) are the operands, in the order given ...
+ */
+#define CLI_OPTS_WAIT 1u          /* a writing command: --wait SECONDS, --no-wait */
+#define CLI_OPTS_DASH_OPERANDS 2u /* "-1", "-5:", "-:": an operand (a range), not an option */
+#define CLI_OPTS_MAX 32           /* the most long options of one command */
+
+typedef struct cli_opts {
+	const char *cmd;
+	void (*usage)(FILE *f);
+	unsigned flags;
+	int argc;
+	char **argv;
+	int nops;    /* operands seen so far, kept in argv[1 .. nops] while parsing */
+	int status;  /* the exit code once cli_opts_next() returned -1 */
+	int operand; /* once it returned 0: argv[operand .. argc) are the operands */
+	char shortopts[64];
+	struct option longopts[CLI_OPTS_MAX + 5];
+} cli_opts;
+
+/** Set up parsing of @p argv (argv[0] the command's name) for command @p cmd. @p shortopts and
+ *  @p longopts (terminated by a zero entry) are the command's own options, either may be NULL;
+ *  @p flags: CLI_OPTS_*. */
+void cli_opts_init(cli_opts *o, const char *cmd, void (*usage)(FILE *f), unsigned flags,
+		   const char *shortopts, const struct option *longopts, int argc, char **argv);
+
+/** The next of the command's own options (> 0, its argument in optarg); 0 when every argument
+ *  is parsed (o->operand set; argv reordered: options first, then the operands); -1 when the
+ *  command is to exit with o->status (CLI_OK after --help; CLI_USAGE after a reported usage
+ *  error). */
+int cli_opts_next(cli_opts *o);
 
 /** Open a store, reporting failure as cli_error_ts(cmd, ...). @p flags: TS_OPEN_*. An open for
  *  writing of a store another process writes waits as cli_wait_ms says, printing once (unless

@@ -36,7 +36,7 @@ static void usage(FILE *f)
 		"seconds (default 2). The profile is saved to STORE-profile (or $TSTORE_PROFILE) and\n"
 		"used by every later open of the store; see docs/RESIDENCY.md.\n\n"
 		"  --show         print a profile without measuring: the store's (measured), or the\n"
-		"                 seed's reference figures (--profile blackwell; no STORE needed)\n"
+		"                 reference figures (--profile blackwell; no STORE needed)\n"
 		"  --profile P    blackwell or measured (with --show)\n"
 		"  --seconds S    time budget of the measurement (0.05 .. 600)\n"
 		"  --json         print the profile as JSON\n");
@@ -98,7 +98,7 @@ static void print_table(const ts_hw_profile *p, int measured)
 		       (unsigned long long)p->page_bytes);
 	} else {
 		printf("profile %s: %s\n\n", p->name,
-		       measured ? "" : "the seed's reference figures (docs/RESIDENCY.md)");
+		       measured ? "" : "the reference figures (docs/RESIDENCY.md)");
 	}
 	printf("%-10s %12s %13s %11s %14s  %s\n", "level", "capacity", "bandwidth", "latency",
 	       "one page", "figure");
@@ -191,21 +191,20 @@ int cmd_calibrate(int argc, char **argv)
 					   {"profile", required_argument, NULL, 'p'},
 					   {"seconds", required_argument, NULL, 's'},
 					   {"json", no_argument, NULL, 'j'},
-					   {"help", no_argument, NULL, 'h'},
 					   {NULL, 0, NULL, 0}};
 	int show = 0, json = 0, c, rc, measured = 0;
 	const char *prof = NULL;
 	double seconds = 2.0;
 	ts_hw_profile p;
 	ts_store *st = NULL;
+	cli_opts co;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
+	cli_opts_init(&co, CMD, usage, 0, NULL, lo, argc, argv);
+	while ((c = cli_opts_next(&co)) > 0) {
 		char *end;
 		switch (c) {
 		case 'S': show = 1; break;
 		case 'j': json = 1; break;
-		case 'q': cli_quiet = 1; break;
 		case 'p':
 			if (strcmp(optarg, "blackwell") && strcmp(optarg, "measured"))
 				return cli_usage_error(CMD, "unknown profile '%s' (blackwell, measured)",
@@ -217,15 +216,16 @@ int cmd_calibrate(int argc, char **argv)
 			if (*end || !(seconds >= 0.05 && seconds <= 600))
 				return cli_usage_error(CMD, "bad --seconds '%s' (0.05 .. 600)", optarg);
 			break;
-		case 'h': usage(stdout); return CLI_OK;
-		default: return cli_usage_error(CMD, "unknown option");
 		}
 	}
+	if (c < 0)
+		return co.status;
+	int first = co.operand;
 	if (prof && !show)
 		return cli_usage_error(CMD, "--profile goes with --show (only this machine can be "
 					    "measured)");
 	int need_store = !(show && prof && !strcmp(prof, "blackwell"));
-	if (optind + (need_store ? 1 : 0) > argc || optind + 1 < argc)
+	if (first + (need_store ? 1 : 0) > argc || first + 1 < argc)
 		return cli_usage_error(CMD, need_store ? "expected one STORE" : "too many arguments");
 
 	if (show && prof && !strcmp(prof, "blackwell")) {
@@ -233,15 +233,15 @@ int cmd_calibrate(int argc, char **argv)
 		json ? print_json(&p) : print_table(&p, 0);
 		return CLI_OK;
 	}
-	if (cli_open_store(CMD, &st, argv[optind], 0, 0))
+	if (cli_open_store(CMD, &st, argv[first], 0, 0))
 		return CLI_USAGE;
 	if (show) {
 		ts_store_profile_get(&p, &measured, st);
 		if (!measured) {
 			char path[4096];
-			ts_hw_profile_path(path, sizeof(path), argv[optind]);
+			ts_hw_profile_path(path, sizeof(path), argv[first]);
 			cli_error(CMD, path, "no measured profile for this store: run 'tstore "
-					     "calibrate %s' (or --profile blackwell)", argv[optind]);
+					     "calibrate %s' (or --profile blackwell)", argv[first]);
 			ts_store_close(st);
 			return CLI_FAIL;
 		}
@@ -255,14 +255,14 @@ int cmd_calibrate(int argc, char **argv)
 			fprintf(stderr, "tstore: calibrate: measuring this machine (about %.1f s)\n",
 				seconds);
 		if ((rc = ts_store_calibrate(&p, st, &o))) {
-			cli_error_ts(CMD, rc, "calibration of '%s'", argv[optind]);
+			cli_error_ts(CMD, rc, "calibration of '%s'", argv[first]);
 			ts_store_close(st);
 			return CLI_FAIL;
 		}
 		measured = 1;
 		if (!cli_quiet && !json) {
 			char path[4096];
-			ts_hw_profile_path(path, sizeof(path), argv[optind]);
+			ts_hw_profile_path(path, sizeof(path), argv[first]);
 			fprintf(stderr, "tstore: calibrate: saved to %s\n", path);
 		}
 	}

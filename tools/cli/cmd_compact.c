@@ -30,21 +30,14 @@ static void usage(FILE *f)
 
 int cmd_compact(int argc, char **argv)
 {
-	int c;
-	static const struct option lo[] = {{"quiet", no_argument, 0, 'q'},
-					   {"help", no_argument, 0, 'h'},
-					   {0, 0, 0, 0}};
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
-		switch (c) {
-		case 'q': cli_quiet = 1; break;
-		case 'h': usage(stdout); return CLI_OK;
-		default: return cli_usage_error(CMD, "bad option");
-		}
-	}
-	if (argc - optind != 2)
+	cli_opts o;
+
+	cli_opts_init(&o, CMD, usage, 0, NULL, NULL, argc, argv);
+	if (cli_opts_next(&o) < 0)
+		return o.status; /* no options of its own: only 0 or -1 */
+	if (argc - o.operand != 2)
 		return cli_usage_error(CMD, "need STORE and OUT");
-	const char *path = argv[optind], *out = argv[optind + 1];
+	const char *path = argv[o.operand], *out = argv[o.operand + 1];
 	struct stat sb;
 	if (stat(out, &sb) == 0) {
 		cli_error(CMD, out, "already exists");

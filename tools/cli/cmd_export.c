@@ -463,133 +463,171 @@ out:
 	return status;
 }
 
-int cmd_export(int argc, char **argv)
+/* What the command line asks for: the store, OUT and the options (as export_dir() takes them),
+ * the NAMEs. */
+typedef struct args {
+	export_dir_opts o;
+	char **names;
+	size_t nnames;
+	int dir_out; /* OUT is a directory */
+} args;
+
+/* What is to be written: the open store, its metadata and the tensors, in the order asked. */
+typedef struct plan {
+	ts_store *st;
+	st_meta *meta;
+	size_t nmeta;
+	list l;
+	uint64_t total; /* tensor data to write (a single file) */
+} plan;
+
+/* The command line into @p a: -1 to go on, else the exit status. */
+static int parse(args *a, int argc, char **argv)
 {
-	int want = -1, modelopt = 0, c, status = CLI_FAIL, dir_out = 0;
-	export_dir_opts dopts = {.quant_algo = "NVFP4", .max_shard = 5000000000ull};
 	enum { O_SHARD = 256, O_FORCE, O_ALGO };
 	static const struct option lo[] = {{"dtype", required_argument, 0, 'd'},
 					   {"layout", required_argument, 0, 'l'},
 					   {"max-shard-size", required_argument, 0, O_SHARD},
 					   {"force", no_argument, 0, O_FORCE},
 					   {"quant-algo", required_argument, 0, O_ALGO},
-					   {"quiet", no_argument, 0, 'q'},
-					   {"help", no_argument, 0, 'h'},
 					   {0, 0, 0, 0}};
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
+	cli_opts co;
+	int c;
+
+	memset(a, 0, sizeof(*a));
+	a->o.quant_algo = "NVFP4";
+	a->o.max_shard = 5000000000ull;
+	a->o.want = -1;
+	cli_opts_init(&co, CMD, usage, 0, NULL, lo, argc, argv);
+	while ((c = cli_opts_next(&co)) > 0) {
 		switch (c) {
 		case 'd':
-			if (cli_parse_out_dtype(optarg, 1, &want) < 0)
+			if (cli_parse_out_dtype(optarg, 1, &a->o.want) < 0)
 				return cli_usage_error(CMD, "--dtype must be f32, bf16, f16 or source");
 			break;
 		case 'l':
 			if (strcmp(optarg, "modelopt"))
 				return cli_usage_error(CMD, "--layout: only 'modelopt' is known");
-			modelopt = 1;
+			a->o.modelopt = 1;
 			break;
 		case O_SHARD:
-			if (cli_parse_size(optarg, &dopts.max_shard) < 0)
+			if (cli_parse_size(optarg, &a->o.max_shard) < 0)
 				return cli_usage_error(CMD, "--max-shard-size: '%s' is not a size", optarg);
 			break;
 		case O_FORCE:
-			dopts.force = 1;
+			a->o.force = 1;
 			break;
 		case O_ALGO:
 			if (strcmp(optarg, "NVFP4") && strcmp(optarg, "W4A16_NVFP4"))
 				return cli_usage_error(CMD, "--quant-algo must be NVFP4 or W4A16_NVFP4");
-			dopts.quant_algo = optarg;
+			a->o.quant_algo = optarg;
 			break;
-		case 'q':
-			cli_quiet = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return CLI_OK;
-		default:
-			return cli_usage_error(CMD, "bad option");
 		}
 	}
-	if (argc - optind < 2)
+	if (c < 0)
+		return co.status;
+	if (argc - co.operand < 2)
 		return cli_usage_error(CMD, "need STORE and OUT");
-	const char *store_path = argv[optind], *out_path = argv[optind + 1];
-	char **names = argv + optind + 2;
-	size_t nnames = (size_t)(argc - optind - 2);
-	dir_out = export_is_dir(out_path);
-	if (dir_out && nnames)
+	a->o.store_path = argv[co.operand];
+	a->o.out = argv[co.operand + 1];
+	a->names = argv + co.operand + 2;
+	a->nnames = (size_t)(argc - co.operand - 2);
+	a->dir_out = export_is_dir(a->o.out);
+	if (a->dir_out && a->nnames)
 		return cli_usage_error(CMD, "a directory export writes every tensor: no NAMEs");
-	dopts.store_path = store_path;
-	dopts.out = out_path;
-	dopts.want = want;
-	dopts.modelopt = modelopt;
-	double t0 = progress_now();
+	return -1;
+}
 
-	ts_store *st = NULL;
-	list l = {0};
-	export_result res;
-	st_meta *meta = NULL;
-	size_t nmeta = 0;
+static void plan_free(plan *p)
+{
+	st_meta_free(p->meta, p->nmeta);
+	for (size_t i = 0; i < p->l.n; i++)
+		free(p->l.v[i].name);
+	free(p->l.v);
+	ts_store_close(p->st);
+}
 
-	if (cli_open_store(CMD, &st, store_path, 0, 0) < 0)
+/* Open the store and list what to write into @p p (freed by plan_free() in any case): 0, or
+ * the exit status of a failure (reported). */
+static int plan_export(plan *p, const args *a)
+{
+	memset(p, 0, sizeof(*p));
+	if (cli_open_store(CMD, &p->st, a->o.store_path, 0, 0) < 0)
 		return CLI_USAGE;
-	if (export_load_metadata(st, store_path, &meta, &nmeta) < 0)
-		goto out;
-	if (nnames) {
-		for (size_t i = 0; i < nnames; i++) {
+	if (export_load_metadata(p->st, a->o.store_path, &p->meta, &p->nmeta) < 0)
+		return CLI_FAIL;
+	if (a->nnames) {
+		for (size_t i = 0; i < a->nnames; i++) {
+			const char *name = a->names[i];
 			ts_tensor_info info;
-			int rc = ts_tensor_info_get(&info, st, names[i]);
+			int rc = ts_tensor_info_get(&info, p->st, name);
 			if (rc < 0) {
-				cli_error_ts(CMD, rc, "tensor '%s'", names[i]);
-				goto out;
+				cli_error_ts(CMD, rc, "tensor '%s'", name);
+				return CLI_FAIL;
 			}
-			for (size_t k = 0; k < l.n; k++)
-				if (!strcmp(l.v[k].name, names[i])) {
-					cli_error(CMD, names[i], "tensor named twice");
-					goto out;
+			for (size_t k = 0; k < p->l.n; k++)
+				if (!strcmp(p->l.v[k].name, name)) {
+					cli_error(CMD, name, "tensor named twice");
+					return CLI_FAIL;
 				}
-			if (collect(&l, names[i], &info) < 0) {
+			if (collect(&p->l, name, &info) < 0) {
 				cli_error(CMD, NULL, "out of memory");
-				goto out;
+				return CLI_FAIL;
 			}
 		}
 	} else {
-		int rc = ts_tensor_foreach(st, collect, &l);
+		int rc = ts_tensor_foreach(p->st, collect, &p->l);
 		if (rc < 0) {
-			cli_error_ts(CMD, rc, "cannot list the tensors of %s", store_path);
-			goto out;
+			cli_error_ts(CMD, rc, "cannot list the tensors of %s", a->o.store_path);
+			return CLI_FAIL;
 		}
 	}
-	if (dir_out) {
-		status = export_dir(st, l.v, l.n, meta, nmeta, &dopts);
-		goto out;
-	}
-	uint64_t total = 0;
-	for (size_t i = 0; i < l.n; i++)
-		total += export_bytes(&l.v[i].info, want, modelopt);
+	for (size_t i = 0; i < p->l.n; i++)
+		p->total += export_bytes(&p->l.v[i].info, a->o.want, a->o.modelopt);
+	return 0;
+}
+
+/* Write what @p p lists as @p a asks; the exit status. */
+static int run(const plan *p, const args *a, double t0)
+{
+	export_result res;
 	progress pr;
-	progress_begin(&pr, "export", total, 1, cli_quiet);
-	if (export_file(st, l.v, l.n, want, modelopt, meta, nmeta, out_path, &pr, &res) < 0) {
+
+	if (a->dir_out)
+		return export_dir(p->st, p->l.v, p->l.n, p->meta, p->nmeta, &a->o);
+	progress_begin(&pr, "export", p->total, 1, cli_quiet);
+	if (export_file(p->st, p->l.v, p->l.n, a->o.want, a->o.modelopt, p->meta, p->nmeta,
+			a->o.out, &pr, &res) < 0) {
 		progress_clear(&pr);
-		goto out;
+		return CLI_FAIL;
 	}
 	progress_end(&pr);
 	if (!cli_quiet) {
-		char a[32], r[32];
+		char sz[32], r[32];
 		double s = progress_now() - t0;
-		printf("export: %zu tensors%s to %s: %s in %.1f s (%s/s)\n", l.n,
-		       res.n_modelopt ? " (ModelOpt NVFP4 layout)" : "", out_path,
-		       progress_size(a, sizeof a, (double)res.file_bytes), s,
-		       progress_size(r, sizeof r, s > 0 ? (double)total / s : 0));
+		printf("export: %zu tensors%s to %s: %s in %.1f s (%s/s)\n", p->l.n,
+		       res.n_modelopt ? " (ModelOpt NVFP4 layout)" : "", a->o.out,
+		       progress_size(sz, sizeof sz, (double)res.file_bytes), s,
+		       progress_size(r, sizeof r, s > 0 ? (double)p->total / s : 0));
 		if (res.n_modelopt)
 			printf("  %zu NVFP4 tensors written as U8 codes + F8_E4M3 scales + F32 scale_2\n",
 			       res.n_modelopt);
 	}
-	status = CLI_OK;
-out:
-	st_meta_free(meta, nmeta);
-	for (size_t i = 0; i < l.n; i++)
-		free(l.v[i].name);
-	free(l.v);
-	ts_store_close(st);
+	return CLI_OK;
+}
+
+int cmd_export(int argc, char **argv)
+{
+	args a;
+	plan p;
+	int status = parse(&a, argc, argv);
+
+	if (status >= 0)
+		return status;
+	double t0 = progress_now();
+	status = plan_export(&p, &a);
+	if (status == 0)
+		status = run(&p, &a, t0);
+	plan_free(&p);
 	return status;
 }

@@ -132,26 +132,21 @@ static int fsck_main(int argc, char **argv)
 	int json = 0, repair = 0, c;
 	static const struct option lo[] = {{"json", no_argument, 0, 'j'},
 					   {"repair", no_argument, 0, 'r'},
-					   {"quiet", no_argument, 0, 'q'},
-					   {"help", no_argument, 0, 'h'},
-					   CLI_WAIT_OPTIONS,
 					   {0, 0, 0, 0}};
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
-		switch (c) {
-		case 'j': json = 1; break;
-		case 'r': repair = 1; break;
-		case 'q': cli_quiet = 1; break;
-		case 'h': usage(stdout); return CLI_OK;
-		default:
-			if (cli_wait_option(CMD, c, optarg) > 0)
-				break;
-			return c == CLI_OPT_WAIT ? CLI_USAGE : cli_usage_error(CMD, "bad option");
-		}
+	cli_opts o;
+
+	cli_opts_init(&o, CMD, usage, CLI_OPTS_WAIT, NULL, lo, argc, argv);
+	while ((c = cli_opts_next(&o)) > 0) {
+		if (c == 'j')
+			json = 1;
+		else if (c == 'r')
+			repair = 1;
 	}
-	if (argc - optind != 1)
+	if (c < 0)
+		return o.status;
+	if (argc - o.operand != 1)
 		return cli_usage_error(CMD, "need STORE");
-	const char *path = argv[optind];
+	const char *path = argv[o.operand];
 	ts_store *st = NULL;
 	int orc = cli_open_store(CMD, &st, path, repair ? TS_OPEN_WRITE : 0, 0);
 	if (orc < 0)

@@ -196,35 +196,23 @@ int cmd_inspect(int argc, char **argv)
 {
 	ctx c;
 	int ch, status = CLI_FAIL;
-	static const struct option lo[] = {{"json", no_argument, 0, 'j'},
-					   {"quiet", no_argument, 0, 'q'},
-					   {"help", no_argument, 0, 'h'},
-					   {0, 0, 0, 0}};
+	static const struct option lo[] = {{"json", no_argument, 0, 'j'}, {0, 0, 0, 0}};
+	cli_opts o;
 	memset(&c, 0, sizeof c);
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
-		switch (ch) {
-		case 'j':
+	cli_opts_init(&o, CMD, usage, 0, NULL, lo, argc, argv);
+	while ((ch = cli_opts_next(&o)) > 0)
+		if (ch == 'j')
 			c.json = 1;
-			break;
-		case 'q':
-			cli_quiet = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return CLI_OK;
-		default:
-			return cli_usage_error(CMD, "bad option");
-		}
-	}
-	if (argc - optind < 1)
+	if (ch < 0)
+		return o.status;
+	if (argc - o.operand < 1)
 		return cli_usage_error(CMD, "need STORE");
-	const char *path = argv[optind];
+	const char *path = argv[o.operand];
 	ts_store *st = NULL;
 	if (cli_open_store(CMD, &st, path, 0, 0) < 0)
 		return CLI_USAGE;
 	/* Check the names first so that JSON output is never cut short by a missing name. */
-	for (int i = optind + 1; i < argc; i++) {
+	for (int i = o.operand + 1; i < argc; i++) {
 		ts_tensor_info in;
 		int rc = ts_tensor_info_get(&in, st, argv[i]);
 		if (rc < 0) {
@@ -251,8 +239,8 @@ int cmd_inspect(int argc, char **argv)
 		jw_array_begin(&c.w);
 	}
 	int rc = 0;
-	if (argc - optind > 1) {
-		for (int i = optind + 1; i < argc && rc == 0; i++) {
+	if (argc - o.operand > 1) {
+		for (int i = o.operand + 1; i < argc && rc == 0; i++) {
 			ts_tensor_info in;
 			rc = ts_tensor_info_get(&in, st, argv[i]);
 			if (rc == 0)
@@ -266,7 +254,7 @@ int cmd_inspect(int argc, char **argv)
 		jw_key(&c.w, "attachments");
 		jw_array_begin(&c.w);
 	}
-	if (rc == 0 && argc - optind == 1) {
+	if (rc == 0 && argc - o.operand == 1) {
 		rc = ts_attachment_foreach(st, each_file, &c);
 		if (rc < 0 && c.json) {
 			jw_array_end(&c.w);

@@ -32,45 +32,33 @@ static void usage(FILE *f)
 int cmd_rm(int argc, char **argv)
 {
 	int c, status = CLI_FAIL;
-	static const struct option lo[] = {{"file", required_argument, 0, 'f'},
-					   {"quiet", no_argument, 0, 'q'},
-					   {"help", no_argument, 0, 'h'},
-					   CLI_WAIT_OPTIONS,
-					   {0, 0, 0, 0}};
+	static const struct option lo[] = {{"file", required_argument, 0, 'f'}, {0, 0, 0, 0}};
 	char **files = calloc((size_t)argc + 1, sizeof *files);
 	int nfiles = 0;
+	cli_opts o;
 	if (!files)
 		return CLI_FAIL;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
-		switch (c) {
-		case 'f':
+	cli_opts_init(&o, CMD, usage, CLI_OPTS_WAIT, NULL, lo, argc, argv);
+	while ((c = cli_opts_next(&o)) > 0)
+		if (c == 'f')
 			files[nfiles++] = optarg;
-			break;
-		case 'q': cli_quiet = 1; break;
-		case 'h':
-			free(files);
-			usage(stdout);
-			return CLI_OK;
-		default:
-			if (cli_wait_option(CMD, c, optarg) > 0)
-				break;
-			free(files);
-			return c == CLI_OPT_WAIT ? CLI_USAGE : cli_usage_error(CMD, "bad option");
-		}
+	if (c < 0) {
+		free(files);
+		return o.status;
 	}
-	if (argc - optind < 1 || (argc - optind < 2 && !nfiles)) {
+	int first = o.operand;
+	if (argc - first < 1 || (argc - first < 2 && !nfiles)) {
 		free(files);
 		return cli_usage_error(CMD, "need STORE and at least one NAME or --file");
 	}
-	const char *path = argv[optind];
+	const char *path = argv[first];
 	ts_store *st = NULL;
 	int orc = cli_open_store(CMD, &st, path, TS_OPEN_WRITE, 0);
 	if (orc < 0) {
 		free(files);
 		return cli_open_status(orc);
 	}
-	for (int i = optind + 1; i < argc; i++) {
+	for (int i = first + 1; i < argc; i++) {
 		ts_tensor_info in;
 		int rc = ts_tensor_info_get(&in, st, argv[i]);
 		if (rc < 0) {
@@ -99,7 +87,7 @@ int cmd_rm(int argc, char **argv)
 		}
 		removed_files++;
 	}
-	for (int i = optind + 1; i < argc; i++) {
+	for (int i = first + 1; i < argc; i++) {
 		int rc = ts_tensor_delete(st, argv[i]);
 		if (rc == TS_ENOTFOUND)
 			continue; /* named twice */

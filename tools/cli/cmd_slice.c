@@ -57,39 +57,11 @@ int cmd_slice(int argc, char **argv)
 	const char *out = NULL;
 	static const struct option lo[] = {{"dtype", required_argument, 0, 'd'},
 					   {"output", required_argument, 0, 'o'},
-					   {"quiet", no_argument, 0, 'q'},
-					   {"help", no_argument, 0, 'h'},
 					   {0, 0, 0, 0}};
-	/* Options may come anywhere, but a RANGE may start with '-' ("-1", "-5:,:"): take an
-	 * argument that starts with '-' and a digit, ':' or ',' as an operand. */
-	char *pos[4];
-	int npos = 0;
-	optind = 1;
-	while (optind < argc) {
-		const char *a = argv[optind];
-		if (a[0] == '-' && (isdigit((unsigned char)a[1]) || a[1] == ':' || a[1] == ',')) {
-			if (npos < 4)
-				pos[npos] = argv[optind];
-			npos++;
-			optind++;
-			continue;
-		}
-		c = getopt_long(argc, argv, "+o:qh", lo, NULL);
-		if (c == -1) {
-			if (optind > 1 && !strcmp(argv[optind - 1], "--")) {
-				for (; optind < argc; optind++, npos++)
-					if (npos < 4)
-						pos[npos] = argv[optind];
-				break;
-			}
-			if (optind < argc) {
-				if (npos < 4)
-					pos[npos] = argv[optind];
-				npos++;
-				optind++;
-			}
-			continue;
-		}
+	cli_opts o;
+	/* A RANGE may start with '-' ("-1", "-5:,:"): an operand, not an option. */
+	cli_opts_init(&o, CMD, usage, CLI_OPTS_DASH_OPERANDS, "o:", lo, argc, argv);
+	while ((c = cli_opts_next(&o)) > 0) {
 		switch (c) {
 		case 'd':
 			if (cli_parse_out_dtype(optarg, 0, &want) < 0)
@@ -98,16 +70,12 @@ int cmd_slice(int argc, char **argv)
 		case 'o':
 			out = optarg;
 			break;
-		case 'q':
-			cli_quiet = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return CLI_OK;
-		default:
-			return cli_usage_error(CMD, "bad option");
 		}
 	}
+	if (c < 0)
+		return o.status;
+	int npos = argc - o.operand;
+	char **pos = argv + o.operand;
 	if (npos < 2 || npos > 3)
 		return cli_usage_error(CMD, "need STORE NAME [RANGE]");
 	const char *path = pos[0], *name = pos[1];
