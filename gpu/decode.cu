@@ -2,15 +2,17 @@
  * The GPU decode kernels: every codec's payload (docs/CODECS.md; lossless in the unpacked form
  * of docs/GPU.md) to F32, BF16 or F16, or to its own dtype for raw and lossless, bit for bit what
  * ts_codec_decode() gives on the CPU. One launch decodes a batch of pages: blockIdx.y is the page,
- * and the blocks of a page stride over its work units (8 elements of a row; for a plane copy, one
- * codec block), one unit a thread at a time (a persistent grid of at most BLOCKS_MAX blocks: the
- * tables are loaded into shared memory once per block).
+ * and the blocks of a page stride over its rows, the threads of a block over a row's work units
+ * (8 elements; for a plane copy, one codec block); pages of short rows are walked flat. A
+ * persistent grid of at most BLOCKS_MAX blocks: the tables are loaded into shared memory once
+ * per block.
  *
  * Invariants
  *   1. The arithmetic is the CPU's, operation for operation (codec/codecs.h invariant 2): the
  *      products are __fmul_rn (round to nearest even, never fused), the tables are the CPU's own
- *      (copied to constant memory from codec/elem.c at first use), and the narrowing conversions
- *      are codec/elem.h's functions compiled for the device.
+ *      (copied to the device from codec/elem.c at first use), and the narrowing conversions
+ *      are codec/elem.h's functions compiled for the device, or the hardware's paired
+ *      conversion where it gives the same bits (pack2()).
  *   2. A thread writes only the elements of its unit that lie in the job's rectangle
  *      (gpu/gpu.h invariant 3); the padded columns of a row's last block are never written.
  *   3. Loads are aligned to their width: a batch places payloads at 16-byte offsets, nvfp4 and
@@ -19,6 +21,8 @@
  */
 #include "config.h"
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <stdint.h>
@@ -27,9 +31,9 @@
 #include "codec/elem.h"
 #include "gpu/gpu.h"
 
-#define THREADS 256
+#define THREADS 128
 
-#define BLOCKS_MAX 2048 /* a persistent grid: blocks per launch at most, spread over the pages */
+#define BLOCKS_MAX 4096 /* a persistent grid: blocks per launch at most, spread over the pages */
 
 /* the CPU's tables (invariant 1), copied into each block's shared memory */
 __device__ float g_e4m3[256];
@@ -105,18 +109,41 @@ template <int OUT> static __device__ inline void put(const params &p, uint64_t d
 }
 
 /*
- * One work unit @p u of page @p pg (the module's comment). OUT is TS_F32, TS_BF16, TS_F16, or
+ * Two floats as two BF16 or F16 in one word (the first in the low half), by the hardware's
+ * paired conversion (cvt.rn.bf16x2.f32, cvt.rn.f16x2.f32): round to nearest even, subnormals
+ * kept, overflow to Inf, which is codec/elem.h's result for every number (tools/gpu/gpu_check.py
+ * compares every output with the CPU's); NaN, whose payload rules differ, goes through elem.h.
+ */
+template <int OUT> static __device__ inline uint32_t pack2(float a, float b)
+{
+	uint32_t r;
+	if (OUT == TS_BF16) {
+		__nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+		memcpy(&r, &h, 4);
+		if (a != a || b != b)
+			r = (uint32_t)ts__bf16_encode(a) | (uint32_t)ts__bf16_encode(b) << 16;
+	} else {
+		__half2 h = __floats2half2_rn(a, b);
+		memcpy(&r, &h, 4);
+		if (a != a || b != b)
+			r = (uint32_t)ts__f16_encode(a) | (uint32_t)ts__f16_encode(b) << 16;
+	}
+	return r;
+}
+
+/*
+ * Work unit @p gi of row @p row of page @p pg (the module's comment). OUT is TS_F32, TS_BF16, TS_F16, or
  * -1: raw/lossless to the stored dtype itself (bits copied), or -2: the planes copied as they
  * are (nvfp4, mxfp4, fp8). A decode unit is 8 elements, so that a warp's 16-bit outputs are 512
  * contiguous bytes written by one 16-byte store a thread.
  */
 template <int KC, int OUT>
 static __device__ __forceinline__ void unit(const params &p, const struct ts__gpu_page &pg,
-					    uint32_t u, const float *s_e4m3, const float *s_e2m1)
+					    uint32_t row, uint32_t gi, const float *s_e4m3,
+					    const float *s_e2m1)
 {
 	constexpr int G = unit_elems(KC, OUT == -2);
 	const uint32_t gpr = (pg.nc + G - 1) / G;
-	const uint32_t row = u / gpr, gi = u - row * gpr;
 	const uint64_t R = pg.r0 + row;
 	if (R < p.ra || R >= p.ra + p.rn)
 		return;
@@ -212,11 +239,7 @@ static __device__ __forceinline__ void unit(const params &p, const struct ts__gp
 			uint32_t h[4];
 #pragma unroll
 			for (int k = 0; k < 4; k++)
-				h[k] = (uint32_t)(OUT == TS_BF16 ? ts__bf16_encode(y[2 * k])
-								 : ts__f16_encode(y[2 * k])) |
-				       (uint32_t)(OUT == TS_BF16 ? ts__bf16_encode(y[2 * k + 1])
-								 : ts__f16_encode(y[2 * k + 1]))
-					       << 16;
+				h[k] = pack2<OUT>(y[2 * k], y[2 * k + 1]);
 			/* streaming: the output is not read again by this launch */
 			__stcs((uint4 *)((uint16_t *)p.dst + d0), make_uint4(h[0], h[1], h[2], h[3]));
 			return;
@@ -240,15 +263,25 @@ template <int KC, int OUT> __global__ void __launch_bounds__(THREADS) k_decode(p
 	__shared__ float s_e4m3[256];
 	__shared__ float s_e2m1[16];
 
-	s_e4m3[threadIdx.x] = g_e4m3[threadIdx.x];
+	for (uint32_t i = threadIdx.x; i < 256; i += THREADS)
+		s_e4m3[i] = g_e4m3[i];
 	if (threadIdx.x < 16)
 		s_e2m1[threadIdx.x] = g_e2m1[threadIdx.x];
 	__syncthreads();
 
 	const struct ts__gpu_page pg = p.table ? p.table[blockIdx.y] : p.single;
-	const uint32_t units = pg.nr * ((pg.nc + G - 1) / G);
-	for (uint32_t u = blockIdx.x * THREADS + threadIdx.x; u < units; u += gridDim.x * THREADS)
-		unit<KC, OUT>(p, pg, u, s_e4m3, s_e2m1);
+	const uint32_t gpr = (pg.nc + G - 1) / G;
+	if (gpr >= THREADS / 2) { /* rows to blocks, units to threads: no division */
+		for (uint32_t row = blockIdx.x; row < pg.nr; row += gridDim.x)
+			for (uint32_t gi = threadIdx.x; gi < gpr; gi += THREADS)
+				unit<KC, OUT>(p, pg, row, gi, s_e4m3, s_e2m1);
+		return;
+	}
+	const uint32_t units = pg.nr * gpr; /* short rows: flat over the page */
+	for (uint32_t u = blockIdx.x * THREADS + threadIdx.x; u < units; u += gridDim.x * THREADS) {
+		uint32_t row = u / gpr;
+		unit<KC, OUT>(p, pg, row, u - row * gpr, s_e4m3, s_e2m1);
+	}
 }
 
 typedef void (*kfn)(params);
