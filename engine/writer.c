@@ -7,14 +7,16 @@
  * unit is buffered (or used in place when the caller hands over a whole unit at once), its
  * pages are encoded, sealed, decoded again and measured on the store's pool (all cores), the
  * pages' statistics are merged in page order, and the pages join a batch that is committed in
- * one write transaction once it holds BATCH_BYTES.
+ * one write transaction once it holds BATCH_BYTES, by a committer thread while the next batch
+ * is encoded.
  *
  * Invariants
  *   1. Units, pages and the order in which statistics are accumulated and merged depend only on
  *      the tensor's shape and geometry, never on how the caller chunks its data: the same tensor
  *      written in chunks of any sizes gives a byte-identical store.
  *   2. Memory is bounded by one unit (TS_GEOMETRY_BAND_BYTES of source, plus its decoded F32
- *      copy) and one batch (BATCH_BYTES plus one unit's pages), whatever the tensor's size.
+ *      copy) and two batches (BATCH_BYTES plus one unit's pages each), whatever the tensor's
+ *      size.
  *   3. The first transaction that commits pages of tensor id X also records X in the pending
  *      database and advances the meta next_id past X; the tensor record appears, and the
  *      pending entry disappears, in one final transaction. Readers therefore see all of a
@@ -27,6 +29,14 @@
  *      one: its last pages and its pending entry (invariant 3) are committed, the record goes
  *      to the group; an earlier version of the name staged in the group loses its pages and
  *      pending entry in that same transaction.
+ *   6. At most one batch is being committed at a time, by the committer thread, into its own
+ *      transaction, while the caller's thread encodes into the other batch; the transactions
+ *      are the same, in the same order, as if each batch were committed where it filled. Its
+ *      result is collected (joined) before the next hand-over and before an append returns,
+ *      so that pending_written is read and written by one thread at a time, a failed batch
+ *      fails the writer, and every batch filled by an append is committed when it returns,
+ *      as without the committer: encoding overlaps commits within one append, so callers
+ *      append large pieces (the tstore command: a whole tensor, up to half its read buffer).
  */
 #include "config.h"
 
@@ -67,6 +77,14 @@ typedef struct bpage {
 	size_t off, len;
 } bpage;
 
+/* Sealed pages waiting for their transaction: header + payload of each, back to back. */
+typedef struct wbatch {
+	uint8_t *buf;
+	size_t len, cap;
+	bpage *bp;
+	size_t n, bp_cap;
+} wbatch;
+
 struct ts_writer {
 	ts_store *st;
 	char *name;
@@ -100,10 +118,13 @@ struct ts_writer {
 	wpage *pages;
 	size_t pages_cap;
 
-	uint8_t *batch;
-	size_t batch_len, batch_cap;
-	bpage *bp;
-	size_t bp_n, bp_cap;
+	wbatch batch[2]; /* batch[cur] fills while the other one may be committing */
+	int cur;
+	pthread_t committer; /* commits batch[!cur] (invariant 6) */
+	int committing;      /* a batch was handed over and its result not yet collected */
+	int threaded;        /* ... to the committer thread (else it was committed in place) */
+	int commit_rc;       /* its result, and its last-error message */
+	char commit_msg[512];
 	int pending_written;
 	ts_group *wgroup;      /* NULL, or the write group this writer stages into */
 	uint64_t supersede_id; /* staging: id of the version of the name staged before, or 0 */
@@ -134,23 +155,23 @@ TS_API void ts_write_opts_init(ts_write_opts *opts)
 
 /* Put the batch's pages; MDB_APPEND while keys rise (new ids are the largest), else a plain
  * insert that still refuses to overwrite. */
-static int put_pages(ts_writer *w, MDB_txn *txn)
+static int put_pages(ts_writer *w, const wbatch *b, MDB_txn *txn)
 {
 	ts_store *st = w->st;
 	uint8_t kb[TS_PAGE_KEY_SIZE];
 
-	for (size_t i = 0; i < w->bp_n; i++) {
+	for (size_t i = 0; i < b->n; i++) {
 		MDB_val key = {sizeof(kb), kb};
-		MDB_val val = {w->bp[i].len, w->batch + w->bp[i].off};
+		MDB_val val = {b->bp[i].len, b->buf + b->bp[i].off};
 		int rc;
 
-		ts__page_key(kb, w->rec.id, w->bp[i].index);
+		ts__page_key(kb, w->rec.id, b->bp[i].index);
 		rc = mdb_put(txn, st->dbi_pages, &key, &val, MDB_APPEND);
 		if (rc == MDB_KEYEXIST)
 			rc = mdb_put(txn, st->dbi_pages, &key, &val, MDB_NOOVERWRITE);
 		if (rc == MDB_KEYEXIST)
 			return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor id %" PRIu64
-				       " ('%s') exists already", w->bp[i].index, w->rec.id, w->name);
+				       " ('%s') exists already", b->bp[i].index, w->rec.id, w->name);
 		if (rc)
 			return rc;
 	}
@@ -177,22 +198,56 @@ static int flush_txn(void *ud, MDB_txn *txn)
 	if (!w->pending_written)
 		rc = start_pending(w, txn);
 	if (rc == 0)
-		rc = put_pages(w, txn);
+		rc = put_pages(w, &w->batch[!w->cur], txn);
 	return rc;
 }
 
+/* The committer thread: one transaction for the batch that is not filling. */
+static void *committer_main(void *arg)
+{
+	ts_writer *w = arg;
+	int rc = ts__txn_write(w->st, flush_txn, w, w->name);
+
+	if (rc < 0) {
+		rc = ts__err_wrap(rc, "writing pages of tensor '%s'", w->name);
+		snprintf(w->commit_msg, sizeof(w->commit_msg), "%s", ts_error_last());
+	}
+	w->commit_rc = rc;
+	return NULL;
+}
+
+/* Wait for the committer, if one runs; its result (the message set on this thread). */
+static int join_committer(ts_writer *w)
+{
+	wbatch *b = &w->batch[!w->cur];
+
+	if (!w->committing)
+		return 0;
+	if (w->threaded)
+		pthread_join(w->committer, NULL);
+	w->committing = 0;
+	if (w->commit_rc < 0)
+		return ts__err(w->commit_rc, "%s", w->commit_msg);
+	w->pending_written = 1;
+	b->n = 0;
+	b->len = 0;
+	return 0;
+}
+
+/* Hand the filled batch to the committer and go on filling the other one (invariant 6); its
+ * result comes with the next join. Without a thread to be had, the batch is committed here. */
 static int flush(ts_writer *w)
 {
-	int rc;
+	int rc = join_committer(w);
 
-	if (w->bp_n == 0)
-		return 0;
-	rc = ts__txn_write(w->st, flush_txn, w, w->name);
-	if (rc < 0)
-		return ts__err_wrap(rc, "writing pages of tensor '%s'", w->name);
-	w->pending_written = 1;
-	w->bp_n = 0;
-	w->batch_len = 0;
+	if (rc < 0 || w->batch[w->cur].n == 0)
+		return rc;
+	w->cur = !w->cur;
+	w->commit_rc = 0;
+	w->committing = 1;
+	w->threaded = pthread_create(&w->committer, NULL, committer_main, w) == 0;
+	if (!w->threaded)
+		committer_main(w);
 	return 0;
 }
 
@@ -203,7 +258,7 @@ static int final_txn(void *ud, MDB_txn *txn)
 	uint8_t kb[8];
 	int rc;
 
-	rc = put_pages(w, txn);
+	rc = put_pages(w, &w->batch[w->cur], txn);
 	if (rc == 0)
 		rc = ts__publish_record(st, txn, w->name, &w->rec,
 					(w->flags & TS_WRITE_REPLACE) != 0);
@@ -240,7 +295,7 @@ static int stage_txn(void *ud, MDB_txn *txn)
 	}
 	rc = w->pending_written ? 0 : start_pending(w, txn);
 	if (rc == 0)
-		rc = put_pages(w, txn);
+		rc = put_pages(w, &w->batch[w->cur], txn);
 	if (rc == 0 && w->supersede_id) {
 		uint8_t kb[8];
 		MDB_val pk = {8, kb};
@@ -357,6 +412,7 @@ static void writer_free(ts_writer *w)
 {
 	if (!w)
 		return;
+	assert(!w->committing);
 	if (w->st) {
 		pthread_mutex_lock(&w->st->writer_lock);
 		w->st->writer_active = 0;
@@ -370,8 +426,10 @@ static void writer_free(ts_writer *w)
 	free(w->escales);
 	free(w->dec);
 	free(w->pages);
-	free(w->batch);
-	free(w->bp);
+	for (int i = 0; i < 2; i++) {
+		free(w->batch[i].buf);
+		free(w->batch[i].bp);
+	}
 	free(w);
 }
 
@@ -562,7 +620,7 @@ static int page_task(void *ud, uint64_t k)
 	ts_writer *w = u->w;
 	const ts__tensor_rec *r = &w->rec;
 	wpage *p = &w->pages[k];
-	uint8_t *out = w->batch + p->off;
+	uint8_t *out = w->batch[w->cur].buf + p->off;
 	uint8_t *payload = out + TS_PAGE_HEADER_SIZE;
 	size_t cap = p->len - TS_PAGE_HEADER_SIZE, plen = cap;
 	ts__page_hdr hdr;
@@ -625,7 +683,8 @@ static int page_task(void *ud, uint64_t k)
 /* Lay out pages [first, first + n) of the tensor in the batch buffer and the decoded scratch. */
 static int plan_pages(ts_writer *w, uint64_t first, uint64_t n)
 {
-	size_t need = w->batch_len;
+	wbatch *b = &w->batch[w->cur];
+	size_t need = b->len;
 	uint64_t dec = 0;
 
 	assert(n <= w->pages_cap);
@@ -640,21 +699,21 @@ static int plan_pages(ts_writer *w, uint64_t first, uint64_t n)
 		dec += p->nr * p->nc;
 	}
 	assert(dec <= w->dec_cap);
-	if (need > w->batch_cap) {
-		size_t cap = need > 2 * w->batch_cap ? need : 2 * w->batch_cap;
-		uint8_t *nb = realloc(w->batch, cap);
+	if (need > b->cap) {
+		size_t cap = need > 2 * b->cap ? need : 2 * b->cap;
+		uint8_t *nb = realloc(b->buf, cap);
 		if (!nb)
 			return ts__err(TS_ENOMEM, "tensor '%s': out of memory", w->name);
-		w->batch = nb;
-		w->batch_cap = cap;
+		b->buf = nb;
+		b->cap = cap;
 	}
-	if (w->bp_n + n > w->bp_cap) {
-		size_t cap = w->bp_n + n > 2 * w->bp_cap ? w->bp_n + n : 2 * w->bp_cap;
-		bpage *nb = realloc(w->bp, cap * sizeof(*nb));
+	if (b->n + n > b->bp_cap) {
+		size_t cap = b->n + n > 2 * b->bp_cap ? b->n + n : 2 * b->bp_cap;
+		bpage *nb = realloc(b->bp, cap * sizeof(*nb));
 		if (!nb)
 			return ts__err(TS_ENOMEM, "tensor '%s': out of memory", w->name);
-		w->bp = nb;
-		w->bp_cap = cap;
+		b->bp = nb;
+		b->bp_cap = cap;
 	}
 	return 0;
 }
@@ -662,6 +721,7 @@ static int plan_pages(ts_writer *w, uint64_t first, uint64_t n)
 /* Encode (or assemble) pages [first, first + n), accumulate statistics, batch the pages. */
 static int run_pages(ts_writer *w, unit_src *u, uint64_t first, uint64_t n)
 {
+	wbatch *b;
 	int rc = plan_pages(w, first, n);
 
 	if (rc < 0)
@@ -669,19 +729,20 @@ static int run_pages(ts_writer *w, unit_src *u, uint64_t first, uint64_t n)
 	rc = ts__pool_run(w->st->pool, n, page_task, u);
 	if (rc < 0)
 		return rc;
+	b = &w->batch[w->cur];
 	for (uint64_t k = 0; k < n; k++) {
 		wpage *p = &w->pages[k];
 		/* statistics merged in page order: independent of chunking and of threads */
 		ts_stats_acc_merge(&w->acc, &p->acc);
 		w->blocks += p->nr * ceil_div(p->nc, w->bs);
 		w->stored += p->len - TS_PAGE_HEADER_SIZE;
-		w->bp[w->bp_n].index = p->index;
-		w->bp[w->bp_n].off = p->off;
-		w->bp[w->bp_n].len = p->len;
-		w->bp_n++;
-		w->batch_len = p->off + p->len;
+		b->bp[b->n].index = p->index;
+		b->bp[b->n].off = p->off;
+		b->bp[b->n].len = p->len;
+		b->n++;
+		b->len = p->off + p->len;
 	}
-	if (w->batch_len >= BATCH_BYTES)
+	if (b->len >= BATCH_BYTES)
 		return flush(w);
 	return 0;
 }
@@ -782,7 +843,8 @@ TS_API int ts_writer_append(ts_writer *w, const void *data, size_t bytes)
 				return writer_failed(w, rc);
 		}
 	}
-	return 0;
+	rc = join_committer(w);
+	return rc < 0 ? writer_failed(w, rc) : 0;
 }
 
 /* A band of encoded rows [r0, r0 + nr), all columns, from @p codes / @p scales. */
@@ -871,7 +933,8 @@ TS_API int ts_writer_append_encoded(ts_writer *w, const void *codes, size_t code
 		w->fed += take * r->cols;
 		row_count -= take;
 	}
-	return 0;
+	rc = join_committer(w);
+	return rc < 0 ? writer_failed(w, rc) : 0;
 }
 
 /* -- commit and abort --------------------------------------------------------------------- */
@@ -918,15 +981,17 @@ static int abort_txn(void *ud, MDB_txn *txn)
 
 TS_API void ts_writer_abort(ts_writer *w)
 {
+	char saved[512];
+
 	if (!w)
 		return;
+	snprintf(saved, sizeof(saved), "%s", ts_error_last());
+	(void)join_committer(w);
 	if (w->pending_written) {
 		/* If this fails (a full disk), the pending entry stays for the next writer. */
-		char saved[512];
-		snprintf(saved, sizeof(saved), "%s", ts_error_last());
 		(void)ts__txn_write(w->st, abort_txn, w, "discarding an unfinished write");
-		ts__err(0, "%s", saved);
 	}
+	ts__err(0, "%s", saved);
 	writer_free(w);
 }
 
@@ -947,6 +1012,9 @@ TS_API int ts_writer_commit(ts_tensor_info *info, ts_writer *w)
 			     "appended", w->name, w->fed, expect);
 		goto fail;
 	}
+	rc = join_committer(w);
+	if (rc < 0)
+		goto fail;
 	finish_stats(w);
 	if (w->wgroup) {
 		ptrdiff_t k;

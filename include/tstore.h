@@ -637,9 +637,11 @@ TS_API int ts_writer_begin(ts_writer **out, ts_store *st, const char *name, ts_d
 			   const ts_write_opts *opts);
 
 /** Append the next @p bytes of the tensor's elements in row-major order (any chunk size, a whole
- *  number of elements). The data is copied or encoded before the call returns. Memory stays
- *  bounded (a tile-row band of at most 4 MiB of source, its decoded copy, and a 4 MiB batch of
- *  pages) whatever the tensor's size. After a failure the writer only accepts
+ *  number of elements). The data is copied or encoded before the call returns, and every batch
+ *  of pages it filled is committed: a committer thread commits one batch while the next is
+ *  encoded, so large appends (a whole tensor) overlap the two. Memory stays bounded (a tile-row
+ *  band of at most 4 MiB of source, its decoded copy, and two 4 MiB batches of pages) whatever
+ *  the tensor's size. After a failure the writer only accepts
  *  ts_writer_abort() (ts_writer_commit() returns the same error).
  *  @return 0; TS_ERANGE if more data than the shape holds; TS_EINVAL (not whole elements);
  *          TS_ENONFINITE (NaN or Inf for a lossy codec: ts_error_last() gives tensor, page, row

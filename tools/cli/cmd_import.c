@@ -1,19 +1,24 @@
 /*
  * tstore import: safetensors files and sharded checkpoints into a store.
  *
- * The command runs in two phases.
- *   1. Validate: open and parse every source completely (tools/cli/safetensors.c), resolve ModelOpt
- *      NVFP4 groups, check names against the store, and scan every floating-point tensor once
- *      for its amax and its non-finite values. Anything wrong stops the command here, before
- *      the store is touched (it is not even created).
- *   2. Write: tensor by tensor, in name order, streamed from the mapped source through the
- *      writer in CHUNK_BYTES pieces (bounded memory whatever the tensor's size), every tensor
- *      staged in ONE write group (ts_group_begin): its pages go to the store as they are
- *      encoded, but nothing is visible until the group is published, all at once, at the end.
+ * The command runs in three steps (parse_args, import_plan, import_run).
+ *   1. Parse the options.
+ *   2. Plan: open and parse every source completely (tools/cli/safetensors.c), resolve ModelOpt
+ *      NVFP4 groups, check names against the store. Anything wrong stops the command here,
+ *      before the store is touched (it is not even created).
+ *   3. Run: tensor by tensor, in name order, every tensor staged in ONE write group
+ *      (ts_group_begin): its pages go to the store as they are encoded, but nothing is visible
+ *      until the group is published, all at once, at the end. The sources are read ahead by
+ *      a thread (tools/cli/srcread.c: O_DIRECT into reused buffers, --read-buffer of them in
+ *      all), which also scans each floating-point tensor that may get a lossy codec for its
+ *      amax and its non-finite values; the encoder works on one tensor while the next is read,
+ *      and the writer commits pages while it encodes the next ones. A tensor larger than half
+ *      the buffer is read twice (scan, then encode) when it needs a scan, else streamed.
  *
  * Invariants
  *   1. Atomicity of the whole command: the group is published in one transaction only when
- *      every tensor was written. When writing fails (disk full, I/O error, a codec error) or
+ *      every tensor was written. When writing fails (disk full, I/O error, a codec error, a
+ *      tensor with NaN or Inf under a forced lossy codec, a source that cannot be read) or
  *      the publication itself fails, the group is discarded: the store is exactly as it was
  *      before the command, replaced tensors included (their old versions were never touched);
  *      a store the command created is removed. A killed process leaves the old state too (the
@@ -32,7 +37,6 @@
 
 #include <errno.h>
 #include <fnmatch.h>
-#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -48,12 +52,15 @@
 #include "tools/cli/policy.h"
 #include "tools/cli/progress.h"
 #include "tools/cli/safetensors.h"
+#include "tools/cli/scan.h"
+#include "tools/cli/srcread.h"
 
 #define CMD "import"
 #define CHUNK_BYTES (4u << 20)
 #define TINY_ELEMENTS 4096            /* fewer elements than this: lossless */
 #define SAMPLE_ELEMENTS (1u << 20)    /* auto analyses at most this many elements per tensor */
 #define DEFAULT_MAX_ERROR 10.0        /* percent relative RMS error */
+#define READ_BUFFER_DEFAULT (256ull << 20) /* --read-buffer: sources read ahead */
 
 typedef enum plan_kind { P_FLOAT, P_RAW, P_MODELOPT } plan_kind;
 
@@ -63,6 +70,8 @@ typedef struct plan {
 	plan_kind kind;
 	int keep;           /* matched --keep */
 	int exists;         /* name already in the store */
+	int whole;          /* its bytes come from the reader in one piece */
+	int passes;         /* times the reader reads it: 0 (mapping), 1, 2 (scan, then write) */
 	float amax;
 	uint64_t nonfinite;
 } plan;
@@ -78,6 +87,7 @@ typedef struct opts {
 	int quantize_all; /* --quantize-all: no exact-keeping rules (tools/cli/policy.c) */
 	int no_files;      /* --no-files: a directory's other files are not attached */
 	uint64_t max_file; /* --max-file-size */
+	uint64_t buffer;   /* --read-buffer */
 } opts;
 
 static volatile sig_atomic_t interrupted;
@@ -119,6 +129,9 @@ static void usage(FILE *f)
 		"  --max-file-size SIZE  DIR: files larger than SIZE are not attached, only listed\n"
 		"                      (default 64MiB; units KB MB GB, KiB MiB GiB)\n"
 		"  --jobs N            encoder threads (default: all cores)\n"
+		"  --read-buffer SIZE  memory for reading the sources ahead (default 256MiB); a\n"
+		"                      tensor that needs a scan and is larger than half of it is\n"
+		"                      read twice\n"
 		"  --replace           replace tensors that already exist in STORE\n"
 		"  --skip-existing     leave tensors that already exist in STORE as they are\n"
 		CLI_WAIT_HELP
@@ -134,7 +147,7 @@ static void usage(FILE *f)
 		"whole and rewritten. Integer and bool tensors are always stored raw. ModelOpt NVFP4\n"
 		"tensors (x U8 + x_scale F8_E4M3 + x_scale_2 F32) are stored as NVFP4 as they are.\n"
 		"Names already in STORE are an error unless --replace or --skip-existing.\n\n"
-		"Atomicity: sources are validated completely before the store is touched; every\n"
+		"Atomicity: sources are parsed and checked before the store is touched; every\n"
 		"tensor is then written invisibly and all are published together in one transaction\n"
 		"at the end. If anything fails (a tensor that cannot be encoded, a bad source, a full\n"
 		"disk), nothing is published: the store is exactly as it was before the command,\n"
@@ -146,46 +159,6 @@ static void usage(FILE *f)
 }
 
 /* -- Scanning ----------------------------------------------------------------------------- */
-
-static uint16_t ld16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t ld32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-/* amax and count of non-finite values, on the bit patterns (magnitudes order like integers). */
-static void scan(const st_tensor *t, float *amax, uint64_t *nonfinite)
-{
-	const uint8_t *p = t->data;
-	uint64_t n = t->nelem, bad = 0;
-	*amax = 0;
-	if (t->dtype == TS_BF16 || t->dtype == TS_F16) {
-		uint16_t inf = t->dtype == TS_BF16 ? 0x7F80 : 0x7C00, mx = 0;
-		for (uint64_t i = 0; i < n; i++) {
-			uint16_t a = ld16(p + 2 * i) & 0x7FFF;
-			if (a >= inf)
-				bad++;
-			else if (a > mx)
-				mx = a;
-		}
-		*amax = t->dtype == TS_BF16 ? ts_bf16_to_f32(mx) : ts_f16_to_f32(mx);
-	} else if (t->dtype == TS_F32) {
-		uint32_t mx = 0;
-		for (uint64_t i = 0; i < n; i++) {
-			uint32_t a = ld32(p + 4 * i) & 0x7FFFFFFFu;
-			if (a >= 0x7F800000u)
-				bad++;
-			else if (a > mx)
-				mx = a;
-		}
-		memcpy(amax, &mx, 4);
-	}
-	*nonfinite = bad;
-}
 
 /* Drop the source pages behind us from this process (they stay in the page cache). */
 static void release(const void *p, size_t len)
@@ -312,69 +285,133 @@ typedef struct summary {
 	char worst_name[TS_MAX_NAME + 1];
 } summary;
 
-/* Analyse a tensor for auto: on up to SAMPLE_ELEMENTS elements (evenly spaced rows), or whole. */
-static int analyze(const plan *q, const opts *o, int whole, ts_codec_config *cfg)
+/* The rows auto analyses of a tensor of @p rows x @p cols: all of them (whole, or a small
+ * tensor), else up to SAMPLE_ELEMENTS elements in evenly spaced rows (row i * rows / srows). */
+static uint64_t sample_rows(const st_tensor *t, int whole)
 {
-	const st_tensor *t = q->t;
 	uint64_t cols = t->ndim ? t->shape[t->ndim - 1] : 1, rows = cols ? t->nelem / cols : 0;
-	size_t es = ts_dtype_size(t->dtype);
-	ts_codec_config in = ts_codec_config_default(TS_CODEC_NVFP4);
-	in.recipe = o->recipe;
-	in.max_error_pct = o->max_error;
 	uint64_t srows = rows;
 	if (!whole && t->nelem > SAMPLE_ELEMENTS && rows > 1) {
 		srows = SAMPLE_ELEMENTS / cols;
 		if (srows < 1)
 			srows = 1;
 	}
-	if (srows == rows)
-		return ts_analyze(cfg, NULL, &in, t->data, t->dtype, rows, cols);
-	uint8_t *buf = malloc(srows * cols * es);
+	return srows;
+}
+
+/* Copy the bytes of the sample rows (sample_rows()) that lie in @p len bytes at byte @p off of
+ * tensor @p t into @p buf (srows rows), so that a tensor read in pieces gives the sample that
+ * the whole tensor gives. */
+static void sample_gather(uint8_t *buf, const st_tensor *t, uint64_t srows, const uint8_t *data,
+			  uint64_t off, uint64_t len)
+{
+	uint64_t cols = t->ndim ? t->shape[t->ndim - 1] : 1, rows = cols ? t->nelem / cols : 0;
+	uint64_t rb = cols * ts_dtype_size(t->dtype);
+	for (uint64_t i = 0; i < srows; i++) {
+		uint64_t r0 = i * rows / srows * rb, r1 = r0 + rb;
+		uint64_t a = r0 > off ? r0 : off, b = r1 < off + len ? r1 : off + len;
+		if (a < b)
+			memcpy(buf + i * rb + (a - r0), data + (a - off), b - a);
+	}
+}
+
+/* Analyse a tensor for auto on its sample rows of @p data (the whole tensor's bytes), or on
+ * @p sample (its sample rows gathered already) if @p data is NULL. */
+static int analyze(const plan *q, const opts *o, int whole, const uint8_t *data,
+		   const uint8_t *sample, ts_codec_config *cfg)
+{
+	const st_tensor *t = q->t;
+	uint64_t cols = t->ndim ? t->shape[t->ndim - 1] : 1, rows = cols ? t->nelem / cols : 0;
+	uint64_t srows = sample_rows(t, whole);
+	ts_codec_config in = ts_codec_config_default(TS_CODEC_NVFP4);
+	in.recipe = o->recipe;
+	in.max_error_pct = o->max_error;
+	if (data && srows == rows)
+		return ts_analyze(cfg, NULL, &in, data, t->dtype, rows, cols);
+	if (sample)
+		return ts_analyze(cfg, NULL, &in, sample, t->dtype, srows, cols);
+	uint8_t *buf = malloc(srows * cols * ts_dtype_size(t->dtype));
 	if (!buf)
 		return TS_ENOMEM;
-	for (uint64_t i = 0; i < srows; i++) {
-		uint64_t r = i * rows / srows;
-		memcpy(buf + i * cols * es, t->data + r * cols * es, cols * es);
-	}
+	sample_gather(buf, t, srows, data, 0, t->end - t->begin);
 	int rc = ts_analyze(cfg, NULL, &in, buf, t->dtype, srows, cols);
 	free(buf);
 	return rc;
 }
 
-/* Stream a tensor's elements through a writer. */
-static int write_plain(ts_store *st, ts_group *g, const plan *q, const ts_codec_config *cfg,
-		       int replace, progress *pr, ts_tensor_info *info)
+static int writer_for(ts_writer **w, ts_store *st, ts_group *g, const plan *q,
+		      const ts_codec_config *cfg, int replace)
 {
 	const st_tensor *t = q->t;
 	ts_write_opts wo;
-	ts_writer *w = NULL;
 	ts_write_opts_init(&wo);
 	wo.flags = replace ? TS_WRITE_REPLACE : 0;
 	wo.group = g;
 	wo.amax = q->amax;
-	int rc = ts_writer_begin(&w, st, t->name, t->dtype, t->ndim, t->shape, cfg, &wo);
+	return ts_writer_begin(w, st, t->name, t->dtype, t->ndim, t->shape, cfg, &wo);
+}
+
+/* Write a tensor whose bytes are all in memory at @p data: a piece read ahead (appended at
+ * once, so that the writer's commits overlap its encoding), or the source's mapping (@p mapped:
+ * in CHUNK_BYTES pieces, each dropped from this process behind us). */
+static int write_mem(ts_store *st, ts_group *g, const plan *q, const ts_codec_config *cfg,
+		     int replace, progress *pr, ts_tensor_info *info, const uint8_t *data, int mapped)
+{
+	const st_tensor *t = q->t;
+	ts_writer *w = NULL;
+	int rc = writer_for(&w, st, g, q, cfg, replace);
 	if (rc < 0)
 		return rc;
 	size_t es = ts_dtype_size(t->dtype);
-	uint64_t total = t->end - t->begin, chunk = CHUNK_BYTES - CHUNK_BYTES % es;
+	uint64_t total = t->end - t->begin, chunk = mapped ? CHUNK_BYTES - CHUNK_BYTES % es : total;
 	for (uint64_t off = 0; off < total; off += chunk) {
 		size_t n = (size_t)(total - off < chunk ? total - off : chunk);
 		if (interrupted) {
 			ts_writer_abort(w);
 			return TS_ECANCELED;
 		}
-		rc = ts_writer_append(w, t->data + off, n);
+		rc = ts_writer_append(w, data + off, n);
 		if (rc < 0) {
 			ts_writer_abort(w);
 			return rc;
 		}
-		release(t->data + off, n);
+		if (mapped)
+			release(data + off, n);
 		progress_add(pr, n, t->name);
 	}
 	if (interrupted) {
 		ts_writer_abort(w);
 		return TS_ECANCELED;
 	}
+	return ts_writer_commit(info, w);
+}
+
+/* Write a tensor from the reader's next pieces (one pass over it). */
+static int write_stream(ts_store *st, ts_group *g, const plan *q, const ts_codec_config *cfg,
+			int replace, progress *pr, ts_tensor_info *info, srcread *rd, char *err,
+			size_t err_size)
+{
+	ts_writer *w = NULL;
+	sr_piece pc;
+	int rc = writer_for(&w, st, g, q, cfg, replace);
+	if (rc < 0)
+		return rc;
+	do {
+		if (interrupted) {
+			ts_writer_abort(w);
+			return TS_ECANCELED;
+		}
+		if (srcread_next(rd, &pc, err, err_size) < 0) {
+			ts_writer_abort(w);
+			return TS_EIO;
+		}
+		rc = ts_writer_append(w, pc.data, pc.bytes);
+		if (rc < 0) {
+			ts_writer_abort(w);
+			return rc;
+		}
+		progress_add(pr, pc.bytes, q->t->name);
+	} while (!pc.last);
 	return ts_writer_commit(info, w);
 }
 
@@ -597,378 +634,489 @@ static void remove_store(const char *path)
 	unlink(lock);
 }
 
-int cmd_import(int argc, char **argv)
+/* -- Parse ------------------------------------------------------------------------------- */
+
+/* Options into @p o, operands into @p store, @p srcs, @p nsrc. -1 to go on, else the exit status
+ * (usage errors, --help). */
+static int parse_args(opts *o, const char **store, char ***srcs, size_t *nsrc, int argc,
+		      char **argv)
 {
-	opts o = {.codec = -1, .recipe = TS_RECIPE_NVIDIA, .max_error = DEFAULT_MAX_ERROR, .jobs = 0,
-		  .max_file = MD_MAX_FILE_DEFAULT};
-	enum { O_CODEC = 256, O_RECIPE, O_MAXERR, O_KEEP, O_JOBS, O_REPLACE, O_SKIP, O_QALL,
-	       O_NOFILES, O_MAXFILE };
+	enum { O_CODEC = 256, O_RECIPE, O_MAXERR, O_KEEP, O_REPLACE, O_SKIP, O_QALL, O_NOFILES,
+	       O_MAXFILE, O_BUFFER };
 	static const struct option lo[] = {
 		{"codec", required_argument, 0, O_CODEC},     {"recipe", required_argument, 0, O_RECIPE},
 		{"max-error", required_argument, 0, O_MAXERR}, {"keep", required_argument, 0, O_KEEP},
-		{"jobs", required_argument, 0, O_JOBS},	      {"replace", no_argument, 0, O_REPLACE},
-		{"skip-existing", no_argument, 0, O_SKIP},    {"quiet", no_argument, 0, 'q'},
-		{"quantize-all", no_argument, 0, O_QALL},     {"no-files", no_argument, 0, O_NOFILES},
-		{"max-file-size", required_argument, 0, O_MAXFILE}, CLI_WAIT_OPTIONS,
-		{"help", no_argument, 0, 'h'},		      {0, 0, 0, 0}};
-	int c, status = CLI_FAIL;
-	optind = 1;
-	o.keep = calloc((size_t)argc, sizeof *o.keep);
-	if (!o.keep)
-		return CLI_FAIL;
-	while ((c = getopt_long(argc, argv, "qhj:", lo, NULL)) != -1) {
+		{"jobs", required_argument, 0, 'j'},	      {"replace", no_argument, 0, O_REPLACE},
+		{"skip-existing", no_argument, 0, O_SKIP},    {"quantize-all", no_argument, 0, O_QALL},
+		{"no-files", no_argument, 0, O_NOFILES},
+		{"max-file-size", required_argument, 0, O_MAXFILE},
+		{"read-buffer", required_argument, 0, O_BUFFER}, {0, 0, 0, 0}};
+	cli_opts co;
+	int c;
+	cli_opts_init(&co, CMD, usage, CLI_OPTS_WAIT, "j:", lo, argc, argv);
+	while ((c = cli_opts_next(&co)) > 0) {
 		char *e;
 		switch (c) {
 		case O_CODEC:
 			if (!strcmp(optarg, "auto")) {
-				o.codec = -1;
+				o->codec = -1;
 			} else {
 				ts_codec cd;
-				if (ts_codec_parse(&cd, optarg) < 0) {
-					free(o.keep);
+				if (ts_codec_parse(&cd, optarg) < 0)
 					return cli_usage_error(CMD, "--codec: unknown codec '%s'", optarg);
-				}
-				o.codec = (int)cd;
+				o->codec = (int)cd;
 			}
 			break;
 		case O_RECIPE:
 			if (!strcmp(optarg, "nvidia"))
-				o.recipe = TS_RECIPE_NVIDIA;
+				o->recipe = TS_RECIPE_NVIDIA;
 			else if (!strcmp(optarg, "best"))
-				o.recipe = TS_RECIPE_BEST;
-			else {
-				free(o.keep);
+				o->recipe = TS_RECIPE_BEST;
+			else
 				return cli_usage_error(CMD, "--recipe must be nvidia or best");
-			}
 			break;
 		case O_MAXERR:
-			o.max_error = strtod(optarg, &e);
-			if (*e || !(o.max_error >= 0) || o.max_error > 100) {
-				free(o.keep);
+			o->max_error = strtod(optarg, &e);
+			if (*e || !(o->max_error >= 0) || o->max_error > 100)
 				return cli_usage_error(CMD, "--max-error: '%s' is not a percentage in [0, 100]",
 						       optarg);
-			}
 			break;
 		case O_KEEP:
-			o.keep[o.nkeep++] = optarg;
+			o->keep[o->nkeep++] = optarg;
 			break;
 		case 'j':
-		case O_JOBS:
-			o.jobs = (int)strtol(optarg, &e, 10);
-			if (*e || o.jobs < 1 || o.jobs > 1024) {
-				free(o.keep);
+			o->jobs = (int)strtol(optarg, &e, 10);
+			if (*e || o->jobs < 1 || o->jobs > 1024)
 				return cli_usage_error(CMD, "--jobs: '%s' is not a number of threads", optarg);
-			}
 			break;
 		case O_REPLACE:
-			o.replace = 1;
+			o->replace = 1;
 			break;
 		case O_SKIP:
-			o.skip_existing = 1;
+			o->skip_existing = 1;
 			break;
 		case O_QALL:
-			o.quantize_all = 1;
+			o->quantize_all = 1;
 			break;
 		case O_NOFILES:
-			o.no_files = 1;
+			o->no_files = 1;
 			break;
 		case O_MAXFILE:
-			if (cli_parse_size(optarg, &o.max_file) < 0) {
-				free(o.keep);
+			if (cli_parse_size(optarg, &o->max_file) < 0)
 				return cli_usage_error(CMD, "--max-file-size: '%s' is not a size", optarg);
-			}
 			break;
-		case 'q':
-			cli_quiet = 1;
+		case O_BUFFER:
+			if (cli_parse_size(optarg, &o->buffer) < 0)
+				return cli_usage_error(CMD, "--read-buffer: '%s' is not a size", optarg);
 			break;
-		case 'h':
-			usage(stdout);
-			free(o.keep);
-			return CLI_OK;
-		default:
-			if (cli_wait_option(CMD, c, optarg) > 0)
-				break;
-			free(o.keep);
-			return c == CLI_OPT_WAIT ? CLI_USAGE : cli_usage_error(CMD, "bad option");
 		}
 	}
-	if (argc - optind < 2) {
-		free(o.keep);
+	if (c < 0)
+		return co.status;
+	if (argc - co.operand < 2)
 		return cli_usage_error(CMD, "need STORE and at least one SRC");
-	}
-	if (o.replace && o.skip_existing) {
-		free(o.keep);
+	if (o->replace && o->skip_existing)
 		return cli_usage_error(CMD, "--replace and --skip-existing exclude each other");
-	}
-	const char *store_path = argv[optind];
-	char **srcs = argv + optind + 1;
-	size_t nsrc = (size_t)(argc - optind - 1);
+	*store = argv[co.operand];
+	*srcs = argv + co.operand + 1;
+	*nsrc = (size_t)(argc - co.operand - 1);
+	return -1;
+}
+
+/* -- Plan: validate everything before touching the store ---------------------------------- */
+
+/* One import: what parse and plan found, what run writes. */
+typedef struct job {
+	opts o;
+	const char *store_path;
+	char **srcs;
+	size_t nsrc;
+	int is_dir;
 	modeldir md;
-	int is_dir = 0;
-	size_t nfiles_written = 0;
-	uint64_t file_bytes_written = 0;
-	memset(&md, 0, sizeof md);
-	for (size_t i = 0; i < nsrc; i++)
-		if (modeldir_is_dir(srcs[i])) {
-			if (nsrc > 1) {
-				free(o.keep);
-				return cli_usage_error(CMD, "a model directory (%s) must be the only SRC",
-						       srcs[i]);
-			}
-			is_dir = 1;
-		}
-
-	double t0 = progress_now();
 	st_checkpoint ck;
-	char err[2048];
-	plan *pl = NULL;
-	size_t npl = 0;
-	ts_store *st = NULL;
+	int ck_open;
+	plan *pl;
+	size_t npl;
+	int store_created; /* no store at store_path before the command */
 	summary sm;
-	memset(&sm, 0, sizeof sm);
-	ts_group *grp = NULL;
-	int store_created = 0;
-	struct sigaction sa, old_sa;
-	int sig_installed = 0;
+	double t0;
+	char err[2048];
+} job;
 
-	/* Phase 1: validate everything before touching the store. */
-	if (is_dir) {
-		if (modeldir_scan(&md, srcs[0], o.max_file, o.no_files, err, sizeof err) < 0) {
-			cli_error(CMD, NULL, "%s; nothing imported", err);
-			free(o.keep);
+/* Sources parsed, the plan built, names checked against the store, the codec checked. 0, or the
+ * exit status (reported). */
+static int import_plan(job *j)
+{
+	opts *o = &j->o;
+	struct stat sb;
+
+	for (size_t i = 0; i < j->nsrc; i++)
+		if (modeldir_is_dir(j->srcs[i])) {
+			if (j->nsrc > 1)
+				return cli_usage_error(CMD, "a model directory (%s) must be the only SRC",
+						       j->srcs[i]);
+			j->is_dir = 1;
+		}
+	if (j->is_dir) {
+		if (modeldir_scan(&j->md, j->srcs[0], o->max_file, o->no_files, j->err,
+				  sizeof j->err) < 0) {
+			cli_error(CMD, NULL, "%s; nothing imported", j->err);
 			return CLI_FAIL;
 		}
-		srcs = md.sources;
-		nsrc = md.nsources;
+		j->srcs = j->md.sources;
+		j->nsrc = j->md.nsources;
 	}
-	if (st_checkpoint_open(&ck, srcs, nsrc, err, sizeof err) < 0) {
-		cli_error(CMD, NULL, "%s%s", err, is_dir ? "; nothing imported" : "");
-		modeldir_free(&md);
-		free(o.keep);
+	if (st_checkpoint_open(&j->ck, j->srcs, j->nsrc, j->err, sizeof j->err) < 0) {
+		cli_error(CMD, NULL, "%s%s", j->err, j->is_dir ? "; nothing imported" : "");
 		return CLI_FAIL;
 	}
-	if (is_dir) {
-		char **shards = malloc((ck.file_count + 1) * sizeof *shards);
+	j->ck_open = 1;
+	if (j->is_dir) {
+		char **shards = malloc((j->ck.file_count + 1) * sizeof *shards);
 		if (!shards) {
 			cli_error(CMD, NULL, "out of memory");
-			goto out;
+			return CLI_FAIL;
 		}
-		for (size_t i = 0; i < ck.file_count; i++)
-			shards[i] = ck.files[i].path;
-		modeldir_exclude(&md, shards, ck.file_count); /* the index's shards */
+		for (size_t i = 0; i < j->ck.file_count; i++)
+			shards[i] = j->ck.files[i].path;
+		modeldir_exclude(&j->md, shards, j->ck.file_count); /* the index's shards */
 		free(shards);
 		/* and the store itself, should it live in the directory */
-		char lock[4200], *self[2] = {(char *)store_path, lock};
-		snprintf(lock, sizeof lock, "%s-lock", store_path);
-		modeldir_exclude(&md, self, 2);
+		char lock[4200], *self[2] = {(char *)j->store_path, lock};
+		snprintf(lock, sizeof lock, "%s-lock", j->store_path);
+		modeldir_exclude(&j->md, self, 2);
 	}
-	if (build_plan(&ck, &o, &pl, &npl) < 0)
-		goto out;
-	struct stat sb;
+	if (build_plan(&j->ck, o, &j->pl, &j->npl) < 0)
+		return CLI_FAIL;
 	/* An empty file is no store (a creation killed by an older tstore): created anew. */
-	store_created = stat(store_path, &sb) != 0 || (S_ISREG(sb.st_mode) && sb.st_size == 0);
-	if (!store_created) {
+	j->store_created = stat(j->store_path, &sb) != 0 || (S_ISREG(sb.st_mode) && sb.st_size == 0);
+	if (!j->store_created) {
 		/* Check names against the existing store, read-only. */
 		ts_store *ro = NULL;
-		if (cli_open_store(CMD, &ro, store_path, 0, 1) < 0) {
-			status = CLI_USAGE;
-			goto out;
-		}
-		for (size_t i = 0; i < npl; i++) {
+		int status = CLI_FAIL;
+		if (cli_open_store(CMD, &ro, j->store_path, 0, 1) < 0)
+			return CLI_USAGE;
+		for (size_t i = 0; i < j->npl; i++) {
 			ts_tensor_info ti;
-			int rc = ts_tensor_info_get(&ti, ro, pl[i].t->name);
+			int rc = ts_tensor_info_get(&ti, ro, j->pl[i].t->name);
 			if (rc == 0) {
-				pl[i].exists = 1;
-				if (!o.replace && !o.skip_existing) {
-					cli_error(CMD, store_path,
+				j->pl[i].exists = 1;
+				if (!o->replace && !o->skip_existing) {
+					cli_error(CMD, j->store_path,
 						  "tensor '%s' already exists (use --replace or --skip-existing)",
-						  pl[i].t->name);
-					ts_store_close(ro);
-					goto out;
+						  j->pl[i].t->name);
+					goto close_ro;
 				}
 			} else if (rc != TS_ENOTFOUND) {
-				cli_error_ts(CMD, rc, "cannot look up tensor '%s'", pl[i].t->name);
-				ts_store_close(ro);
-				goto out;
+				cli_error_ts(CMD, rc, "cannot look up tensor '%s'", j->pl[i].t->name);
+				goto close_ro;
 			}
 		}
-		if (modeldir_lookup(&md, ro, CMD) < 0) {
-			ts_store_close(ro);
-			goto out;
-		}
-		for (size_t i = 0; i < md.nfiles; i++)
-			if (md.files[i].exists && !o.replace && !o.skip_existing) {
-				cli_error(CMD, store_path,
+		if (modeldir_lookup(&j->md, ro, CMD) < 0)
+			goto close_ro;
+		for (size_t i = 0; i < j->md.nfiles; i++)
+			if (j->md.files[i].exists && !o->replace && !o->skip_existing) {
+				cli_error(CMD, j->store_path,
 					  "file '%s' is attached already (use --replace or --skip-existing)",
-					  md.files[i].rel);
-				ts_store_close(ro);
-				goto out;
+					  j->md.files[i].rel);
+				goto close_ro;
 			}
+		status = 0;
+close_ro:
 		ts_store_close(ro);
+		if (status)
+			return status;
 	}
-	if (o.codec >= 0) {
-		ts_codec_config fc = ts_codec_config_default((ts_codec)o.codec);
-		fc.recipe = o.recipe;
-		if (o.codec != TS_CODEC_RAW && ts_codec_config_check(&fc) < 0) {
-			cli_error_ts(CMD, TS_EINVAL, "--codec %s", ts_codec_name((ts_codec)o.codec));
-			goto out;
+	if (o->codec >= 0) {
+		ts_codec_config fc = ts_codec_config_default((ts_codec)o->codec);
+		fc.recipe = o->recipe;
+		if (o->codec != TS_CODEC_RAW && ts_codec_config_check(&fc) < 0) {
+			cli_error_ts(CMD, TS_EINVAL, "--codec %s", ts_codec_name((ts_codec)o->codec));
+			return CLI_FAIL;
 		}
 	}
-	{
-		uint64_t total = 0;
-		for (size_t i = 0; i < npl; i++)
-			if (pl[i].kind == P_FLOAT)
-				total += pl[i].t->end - pl[i].t->begin;
-		progress pr;
-		progress_begin(&pr, "import: scanning", total, 1, cli_quiet);
-		for (size_t i = 0; i < npl; i++) {
-			plan *q = &pl[i];
-			if (q->kind != P_FLOAT || (q->exists && o.skip_existing))
-				continue;
-			scan(q->t, &q->amax, &q->nonfinite);
-			progress_add(&pr, q->t->end - q->t->begin, q->t->name);
-			if (q->nonfinite && o.codec > 0 && o.codec != TS_CODEC_LOSSLESS && !q->keep) {
-				progress_clear(&pr);
-				cli_error(CMD, q->t->name,
-					  "--codec %s cannot encode a tensor holding %llu NaN or Inf values; "
-					  "nothing imported (use --keep or --codec auto)",
-					  ts_codec_name((ts_codec)o.codec), (unsigned long long)q->nonfinite);
-				goto out;
-			}
-		}
-		progress_end(&pr);
-	}
+	return 0;
+}
 
-	/* Phase 2: write, every tensor staged in one group (invariant 1). */
-	int orc = cli_open_store(CMD, &st, store_path, TS_OPEN_WRITE | TS_OPEN_CREATE, o.jobs);
-	if (orc < 0) {
-		status = cli_open_status(orc);
-		if (store_created)
-			remove_store(store_path);
+/* -- Run: write every tensor into one group, publish it ------------------------------------ */
+
+/* 1 if the policy may give tensor @p q a lossy codec: it then needs its amax and its count of
+ * non-finite values before it is encoded. */
+static int needs_scan(const plan *q, const opts *o)
+{
+	const st_tensor *t = q->t;
+	if (q->kind != P_FLOAT || q->keep)
+		return 0;
+	if (o->codec >= 0)
+		return o->codec != TS_CODEC_RAW && o->codec != TS_CODEC_LOSSLESS;
+	return o->max_error != 0 && (o->quantize_all || !policy_keep_reason(t->name)) &&
+	       t->ndim > 1 && t->nelem >= TINY_ELEMENTS;
+}
+
+/* The byte ranges the reader reads ahead, in the order the tensors are written (the plan's): a
+ * float or integer tensor once, or twice (scan, then write) when it needs a scan and does not
+ * fit one piece; ModelOpt groups come from the mapping. *out is malloc'd. */
+static int plan_reads(job *j, sr_range **out, size_t *n)
+{
+	uint64_t piece = srcread_piece_max(j->o.buffer);
+	sr_range *r = malloc((2 * j->npl + 1) * sizeof *r);
+	size_t k = 0;
+	if (!r)
+		return -1;
+	for (size_t i = 0; i < j->npl; i++) {
+		plan *q = &j->pl[i];
+		const st_file *f = &j->ck.files[q->t->file_index];
+		uint64_t bytes = q->t->end - q->t->begin;
+		q->passes = 0;
+		if ((q->exists && j->o.skip_existing) || q->kind == P_MODELOPT)
+			continue;
+		q->whole = bytes <= piece;
+		q->passes = !q->whole && needs_scan(q, &j->o) ? 2 : 1;
+		for (int p = 0; p < q->passes; p++) {
+			r[k].path = f->path;
+			r[k].fd = f->fd;
+			r[k].offset = f->data_start + q->t->begin;
+			r[k].bytes = bytes;
+			r[k].scan = p == 0 && needs_scan(q, &j->o); /* the reading thread scans */
+			r[k].dtype = q->t->dtype;
+			k++;
+		}
+	}
+	*out = r;
+	*n = k;
+	return 0;
+}
+
+/* The codec of float or integer tensor @p q, by the policy (see usage()); counts the decision in
+ * @p sm. @p data: the tensor's bytes, @p sample: its sample rows (auto), either may be NULL.
+ * *exact: kept exact by the policy (lossless, or raw where lossless does not pay). */
+static int choose_codec(ts_codec_config *cfg, int *exact, const plan *q, const opts *o,
+			summary *sm, const uint8_t *data, const uint8_t *sample)
+{
+	const st_tensor *t = q->t;
+	const char *why;
+	*exact = 1;
+	if (q->kind == P_RAW) {
+		*cfg = raw_config(t->dtype);
+		*exact = 0;
+		sm->raw_int++;
+	} else if (q->keep) {
+		*cfg = policy_exact_config(t->dtype);
+		sm->lossless_keep++;
+	} else if (o->codec >= 0) {
+		*cfg = o->codec == TS_CODEC_RAW	     ? raw_config(t->dtype)
+		       : o->codec == TS_CODEC_LOSSLESS ? policy_exact_config(t->dtype)
+						       : ts_codec_config_default((ts_codec)o->codec);
+		cfg->recipe = o->recipe;
+		*exact = 0;
+	} else if (o->max_error == 0) {
+		*cfg = policy_exact_config(t->dtype);
+		sm->lossless_bound++;
+	} else if (!o->quantize_all && (why = policy_keep_reason(t->name)) != NULL) {
+		*cfg = policy_exact_config(t->dtype);
+		note_kept(sm, why, t->name);
+	} else if (t->ndim <= 1) {
+		*cfg = policy_exact_config(t->dtype);
+		sm->lossless_1d++;
+	} else if (t->nelem < TINY_ELEMENTS) {
+		*cfg = policy_exact_config(t->dtype);
+		sm->lossless_tiny++;
+	} else if (q->nonfinite) {
+		*cfg = policy_exact_config(t->dtype);
+		sm->lossless_nonfinite++;
+	} else {
+		int rc;
+		*exact = 0;
+		rc = analyze(q, o, 0, data ? data : sample ? NULL : t->data, sample, cfg);
+		if (rc < 0)
+			return rc;
+		if (cfg->codec == TS_CODEC_RAW && cfg->raw_dtype == t->dtype) {
+			/* no lossy codec within the bound: kept exact */
+			*cfg = policy_exact_config(t->dtype);
+			*exact = 1;
+		}
+	}
+	return 0;
+}
+
+/* Tensor @p q's amax and non-finite values, from the scan the reading thread made of its piece
+ * @p pc (the whole tensor), or of the reader's next pieces (its first pass), gathering auto's
+ * sample rows into *sample on the way. 0, TS_ENOMEM or TS_EIO (j->err says why). */
+static int scan_tensor(job *j, plan *q, const sr_piece *pc, srcread *rd, uint8_t **sample)
+{
+	const st_tensor *t = q->t;
+	uint32_t mx = 0;
+	uint64_t srows = sample_rows(t, 0), cols = t->ndim ? t->shape[t->ndim - 1] : 1;
+	sr_piece p;
+	if (pc) {
+		mx = pc->mx;
+		q->nonfinite = pc->bad;
+	} else {
+		if (j->o.codec < 0 && cols && srows != t->nelem / cols &&
+		    !(*sample = malloc(srows * cols * ts_dtype_size(t->dtype))))
+			return TS_ENOMEM;
+		do {
+			if (srcread_next(rd, &p, j->err, sizeof j->err) < 0)
+				return TS_EIO;
+			mx = p.mx > mx ? p.mx : mx;
+			q->nonfinite += p.bad;
+			if (*sample)
+				sample_gather(*sample, t, srows, p.data, p.offset, p.bytes);
+		} while (!p.last);
+	}
+	q->amax = scan_amax(t->dtype, mx);
+	return 0;
+}
+
+/* Import float or integer tensor @p q: its bytes from the reader (one piece, pieces, or a scan
+ * pass then a write pass), the codec by the policy. 0, TS_ECANCELED, or a negative code;
+ * *reported set if the message is printed already. */
+static int import_tensor(job *j, ts_store *st, ts_group *g, srcread *rd, plan *q, progress *pr,
+			 ts_tensor_info *info, int *reported)
+{
+	const st_tensor *t = q->t;
+	const opts *o = &j->o;
+	const uint8_t *data = NULL;
+	uint8_t *sample = NULL;
+	ts_codec_config cfg;
+	int exact, rc = 0, replace = q->exists && o->replace;
+	sr_piece pc;
+
+	q->amax = 0;
+	q->nonfinite = 0;
+	if (q->whole) {
+		if (srcread_next(rd, &pc, j->err, sizeof j->err) < 0)
+			return TS_EIO;
+		data = pc.data;
+	}
+	if (needs_scan(q, o) && (data || q->passes == 2)) {
+		rc = scan_tensor(j, q, data ? &pc : NULL, rd, &sample);
+		if (rc < 0)
+			goto out;
+	}
+	if (q->nonfinite && o->codec > 0 && o->codec != TS_CODEC_LOSSLESS && !q->keep) {
+		progress_clear(pr);
+		cli_error(CMD, t->name,
+			  "--codec %s cannot encode a tensor holding %llu NaN or Inf values "
+			  "(use --keep or --codec auto)",
+			  ts_codec_name((ts_codec)o->codec), (unsigned long long)q->nonfinite);
+		*reported = 1;
+		rc = TS_ENONFINITE;
 		goto out;
 	}
-	if (store_created) {
+	rc = choose_codec(&cfg, &exact, q, o, &j->sm, data, sample);
+	if (rc < 0)
+		goto out;
+	rc = data ? write_mem(st, g, q, &cfg, replace, pr, info, data, 0)
+		  : write_stream(st, g, q, &cfg, replace, pr, info, rd, j->err, sizeof j->err);
+	if (rc == 0 && exact && info->stored_bytes >= t->end - t->begin) {
+		/* lossless did not pay: raw, which the new version supersedes with */
+		cfg = raw_config(t->dtype);
+		rc = write_mem(st, g, q, &cfg, replace, pr, info, data ? data : t->data, !data);
+	}
+	if (rc == 0 && o->codec < 0 && q->kind == P_FLOAT && cfg.codec != TS_CODEC_RAW &&
+	    info->error.rel_rms_pct > o->max_error) {
+		/* The sample misled the analyser: measure the whole tensor and write it again; the
+		 * new version supersedes the one staged in the group. */
+		rc = analyze(q, o, 1, data ? data : t->data, NULL, &cfg);
+		if (rc == 0)
+			rc = write_mem(st, g, q, &cfg, replace, pr, info, data ? data : t->data, !data);
+		j->sm.rewritten++;
+	}
+out:
+	free(sample);
+	return rc;
+}
+
+static int import_run(job *j)
+{
+	opts *o = &j->o;
+	summary *sm = &j->sm;
+	ts_store *st = NULL;
+	ts_group *grp = NULL;
+	srcread *rd = NULL;
+	sr_range *ranges = NULL;
+	size_t nranges = 0, nfiles_written = 0;
+	uint64_t file_bytes_written = 0, total = 0, published = 0;
+	struct sigaction sa, old_sa;
+	int status = CLI_FAIL, grc;
+	progress pr;
+
+	int orc = cli_open_store(CMD, &st, j->store_path, TS_OPEN_WRITE | TS_OPEN_CREATE, o->jobs);
+	if (orc < 0) {
+		if (j->store_created)
+			remove_store(j->store_path);
+		return cli_open_status(orc);
+	}
+	if (j->store_created) {
 		/* Another import may have created the store first, and written to it while we
 		 * waited: then it is not ours to remove on failure. */
 		size_t n = 0;
 		if (ts_tensor_foreach(st, count_one, &n) != 0 ||
 		    ts_attachment_foreach(st, count_file, &n) != 0 || n > 0)
-			store_created = 0;
-	}
-	int grc = ts_group_begin(&grp, st);
-	if (grc < 0) {
-		cli_error_ts(CMD, grc, "cannot begin writing to %s", store_path);
-		goto rollback;
-	}
-	grc = stage_metadata(grp, &ck);
-	if (grc < 0) {
-		cli_error_ts(CMD, grc, "cannot store the sources' __metadata__ in %s", store_path);
-		goto rollback;
+			j->store_created = 0;
 	}
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_sigint;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, &old_sa);
-	sig_installed = 1;
+	grc = ts_group_begin(&grp, st);
+	if (grc < 0) {
+		cli_error_ts(CMD, grc, "cannot begin writing to %s", j->store_path);
+		goto rollback;
+	}
+	grc = stage_metadata(grp, &j->ck);
+	if (grc < 0) {
+		cli_error_ts(CMD, grc, "cannot store the sources' __metadata__ in %s", j->store_path);
+		goto rollback;
+	}
+	if (plan_reads(j, &ranges, &nranges) < 0 ||
+	    srcread_start(&rd, ranges, nranges, o->buffer, j->err, sizeof j->err) < 0) {
+		cli_error(CMD, NULL, "%s", rd ? j->err : "out of memory");
+		goto rollback;
+	}
 
-	uint64_t total = 0;
-	for (size_t i = 0; i < npl; i++)
-		if (!(pl[i].exists && o.skip_existing))
-			total += pl[i].kind == P_MODELOPT
-					 ? pl[i].t->end - pl[i].t->begin + pl[i].scale->end - pl[i].scale->begin
-					 : pl[i].t->end - pl[i].t->begin;
-	total += md.file_bytes;
-	progress pr;
+	for (size_t i = 0; i < j->npl; i++)
+		if (!(j->pl[i].exists && o->skip_existing))
+			total += j->pl[i].kind == P_MODELOPT
+					 ? j->pl[i].t->end - j->pl[i].t->begin + j->pl[i].scale->end -
+						   j->pl[i].scale->begin
+					 : j->pl[i].t->end - j->pl[i].t->begin;
+	total += j->md.file_bytes;
 	progress_begin(&pr, "import", total, 1, cli_quiet);
-	for (size_t i = 0; i < npl; i++) {
-		plan *q = &pl[i];
-		const st_tensor *t = q->t;
+	for (size_t i = 0; i < j->npl; i++) {
+		plan *q = &j->pl[i];
 		ts_tensor_info info;
-		ts_codec_config cfg;
-		const char *why;
-		int rc, replace = q->exists && o.replace;
-		if (q->exists && o.skip_existing) {
-			sm.skipped++;
+		int rc, reported = 0;
+		if (q->exists && o->skip_existing) {
+			sm->skipped++;
 			continue;
 		}
 		if (interrupted)
 			break;
+		j->err[0] = 0;
 		if (q->kind == P_MODELOPT) {
-			rc = write_modelopt(st, grp, q, replace, &pr, &info);
+			rc = write_modelopt(st, grp, q, q->exists && o->replace, &pr, &info);
 			if (rc == 0)
-				sm.modelopt++;
+				sm->modelopt++;
 		} else {
-			int exact = 1; /* kept exact by the policy: lossless where smaller */
-			if (q->kind == P_RAW) {
-				cfg = raw_config(t->dtype);
-				exact = 0;
-				sm.raw_int++;
-			} else if (q->keep) {
-				cfg = policy_exact_config(t->dtype);
-				sm.lossless_keep++;
-			} else if (o.codec >= 0) {
-				cfg = o.codec == TS_CODEC_RAW	     ? raw_config(t->dtype)
-				      : o.codec == TS_CODEC_LOSSLESS ? policy_exact_config(t->dtype)
-								     : ts_codec_config_default((ts_codec)o.codec);
-				cfg.recipe = o.recipe;
-				exact = 0;
-			} else if (o.max_error == 0) {
-				cfg = policy_exact_config(t->dtype);
-				sm.lossless_bound++;
-			} else if (!o.quantize_all && (why = policy_keep_reason(t->name)) != NULL) {
-				cfg = policy_exact_config(t->dtype);
-				note_kept(&sm, why, t->name);
-			} else if (t->ndim <= 1) {
-				cfg = policy_exact_config(t->dtype);
-				sm.lossless_1d++;
-			} else if (t->nelem < TINY_ELEMENTS) {
-				cfg = policy_exact_config(t->dtype);
-				sm.lossless_tiny++;
-			} else if (q->nonfinite) {
-				cfg = policy_exact_config(t->dtype);
-				sm.lossless_nonfinite++;
-			} else {
-				exact = 0;
-				rc = analyze(q, &o, 0, &cfg);
-				if (rc < 0) {
-					progress_clear(&pr);
-					cli_error_ts(CMD, rc, "cannot analyse tensor '%s'", t->name);
-					goto rollback;
-				}
-				if (cfg.codec == TS_CODEC_RAW && cfg.raw_dtype == t->dtype) {
-					/* no lossy codec within the bound: kept exact */
-					cfg = policy_exact_config(t->dtype);
-					exact = 1;
-				}
-			}
-			rc = write_plain(st, grp, q, &cfg, replace, &pr, &info);
-			if (rc == 0 && exact && info.stored_bytes >= t->end - t->begin) {
-				/* lossless did not pay: raw, which the new version supersedes with */
-				cfg = raw_config(t->dtype);
-				rc = write_plain(st, grp, q, &cfg, replace, &pr, &info);
-			}
-			if (rc == 0 && o.codec < 0 && q->kind == P_FLOAT && cfg.codec != TS_CODEC_RAW &&
-			    info.error.rel_rms_pct > o.max_error) {
-				/* The sample misled the analyser: measure the whole tensor and write it
-				 * again; the new version supersedes the one staged in the group. */
-				rc = analyze(q, &o, 1, &cfg);
-				if (rc == 0)
-					rc = write_plain(st, grp, q, &cfg, replace, &pr, &info);
-				sm.rewritten++;
-			}
+			rc = import_tensor(j, st, grp, rd, q, &pr, &info, &reported);
 		}
 		if (rc == TS_ECANCELED || interrupted)
 			break;
 		if (rc < 0) {
 			progress_clear(&pr);
-			cli_error_ts(CMD, rc, "cannot import tensor '%s'", t->name);
+			if (j->err[0])
+				cli_error(CMD, NULL, "%s", j->err);
+			else if (!reported)
+				cli_error_ts(CMD, rc, "cannot import tensor '%s'", q->t->name);
 			goto rollback;
 		}
-		note_result(&sm, q, &info);
+		note_result(sm, q, &info);
 	}
-	if (!interrupted && md.nfiles) {
+	if (!interrupted && j->md.nfiles) {
 		/* A directory's files, in the same group: published with the tensors. */
-		int frc = modeldir_write_files(&md, st, grp, o.replace, o.skip_existing, &pr,
+		int frc = modeldir_write_files(&j->md, st, grp, o->replace, o->skip_existing, &pr,
 					       &interrupted, CMD, &nfiles_written,
 					       &file_bytes_written);
 		if (frc < 0 && frc != TS_ECANCELED)
@@ -981,16 +1129,15 @@ int cmd_import(int argc, char **argv)
 		goto discard;
 	}
 	progress_end(&pr);
-	uint64_t published = 0;
 	grc = ts_group_commit(&published, grp);
 	grp = NULL;
 	if (grc < 0) {
-		cli_error_ts(CMD, grc, "cannot publish the imported tensors in %s", store_path);
+		cli_error_ts(CMD, grc, "cannot publish the imported tensors in %s", j->store_path);
 		goto rollback;
 	}
-	print_summary(&sm, &o, store_path, ck.file_count, progress_now() - t0);
-	if (is_dir && !cli_quiet)
-		print_files(&md, nfiles_written, file_bytes_written);
+	print_summary(sm, o, j->store_path, j->ck.file_count, progress_now() - j->t0);
+	if (j->is_dir && !cli_quiet)
+		print_files(&j->md, nfiles_written, file_bytes_written);
 	status = CLI_OK;
 	goto out;
 
@@ -1000,22 +1147,48 @@ rollback:
 discard:
 	ts_group_abort(grp);
 	grp = NULL;
-	if (store_created) {
+	if (j->store_created) {
 		ts_store_close(st);
 		st = NULL;
-		remove_store(store_path);
+		remove_store(j->store_path);
 	}
 	fprintf(stderr, "tstore: import: %snothing imported (store %s %s)\n",
-		status == CLI_INTERRUPTED ? "interrupted: " : "", store_path,
-		store_created ? "removed" : "is as it was before the command");
+		status == CLI_INTERRUPTED ? "interrupted: " : "", j->store_path,
+		j->store_created ? "removed" : "is as it was before the command");
 out:
-	if (sig_installed)
-		sigaction(SIGINT, &old_sa, NULL);
+	srcread_stop(rd);
+	free(ranges);
+	sigaction(SIGINT, &old_sa, NULL);
 	ts_group_abort(grp);
 	ts_store_close(st);
-	free(pl);
-	st_checkpoint_close(&ck);
-	modeldir_free(&md);
-	free(o.keep);
+	return status;
+}
+
+int cmd_import(int argc, char **argv)
+{
+	job j;
+	int status;
+
+	memset(&j, 0, sizeof j);
+	j.o.codec = -1;
+	j.o.recipe = TS_RECIPE_NVIDIA;
+	j.o.max_error = DEFAULT_MAX_ERROR;
+	j.o.max_file = MD_MAX_FILE_DEFAULT;
+	j.o.buffer = READ_BUFFER_DEFAULT;
+	j.t0 = progress_now();
+	j.o.keep = calloc((size_t)argc, sizeof *j.o.keep);
+	if (!j.o.keep)
+		return CLI_FAIL;
+	status = parse_args(&j.o, &j.store_path, &j.srcs, &j.nsrc, argc, argv);
+	if (status < 0) {
+		status = import_plan(&j);
+		if (status == 0)
+			status = import_run(&j);
+	}
+	free(j.pl);
+	if (j.ck_open)
+		st_checkpoint_close(&j.ck);
+	modeldir_free(&j.md);
+	free(j.o.keep);
 	return status;
 }
