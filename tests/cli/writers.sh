@@ -76,6 +76,27 @@ wait "$p2" || fail "concurrent import 2"
 [ "$(count_tensors "$T/a.tst")" -eq "$all" ] || fail "concurrent imports lost tensors"
 expect 0 "$TSTORE" fsck "$T/a.tst"
 
+# 4b. four concurrent nvfp4 imports into one store hold what one import of all four holds:
+#     every tensor with the same decoded values (tsdigest), fsck clean
+DIGEST="$B/tests/robust/tsdigest"
+if [ -x "$DIGEST" ]; then
+	expect 0 "$TSTORE" import -q --codec nvfp4 "$T/one.tst" "${shards[@]}"
+	pids=()
+	for k in 0 1 2 3; do
+		"$TSTORE" import -q --codec nvfp4 "$T/four.tst" "${shards[$k]}" 2>"$T/four$k.err" &
+		pids+=($!)
+	done
+	for k in 0 1 2 3; do
+		wait "${pids[$k]}" || { cat "$T/four$k.err" >&2; fail "concurrent nvfp4 import $k"; }
+	done
+	"$DIGEST" "$T/one.tst" >"$T/one.dig" || fail "tsdigest one"
+	"$DIGEST" "$T/four.tst" >"$T/four.dig" || fail "tsdigest four"
+	diff -u "$T/one.dig" "$T/four.dig" >&2 || fail "four concurrent imports differ from one"
+	[ "$(wc -l <"$T/four.dig")" -eq "$all" ] || fail "four concurrent imports lost tensors"
+	expect 0 "$TSTORE" fsck "$T/four.tst"
+	out_has "clean"
+fi
+
 # 5. creation races: 4 imports create the same new store at once, 20 times
 for round in $(seq 20); do
 	s="$T/new$round.tst"
