@@ -64,8 +64,8 @@ TS_API void ts_open_opts_init(ts_open_opts *opts)
 /* Databases the open reads (meta) or walks when opening for writing (pending): checked whole. */
 static const char *const open_checked_dbs[2] = {"meta", "pending"};
 
-/* Returned by open_once() when the file it locked for writing is no longer at the path (a
- * creator that failed removed it while we waited): the open starts over. */
+/* Returned by open_once() when the file it created, checked or locked for writing is no
+ * longer at the path (a creator that failed removed it meanwhile): the open starts over. */
 #define OPEN_AGAIN 1
 
 static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_in);
@@ -118,6 +118,8 @@ static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_
 		if (rc < 0)
 			return rc;
 		exists = stat(path, &sb) == 0;
+		if (!exists && errno == ENOENT)
+			return OPEN_AGAIN; /* created, then removed by a creator that failed */
 		if (!exists)
 			return ts__err_errno(errno, "opening new store '%s'", path);
 	}
@@ -130,7 +132,7 @@ static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_
 	/* LMDB trusts its meta, branch and leaf pages: check what the open will follow first. */
 	if (exists && sb.st_size > 0 &&
 	    (rc = ts__lmdb_check_file(path, (uint64_t)sb.st_size, open_checked_dbs, 2)) < 0)
-		return rc;
+		return rc == TS_ENOTFOUND && (opts.flags & TS_OPEN_CREATE) ? OPEN_AGAIN : rc;
 
 	st = calloc(1, sizeof(*st));
 	if (!st)

@@ -359,6 +359,12 @@ class Store:
         nb = _name_bytes(name)
         src = _policy.source(tensor, name)
         plan = _policy.Plan(src, codec, max_error, name, quantize_all)
+        return self._write_planned(nb, name, src, plan, replace)
+
+    def _write_planned(self, nb: bytes, name: str, src: "_policy.Source", plan: "_policy.Plan",
+                       replace: bool) -> TensorInfo:
+        """write() with the codec decision made by the caller (tstore.torch.dcp decides by a
+        chunk's tensor name, not the chunk's)."""
         with self._wlock, self._use() as h:
             g = self._group_handle(h)
             cfg = plan.first_config()

@@ -15,10 +15,10 @@ from typing import Any, Union
 
 import torch
 
-from . import _lib
-from ._safe import load_file as _load_file, safe_open, save_file as _save_file
-from ._store import F8_DTYPES as _F8, read_dtype
-from .numpy import f8_table
+from .. import _lib
+from .._safe import load_file as _load_file, safe_open, save_file as _save_file
+from .._store import F8_DTYPES as _F8, read_dtype
+from ..numpy import f8_table
 
 _TS_TO_PT = {_lib.F32: torch.float32, _lib.BF16: torch.bfloat16, _lib.F16: torch.float16,
              _lib.F64: torch.float64, _lib.I8: torch.int8, _lib.U8: torch.uint8,
