@@ -12,6 +12,8 @@
  *      F32 -> BF16 NaN is the top half with the quiet bit set; BF16 -> F32 is a plain shift.
  *   4. Narrow -> float32 conversions are exact (every value of those formats is a float32).
  *   5. No libm calls, no tables beyond the two constant ones below: these run per element.
+ *   6. The functions marked TS_ELEM_FN compile for the GPU too (gpu/decode.cu includes this
+ *      file): the GPU decoders round with these very bodies, not with copies of them.
  */
 #ifndef TS_CODEC_ELEM_H
 #define TS_CODEC_ELEM_H
@@ -20,6 +22,12 @@
 #include <string.h>
 
 #include "tstore.h"
+
+#ifdef __CUDACC__
+#define TS_ELEM_FN static inline __host__ __device__
+#else
+#define TS_ELEM_FN static inline
+#endif
 
 #ifdef __FAST_MATH__
 #error "codec/elem.h relies on IEEE float semantics (ts__rne_int); do not build with -ffast-math"
@@ -30,14 +38,14 @@ extern const float ts__e2m1_table[16];
 /* E4M3 byte -> value (0x7F and 0xFF are NaN). */
 extern const float ts__e4m3_table[256];
 
-static inline uint32_t ts__f32_bits(float f)
+TS_ELEM_FN uint32_t ts__f32_bits(float f)
 {
 	uint32_t u;
 	memcpy(&u, &f, sizeof(u));
 	return u;
 }
 
-static inline float ts__bits_f32(uint32_t u)
+TS_ELEM_FN float ts__bits_f32(uint32_t u)
 {
 	float f;
 	memcpy(&f, &u, sizeof(f));
@@ -45,12 +53,12 @@ static inline float ts__bits_f32(uint32_t u)
 }
 
 /* Round a float in [0, 2^22] to the nearest integer, ties to even (default rounding mode). */
-static inline float ts__rne_int(float f)
+TS_ELEM_FN float ts__rne_int(float f)
 {
 	return (f + 0x1p23f) - 0x1p23f; /* not folded: without -ffast-math this is not x */
 }
 
-static inline int ts__f32_finite(float x)
+TS_ELEM_FN int ts__f32_finite(float x)
 {
 	return (ts__f32_bits(x) & 0x7f800000u) != 0x7f800000u;
 }
@@ -67,13 +75,13 @@ static inline float ts__e2m1_decode(uint8_t code)
  * values, and ties go to the even code (0.25 -> 0, 0.75 -> 1.0, 1.25 -> 1.0, 1.75 -> 2.0,
  * 2.5 -> 2.0, 3.5 -> 4.0, 5 -> 4.0). Anything above 5 saturates to 6.
  */
-static inline uint8_t ts__e2m1_mag(float a)
+TS_ELEM_FN uint8_t ts__e2m1_mag(float a)
 {
 	return (uint8_t)((a > 0.25f) + (a >= 0.75f) + (a > 1.25f) + (a >= 1.75f) + (a > 2.5f) +
 			 (a >= 3.5f) + (a > 5.0f));
 }
 
-static inline uint8_t ts__e2m1_encode(float x)
+TS_ELEM_FN uint8_t ts__e2m1_encode(float x)
 {
 	uint32_t u = ts__f32_bits(x);
 	return (uint8_t)(((u >> 28) & 0x8u) | ts__e2m1_mag(ts__bits_f32(u & 0x7fffffffu)));
@@ -86,7 +94,7 @@ static inline float ts__e4m3_decode(uint8_t b)
 	return ts__e4m3_table[b];
 }
 
-static inline uint8_t ts__e4m3_encode(float x)
+TS_ELEM_FN uint8_t ts__e4m3_encode(float x)
 {
 	uint32_t u = ts__f32_bits(x);
 	uint8_t sign = (uint8_t)((u >> 24) & 0x80u);
@@ -106,7 +114,7 @@ static inline uint8_t ts__e4m3_encode(float x)
 
 /* ---- E8M0 ---------------------------------------------------------------------------------- */
 
-static inline float ts__e8m0_decode(uint8_t b)
+TS_ELEM_FN float ts__e8m0_decode(uint8_t b)
 {
 	if (b == 0xff)
 		return ts__bits_f32(0x7fc00000u);
@@ -117,7 +125,7 @@ static inline float ts__e8m0_decode(uint8_t b)
 
 /* ---- BF16 ---------------------------------------------------------------------------------- */
 
-static inline uint16_t ts__bf16_encode(float x)
+TS_ELEM_FN uint16_t ts__bf16_encode(float x)
 {
 	uint32_t u = ts__f32_bits(x);
 	if ((u & 0x7fffffffu) > 0x7f800000u)
@@ -125,14 +133,14 @@ static inline uint16_t ts__bf16_encode(float x)
 	return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-static inline float ts__bf16_decode(uint16_t h)
+TS_ELEM_FN float ts__bf16_decode(uint16_t h)
 {
 	return ts__bits_f32((uint32_t)h << 16);
 }
 
 /* ---- F16 ----------------------------------------------------------------------------------- */
 
-static inline uint16_t ts__f16_encode(float x)
+TS_ELEM_FN uint16_t ts__f16_encode(float x)
 {
 	uint32_t u = ts__f32_bits(x);
 	uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
@@ -150,7 +158,7 @@ static inline uint16_t ts__f16_encode(float x)
 	return sign | (uint16_t)((a >> 13) - (112u << 10));
 }
 
-static inline float ts__f16_decode(uint16_t h)
+TS_ELEM_FN float ts__f16_decode(uint16_t h)
 {
 	uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
 	uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;

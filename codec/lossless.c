@@ -303,15 +303,46 @@ static void join_rows(const uint8_t *e, const uint8_t *sm, ts_dtype stored, uint
 	}
 }
 
+/*
+ * Check a planes payload (mode byte already seen) of @p n elements and entropy-decode its exponent
+ * frame into *@p e (n bytes; if *e is NULL, into this thread's scratch, and *e says where).
+ * 0 or TS_ECORRUPT with what is wrong; TS_ENOMEM.
+ */
+static int frame_decode(const uint8_t *src, size_t size, size_t es, size_t n, uint8_t **e)
+{
+	size_t frame_at = TS_LOSSLESS_PLANES_HDR + n * (es - 1), c, got;
+	unsigned long long content;
+	tctx *t;
+	ZSTD_DCtx *dc;
+
+	if (size < frame_at || (c = ts__get_le32(src + 1)) != size - frame_at)
+		return ts__err(TS_ECORRUPT, "lossless: payload of %zu bytes, the header says %llu",
+			       size, size < TS_LOSSLESS_PLANES_HDR ? 0ull
+			       : (unsigned long long)frame_at + ts__get_le32(src + 1));
+	content = ZSTD_getFrameContentSize(src + frame_at, c);
+	if (content != (unsigned long long)n)
+		return ts__err(TS_ECORRUPT, "lossless: the exponent frame holds %s, %zu bytes "
+			       "expected", content == ZSTD_CONTENTSIZE_ERROR ? "no valid zstd header"
+			       : content == ZSTD_CONTENTSIZE_UNKNOWN ? "an unknown size"
+			       : "another size", n);
+	if (!(t = tctx_get(*e ? 0 : n)) || !(dc = dctx_of(t)))
+		return ts__err(TS_ENOMEM, "lossless: out of memory for the zstd context");
+	if (!*e)
+		*e = t->buf;
+	got = ZSTD_decompressDCtx(dc, *e, n, src + frame_at, c);
+	if (ZSTD_isError(got) || got != n)
+		return ts__err(TS_ECORRUPT, "lossless: the exponent frame does not decode (%s)",
+			       ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short");
+	return 0;
+}
+
 int ts__lossless_decode(const void *vsrc, size_t size, ts_dtype stored, uint64_t rows,
 			uint64_t cols, ts_dtype out, void *dst, uint64_t dst_stride)
 {
 	const uint8_t *src = vsrc;
-	size_t es = ts_dtype_size(stored), n = (size_t)(rows * cols), frame_at, c;
-	unsigned long long content;
-	size_t got;
-	tctx *t;
-	ZSTD_DCtx *dc;
+	size_t es = ts_dtype_size(stored), n = (size_t)(rows * cols);
+	uint8_t *e = NULL;
+	int rc;
 
 	if (out != stored && !(ts__lossless_splits(stored) && ts__lossless_splits(out)))
 		return ts__err(TS_EDTYPE, "lossless: cannot decode %s data as %s",
@@ -331,23 +362,48 @@ int ts__lossless_decode(const void *vsrc, size_t size, ts_dtype stored, uint64_t
 	if (src[0] != TS_LOSSLESS_PLANES || !ts__lossless_splits(stored))
 		return ts__err(TS_ECORRUPT, "lossless: unknown payload mode %u for %s data", src[0],
 			       ts_dtype_name(stored));
-	frame_at = TS_LOSSLESS_PLANES_HDR + n * (es - 1);
-	if (size < frame_at || (c = ts__get_le32(src + 1)) != size - frame_at)
-		return ts__err(TS_ECORRUPT, "lossless: payload of %zu bytes, the header says %llu",
-			       size, size < TS_LOSSLESS_PLANES_HDR ? 0ull
-			       : (unsigned long long)frame_at + ts__get_le32(src + 1));
-	content = ZSTD_getFrameContentSize(src + frame_at, c);
-	if (content != (unsigned long long)n)
-		return ts__err(TS_ECORRUPT, "lossless: the exponent frame holds %s, %zu bytes "
-			       "expected", content == ZSTD_CONTENTSIZE_ERROR ? "no valid zstd header"
-			       : content == ZSTD_CONTENTSIZE_UNKNOWN ? "an unknown size"
-			       : "another size", n);
-	if (!(t = tctx_get(n)) || !(dc = dctx_of(t)))
-		return ts__err(TS_ENOMEM, "lossless: out of memory for the zstd context");
-	got = ZSTD_decompressDCtx(dc, t->buf, n, src + frame_at, c);
-	if (ZSTD_isError(got) || got != n)
-		return ts__err(TS_ECORRUPT, "lossless: the exponent frame does not decode (%s)",
-			       ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short");
-	join_rows(t->buf, src + TS_LOSSLESS_PLANES_HDR, stored, rows, cols, out, dst, dst_stride);
+	rc = frame_decode(src, size, es, n, &e);
+	if (rc)
+		return rc;
+	join_rows(e, src + TS_LOSSLESS_PLANES_HDR, stored, rows, cols, out, dst, dst_stride);
+	return 0;
+}
+
+int ts__lossless_unpack(size_t *written, const void *vsrc, size_t size, ts_dtype stored,
+			uint64_t n, void *vdst, size_t cap)
+{
+	const uint8_t *src = vsrc;
+	uint8_t *dst = vdst;
+	size_t es = ts_dtype_size(stored), need;
+	int rc;
+
+	if (size < 1)
+		return ts__err(TS_ECORRUPT, "lossless: empty payload");
+	if (src[0] == TS_LOSSLESS_STORED) {
+		if (size != 1 + n * es)
+			return ts__err(TS_ECORRUPT, "lossless: stored payload of %zu bytes, %zu "
+				       "expected for %zu elements", size, (size_t)(1 + n * es),
+				       (size_t)n);
+		need = size;
+	} else if (src[0] == TS_LOSSLESS_PLANES && ts__lossless_splits(stored)) {
+		need = TS_LOSSLESS_PLANES_HDR + (size_t)n * es;
+	} else {
+		return ts__err(TS_ECORRUPT, "lossless: unknown payload mode %u for %s data", src[0],
+			       ts_dtype_name(stored));
+	}
+	if (need > cap)
+		return ts__err(TS_ESHORTBUF, "lossless: %zu bytes unpacked, room for %zu", need, cap);
+	if (src[0] == TS_LOSSLESS_STORED) {
+		memcpy(dst, src, size);
+	} else {
+		size_t sm = TS_LOSSLESS_PLANES_HDR + (size_t)n * (es - 1);
+		uint8_t *e = dst + sm;
+		rc = frame_decode(src, size, es, (size_t)n, &e);
+		if (rc)
+			return rc;
+		memcpy(dst, src, sm);
+		ts__put_le32(dst + 1, (uint32_t)n);
+	}
+	*written = need;
 	return 0;
 }

@@ -37,6 +37,16 @@ int ts__lossless_decode(const void *src, size_t size, ts_dtype stored, uint64_t 
 			uint64_t cols, ts_dtype out, void *dst, uint64_t dst_stride);
 
 /*
+ * The unpacked form of a payload of exactly @p size bytes holding @p n elements of @p stored (what
+ * ts_read_pages() gives, docs/GPU.md): a stored payload as it is; a planes payload with its
+ * exponent frame replaced by the decoded plane and the u32 at byte 1 set to n, so that the planes
+ * can be joined without zstd: 5 + n * size bytes. Written to @p dst (capacity @p cap), the length
+ * in *@p written. 0; TS_ECORRUPT as ts__lossless_decode(); TS_ESHORTBUF; TS_ENOMEM.
+ */
+int ts__lossless_unpack(size_t *written, const void *src, size_t size, ts_dtype stored,
+			uint64_t n, void *dst, size_t cap);
+
+/*
  * The length the payload at @p p (of which @p avail bytes exist) says it has, for @p n elements
  * of @p stored: 1 + n * size when stored, 5 + n * (size - 1) + the frame length with planes;
  * 0 if the mode byte is unknown or the header does not fit @p avail.

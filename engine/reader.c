@@ -1,5 +1,6 @@
 /*
- * The read path: ts_read_slice() and ts_read_encoded().
+ * The read path: ts_read_slice(), ts_read_encoded() and ts_read_pages() (payloads as they are,
+ * for the GPU path: docs/GPU.md), and the page planning ts_page_plan().
  *
  * A request is planned on the tensor's 2-D view (rows = product of the leading dimensions,
  * cols = the last one): the hyperslab becomes a column range and a sorted list of row runs (each
@@ -42,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/lossless.h"
 #include "common/error.h"
 #include "engine/cache.h"
 #include "engine/format.h"
@@ -69,10 +71,11 @@ struct run {
 	uint64_t len;
 };
 
-enum mode { MODE_SLICE, MODE_ENCODED };
+enum mode { MODE_SLICE, MODE_ENCODED, MODE_PAGES };
 
 struct job {
 	uint64_t page;
+	uint64_t idx; /* MODE_PAGES: its index in the caller's page list */
 	uint64_t r0, nr, c0, nc;
 	ts__cache_entry *hit; /* pinned cache hit, or NULL */
 	ts__cache_entry *chit; /* pinned compressed page (tiered residency), or NULL */
@@ -118,6 +121,12 @@ struct req {
 	uint8_t *codes, *scales;
 	uint64_t row_start;
 	size_t code_row, scale_row, cb; /* bytes: code row, scale row, code bytes per block */
+	/* pages */
+	const ts_page_ref *plist;
+	size_t nplist;
+	uint8_t *pbuf;
+	const size_t *poff;
+	size_t *plen;
 	/* pages */
 	uint64_t *trows; /* tile rows touched, ascending */
 	size_t ntrows;
@@ -490,11 +499,41 @@ static int consume_encoded(struct req *r, struct job *j)
 	return 0;
 }
 
+/* A verified payload placed as it is (lossless: unpacked) at the caller's offset. */
+static int consume_page(struct req *r, struct job *j)
+{
+	const ts_page_ref *p = &r->plist[j->idx];
+	const uint8_t *payload = j->raw + TS_PAGE_HEADER_SIZE;
+	size_t plen = j->raw_len - TS_PAGE_HEADER_SIZE, len = plen;
+	uint8_t *dst = r->pbuf + r->poff[j->idx];
+	int rc = ts__page_verify(j->raw, j->raw_len, &r->rec, r->name, j->page);
+
+	if (rc)
+		return rc;
+	if (r->rec.codec.codec == TS_CODEC_LOSSLESS) {
+		rc = ts__lossless_unpack(&len, payload, plen, r->rec.codec.raw_dtype, j->nr * j->nc,
+					 dst, p->max_bytes);
+		if (rc)
+			return ts__err_wrap(rc, "page %llu of tensor '%s'",
+					    (unsigned long long)j->page, r->name);
+	} else {
+		if (plen > p->max_bytes)
+			return ts__err(TS_ECORRUPT, "page %llu of tensor '%s': payload of %zu bytes, "
+				       "at most %zu expected", (unsigned long long)j->page, r->name,
+				       plen, p->max_bytes);
+		memcpy(dst, payload, plen);
+	}
+	r->plen[j->idx] = len;
+	return 0;
+}
+
 static int job_run(void *ud, uint64_t i)
 {
 	struct req *r = ud;
 	struct job *j = &r->cur_win->jobs[i];
-	int rc = r->mode == MODE_SLICE ? consume_slice(r, j) : consume_encoded(r, j);
+	int rc = r->mode == MODE_SLICE     ? consume_slice(r, j)
+		 : r->mode == MODE_ENCODED ? consume_encoded(r, j)
+					   : consume_page(r, j);
 
 	if (rc)
 		note_error(r, i, rc);
@@ -791,10 +830,13 @@ static void window_fill(struct req *r, struct window *w, uint64_t *pos, uint64_t
 	w->njobs = 0;
 	while (*pos < total && w->njobs < WINDOW_PAGES && bytes < WINDOW_BYTES) {
 		struct job *j = &w->jobs[w->njobs++];
-		uint64_t t = r->trows[*pos / width], u = r->u0 + *pos % width;
 
 		memset(j, 0, sizeof(*j));
-		j->page = t * r->across + u;
+		j->idx = *pos;
+		if (r->mode == MODE_PAGES)
+			j->page = r->plist[*pos].page;
+		else
+			j->page = r->trows[*pos / width] * r->across + r->u0 + *pos % width;
 		ts__geometry_page_rect(&r->rec, j->page, &j->r0, &j->nr, &j->c0, &j->nc);
 		if (r->mode == MODE_SLICE) {
 			ts__cache_key key = {r->rec.id, j->page, (uint32_t)r->dtype};
@@ -840,7 +882,8 @@ static int run_windows(struct req *r)
 	ts_store *st = r->st;
 	struct window win[2];
 	struct window *prev = NULL;
-	uint64_t total = r->ntrows * (r->u1 - r->u0 + 1), pos = 0;
+	uint64_t total = r->mode == MODE_PAGES ? r->nplist : r->ntrows * (r->u1 - r->u0 + 1);
+	uint64_t pos = 0;
 	int rc = 0, k = 0;
 
 	if (window_alloc(&win[0]) || window_alloc(&win[1])) {
@@ -1138,6 +1181,150 @@ TS_API int ts_read_encoded_size(size_t *codes_size, size_t *scales_size,
 	*codes_size = (size_t)row_count * code_row;
 	*scales_size = (size_t)row_count * scale_row;
 	return 0;
+}
+
+/* -- pages as stored (the GPU path) ------------------------------------------------------------- */
+
+/* The most ts_read_pages() writes for an nr x nc page: the codec's payload; lossless unpacked,
+ * 5 + n * size (docs/GPU.md). */
+static size_t page_max_bytes(const ts_codec_config *cfg, uint64_t nr, uint64_t nc)
+{
+	if (cfg->codec == TS_CODEC_LOSSLESS)
+		return 5 + (size_t)(nr * nc) * ts_dtype_size(cfg->raw_dtype);
+	return ts_codec_encoded_size(cfg, nr, nc);
+}
+
+TS_API int ts_page_plan(ts_page_ref *out, size_t cap, size_t *count, const ts_tensor_info *info,
+			uint64_t row_start, uint64_t row_count, uint64_t col_start,
+			uint64_t col_count)
+{
+	uint64_t rows = 1, cols, tr, tc, across, t0, t1, u0, u1;
+	size_t n = 0;
+
+	if (!count || !info || (cap && !out))
+		return ts__err(TS_EINVAL, "ts_page_plan: NULL argument");
+	*count = 0;
+	if (info->ndim < 0 || info->ndim > TS_MAX_DIMS)
+		return ts__err(TS_EINVAL, "ts_page_plan: ndim %d out of 0..%d", info->ndim,
+			       TS_MAX_DIMS);
+	for (int i = 0; i + 1 < info->ndim; i++)
+		rows *= info->shape[i];
+	cols = info->ndim ? info->shape[info->ndim - 1] : 1;
+	if (row_start > rows || row_count > rows - row_start || col_start > cols ||
+	    col_count > cols - col_start)
+		return ts__err(TS_ERANGE, "page plan: rows %llu+%llu, columns %llu+%llu leave the "
+			       "%llu x %llu view", (unsigned long long)row_start,
+			       (unsigned long long)row_count, (unsigned long long)col_start,
+			       (unsigned long long)col_count, (unsigned long long)rows,
+			       (unsigned long long)cols);
+	if (row_count == 0 || col_count == 0)
+		return 0;
+	tr = info->tile_rows, tc = info->tile_cols;
+	if (tr == 0 || tc == 0)
+		return ts__err(TS_EINVAL, "page plan: the tensor has an empty page geometry");
+	across = (cols + tc - 1) / tc;
+	t0 = row_start / tr, t1 = (row_start + row_count - 1) / tr;
+	u0 = col_start / tc, u1 = (col_start + col_count - 1) / tc;
+	for (uint64_t t = t0; t <= t1; t++)
+		for (uint64_t u = u0; u <= u1; u++, n++) {
+			ts_page_ref *p;
+			if (n >= cap)
+				continue;
+			p = &out[n];
+			p->page = t * across + u;
+			p->r0 = t * tr;
+			p->nr = rows - p->r0 < tr ? rows - p->r0 : tr;
+			p->c0 = u * tc;
+			p->nc = cols - p->c0 < tc ? cols - p->c0 : tc;
+			p->max_bytes = page_max_bytes(&info->codec, p->nr, p->nc);
+		}
+	*count = n;
+	return n > cap ? ts__err(TS_ESHORTBUF, "page plan: %zu pages, room for %zu", n, cap) : 0;
+}
+
+static int read_pages_once(ts_store *st, const char *name, const ts_tensor_info *info,
+			   const ts_page_ref *pages, size_t n, void *buf, size_t buf_size,
+			   size_t *offsets, size_t *lengths)
+{
+	struct req r;
+	size_t off = 0;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	pthread_mutex_init(&r.err_lock, NULL);
+	r.st = st;
+	r.name = name;
+	r.mode = MODE_PAGES;
+	rc = lookup(st, name, &r.rec);
+	if (rc)
+		goto out;
+	if (r.rec.id != info->id) {
+		rc = ts__err(TS_EBUSY, "tensor '%s' was replaced since it was planned", name);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint64_t r0, nr, c0, nc;
+		if (pages[i].page >= r.rec.page_count) {
+			rc = ts__err(TS_EINVAL, "tensor '%s' has %llu pages, not page %llu", name,
+				     (unsigned long long)r.rec.page_count,
+				     (unsigned long long)pages[i].page);
+			goto out;
+		}
+		ts__geometry_page_rect(&r.rec, pages[i].page, &r0, &nr, &c0, &nc);
+		if (r0 != pages[i].r0 || nr != pages[i].nr || c0 != pages[i].c0 ||
+		    nc != pages[i].nc || pages[i].max_bytes < page_max_bytes(&r.rec.codec, nr, nc)) {
+			rc = ts__err(TS_EINVAL, "page %llu of tensor '%s': the reference does not "
+				     "match the tensor's geometry", (unsigned long long)pages[i].page,
+				     name);
+			goto out;
+		}
+		offsets[i] = off;
+		if (pages[i].max_bytes > buf_size || off > buf_size - pages[i].max_bytes) {
+			rc = ts__err(TS_ESHORTBUF, "tensor '%s': %zu pages need more than the %zu "
+				     "bytes of the buffer", name, n, buf_size);
+			goto out;
+		}
+		off = (off + pages[i].max_bytes + 15) & ~(size_t)15;
+	}
+	if (n == 0)
+		goto out;
+	if (!buf) {
+		rc = ts__err(TS_EINVAL, "ts_read_pages: no buffer");
+		goto out;
+	}
+	r.plist = pages;
+	r.nplist = n;
+	r.pbuf = buf;
+	r.poff = offsets;
+	r.plen = lengths;
+	rc = run_windows(&r);
+out:
+	req_free(&r);
+	return rc;
+}
+
+TS_API int ts_read_pages(ts_store *st, const char *name, const ts_tensor_info *info,
+			 const ts_page_ref *pages, size_t n, void *buf, size_t buf_size,
+			 size_t *offsets, size_t *lengths)
+{
+	size_t *off = offsets, *len = lengths;
+	int rc;
+
+	if (!st || !name || !info || (n && !pages))
+		return ts__err(TS_EINVAL, "ts_read_pages: store, name, info and pages are required");
+	if (n && (!off || !len)) {
+		size_t *tmp = malloc(2 * n * sizeof(size_t));
+		if (!tmp)
+			return ts__err(TS_ENOMEM, "reading '%s': out of memory", name);
+		off = off ? off : tmp;
+		len = len ? len : tmp + n;
+		rc = read_pages_once(st, name, info, pages, n, buf, buf_size, off, len);
+		free(tmp);
+	} else {
+		rc = read_pages_once(st, name, info, pages, n, buf, buf_size, off, len);
+	}
+	return rc == TS__RETRY ? ts__err(TS_EBUSY, "tensor '%s' was replaced during the read", name)
+			       : rc;
 }
 
 /* -- cache statistics (public) ------------------------------------------------------------------- */

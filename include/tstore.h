@@ -541,6 +541,48 @@ TS_API int ts_read_encoded(ts_store *st, const char *name, uint64_t row_start, u
 TS_API int ts_read_encoded_size(size_t *codes_size, size_t *scales_size,
 				const ts_tensor_info *info, uint64_t row_count);
 
+/* -- Pages as stored: what the GPU read path moves (docs/GPU.md) ---------------------------- */
+
+/** One page of a tensor and the rectangle of its 2-D view (rows = product of the leading
+ *  dimensions, cols = the last one) that it holds (docs/FORMAT.md, section 4). */
+typedef struct ts_page_ref {
+	uint64_t page;    /**< page index */
+	uint64_t r0, nr;  /**< its first row and row count */
+	uint64_t c0, nc;  /**< its first column and column count */
+	size_t max_bytes; /**< the most ts_read_pages() writes for it (its payload, unpacked) */
+} ts_page_ref;
+
+/**
+ * Plan the pages covering rows [row_start, row_start+row_count) and columns
+ * [col_start, col_start+col_count) of the tensor @p info describes, in ascending page order.
+ * Pure computation; any thread. *@p count always receives the number of pages; @p out (room for
+ * @p cap) receives them when it has room (out may be NULL with cap 0 to ask the count).
+ * @return 0; TS_ESHORTBUF if cap < *count; TS_ERANGE if the rectangle leaves the tensor;
+ *         TS_EINVAL for NULLs.
+ */
+TS_API int ts_page_plan(ts_page_ref *out, size_t cap, size_t *count, const ts_tensor_info *info,
+			uint64_t row_start, uint64_t row_count, uint64_t col_start,
+			uint64_t col_count);
+
+/**
+ * Read, verify (checksum, geometry) and place the payloads of @p n pages of tensor @p name, as
+ * planned by ts_page_plan() from @p info, into @p buf: page i at offset offsets[i], where
+ * offsets[0] = 0 and offsets[i] = offsets[i-1] + pages[i-1].max_bytes rounded up to 16; its length
+ * goes to lengths[i] (either array may be NULL). The payload is the codec's (docs/CODECS.md) as
+ * stored, except a lossless payload with planes, whose exponent frame is entropy-decoded here:
+ * byte 0 mode 1, bytes 1..4 the element count n (u32), then the sign+mantissa plane and the n
+ * exponent bytes (5 + n * size bytes): what is left to do is bit-parallel (docs/GPU.md).
+ * The pages are read like ts_read_slice()'s (windows, one I/O batch each, verified on the pool);
+ * nothing goes through the cache. Threads: any.
+ * @param buf_size at least the last offset plus the last page's max_bytes
+ * @return 0; TS_EBUSY if the tensor is no longer the one @p info describes (replaced: plan
+ *         again); TS_EINVAL if a page ref disagrees with the tensor's geometry; TS_ESHORTBUF;
+ *         TS_ECORRUPT (ts_error_last() names tensor and page); TS_EIO; TS_ENOMEM.
+ */
+TS_API int ts_read_pages(ts_store *st, const char *name, const ts_tensor_info *info,
+			 const ts_page_ref *pages, size_t n, void *buf, size_t buf_size,
+			 size_t *offsets, size_t *lengths);
+
 /** Remove tensor @p name and its pages in one transaction. Reads in progress finish with the
  *  data they started with. Threads: any; serialised with other writes.
  *  @return 0; TS_ENOTFOUND; TS_EREADONLY; TS_ENOSPC (a full disk: nothing was removed). */
@@ -1050,6 +1092,77 @@ TS_API void ts_cache_stats_get(ts_cache_stats *out, ts_store *st);
 
 /** Drop every cached page (for benchmarks). */
 TS_API void ts_cache_clear(ts_store *st);
+
+/* ------------------------------------------------------------------------------------------ */
+/* GPU decode (CUDA; docs/GPU.md)                                                              */
+/* ------------------------------------------------------------------------------------------ */
+/*
+ * Built with `./configure --with-cuda`. In a build without it every function below returns
+ * TS_ENOTSUP and ts_error_last() says "this build of libtstore has no GPU path"; ts_gpu_available()
+ * says which build this is without an error. Device pointers and streams are CUDA's (void * here
+ * so that this header needs no CUDA header): a stream of NULL is the legacy default stream.
+ */
+
+/** 1 if this build has the GPU path and a CUDA device is usable, else 0 (and ts_error_last()
+ *  says why). Any thread. */
+TS_API int ts_gpu_available(void);
+
+/**
+ * Decode on the GPU what ts_codec_decode() decodes on the CPU, bit for bit: a rows x cols matrix
+ * encoded with @p cfg, whose payload (@p src_size bytes, device memory) is the codec's, or for
+ * lossless the unpacked form ts_read_pages() gives, into @p dst (device memory) as @p dtype, row r
+ * at element r * dst_stride. Enqueued on @p stream; returns before the work is done.
+ * @return 0; TS_EDTYPE; TS_ESHORTBUF; TS_EINVAL; TS_ENOTSUP (no GPU path); TS_EIO (a CUDA error,
+ *         named in ts_error_last()). A corrupt lossless payload is not detected here.
+ */
+TS_API int ts_gpu_decode(const ts_codec_config *cfg, float tensor_scale, const void *src,
+			 size_t src_size, uint64_t rows, uint64_t cols, ts_dtype dtype, void *dst,
+			 uint64_t dst_stride, void *stream);
+
+/** A GPU reader: pinned host buffers, device staging buffers, streams and events, reused from
+ *  read to read. One thread at a time per reader. */
+typedef struct ts_gpu_reader ts_gpu_reader;
+
+/**
+ * Make a reader of store @p st for CUDA device @p device with @p slots (2..8; 0: 8) pinned and
+ * device buffers of @p slot_bytes (0: 2 MiB; a larger page grows its slot) and slots - 1 filler
+ * threads: while fillers read the pages of several slots at once, the GPU copies and decodes
+ * those already read.
+ * @return 0; TS_ENOTSUP (no GPU path); TS_EINVAL; TS_ENOMEM; TS_EIO (CUDA error).
+ */
+TS_API int ts_gpu_reader_new(ts_gpu_reader **out, ts_store *st, int device, int slots,
+			     size_t slot_bytes);
+
+/** Wait for the reader's work and free it (NULL is fine). */
+TS_API void ts_gpu_reader_free(ts_gpu_reader *g);
+
+/**
+ * Read rows [row_start, row_start+row_count) and columns [col_start, col_start+col_count) of
+ * tensor @p name (its 2-D view) into @p dst, device memory, as @p dtype (as ts_read_slice()):
+ * row i of the rectangle at element i * dst_stride. The covering pages are read into the pinned
+ * buffers on the CPU, copied and decoded on the GPU; the CPU decodes nothing (lossless: it
+ * entropy-decodes the exponent frames, docs/GPU.md). Work queued on @p stream before the call is
+ * done before @p dst is written, and work queued on it after the call sees the result. Returns
+ * when every page is read and queued (not decoded).
+ * @return as ts_read_slice(); TS_ENOTSUP (no GPU path); TS_EIO (a CUDA error).
+ */
+TS_API int ts_gpu_read(ts_gpu_reader *g, const char *name, uint64_t row_start, uint64_t row_count,
+		       uint64_t col_start, uint64_t col_count, ts_dtype dtype, void *dst,
+		       uint64_t dst_stride, void *stream);
+
+/**
+ * ts_read_encoded() into device memory: rows [row_start, row_start+row_count) of an nvfp4,
+ * mxfp4 or fp8 tensor, the code plane into @p codes and the scale plane into @p scales (sizes
+ * from ts_read_encoded_size()), the same bytes. With ts_tensor_info's tensor_scale this is
+ * ModelOpt's NVFP4 triple (weight, weight_scale, weight_scale_2) that `tstore export --layout
+ * modelopt` writes. Stream rule as ts_gpu_read().
+ * @return as ts_read_encoded(); TS_ENOTSUP (no GPU path, or another codec); TS_EIO.
+ */
+TS_API int ts_gpu_read_encoded(ts_gpu_reader *g, const char *name, uint64_t row_start,
+			       uint64_t row_count, void *codes, void *scales, void *stream);
+
+/** Wait until everything the reader queued is done. 0 or TS_EIO (a CUDA error). */
+TS_API int ts_gpu_reader_sync(ts_gpu_reader *g);
 
 #ifdef __cplusplus
 }

@@ -32,10 +32,17 @@ def open(path: str | os.PathLike, mode: str = "r", **kwargs) -> Store:  # noqa: 
     return Store(path, mode, **kwargs)
 
 
+def gpu_available() -> bool:
+    """True if this libtstore was built with its GPU path (--with-cuda) and a CUDA device is
+    usable: then safe_open(..., device="cuda:N") decodes on the GPU (docs/GPU.md)."""
+    from ._lib import lib
+    return bool(lib.ts_gpu_available())
+
+
 def codecs() -> list[str]:
     """The codecs this libtstore knows ("raw", "nvfp4", ...), usable as save_file(codec=)."""
     return codec_names()
 
 
 __all__ = ["safe_open", "open", "Store", "TensorInfo", "TensorSlice", "TstoreError",
-           "codecs", "library_version", "__version__"]
+           "codecs", "gpu_available", "library_version", "__version__"]

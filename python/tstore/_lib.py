@@ -144,6 +144,18 @@ _PROTOTYPES = {
     "ts_store_metadata_get": (c_int, [c_void_p, c_size_t, POINTER(c_size_t), c_void_p]),
     "ts_cache_stats_get": (None, [POINTER(cache_stats), c_void_p]),
     "ts_cache_clear": (None, [c_void_p]),
+    "ts_read_encoded_size": (c_int, [POINTER(c_size_t), POINTER(c_size_t), POINTER(tensor_info),
+                                     c_uint64]),
+    "ts_gpu_available": (c_int, []),
+    "ts_gpu_reader_new": (c_int, [POINTER(c_void_p), c_void_p, c_int, c_int, c_size_t]),
+    "ts_gpu_reader_free": (None, [c_void_p]),
+    "ts_gpu_reader_sync": (c_int, [c_void_p]),
+    "ts_gpu_read": (c_int, [c_void_p, c_char_p, c_uint64, c_uint64, c_uint64, c_uint64, c_int,
+                            c_void_p, c_uint64, c_void_p]),
+    "ts_gpu_read_encoded": (c_int, [c_void_p, c_char_p, c_uint64, c_uint64, c_void_p, c_void_p,
+                                    c_void_p]),
+    "ts_gpu_decode": (c_int, [POINTER(codec_config), c_float, c_void_p, c_size_t, c_uint64,
+                              c_uint64, c_int, c_void_p, c_uint64, c_void_p]),
 }
 
 

@@ -13,7 +13,9 @@ class safe_open:
     """Open the store at @p filename for reading, as safetensors.safe_open does.
 
     @p framework: "pt" (torch tensors) or "np"/"numpy" (NumPy arrays). @p device: "cpu", or
-    for torch any device torch accepts (the tensor is read on the CPU, then moved: a copy).
+    for torch any device torch accepts: on a CUDA device ("cuda", "cuda:N") the pages are
+    decoded on the GPU (docs/GPU.md; a libtstore built without --with-cuda raises TstoreError
+    saying so); on another device the tensor is read on the CPU, then moved (a copy).
     Use as a context manager; every method may be called from any number of threads at once.
     """
 
@@ -48,8 +50,12 @@ class safe_open:
         """Tensor @p name, decoded straight into the returned array or tensor. Its dtype is
         the source dtype (NumPy: float32 for BF16 and F8 sources; torch: float32 for F8), or
         @p dtype, another floating-point dtype (float32, float16; torch also bfloat16).
+        On a CUDA device, dtype="nvfp4" gives an nvfp4 tensor as ModelOpt's triple (uint8
+        codes [rows, cols/2], float8_e4m3fn scales [rows, cols/16], float32 global scale),
+        the bytes `tstore export --layout modelopt` writes.
         KeyError if there is no such tensor; TstoreError if a page of it is damaged."""
-        return self._fw.to_device(self._st.read(name, (), self._fw_name, dtype), self._device)
+        return self._fw.to_device(self._st.read(name, (), self._fw_name, dtype, self._device),
+                                  self._device)
 
     def get_slice(self, name: str) -> "TensorSlice":
         """A lazy view of tensor @p name: index it (NumPy basic indexing) to read a part."""
@@ -90,7 +96,8 @@ class TensorSlice:
 
     def __getitem__(self, index: Any):
         f = self._f
-        return f._fw.to_device(f.store.read(self._name, index, f._fw_name), f._device)
+        return f._fw.to_device(f.store.read(self._name, index, f._fw_name, device=f._device),
+                               f._device)
 
 
 def load_file(filename: str | os.PathLike, framework: str, device: Any = "cpu") -> dict:

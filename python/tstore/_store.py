@@ -45,6 +45,7 @@ class TensorInfo:
     tile_rows: int
     tile_cols: int
     rel_rms_pct: float    # relative RMS error of the encoding, percent (0: exact)
+    tensor_scale: float = 1.0  # the codec's per-tensor decode scale (nvfp4, fp8)
     _dtype_id: int = 0
     _raw_id: int = 0
 
@@ -136,6 +137,7 @@ class Store:
         self._busy = 0
         self._wlock = threading.Lock()
         self._group = None
+        self._gpu: dict = {}  # device -> tstore._gpu.Reader (docs/GPU.md)
 
     def _open(self, h: ctypes.c_void_p, opts, busy_timeout: float | None) -> int:
         """ts_store_open(), waiting for another writer up to @p busy_timeout seconds (None:
@@ -184,6 +186,9 @@ class Store:
                 self._cv.wait()
         lib.ts_group_abort(self._group)
         self._group = None
+        for rd in self._gpu.values():
+            rd.close()
+        self._gpu.clear()
         lib.ts_store_close(h)
 
     def __enter__(self) -> "Store":
@@ -248,14 +253,43 @@ class Store:
                               f"JSON ({e})") from None
         return meta
 
-    def read(self, name: str, index: Any = (), framework: str = "np", dtype: Any = None):
+    def _gpu_reader(self, device):
+        """The GPU reader of this store for torch @p device, made at first use."""
+        from . import _gpu
+        key = device.index or 0
+        with self._cv:
+            rd = self._gpu.get(key)
+        if rd is None:
+            with self._use() as h:
+                rd = _gpu.Reader(h, device)
+            with self._cv:
+                if key in self._gpu:
+                    rd.close()
+                else:
+                    self._gpu[key] = rd
+                rd = self._gpu[key]
+        return rd
+
+    def read(self, name: str, index: Any = (), framework: str = "np", dtype: Any = None,
+             device: Any = None):
         """Tensor @p name, or the part of it that NumPy basic @p index selects, as an array of
-        @p framework; only the pages covering the selection are read (invariant 2)."""
+        @p framework; only the pages covering the selection are read (invariant 2). For torch
+        and a CUDA @p device the pages are decoded on the GPU (docs/GPU.md), and @p dtype
+        "nvfp4" gives ModelOpt's triple (codes, scales, global scale) of an nvfp4 tensor."""
         fw = _framework(framework)
         nb = _name_bytes(name)
         info = self.info(name)
-        p = _index.plan(index, info.shape)
+        cuda = fw.name == "torch" and getattr(device, "type", None) == "cuda"
+        if isinstance(dtype, str) and dtype.lower() == "nvfp4":
+            if not cuda:
+                raise ValueError("dtype='nvfp4' (ModelOpt's triple) is read onto a CUDA device")
+            from . import _gpu
+            return _gpu.read_nvfp4(self, name, nb, info, device)
         read_dt, out = fw.read_dtype(info, dtype)
+        if cuda and read_dt not in F8_DTYPES:
+            from . import _gpu
+            return _gpu.read(self, name, nb, info, index, read_dt, device)
+        p = _index.plan(index, info.shape)
         if p.empty:
             return out(fw.empty(p.out_shape, read_dt))
         block = fw.empty(p.read_shape, read_dt)
@@ -385,6 +419,7 @@ class Store:
                           stored_bytes=ti.stored_bytes, source_bytes=ti.source_bytes,
                           page_count=ti.page_count, tile_rows=ti.tile_rows,
                           tile_cols=ti.tile_cols, rel_rms_pct=ti.error.rel_rms_pct,
+                          tensor_scale=ti.tensor_scale,
                           _dtype_id=ti.source_dtype, _raw_id=ti.codec.raw_dtype)
 
     @staticmethod

@@ -67,7 +67,9 @@ class _Torch:
         return torch.device(device if device is not None else "cpu")
 
     @staticmethod
-    def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    def to_device(t, device: torch.device):
+        if isinstance(t, tuple):  # ModelOpt's NVFP4 triple, made on its device
+            return t
         return t if device.type == "cpu" else t.to(device)
 
     @staticmethod
