@@ -19,6 +19,9 @@
  * Invariants
  *   1. No byte reaches the caller's buffer from a page that has not passed ts__page_verify()
  *      (type, version, geometry, XXH3 checksum); a cached page was verified before it was cached.
+ *   1a. Before LMDB follows a page key, engine/lmdbcheck.c has checked the pages on its path; the
+ *      checks of one window's transaction share one ts__lmdb_window (each page checked once per
+ *      transaction: engine/lmdbcheck.c, invariant 5).
  *   2. A run read from storage is used only if LMDB's overflow header in it says what the layout
  *      predicts (page number = offset / 4096, overflow flag, page count = run length / 4096);
  *      otherwise the value is copied from the map while the transaction is still open, and counted
@@ -671,9 +674,13 @@ static int window_fetch(struct req *r, struct window *w, MDB_txn *txn)
 {
 	ts_store *st = r->st;
 	size_t need = 0, off = 0;
+	ts__lmdb_window lw; /* the structure checks of this transaction's page lookups */
 	int rc;
 
 	w->nreqs = 0;
+	rc = ts__lmdb_window_begin(&lw, st, txn, "pages");
+	if (rc < 0)
+		return ts__err_wrap(rc, "reading tensor '%s'", r->name);
 	for (size_t i = 0; i < w->njobs; i++) {
 		struct job *j = &w->jobs[i];
 		uint8_t key[TS_PAGE_KEY_SIZE];
@@ -685,7 +692,7 @@ static int window_fetch(struct req *r, struct window *w, MDB_txn *txn)
 		if (j->hit || j->chit)
 			continue;
 		ts__page_key(key, r->rec.id, j->page);
-		rc = ts__lmdb_check_key(st, txn, "pages", key, sizeof key);
+		rc = ts__lmdb_window_check_key(&lw, key, sizeof key);
 		if (rc < 0)
 			return ts__err_wrap(rc, "page %llu of tensor '%s'", (unsigned long long)j->page,
 					    r->name);
