@@ -5,7 +5,8 @@
  * units: a tile-row band (tile_rows whole rows, all its pages), or, when a single row is wider
  * than the band limit (tile_rows is then 1), a segment of a row holding a few whole tiles. A
  * unit is buffered (or used in place when the caller hands over a whole unit at once), its
- * pages are encoded, sealed, decoded again and measured on the store's pool (all cores), the
+ * pages are encoded, sealed, decoded again (not those that reproduce the source bit for bit: raw
+ * of the source's dtype, lossless) and measured on the store's pool (all cores), the
  * pages' statistics are merged in page order, and the pages join a batch that is committed in
  * one write transaction once it holds BATCH_BYTES, by a committer thread while the next batch
  * is encoded.
@@ -47,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/stats.h"
 #include "common/byteorder.h"
 #include "common/error.h"
 #include "engine/format.h"
@@ -96,6 +98,8 @@ struct ts_writer {
 	int encoded;      /* TS_WRITE_ENCODED */
 	size_t esz;       /* source element size */
 	int stats_ok;     /* the source dtype is F32, BF16 or F16 */
+	int exact;        /* pages decode to the source bit for bit (raw of its dtype, lossless):
+			     no decode is needed to know their error is 0 */
 	uint64_t bs;      /* elements per block along a row */
 	uint64_t total;   /* elements */
 	uint64_t fed;     /* elements appended (rows * cols in encoded mode) */
@@ -566,6 +570,8 @@ int ts__writer_begin(ts_writer **out, ts_store *st, const char *name, ts_dtype s
 	w->bs = ts__geometry_block(cfg);
 	w->total = r->rows * r->cols;
 	w->stats_ok = is_float_src(src_dtype);
+	w->exact = !w->encoded && (cfg->codec == TS_CODEC_LOSSLESS ||
+				   (cfg->codec == TS_CODEC_RAW && cfg->raw_dtype == src_dtype));
 	w->amax_given = o.amax;
 	w->enc_amax = isnan(o.amax) ? 0.0f : o.amax;
 	if (w->encoded && !isnan(o.tensor_scale))
@@ -658,21 +664,23 @@ static int page_task(void *ud, uint64_t k)
 	ts__page_seal(out, &hdr);
 	ts_stats_acc_init(&p->acc);
 	if (w->stats_ok || w->encoded) {
-		const float *dec = w->dec + p->dec_off;
-		rc = ts_codec_decode(&r->codec, r->tensor_scale, payload, plen, p->nr, p->nc, TS_F32,
-				     w->dec + p->dec_off, p->nc);
-		if (rc < 0)
-			return ts__err_wrap(rc, "tensor '%s', decoding page %" PRIu64, w->name,
-					    p->index);
+		const float *dec = NULL;
+		if (!w->exact) {
+			/* the error is measured on the page as a reader will decode it */
+			dec = w->dec + p->dec_off;
+			rc = ts_codec_decode(&r->codec, r->tensor_scale, payload, plen, p->nr, p->nc,
+					     TS_F32, w->dec + p->dec_off, p->nc);
+			if (rc < 0)
+				return ts__err_wrap(rc, "tensor '%s', decoding page %" PRIu64,
+						    w->name, p->index);
+		}
 		if (w->encoded)
 			return ts_stats_acc_add_dist(&p->acc, dec, TS_F32, p->nr * p->nc);
 		for (uint64_t i = 0; i < p->nr; i++) {
 			const uint8_t *src = u->data + ((p->r0 - u->r0 + i) * u->stride +
 							(p->c0 - u->c0)) * w->esz;
-			rc = ts_stats_acc_add_dist(&p->acc, src, r->source_dtype, p->nc);
-			if (rc == 0)
-				rc = ts_stats_acc_add_error(&p->acc, src, r->source_dtype,
-							    dec + i * p->nc, p->nc);
+			rc = ts__stats_acc_add_both(&p->acc, src, r->source_dtype,
+						    dec ? dec + i * p->nc : NULL, p->nc);
 			if (rc < 0)
 				return rc;
 		}
