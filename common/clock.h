@@ -5,6 +5,7 @@
 #ifndef TS_COMMON_CLOCK_H
 #define TS_COMMON_CLOCK_H
 
+#include <stdint.h>
 #include <time.h>
 
 static inline double ts__clock_s(void)
@@ -13,6 +14,15 @@ static inline double ts__clock_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The same clock in whole milliseconds, for deadlines counted in milliseconds. */
+static inline int64_t ts__clock_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 #endif

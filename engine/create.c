@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "engine/create.h"
 #include "engine/meta.h"
@@ -50,16 +51,9 @@
 
 #define TMP_TAG ".creating-"
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int ts__flock_wait(int fd, int64_t timeout_ms)
 {
-	int64_t start = now_ms(), sleep_ms = 1;
+	int64_t start = ts__clock_ms(), sleep_ms = 1;
 	for (;;) {
 		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
 			return 0;
@@ -67,7 +61,7 @@ int ts__flock_wait(int fd, int64_t timeout_ms)
 			continue;
 		if (errno != EWOULDBLOCK)
 			return -errno;
-		int64_t left = timeout_ms < 0 ? sleep_ms : timeout_ms - (now_ms() - start);
+		int64_t left = timeout_ms < 0 ? sleep_ms : timeout_ms - (ts__clock_ms() - start);
 		if (left <= 0)
 			return 1;
 		int64_t nap = sleep_ms < left ? sleep_ms : left;

@@ -12,6 +12,8 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #define XXH_STATIC_LINKING_ONLY
@@ -62,27 +64,38 @@ void ts__page_seal(uint8_t *buf, const ts__page_hdr *hdr)
 	ts__put_le64(buf + 32, page_checksum(buf, buf + TS_PAGE_HEADER_SIZE, hdr->payload_len));
 }
 
-int ts__page_verify_kind(const void *vbuf, size_t len, const ts__tensor_rec *rec,
-			 const char *name, uint64_t page_index, ts_problem_kind *kind)
+/* Damage found in page @p page_index of tensor @p name, the one formatter of this file's messages:
+ * *kind (where asked) @p k, the last error "page N of tensor 'NAME': <what>", TS_ECORRUPT. */
+__attribute__((format(printf, 5, 6))) static int damage(ts_problem_kind *kind, ts_problem_kind k,
+							uint64_t page_index, const char *name,
+							const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+	if (kind)
+		*kind = k;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor '%s': %s", page_index, name, what);
+}
+
+int ts__page_verify_kind(const void *vbuf, size_t len, const ts__tensor_rec *rec, const char *name,
+			 uint64_t page_index, ts_problem_kind *kind)
 {
 	const uint8_t *buf = vbuf;
 	uint64_t r0, nr, c0, nc, want_len, id, index, sum;
 	uint32_t rows, cols, plen;
 
-	if (kind)
-		*kind = TS_PROBLEM_GEOMETRY;
 	if (page_index >= rec->page_count)
-		return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor '%s': beyond its %" PRIu64
-			       " pages", page_index, name, rec->page_count);
+		return damage(kind, TS_PROBLEM_GEOMETRY, page_index, name,
+			      "beyond its %" PRIu64 " pages", rec->page_count);
 	if (len < TS_PAGE_HEADER_SIZE)
-		return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor '%s': %zu bytes, shorter than "
-			       "a page header", page_index, name, len);
-	if (buf[0] != TS_PAGE_TYPE || buf[1] != TS_PAGE_VERSION || buf[3] != 0) {
-		if (kind)
-			*kind = TS_PROBLEM_CHECKSUM;
-		return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor '%s': bad header (type %#x, "
-			       "version %u)", page_index, name, buf[0], buf[1]);
-	}
+		return damage(kind, TS_PROBLEM_GEOMETRY, page_index, name,
+			      "%zu bytes, shorter than a page header", len);
+	if (buf[0] != TS_PAGE_TYPE || buf[1] != TS_PAGE_VERSION || buf[3] != 0)
+		return damage(kind, TS_PROBLEM_CHECKSUM, page_index, name,
+			      "bad header (type %#x, version %u)", buf[0], buf[1]);
 	ts__geometry_page_rect(rec, page_index, &r0, &nr, &c0, &nc);
 	want_len = ts_codec_encoded_size(&rec->codec, nr, nc);
 	rows = ts__get_le32(buf + 4);
@@ -94,42 +107,39 @@ int ts__page_verify_kind(const void *vbuf, size_t len, const ts__tensor_rec *rec
 	/* A flipped bit in the header is still damage, not a geometry problem: the checksum
 	 * (which covers the header) decides which it is before the fields are judged. */
 	if ((uint64_t)plen + TS_PAGE_HEADER_SIZE == len &&
-	    sum != page_checksum(buf, buf + TS_PAGE_HEADER_SIZE, plen)) {
-		if (kind)
-			*kind = TS_PROBLEM_CHECKSUM;
-		return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor '%s': checksum mismatch",
-			       page_index, name);
-	}
-	if ((uint64_t)plen + TS_PAGE_HEADER_SIZE != len) {
-		if (kind)
-			*kind = TS_PROBLEM_CHECKSUM;
-		return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor '%s': header says %u payload "
-			       "bytes, the page holds %zu", page_index, name, plen,
-			       len - TS_PAGE_HEADER_SIZE);
-	}
+	    sum != page_checksum(buf, buf + TS_PAGE_HEADER_SIZE, plen))
+		return damage(kind, TS_PROBLEM_CHECKSUM, page_index, name, "checksum mismatch");
+	if ((uint64_t)plen + TS_PAGE_HEADER_SIZE != len)
+		return damage(kind, TS_PROBLEM_CHECKSUM, page_index, name,
+			      "header says %u payload bytes, the page holds %zu", plen,
+			      len - TS_PAGE_HEADER_SIZE);
 	if (buf[2] != (unsigned)rec->codec.codec)
-		return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor '%s': codec %u, the tensor's "
-			       "is %u", page_index, name, buf[2], (unsigned)rec->codec.codec);
+		return damage(kind, TS_PROBLEM_GEOMETRY, page_index, name,
+			      "codec %u, the tensor's is %u", buf[2], (unsigned)rec->codec.codec);
 	if (id != rec->id || index != page_index)
-		return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor '%s': header names page %"
-			       PRIu64 " of tensor id %" PRIu64 ", expected id %" PRIu64,
-			       page_index, name, index, id, rec->id);
+		return damage(kind, TS_PROBLEM_GEOMETRY, page_index, name,
+			      "header names page %" PRIu64 " of tensor id %" PRIu64
+			      ", expected id %" PRIu64,
+			      index, id, rec->id);
 	if (rows != nr || cols != nc)
-		return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor '%s': %u x %u elements, the "
-			       "geometry says %" PRIu64 " x %" PRIu64, page_index, name, rows, cols,
-			       nr, nc);
+		return damage(kind, TS_PROBLEM_GEOMETRY, page_index, name,
+			      "%u x %u elements, the geometry says %" PRIu64 " x %" PRIu64, rows,
+			      cols, nr, nc);
 	if (rec->codec.codec == TS_CODEC_LOSSLESS) {
 		/* a length the data decides: at most the codec's bound, and what its header says */
 		uint64_t says = ts__lossless_payload_size(buf + TS_PAGE_HEADER_SIZE, plen,
 							  rec->codec.raw_dtype, nr * nc);
 		if (plen > want_len || says != plen)
-			return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor '%s': lossless payload "
-				       "of %u bytes, its header says %" PRIu64 " (at most %" PRIu64
-				       ")", page_index, name, plen, says, want_len);
+			return damage(kind, TS_PROBLEM_GEOMETRY, page_index, name,
+				      "lossless payload of %u bytes, its header says %" PRIu64
+				      " (at most %" PRIu64 ")",
+				      plen, says, want_len);
 	} else if (plen != want_len) {
-		return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor '%s': payload of %u bytes, %"
-			       PRIu64 " expected", page_index, name, plen, want_len);
+		return damage(kind, TS_PROBLEM_GEOMETRY, page_index, name,
+			      "payload of %u bytes, %" PRIu64 " expected", plen, want_len);
 	}
+	if (kind)
+		*kind = TS_PROBLEM_GEOMETRY;
 	return 0;
 }
 

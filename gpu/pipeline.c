@@ -51,6 +51,14 @@ struct slot {
 	struct ts__gpu_job job;
 };
 
+/* One request of a call: a tensor's rectangle, its pages plan[first, first + n). */
+struct request {
+	const char *name;
+	ts_tensor_info info;
+	struct ts__gpu_job job;
+	size_t first, n;
+};
+
 struct ts_gpu_reader {
 	ts_store *st;
 	const struct ts__gpu_backend *be;
@@ -59,6 +67,8 @@ struct ts_gpu_reader {
 	size_t slot_bytes;
 	struct slot slot[MAX_SLOTS];
 	/* the call in progress */
+	struct request *req;
+	size_t req_cap;
 	ts_page_ref *plan;
 	size_t plan_cap;
 	size_t *off, *len;
@@ -196,6 +206,7 @@ TS_API void ts_gpu_reader_free(ts_gpu_reader *g)
 		}
 		g->be->close(g->ctx);
 	}
+	free(g->req);
 	free(g->plan);
 	free(g->off);
 	free(g->len);
@@ -219,28 +230,35 @@ static int slot_grow(ts_gpu_reader *g, struct slot *s, size_t bytes)
 	return rc;
 }
 
-static int plan(ts_gpu_reader *g, const ts_tensor_info *info, uint64_t ra, uint64_t rn,
-		uint64_t ca, uint64_t cn, size_t *n)
+/* Plan request @p r's pages at index @p at of the call's plan (growing it); r->first, r->n. */
+static int plan(ts_gpu_reader *g, struct request *r, size_t at)
 {
-	int rc = ts_page_plan(g->plan, g->plan_cap, n, info, ra, rn, ca, cn);
+	const struct ts__gpu_job *j = &r->job;
+	size_t n = 0, need;
+	int rc = ts_page_plan(g->plan + at, g->plan_cap - at, &n, &r->info, j->ra, j->rn, j->ca,
+			      j->cn);
 
 	if (rc == TS_ESHORTBUF) {
-		ts_page_ref *p = realloc(g->plan, *n * sizeof(*p));
+		need = at + n + at / 2; /* geometric: many requests plan in linear time */
+		ts_page_ref *p = realloc(g->plan, need * sizeof(*p));
 		if (!p)
-			return ts__err(TS_ENOMEM, "GPU reader: out of memory for %zu pages", *n);
+			return ts__err(TS_ENOMEM, "GPU reader: out of memory for %zu pages", at + n);
 		g->plan = p;
-		g->plan_cap = *n;
-		rc = ts_page_plan(g->plan, g->plan_cap, n, info, ra, rn, ca, cn);
+		g->plan_cap = need;
+		rc = ts_page_plan(g->plan + at, g->plan_cap - at, &n, &r->info, j->ra, j->rn, j->ca,
+				  j->cn);
 	}
-	if (rc == 0 && *n > g->off_cap) {
-		size_t *o = realloc(g->off, *n * sizeof(*o)), *l;
+	r->first = at;
+	r->n = n;
+	if (rc == 0 && at + n > g->off_cap) {
+		size_t *o = realloc(g->off, g->plan_cap * sizeof(*o)), *l;
 		if (o)
 			g->off = o;
-		l = o ? realloc(g->len, *n * sizeof(*l)) : NULL;
+		l = o ? realloc(g->len, g->plan_cap * sizeof(*l)) : NULL;
 		if (!l)
-			return ts__err(TS_ENOMEM, "GPU reader: out of memory for %zu pages", *n);
+			return ts__err(TS_ENOMEM, "GPU reader: out of memory for %zu pages", at + n);
 		g->len = l;
-		g->off_cap = *n;
+		g->off_cap = g->plan_cap;
 	}
 	return rc;
 }
@@ -261,19 +279,12 @@ static size_t batch_pages(const ts_page_ref *p, size_t n, size_t cap, size_t *by
 	return k;
 }
 
-/* Queue the pages of the rectangle of @p job through the slots (the module's comment). */
-static int run(ts_gpu_reader *g, const char *name, const ts_tensor_info *info,
-	       const struct ts__gpu_job *job, void *stream)
+/* Hand pages [i, i + n) of the plan, all of request @p r, to the slots in batches. */
+static int hand_out(ts_gpu_reader *g, const struct request *r, size_t i, size_t n)
 {
-	const struct ts__gpu_backend *be = g->be;
-	size_t n, i = 0;
-	int rc = plan(g, info, job->ra, job->rn, job->ca, job->cn, &n), busy;
+	int rc = 0;
 
-	if (rc || n == 0)
-		return rc;
-	g->err = 0;
-	rc = be->begin(g->ctx, stream);
-	while (rc == 0 && i < n) {
+	while (rc == 0 && n > 0) {
 		int s = g->next;
 		struct slot *sl = &g->slot[s];
 		size_t bytes;
@@ -284,20 +295,21 @@ static int run(ts_gpu_reader *g, const char *name, const ts_tensor_info *info,
 		rc = g->err;
 		pthread_mutex_unlock(&g->lock);
 		if (rc == 0)
-			rc = be->slot_wait(g->ctx, s); /* invariant 1 */
+			rc = g->be->slot_wait(g->ctx, s); /* invariant 1 */
 		if (rc)
 			break;
 		g->next = (s + 1) % g->nslots;
-		sl->count = batch_pages(g->plan + i, n - i, sl->cap, &bytes);
+		sl->count = batch_pages(g->plan + i, n, sl->cap, &bytes);
 		sl->table = bytes;
 		rc = slot_grow(g, sl, bytes + sl->count * sizeof(struct ts__gpu_page));
 		if (rc)
 			break;
 		sl->first = i;
-		sl->name = name;
-		sl->info = info;
-		sl->job = *job;
+		sl->name = r->name;
+		sl->info = &r->info;
+		sl->job = r->job;
 		i += sl->count;
+		n -= sl->count;
 		pthread_mutex_lock(&g->lock);
 		sl->busy = 1;
 		g->queue[(g->qhead + g->qlen) % MAX_SLOTS] = s;
@@ -305,6 +317,27 @@ static int run(ts_gpu_reader *g, const char *name, const ts_tensor_info *info,
 		pthread_cond_signal(&g->work);
 		pthread_mutex_unlock(&g->lock);
 	}
+	return rc;
+}
+
+/* Queue the pages of the call's @p n requests (g->req) through the slots (the module's
+ * comment): every plan first, so that the slots stream from one request into the next. */
+static int run(ts_gpu_reader *g, size_t n, void *stream)
+{
+	const struct ts__gpu_backend *be = g->be;
+	size_t pages = 0;
+	int rc = 0, busy;
+
+	for (size_t k = 0; rc == 0 && k < n; k++) {
+		rc = plan(g, &g->req[k], pages);
+		pages += g->req[k].n;
+	}
+	if (rc || pages == 0)
+		return rc;
+	g->err = 0;
+	rc = be->begin(g->ctx, stream);
+	for (size_t k = 0; rc == 0 && k < n; k++)
+		rc = hand_out(g, &g->req[k], g->req[k].first, g->req[k].n);
 	pthread_mutex_lock(&g->lock); /* invariant 3 */
 	do {
 		busy = 0;
@@ -321,6 +354,19 @@ static int run(ts_gpu_reader *g, const char *name, const ts_tensor_info *info,
 	if (rc)
 		be->sync(g->ctx);
 	return rc;
+}
+
+/* Room for @p n requests in g->req. */
+static int requests(ts_gpu_reader *g, size_t n)
+{
+	if (n <= g->req_cap)
+		return 0;
+	struct request *r = realloc(g->req, n * sizeof(*r));
+	if (!r)
+		return ts__err(TS_ENOMEM, "GPU reader: out of memory for %zu requests", n);
+	g->req = r;
+	g->req_cap = n;
+	return 0;
 }
 
 static int dtype_ok(const ts_tensor_info *info, ts_dtype dtype)
@@ -343,69 +389,100 @@ static void view(const ts_tensor_info *info, uint64_t *rows, uint64_t *cols)
 	*cols = info->ndim ? info->shape[info->ndim - 1] : 1;
 }
 
+/* Check request @p q and fill @p r from it (nothing read yet). */
+static int prepare(ts_gpu_reader *g, struct request *r, const ts_gpu_request *q)
+{
+	struct ts__gpu_job *job = &r->job;
+	int rc;
+
+	if (!q->name)
+		return ts__err(TS_EINVAL, "ts_gpu_read: a request without a name");
+	rc = ts_tensor_info_get(&r->info, g->st, q->name);
+	if (rc)
+		return rc;
+	if (!dtype_ok(&r->info, q->dtype))
+		return ts__err(TS_EDTYPE, "tensor '%s' (%s, codec %s) cannot be read as %s", q->name,
+			       ts_dtype_name(r->info.source_dtype),
+			       ts_codec_name(r->info.codec.codec), ts_dtype_name(q->dtype));
+	if (q->col_count > q->dst_stride)
+		return ts__err(TS_EINVAL, "reading '%s': stride %llu < %llu columns", q->name,
+			       (unsigned long long)q->dst_stride, (unsigned long long)q->col_count);
+	if (!q->dst && q->row_count && q->col_count)
+		return ts__err(TS_EINVAL, "reading '%s': no destination", q->name);
+	r->name = q->name;
+	memset(job, 0, sizeof(*job));
+	job->codec = r->info.codec;
+	job->tensor_scale = r->info.tensor_scale;
+	job->out = TS__GPU_DECODE;
+	job->dtype = q->dtype;
+	job->dst = q->dst;
+	job->dst_stride = q->dst_stride;
+	job->ra = q->row_start, job->rn = q->row_count;
+	job->ca = q->col_start, job->cn = q->col_count;
+	return 0;
+}
+
+TS_API int ts_gpu_read_many(ts_gpu_reader *g, const ts_gpu_request *reqs, size_t n, void *stream)
+{
+	int rc;
+
+	if (!g || (n && !reqs))
+		return ts__err(TS_EINVAL, "ts_gpu_read_many: reader and requests are required");
+	rc = requests(g, n);
+	for (size_t k = 0; rc == 0 && k < n; k++)
+		rc = prepare(g, &g->req[k], &reqs[k]);
+	return rc ? rc : run(g, n, stream);
+}
+
 TS_API int ts_gpu_read(ts_gpu_reader *g, const char *name, uint64_t row_start, uint64_t row_count,
 		       uint64_t col_start, uint64_t col_count, ts_dtype dtype, void *dst,
 		       uint64_t dst_stride, void *stream)
 {
-	ts_tensor_info info;
-	struct ts__gpu_job job;
-	int rc;
+	ts_gpu_request q = {name, row_start, row_count, col_start, col_count, dtype, dst,
+			    dst_stride};
 
 	if (!g || !name)
 		return ts__err(TS_EINVAL, "ts_gpu_read: reader and name are required");
-	rc = ts_tensor_info_get(&info, g->st, name);
-	if (rc)
-		return rc;
-	if (!dtype_ok(&info, dtype))
-		return ts__err(TS_EDTYPE, "tensor '%s' (%s, codec %s) cannot be read as %s", name,
-			       ts_dtype_name(info.source_dtype), ts_codec_name(info.codec.codec),
-			       ts_dtype_name(dtype));
-	if (col_count > dst_stride)
-		return ts__err(TS_EINVAL, "reading '%s': stride %llu < %llu columns", name,
-			       (unsigned long long)dst_stride, (unsigned long long)col_count);
-	if (!dst && row_count && col_count)
-		return ts__err(TS_EINVAL, "reading '%s': no destination", name);
-	memset(&job, 0, sizeof(job));
-	job.codec = info.codec;
-	job.tensor_scale = info.tensor_scale;
-	job.out = TS__GPU_DECODE;
-	job.dtype = dtype;
-	job.dst = dst;
-	job.dst_stride = dst_stride;
-	job.ra = row_start, job.rn = row_count, job.ca = col_start, job.cn = col_count;
-	return run(g, name, &info, &job, stream);
+	return ts_gpu_read_many(g, &q, 1, stream);
 }
 
 TS_API int ts_gpu_read_encoded(ts_gpu_reader *g, const char *name, uint64_t row_start,
 			       uint64_t row_count, void *codes, void *scales, void *stream)
 {
-	ts_tensor_info info;
-	struct ts__gpu_job job;
+	struct request *r;
+	struct ts__gpu_job *job;
 	size_t code_row, scale_row;
 	uint64_t rows, cols;
 	int rc;
 
 	if (!g || !name)
 		return ts__err(TS_EINVAL, "ts_gpu_read_encoded: reader and name are required");
-	rc = ts_tensor_info_get(&info, g->st, name);
+	rc = requests(g, 1);
+	if (rc)
+		return rc;
+	r = &g->req[0];
+	job = &r->job;
+	rc = ts_tensor_info_get(&r->info, g->st, name);
 	if (rc == 0)
-		rc = ts_read_encoded_size(&code_row, &scale_row, &info, 1);
+		rc = ts_read_encoded_size(&code_row, &scale_row, &r->info, 1);
 	if (rc)
 		return rc == TS_ENOTSUP ? ts__err(TS_ENOTSUP, "tensor '%s' is %s-coded: no encoded "
-						  "form to read", name, ts_codec_name(info.codec.codec))
+						  "form to read", name,
+						  ts_codec_name(r->info.codec.codec))
 					: rc;
-	view(&info, &rows, &cols);
+	view(&r->info, &rows, &cols);
 	if (!codes || (scale_row && !scales))
 		return ts__err(TS_EINVAL, "tensor '%s': no buffer for the encoded rows", name);
-	memset(&job, 0, sizeof(job));
-	job.codec = info.codec;
-	job.out = TS__GPU_PLANES;
-	job.dst = codes;
-	job.dst2 = scales;
-	job.dst_stride = code_row;
-	job.dst2_stride = scale_row;
-	job.ra = row_start, job.rn = row_count, job.ca = 0, job.cn = cols;
-	return run(g, name, &info, &job, stream);
+	r->name = name;
+	memset(job, 0, sizeof(*job));
+	job->codec = r->info.codec;
+	job->out = TS__GPU_PLANES;
+	job->dst = codes;
+	job->dst2 = scales;
+	job->dst_stride = code_row;
+	job->dst2_stride = scale_row;
+	job->ra = row_start, job->rn = row_count, job->ca = 0, job->cn = cols;
+	return run(g, 1, stream);
 }
 
 TS_API int ts_gpu_reader_sync(ts_gpu_reader *g)

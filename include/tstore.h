@@ -1169,6 +1169,28 @@ TS_API int ts_gpu_read(ts_gpu_reader *g, const char *name, uint64_t row_start, u
 		       uint64_t col_start, uint64_t col_count, ts_dtype dtype, void *dst,
 		       uint64_t dst_stride, void *stream);
 
+/** One tensor rectangle of a ts_gpu_read_many() call: ts_gpu_read()'s arguments. */
+typedef struct ts_gpu_request {
+	const char *name;
+	uint64_t row_start, row_count, col_start, col_count;
+	ts_dtype dtype;
+	void *dst; /**< device memory */
+	uint64_t dst_stride;
+} ts_gpu_request;
+
+/**
+ * ts_gpu_read() of @p n requests in one pipeline: every request is checked and planned before
+ * anything is read, then the pages of all of them stream through the slots in order, so that the
+ * storage keeps reading the next tensor's pages while the last batches of this one are copied and
+ * decoded (a model load: one call for many tensors). Stream rule as ts_gpu_read(), for every
+ * request. A bad request (a missing name, a dtype its codec cannot give, a stride too small)
+ * fails the call before any destination is written; a read error (a damaged page, I/O) fails it
+ * naming the tensor, after which the destinations' contents are unspecified.
+ * @return as ts_gpu_read().
+ */
+TS_API int ts_gpu_read_many(ts_gpu_reader *g, const ts_gpu_request *reqs, size_t n,
+			    void *stream);
+
 /**
  * ts_read_encoded() into device memory: rows [row_start, row_start+row_count) of an nvfp4,
  * mxfp4 or fp8 tensor, the code plane into @p codes and the scale plane into @p scales (sizes

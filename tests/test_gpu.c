@@ -379,6 +379,70 @@ Test(gpu, pipeline_gives_what_read_slice_gives)
 	ts_store_close(st);
 }
 
+/* One ts_gpu_read_many() of every case (whole tensors and rectangles, one case twice) gives
+ * what one ts_gpu_read() per request gives; a bad request anywhere writes nothing. */
+Test(gpu, read_many_gives_what_reads_one_by_one_give)
+{
+	uint64_t seed = st_seed("gpu");
+	ts_store *st = make_store(&seed);
+	ts_gpu_request q[NCASES + 1];
+	uint8_t *many[NCASES + 1], *one[NCASES + 1];
+	size_t bytes[NCASES + 1];
+	ts_gpu_reader *g;
+
+	cr_assert_eq(ts__gpu_reader_new(&g, st, &stand_in, 0, SLOTS, 4096), 0, "%s",
+		     ts_error_last());
+	for (size_t k = 0; k <= NCASES; k++) {
+		const struct tcase *c = &cases[k % NCASES];
+		uint64_t ra = k % 3 ? 7 : 0, rn = k % 3 ? 50 : ROWS;
+		uint64_t ca = k % 2 ? 90 : 0, cn = k % 2 ? 700 : COLS;
+		ts_dtype dt = k % 3 == 1 ? TS_BF16 : k % 3 == 2 ? TS_F16 : TS_F32;
+		if (c->codec == TS_CODEC_RAW && c->raw_dtype == TS_BF16)
+			dt = TS_BF16;
+		bytes[k] = rn * cn * ts_dtype_size(dt);
+		many[k] = malloc(bytes[k]);
+		one[k] = malloc(bytes[k]);
+		memset(many[k], 0x5A, bytes[k]);
+		q[k] = (ts_gpu_request){c->name, ra, rn, ca, cn, dt, many[k], cn};
+		cr_assert_eq(ts_gpu_read(g, c->name, ra, rn, ca, cn, dt, one[k], cn, NULL), 0,
+			     "%s: %s", c->name, ts_error_last());
+	}
+	int before = submits;
+	cr_assert_eq(ts_gpu_read_many(g, q, NCASES + 1, NULL), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_gpu_reader_sync(g), 0);
+	cr_assert_gt(submits - before, (int)NCASES, "the requests went through many batches");
+	for (size_t k = 0; k <= NCASES; k++)
+		cr_assert_eq(memcmp(many[k], one[k], bytes[k]), 0, "request %zu (%s) differs", k,
+			     q[k].name);
+
+	/* a missing name, a stride too small, a dtype the codec cannot give: nothing written */
+	for (int bad = 0; bad < 3; bad++) {
+		ts_gpu_request b[NCASES + 1];
+		memcpy(b, q, sizeof(q));
+		for (size_t k = 0; k <= NCASES; k++)
+			memset(many[k], 0x5A, bytes[k]);
+		if (bad == 0)
+			b[NCASES / 2].name = "no such tensor";
+		else if (bad == 1)
+			b[NCASES].dst_stride = b[NCASES].col_count - 1;
+		else
+			b[NCASES - 1].dtype = TS_I32;
+		int rc = ts_gpu_read_many(g, b, NCASES + 1, NULL);
+		cr_assert_eq(rc, bad == 0 ? TS_ENOTFOUND : bad == 1 ? TS_EINVAL : TS_EDTYPE,
+			     "bad request %d: %d (%s)", bad, rc, ts_error_last());
+		for (size_t k = 0; k <= NCASES; k++)
+			for (size_t i = 0; i < bytes[k]; i++)
+				cr_assert_eq(many[k][i], 0x5A, "bad request %d: request %zu written",
+					     bad, k);
+	}
+	cr_assert_eq(ts_gpu_read_many(g, q, 0, NULL), 0);
+	cr_assert_eq(ts_gpu_read_many(g, NULL, 1, NULL), TS_EINVAL);
+	for (size_t k = 0; k <= NCASES; k++)
+		free(many[k]), free(one[k]);
+	ts_gpu_reader_free(g);
+	ts_store_close(st);
+}
+
 Test(gpu, pipeline_planes_are_read_encoded_bytes)
 {
 	uint64_t seed = st_seed("gpu");

@@ -82,6 +82,33 @@ def read(store, name: str, nb: bytes, info, index, read_dt: int, device: torch.d
     return _index.finish_view(block, p, lambda t, dims: torch.flip(t, dims)).contiguous()
 
 
+def load_all(store, names: list[str], fw, device: torch.device) -> dict:
+    """Every tensor of @p names, whole, on @p device in its native dtype (@p fw's), read in one
+    pipeline (ts_gpu_read_many): the storage reads the next tensors' pages while the GPU
+    decodes the pages already read. F8 sources and 0-d tensors go one by one (store.read)."""
+    rd = store._gpu_reader(device)
+    out, reqs, keep = {}, [], []
+    for name in names:
+        info = store.info(name)
+        read_dt, _ = fw.read_dtype(info, None)
+        if read_dt not in _PT or len(info.shape) == 0:
+            out[name] = fw.to_device(store.read(name, (), "pt", None, device), device)
+            continue
+        t = torch.empty(info.shape, dtype=_PT[read_dt], device=device)
+        out[name] = t
+        if t.numel() == 0:
+            continue
+        nb = name.encode("utf-8")
+        keep.append(nb)
+        r0, rn, c0, cn, _ = _rect(info.shape, [0] * len(info.shape), list(info.shape))
+        reqs.append(_lib.gpu_request(nb, r0, rn, c0, cn, read_dt, t.data_ptr(), cn))
+    if reqs:
+        arr = (_lib.gpu_request * len(reqs))(*reqs)
+        with rd.lock, store._use():
+            check(lib.ts_gpu_read_many(rd.g, arr, len(reqs), _stream(device)))
+    return {name: out[name] for name in names}
+
+
 def read_nvfp4(store, name: str, nb: bytes, info, device: torch.device):
     """ModelOpt's NVFP4 triple of 2-D nvfp4 tensor @p name on @p device: codes uint8
     [rows, cols/2], block scales float8_e4m3fn [rows, cols/16], the float32 global scale."""

@@ -62,6 +62,12 @@ class codec_config(Structure):
                 ("max_error_pct", c_double)]
 
 
+class gpu_request(Structure):
+    _fields_ = [("name", c_char_p), ("row_start", c_uint64), ("row_count", c_uint64),
+                ("col_start", c_uint64), ("col_count", c_uint64), ("dtype", c_int),
+                ("dst", c_void_p), ("dst_stride", c_uint64)]
+
+
 class compression_stats(Structure):
     _fields_ = [("original_bytes", c_uint64), ("compressed_bytes", c_uint64),
                 ("compression_ratio", c_double), ("mean_error", c_double),
@@ -152,6 +158,7 @@ _PROTOTYPES = {
     "ts_gpu_reader_sync": (c_int, [c_void_p]),
     "ts_gpu_read": (c_int, [c_void_p, c_char_p, c_uint64, c_uint64, c_uint64, c_uint64, c_int,
                             c_void_p, c_uint64, c_void_p]),
+    "ts_gpu_read_many": (c_int, [c_void_p, POINTER(gpu_request), c_size_t, c_void_p]),
     "ts_gpu_read_encoded": (c_int, [c_void_p, c_char_p, c_uint64, c_uint64, c_void_p, c_void_p,
                                     c_void_p]),
     "ts_gpu_decode": (c_int, [POINTER(codec_config), c_float, c_void_p, c_size_t, c_uint64,

@@ -102,6 +102,9 @@ class TensorSlice:
 
 def load_file(filename: str | os.PathLike, framework: str, device: Any = "cpu") -> dict:
     with safe_open(filename, framework, device) as f:
+        if getattr(f._device, "type", None) == "cuda":
+            from . import _gpu
+            return _gpu.load_all(f._st, f.keys(), f._fw, f._device)
         return {k: f.get_tensor(k) for k in f.keys()}
 
 

@@ -25,6 +25,8 @@
 #include "tools/cli/commands.h"
 #include "tools/cli/progress.h"
 
+#define CMD "bench codec"
+
 #define MAX_SIZES 8
 
 typedef struct bench_case {
@@ -97,11 +99,11 @@ static void usage(FILE *f)
 		"The kernel set in use is printed; TSTORE_KERNEL=scalar forces the portable reference.\n");
 }
 
+/* A usage or set-up error, reported through the command's one formatter: exit code CLI_USAGE. */
 static int bench_error(const char *what, const char *where)
 {
-	fprintf(stderr, "tstore: bench codec: %s%s%s%s\n", what, where ? " (" : "", where ? where : "",
-		where ? ")" : "");
-	return 2;
+	cli_error(CMD, where, "%s", what);
+	return CLI_USAGE;
 }
 
 static int parse_count(const char *s, uint64_t *out)
@@ -440,7 +442,7 @@ static int bench_size(const opts *o, uint64_t n, int first_size)
 	fflush(stdout);
 	goto out;
 fail:
-	fprintf(stderr, "tstore: bench codec: %s (%s)\n", ts_strerror(rc), ts_error_last());
+	cli_error(CMD, ts_error_last(), "%s", ts_strerror(rc));
 	status = 1;
 out:
 	free(src);
@@ -464,7 +466,7 @@ int cmd_bench_codec(int argc, char **argv)
 	int opt;
 	uint64_t x;
 
-	cli_opts_init(&co, "bench codec", usage, 0, NULL, lo, argc, argv);
+	cli_opts_init(&co, CMD, usage, 0, NULL, lo, argc, argv);
 	while ((opt = cli_opts_next(&co)) > 0) {
 		switch (opt) {
 		case 'j':
@@ -490,7 +492,7 @@ int cmd_bench_codec(int argc, char **argv)
 	if (opt < 0)
 		return co.status;
 	if (co.operand < argc)
-		return cli_usage_error("bench codec", "no operands expected ('%s')", argv[co.operand]);
+		return cli_usage_error(CMD, "no operands expected ('%s')", argv[co.operand]);
 	o.quiet = cli_quiet;
 	if (o.only) {
 		int any = 0;

@@ -34,6 +34,8 @@
 #include "tools/cli/commands.h"
 #include "tools/cli/progress.h"
 
+#define CMD "bench read"
+
 #define MIB (1024.0 * 1024.0)
 
 struct bt {
@@ -84,9 +86,8 @@ static int drop_caches(struct bench *b)
 		if (fd >= 0)
 			close(fd);
 		if (b->cold_ok)
-			fprintf(stderr, "tstore: bench read: cannot drop the page cache (%s): "
-					"\"cold\" figures are warm\n",
-				strerror(errno));
+			cli_error(CMD, strerror(errno),
+				  "cannot drop the page cache: \"cold\" figures are warm");
 		b->cold_ok = 0;
 		return -1;
 	}
@@ -106,7 +107,7 @@ static ts_store *open_store(const char *path, unsigned flags, ts_io_backend io, 
 	o.cache_bytes = cache;
 	rc = ts_store_open(&st, path, &o);
 	if (rc) {
-		fprintf(stderr, "tstore: bench read: %s (%s)\n", ts_error_last(), path);
+		cli_error(CMD, path, "%s", ts_error_last());
 		return NULL;
 	}
 	return st;
@@ -136,7 +137,7 @@ static int put_tensor(ts_store *st, const char *name, ts_dtype sdt, const void *
 		rc = ts_writer_append(w, x, rows * cols * ts_dtype_size(sdt));
 	if (rc == 0)
 		return ts_writer_commit(NULL, w);
-	fprintf(stderr, "tstore: bench read: writing '%s': %s\n", name, ts_error_last());
+	cli_error(CMD, NULL, "writing '%s': %s", name, ts_error_last());
 	ts_writer_abort(w);
 	return rc;
 }
@@ -301,7 +302,7 @@ static int load_all(struct bench *b, ts_store *st, uint8_t *buf, double *secs)
 		rc = ts_read_slice(st, x->name, nd, start, nd == 1 ? count + 1 : count, TS_BF16,
 				   buf + x->offset, x->rows * x->cols * 2);
 		if (rc)
-			fprintf(stderr, "tstore: bench read: %s\n", ts_error_last());
+			cli_error(CMD, NULL, "%s", ts_error_last());
 	}
 	*secs = progress_now() - t;
 	return rc;
@@ -395,7 +396,7 @@ static double read_rate(ts_store *st, const char *name, uint64_t rows, uint64_t 
 		uint64_t start[2] = {0, 0}, count[2] = {rows, cols};
 		double t = progress_now();
 		if (ts_read_slice(st, name, 2, start, count, TS_F32, buf, rows * cols * 4) != 0) {
-			fprintf(stderr, "tstore: bench read: %s\n", ts_error_last());
+			cli_error(CMD, NULL, "%s", ts_error_last());
 			return 0;
 		}
 		t = progress_now() - t;
@@ -488,7 +489,7 @@ static void amp_case(ts_store *st, const ts_tensor_info *info, const char *what,
 
 	ts_cache_stats_get(&a, st);
 	if (ts_read_slice(st, "w.nvfp4", 2, start, count, TS_F32, buf, nr * nc * 4) != 0) {
-		fprintf(stderr, "tstore: bench read: %s\n", ts_error_last());
+		cli_error(CMD, NULL, "%s", ts_error_last());
 		return;
 	}
 	ts_cache_stats_get(&z, st);
@@ -569,7 +570,7 @@ static double strip_reads(struct bench *b, ts_io_backend io, uint64_t seed, uint
 		buf = realloc(buf, count[0] * count[1] * 2);
 		if (ts_read_slice(st, tt->name, 2, start, count, TS_BF16, buf,
 				  count[0] * count[1] * 2) != 0) {
-			fprintf(stderr, "tstore: bench read: %s\n", ts_error_last());
+			cli_error(CMD, NULL, "%s", ts_error_last());
 			break;
 		}
 		*pages += (count[0] + info.tile_rows - 1) / info.tile_rows; /* one tile column */
@@ -633,7 +634,7 @@ static void rm_rf(const char *dir)
 	char cmd[700];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
-		fprintf(stderr, "tstore: bench read: could not remove %s\n", dir);
+		cli_error(CMD, NULL, "could not remove %s", dir);
 }
 
 int cmd_bench_read(int argc, char **argv)
@@ -652,7 +653,7 @@ int cmd_bench_read(int argc, char **argv)
 	b.rng = 0x9E3779B97F4A7C15ull;
 	b.cold_ok = 1;
 	cli_opts co;
-	cli_opts_init(&co, "bench read", usage, 0, "d:s:kr:", opts, argc, argv);
+	cli_opts_init(&co, CMD, usage, 0, "d:s:kr:", opts, argc, argv);
 	while ((c = cli_opts_next(&co)) > 0) {
 		switch (c) {
 		case 'd':
@@ -673,9 +674,8 @@ int cmd_bench_read(int argc, char **argv)
 		return co.status;
 	snprintf(b.dir, sizeof(b.dir), "%s/tstore-bench-XXXXXX", base);
 	if (!mkdtemp(b.dir)) {
-		fprintf(stderr, "tstore: bench read: cannot create a directory under %s: %s\n", base,
-			strerror(errno));
-		return 2;
+		cli_error(CMD, base, "cannot create a directory: %s", strerror(errno));
+		return CLI_USAGE;
 	}
 	snprintf(b.st_path, sizeof(b.st_path), "%s/model.tst", b.dir);
 	snprintf(b.ll_path, sizeof(b.ll_path), "%s/model-lossless.tst", b.dir);

@@ -109,7 +109,9 @@ int cli_parse_size(const char *s, uint64_t *out)
 	return -1;
 }
 
-int cli_wait_option(const char *cmd, int c, const char *arg)
+/* Handle getopt's @p c if it is CLI_OPT_WAIT or CLI_OPT_NO_WAIT: 1 handled, 0 not one of them,
+ * -1 a bad --wait value (reported; the caller exits with CLI_USAGE). */
+static int cli_wait_option(const char *cmd, int c, const char *arg)
 {
 	if (c == CLI_OPT_NO_WAIT) {
 		cli_wait_ms = 0;

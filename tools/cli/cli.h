@@ -48,19 +48,13 @@ int cli_parse_size(const char *s, uint64_t *out);
  *  (the default) for ever, 0 not at all (--no-wait), else --wait SECONDS. */
 extern int64_t cli_wait_ms;
 
-/** The options of every writing command that set cli_wait_ms, for its getopt_long() table,
- *  with the lines of its --help that describe them. */
+/** The option codes of --wait and --no-wait in cli_opts' table (CLI_OPTS_WAIT), and the lines
+ *  of a writing command's --help that describe them. */
 #define CLI_OPT_WAIT 0x5701
 #define CLI_OPT_NO_WAIT 0x5702
-#define CLI_WAIT_OPTIONS                                                                         \
-	{"wait", required_argument, 0, CLI_OPT_WAIT}, {"no-wait", no_argument, 0, CLI_OPT_NO_WAIT}
 #define CLI_WAIT_HELP                                                                            \
 	"  --wait SECONDS  wait at most SECONDS for another writer of STORE (default: wait)\n"    \
 	"  --no-wait       fail at once (exit 1, STORE unchanged) if another writer has it\n"
-
-/** Handle getopt's @p c if it is CLI_OPT_WAIT or CLI_OPT_NO_WAIT: 1 handled, 0 not one of
- *  them, -1 a bad --wait value (reported; the caller exits with CLI_USAGE). */
-int cli_wait_option(const char *cmd, int c, const char *arg);
 
 /*
  * A command's option parsing, one loop for every command: getopt_long() over the command's own

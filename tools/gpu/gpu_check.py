@@ -243,6 +243,23 @@ for rep in range(3):
     del r
     torch.cuda.empty_cache()
 print("load times (s, cold=page cache dropped):", results, flush=True)
+
+
+def direct_read(path: str) -> float:
+    """Seconds of an O_DIRECT read of @p path (dd iflag=direct bs=8M), page cache dropped."""
+    drop_caches()
+    t0 = time.perf_counter()
+    subprocess.run(["dd", f"if={path}", "of=/dev/null", "bs=8M", "iflag=direct"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+if os.path.isfile(store):
+    d_store = min(direct_read(store) for _ in range(3))
+    d_src = min(direct_read(src) for _ in range(3))
+    rows_out.append(("O_DIRECT read (dd bs=8M, min of 3): store | source",
+                     f"{d_store:.3f} s ({store_bytes / d_store / 1e9:.2f} GB/s) | {d_src:.3f} s "
+                     f"({src_bytes / d_src / 1e9:.2f} GB/s)"))
 # bit-exact: every tensor of the checkpoint, GPU decode == CPU decode
 bad = 0
 with tstore.safe_open(store, "pt") as fc, tstore.safe_open(store, "pt", device=dev) as fg:
@@ -250,6 +267,11 @@ with tstore.safe_open(store, "pt") as fc, tstore.safe_open(store, "pt", device=d
         if not same_bits(fg.get_tensor(n), fc.get_tensor(n)):
             bad += 1
     n_all = len(fc.keys())
+    loaded = tstore.torch.load_file(store, device=dev)  # one ts_gpu_read_many of every tensor
+    bad_lf = sum(not same_bits(loaded[n], fc.get_tensor(n)) for n in fc.keys())
+    del loaded
+note(f"load_file: every tensor of the one-call load == CPU decode ({n_all} tensors)",
+     bad_lf == 0, f"{bad_lf} differ")
 note(f"checkpoint: every tensor GPU == CPU decode ({n_all} tensors)", bad == 0, f"{bad} differ")
 med = {k: sorted(x[0] for x in v)[len(v) // 2] for k, v in results.items()}
 cold_ok = all(c for _, c in results["safetensors"] + results["tstore"])
