@@ -65,15 +65,15 @@ run() {
 	clean
 	drop
 	t0=$(now)
-	/usr/bin/time -f "%U %S" -o "$D/cpu" "$@"
+	{ TIMEFORMAT='%3U %3S'; time "$@" 2>&3; } 3>&2 2>"$D/cpu"
 	sync
 	t1=$(now)
-	w=$(echo "$t1 - $t0" | bc -l)
+	w=$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')
 	c=$(awk '{print $1 + $2}' "$D/cpu")
-	if [ -z "${best[$name]:-}" ] || [ "$(echo "$w < ${best[$name]}" | bc -l)" = 1 ]; then
+	if [ -z "${best[$name]:-}" ] || awk -v a="$w" -v b="${best[$name]}" 'BEGIN {exit !(a < b)}'; then
 		best[$name]=$w
 	fi
-	if [ -z "${cpu[$name]:-}" ] || [ "$(echo "$c < ${cpu[$name]}" | bc -l)" = 1 ]; then
+	if [ -z "${cpu[$name]:-}" ] || awk -v a="$c" -v b="${cpu[$name]}" 'BEGIN {exit !(a < b)}'; then
 		cpu[$name]=$c
 	fi
 }
@@ -92,7 +92,7 @@ for r in $(seq "$reps"); do
 	run conc4 "$0" --concurrent "$D/s.tst" "${shards[@]}"
 done
 clean
-r() { echo "scale=2; $1 / $2" | bc -l; }
+r() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 f() { printf "%.3f" "$1"; }
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)   page cache $([ "$cold" = 1 ] && echo dropped || echo warm)"
 printf "%-34s %8s %8s %8s\n" "figure (min of $reps)" "wall s" "ratio" "cpu s"
