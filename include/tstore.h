@@ -410,6 +410,9 @@ TS_API const char *ts_io_backend_name(ts_io_backend io);
 
 #define TS_OPEN_WRITE 0x1u  /**< open for writing (one writer process at a time) */
 #define TS_OPEN_CREATE 0x2u /**< create the store if it does not exist (implies WRITE) */
+#define TS_OPEN_NOSYNC 0x4u /**< commits are not flushed to disk (no fsync): for scratch stores
+				 only, such as `tstore import`'s spool; a crash or power loss may
+				 lose or damage the store. Other processes see commits as usual */
 
 typedef struct ts_open_opts {
 	unsigned flags;

@@ -1061,7 +1061,8 @@ static int open_or_spool(job *j, ts_store **st)
 	j->store_created = 0; /* the store exists: its holder has it open */
 	snprintf(j->spool, sizeof j->spool, "%s.spool-%ld", j->store_path, (long)getpid());
 	remove_store(j->spool); /* a spool of a killed process that had our pid */
-	return cli_open_store_wait(CMD, st, j->spool, flags, j->o.jobs, 0);
+	/* a scratch store: its commits need not reach the disk (and mostly never do) */
+	return cli_open_store_wait(CMD, st, j->spool, flags | TS_OPEN_NOSYNC, j->o.jobs, 0);
 }
 
 /* Move what the spool store holds into the destination, in one write group, with the sources'
