@@ -1,5 +1,5 @@
 /*
- * The decoded-page cache (see engine/cache.h for the interface and the invariants).
+ * The read cache's mechanism (see engine/cache.h for the interface and the invariants).
  *
  * The budget is split evenly over a power-of-two number of shards (one per 8 MiB of budget, at
  * most 16), each with its own lock, hash table and policy state. A key always maps to the same
@@ -434,4 +434,53 @@ void ts__cache_stats(struct ts__cache *c, ts_cache_stats *out)
 	out->hits = atomic_load(&c->hits);
 	out->misses = atomic_load(&c->misses);
 	out->evictions = atomic_load(&c->evictions);
+}
+
+/* -- hints, passed on to the policy ----------------------------------------------------------- */
+
+int ts__cache_keeps_compressed(const struct ts__cache *c)
+{
+	return c && c->policy->keeps_compressed;
+}
+
+void ts__cache_tensor(struct ts__cache *c, uint64_t tensor_id, ts_codec codec, uint64_t io_bytes,
+		      uint64_t elements)
+{
+	if (c && c->policy->tensor)
+		c->policy->tensor(c->policy->arg, tensor_id, codec, io_bytes, elements);
+}
+
+void ts__cache_access(struct ts__cache *c, uint64_t tensor_id, uint64_t page)
+{
+	if (c && c->policy->access)
+		c->policy->access(c->policy->arg, tensor_id, page);
+}
+
+int ts__cache_seen_before(struct ts__cache *c, uint64_t tensor_id, uint64_t page)
+{
+	if (c && c->policy->seen_before)
+		return c->policy->seen_before(c->policy->arg, tensor_id, page);
+	return 1;
+}
+
+void ts__cache_request(struct ts__cache *c, uint64_t tensor_id, uint64_t first, uint64_t last,
+		       uint64_t page_count, uint64_t *ra_first, uint64_t *ra_count)
+{
+	*ra_first = *ra_count = 0;
+	if (c && c->policy->request)
+		c->policy->request(c->policy->arg, tensor_id, first, last, page_count, ra_first,
+				   ra_count);
+}
+
+void ts__cache_served(struct ts__cache *c, uint64_t tensor_id, ts__form form, uint64_t elements,
+		      uint64_t decoded_bytes)
+{
+	if (c && c->policy->served)
+		c->policy->served(c->policy->arg, tensor_id, form, elements, decoded_bytes);
+}
+
+void ts__cache_prefetched(struct ts__cache *c, uint64_t n)
+{
+	if (c && c->policy->prefetched)
+		c->policy->prefetched(c->policy->arg, n);
 }

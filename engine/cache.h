@@ -1,8 +1,14 @@
 /*
- * The decoded-page cache: decoded pages keyed by (tensor id, page index, output dtype) under a
- * byte budget, sharded, with refcounted entries; and the small policy interface that decides
- * admission and eviction, so that another residency policy can be plugged in without touching
- * the cache's locking, accounting or lifetime rules.
+ * The read cache: the one interface the reader (engine/reader.c) uses for cached pages. Pages
+ * are held decoded, keyed by (tensor id, page index, output dtype), or compressed (the verified
+ * stored page, under the pseudo-dtype TS__CACHE_COMPRESSED), under one byte budget, sharded,
+ * with refcounted entries. Which pages are admitted and evicted, whether pages are kept
+ * compressed and which pages are read ahead is the policy's: a plug-in (ts__cache_policy) with
+ * per-shard hooks, called by the cache's table, and per-cache hints, which the reader's
+ * ts__cache_tensor/access/seen_before/request/served/prefetched calls pass on. The files:
+ *   engine/cache.c            the mechanism: table, budget, references, and this interface;
+ *   engine/cache_residency.c  the policy: tiered residency (and decoded-only, decoded-lru);
+ *   engine/cache_api.c        the store's cache set-up and every public ts_cache_* / profile call.
  *
  * Invariants
  *   1. The bytes charged for every allocated entry (header + data), whether in the table, pinned
@@ -13,7 +19,8 @@
  *      reference while the entry is in it, each ts__cache_lookup()/ts__cache_alloc() caller holds
  *      one until ts__cache_release(). An entry in use is never freed, only unlinked.
  *   3. Every policy hook is called with its shard's lock held, on the policy state of that shard;
- *      a policy therefore needs no locking of its own and sees only its shard's entries.
+ *      a policy therefore needs no locking of its own and sees only its shard's entries. The
+ *      hints are called with no shard lock held; a policy that keeps per-cache state locks it.
  *   4. A key is in a shard's table at most once.
  */
 #ifndef TS_ENGINE_CACHE_H
@@ -25,6 +32,17 @@
 #include "tstore.h"
 
 struct ts__cache;
+
+/* The cache key dtype of a compressed page (not a ts_dtype). */
+#define TS__CACHE_COMPRESSED 0xC0u
+
+/* The forms a page can be held in, cheapest to serve first. */
+typedef enum ts__form {
+	TS__FORM_DECODED = 0,    /* decoded elements in RAM */
+	TS__FORM_COMPRESSED = 1, /* the stored page bytes in RAM */
+	TS__FORM_STORAGE = 2,    /* only on storage */
+	TS__FORM_COUNT
+} ts__form;
 
 typedef struct ts__cache_key {
 	uint64_t tensor_id;
@@ -71,9 +89,26 @@ typedef struct ts__cache_policy {
 	void (*removed)(void *state, ts__cache_entry *e);
 	ts__cache_entry *(*victim)(void *state, const ts__cache_key *incoming, size_t charge);
 	/* Optional: when set, used instead of create, with @p arg (per-store policy state, e.g.
-	 * the residency policy's pricing and frequency sketch, engine/residency.h). */
+	 * the residency policy's pricing and frequency sketch, engine/cache_residency.h). */
 	void *(*create_arg)(uint64_t shard_budget, void *arg);
 	void *arg;
+	/*
+	 * Optional hints, per cache rather than per shard, called with @p arg and no shard lock
+	 * held (invariant 3): what the reader tells the cache (the ts__cache_* calls of the same
+	 * names).
+	 * A NULL hook, and keeps_compressed 0, give the plain cache's answers: nothing is kept
+	 * compressed, nothing read ahead, every page counts as seen before.
+	 */
+	int keeps_compressed;
+	void (*tensor)(void *arg, uint64_t tensor_id, ts_codec codec, uint64_t io_bytes,
+		       uint64_t elements);
+	void (*access)(void *arg, uint64_t tensor_id, uint64_t page);
+	int (*seen_before)(void *arg, uint64_t tensor_id, uint64_t page);
+	void (*request)(void *arg, uint64_t tensor_id, uint64_t first, uint64_t last,
+			uint64_t page_count, uint64_t *ra_first, uint64_t *ra_count);
+	void (*served)(void *arg, uint64_t tensor_id, ts__form form, uint64_t elements,
+		       uint64_t decoded_bytes);
+	void (*prefetched)(void *arg, uint64_t n);
 } ts__cache_policy;
 
 /** The default policy: admit everything, evict the least recently used entry. */
@@ -120,5 +155,39 @@ uint64_t ts__cache_budget(const struct ts__cache *c);
 /** Create the decoded-page cache with @p budget bytes (0: off) and the default policy. */
 int ts__cache_create(struct ts__cache **out, uint64_t budget);
 void ts__cache_free(struct ts__cache *cache);
+
+/*
+ * Hints: what the reader tells the cache about its requests, passed on to the policy. Every
+ * call accepts a NULL cache (then: the plain cache's answers).
+ */
+
+/** 1 if the policy keeps pages compressed too (the reader then looks them up and offers them
+ *  under TS__CACHE_COMPRESSED). */
+int ts__cache_keeps_compressed(const struct ts__cache *c);
+
+/** Tensor @p tensor_id's pages, for pricing: codec, the aligned run read from storage for a full
+ *  page, the elements of a full page. Called before a request's pages are accessed. */
+void ts__cache_tensor(struct ts__cache *c, uint64_t tensor_id, ts_codec codec, uint64_t io_bytes,
+		      uint64_t elements);
+
+/** An access to page @p page of @p tensor_id (frequency). Not for read-ahead. */
+void ts__cache_access(struct ts__cache *c, uint64_t tensor_id, uint64_t page);
+
+/** 1 if page @p page of @p tensor_id was accessed before its current access, so that caching it
+ *  has shown a use (the reader asks it for the pages of bulk requests). */
+int ts__cache_seen_before(struct ts__cache *c, uint64_t tensor_id, uint64_t page);
+
+/** A request covers pages [first, last] of @p tensor_id (of @p page_count pages): *ra_count
+ *  pages from *ra_first to read ahead in the same I/O batch and keep compressed (often 0). */
+void ts__cache_request(struct ts__cache *c, uint64_t tensor_id, uint64_t first, uint64_t last,
+		       uint64_t page_count, uint64_t *ra_first, uint64_t *ra_count);
+
+/** Page @p page of @p tensor_id, of @p elements elements and @p decoded_bytes decoded, was served
+ *  from @p form (counters, modelled time). */
+void ts__cache_served(struct ts__cache *c, uint64_t tensor_id, ts__form form, uint64_t elements,
+		      uint64_t decoded_bytes);
+
+/** @p n pages were read ahead and cached compressed. */
+void ts__cache_prefetched(struct ts__cache *c, uint64_t n);
 
 #endif

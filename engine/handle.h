@@ -34,7 +34,7 @@
 
 struct ts__io;
 struct ts__cache;
-struct ts__res;
+struct ts__residency;
 struct ts__pool;
 
 /* The on-disk format version written in the meta database (docs/FORMAT.md). */
@@ -52,7 +52,7 @@ struct ts_store {
 	ts_io_backend io; /* in effect, never TS_IO_DEFAULT */
 	struct ts__io *io_ctx;
 	struct ts__cache *cache;
-	struct ts__res *res;  /* residency policy of the cache (engine/tiering.c) */
+	struct ts__residency *residency; /* the cache's policy state (engine/cache_api.c only) */
 	int profile_measured; /* the residency profile was measured (a profile file) */
 	struct ts__pool *pool;
 

@@ -6,8 +6,8 @@
  *
  * The model is deliberately simple: moving b bytes from a level costs latency + b / bandwidth,
  * decoding n elements costs n / rate. Everything the residency policy decides is priced with
- * these two formulas (engine/residency.c), so the profile is the one place where this machine's
- * speed enters the policy.
+ * these two formulas (engine/cache_residency.c), so the profile is the one place where this
+ * machine's speed enters the policy.
  *
  * Invariants
  *   1. A level with capacity 0 is absent: its bandwidth and latency are 0 and every transfer

@@ -1,7 +1,8 @@
 /*
  * The memory-hierarchy model's private side (engine/hierarchy.c): what it costs to serve one
- * page from each of the three forms a page can be held in, priced from a hardware profile. The
- * residency policy (engine/residency.c) compares these costs; nothing else prices a page.
+ * page from each of the three forms a page can be held in (decoded, compressed, on storage: the
+ * cache's ts__form), priced from a hardware profile. The residency policy
+ * (engine/cache_residency.c) compares these costs; nothing else prices a page.
  * Profiles come from ts_hw_profile_builtin() (here), ts_hw_profile_measure()
  * (engine/calibrate.c) and ts_hw_profile_load() (engine/profile.c).
  *
@@ -19,14 +20,6 @@
 
 /* The page size a profile prices when none is given: a store's default page. */
 #define TS__PROFILE_PAGE_BYTES 65520u
-
-/* The forms a page can be held in, cheapest to serve first. */
-typedef enum ts__form {
-	TS__FORM_DECODED = 0,    /* decoded elements in RAM */
-	TS__FORM_COMPRESSED = 1, /* the stored page bytes in RAM */
-	TS__FORM_STORAGE = 2,    /* only on storage */
-	TS__FORM_COUNT
-} ts__form;
 
 typedef struct ts__page_cost {
 	double decoded_us;    /* copy decoded_bytes out of RAM */

@@ -55,7 +55,6 @@
 #include "engine/page.h"
 #include "engine/pool.h"
 #include "engine/record.h"
-#include "engine/residency.h"
 #include "engine/txn.h"
 
 #define WINDOW_PAGES 256   /* pages (hits and misses) per window at most */
@@ -140,7 +139,7 @@ struct req {
 	int err_code;
 	char err_msg[512];
 	struct window *cur_win;
-	/* read-ahead pages still to add to the last window (engine/residency.h) */
+	/* read-ahead pages still to add to the last window (engine/cache.h) */
 	uint64_t ra_pos, ra_end;
 	int bulk; /* a bulk request: first-seen pages bypass the cache (invariant 6) */
 };
@@ -355,13 +354,12 @@ static int decode_page(struct req *r, const struct job *j, void *out, uint64_t s
 	return 0;
 }
 
-/* -- residency (engine/residency.h) -------------------------------------------------------------- */
+/* -- the cache's hints (engine/cache.h) ---------------------------------------------------------- */
 
 static void tier_served(struct req *r, const struct job *j, ts__form form)
 {
-	if (r->st->res)
-		ts__res_served(r->st->res, r->rec.id, form, j->nr * j->nc,
-			       (uint64_t)(j->nr * j->nc) * r->esz);
+	ts__cache_served(r->st->cache, r->rec.id, form, j->nr * j->nc,
+			 (uint64_t)(j->nr * j->nc) * r->esz);
 }
 
 /* Keep a verified page compressed in the cache, if the policy makes room for it. */
@@ -384,7 +382,7 @@ static int consume_prefetch(struct req *r, struct job *j)
 {
 	if (ts__page_verify(j->raw, j->raw_len, &r->rec, r->name, j->page) == 0 &&
 	    cache_compressed(r, j))
-		ts__res_prefetched(r->st->res, 1);
+		ts__cache_prefetched(r->st->cache, 1);
 	ts_error_clear();
 	return 0;
 }
@@ -392,20 +390,20 @@ static int consume_prefetch(struct req *r, struct job *j)
 /* Price the tensor's pages for the policy and ask for read-ahead of a sequential walk. */
 static void tier_request(struct req *r)
 {
-	struct ts__res *res = r->st->res;
+	struct ts__cache *c = r->st->cache;
 	uint64_t n = 0, first, last;
 
 	r->ra_pos = r->ra_end = 0;
-	if (!res || ts__cache_budget(r->st->cache) == 0 || r->ntrows == 0)
+	if (ts__cache_budget(c) == 0 || r->ntrows == 0)
 		return;
 	size_t enc = ts_codec_encoded_size(&r->rec.codec, r->rec.tile_rows, r->rec.tile_cols);
 	uint64_t io = (TS_LMDB_PAGEHDR + TS_PAGE_HEADER_SIZE + enc + TS_LMDB_PAGE - 1) &
 		      ~(uint64_t)(TS_LMDB_PAGE - 1);
-	ts__res_tensor(res, r->rec.id, r->rec.codec.codec, io, r->rec.tile_rows * r->rec.tile_cols);
+	ts__cache_tensor(c, r->rec.id, r->rec.codec.codec, io, r->rec.tile_rows * r->rec.tile_cols);
 	first = r->trows[0] * r->across + r->u0;
 	last = r->trows[r->ntrows - 1] * r->across + r->u1;
 	r->bulk = (uint64_t)r->ntrows * (r->u1 - r->u0 + 1) * io >= TS_READ_BULK_BYTES;
-	ts__res_request(res, r->rec.id, first, last, r->rec.page_count, &r->ra_pos, &n);
+	ts__cache_request(c, r->rec.id, first, last, r->rec.page_count, &r->ra_pos, &n);
 	r->ra_end = r->ra_pos + n;
 }
 
@@ -434,9 +432,10 @@ static int consume_slice(struct req *r, struct job *j)
 	/* tiered: a page read from storage is cached compressed and decoded straight to the
 	 * caller; a compressed hit is offered decoded (promotion, if the policy admits it).
 	 * A bulk request caches only pages seen before (invariant 6). */
-	first_sight = r->bulk && !j->chit && !ts__res_seen_before(r->st->res, r->rec.id, j->page);
+	first_sight = r->bulk && !j->chit &&
+		      !ts__cache_seen_before(r->st->cache, r->rec.id, j->page);
 	e = NULL;
-	if (!first_sight && ts__res_keeps_compressed(r->st->res) && !j->chit)
+	if (!first_sight && ts__cache_keeps_compressed(r->st->cache) && !j->chit)
 		cache_compressed(r, j);
 	else if (!first_sight)
 		e = ts__cache_alloc(r->st->cache, &key, (size_t)(j->nr * j->nc) * r->esz);
@@ -840,10 +839,9 @@ static void window_fill(struct req *r, struct window *w, uint64_t *pos, uint64_t
 		ts__geometry_page_rect(&r->rec, j->page, &j->r0, &j->nr, &j->c0, &j->nc);
 		if (r->mode == MODE_SLICE) {
 			ts__cache_key key = {r->rec.id, j->page, (uint32_t)r->dtype};
-			if (r->st->res)
-				ts__res_access(r->st->res, r->rec.id, j->page);
+			ts__cache_access(r->st->cache, r->rec.id, j->page);
 			j->hit = ts__cache_lookup(r->st->cache, &key);
-			if (!j->hit && ts__res_keeps_compressed(r->st->res) &&
+			if (!j->hit && ts__cache_keeps_compressed(r->st->cache) &&
 			    ts__cache_budget(r->st->cache) > 0) {
 				ts__cache_key ck = {r->rec.id, j->page, TS__CACHE_COMPRESSED};
 				if ((j->chit = ts__cache_lookup(r->st->cache, &ck))) {
@@ -1325,27 +1323,4 @@ TS_API int ts_read_pages(ts_store *st, const char *name, const ts_tensor_info *i
 	}
 	return rc == TS__RETRY ? ts__err(TS_EBUSY, "tensor '%s' was replaced during the read", name)
 			       : rc;
-}
-
-/* -- cache statistics (public) ------------------------------------------------------------------- */
-
-TS_API void ts_cache_stats_get(ts_cache_stats *out, ts_store *st)
-{
-	if (!out)
-		return;
-	memset(out, 0, sizeof(*out));
-	if (!st)
-		return;
-	ts__cache_stats(st->cache, out);
-	if (st->io_ctx) {
-		out->storage_reads = atomic_load(&st->io_ctx->reads);
-		out->storage_bytes = atomic_load(&st->io_ctx->bytes);
-		out->map_fallbacks = atomic_load(&st->io_ctx->map_fallbacks);
-	}
-}
-
-TS_API void ts_cache_clear(ts_store *st)
-{
-	if (st)
-		ts__cache_clear(st->cache);
 }

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "engine/cache_api.h"
 #include "engine/create.h"
 #include "engine/handle.h"
 #include "engine/io.h"
@@ -35,7 +36,6 @@
 #include "engine/meta.h"
 #include "engine/pool.h"
 #include "engine/recovery.h"
-#include "engine/tiering.h"
 #include "engine/txn.h"
 
 /* Map sizes: the first map is large (it costs address space only, no file space, since we do
@@ -253,7 +253,7 @@ static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_
 			goto fail;
 	}
 
-	rc = ts__tier_open(st, opts.cache_bytes); /* the cache with its residency policy */
+	rc = ts__store_cache_open(st, opts.cache_bytes); /* the cache with its residency policy */
 	if (rc < 0)
 		goto fail;
 	rc = ts__io_open(st, opts.io);
@@ -263,7 +263,7 @@ static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_
 	return 0;
 
 fail:
-	ts__tier_close(st);
+	ts__store_cache_close(st);
 	if (st->pool)
 		ts__pool_free(st->pool);
 	if (st->env)
@@ -282,7 +282,7 @@ TS_API void ts_store_close(ts_store *st)
 	if (!st)
 		return;
 	ts__io_close(st);
-	ts__tier_close(st);
+	ts__store_cache_close(st);
 	ts__pool_free(st->pool);
 	/* Closing the environment closes the data file, which releases the writer's flock. */
 	mdb_env_close(st->env);

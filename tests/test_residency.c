@@ -13,7 +13,7 @@
 
 #include "engine/cache.h"
 #include "engine/hierarchy.h"
-#include "engine/residency.h"
+#include "engine/cache_residency.h"
 
 /* The standard page: 16384 elements, 10000 bytes compressed, a 12288-byte run on storage,
  * 65536 bytes decoded (F32). */
@@ -46,7 +46,7 @@ static ts_hw_profile test_profile(void)
 }
 
 typedef struct rig {
-	ts__res *r;
+	ts__residency *r;
 	struct ts__cache *c;
 } rig;
 
@@ -54,17 +54,17 @@ static rig make(ts_cache_policy policy, uint64_t budget, uint64_t seed)
 {
 	rig g;
 	ts_hw_profile p = test_profile();
-	cr_assert_eq(ts__res_create(&g.r, policy, budget, &p, seed), 0);
-	cr_assert_eq(ts__cache_create_with_policy(&g.c, budget, ts__res_cache_policy(g.r)), 0);
+	cr_assert_eq(ts__residency_create(&g.r, policy, budget, &p, seed), 0);
+	cr_assert_eq(ts__cache_create_with_policy(&g.c, budget, ts__residency_cache_policy(g.r)), 0);
 	for (uint64_t t = 0; t < 8; t++)
-		ts__res_tensor(g.r, t, TS_CODEC_NVFP4, IO_BYTES, ELEMENTS);
+		ts__cache_tensor(g.c, t, TS_CODEC_NVFP4, IO_BYTES, ELEMENTS);
 	return g;
 }
 
 static void unmake(rig *g)
 {
 	ts__cache_free(g->c);
-	ts__res_free(g->r);
+	ts__residency_free(g->r);
 }
 
 static ts__cache_key dkey(uint64_t t, uint64_t p)
@@ -93,20 +93,20 @@ static ts__form serve(rig *g, uint64_t t, uint64_t p)
 	ts__cache_key dk = dkey(t, p), ck = ckey(t, p);
 	ts__cache_entry *e;
 
-	ts__res_access(g->r, t, p);
+	ts__cache_access(g->c, t, p);
 	if ((e = ts__cache_lookup(g->c, &dk))) {
 		ts__cache_release(g->c, e);
-		ts__res_served(g->r, t, TS__FORM_DECODED, ELEMENTS, DECODED);
+		ts__cache_served(g->c, t, TS__FORM_DECODED, ELEMENTS, DECODED);
 		return TS__FORM_DECODED;
 	}
-	if (ts__res_keeps_compressed(g->r) && (e = ts__cache_lookup(g->c, &ck))) {
-		ts__res_served(g->r, t, TS__FORM_COMPRESSED, ELEMENTS, DECODED);
+	if (ts__cache_keeps_compressed(g->c) && (e = ts__cache_lookup(g->c, &ck))) {
+		ts__cache_served(g->c, t, TS__FORM_COMPRESSED, ELEMENTS, DECODED);
 		put(g, dk, DECODED); /* offered for promotion: the policy admits it or not */
 		ts__cache_release(g->c, e);
 		return TS__FORM_COMPRESSED;
 	}
-	ts__res_served(g->r, t, TS__FORM_STORAGE, ELEMENTS, DECODED);
-	if (ts__res_keeps_compressed(g->r))
+	ts__cache_served(g->c, t, TS__FORM_STORAGE, ELEMENTS, DECODED);
+	if (ts__cache_keeps_compressed(g->c))
 		put(g, ck, COMPRESSED);
 	else
 		put(g, dk, DECODED);
@@ -137,8 +137,8 @@ static void expect_within_budget(rig *g)
 	cr_assert_leq(s.used_bytes, s.budget_bytes, "used %llu > budget %llu",
 		      (unsigned long long)s.used_bytes, (unsigned long long)s.budget_bytes);
 	ts_residency_stats rs;
-	ts__res_stats(g->r, g->c, &rs);
-	if (ts__res_policy(g->r) != TS_CACHE_POLICY_DECODED_LRU)
+	ts__residency_stats(g->r, g->c, &rs);
+	if (ts__residency_policy(g->r) != TS_CACHE_POLICY_DECODED_LRU)
 		cr_assert_eq(rs.decoded_bytes + rs.compressed_bytes, s.used_bytes);
 }
 
@@ -158,7 +158,7 @@ Test(residency, a_page_accessed_often_is_promoted_to_decoded_form)
 	cr_expect_eq(held(&g, 1, 8), TS__FORM_COMPRESSED, "a page seen once stays compressed");
 
 	ts_residency_stats s;
-	ts__res_stats(g.r, g.c, &s);
+	ts__residency_stats(g.r, g.c, &s);
 	cr_expect_geq(s.promoted, 1);
 	cr_expect_eq(s.decoded_pages, s.promoted - s.demoted);
 	cr_expect_geq(s.served_decoded, 1);
@@ -170,14 +170,14 @@ Test(residency, no_promotion_when_decoding_is_cheaper_than_copying)
 {
 	rig g = make(TS_CACHE_POLICY_TIERED, 4u << 20, 1);
 	/* raw at 20 G elements/s: a decode takes 0.8192 us, less than the 6.6536 us copy */
-	ts__res_tensor(g.r, 3, TS_CODEC_RAW, IO_BYTES, ELEMENTS);
+	ts__cache_tensor(g.c, 3, TS_CODEC_RAW, IO_BYTES, ELEMENTS);
 	for (int i = 0; i < 200; i++) {
 		serve(&g, 2, (uint64_t)i);
 		serve(&g, 3, 1);
 	}
 	cr_expect_eq(held(&g, 3, 1), TS__FORM_COMPRESSED);
 	ts_residency_stats s;
-	ts__res_stats(g.r, g.c, &s);
+	ts__residency_stats(g.r, g.c, &s);
 	cr_expect_eq(s.promoted, 0);
 	unmake(&g);
 }
@@ -221,7 +221,7 @@ Test(residency, the_budget_is_never_exceeded)
 				uint64_t x = seed >> 33, t = x % 3, p = (x / 3) % 997;
 				size_t csize = 500 + (x % 7) * 9000; /* varied, some over the window */
 				ts__cache_key ck = ckey(t, p), dk = dkey(t, p);
-				ts__res_access(g.r, t, p);
+				ts__cache_access(g.c, t, p);
 				ts__cache_entry *e = ts__cache_lookup(g.c, &dk);
 				if (!e && policy == TS_CACHE_POLICY_TIERED)
 					e = ts__cache_lookup(g.c, &ck);
@@ -237,7 +237,7 @@ Test(residency, the_budget_is_never_exceeded)
 			}
 			ts__cache_clear(g.c);
 			ts_residency_stats s;
-			ts__res_stats(g.r, g.c, &s);
+			ts__residency_stats(g.r, g.c, &s);
 			cr_expect_eq(s.used_bytes, 0);
 			if (policy != TS_CACHE_POLICY_DECODED_LRU) {
 				cr_expect_eq(s.decoded_pages + s.compressed_pages, 0);
@@ -251,30 +251,30 @@ Test(residency, sequential_requests_trigger_read_ahead)
 {
 	rig g = make(TS_CACHE_POLICY_TIERED, 8u << 20, 1);
 	uint64_t f, n;
-	ts__res_request(g.r, 5, 0, 1, 1000, &f, &n);
+	ts__cache_request(g.c, 5, 0, 1, 1000, &f, &n);
 	cr_expect_eq(n, 0, "one request is not a pattern");
-	ts__res_request(g.r, 5, 2, 3, 1000, &f, &n);
+	ts__cache_request(g.c, 5, 2, 3, 1000, &f, &n);
 	cr_expect_eq(f, 4);
 	cr_expect_eq(n, 8, "two consecutive requests of 2 pages: 8 pages ahead");
-	ts__res_request(g.r, 5, 4, 5, 1000, &f, &n);
+	ts__cache_request(g.c, 5, 4, 5, 1000, &f, &n);
 	cr_expect_eq(n, 0, "6 pages still ahead: nothing more yet");
-	ts__res_request(g.r, 5, 6, 7, 1000, &f, &n);
+	ts__cache_request(g.c, 5, 6, 7, 1000, &f, &n);
 	cr_expect_eq(f, 12, "continues where the last read-ahead ended");
 	cr_expect_eq(n, 4, "topped up to 8 pages ahead of the request");
 	/* a request overlapping the previous one's last page still continues the walk */
-	ts__res_request(g.r, 6, 0, 4, 1000, &f, &n);
-	ts__res_request(g.r, 6, 4, 9, 1000, &f, &n);
+	ts__cache_request(g.c, 6, 0, 4, 1000, &f, &n);
+	ts__cache_request(g.c, 6, 4, 9, 1000, &f, &n);
 	cr_expect_eq(f, 10);
 	cr_expect_eq(n, 12, "twice a 6-page request");
 	/* near the end of the tensor: clipped */
-	ts__res_request(g.r, 7, 990, 994, 1000, &f, &n);
-	ts__res_request(g.r, 7, 995, 997, 1000, &f, &n);
+	ts__cache_request(g.c, 7, 990, 994, 1000, &f, &n);
+	ts__cache_request(g.c, 7, 995, 997, 1000, &f, &n);
 	cr_expect_eq(f, 998);
 	cr_expect_eq(n, 2);
 	/* random requests: no read-ahead */
 	uint64_t total = 0;
 	for (uint64_t i = 0; i < 50; i++) {
-		ts__res_request(g.r, 3, (i * 7919) % 1000, (i * 7919) % 1000, 1000, &f, &n);
+		ts__cache_request(g.c, 3, (i * 7919) % 1000, (i * 7919) % 1000, 1000, &f, &n);
 		total += n;
 	}
 	cr_expect_eq(total, 0);
@@ -282,8 +282,8 @@ Test(residency, sequential_requests_trigger_read_ahead)
 
 	/* the baselines do not read ahead */
 	g = make(TS_CACHE_POLICY_DECODED_LRU, 8u << 20, 1);
-	ts__res_request(g.r, 5, 0, 1, 1000, &f, &n);
-	ts__res_request(g.r, 5, 2, 3, 1000, &f, &n);
+	ts__cache_request(g.c, 5, 0, 1, 1000, &f, &n);
+	ts__cache_request(g.c, 5, 2, 3, 1000, &f, &n);
 	cr_expect_eq(n, 0);
 	unmake(&g);
 }
@@ -325,7 +325,7 @@ static void run_zipf(ts_cache_policy policy, uint64_t seed, run_result *out)
 		uint64_t rank = zipf_draw(cdf, pages, &s);
 		out->no_storage += serve(&g, 1, (rank * 2654435761u) % pages) != TS__FORM_STORAGE;
 	}
-	ts__res_stats(g.r, g.c, &out->st);
+	ts__residency_stats(g.r, g.c, &out->st);
 	for (uint64_t i = 0; i < pages; i++)
 		out->forms[i] = (uint8_t)held(&g, 1, i);
 	unmake(&g);
@@ -369,16 +369,16 @@ Test(residency, policy_names_parse)
 	cr_expect_eq(ts_cache_policy_parse(&p, "lru"), TS_EINVAL);
 	cr_expect_str_eq(ts_cache_policy_name(TS_CACHE_POLICY_DECODED_ONLY), "decoded-only");
 	setenv("TSTORE_CACHE_POLICY", "decoded-only", 1);
-	cr_expect_eq(ts__res_policy_resolve(&p, TS_CACHE_POLICY_DEFAULT), 0);
+	cr_expect_eq(ts__residency_policy_resolve(&p, TS_CACHE_POLICY_DEFAULT), 0);
 	cr_expect_eq(p, TS_CACHE_POLICY_DECODED_ONLY);
 	/* one rule for every variable: a malformed value is an error naming it */
 	setenv("TSTORE_CACHE_POLICY", "bogus", 1);
-	cr_expect_eq(ts__res_policy_resolve(&p, TS_CACHE_POLICY_DEFAULT), TS_EINVAL);
+	cr_expect_eq(ts__residency_policy_resolve(&p, TS_CACHE_POLICY_DEFAULT), TS_EINVAL);
 	cr_expect(strstr(ts_error_last(), "TSTORE_CACHE_POLICY='bogus'") != NULL);
 	unsetenv("TSTORE_CACHE_POLICY");
-	cr_expect_eq(ts__res_policy_resolve(&p, TS_CACHE_POLICY_DEFAULT), 0);
+	cr_expect_eq(ts__residency_policy_resolve(&p, TS_CACHE_POLICY_DEFAULT), 0);
 	cr_expect_eq(p, TS_CACHE_POLICY_TIERED);
-	cr_expect_eq(ts__res_policy_resolve(&p, TS_CACHE_POLICY_DECODED_LRU), 0);
+	cr_expect_eq(ts__residency_policy_resolve(&p, TS_CACHE_POLICY_DECODED_LRU), 0);
 	cr_expect_eq(p, TS_CACHE_POLICY_DECODED_LRU);
 }
 
@@ -401,7 +401,7 @@ static double run_sweep_hot(ts_cache_policy policy, double *model)
 		}
 	}
 	ts_residency_stats st;
-	ts__res_stats(g.r, g.c, &st);
+	ts__residency_stats(g.r, g.c, &st);
 	*model = st.model_seconds;
 	unmake(&g);
 	return (double)hot_hit / (double)hot_req;
@@ -430,7 +430,7 @@ Test(residency, a_pure_scan_costs_no_more_than_with_decoded_lru)
 			hits += serve(&g, 1, p) != TS__FORM_STORAGE;
 		cr_expect_eq(hits, 0, "a one-pass scan has nothing to hit");
 		ts_residency_stats st;
-		ts__res_stats(g.r, g.c, &st);
+		ts__residency_stats(g.r, g.c, &st);
 		model[k] = st.model_seconds;
 		unmake(&g);
 	}

@@ -1,6 +1,6 @@
 /*
  * Tiered residency: the cache policy deciding which pages the read cache holds decoded,
- * compressed, or not at all, within one byte budget (interface in engine/residency.h; the
+ * compressed, or not at all, within one byte budget (interface in engine/cache_residency.h; the
  * reasoning and the measurements in docs/RESIDENCY.md).
  *
  * Pricing. The hardware profile (engine/hierarchy.h) prices serving a page from each form:
@@ -37,7 +37,7 @@
  *   2. An entry is in exactly one region from inserted() to removed(), recorded in pol_word
  *      (region in bits 0-1, main[] slot in bits 32-63).
  *   3. Decisions depend only on the sequence of calls and the seed (no clock, no addresses).
- *   4. Lock order: shard lock, then r->lock (engine/residency.h).
+ *   4. Lock order: shard lock, then r->lock (engine/cache_residency.h).
  */
 #include "config.h"
 
@@ -51,7 +51,7 @@
 
 #include "common/env.h"
 #include "common/error.h"
-#include "engine/residency.h"
+#include "engine/cache_residency.h"
 
 #define SAMPLES 8
 #define SKETCH_DEPTH 4
@@ -80,7 +80,7 @@ typedef struct stream {
 	int live;
 } stream;
 
-struct ts__res {
+struct ts__residency {
 	pthread_mutex_t lock; /* everything below except the policy copy */
 	ts_cache_policy policy;
 	ts__cache_policy cache_policy; /* hooks with arg = this */
@@ -104,7 +104,7 @@ struct ts__res {
 
 /* Per-shard policy state. */
 typedef struct shard_pol {
-	ts__res *r;
+	ts__residency *r;
 	uint64_t budget, window_cap, window_used, main_used, max_charge;
 	ts__cache_entry *win_head, *win_tail; /* most recent first */
 	ts__cache_entry **main;
@@ -168,7 +168,7 @@ TS_API int ts_cache_policy_parse(ts_cache_policy *out, const char *name)
 		       name ? name : "(null)");
 }
 
-int ts__res_policy_resolve(ts_cache_policy *out, ts_cache_policy p)
+int ts__residency_policy_resolve(ts_cache_policy *out, ts_cache_policy p)
 {
 	const char *e;
 
@@ -189,13 +189,13 @@ static int is_compressed(const ts__cache_key *k)
 
 /* -- Frequency sketch (r->lock held) -------------------------------------------------------- */
 
-static size_t sketch_index(const ts__res *r, uint64_t h, int row)
+static size_t sketch_index(const ts__residency *r, uint64_t h, int row)
 {
 	return (size_t)row * (r->sketch_mask + 1) +
 	       (size_t)(mix64(h + (uint64_t)row * 0xD6E8FEB86659FD93ull) & r->sketch_mask);
 }
 
-static unsigned sketch_freq(const ts__res *r, uint64_t h)
+static unsigned sketch_freq(const ts__residency *r, uint64_t h)
 {
 	unsigned f = 255;
 	for (int i = 0; i < SKETCH_DEPTH; i++) {
@@ -206,7 +206,7 @@ static unsigned sketch_freq(const ts__res *r, uint64_t h)
 	return f;
 }
 
-static void sketch_add(ts__res *r, uint64_t h)
+static void sketch_add(ts__residency *r, uint64_t h)
 {
 	unsigned f = sketch_freq(r, h);
 	if (f < 255) /* conservative update: raise only the counters at the minimum */
@@ -225,7 +225,7 @@ static void sketch_add(ts__res *r, uint64_t h)
 
 /* -- Pricing (r->lock held) ------------------------------------------------------------------ */
 
-static tensor_price *price_slot(const ts__res *r, uint64_t tensor_id)
+static tensor_price *price_slot(const ts__residency *r, uint64_t tensor_id)
 {
 	size_t i = (size_t)mix64(tensor_id) & r->prices_mask;
 	while (r->prices[i].used && r->prices[i].tensor_id != tensor_id)
@@ -233,7 +233,7 @@ static tensor_price *price_slot(const ts__res *r, uint64_t tensor_id)
 	return &r->prices[i];
 }
 
-static int prices_grow(ts__res *r)
+static int prices_grow(ts__residency *r)
 {
 	size_t n = (r->prices_mask + 1) * 2;
 	tensor_price *old = r->prices, *p = calloc(n, sizeof(*p));
@@ -250,7 +250,7 @@ static int prices_grow(ts__res *r)
 }
 
 /* Costs of the page behind cache entry key @p k holding @p bytes (decoded data or page bytes). */
-static void entry_cost(const ts__res *r, const ts__cache_key *k, size_t bytes, ts__page_cost *c)
+static void entry_cost(const ts__residency *r, const ts__cache_key *k, size_t bytes, ts__page_cost *c)
 {
 	const tensor_price *p = price_slot(r, k->tensor_id);
 	ts_codec codec = TS_CODEC_NVFP4;
@@ -271,7 +271,7 @@ static void entry_cost(const ts__res *r, const ts__cache_key *k, size_t bytes, t
 }
 
 /* Density of an entry (see the module comment); r->lock held. */
-static double density_of(const ts__res *r, const ts__cache_key *k, size_t bytes, size_t charge,
+static double density_of(const ts__residency *r, const ts__cache_key *k, size_t bytes, size_t charge,
 			 unsigned *freq)
 {
 	ts__page_cost c;
@@ -399,7 +399,7 @@ static void window_cap_update(shard_pol *s, uint64_t charge)
 }
 
 /* Where a new entry goes: promoted decoded pages (tiered) to main, the rest to the window. */
-static int to_main(const ts__res *r, const ts__cache_key *k)
+static int to_main(const ts__residency *r, const ts__cache_key *k)
 {
 	return r->policy == TS_CACHE_POLICY_TIERED && !is_compressed(k);
 }
@@ -408,7 +408,7 @@ static int to_main(const ts__res *r, const ts__cache_key *k)
 
 static void *pol_create(uint64_t shard_budget, void *arg)
 {
-	ts__res *r = arg;
+	ts__residency *r = arg;
 	shard_pol *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
@@ -440,7 +440,7 @@ static void pol_destroy(void *state)
 static int pol_admit(void *state, const ts__cache_key *key, size_t charge)
 {
 	shard_pol *s = state;
-	ts__res *r = s->r;
+	ts__residency *r = s->r;
 	int ok = 1;
 
 	if (charge > s->budget)
@@ -464,7 +464,7 @@ static int pol_admit(void *state, const ts__cache_key *key, size_t charge)
 static void pol_inserted(void *state, ts__cache_entry *e)
 {
 	shard_pol *s = state;
-	ts__res *r = s->r;
+	ts__residency *r = s->r;
 	int c = is_compressed(&e->key);
 
 	if (to_main(r, &e->key) && main_push(s, e) == 0) {
@@ -493,7 +493,7 @@ static void pol_hit(void *state, ts__cache_entry *e)
 static void pol_removed(void *state, ts__cache_entry *e)
 {
 	shard_pol *s = state;
-	ts__res *r = s->r;
+	ts__residency *r = s->r;
 	int c = is_compressed(&e->key);
 
 	if (region_of(e) == REGION_WINDOW)
@@ -513,7 +513,7 @@ static void pol_removed(void *state, ts__cache_entry *e)
 static ts__cache_entry *pol_victim(void *state, const ts__cache_key *incoming, size_t charge)
 {
 	shard_pol *s = state;
-	ts__res *r = s->r;
+	ts__residency *r = s->r;
 	ts__cache_entry *v = NULL;
 	double d;
 
@@ -562,17 +562,19 @@ out:
 	return v;
 }
 
+static void cache_policy_init(ts__residency *r);
+
 /* -- The residency state ---------------------------------------------------------------------- */
 
-int ts__res_create(ts__res **out, ts_cache_policy policy, uint64_t budget,
+int ts__residency_create(ts__residency **out, ts_cache_policy policy, uint64_t budget,
 		   const ts_hw_profile *profile, uint64_t seed)
 {
-	ts__res *r = calloc(1, sizeof(*r));
+	ts__residency *r = calloc(1, sizeof(*r));
 
 	*out = NULL;
 	if (!r)
 		return ts__err(TS_ENOMEM, "residency: out of memory");
-	if (ts__res_policy_resolve(&r->policy, policy) < 0) {
+	if (ts__residency_policy_resolve(&r->policy, policy) < 0) {
 		free(r);
 		return TS_EINVAL;
 	}
@@ -598,28 +600,17 @@ int ts__res_create(ts__res **out, ts_cache_policy policy, uint64_t budget,
 	r->prices_mask = 63;
 	r->prices = calloc(64, sizeof(*r->prices));
 	if (!r->sketch || !r->prices) {
-		ts__res_free(r);
+		ts__residency_free(r);
 		return ts__err(TS_ENOMEM, "residency: out of memory for the frequency sketch");
 	}
-	r->cache_policy = (ts__cache_policy){
-		.name = ts_cache_policy_name(r->policy),
-		.create = pol_create_plain,
-		.create_arg = pol_create,
-		.arg = r,
-		.destroy = pol_destroy,
-		.admit = pol_admit,
-		.inserted = pol_inserted,
-		.hit = pol_hit,
-		.removed = pol_removed,
-		.victim = pol_victim,
-	};
+	cache_policy_init(r);
 	r->st.policy = r->policy;
 	r->st.budget_bytes = budget;
 	*out = r;
 	return 0;
 }
 
-void ts__res_free(ts__res *r)
+void ts__residency_free(ts__residency *r)
 {
 	if (!r)
 		return;
@@ -629,38 +620,37 @@ void ts__res_free(ts__res *r)
 	free(r);
 }
 
-ts_cache_policy ts__res_policy(const ts__res *r)
+ts_cache_policy ts__residency_policy(const ts__residency *r)
 {
 	return r->policy;
 }
 
-const ts__cache_policy *ts__res_cache_policy(ts__res *r)
+const ts__cache_policy *ts__residency_cache_policy(ts__residency *r)
 {
-	return r->policy == TS_CACHE_POLICY_DECODED_LRU ? &ts__cache_policy_lru : &r->cache_policy;
+	return &r->cache_policy;
 }
 
-int ts__res_keeps_compressed(const ts__res *r)
-{
-	return r && r->policy == TS_CACHE_POLICY_TIERED;
-}
-
-void ts__res_set_profile(ts__res *r, const ts_hw_profile *profile)
+void ts__residency_set_profile(ts__residency *r, const ts_hw_profile *profile)
 {
 	pthread_mutex_lock(&r->lock);
 	r->profile = *profile;
 	pthread_mutex_unlock(&r->lock);
 }
 
-void ts__res_get_profile(ts__res *r, ts_hw_profile *out)
+void ts__residency_get_profile(ts__residency *r, ts_hw_profile *out)
 {
 	pthread_mutex_lock(&r->lock);
 	*out = r->profile;
 	pthread_mutex_unlock(&r->lock);
 }
 
-void ts__res_tensor(ts__res *r, uint64_t tensor_id, ts_codec codec, uint64_t io_bytes,
-		    uint64_t elements)
+/* -- the hints (engine/cache.h), with arg = the residency state ------------------------------ */
+
+static void hint_tensor(void *arg, uint64_t tensor_id, ts_codec codec, uint64_t io_bytes,
+			uint64_t elements)
 {
+	ts__residency *r = arg;
+
 	pthread_mutex_lock(&r->lock);
 	if ((r->prices_n + 1) * 2 > r->prices_mask + 1 && prices_grow(r)) {
 		pthread_mutex_unlock(&r->lock); /* no memory: priced with defaults */
@@ -673,8 +663,10 @@ void ts__res_tensor(ts__res *r, uint64_t tensor_id, ts_codec codec, uint64_t io_
 	pthread_mutex_unlock(&r->lock);
 }
 
-void ts__res_access(ts__res *r, uint64_t tensor_id, uint64_t page)
+static void hint_access(void *arg, uint64_t tensor_id, uint64_t page)
 {
+	ts__residency *r = arg;
+
 	if (r->policy == TS_CACHE_POLICY_DECODED_LRU)
 		return;
 	pthread_mutex_lock(&r->lock);
@@ -682,8 +674,9 @@ void ts__res_access(ts__res *r, uint64_t tensor_id, uint64_t page)
 	pthread_mutex_unlock(&r->lock);
 }
 
-int ts__res_seen_before(ts__res *r, uint64_t tensor_id, uint64_t page)
+static int hint_seen_before(void *arg, uint64_t tensor_id, uint64_t page)
 {
+	ts__residency *r = arg;
 	unsigned f;
 
 	if (r->policy == TS_CACHE_POLICY_DECODED_LRU)
@@ -694,9 +687,10 @@ int ts__res_seen_before(ts__res *r, uint64_t tensor_id, uint64_t page)
 	return f >= 2;
 }
 
-void ts__res_served(ts__res *r, uint64_t tensor_id, ts__form form, uint64_t elements,
-		    uint64_t decoded_bytes)
+static void hint_served(void *arg, uint64_t tensor_id, ts__form form, uint64_t elements,
+			uint64_t decoded_bytes)
 {
+	ts__residency *r = arg;
 	ts__page_cost c;
 
 	pthread_mutex_lock(&r->lock);
@@ -720,16 +714,19 @@ void ts__res_served(ts__res *r, uint64_t tensor_id, ts__form form, uint64_t elem
 	pthread_mutex_unlock(&r->lock);
 }
 
-void ts__res_prefetched(ts__res *r, uint64_t n)
+static void hint_prefetched(void *arg, uint64_t n)
 {
+	ts__residency *r = arg;
+
 	pthread_mutex_lock(&r->lock);
 	r->st.readahead_pages += n;
 	pthread_mutex_unlock(&r->lock);
 }
 
-void ts__res_request(ts__res *r, uint64_t tensor_id, uint64_t first, uint64_t last,
-		     uint64_t page_count, uint64_t *ra_first, uint64_t *ra_count)
+static void hint_request(void *arg, uint64_t tensor_id, uint64_t first, uint64_t last,
+			 uint64_t page_count, uint64_t *ra_first, uint64_t *ra_count)
 {
+	ts__residency *r = arg;
 	stream *s = NULL, *victim;
 
 	*ra_first = *ra_count = 0;
@@ -774,7 +771,7 @@ void ts__res_request(ts__res *r, uint64_t tensor_id, uint64_t first, uint64_t la
 	pthread_mutex_unlock(&r->lock);
 }
 
-void ts__res_stats(ts__res *r, struct ts__cache *cache, ts_residency_stats *out)
+void ts__residency_stats(ts__residency *r, struct ts__cache *cache, ts_residency_stats *out)
 {
 	pthread_mutex_lock(&r->lock);
 	*out = r->st;
@@ -797,4 +794,33 @@ void ts__res_stats(ts__res *r, struct ts__cache *cache, ts_residency_stats *out)
 			out->evicted = cs.evictions;
 		}
 	}
+}
+
+/* The plug-in the cache is created with: this policy's shard hooks (decoded-lru: the cache's own
+ * LRU, which reports nothing to us) and its hints, all with arg = r. */
+static void cache_policy_init(ts__residency *r)
+{
+	if (r->policy == TS_CACHE_POLICY_DECODED_LRU) {
+		r->cache_policy = ts__cache_policy_lru;
+	} else {
+		r->cache_policy = (ts__cache_policy){
+			.name = ts_cache_policy_name(r->policy),
+			.create = pol_create_plain,
+			.create_arg = pol_create,
+			.destroy = pol_destroy,
+			.admit = pol_admit,
+			.inserted = pol_inserted,
+			.hit = pol_hit,
+			.removed = pol_removed,
+			.victim = pol_victim,
+		};
+	}
+	r->cache_policy.arg = r;
+	r->cache_policy.keeps_compressed = r->policy == TS_CACHE_POLICY_TIERED;
+	r->cache_policy.tensor = hint_tensor;
+	r->cache_policy.access = hint_access;
+	r->cache_policy.seen_before = hint_seen_before;
+	r->cache_policy.request = hint_request;
+	r->cache_policy.served = hint_served;
+	r->cache_policy.prefetched = hint_prefetched;
 }
