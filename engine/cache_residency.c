@@ -51,6 +51,7 @@
 
 #include "common/env.h"
 #include "common/error.h"
+#include "common/rng.h"
 #include "engine/cache_residency.h"
 
 #define SAMPLES 8
@@ -127,16 +128,6 @@ static uint64_t mix64(uint64_t x)
 static uint64_t page_hash(uint64_t tensor_id, uint64_t page)
 {
 	return mix64(tensor_id * 0x9E3779B97F4A7C15ull ^ mix64(page + 0x632BE59BD9B4E019ull));
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545F4914F6CDD1Dull;
 }
 
 static uint64_t next_pow2(uint64_t v)
@@ -374,8 +365,9 @@ static ts__cache_entry *sample_min(shard_pol *s, double *dens)
 	size_t n = s->main_n <= SAMPLES ? s->main_n : SAMPLES;
 
 	for (size_t i = 0; i < n; i++) {
-		ts__cache_entry *e = s->main_n <= SAMPLES ? s->main[i]
-							  : s->main[rng_next(&s->rng) % s->main_n];
+		ts__cache_entry *e = s->main_n <= SAMPLES
+					     ? s->main[i]
+					     : s->main[ts__rng_next(&s->rng) % s->main_n];
 		double d = density_of(s->r, &e->key, e->bytes, e->charge, NULL);
 		if (d < bd) {
 			bd = d;
