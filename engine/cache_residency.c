@@ -107,7 +107,7 @@ struct ts__residency {
 typedef struct shard_pol {
 	ts__residency *r;
 	uint64_t budget, window_cap, window_used, main_used, max_charge;
-	ts__cache_entry *win_head, *win_tail; /* most recent first */
+	ts__cache_list win; /* the admission window, most recent first */
 	ts__cache_entry **main;
 	size_t main_n, main_cap;
 	uint64_t rng;
@@ -300,28 +300,14 @@ static void set_region(ts__cache_entry *e, int region, size_t slot)
 
 static void win_unlink(shard_pol *s, ts__cache_entry *e)
 {
-	if (e->pol_prev)
-		e->pol_prev->pol_next = e->pol_next;
-	else
-		s->win_head = e->pol_next;
-	if (e->pol_next)
-		e->pol_next->pol_prev = e->pol_prev;
-	else
-		s->win_tail = e->pol_prev;
-	e->pol_prev = e->pol_next = NULL;
+	ts__cache_list_unlink(&s->win, e);
 	s->window_used -= e->charge;
 	set_region(e, REGION_NONE, 0);
 }
 
 static void win_push(shard_pol *s, ts__cache_entry *e)
 {
-	e->pol_prev = NULL;
-	e->pol_next = s->win_head;
-	if (s->win_head)
-		s->win_head->pol_prev = e;
-	s->win_head = e;
-	if (!s->win_tail)
-		s->win_tail = e;
+	ts__cache_list_push(&s->win, e);
 	s->window_used += e->charge;
 	set_region(e, REGION_WINDOW, 0);
 }
@@ -476,7 +462,7 @@ static void pol_inserted(void *state, ts__cache_entry *e)
 static void pol_hit(void *state, ts__cache_entry *e)
 {
 	shard_pol *s = state;
-	if (region_of(e) == REGION_WINDOW && s->win_head != e) {
+	if (region_of(e) == REGION_WINDOW && s->win.head != e) {
 		win_unlink(s, e);
 		win_push(s, e);
 	}
@@ -519,8 +505,8 @@ static ts__cache_entry *pol_victim(void *state, const ts__cache_key *incoming, s
 			v = NULL;
 		goto out;
 	}
-	while (s->win_tail && s->window_used + charge > s->window_cap) {
-		ts__cache_entry *w = s->win_tail;
+	while (s->win.tail && s->window_used + charge > s->window_cap) {
+		ts__cache_entry *w = s->win.tail;
 		if (s->main_used + w->charge <= main_limit(s)) {
 			win_unlink(s, w);
 			if (main_push(s, w)) {
@@ -548,7 +534,7 @@ static ts__cache_entry *pol_victim(void *state, const ts__cache_key *incoming, s
 	}
 	v = sample_min(s, &d);
 	if (!v)
-		v = s->win_tail;
+		v = s->win.tail;
 out:
 	pthread_mutex_unlock(&r->lock);
 	return v;
