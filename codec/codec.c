@@ -272,10 +272,22 @@ static const float *load_chunk(const ts__kernels *k, const uint8_t *src, ts_dtyp
 /* Index of the first non-finite value of x[0..n), or n. */
 static size_t first_nonfinite(const float *x, size_t n)
 {
-	uint32_t any = 0;
-	for (size_t i = 0; i < n; i++)
-		any |= (ts__f32_bits(x[i]) & 0x7f800000u) == 0x7f800000u;
-	if (!any)
+	/* An all-ones exponent plus one exponent unit carries into bit 31; any other exponent
+	 * stays below it. Adds, ands and ors only, in vectors of 4 (the baseline's SSE2; a scalar
+	 * compare per element was a tenth of an import's time). */
+	typedef uint32_t u32x4 __attribute__((vector_size(16)));
+	u32x4 acc = {0, 0, 0, 0};
+	uint32_t any;
+	size_t k = 0;
+	for (; k + 4 <= n; k += 4) {
+		u32x4 v;
+		memcpy(&v, x + k, sizeof(v));
+		acc |= (v & 0x7f800000u) + 0x00800000u;
+	}
+	any = acc[0] | acc[1] | acc[2] | acc[3];
+	for (; k < n; k++)
+		any |= (ts__f32_bits(x[k]) & 0x7f800000u) + 0x00800000u;
+	if (!(any & 0x80000000u))
 		return n;
 	for (size_t i = 0; i < n; i++)
 		if (!ts__f32_finite(x[i]))

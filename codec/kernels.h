@@ -52,6 +52,26 @@ typedef void (*ts__encode_fn)(const float *x, size_t nblocks, float enc_scale, u
  * gives the bit layouts; 16: BF16/F16, 1 sm byte per element; 32: F32, 3 sm bytes). */
 typedef void (*ts__join_fn)(const uint8_t *e, const uint8_t *sm, size_t n, void *dst);
 
+/*
+ * Statistics of one sub-block of n finite floats (codec/stats.c). Every sum is formed in
+ * TS_STATS_LANES lanes in double, element i going to lane i % TS_STATS_LANES in index order, and
+ * the lanes are then added in lane order into the output (starting from 0 for moments and
+ * deviations, from the value given for errors); extremes are per-lane float selections
+ * (v < lo ? v : lo), folded into the running extremes in lane order. A vector kernel keeps this
+ * order exactly, so every table gives the same bits.
+ *   moments:    *sum = sum of x; min, max, max |x|, min nonzero |x| folded into *mn, *mx, *amax,
+ *               *minnz; *zeros += the count of zeros.
+ *   deviations: *m2 = sum of (x - m)^2, *c = sum of (x - m).
+ *   errors:     *sa += sum |x - a|, *se += sum (x - a)^2, *sx += sum x^2 (x, a widened to
+ *               double); *me = max(*me, max |x - a|).
+ */
+#define TS_STATS_LANES 8
+typedef void (*ts__moments_fn)(const float *x, size_t n, double *sum, double *mn, double *mx,
+			       double *amax, double *minnz, uint64_t *zeros);
+typedef void (*ts__deviations_fn)(const float *x, size_t n, double m, double *m2, double *c);
+typedef void (*ts__errors_fn)(const float *x, const float *a, size_t n, double *sa, double *se,
+			      double *sx, double *me);
+
 typedef struct ts__kernels {
 	const char *name; /* "scalar", "avx2" */
 	ts__decode_fn decode[TS_CODEC_COUNT][TS_KERNEL_OUTS]; /* [TS_CODEC_RAW] unused */
@@ -61,6 +81,9 @@ typedef struct ts__kernels {
 	ts__decode_fn decode_int8_asym[TS_KERNEL_OUTS];
 	ts__join_fn lossless_join16;
 	ts__join_fn lossless_join32;
+	ts__moments_fn stats_moments;
+	ts__deviations_fn stats_deviations;
+	ts__errors_fn stats_errors;
 } ts__kernels;
 
 /*

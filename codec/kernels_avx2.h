@@ -44,6 +44,11 @@ void ts__avx2_lossless_join16(const uint8_t *e, const uint8_t *sm, size_t n, voi
 void ts__avx2_lossless_join32(const uint8_t *e, const uint8_t *sm, size_t n, void *dst);
 void ts__avx2_mxfp4_encode(const float *x, size_t nblocks, float enc_scale, uint8_t *codes,
 			   uint8_t *scales);
+void ts__avx2_stats_moments(const float *x, size_t n, double *sum, double *mn, double *mx,
+			    double *amax, double *minnz, uint64_t *zeros);
+void ts__avx2_stats_deviations(const float *x, size_t n, double m, double *m2, double *c);
+void ts__avx2_stats_errors(const float *x, const float *a, size_t n, double *sa, double *se,
+			   double *sx, double *me);
 
 /* ---- F32 -> BF16 / F16, lane by lane --------------------------------------------------------- */
 

@@ -37,6 +37,9 @@ static const ts__kernels scalar_table = {
 			     ts__int8_asym_decode_f16_scalar},
 	.lossless_join16 = ts__lossless_join16_scalar,
 	.lossless_join32 = ts__lossless_join32_scalar,
+	.stats_moments = ts__stats_moments_scalar,
+	.stats_deviations = ts__stats_deviations_scalar,
+	.stats_errors = ts__stats_errors_scalar,
 };
 
 const ts__kernels *ts__kernels_scalar(void)

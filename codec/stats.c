@@ -23,7 +23,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "codec/codecs.h"
 #include "codec/kernels.h"
+#include "codec/stats.h"
 #include "common/error.h"
 
 #define SUB 1024
@@ -90,14 +92,16 @@ static const float *load(float *buf, const void *src, ts_dtype dtype, uint64_t i
 }
 
 /*
- * The inner loops below run in LANES independent lanes so that the compiler can vectorize them
- * without reassociating anything itself (no -ffast-math): sums are formed lane by lane, then the
- * lanes are added. Min/max are selections, exact in float.
+ * The sub-block sums below are the kernel table's scalar reference (codec/kernels.h gives their
+ * contract): they run in LANES independent lanes, so that a vector kernel (codec/stats_avx2.c)
+ * computes the same additions in the same order without reassociating anything (no
+ * -ffast-math): sums are formed lane by lane, then the lanes are added. Min/max are selections,
+ * exact in float.
  */
-#define LANES 8
+#define LANES TS_STATS_LANES
 
 /* Sum, extremes and zero count of n finite floats, folded into the running extremes. */
-static void block_moments(const float *x, size_t n, double *sum, double *mn, double *mx,
+void ts__stats_moments_scalar(const float *x, size_t n, double *sum, double *mn, double *mx,
 			  double *amax, double *minnz, uint64_t *zeros)
 {
 	double sl[LANES] = {0};
@@ -143,7 +147,7 @@ static void block_moments(const float *x, size_t n, double *sum, double *mn, dou
 }
 
 /* Sum of (x - m)^2 and of (x - m) over n floats. */
-static void block_deviations(const float *x, size_t n, double m, double *m2, double *c)
+void ts__stats_deviations_scalar(const float *x, size_t n, double m, double *m2, double *c)
 {
 	double ql[LANES] = {0}, cl[LANES] = {0};
 	size_t i = 0;
@@ -168,8 +172,8 @@ static void block_deviations(const float *x, size_t n, double m, double *m2, dou
 }
 
 /* Sums of |x - a|, (x - a)^2, x^2 and max |x - a| over n finite pairs. */
-static void block_errors(const float *x, const float *a, size_t n, double *sa, double *se,
-			 double *sx, double *me)
+void ts__stats_errors_scalar(const float *x, const float *a, size_t n, double *sa, double *se,
+			     double *sx, double *me)
 {
 	double al[LANES] = {0}, el[LANES] = {0}, xl[LANES] = {0}, ml[LANES] = {0};
 	size_t i = 0;
@@ -216,60 +220,67 @@ TS_API void ts_stats_acc_init(ts_stats_acc *acc)
 	acc->s[D_MINNZ] = INFINITY;
 }
 
+/* The distribution figures of one sub-block x[0..n) (n <= SUB); @p buf (SUB floats) may be x
+ * itself or scratch, and is overwritten when the block holds non-finite values. */
+static void dist_block(ts_stats_acc *acc, const ts__kernels *kt, const float *x, float *buf,
+		       size_t n)
+{
+	double *s = acc->s;
+	size_t k = 0;
+	double sum = 0, mn = s[D_MIN], mx = s[D_MAX], amax = s[D_MAXABS], minnz = s[D_MINNZ];
+	uint64_t zeros = 0;
+
+	/* a non-finite element makes the sum non-finite: then redo the block without it */
+	kt->stats_moments(x, n, &sum, &mn, &mx, &amax, &minnz, &zeros);
+	k = n;
+	if (!isfinite(sum)) {
+		mn = s[D_MIN], mx = s[D_MAX], amax = s[D_MAXABS], minnz = s[D_MINNZ];
+		zeros = 0;
+		k = 0;
+		for (size_t i = 0; i < n; i++)
+			if (isfinite(x[i]))
+				buf[k++] = x[i];
+		x = buf;
+		if (k)
+			kt->stats_moments(x, k, &sum, &mn, &mx, &amax, &minnz, &zeros);
+	}
+	acc->n[N_NONFINITE] += n - k;
+	acc->n[N_ZEROS] += zeros;
+	s[D_MIN] = mn;
+	s[D_MAX] = mx;
+	s[D_MAXABS] = amax;
+	s[D_MINNZ] = minnz;
+	if (k == 0)
+		return;
+
+	/* corrected two-pass sum of squared deviations about the block mean */
+	double mb = sum / (double)k, m2, c;
+	kt->stats_deviations(x, k, mb, &m2, &c);
+	m2 -= c * c / (double)k;
+	if (m2 < 0)
+		m2 = 0;
+	mb += c / (double)k;
+
+	/* Chan's merge of (na, mean, M2) with (k, mb, m2) */
+	double na = (double)acc->n[N_FINITE], nb = (double)k, nt = na + nb;
+	double delta = mb - s[D_MEAN];
+	s[D_MEAN] += delta * (nb / nt);
+	s[D_M2] += m2 + delta * delta * (na * nb / nt);
+	acc->n[N_FINITE] += k;
+}
+
 TS_API int ts_stats_acc_add_dist(ts_stats_acc *acc, const void *src, ts_dtype dtype,
 				 uint64_t count)
 {
 	float buf[SUB];
+	const ts__kernels *kt = ts__kernels_get();
 	int rc = check_args(acc, src, dtype, count, "ts_stats_acc_add_dist");
 	if (rc)
 		return rc;
 
-	double *s = acc->s;
 	for (uint64_t i0 = 0; i0 < count; i0 += SUB) {
 		size_t n = count - i0 < SUB ? (size_t)(count - i0) : SUB;
-		size_t k = 0;
-		double sum = 0, mn = s[D_MIN], mx = s[D_MAX], amax = s[D_MAXABS],
-		       minnz = s[D_MINNZ];
-		uint64_t zeros = 0;
-
-		const float *x = load(buf, src, dtype, i0, n);
-		/* a non-finite element makes the sum non-finite: then redo the block without it */
-		block_moments(x, n, &sum, &mn, &mx, &amax, &minnz, &zeros);
-		k = n;
-		if (!isfinite(sum)) {
-			mn = s[D_MIN], mx = s[D_MAX], amax = s[D_MAXABS], minnz = s[D_MINNZ];
-			zeros = 0;
-			k = 0;
-			for (size_t i = 0; i < n; i++)
-				if (isfinite(x[i]))
-					buf[k++] = x[i];
-			x = buf;
-			if (k)
-				block_moments(x, k, &sum, &mn, &mx, &amax, &minnz, &zeros);
-		}
-		acc->n[N_NONFINITE] += n - k;
-		acc->n[N_ZEROS] += zeros;
-		s[D_MIN] = mn;
-		s[D_MAX] = mx;
-		s[D_MAXABS] = amax;
-		s[D_MINNZ] = minnz;
-		if (k == 0)
-			continue;
-
-		/* corrected two-pass sum of squared deviations about the block mean */
-		double mb = sum / (double)k, m2, c;
-		block_deviations(x, k, mb, &m2, &c);
-		m2 -= c * c / (double)k;
-		if (m2 < 0)
-			m2 = 0;
-		mb += c / (double)k;
-
-		/* Chan's merge of (na, mean, M2) with (k, mb, m2) */
-		double na = (double)acc->n[N_FINITE], nb = (double)k, nt = na + nb;
-		double delta = mb - s[D_MEAN];
-		s[D_MEAN] += delta * (nb / nt);
-		s[D_M2] += m2 + delta * delta * (na * nb / nt);
-		acc->n[N_FINITE] += k;
+		dist_block(acc, kt, load(buf, src, dtype, i0, n), buf, n);
 	}
 	return 0;
 }
@@ -293,50 +304,79 @@ TS_API void ts_stats_acc_finish_dist(ts_distribution_stats *out, const ts_stats_
 		out->dynamic_range = log2(s[D_MAXABS] / s[D_MINNZ]);
 }
 
+/* The error figures of one sub-block: originals x[0..n), approximations a[0..n). */
+static void error_block(ts_stats_acc *acc, const ts__kernels *kt, const float *x, const float *a,
+			size_t n)
+{
+	double *s = acc->s;
+	double sa = 0, se = 0, sx = 0, me = s[E_MAX];
+
+	/* finite inputs give finite sums (|e|^2 <= 2^258): otherwise redo the block slowly */
+	kt->stats_errors(x, a, n, &sa, &se, &sx, &me);
+	if (!isfinite(sa + se + sx)) {
+		sa = se = sx = 0;
+		me = s[E_MAX];
+		for (size_t i = 0; i < n; i++) {
+			double xi = x[i], e;
+			if (!isfinite(x[i])) {
+				int same = isnan(x[i]) ? isnan(a[i]) : (x[i] == a[i]);
+				e = same ? 0 : INFINITY;
+				xi = 0;
+			} else if (!isfinite(a[i])) {
+				e = INFINITY;
+			} else {
+				e = fabs(xi - (double)a[i]);
+			}
+			sa += e;
+			se += e * e;
+			sx += xi * xi;
+			me = e > me ? e : me;
+		}
+	}
+	csum_add(s, E_ABS, sa);
+	csum_add(s, E_E2, se);
+	csum_add(s, E_X2, sx);
+	s[E_MAX] = me;
+	acc->n[N_ERR] += n;
+}
+
 TS_API int ts_stats_acc_add_error(ts_stats_acc *acc, const void *orig, ts_dtype dtype,
 				  const float *approx, uint64_t count)
 {
 	float buf[SUB];
+	const ts__kernels *kt = ts__kernels_get();
 	int rc = check_args(acc, orig, dtype, count, "ts_stats_acc_add_error");
 	if (rc)
 		return rc;
 	if (!approx && count)
 		return ts__err(TS_EINVAL, "ts_stats_acc_add_error: NULL approximation");
 
-	double *s = acc->s;
 	for (uint64_t i0 = 0; i0 < count; i0 += SUB) {
 		size_t n = count - i0 < SUB ? (size_t)(count - i0) : SUB;
-		const float *a = approx + i0;
-		double sa = 0, se = 0, sx = 0, me = s[E_MAX];
+		error_block(acc, kt, load(buf, orig, dtype, i0, n), approx + i0, n);
+	}
+	return 0;
+}
 
-		const float *x = load(buf, orig, dtype, i0, n);
-		/* finite inputs give finite sums (|e|^2 <= 2^258): otherwise redo the block slowly */
-		block_errors(x, a, n, &sa, &se, &sx, &me);
-		if (!isfinite(sa + se + sx)) {
-			sa = se = sx = 0;
-			me = s[E_MAX];
-			for (size_t i = 0; i < n; i++) {
-				double xi = x[i], e;
-				if (!isfinite(x[i])) {
-					int same = isnan(x[i]) ? isnan(a[i]) : (x[i] == a[i]);
-					e = same ? 0 : INFINITY;
-					xi = 0;
-				} else if (!isfinite(a[i])) {
-					e = INFINITY;
-				} else {
-					e = fabs(xi - (double)a[i]);
-				}
-				sa += e;
-				se += e * e;
-				sx += xi * xi;
-				me = e > me ? e : me;
-			}
-		}
-		csum_add(s, E_ABS, sa);
-		csum_add(s, E_E2, se);
-		csum_add(s, E_X2, sx);
-		s[E_MAX] = me;
-		acc->n[N_ERR] += n;
+int ts__stats_acc_add_both(ts_stats_acc *acc, const void *src, ts_dtype dtype,
+			   const float *approx, uint64_t count)
+{
+	float buf[SUB];
+	const ts__kernels *kt = ts__kernels_get();
+	int rc = check_args(acc, src, dtype, count, "ts__stats_acc_add_both");
+	if (rc)
+		return rc;
+
+	for (uint64_t i0 = 0; i0 < count; i0 += SUB) {
+		size_t n = count - i0 < SUB ? (size_t)(count - i0) : SUB;
+		const float *x = load(buf, src, dtype, i0, n);
+		/* errors first: dist_block() may overwrite buf (invariant 1: disjoint slots, so the
+		 * order of the two makes no difference to either) */
+		if (approx)
+			error_block(acc, kt, x, approx + i0, n);
+		else
+			acc->n[N_ERR] += n;
+		dist_block(acc, kt, x, buf, n);
 	}
 	return 0;
 }

@@ -95,8 +95,10 @@ static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_
 		opts = *opts_in;
 	else
 		ts_open_opts_init(&opts);
-	if (opts.flags & ~(TS_OPEN_WRITE | TS_OPEN_CREATE))
+	if (opts.flags & ~(TS_OPEN_WRITE | TS_OPEN_CREATE | TS_OPEN_NOSYNC))
 		return ts__err(TS_EINVAL, "ts_store_open('%s'): unknown flags %#x", path, opts.flags);
+	if (opts.flags & TS_OPEN_NOSYNC)
+		envflags |= MDB_NOSYNC | MDB_NOMETASYNC; /* a scratch store: no flush per commit */
 	if (opts.flags & TS_OPEN_CREATE)
 		opts.flags |= TS_OPEN_WRITE;
 	if (opts.io < TS_IO_DEFAULT || opts.io > TS_IO_MMAP)

@@ -5,7 +5,8 @@
  * units: a tile-row band (tile_rows whole rows, all its pages), or, when a single row is wider
  * than the band limit (tile_rows is then 1), a segment of a row holding a few whole tiles. A
  * unit is buffered (or used in place when the caller hands over a whole unit at once), its
- * pages are encoded, sealed, decoded again and measured on the store's pool (all cores), the
+ * pages are encoded, sealed, decoded again (not those that reproduce the source bit for bit: raw
+ * of the source's dtype, lossless) and measured on the store's pool (all cores), the
  * pages' statistics are merged in page order, and the pages join a batch that is committed in
  * one write transaction once it holds BATCH_BYTES, by a committer thread while the next batch
  * is encoded.
@@ -47,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/stats.h"
 #include "common/byteorder.h"
 #include "common/error.h"
 #include "engine/format.h"
@@ -96,6 +98,11 @@ struct ts_writer {
 	int encoded;      /* TS_WRITE_ENCODED */
 	size_t esz;       /* source element size */
 	int stats_ok;     /* the source dtype is F32, BF16 or F16 */
+	int exact;        /* pages decode to the source bit for bit (raw of its dtype, lossless):
+			     no decode is needed to know their error is 0 */
+	int copy;         /* a stored tensor copied page by page (ts__writer_begin_copy): the
+			     record, statistics included, is the source's */
+	uint64_t copied;  /* copy: pages put so far (they come in index order) */
 	uint64_t bs;      /* elements per block along a row */
 	uint64_t total;   /* elements */
 	uint64_t fed;     /* elements appended (rows * cols in encoded mode) */
@@ -481,6 +488,55 @@ static int plan_buffers(ts_writer *w)
 	return 0;
 }
 
+/* A new writer of @p name on @p st: the store's one writer slot taken (invariant 4), the name
+ * checked against the store, interrupted writes removed. Freed by writer_free() on failure. */
+static int writer_claim(ts_writer **out, ts_store *st, const char *name, const ts_write_opts *o)
+{
+	ts_writer *w = calloc(1, sizeof(*w));
+	int rc, exists = 0;
+
+	*out = NULL;
+	if (!w)
+		return ts__err(TS_ENOMEM, "ts_writer_begin: out of memory");
+	pthread_mutex_lock(&st->writer_lock);
+	if (st->writer_active || (o->group && st->group != o->group)) {
+		pthread_mutex_unlock(&st->writer_lock);
+		free(w);
+		if (st->writer_active)
+			return ts__err(TS_EBUSY, "store '%s' has an active writer already", st->path);
+		return ts__err(TS_EINVAL, "tensor '%s': the write group is not open on store '%s'",
+			       name, st->path);
+	}
+	st->writer_active = 1;
+	if (o->group)
+		o->group->writers++;
+	pthread_mutex_unlock(&st->writer_lock);
+	w->st = st;
+	w->wgroup = o->group;
+	w->flags = o->flags;
+	w->encoded = (o->flags & TS_WRITE_ENCODED) != 0;
+	w->name = strdup(name);
+	if (!w->name) {
+		rc = ts__err(TS_ENOMEM, "ts_writer_begin: out of memory");
+		goto fail;
+	}
+	rc = name_exists(st, name, &exists);
+	if (rc < 0)
+		goto fail;
+	if (exists && !(o->flags & TS_WRITE_REPLACE)) {
+		rc = ts__err(TS_EEXIST, "tensor '%s' exists (TS_WRITE_REPLACE not set)", name);
+		goto fail;
+	}
+	rc = ts__recovery_run(st, NULL);
+	if (rc < 0)
+		goto fail;
+	*out = w;
+	return 0;
+fail:
+	writer_free(w);
+	return rc;
+}
+
 TS_API int ts_writer_begin(ts_writer **out, ts_store *st, const char *name, ts_dtype src_dtype,
 			   int ndim, const uint64_t *shape, const ts_codec_config *cfg,
 			   const ts_write_opts *opts)
@@ -500,7 +556,7 @@ int ts__writer_begin(ts_writer **out, ts_store *st, const char *name, ts_dtype s
 	ts_write_opts o;
 	ts_writer *w;
 	ts__tensor_rec *r;
-	int rc, exists = 0;
+	int rc;
 
 	if (!out)
 		return ts__err(TS_EINVAL, "ts_writer_begin: out is NULL");
@@ -513,41 +569,9 @@ int ts__writer_begin(ts_writer **out, ts_store *st, const char *name, ts_dtype s
 	if (rc < 0)
 		return rc;
 
-	w = calloc(1, sizeof(*w));
-	if (!w)
-		return ts__err(TS_ENOMEM, "ts_writer_begin: out of memory");
-	pthread_mutex_lock(&st->writer_lock);
-	if (st->writer_active || (o.group && st->group != o.group)) {
-		pthread_mutex_unlock(&st->writer_lock);
-		free(w);
-		if (st->writer_active)
-			return ts__err(TS_EBUSY, "store '%s' has an active writer already", st->path);
-		return ts__err(TS_EINVAL, "tensor '%s': the write group is not open on store '%s'",
-			       name, st->path);
-	}
-	st->writer_active = 1;
-	if (o.group)
-		o.group->writers++;
-	pthread_mutex_unlock(&st->writer_lock);
-	w->st = st;
-	w->wgroup = o.group;
-	w->flags = o.flags;
-	w->encoded = (o.flags & TS_WRITE_ENCODED) != 0;
-	w->name = strdup(name);
-	if (!w->name) {
-		rc = ts__err(TS_ENOMEM, "ts_writer_begin: out of memory");
-		goto fail;
-	}
-	rc = name_exists(st, name, &exists);
+	rc = writer_claim(&w, st, name, &o);
 	if (rc < 0)
-		goto fail;
-	if (exists && !(o.flags & TS_WRITE_REPLACE)) {
-		rc = ts__err(TS_EEXIST, "tensor '%s' exists (TS_WRITE_REPLACE not set)", name);
-		goto fail;
-	}
-	rc = ts__recovery_run(st, NULL);
-	if (rc < 0)
-		goto fail;
+		return rc;
 
 	r = &w->rec;
 	r->ndim = ndim;
@@ -566,6 +590,8 @@ int ts__writer_begin(ts_writer **out, ts_store *st, const char *name, ts_dtype s
 	w->bs = ts__geometry_block(cfg);
 	w->total = r->rows * r->cols;
 	w->stats_ok = is_float_src(src_dtype);
+	w->exact = !w->encoded && (cfg->codec == TS_CODEC_LOSSLESS ||
+				   (cfg->codec == TS_CODEC_RAW && cfg->raw_dtype == src_dtype));
 	w->amax_given = o.amax;
 	w->enc_amax = isnan(o.amax) ? 0.0f : o.amax;
 	if (w->encoded && !isnan(o.tensor_scale))
@@ -658,21 +684,23 @@ static int page_task(void *ud, uint64_t k)
 	ts__page_seal(out, &hdr);
 	ts_stats_acc_init(&p->acc);
 	if (w->stats_ok || w->encoded) {
-		const float *dec = w->dec + p->dec_off;
-		rc = ts_codec_decode(&r->codec, r->tensor_scale, payload, plen, p->nr, p->nc, TS_F32,
-				     w->dec + p->dec_off, p->nc);
-		if (rc < 0)
-			return ts__err_wrap(rc, "tensor '%s', decoding page %" PRIu64, w->name,
-					    p->index);
+		const float *dec = NULL;
+		if (!w->exact) {
+			/* the error is measured on the page as a reader will decode it */
+			dec = w->dec + p->dec_off;
+			rc = ts_codec_decode(&r->codec, r->tensor_scale, payload, plen, p->nr, p->nc,
+					     TS_F32, w->dec + p->dec_off, p->nc);
+			if (rc < 0)
+				return ts__err_wrap(rc, "tensor '%s', decoding page %" PRIu64,
+						    w->name, p->index);
+		}
 		if (w->encoded)
 			return ts_stats_acc_add_dist(&p->acc, dec, TS_F32, p->nr * p->nc);
 		for (uint64_t i = 0; i < p->nr; i++) {
 			const uint8_t *src = u->data + ((p->r0 - u->r0 + i) * u->stride +
 							(p->c0 - u->c0)) * w->esz;
-			rc = ts_stats_acc_add_dist(&p->acc, src, r->source_dtype, p->nc);
-			if (rc == 0)
-				rc = ts_stats_acc_add_error(&p->acc, src, r->source_dtype,
-							    dec + i * p->nc, p->nc);
+			rc = ts__stats_acc_add_both(&p->acc, src, r->source_dtype,
+						    dec ? dec + i * p->nc : NULL, p->nc);
 			if (rc < 0)
 				return rc;
 		}
@@ -800,9 +828,10 @@ TS_API int ts_writer_append(ts_writer *w, const void *data, size_t bytes)
 		return ts__err(TS_EINVAL, "ts_writer_append: writer is NULL");
 	if (w->failed)
 		return ts__err(w->failed, "tensor '%s': an earlier append failed", w->name);
-	if (w->encoded)
-		return ts__err(TS_EINVAL, "tensor '%s': TS_WRITE_ENCODED data goes through "
-			       "ts_writer_append_encoded()", w->name);
+	if (w->encoded || w->copy)
+		return ts__err(TS_EINVAL, "tensor '%s': %s", w->name,
+			       w->copy ? "a copied tensor takes stored pages only"
+				       : "TS_WRITE_ENCODED data goes through ts_writer_append_encoded()");
 	if (bytes == 0)
 		return 0;
 	if (!data)
@@ -883,7 +912,7 @@ TS_API int ts_writer_append_encoded(ts_writer *w, const void *codes, size_t code
 		return ts__err(TS_EINVAL, "ts_writer_append_encoded: writer is NULL");
 	if (w->failed)
 		return ts__err(w->failed, "tensor '%s': an earlier append failed", w->name);
-	if (!w->encoded)
+	if (!w->encoded || w->copy)
 		return ts__err(TS_EINVAL, "tensor '%s': not begun with TS_WRITE_ENCODED", w->name);
 	if (row_count == 0)
 		return 0;
@@ -937,12 +966,104 @@ TS_API int ts_writer_append_encoded(ts_writer *w, const void *codes, size_t code
 	return rc < 0 ? writer_failed(w, rc) : 0;
 }
 
+/* -- copying stored pages ----------------------------------------------------------------- */
+
+int ts__writer_begin_copy(ts_writer **out, ts_store *st, const char *name,
+			  const ts__tensor_rec *src, const ts_write_opts *opts)
+{
+	ts_write_opts o;
+	ts_writer *w;
+	int rc;
+
+	*out = NULL;
+	if (opts)
+		o = *opts;
+	else
+		ts_write_opts_init(&o);
+	o.flags &= TS_WRITE_REPLACE;
+	if (!(st->flags & TS_OPEN_WRITE))
+		return ts__err(TS_EREADONLY, "store '%s' is opened read-only", st->path);
+	if (o.group && o.group->st != st)
+		return ts__err(TS_EINVAL, "tensor '%s': the write group belongs to another store",
+			       name);
+	rc = writer_claim(&w, st, name, &o);
+	if (rc < 0)
+		return rc;
+	w->copy = 1;
+	w->rec = *src;
+	w->stored = src->stored_bytes;
+	rc = read_next_id(st, &w->rec.id);
+	if (rc < 0) {
+		writer_free(w);
+		return rc;
+	}
+	*out = w;
+	return 0;
+}
+
+int ts__writer_put_page(ts_writer *w, uint64_t index, const uint8_t *payload, size_t plen)
+{
+	wbatch *b = &w->batch[w->cur];
+	uint64_t r0, nr, c0, nc;
+	ts__page_hdr hdr;
+	size_t need;
+	int rc;
+
+	if (w->failed)
+		return ts__err(w->failed, "tensor '%s': an earlier page failed", w->name);
+	assert(w->copy && index == w->copied && index < w->rec.page_count);
+	ts__geometry_page_rect(&w->rec, index, &r0, &nr, &c0, &nc);
+	need = b->len + TS_PAGE_HEADER_SIZE + plen;
+	if (need > b->cap) {
+		size_t cap = need > 2 * b->cap ? need : 2 * b->cap;
+		uint8_t *nb = realloc(b->buf, cap);
+		if (!nb)
+			return writer_failed(w, ts__err(TS_ENOMEM, "tensor '%s': out of memory",
+							w->name));
+		b->buf = nb;
+		b->cap = cap;
+	}
+	if (b->n + 1 > b->bp_cap) {
+		size_t cap = b->bp_cap ? 2 * b->bp_cap : 64;
+		bpage *np = realloc(b->bp, cap * sizeof(*np));
+		if (!np)
+			return writer_failed(w, ts__err(TS_ENOMEM, "tensor '%s': out of memory",
+							w->name));
+		b->bp = np;
+		b->bp_cap = cap;
+	}
+	memcpy(b->buf + b->len + TS_PAGE_HEADER_SIZE, payload, plen);
+	hdr.codec = (unsigned)w->rec.codec.codec;
+	hdr.rows = (uint32_t)nr;
+	hdr.cols = (uint32_t)nc;
+	hdr.payload_len = (uint32_t)plen;
+	hdr.tensor_id = w->rec.id;
+	hdr.page_index = index;
+	hdr.checksum = 0;
+	ts__page_seal(b->buf + b->len, &hdr);
+	b->bp[b->n].index = index;
+	b->bp[b->n].off = b->len;
+	b->bp[b->n].len = TS_PAGE_HEADER_SIZE + plen;
+	b->n++;
+	b->len += TS_PAGE_HEADER_SIZE + plen;
+	w->copied++;
+	if (b->len >= BATCH_BYTES) {
+		rc = flush(w);
+		if (rc < 0)
+			return writer_failed(w, rc);
+	}
+	return 0;
+}
+
 /* -- commit and abort --------------------------------------------------------------------- */
 
 static void finish_stats(ts_writer *w)
 {
 	ts__tensor_rec *r = &w->rec;
 	uint64_t orig = w->total * w->esz;
+
+	if (w->copy)
+		return; /* the source's record says it all */
 
 	if (w->stats_ok || w->encoded) {
 		ts_stats_acc_finish_dist(&r->dist, &w->acc);
@@ -1007,7 +1128,12 @@ TS_API int ts_writer_commit(ts_tensor_info *info, ts_writer *w)
 		goto fail;
 	}
 	expect = w->total;
-	if (w->fed != expect) {
+	if (w->copy && w->copied != w->rec.page_count) {
+		rc = ts__err(TS_EINVAL, "tensor '%s': %" PRIu64 " of its %" PRIu64 " pages were "
+			     "copied", w->name, w->copied, w->rec.page_count);
+		goto fail;
+	}
+	if (!w->copy && w->fed != expect) {
 		rc = ts__err(TS_EINVAL, "tensor '%s': %" PRIu64 " of its %" PRIu64 " elements were "
 			     "appended", w->name, w->fed, expect);
 		goto fail;

@@ -439,6 +439,9 @@ TS_API const char *ts_io_backend_name(ts_io_backend io);
 
 #define TS_OPEN_WRITE 0x1u  /**< open for writing (one writer process at a time) */
 #define TS_OPEN_CREATE 0x2u /**< create the store if it does not exist (implies WRITE) */
+#define TS_OPEN_NOSYNC 0x4u /**< commits are not flushed to disk (no fsync): for scratch stores
+				 only, such as `tstore import`'s spool; a crash or power loss may
+				 lose or damage the store. Other processes see commits as usual */
 
 typedef struct ts_open_opts {
 	unsigned flags;
@@ -642,6 +645,25 @@ typedef struct ts_write_opts {
 /** Fill @p opts with the defaults: no flags, amax NaN (not given), page_bytes 0 (by codec),
  *  tensor_scale NaN, group NULL. */
 TS_API void ts_write_opts_init(ts_write_opts *opts);
+
+/**
+ * Copy tensor @p name of store @p src into store @p dst as it is stored: its pages, each verified
+ * (checksum, and the geometry its record implies) and sealed anew under @p dst's tensor id, and
+ * its record (codec, geometry, amax, tensor scale, statistics). Nothing is decoded or encoded:
+ * the copy decodes to exactly the values of the original. Pages are committed in batches as
+ * ts_writer_append() commits them; the tensor becomes visible as a writer's would: at once, or
+ * with opts->group when that group is published.
+ * @param opts NULL or as for ts_writer_begin(): TS_WRITE_REPLACE and group are used, every other
+ *             field is ignored.
+ * @return 0; TS_ENOTFOUND (no tensor @p name in @p src); TS_EEXIST (in @p dst, without
+ *         TS_WRITE_REPLACE); TS_ECORRUPT (a record or page of @p src is damaged: nothing of the
+ *         copy stays in @p dst); TS_EREADONLY (@p dst is read-only); TS_EINVAL (NULL arguments,
+ *         @p src and @p dst the same handle, a reserved name, a group of another store);
+ *         TS_EBUSY (another writer of @p dst is active); TS_ENOSPC; TS_EIO.
+ * Threads: as a writer of @p dst; @p src only reads, in one read transaction.
+ */
+TS_API int ts_tensor_copy(ts_store *dst, ts_store *src, const char *name,
+			  const ts_write_opts *opts);
 
 /**
  * Begin writing tensor @p name of shape @p shape (@p ndim 0..TS_MAX_DIMS; 0 is a scalar; a zero

@@ -567,3 +567,51 @@ Test(kernels, avx2_encoders_match_scalar_on_special_values)
 	}
 	free(x);
 }
+
+/* One sub-block of every length up to 1030 (all tails), of ordinary and special finite values
+ * (signed zeros, subnormals, max finite), with running extremes that the block does or does not
+ * beat: every statistics sum and extreme equal to the reference's, bit for bit. */
+Test(kernels, avx2_statistics_sums_match_scalar_bit_for_bit)
+{
+	const ts__kernels *k = avx2_or_skip(), *s = ts__kernels_scalar();
+	float x[1030], a[1030];
+	rng_seed("statistics");
+	for (size_t n = 0; n <= 1030; n += n < 40 ? 1 : 97) {
+		for (int trial = 0; trial < 4; trial++) {
+			for (size_t i = 0; i < n; i++) {
+				x[i] = trial == 0 ? special_float()
+				       : trial == 1 ? (float)((int)(rng_next() % 9) - 4) * 0.5f
+						    : ((float)(rng_next() % 20001) - 1e4f) * 1e-5f;
+				a[i] = trial == 3 ? x[i] : x[i] + ((float)(rng_next() % 7) - 3) * 1e-3f;
+			}
+			/* moments: the running extremes start from a value inside the data's range */
+			double r[2][4];
+			uint64_t z[2];
+			double sum[2];
+			for (int t = 0; t < 2; t++) {
+				const ts__kernels *kt = t ? k : s;
+				r[t][0] = 0.5, r[t][1] = -0.5, r[t][2] = 0.25, r[t][3] = 1e-3;
+				z[t] = 3;
+				kt->stats_moments(x, n, &sum[t], &r[t][0], &r[t][1], &r[t][2], &r[t][3],
+						  &z[t]);
+			}
+			cr_assert(memcmp(sum, sum + 1, sizeof(double)) == 0 &&
+					  memcmp(r[0], r[1], sizeof(r[0])) == 0 && z[0] == z[1],
+				  "moments differ: n %zu trial %d", n, trial);
+			double m2[2], c[2];
+			for (int t = 0; t < 2; t++)
+				(t ? k : s)->stats_deviations(x, n, 0.01, &m2[t], &c[t]);
+			cr_assert(memcmp(m2, m2 + 1, sizeof(double)) == 0 &&
+					  memcmp(c, c + 1, sizeof(double)) == 0,
+				  "deviations differ: n %zu trial %d", n, trial);
+			double e[2][4];
+			for (int t = 0; t < 2; t++) {
+				e[t][0] = 1.0, e[t][1] = 2.0, e[t][2] = 3.0, e[t][3] = 1e-4;
+				(t ? k : s)->stats_errors(x, a, n, &e[t][0], &e[t][1], &e[t][2],
+							  &e[t][3]);
+			}
+			cr_assert(memcmp(e[0], e[1], sizeof(e[0])) == 0,
+				  "errors differ: n %zu trial %d", n, trial);
+		}
+	}
+}

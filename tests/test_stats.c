@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/stats.h"
 #include "tstore.h"
 
 static void dist_of(const float *x, uint64_t n, ts_distribution_stats *d)
@@ -379,4 +380,87 @@ Test(stats, merged_accumulators_equal_one_pass)
 	cr_expect_eq(cw.max_error, cm.max_error);
 	free(x);
 	free(y);
+}
+
+/* The writer's fused pass (codec/stats.h) leaves the accumulator bit for bit as
+ * ts_stats_acc_add_error() then ts_stats_acc_add_dist() leave it, for every source dtype, with
+ * non-finite values and in rows of odd lengths; without an approximation it gives the error
+ * figures of an exact reconstruction. */
+Test(stats, fused_pass_equals_error_then_distribution)
+{
+	enum { N = 5000 };
+	uint64_t seed = 0x5eed;
+	static float x[N], a[N];
+	static uint16_t h[N];
+	const ts_dtype dts[] = {TS_F32, TS_BF16, TS_F16};
+	for (int i = 0; i < N; i++) {
+		x[i] = (float)(rng_normal(&seed) * 0.02);
+		if (i % 1777 == 5)
+			x[i] = i % 2 ? NAN : -INFINITY;
+		if (i % 300 == 7)
+			x[i] = 0;
+	}
+	for (size_t d = 0; d < 3; d++) {
+		const void *src = x;
+		if (dts[d] != TS_F32) {
+			/* representable values of the narrower type, widened again for a[] */
+			for (int i = 0; i < N; i++) {
+				uint32_t u;
+				memcpy(&u, &x[i], 4);
+				h[i] = dts[d] == TS_BF16 ? (uint16_t)(u >> 16) : 0;
+			}
+			if (dts[d] == TS_F16)
+				for (int i = 0; i < N; i++)
+					h[i] = isnan(x[i]) ? 0x7e00 : isinf(x[i]) ? 0xfc00
+					       : (uint16_t)(0x2000 + (i % 4000)) ^ (i % 2 ? 0x8000 : 0);
+			src = h;
+		}
+		ts_stats_acc ref, got, exact_ref, exact_got;
+		ts_stats_acc_init(&ref);
+		ts_stats_acc_init(&got);
+		ts_stats_acc_init(&exact_ref);
+		ts_stats_acc_init(&exact_got);
+		size_t es = dts[d] == TS_F32 ? 4 : 2;
+		for (int i = 0; i < N; i++)
+			a[i] = x[i] + 1e-3f;
+		for (uint64_t off = 0, row = 1; off < N; off += row, row = row * 3 + 1) {
+			uint64_t n = N - off < row ? N - off : row;
+			const uint8_t *p = (const uint8_t *)src + off * es;
+			cr_assert_eq(ts_stats_acc_add_error(&ref, p, dts[d], a + off, n), 0);
+			cr_assert_eq(ts_stats_acc_add_dist(&ref, p, dts[d], n), 0);
+			cr_assert_eq(ts__stats_acc_add_both(&got, p, dts[d], a + off, n), 0);
+			cr_assert_eq(ts__stats_acc_add_both(&exact_got, p, dts[d], NULL, n), 0);
+		}
+		cr_assert(memcmp(&ref, &got, sizeof(ref)) == 0, "dtype %d: accumulators differ",
+			  (int)dts[d]);
+		/* exact: the reference measures the source's own widened values as approximation */
+		static float wide[N];
+		for (uint64_t off = 0, row = 1; off < N; off += row, row = row * 3 + 1) {
+			uint64_t n = N - off < row ? N - off : row;
+			const uint8_t *p = (const uint8_t *)src + off * es;
+			if (dts[d] == TS_F32)
+				memcpy(wide + off, p, n * 4);
+			else
+				for (uint64_t i = 0; i < n; i++) {
+					uint16_t v;
+					memcpy(&v, p + 2 * i, 2);
+					wide[off + i] = dts[d] == TS_BF16 ? ts_bf16_to_f32(v)
+									  : ts_f16_to_f32(v);
+				}
+			cr_assert_eq(ts_stats_acc_add_error(&exact_ref, p, dts[d], wide + off, n), 0);
+			cr_assert_eq(ts_stats_acc_add_dist(&exact_ref, p, dts[d], n), 0);
+		}
+		ts_compression_stats ce, cg;
+		ts_distribution_stats de, dg;
+		ts_stats_acc_finish_error(&ce, &exact_ref, 8, 4, 2);
+		ts_stats_acc_finish_error(&cg, &exact_got, 8, 4, 2);
+		ts_stats_acc_finish_dist(&de, &exact_ref);
+		ts_stats_acc_finish_dist(&dg, &exact_got);
+		cr_assert(memcmp(&ce, &cg, sizeof(ce)) == 0, "dtype %d: exact error figures differ",
+			  (int)dts[d]);
+		cr_assert(memcmp(&de, &dg, sizeof(de)) == 0, "dtype %d: distributions differ",
+			  (int)dts[d]);
+		cr_assert_eq(cg.rel_rms_pct, 0);
+		cr_assert_eq(cg.max_error, 0);
+	}
 }

@@ -401,3 +401,29 @@ Test(store, a_map_that_may_not_grow_is_a_clean_enospc)
 	cr_expect_eq(problems, 0);
 	ts_store_close(st);
 }
+
+/* TS_OPEN_NOSYNC: a scratch store writes and reads as any other, and opens again afterwards
+ * (only its durability across a crash is given up). */
+Test(store, nosync_store_writes_and_reads_like_any_other)
+{
+	const char *path = st_path("nosync.tst");
+	ts_open_opts o;
+	ts_store *st;
+	float x[256], y[256];
+	uint64_t shape[1] = {256}, start[1] = {0};
+	ts_codec_config cfg = ts_codec_config_default(TS_CODEC_RAW);
+	cfg.raw_dtype = TS_F32;
+	cfg.bits_per_value = 32;
+	for (int i = 0; i < 256; i++)
+		x[i] = (float)i * 0.5f;
+	ts_open_opts_init(&o);
+	o.flags = TS_OPEN_CREATE | TS_OPEN_NOSYNC;
+	cr_assert_eq(ts_store_open(&st, path, &o), 0, "%s", ts_error_last());
+	st_write_f32(st, "x", 1, shape, &cfg, x, 0);
+	ts_store_close(st);
+	o.flags = 0;
+	cr_assert_eq(ts_store_open(&st, path, &o), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_read_slice(st, "x", 1, start, shape, TS_F32, y, sizeof(y)), 0);
+	cr_assert(memcmp(x, y, sizeof(x)) == 0);
+	ts_store_close(st);
+}

@@ -3,7 +3,9 @@
 # has the store open for writing (here flock(1) holding the store file's lock, as a writer
 # does), saying so once with the holder's pid; --no-wait fails at once (exit 1, store
 # unchanged); --wait SECONDS bounds the wait. Concurrent imports into one store, and into one
-# NEW store (20 rounds of 4), all succeed: one store with every tensor, fsck clean.
+# NEW store (20 rounds of 4), all succeed: one store with every tensor, fsck clean. A waiting
+# import encodes and writes meanwhile (into its spool store), in bounded memory, and moves the
+# pages in when the holder lets go.
 . "${srcdir:-.}/tests/cli/lib.sh"
 mkdir "$T/ck" && "$GEN" -q --size tiny --shards 4 -o "$T/ck" || fail gen
 shards=("$T"/ck/model-0000?-of-00004.safetensors)
@@ -95,6 +97,65 @@ if [ -x "$DIGEST" ]; then
 	[ "$(wc -l <"$T/four.dig")" -eq "$all" ] || fail "four concurrent imports lost tensors"
 	expect 0 "$TSTORE" fsck "$T/four.tst"
 	out_has "clean"
+fi
+
+# 6. a waiting import encodes and writes its pages meanwhile: its spool store (STORE.spool-PID)
+#    holds every tensor while the holder still holds the store; then the pages move in. The
+#    store holds what one import of both sources holds (tsdigest), fsck clean, no spool left,
+#    and the waiting import's peak anonymous memory stays well below its source's size (the
+#    spool store's pages that it maps to copy them are file pages: cache the kernel reclaims).
+if [ -x "$DIGEST" ]; then
+	"$GEN" -q --layers 1 --hidden 1024 --intermediate 8192 --vocab 256 --kv-dim 256 --seed 11 \
+		-o "$T/wide.safetensors" || fail gen
+	src_kb=$(($(stat -c %s "$T/wide.safetensors") / 1024))
+	nwide=$("$STCHECK" info "$T/wide.safetensors" | wc -l)
+	# shards[2] holds layer 1 only: no name in common with wide.safetensors
+	expect 0 "$TSTORE" import -q --codec nvfp4 "$T/both.tst" "${shards[2]}" "$T/wide.safetensors"
+	expect 0 "$TSTORE" import -q --codec nvfp4 "$T/w.tst" "${shards[2]}"
+	rm -f "$T/release"
+	flock "$T/w.tst" sh -c "while [ ! -e '$T/release' ]; do sleep 0.05; done" &
+	holder=$!
+	for _ in $(seq 200); do flock -n "$T/w.tst" true || break; sleep 0.02; done
+	"$TSTORE" import --read-buffer 4MiB --codec nvfp4 "$T/w.tst" "$T/wide.safetensors" \
+		>"$T/w.out" 2>"$T/w.err" &
+	imp=$!
+	peak=0
+	spooled=0
+	for _ in $(seq 1200); do
+		h=$(awk '/^RssAnon/ {print $2}' "/proc/$imp/status" 2>/dev/null)
+		[ -n "$h" ] && [ "$h" -gt "$peak" ] && peak=$h
+		sp="$T/w.tst.spool-$imp"
+		if [ -e "$sp" ] && [ "$("$DIGEST" "$sp" 2>/dev/null | wc -l)" -eq "$nwide" ]; then
+			spooled=1
+			break
+		fi
+		kill -0 "$imp" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -0 "$imp" 2>/dev/null || { cat "$T/w.err" >&2; fail "the waiting import ended"; }
+	[ "$spooled" = 1 ] || { touch "$T/release"; fail "nothing spooled while waiting"; }
+	[ "$("$DIGEST" "$T/w.tst" | wc -l)" -eq "$("$STCHECK" info "${shards[2]}" | wc -l)" ] ||
+		fail "the store changed while its holder held it"
+	touch "$T/release"
+	wait "$holder"
+	while kill -0 "$imp" 2>/dev/null; do
+		h=$(awk '/^RssAnon/ {print $2}' "/proc/$imp/status" 2>/dev/null)
+		[ -n "$h" ] && [ "$h" -gt "$peak" ] && peak=$h
+		sleep 0.01
+	done
+	wait "$imp" || { cat "$T/w.err" >&2; fail "the spooling import failed"; }
+	grep -q "waiting for another writer" "$T/w.err" || fail "did not say it waits"
+	"$DIGEST" "$T/both.tst" >"$T/both.dig" || fail "tsdigest both"
+	"$DIGEST" "$T/w.tst" >"$T/w.dig" || fail "tsdigest w"
+	diff -u "$T/both.dig" "$T/w.dig" >&2 || fail "spooled import differs from one import"
+	expect 0 "$TSTORE" fsck "$T/w.tst"
+	out_has "clean"
+	ls -a "$T" | grep -q spool && fail "spool store left behind"
+	echo "spooling import: peak anonymous ${peak} kB for a source of ${src_kb} kB"
+	sanitized=0
+	grep -q '^SANITIZER_CFLAGS = .*sanitize' "$B/Makefile" 2>/dev/null && sanitized=1
+	[ "$sanitized" = 1 ] || [ "$peak" -lt $((src_kb / 2)) ] ||
+		fail "spooling import: peak anonymous memory $peak kB, the source is $src_kb kB"
 fi
 
 # 5. creation races: 4 imports create the same new store at once, 20 times

@@ -264,12 +264,24 @@ static long flock_holder(const char *path)
 	return pid;
 }
 
-int cli_open_store(const char *cmd, ts_store **st, const char *path, unsigned flags, int threads)
+void cli_say_waiting(const char *cmd, const char *path)
 {
-	ts_open_opts o;
-	ts_open_opts_init(&o);
-	o.flags = flags;
-	o.threads = threads;
+	long pid = flock_holder(path);
+	if (cli_quiet)
+		return;
+	if (pid > 0)
+		fprintf(stderr, "tstore: %s: waiting for another writer of %s (pid %ld)\n", cmd, path,
+			pid);
+	else
+		fprintf(stderr, "tstore: %s: waiting for another writer of %s\n", cmd, path);
+}
+
+/* Options for opening @p path; 0 or TS_EINVAL (reported). */
+static int open_opts(const char *cmd, ts_open_opts *o, unsigned flags, int threads)
+{
+	ts_open_opts_init(o);
+	o->flags = flags;
+	o->threads = threads;
 	/* TSTORE_MAP_MAX: the most bytes the store may grow to (docs/CLI.md): a full disk on
 	 * demand, e.g. for testing what a failing write leaves. */
 	const char *mm = getenv("TSTORE_MAP_MAX");
@@ -278,30 +290,55 @@ int cli_open_store(const char *cmd, ts_store **st, const char *path, unsigned fl
 		unsigned long long v = strtoull(mm, &e, 10);
 		if (*e || v == 0) {
 			cli_error(cmd, NULL, "TSTORE_MAP_MAX='%s' is not a positive number of bytes", mm);
-			*st = NULL;
 			return TS_EINVAL;
 		}
-		o.map_max = v;
+		o->map_max = v;
 	}
-	if (flags & TS_OPEN_WRITE)
-		o.busy_timeout_ms = 0; /* first without waiting, to say once that we wait */
-	int rc = ts_store_open(st, path, &o);
-	if (rc == TS_EBUSY && (flags & TS_OPEN_WRITE) && cli_wait_ms != 0) {
-		long pid = flock_holder(path);
-		if (!cli_quiet) {
-			if (pid > 0)
-				fprintf(stderr, "tstore: %s: waiting for another writer of %s (pid %ld)\n",
-					cmd, path, pid);
-			else
-				fprintf(stderr, "tstore: %s: waiting for another writer of %s\n", cmd,
-					path);
-		}
-		o.busy_timeout_ms = cli_wait_ms;
-		rc = ts_store_open(st, path, &o);
-	}
+	return 0;
+}
+
+int cli_open_store_wait(const char *cmd, ts_store **st, const char *path, unsigned flags,
+			int threads, int64_t wait_ms)
+{
+	ts_open_opts o;
+	int rc = open_opts(cmd, &o, flags, threads);
+	*st = NULL;
+	if (rc < 0)
+		return rc;
+	o.busy_timeout_ms = (flags & TS_OPEN_WRITE) ? wait_ms : 0;
+	rc = ts_store_open(st, path, &o);
 	if (rc < 0)
 		cli_error_ts(cmd, rc, "cannot open store %s", path);
 	return rc;
+}
+
+int cli_try_open_store(const char *cmd, ts_store **st, const char *path, unsigned flags,
+		       int threads)
+{
+	ts_open_opts o;
+	int rc = open_opts(cmd, &o, flags, threads);
+	*st = NULL;
+	if (rc < 0)
+		return rc;
+	rc = ts_store_open(st, path, &o);
+	if (rc < 0 && rc != TS_EBUSY)
+		cli_error_ts(cmd, rc, "cannot open store %s", path);
+	return rc;
+}
+
+int cli_open_store(const char *cmd, ts_store **st, const char *path, unsigned flags, int threads)
+{
+	if (flags & TS_OPEN_WRITE) {
+		/* first without waiting, to say once that we wait */
+		int rc = cli_try_open_store(cmd, st, path, flags, threads);
+		if (rc != TS_EBUSY || cli_wait_ms == 0) {
+			if (rc == TS_EBUSY)
+				cli_error_ts(cmd, rc, "cannot open store %s", path);
+			return rc;
+		}
+		cli_say_waiting(cmd, path);
+	}
+	return cli_open_store_wait(cmd, st, path, flags, threads, cli_wait_ms);
 }
 
 int cli_open_status(int rc)

@@ -107,6 +107,19 @@ int cli_opts_next(cli_opts *o);
  *  when the wait ran out. */
 int cli_open_store(const char *cmd, ts_store **st, const char *path, unsigned flags, int threads);
 
+/** cli_open_store() without waiting and without a message when another process writes the
+ *  store: TS_EBUSY then (any other failure is reported). */
+int cli_try_open_store(const char *cmd, ts_store **st, const char *path, unsigned flags,
+		       int threads);
+
+/** Open with a busy timeout of @p wait_ms (ts_open_opts.busy_timeout_ms); failures reported. */
+int cli_open_store_wait(const char *cmd, ts_store **st, const char *path, unsigned flags,
+			int threads, int64_t wait_ms);
+
+/** Say once on stderr (unless -q) that @p cmd waits for another writer of @p path, and its pid
+ *  where /proc/locks names it. */
+void cli_say_waiting(const char *cmd, const char *path);
+
 /** The exit code for a failed cli_open_store(): CLI_FAIL for TS_EBUSY (another writer),
  *  CLI_USAGE otherwise. */
 int cli_open_status(int rc);

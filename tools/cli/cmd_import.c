@@ -153,6 +153,9 @@ static void usage(FILE *f)
 		"at the end. If anything fails (a tensor that cannot be encoded, a bad source, a full\n"
 		"disk), nothing is published: the store is exactly as it was before the command,\n"
 		"tensors replaced by --replace included (a store the command created is removed).\n"
+		"If another process writes STORE, the import encodes and writes meanwhile into a\n"
+		"spool store STORE.spool-PID (removed at the end) and moves the stored pages in\n"
+		"when STORE is free (--wait bounds the whole wait).\n"
 		"Ctrl-C discards what was written and exits with 130: the store is as it was\n"
 		"before the command. A killed process leaves it so too; the next writer reclaims\n"
 		"the pages it had written.\n",
@@ -750,6 +753,9 @@ typedef struct job {
 	plan *pl;
 	size_t npl;
 	int store_created; /* no store at store_path before the command */
+	int spooling;      /* another process held the store: writing into a spool store */
+	char spool[4160];  /* its path, while it exists */
+	double busy_since; /* when the store was found busy (the --wait bound counts from it) */
 	summary sm;
 	double t0;
 	char err[2048];
@@ -1040,6 +1046,112 @@ out:
 	return rc;
 }
 
+/* -- Spooling: encoding while another process writes the store --------------------------- */
+
+/*
+ * Open the store for writing. When another process holds it and the command may wait, the
+ * import does not wait idle: it writes into a spool store of its own beside the destination
+ * (STORE.spool-PID, removed at the end whatever happens), encoding and writing every page as it
+ * would into the destination, and transfer() then moves the stored pages into the destination
+ * when its lock comes, without encoding anything again. What must be serialised (the
+ * destination's transactions) is then only a copy of the encoded pages.
+ */
+static int open_or_spool(job *j, ts_store **st)
+{
+	const unsigned flags = TS_OPEN_WRITE | TS_OPEN_CREATE;
+	int rc = cli_try_open_store(CMD, st, j->store_path, flags, j->o.jobs);
+
+	if (rc != TS_EBUSY)
+		return rc;
+	if (cli_wait_ms == 0) {
+		cli_error_ts(CMD, rc, "cannot open store %s", j->store_path);
+		return rc;
+	}
+	cli_say_waiting(CMD, j->store_path);
+	j->busy_since = progress_now();
+	j->spooling = 1;
+	j->store_created = 0; /* the store exists: its holder has it open */
+	snprintf(j->spool, sizeof j->spool, "%s.spool-%ld", j->store_path, (long)getpid());
+	remove_store(j->spool); /* a spool of a killed process that had our pid */
+	/* a scratch store: its commits need not reach the disk (and mostly never do) */
+	return cli_open_store_wait(CMD, st, j->spool, flags | TS_OPEN_NOSYNC, j->o.jobs, 0);
+}
+
+/* Move what the spool store holds into the destination, in one write group, with the sources'
+ * metadata and the directory's files: everything published at once, or nothing (invariant 1).
+ * The exit status. */
+static int transfer(job *j, ts_store *spool, size_t *nfiles, uint64_t *fbytes)
+{
+	const opts *o = &j->o;
+	ts_store *dst = NULL;
+	ts_group *g = NULL;
+	uint64_t published = 0;
+	int64_t wait_ms = cli_wait_ms;
+	int rc, status = CLI_FAIL;
+
+	if (wait_ms > 0) {
+		/* --wait bounds the whole wait, counted from when the store was found busy */
+		wait_ms -= (int64_t)((progress_now() - j->busy_since) * 1000);
+		if (wait_ms <= 0)
+			wait_ms = 1;
+	}
+	rc = cli_open_store_wait(CMD, &dst, j->store_path, TS_OPEN_WRITE | TS_OPEN_CREATE,
+				 o->jobs, wait_ms);
+	if (rc < 0)
+		return CLI_FAIL;
+	rc = ts_group_begin(&g, dst);
+	if (rc == 0)
+		rc = stage_metadata(g, &j->ck);
+	if (rc < 0) {
+		cli_error_ts(CMD, rc, "cannot begin writing to %s", j->store_path);
+		goto out;
+	}
+	for (size_t i = 0; i < j->npl && !interrupted; i++) {
+		const plan *q = &j->pl[i];
+		ts_write_opts wo;
+		if (q->exists && o->skip_existing)
+			continue;
+		ts_write_opts_init(&wo);
+		wo.flags = o->replace ? TS_WRITE_REPLACE : 0;
+		wo.group = g;
+		rc = ts_tensor_copy(dst, spool, q->t->name, &wo);
+		if (rc == TS_EEXIST && !o->replace) {
+			cli_error(CMD, j->store_path,
+				  "tensor '%s' already exists (another writer added it meanwhile; "
+				  "use --replace)", q->t->name);
+			goto out;
+		}
+		if (rc < 0) {
+			cli_error_ts(CMD, rc, "cannot move tensor '%s' into %s", q->t->name,
+				     j->store_path);
+			goto out;
+		}
+	}
+	if (!interrupted && j->md.nfiles) {
+		progress quiet;
+		progress_begin(&quiet, "import", j->md.file_bytes, 1, 1);
+		rc = modeldir_write_files(&j->md, dst, g, o->replace, o->skip_existing, &quiet,
+					  &interrupted, CMD, nfiles, fbytes);
+		if (rc < 0 && rc != TS_ECANCELED)
+			goto out;
+	}
+	if (interrupted) {
+		status = CLI_INTERRUPTED;
+		goto out;
+	}
+	rc = ts_group_commit(&published, g);
+	g = NULL;
+	if (rc < 0) {
+		cli_error_ts(CMD, rc, "cannot publish the imported tensors in %s", j->store_path);
+		goto out;
+	}
+	status = CLI_OK;
+out:
+	ts_group_abort(g);
+	ts_store_close(dst);
+	return status;
+}
+
 static int import_run(job *j)
 {
 	opts *o = &j->o;
@@ -1054,13 +1166,15 @@ static int import_run(job *j)
 	int status = CLI_FAIL, grc;
 	progress pr;
 
-	int orc = cli_open_store(CMD, &st, j->store_path, TS_OPEN_WRITE | TS_OPEN_CREATE, o->jobs);
+	int orc = open_or_spool(j, &st);
 	if (orc < 0) {
-		if (j->store_created)
+		if (j->store_created && !j->spooling)
 			remove_store(j->store_path);
+		if (j->spooling)
+			remove_store(j->spool);
 		return cli_open_status(orc);
 	}
-	if (j->store_created) {
+	if (j->store_created && !j->spooling) {
 		/* Another import may have created the store first, and written to it while we
 		 * waited: then it is not ours to remove on failure. */
 		size_t n = 0;
@@ -1077,7 +1191,7 @@ static int import_run(job *j)
 		cli_error_ts(CMD, grc, "cannot begin writing to %s", j->store_path);
 		goto rollback;
 	}
-	grc = stage_metadata(grp, &j->ck);
+	grc = j->spooling ? 0 : stage_metadata(grp, &j->ck); /* spooled: at the transfer */
 	if (grc < 0) {
 		cli_error_ts(CMD, grc, "cannot store the sources' __metadata__ in %s", j->store_path);
 		goto rollback;
@@ -1126,7 +1240,7 @@ static int import_run(job *j)
 		}
 		note_result(sm, q, &info);
 	}
-	if (!interrupted && j->md.nfiles) {
+	if (!interrupted && j->md.nfiles && !j->spooling) {
 		/* A directory's files, in the same group: published with the tensors. */
 		int frc = modeldir_write_files(&j->md, st, grp, o->replace, o->skip_existing, &pr,
 					       &interrupted, CMD, &nfiles_written,
@@ -1144,8 +1258,14 @@ static int import_run(job *j)
 	grc = ts_group_commit(&published, grp);
 	grp = NULL;
 	if (grc < 0) {
-		cli_error_ts(CMD, grc, "cannot publish the imported tensors in %s", j->store_path);
+		cli_error_ts(CMD, grc, "cannot publish the imported tensors in %s",
+			     j->spooling ? j->spool : j->store_path);
 		goto rollback;
+	}
+	if (j->spooling) {
+		status = transfer(j, st, &nfiles_written, &file_bytes_written);
+		if (status != CLI_OK)
+			goto discard;
 	}
 	print_summary(sm, o, j->store_path, j->ck.file_count, progress_now() - j->t0);
 	if (j->is_dir && !cli_quiet)
@@ -1159,20 +1279,22 @@ rollback:
 discard:
 	ts_group_abort(grp);
 	grp = NULL;
-	if (j->store_created) {
+	if (j->store_created && !j->spooling) {
 		ts_store_close(st);
 		st = NULL;
 		remove_store(j->store_path);
 	}
 	fprintf(stderr, "tstore: import: %snothing imported (store %s %s)\n",
 		status == CLI_INTERRUPTED ? "interrupted: " : "", j->store_path,
-		j->store_created ? "removed" : "is as it was before the command");
+		j->store_created && !j->spooling ? "removed" : "is as it was before the command");
 out:
 	srcread_stop(rd);
 	free(ranges);
 	sigaction(SIGINT, &old_sa, NULL);
 	ts_group_abort(grp);
 	ts_store_close(st);
+	if (j->spooling)
+		remove_store(j->spool);
 	return status;
 }
 

@@ -1,0 +1,158 @@
+/*
+ * The statistics' sub-block sums in AVX2 (codec/kernels.h, ts__kernels.stats_*): the scalar
+ * reference (codec/stats.c) forms every sum in 8 lanes of double, element i in lane i % 8; here
+ * lanes 0-3 and 4-7 are the two halves of a pair of __m256d accumulators, so each lane sees the
+ * same additions in the same order, and the tail and the fold of the lanes are the reference's
+ * own loops. Extremes use MINPS/MAXPS, whose rule (a < b ? a : b, b on ties and NaN) is the
+ * reference's selection.
+ *
+ * Invariants
+ *   1. Every result equals the scalar reference's bit for bit (tests/test_kernels.c); the file is
+ *      compiled with -ffp-contract=off (AM_CFLAGS), so no multiply and add is fused.
+ */
+#include "config.h"
+
+#include <math.h>
+
+#include "codec/kernels_avx2.h"
+
+#define LANES TS_STATS_LANES
+
+TS_AVX2_INLINE __m256d lo_pd(__m256 v)
+{
+	return _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+}
+
+TS_AVX2_INLINE __m256d hi_pd(__m256 v)
+{
+	return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+}
+
+void ts__avx2_stats_moments(const float *x, size_t n, double *sum, double *mn, double *mx,
+			    double *amax, double *minnz, uint64_t *zeros)
+{
+	const __m256 sign = _mm256_set1_ps(-0.0f), inf = _mm256_set1_ps(INFINITY);
+	const __m256 zero = _mm256_setzero_ps();
+	__m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+	__m256 vlo = inf, vhi = _mm256_set1_ps(-INFINITY), vam = zero, vmz = inf;
+	__m256i vz = _mm256_setzero_si256();
+	double sl[LANES];
+	float lo[LANES], hi[LANES], am[LANES], mz[LANES];
+	uint32_t zl[LANES];
+	size_t i = 0;
+
+	for (; i + LANES <= n; i += LANES) {
+		__m256 v = _mm256_loadu_ps(x + i), a = _mm256_andnot_ps(sign, v);
+		__m256 isz = _mm256_cmp_ps(a, zero, _CMP_EQ_OQ);
+		s0 = _mm256_add_pd(s0, lo_pd(v));
+		s1 = _mm256_add_pd(s1, hi_pd(v));
+		vlo = _mm256_min_ps(v, vlo);
+		vhi = _mm256_max_ps(v, vhi);
+		vam = _mm256_max_ps(a, vam);
+		vmz = _mm256_min_ps(_mm256_blendv_ps(a, inf, isz), vmz);
+		vz = _mm256_sub_epi32(vz, _mm256_castps_si256(isz));
+	}
+	_mm256_storeu_pd(sl, s0);
+	_mm256_storeu_pd(sl + 4, s1);
+	_mm256_storeu_ps(lo, vlo);
+	_mm256_storeu_ps(hi, vhi);
+	_mm256_storeu_ps(am, vam);
+	_mm256_storeu_ps(mz, vmz);
+	_mm256_storeu_si256((__m256i *)(void *)zl, vz);
+	for (int j = 0; i < n; i++, j++) {
+		float v = x[i], a = fabsf(v), nz = a == 0 ? INFINITY : a;
+		sl[j] += v;
+		lo[j] = v < lo[j] ? v : lo[j];
+		hi[j] = v > hi[j] ? v : hi[j];
+		am[j] = a > am[j] ? a : am[j];
+		mz[j] = nz < mz[j] ? nz : mz[j];
+		zl[j] += a == 0;
+	}
+	*sum = 0;
+	for (int j = 0; j < LANES; j++) {
+		*sum += sl[j];
+		*mn = lo[j] < *mn ? lo[j] : *mn;
+		*mx = hi[j] > *mx ? hi[j] : *mx;
+		*amax = am[j] > *amax ? am[j] : *amax;
+		*minnz = mz[j] < *minnz ? mz[j] : *minnz;
+		*zeros += zl[j];
+	}
+}
+
+void ts__avx2_stats_deviations(const float *x, size_t n, double m, double *m2, double *c)
+{
+	const __m256d vm = _mm256_set1_pd(m);
+	__m256d q0 = _mm256_setzero_pd(), q1 = q0, c0 = q0, c1 = q0;
+	double ql[LANES], cl[LANES];
+	size_t i = 0;
+
+	for (; i + LANES <= n; i += LANES) {
+		__m256 v = _mm256_loadu_ps(x + i);
+		__m256d d0 = _mm256_sub_pd(lo_pd(v), vm), d1 = _mm256_sub_pd(hi_pd(v), vm);
+		q0 = _mm256_add_pd(q0, _mm256_mul_pd(d0, d0));
+		q1 = _mm256_add_pd(q1, _mm256_mul_pd(d1, d1));
+		c0 = _mm256_add_pd(c0, d0);
+		c1 = _mm256_add_pd(c1, d1);
+	}
+	_mm256_storeu_pd(ql, q0);
+	_mm256_storeu_pd(ql + 4, q1);
+	_mm256_storeu_pd(cl, c0);
+	_mm256_storeu_pd(cl + 4, c1);
+	for (int j = 0; i < n; i++, j++) {
+		double d = (double)x[i] - m;
+		ql[j] += d * d;
+		cl[j] += d;
+	}
+	*m2 = 0;
+	*c = 0;
+	for (int j = 0; j < LANES; j++) {
+		*m2 += ql[j];
+		*c += cl[j];
+	}
+}
+
+void ts__avx2_stats_errors(const float *x, const float *a, size_t n, double *sa, double *se,
+			   double *sx, double *me)
+{
+	const __m256d sign = _mm256_set1_pd(-0.0);
+	__m256d a0 = _mm256_setzero_pd(), a1 = a0, e0 = a0, e1 = a0, x0 = a0, x1 = a0, m0 = a0,
+		m1 = a0;
+	double al[LANES], el[LANES], xl[LANES], ml[LANES];
+	size_t i = 0;
+
+	for (; i + LANES <= n; i += LANES) {
+		__m256 v = _mm256_loadu_ps(x + i), w = _mm256_loadu_ps(a + i);
+		__m256d v0 = lo_pd(v), v1 = hi_pd(v);
+		__m256d d0 = _mm256_andnot_pd(sign, _mm256_sub_pd(v0, lo_pd(w)));
+		__m256d d1 = _mm256_andnot_pd(sign, _mm256_sub_pd(v1, hi_pd(w)));
+		a0 = _mm256_add_pd(a0, d0);
+		a1 = _mm256_add_pd(a1, d1);
+		e0 = _mm256_add_pd(e0, _mm256_mul_pd(d0, d0));
+		e1 = _mm256_add_pd(e1, _mm256_mul_pd(d1, d1));
+		x0 = _mm256_add_pd(x0, _mm256_mul_pd(v0, v0));
+		x1 = _mm256_add_pd(x1, _mm256_mul_pd(v1, v1));
+		m0 = _mm256_max_pd(d0, m0);
+		m1 = _mm256_max_pd(d1, m1);
+	}
+	_mm256_storeu_pd(al, a0);
+	_mm256_storeu_pd(al + 4, a1);
+	_mm256_storeu_pd(el, e0);
+	_mm256_storeu_pd(el + 4, e1);
+	_mm256_storeu_pd(xl, x0);
+	_mm256_storeu_pd(xl + 4, x1);
+	_mm256_storeu_pd(ml, m0);
+	_mm256_storeu_pd(ml + 4, m1);
+	for (int j = 0; i < n; i++, j++) {
+		double v = x[i], e = fabs(v - (double)a[i]);
+		al[j] += e;
+		el[j] += e * e;
+		xl[j] += v * v;
+		ml[j] = e > ml[j] ? e : ml[j];
+	}
+	for (int j = 0; j < LANES; j++) {
+		*sa += al[j];
+		*se += el[j];
+		*sx += xl[j];
+		*me = ml[j] > *me ? ml[j] : *me;
+	}
+}
