@@ -48,6 +48,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -638,6 +639,68 @@ int ts__lmdb_window_begin(ts__lmdb_window *w, ts_store *st, MDB_txn *txn, const 
 	w->depth = db.depth;
 	w->root = db.root;
 	return 0;
+}
+
+/* Under branch page @p pgno (at @p level of the window's tree), ask for the leaves whose keys
+ * can lie in [lo, hi]; the branch pages are checked (and remembered) first. */
+static int prefetch_under(struct src *s, ts__lmdb_window *w, uint64_t pgno, int level,
+			  const uint8_t *lo, size_t lolen, const uint8_t *hi, size_t hilen,
+			  size_t *budget)
+{
+	const uint8_t *pg = get_page(s, pgno, level);
+	unsigned nkeys;
+	int rc;
+
+	if (!pg)
+		return TS_ECORRUPT;
+	if (!window_has(w, pgno, 0)) {
+		rc = check_page(s, pg, pgno, 1, 0, 0, 0, NULL, NULL, &nkeys);
+		if (rc < 0)
+			return rc;
+		window_has(w, pgno, 1);
+	}
+	nkeys = (ts__lmdb_u16(pg + 12) - TS_LMDB_PAGEHDR) / 2;
+	for (unsigned i = 0; i < nkeys && *budget; i++) {
+		struct node n, next;
+		/* child i holds keys from key_i (node 0: from the start) to before key_i+1 */
+		if (i + 1 < nkeys) {
+			node_at(pg, i + 1, &next);
+			if (key_cmp(next.key, next.ksize, lo, lolen) <= 0)
+				continue;
+		}
+		node_at(pg, i, &n);
+		if (i > 0 && key_cmp(n.key, n.ksize, hi, hilen) > 0)
+			break;
+		uint64_t child = n.dsize | (uint64_t)n.flags << 32;
+		if (level + 2 < (int)w->depth) {
+			rc = prefetch_under(s, w, child, level + 1, lo, lolen, hi, hilen, budget);
+			if (rc < 0)
+				return rc;
+		} else {
+			/* a leaf: read ahead, untouched (checked when a lookup reaches it) */
+			uintptr_t a = (uintptr_t)s->map + child * s->psize;
+			madvise((void *)a, (size_t)s->psize, MADV_WILLNEED);
+			(*budget)--;
+		}
+	}
+	return 0;
+}
+
+int ts__lmdb_window_prefetch(ts__lmdb_window *w, const void *lo, size_t lolen, const void *hi,
+			     size_t hilen, size_t *budget)
+{
+	struct src s;
+
+	if (w->unchecked || w->root == L_INVALID || w->depth < 2)
+		return 0;
+	memset(&s, 0, sizeof s);
+	s.path = w->path;
+	s.db = w->db;
+	s.fd = -1;
+	s.map = w->map;
+	s.psize = w->psize;
+	s.npages = w->npages;
+	return prefetch_under(&s, w, w->root, 0, lo, lolen, hi, hilen, budget);
 }
 
 int ts__lmdb_window_check_key(ts__lmdb_window *w, const void *key, size_t klen)

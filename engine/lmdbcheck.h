@@ -47,6 +47,15 @@ int ts__lmdb_window_begin(ts__lmdb_window *w, ts_store *st, MDB_txn *txn, const 
  *  0 or TS_ECORRUPT naming the database and the page. */
 int ts__lmdb_window_check_key(ts__lmdb_window *w, const void *key, size_t klen);
 
+/** Ask the kernel to read ahead (MADV_WILLNEED on the map, asynchronously) the leaf pages of
+ *  window @p w's database that can hold keys in [lo, hi], at most *@p budget of them (the
+ *  count is taken off *@p budget): a
+ *  read about to look up many keys then does not stop at a page fault per leaf (the map is
+ *  opened without read-ahead). The branch pages walked are checked as lookups check them.
+ *  0 or TS_ECORRUPT. */
+int ts__lmdb_window_prefetch(ts__lmdb_window *w, const void *lo, size_t lolen, const void *hi,
+			     size_t hilen, size_t *budget);
+
 /** In read transaction @p txn: every page of database @p dbname (before a cursor walks it),
  *  including key order across pages. 0 or TS_ECORRUPT. */
 int ts__lmdb_check_tree(ts_store *st, MDB_txn *txn, const char *dbname);
