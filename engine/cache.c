@@ -47,15 +47,10 @@ struct ts__cache {
 
 /* -- the default policy: LRU over an intrusive list ---------------------------------------- */
 
-struct lru {
-	ts__cache_entry *head; /* most recent */
-	ts__cache_entry *tail; /* least recent */
-};
-
 static void *lru_create(uint64_t shard_budget)
 {
 	(void)shard_budget;
-	return calloc(1, sizeof(struct lru));
+	return calloc(1, sizeof(ts__cache_list));
 }
 
 static void lru_destroy(void *state)
@@ -71,49 +66,25 @@ static int lru_admit(void *state, const ts__cache_key *key, size_t charge)
 	return 1;
 }
 
-static void lru_unlink(struct lru *l, ts__cache_entry *e)
-{
-	if (e->pol_prev)
-		e->pol_prev->pol_next = e->pol_next;
-	else
-		l->head = e->pol_next;
-	if (e->pol_next)
-		e->pol_next->pol_prev = e->pol_prev;
-	else
-		l->tail = e->pol_prev;
-	e->pol_prev = e->pol_next = NULL;
-}
-
-static void lru_push(struct lru *l, ts__cache_entry *e)
-{
-	e->pol_prev = NULL;
-	e->pol_next = l->head;
-	if (l->head)
-		l->head->pol_prev = e;
-	l->head = e;
-	if (!l->tail)
-		l->tail = e;
-}
-
 static void lru_inserted(void *state, ts__cache_entry *e)
 {
-	lru_push(state, e);
+	ts__cache_list_push(state, e);
 }
 
 static void lru_hit(void *state, ts__cache_entry *e)
 {
-	lru_unlink(state, e);
-	lru_push(state, e);
+	ts__cache_list_unlink(state, e);
+	ts__cache_list_push(state, e);
 }
 
 static void lru_removed(void *state, ts__cache_entry *e)
 {
-	lru_unlink(state, e);
+	ts__cache_list_unlink(state, e);
 }
 
 static ts__cache_entry *lru_victim(void *state, const ts__cache_key *incoming, size_t charge)
 {
-	struct lru *l = state;
+	ts__cache_list *l = state;
 
 	(void)incoming;
 	(void)charge;

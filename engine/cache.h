@@ -111,6 +111,37 @@ typedef struct ts__cache_policy {
 	void (*prefetched)(void *arg, uint64_t n);
 } ts__cache_policy;
 
+/* A doubly linked list of entries through their pol_prev/pol_next, most recent at the head: the
+ * recency list a policy keeps (the LRU's, the residency policy's admission window). */
+typedef struct ts__cache_list {
+	ts__cache_entry *head; /* most recent */
+	ts__cache_entry *tail; /* least recent */
+} ts__cache_list;
+
+static inline void ts__cache_list_unlink(ts__cache_list *l, ts__cache_entry *e)
+{
+	if (e->pol_prev)
+		e->pol_prev->pol_next = e->pol_next;
+	else
+		l->head = e->pol_next;
+	if (e->pol_next)
+		e->pol_next->pol_prev = e->pol_prev;
+	else
+		l->tail = e->pol_prev;
+	e->pol_prev = e->pol_next = NULL;
+}
+
+static inline void ts__cache_list_push(ts__cache_list *l, ts__cache_entry *e)
+{
+	e->pol_prev = NULL;
+	e->pol_next = l->head;
+	if (l->head)
+		l->head->pol_prev = e;
+	l->head = e;
+	if (!l->tail)
+		l->tail = e;
+}
+
 /** The default policy: admit everything, evict the least recently used entry. */
 extern const ts__cache_policy ts__cache_policy_lru;
 

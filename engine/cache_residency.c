@@ -51,6 +51,7 @@
 
 #include "common/env.h"
 #include "common/error.h"
+#include "common/rng.h"
 #include "engine/cache_residency.h"
 
 #define SAMPLES 8
@@ -106,7 +107,7 @@ struct ts__residency {
 typedef struct shard_pol {
 	ts__residency *r;
 	uint64_t budget, window_cap, window_used, main_used, max_charge;
-	ts__cache_entry *win_head, *win_tail; /* most recent first */
+	ts__cache_list win; /* the admission window, most recent first */
 	ts__cache_entry **main;
 	size_t main_n, main_cap;
 	uint64_t rng;
@@ -127,16 +128,6 @@ static uint64_t mix64(uint64_t x)
 static uint64_t page_hash(uint64_t tensor_id, uint64_t page)
 {
 	return mix64(tensor_id * 0x9E3779B97F4A7C15ull ^ mix64(page + 0x632BE59BD9B4E019ull));
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545F4914F6CDD1Dull;
 }
 
 static uint64_t next_pow2(uint64_t v)
@@ -309,28 +300,14 @@ static void set_region(ts__cache_entry *e, int region, size_t slot)
 
 static void win_unlink(shard_pol *s, ts__cache_entry *e)
 {
-	if (e->pol_prev)
-		e->pol_prev->pol_next = e->pol_next;
-	else
-		s->win_head = e->pol_next;
-	if (e->pol_next)
-		e->pol_next->pol_prev = e->pol_prev;
-	else
-		s->win_tail = e->pol_prev;
-	e->pol_prev = e->pol_next = NULL;
+	ts__cache_list_unlink(&s->win, e);
 	s->window_used -= e->charge;
 	set_region(e, REGION_NONE, 0);
 }
 
 static void win_push(shard_pol *s, ts__cache_entry *e)
 {
-	e->pol_prev = NULL;
-	e->pol_next = s->win_head;
-	if (s->win_head)
-		s->win_head->pol_prev = e;
-	s->win_head = e;
-	if (!s->win_tail)
-		s->win_tail = e;
+	ts__cache_list_push(&s->win, e);
 	s->window_used += e->charge;
 	set_region(e, REGION_WINDOW, 0);
 }
@@ -374,8 +351,9 @@ static ts__cache_entry *sample_min(shard_pol *s, double *dens)
 	size_t n = s->main_n <= SAMPLES ? s->main_n : SAMPLES;
 
 	for (size_t i = 0; i < n; i++) {
-		ts__cache_entry *e = s->main_n <= SAMPLES ? s->main[i]
-							  : s->main[rng_next(&s->rng) % s->main_n];
+		ts__cache_entry *e = s->main_n <= SAMPLES
+					     ? s->main[i]
+					     : s->main[ts__rng_next(&s->rng) % s->main_n];
 		double d = density_of(s->r, &e->key, e->bytes, e->charge, NULL);
 		if (d < bd) {
 			bd = d;
@@ -484,7 +462,7 @@ static void pol_inserted(void *state, ts__cache_entry *e)
 static void pol_hit(void *state, ts__cache_entry *e)
 {
 	shard_pol *s = state;
-	if (region_of(e) == REGION_WINDOW && s->win_head != e) {
+	if (region_of(e) == REGION_WINDOW && s->win.head != e) {
 		win_unlink(s, e);
 		win_push(s, e);
 	}
@@ -527,8 +505,8 @@ static ts__cache_entry *pol_victim(void *state, const ts__cache_key *incoming, s
 			v = NULL;
 		goto out;
 	}
-	while (s->win_tail && s->window_used + charge > s->window_cap) {
-		ts__cache_entry *w = s->win_tail;
+	while (s->win.tail && s->window_used + charge > s->window_cap) {
+		ts__cache_entry *w = s->win.tail;
 		if (s->main_used + w->charge <= main_limit(s)) {
 			win_unlink(s, w);
 			if (main_push(s, w)) {
@@ -556,7 +534,7 @@ static ts__cache_entry *pol_victim(void *state, const ts__cache_key *incoming, s
 	}
 	v = sample_min(s, &d);
 	if (!v)
-		v = s->win_tail;
+		v = s->win.tail;
 out:
 	pthread_mutex_unlock(&r->lock);
 	return v;

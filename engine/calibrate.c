@@ -27,6 +27,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/rng.h"
 #include "engine/hierarchy.h"
 #include "engine/io.h"
 
@@ -35,18 +36,6 @@
 #define RAM_BUF_BYTES (64u << 20)
 
 /* -- Memory ------------------------------------------------------------------------------ */
-
-/* xorshift64*: deterministic, cheap; calibration needs spread, not quality. */
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545F4914F6CDD1Dull;
-}
 
 static volatile uint64_t sink_u64; /* keeps measured loops from being optimized away */
 
@@ -113,7 +102,7 @@ static double measure_chase_us(uint8_t *buf, size_t bytes, double seconds, uint6
 	for (size_t i = 0; i < lines; i++)
 		perm[i] = (uint32_t)i;
 	for (size_t i = lines - 1; i > 0; i--) {
-		size_t j = rng_next(&seed) % i;
+		size_t j = ts__rng_next(&seed) % i;
 		uint32_t t = perm[i];
 		perm[i] = perm[j];
 		perm[j] = t;
@@ -143,7 +132,7 @@ static uint64_t sysconf_or(int name, uint64_t dflt)
 static uint64_t random_offset(uint64_t *seed, uint64_t file_bytes, size_t io_bytes)
 {
 	uint64_t slots = (file_bytes - io_bytes) / 4096 + 1;
-	return (rng_next(seed) % slots) * 4096;
+	return (ts__rng_next(seed) % slots) * 4096;
 }
 
 /* Write a scratch file of @p bytes in @p dir and unlink it; *fd_out stays open on it. */
@@ -166,7 +155,7 @@ static int scratch_file(const char *dir, uint64_t bytes, int *fd_out)
 	}
 	for (uint64_t done = 0; done < bytes && !rc; done += 1u << 20) {
 		for (size_t i = 0; i < (1u << 20); i += 8) {
-			uint64_t v = rng_next(&seed);
+			uint64_t v = ts__rng_next(&seed);
 			memcpy(buf + i, &v, 8);
 		}
 		if (write(fd, buf, 1u << 20) != (ssize_t)(1u << 20))
@@ -385,7 +374,7 @@ static int measure_decode(ts_hw_profile *p, double seconds)
 			/* sum of 4 uniforms: bell-shaped, like weights */
 			double u = 0;
 			for (int k = 0; k < 4; k++)
-				u += (double)(rng_next(&seed) >> 11) * 0x1.0p-53;
+				u += (double)(ts__rng_next(&seed) >> 11) * 0x1.0p-53;
 			src[i] = (float)((u - 2.0) * 1.7);
 			if (fabsf(src[i]) > amax)
 				amax = fabsf(src[i]);

@@ -340,6 +340,35 @@ TS_API int ts_analyze(ts_codec_config *out, ts_compression_stats *stats,
 		      uint64_t rows, uint64_t cols);
 
 /* ------------------------------------------------------------------------------------------ */
+/* The import policy's exact-keeping rules                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * The default policy of `tstore import` and of the Python package's save_file() (codec "auto")
+ * keeps some floating-point tensors exact instead of quantizing them. These two calls are the
+ * one place both take the rules from (docs/CLI.md, "Policy").
+ */
+
+/**
+ * Why the default policy keeps tensor @p name exact: "token embedding", "output projection" or
+ * "MoE router"; NULL if no rule names it (or @p name is NULL). The rules are glob patterns on
+ * the whole name (fnmatch(3) without flags: '*' crosses dots), the first matching one naming the
+ * reason: *embed_tokens*, *wte*, *word_embeddings* (token embedding); lm_head*, embed_out*,
+ * output.weight (output projection); *.mlp.gate.weight, *router* (MoE router).
+ * The string returned is static. Any thread.
+ */
+TS_API const char *ts_policy_keep_reason(const char *name);
+
+/**
+ * The configuration a floating-point tensor of @p dtype kept exact is written with: the lossless
+ * codec in @p dtype (`tstore import` rewrites the tensor raw where that is not smaller).
+ * Any thread.
+ *
+ * @return 0; TS_EINVAL if @p out is NULL or @p dtype is not F32, BF16 or F16.
+ */
+TS_API int ts_policy_exact_config(ts_codec_config *out, ts_dtype dtype);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Streaming encoder                                                                           */
 /* ------------------------------------------------------------------------------------------ */
 

@@ -1,17 +1,17 @@
 /*
- * tools/cli/policy.c: the names the default import policy keeps exact. The expected reasons are
- * those docs/CLI.md ("Policy") gives for each pattern, on tensor names of real model families;
- * near misses (the dense MLP's gate_proj, a gate's bias, names merely containing "output") stay
- * quantizable.
+ * ts_policy_keep_reason() and ts_policy_exact_config() (codec/policy.c): the names the default
+ * import policy keeps exact, and how. The expected reasons are those docs/CLI.md ("Policy")
+ * gives for each pattern, on tensor names of real model families; near misses (the dense MLP's
+ * gate_proj, a gate's bias, names merely containing "output") stay quantizable.
  */
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "tools/cli/policy.h"
+#include "tstore.h"
 
 static void expect(const char *name, const char *reason)
 {
-	const char *got = policy_keep_reason(name);
+	const char *got = ts_policy_keep_reason(name);
 	if (!reason)
 		cr_expect_null(got, "'%s' kept as %s", name, got);
 	else
@@ -54,12 +54,22 @@ Test(policy, other_tensors_are_quantizable)
 
 Test(policy, exact_config_is_lossless_in_the_source_dtype)
 {
-	ts_codec_config c = policy_exact_config(TS_BF16);
+	ts_codec_config c;
+	cr_assert_eq(ts_policy_exact_config(&c, TS_BF16), 0);
 	cr_assert_eq(c.codec, TS_CODEC_LOSSLESS);
 	cr_assert_eq(c.raw_dtype, TS_BF16);
 	cr_assert_eq(c.bits_per_value, 16);
-	c = policy_exact_config(TS_F32);
+	cr_assert_eq(ts_policy_exact_config(&c, TS_F32), 0);
 	cr_assert_eq(c.codec, TS_CODEC_LOSSLESS);
 	cr_assert_eq(c.raw_dtype, TS_F32);
 	cr_assert_eq(c.bits_per_value, 32);
+}
+
+Test(policy, bad_arguments_are_refused)
+{
+	ts_codec_config c;
+	cr_expect_null(ts_policy_keep_reason(NULL));
+	cr_expect_eq(ts_policy_exact_config(NULL, TS_BF16), TS_EINVAL);
+	cr_expect_eq(ts_policy_exact_config(&c, TS_I32), TS_EINVAL);
+	cr_expect_eq(ts_policy_exact_config(&c, (ts_dtype)999), TS_EINVAL);
 }

@@ -124,6 +124,8 @@ _PROTOTYPES = {
     "ts_codec_config_default": (codec_config, [c_int]),
     "ts_analyze": (c_int, [POINTER(codec_config), POINTER(compression_stats),
                            POINTER(codec_config), c_void_p, c_int, c_uint64, c_uint64]),
+    "ts_policy_keep_reason": (c_char_p, [c_char_p]),
+    "ts_policy_exact_config": (c_int, [POINTER(codec_config), c_int]),
     "ts_open_opts_init": (None, [POINTER(open_opts)]),
     "ts_store_open": (c_int, [POINTER(c_void_p), c_char_p, POINTER(open_opts)]),
     "ts_store_close": (None, [c_void_p]),

@@ -4,8 +4,8 @@ docs/CLI.md), so that save_file() and the command store the same tensors the sam
   - integer and bool tensors (and F64, F8): raw, lossless, in their own dtype;
   - codec "auto" on F32/BF16/F16 tensors: kept exact (the lossless codec in the source dtype,
     or raw where lossless is not smaller) with max_error 0, or if the name is a
-    token embedding, output projection or MoE router (KEEP_RULES, import's tools/cli/policy.c;
-    not with quantize_all), if 1-D or scalar, under 4096 elements, or holding NaN/Inf;
+    token embedding, output projection or MoE router (the library's ts_policy_keep_reason(),
+    which import uses too; not with quantize_all), if 1-D or scalar, under 4096 elements, or holding NaN/Inf;
     otherwise the analyzer's choice (ts_analyze: the fewest bytes within max_error percent
     relative RMS error) measured on at most 1M elements of evenly spaced whole rows,
     the whole tensor re-analysed and rewritten if the written tensor misses the bound;
@@ -19,7 +19,6 @@ IEEE values order like integers), in bounded chunks.
 from __future__ import annotations
 
 import ctypes
-import fnmatch
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,23 +30,15 @@ TINY_ELEMENTS = 4096
 SAMPLE_ELEMENTS = 1 << 20
 SCAN_CHUNK = 1 << 20  # elements per scan step (bounded temporary memory)
 
-# Names the default policy keeps exact, as ModelOpt keeps them in high precision: the table of
-# tools/cli/policy.c (whole-name globs, '*' crossing dots; the first match names the reason).
-# python/tests/test_roundtrip.py holds save_file's choices to import's.
-KEEP_RULES = [
-    ("*embed_tokens*", "token embedding"), ("*wte*", "token embedding"),
-    ("*word_embeddings*", "token embedding"), ("lm_head*", "output projection"),
-    ("embed_out*", "output projection"), ("output.weight", "output projection"),
-    ("*.mlp.gate.weight", "MoE router"), ("*router*", "MoE router"),
-]
-
 
 def keep_reason(name: str) -> str | None:
-    """Why the default policy keeps tensor @p name exact, or None."""
-    for glob, reason in KEEP_RULES:
-        if fnmatch.fnmatchcase(name, glob):
-            return reason
-    return None
+    """Why the default policy keeps tensor @p name exact ("token embedding", "output
+    projection", "MoE router"), or None: the library's rules (ts_policy_keep_reason), the ones
+    `tstore import` applies. python/tests/test_roundtrip.py holds save_file's choices to
+    import's."""
+    reason = lib.ts_policy_keep_reason(name.encode())
+    return reason.decode() if reason is not None else None
+
 
 _FLOAT_BITS = {  # ts dtype -> (unsigned view, magnitude mask, exponent mask, to float32)
     _lib.F32: (np.uint32, 0x7FFFFFFF, 0x7F800000,
@@ -123,11 +114,11 @@ def raw_config(dt: int) -> _lib.codec_config:
 
 
 def exact_config(dt: int) -> _lib.codec_config:
-    """How a float tensor kept exact is stored: import's policy_exact_config(), the lossless
-    codec in the source dtype (rewritten raw where that is not smaller: Plan.next_config)."""
-    cfg = lib.ts_codec_config_default(_lib.codec_id("lossless"))
-    cfg.raw_dtype = dt
-    cfg.bits_per_value = 8 * _lib.dtype_size(dt)
+    """How a float tensor kept exact is stored: the library's ts_policy_exact_config(), as
+    import stores it, the lossless codec in the source dtype (rewritten raw where that is not
+    smaller: Plan.next_config)."""
+    cfg = _lib.codec_config()
+    _lib.check(lib.ts_policy_exact_config(ctypes.byref(cfg), dt))
     return cfg
 
 

@@ -27,14 +27,16 @@
  *      before the command. A second SIGINT terminates at once (the same as a kill: nothing of
  *      the command is visible; the next writer cleans up).
  *   3. The policy (see usage()) decides every tensor's codec; the summary prints it. Every
- *      "kept exact" decision takes its configuration from policy_exact_config()
- *      (tools/cli/policy.c), the rules naming tensors kept exact are policy_keep_reason()'s.
+ *      "kept exact" decision takes its configuration from the library's
+ *      ts_policy_exact_config(); the rules naming tensors kept exact are
+ *      ts_policy_keep_reason()'s (codec/policy.c), which Python's save_file() uses too.
  *   4. ModelOpt NVFP4 groups (x U8 [r, c/2], x_scale F8_E4M3 [r, c/16], x_scale_2 F32 scalar)
  *      are stored as one NVFP4 tensor x [r, c] from their encoded bytes, never requantized;
  *      the tensor scale is exactly x_scale_2.
  */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <math.h>
@@ -49,7 +51,6 @@
 #include "tools/cli/cli.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/modeldir.h"
-#include "tools/cli/policy.h"
 #include "tools/cli/progress.h"
 #include "tools/cli/safetensors.h"
 #include "tools/cli/scan.h"
@@ -84,7 +85,7 @@ typedef struct opts {
 	size_t nkeep;
 	int jobs;
 	int replace, skip_existing;
-	int quantize_all; /* --quantize-all: no exact-keeping rules (tools/cli/policy.c) */
+	int quantize_all; /* --quantize-all: no exact-keeping rules (ts_policy_keep_reason) */
 	int no_files;      /* --no-files: a directory's other files are not attached */
 	uint64_t max_file; /* --max-file-size */
 	uint64_t buffer;   /* --read-buffer */
@@ -185,6 +186,17 @@ static ts_codec_config raw_config(ts_dtype dt)
 	return c;
 }
 
+/* How a float tensor of @p dt kept exact is stored: the library's policy. */
+static ts_codec_config exact_config(ts_dtype dt)
+{
+	ts_codec_config c;
+	int rc = ts_policy_exact_config(&c, dt);
+
+	assert(rc == 0 && is_float_src(dt)); /* only P_FLOAT tensors are kept exact */
+	(void)rc;
+	return c;
+}
+
 
 /* -- Validation --------------------------------------------------------------------------- */
 
@@ -273,7 +285,7 @@ fail:
 /* -- Writing ------------------------------------------------------------------------------ */
 
 typedef struct kept_rule {
-	const char *reason; /* policy_keep_reason() */
+	const char *reason; /* ts_policy_keep_reason() */
 	size_t n;
 	char first[TS_MAX_NAME + 1];
 } kept_rule;
@@ -855,7 +867,7 @@ static int needs_scan(const plan *q, const opts *o)
 		return 0;
 	if (o->codec >= 0)
 		return o->codec != TS_CODEC_RAW && o->codec != TS_CODEC_LOSSLESS;
-	return o->max_error != 0 && (o->quantize_all || !policy_keep_reason(t->name)) &&
+	return o->max_error != 0 && (o->quantize_all || !ts_policy_keep_reason(t->name)) &&
 	       t->ndim > 1 && t->nelem >= TINY_ELEMENTS;
 }
 
@@ -907,28 +919,28 @@ static int choose_codec(ts_codec_config *cfg, int *exact, const plan *q, const o
 		*exact = 0;
 		sm->raw_int++;
 	} else if (q->keep) {
-		*cfg = policy_exact_config(t->dtype);
+		*cfg = exact_config(t->dtype);
 		sm->lossless_keep++;
 	} else if (o->codec >= 0) {
 		*cfg = o->codec == TS_CODEC_RAW	     ? raw_config(t->dtype)
-		       : o->codec == TS_CODEC_LOSSLESS ? policy_exact_config(t->dtype)
+		       : o->codec == TS_CODEC_LOSSLESS ? exact_config(t->dtype)
 						       : ts_codec_config_default((ts_codec)o->codec);
 		cfg->recipe = o->recipe;
 		*exact = 0;
 	} else if (o->max_error == 0) {
-		*cfg = policy_exact_config(t->dtype);
+		*cfg = exact_config(t->dtype);
 		sm->lossless_bound++;
-	} else if (!o->quantize_all && (why = policy_keep_reason(t->name)) != NULL) {
-		*cfg = policy_exact_config(t->dtype);
+	} else if (!o->quantize_all && (why = ts_policy_keep_reason(t->name)) != NULL) {
+		*cfg = exact_config(t->dtype);
 		note_kept(sm, why, t->name);
 	} else if (t->ndim <= 1) {
-		*cfg = policy_exact_config(t->dtype);
+		*cfg = exact_config(t->dtype);
 		sm->lossless_1d++;
 	} else if (t->nelem < TINY_ELEMENTS) {
-		*cfg = policy_exact_config(t->dtype);
+		*cfg = exact_config(t->dtype);
 		sm->lossless_tiny++;
 	} else if (q->nonfinite) {
-		*cfg = policy_exact_config(t->dtype);
+		*cfg = exact_config(t->dtype);
 		sm->lossless_nonfinite++;
 	} else {
 		int rc;
@@ -938,7 +950,7 @@ static int choose_codec(ts_codec_config *cfg, int *exact, const plan *q, const o
 			return rc;
 		if (cfg->codec == TS_CODEC_RAW && cfg->raw_dtype == t->dtype) {
 			/* no lossy codec within the bound: kept exact */
-			*cfg = policy_exact_config(t->dtype);
+			*cfg = exact_config(t->dtype);
 			*exact = 1;
 		}
 	}

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "tools/cli/cli.h"
+#include "tools/cli/errbuf.h"
 #include "tools/cli/modeldir.h"
 
 #define CHUNK (4u << 20)
@@ -48,7 +49,7 @@ static int seterr(scan *s, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(s->err, s->err_size, fmt, ap);
+	cli_verrbuf(s->err, s->err_size, fmt, ap);
 	va_end(ap);
 	return -1;
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tools/cli/errbuf.h"
 #include "tools/cli/npy.h"
 
 const char *npy_descr(ts_dtype dtype)
@@ -61,55 +62,42 @@ int npy_write_header(FILE *f, ts_dtype dtype, int ndim, const uint64_t *shape)
 	return fputc('\n', f) == EOF ? -1 : 0;
 }
 
-static int nerr(char *err, size_t err_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int nerr(char *err, size_t err_size, const char *fmt, ...)
-{
-	if (err && err_size) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, err_size, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 int npy_parse_header(npy_info *out, const uint8_t *buf, size_t size, char *err, size_t err_size)
 {
 	memset(out, 0, sizeof *out);
 	if (size < 10 || memcmp(buf, "\x93NUMPY", 6) != 0)
-		return nerr(err, err_size, "not a .npy file (bad magic)");
+		return cli_errbuf(err, err_size, "not a .npy file (bad magic)");
 	size_t hlen, pre;
 	if (buf[6] == 1) {
 		hlen = buf[8] | (size_t)buf[9] << 8;
 		pre = 10;
 	} else if (buf[6] == 2 || buf[6] == 3) {
 		if (size < 12)
-			return nerr(err, err_size, "truncated .npy header");
+			return cli_errbuf(err, err_size, "truncated .npy header");
 		hlen = buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
 		pre = 12;
 	} else {
-		return nerr(err, err_size, ".npy version %u is not supported", buf[6]);
+		return cli_errbuf(err, err_size, ".npy version %u is not supported", buf[6]);
 	}
 	if (hlen > size - pre)
-		return nerr(err, err_size, ".npy header runs past the end of the file");
+		return cli_errbuf(err, err_size, ".npy header runs past the end of the file");
 	char h[4096];
 	if (hlen >= sizeof h)
-		return nerr(err, err_size, ".npy header too long");
+		return cli_errbuf(err, err_size, ".npy header too long");
 	memcpy(h, buf + pre, hlen);
 	h[hlen] = '\0';
 	const char *d = strstr(h, "'descr':");
 	const char *fo = strstr(h, "'fortran_order':");
 	const char *sh = strstr(h, "'shape':");
 	if (!d || !fo || !sh)
-		return nerr(err, err_size, ".npy header lacks descr, fortran_order or shape");
+		return cli_errbuf(err, err_size, ".npy header lacks descr, fortran_order or shape");
 	if (sscanf(d, "'descr': '%15[^']'", out->descr) != 1)
-		return nerr(err, err_size, "bad descr in .npy header");
+		return cli_errbuf(err, err_size, "bad descr in .npy header");
 	if (strncmp(fo, "'fortran_order': False", 22) != 0)
-		return nerr(err, err_size, "Fortran-order .npy files are not supported");
+		return cli_errbuf(err, err_size, "Fortran-order .npy files are not supported");
 	const char *p = strchr(sh, '(');
 	if (!p)
-		return nerr(err, err_size, "bad shape in .npy header");
+		return cli_errbuf(err, err_size, "bad shape in .npy header");
 	p++;
 	out->nelem = 1;
 	while (*p && *p != ')') {
@@ -120,7 +108,7 @@ int npy_parse_header(npy_info *out, const uint8_t *buf, size_t size, char *err, 
 		char *e;
 		unsigned long long v = strtoull(p, &e, 10);
 		if (e == p || out->ndim >= TS_MAX_DIMS)
-			return nerr(err, err_size, "bad shape in .npy header");
+			return cli_errbuf(err, err_size, "bad shape in .npy header");
 		out->shape[out->ndim++] = v;
 		out->nelem *= v;
 		p = e;

@@ -17,19 +17,7 @@
 #include <string.h>
 
 #include "tools/cli/commands.h"
-
-static int rerr(char *err, size_t err_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int rerr(char *err, size_t err_size, const char *fmt, ...)
-{
-	if (err && err_size) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, err_size, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
+#include "tools/cli/errbuf.h"
 
 static const char *skip_sp(const char *p, const char *end)
 {
@@ -81,9 +69,9 @@ int range_parse(const char *text, int ndim, const uint64_t *shape, uint64_t *sta
 		uint64_t *count, uint32_t *squeezed, char *err, size_t err_size)
 {
 	if (!text)
-		return rerr(err, err_size, "no range given");
+		return cli_errbuf(err, err_size, "no range given");
 	if (ndim < 0 || ndim > TS_MAX_DIMS)
-		return rerr(err, err_size, "tensor has %d dimensions", ndim);
+		return cli_errbuf(err, err_size, "tensor has %d dimensions", ndim);
 	*squeezed = 0;
 	for (int i = 0; i < ndim; i++) {
 		start[i] = 0;
@@ -94,7 +82,7 @@ int range_parse(const char *text, int ndim, const uint64_t *shape, uint64_t *sta
 		/* An empty range selects everything. */
 		for (int i = 0; i < ndim; i++)
 			if (shape[i] == 0)
-				return rerr(err, err_size, "dimension %d is empty", i);
+				return cli_errbuf(err, err_size, "dimension %d is empty", i);
 		return 0;
 	}
 	int dim = 0;
@@ -102,8 +90,9 @@ int range_parse(const char *text, int ndim, const uint64_t *shape, uint64_t *sta
 		const char *comma = memchr(p, ',', (size_t)(end - p));
 		const char *item_end = comma ? comma : end;
 		if (dim >= ndim)
-			return rerr(err, err_size, "too many indices: the tensor has %d dimension%s", ndim,
-				    ndim == 1 ? "" : "s");
+			return cli_errbuf(err, err_size,
+					  "too many indices: the tensor has %d dimension%s", ndim,
+					  ndim == 1 ? "" : "s");
 		const char *colon = memchr(p, ':', (size_t)(item_end - p));
 		uint64_t d = shape[dim];
 		int present, neg, rc;
@@ -111,14 +100,18 @@ int range_parse(const char *text, int ndim, const uint64_t *shape, uint64_t *sta
 		if (!colon) {
 			rc = parse_int(p, item_end, &present, &neg, &mag);
 			if (rc == -2)
-				return rerr(err, err_size, "dimension %d: number too large", dim);
+				return cli_errbuf(err, err_size, "dimension %d: number too large",
+						  dim);
 			if (rc < 0 || !present)
-				return rerr(err, err_size, "dimension %d: '%.*s' is not an index or a:b",
-					    dim, (int)(item_end - p), p);
+				return cli_errbuf(err, err_size,
+						  "dimension %d: '%.*s' is not an index or a:b",
+						  dim, (int)(item_end - p), p);
 			if ((neg && mag > d) || (!neg && mag >= d) || (neg && mag == 0 && d == 0))
-				return rerr(err, err_size,
-					    "dimension %d: index %s%llu out of range for size %llu", dim,
-					    neg ? "-" : "", (unsigned long long)mag, (unsigned long long)d);
+				return cli_errbuf(
+					err, err_size,
+					"dimension %d: index %s%llu out of range for size %llu",
+					dim, neg ? "-" : "", (unsigned long long)mag,
+					(unsigned long long)d);
 			if (neg && mag == 0)
 				start[dim] = 0; /* -0 is 0 */
 			else
@@ -127,28 +120,33 @@ int range_parse(const char *text, int ndim, const uint64_t *shape, uint64_t *sta
 			*squeezed |= 1u << dim;
 		} else {
 			if (memchr(colon + 1, ':', (size_t)(item_end - colon - 1)))
-				return rerr(err, err_size, "dimension %d: steps (a:b:c) are not supported", dim);
+				return cli_errbuf(err, err_size,
+						  "dimension %d: steps (a:b:c) are not supported",
+						  dim);
 			uint64_t a = 0, b = d;
 			rc = parse_int(p, colon, &present, &neg, &mag);
 			if (rc == -2)
-				return rerr(err, err_size, "dimension %d: number too large", dim);
+				return cli_errbuf(err, err_size, "dimension %d: number too large",
+						  dim);
 			if (rc < 0)
-				return rerr(err, err_size, "dimension %d: bad start '%.*s'", dim,
-					    (int)(colon - p), p);
+				return cli_errbuf(err, err_size, "dimension %d: bad start '%.*s'",
+						  dim, (int)(colon - p), p);
 			if (present)
 				a = clip_bound(neg, mag, d);
 			rc = parse_int(colon + 1, item_end, &present, &neg, &mag);
 			if (rc == -2)
-				return rerr(err, err_size, "dimension %d: number too large", dim);
+				return cli_errbuf(err, err_size, "dimension %d: number too large",
+						  dim);
 			if (rc < 0)
-				return rerr(err, err_size, "dimension %d: bad stop '%.*s'", dim,
-					    (int)(item_end - colon - 1), colon + 1);
+				return cli_errbuf(err, err_size, "dimension %d: bad stop '%.*s'",
+						  dim, (int)(item_end - colon - 1), colon + 1);
 			if (present)
 				b = clip_bound(neg, mag, d);
 			if (b <= a)
-				return rerr(err, err_size,
-					    "dimension %d: '%.*s' selects nothing (size %llu)", dim,
-					    (int)(item_end - p), p, (unsigned long long)d);
+				return cli_errbuf(
+					err, err_size,
+					"dimension %d: '%.*s' selects nothing (size %llu)", dim,
+					(int)(item_end - p), p, (unsigned long long)d);
 			start[dim] = a;
 			count[dim] = b - a;
 		}
@@ -159,6 +157,6 @@ int range_parse(const char *text, int ndim, const uint64_t *shape, uint64_t *sta
 	}
 	for (int i = dim; i < ndim; i++)
 		if (shape[i] == 0)
-			return rerr(err, err_size, "dimension %d is empty", i);
+			return cli_errbuf(err, err_size, "dimension %d is empty", i);
 	return 0;
 }

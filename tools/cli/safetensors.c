@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tools/cli/errbuf.h"
 #include "tools/cli/json.h"
 #include "tools/cli/safetensors.h"
 
@@ -46,19 +47,6 @@ static const char *dtype_name(ts_dtype d)
 		if (st_dtypes[i].dtype == d)
 			return st_dtypes[i].name;
 	return NULL;
-}
-
-static int seterr(char *err, size_t err_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int seterr(char *err, size_t err_size, const char *fmt, ...)
-{
-	if (err && err_size) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, err_size, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
 }
 
 /* A name safe to print in one line: control characters and invalid bytes escaped, truncated. */
@@ -98,27 +86,32 @@ static int parse_tensor(st_tensor *t, const char *where, const char *name, const
 {
 	const json_value *dt, *sh, *off;
 	if (v->type != JSON_OBJECT)
-		return seterr(err, err_size, "%s: tensor '%s': entry is not an object", where, name);
+		return cli_errbuf(err, err_size, "%s: tensor '%s': entry is not an object", where,
+				  name);
 	for (size_t i = 0; i < v->u.obj.count; i++) {
 		const char *k = v->u.obj.members[i].key;
 		if (strcmp(k, "dtype") && strcmp(k, "shape") && strcmp(k, "data_offsets"))
-			return seterr(err, err_size, "%s: tensor '%s': unexpected field '%.40s'", where,
-				      name, k);
+			return cli_errbuf(err, err_size,
+					  "%s: tensor '%s': unexpected field '%.40s'", where, name,
+					  k);
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(k, v->u.obj.members[j].key))
-				return seterr(err, err_size, "%s: tensor '%s': duplicate field '%s'",
-					      where, name, k);
+				return cli_errbuf(err, err_size,
+						  "%s: tensor '%s': duplicate field '%s'", where,
+						  name, k);
 	}
 	dt = json_get(v, "dtype");
 	sh = json_get(v, "shape");
 	off = json_get(v, "data_offsets");
 	if (!dt || dt->type != JSON_STRING)
-		return seterr(err, err_size, "%s: tensor '%s': missing or non-string dtype", where, name);
+		return cli_errbuf(err, err_size, "%s: tensor '%s': missing or non-string dtype",
+				  where, name);
 	if (!sh || sh->type != JSON_ARRAY)
-		return seterr(err, err_size, "%s: tensor '%s': missing or non-array shape", where, name);
+		return cli_errbuf(err, err_size, "%s: tensor '%s': missing or non-array shape",
+				  where, name);
 	if (!off || off->type != JSON_ARRAY || off->u.arr.count != 2)
-		return seterr(err, err_size, "%s: tensor '%s': data_offsets is not [begin, end]", where,
-			      name);
+		return cli_errbuf(err, err_size,
+				  "%s: tensor '%s': data_offsets is not [begin, end]", where, name);
 
 	size_t esize = 0;
 	for (size_t i = 0; i < sizeof st_dtypes / sizeof st_dtypes[0]; i++)
@@ -131,23 +124,26 @@ static int parse_tensor(st_tensor *t, const char *where, const char *name, const
 		printable(pd, sizeof pd, dt->u.str.s, dt->u.str.len);
 		for (size_t i = 0; i < sizeof st_unsupported / sizeof st_unsupported[0]; i++)
 			if (!strcmp(dt->u.str.s, st_unsupported[i]))
-				return seterr(err, err_size, "%s: tensor '%s': unsupported dtype '%s'",
-					      where, name, pd);
-		return seterr(err, err_size, "%s: tensor '%s': unknown dtype '%s'", where, name, pd);
+				return cli_errbuf(err, err_size,
+						  "%s: tensor '%s': unsupported dtype '%s'", where,
+						  name, pd);
+		return cli_errbuf(err, err_size, "%s: tensor '%s': unknown dtype '%s'", where, name,
+				  pd);
 	}
 
 	if (sh->u.arr.count > ST_MAX_DIMS)
-		return seterr(err, err_size, "%s: tensor '%s': %zu dimensions (at most %d)", where,
-			      name, sh->u.arr.count, ST_MAX_DIMS);
+		return cli_errbuf(err, err_size, "%s: tensor '%s': %zu dimensions (at most %d)",
+				  where, name, sh->u.arr.count, ST_MAX_DIMS);
 	t->ndim = (int)sh->u.arr.count;
 	uint64_t n = 1;
 	int ovf = 0;
 	for (int d = 0; d < t->ndim; d++) {
 		const json_value *x = sh->u.arr.items[d];
 		if (x->type != JSON_NUMBER || !x->u.num.is_uint)
-			return seterr(err, err_size,
-				      "%s: tensor '%s': dimension %d is not a non-negative integer",
-				      where, name, d);
+			return cli_errbuf(
+				err, err_size,
+				"%s: tensor '%s': dimension %d is not a non-negative integer",
+				where, name, d);
 		t->shape[d] = x->u.num.u;
 		if (t->shape[d] && n > UINT64_MAX / t->shape[d])
 			ovf = 1;
@@ -155,28 +151,33 @@ static int parse_tensor(st_tensor *t, const char *where, const char *name, const
 			n *= t->shape[d];
 	}
 	if (ovf)
-		return seterr(err, err_size, "%s: tensor '%s': the product of its dimensions overflows",
-			      where, name);
+		return cli_errbuf(err, err_size,
+				  "%s: tensor '%s': the product of its dimensions overflows", where,
+				  name);
 	if (n > UINT64_MAX / esize)
-		return seterr(err, err_size, "%s: tensor '%s': its byte size overflows", where, name);
+		return cli_errbuf(err, err_size, "%s: tensor '%s': its byte size overflows", where,
+				  name);
 	t->nelem = n;
 	for (int i = 0; i < 2; i++) {
 		const json_value *x = off->u.arr.items[i];
 		if (x->type != JSON_NUMBER || !x->u.num.is_uint)
-			return seterr(err, err_size,
-				      "%s: tensor '%s': data_offsets are not non-negative integers",
-				      where, name);
+			return cli_errbuf(
+				err, err_size,
+				"%s: tensor '%s': data_offsets are not non-negative integers",
+				where, name);
 	}
 	t->begin = off->u.arr.items[0]->u.num.u;
 	t->end = off->u.arr.items[1]->u.num.u;
 	if (t->end < t->begin)
-		return seterr(err, err_size, "%s: tensor '%s': data_offsets end %llu before begin %llu",
-			      where, name, (unsigned long long)t->end, (unsigned long long)t->begin);
+		return cli_errbuf(err, err_size,
+				  "%s: tensor '%s': data_offsets end %llu before begin %llu", where,
+				  name, (unsigned long long)t->end, (unsigned long long)t->begin);
 	if (t->end - t->begin != n * esize)
-		return seterr(err, err_size,
-			      "%s: tensor '%s': shape and dtype give %llu bytes but data_offsets span %llu",
-			      where, name, (unsigned long long)(n * esize),
-			      (unsigned long long)(t->end - t->begin));
+		return cli_errbuf(err, err_size,
+				  "%s: tensor '%s': shape and dtype give %llu bytes but "
+				  "data_offsets span %llu",
+				  where, name, (unsigned long long)(n * esize),
+				  (unsigned long long)(t->end - t->begin));
 	return 0;
 }
 
@@ -188,21 +189,22 @@ static int meta_from_object(const json_value *obj, st_meta **out, size_t *count,
 	size_t mc;
 
 	if (obj->type != JSON_OBJECT)
-		return seterr(err, err_size, "%s: __metadata__ is not an object", where);
+		return cli_errbuf(err, err_size, "%s: __metadata__ is not an object", where);
 	mc = obj->u.obj.count;
 	*out = calloc(mc ? mc : 1, sizeof **out);
 	if (!*out)
-		return seterr(err, err_size, "%s: out of memory", where);
+		return cli_errbuf(err, err_size, "%s: out of memory", where);
 	for (size_t j = 0; j < mc; j++) {
 		const json_member *e = &obj->u.obj.members[j];
 		if (e->value->type != JSON_STRING)
-			return seterr(err, err_size, "%s: __metadata__ value of '%.60s' is not a string",
-				      where, e->key);
+			return cli_errbuf(err, err_size,
+					  "%s: __metadata__ value of '%.60s' is not a string",
+					  where, e->key);
 		(*out)[j].key = strdup(e->key);
 		(*out)[j].value = strdup(e->value->u.str.s);
 		(*count)++;
 		if (!(*out)[j].key || !(*out)[j].value)
-			return seterr(err, err_size, "%s: out of memory", where);
+			return cli_errbuf(err, err_size, "%s: out of memory", where);
 	}
 	return 0;
 }
@@ -216,9 +218,9 @@ int st_parse_header(st_file *f, const char *header, size_t header_len, uint64_t 
 	int rc = -1;
 
 	if (json_parse(&root, header, header_len, jerr, sizeof jerr) < 0)
-		return seterr(err, err_size, "%s: header is not valid JSON: %s", where, jerr);
+		return cli_errbuf(err, err_size, "%s: header is not valid JSON: %s", where, jerr);
 	if (root->type != JSON_OBJECT) {
-		seterr(err, err_size, "%s: header is not a JSON object", where);
+		cli_errbuf(err, err_size, "%s: header is not a JSON object", where);
 		goto out;
 	}
 	size_t nt = 0;
@@ -227,7 +229,7 @@ int st_parse_header(st_file *f, const char *header, size_t header_len, uint64_t 
 			nt++;
 	f->tensors = calloc(nt ? nt : 1, sizeof *f->tensors);
 	if (!f->tensors) {
-		seterr(err, err_size, "%s: out of memory", where);
+		cli_errbuf(err, err_size, "%s: out of memory", where);
 		goto out;
 	}
 	int have_meta = 0;
@@ -237,7 +239,7 @@ int st_parse_header(st_file *f, const char *header, size_t header_len, uint64_t 
 		printable(pname, sizeof pname, m->key, m->key_len);
 		if (!strcmp(m->key, "__metadata__") && m->key_len == strlen("__metadata__")) {
 			if (have_meta++) {
-				seterr(err, err_size, "%s: duplicate __metadata__", where);
+				cli_errbuf(err, err_size, "%s: duplicate __metadata__", where);
 				goto out;
 			}
 			if (meta_from_object(m->value, &f->meta, &f->meta_count, where, err,
@@ -246,16 +248,18 @@ int st_parse_header(st_file *f, const char *header, size_t header_len, uint64_t 
 			continue;
 		}
 		if (m->key_len == 0) {
-			seterr(err, err_size, "%s: a tensor has an empty name", where);
+			cli_errbuf(err, err_size, "%s: a tensor has an empty name", where);
 			goto out;
 		}
 		if (memchr(m->key, '\0', m->key_len)) {
-			seterr(err, err_size, "%s: tensor '%s': name contains a NUL character", where, pname);
+			cli_errbuf(err, err_size, "%s: tensor '%s': name contains a NUL character",
+				   where, pname);
 			goto out;
 		}
 		if (m->key_len > TS_MAX_NAME) {
-			seterr(err, err_size, "%s: tensor '%.60s...': name longer than %d bytes", where,
-			       pname, TS_MAX_NAME);
+			cli_errbuf(err, err_size,
+				   "%s: tensor '%.60s...': name longer than %d bytes", where, pname,
+				   TS_MAX_NAME);
 			goto out;
 		}
 		/* The JSON parser already rejected invalid UTF-8 and lone surrogates. */
@@ -264,7 +268,7 @@ int st_parse_header(st_file *f, const char *header, size_t header_len, uint64_t 
 			goto out;
 		t->name = strdup(m->key);
 		if (!t->name) {
-			seterr(err, err_size, "%s: out of memory", where);
+			cli_errbuf(err, err_size, "%s: out of memory", where);
 			goto out;
 		}
 		f->count++;
@@ -273,7 +277,7 @@ int st_parse_header(st_file *f, const char *header, size_t header_len, uint64_t 
 	if (f->count > 1) {
 		st_tensor **by = malloc(f->count * sizeof *by);
 		if (!by) {
-			seterr(err, err_size, "%s: out of memory", where);
+			cli_errbuf(err, err_size, "%s: out of memory", where);
 			goto out;
 		}
 		for (size_t i = 0; i < f->count; i++)
@@ -283,7 +287,8 @@ int st_parse_header(st_file *f, const char *header, size_t header_len, uint64_t 
 			if (!strcmp(by[i - 1]->name, by[i]->name)) {
 				char pname[200];
 				printable(pname, sizeof pname, by[i]->name, strlen(by[i]->name));
-				seterr(err, err_size, "%s: tensor '%s': duplicate name", where, pname);
+				cli_errbuf(err, err_size, "%s: tensor '%s': duplicate name", where,
+					   pname);
 				free(by);
 				goto out;
 			}
@@ -297,31 +302,36 @@ int st_parse_header(st_file *f, const char *header, size_t header_len, uint64_t 
 		char pname[200];
 		printable(pname, sizeof pname, t->name, strlen(t->name));
 		if (t->end > data_size) {
-			seterr(err, err_size,
-			       "%s: tensor '%s': data_offsets [%llu, %llu] past the end of the data (%llu bytes)",
-			       where, pname, (unsigned long long)t->begin, (unsigned long long)t->end,
-			       (unsigned long long)data_size);
+			cli_errbuf(err, err_size,
+				   "%s: tensor '%s': data_offsets [%llu, %llu] past the end of the "
+				   "data (%llu bytes)",
+				   where, pname, (unsigned long long)t->begin,
+				   (unsigned long long)t->end, (unsigned long long)data_size);
 			goto out;
 		}
 		if (t->begin < pos) {
-			seterr(err, err_size, "%s: tensor '%s': data_offsets [%llu, %llu] overlap tensor '%.200s'",
-			       where, pname, (unsigned long long)t->begin, (unsigned long long)t->end,
-			       f->tensors[i - 1].name);
+			cli_errbuf(err, err_size,
+				   "%s: tensor '%s': data_offsets [%llu, %llu] overlap tensor "
+				   "'%.200s'",
+				   where, pname, (unsigned long long)t->begin,
+				   (unsigned long long)t->end, f->tensors[i - 1].name);
 			goto out;
 		}
 		if (t->begin > pos) {
-			seterr(err, err_size,
-			       "%s: tensor '%s': gap of %llu unused bytes before its data at offset %llu",
-			       where, pname, (unsigned long long)(t->begin - pos),
-			       (unsigned long long)t->begin);
+			cli_errbuf(err, err_size,
+				   "%s: tensor '%s': gap of %llu unused bytes before its data at "
+				   "offset %llu",
+				   where, pname, (unsigned long long)(t->begin - pos),
+				   (unsigned long long)t->begin);
 			goto out;
 		}
 		pos = t->end;
 	}
 	if (pos != data_size) {
-		seterr(err, err_size, "%s: %llu bytes of data after the last tensor (at %llu of %llu)",
-		       where, (unsigned long long)(data_size - pos), (unsigned long long)pos,
-		       (unsigned long long)data_size);
+		cli_errbuf(err, err_size,
+			   "%s: %llu bytes of data after the last tensor (at %llu of %llu)", where,
+			   (unsigned long long)(data_size - pos), (unsigned long long)pos,
+			   (unsigned long long)data_size);
 		goto out;
 	}
 	rc = 0;
@@ -334,21 +344,25 @@ static int parse_image(st_file *f, const uint8_t *buf, size_t size, char *err, s
 {
 	const char *where = f->path ? f->path : "safetensors";
 	if (size < 8)
-		return seterr(err, err_size, "%s: %zu bytes: too short for the 8-byte header length",
-			      where, size);
+		return cli_errbuf(err, err_size,
+				  "%s: %zu bytes: too short for the 8-byte header length", where,
+				  size);
 	uint64_t n = 0;
 	for (int i = 7; i >= 0; i--)
 		n = (n << 8) | buf[i];
 	if (n > ST_MAX_HEADER)
-		return seterr(err, err_size, "%s: header length %llu exceeds the limit of %u bytes",
-			      where, (unsigned long long)n, ST_MAX_HEADER);
+		return cli_errbuf(err, err_size,
+				  "%s: header length %llu exceeds the limit of %u bytes", where,
+				  (unsigned long long)n, ST_MAX_HEADER);
 	if (n > size - 8)
-		return seterr(err, err_size,
-			      "%s: header length %llu runs past the end of the file (%zu bytes)", where,
-			      (unsigned long long)n, size);
+		return cli_errbuf(
+			err, err_size,
+			"%s: header length %llu runs past the end of the file (%zu bytes)", where,
+			(unsigned long long)n, size);
 	if (n < 2)
-		return seterr(err, err_size, "%s: header length %llu is too short for a JSON object",
-			      where, (unsigned long long)n);
+		return cli_errbuf(err, err_size,
+				  "%s: header length %llu is too short for a JSON object", where,
+				  (unsigned long long)n);
 	f->header_len = n;
 	f->data_start = 8 + n;
 	if (st_parse_header(f, (const char *)buf + 8, n, size - 8 - n, err, err_size) < 0)
@@ -377,29 +391,29 @@ int st_open(st_file *f, const char *path, char *err, size_t err_size)
 	f->fd = -1;
 	f->path = strdup(path);
 	if (!f->path)
-		return seterr(err, err_size, "%s: out of memory", path);
+		return cli_errbuf(err, err_size, "%s: out of memory", path);
 	f->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (f->fd < 0) {
-		seterr(err, err_size, "%s: %s", path, strerror(errno));
+		cli_errbuf(err, err_size, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
 	if (fstat(f->fd, &sb) < 0) {
-		seterr(err, err_size, "%s: %s", path, strerror(errno));
+		cli_errbuf(err, err_size, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
 	if (!S_ISREG(sb.st_mode)) {
-		seterr(err, err_size, "%s: not a regular file", path);
+		cli_errbuf(err, err_size, "%s: not a regular file", path);
 		goto fail;
 	}
 	f->map_size = (size_t)sb.st_size;
 	if (f->map_size < 8) {
-		seterr(err, err_size, "%s: %zu bytes: too short for the 8-byte header length", path,
-		       f->map_size);
+		cli_errbuf(err, err_size, "%s: %zu bytes: too short for the 8-byte header length",
+			   path, f->map_size);
 		goto fail;
 	}
 	void *m = mmap(NULL, f->map_size, PROT_READ, MAP_PRIVATE, f->fd, 0);
 	if (m == MAP_FAILED) {
-		seterr(err, err_size, "%s: cannot map: %s", path, strerror(errno));
+		cli_errbuf(err, err_size, "%s: cannot map: %s", path, strerror(errno));
 		goto fail;
 	}
 	f->map = m;
@@ -448,10 +462,10 @@ static int add_file(st_checkpoint *ck, const char *path, char *err, size_t err_s
 {
 	for (size_t i = 0; i < ck->file_count; i++)
 		if (!strcmp(ck->files[i].path, path))
-			return seterr(err, err_size, "%s: given more than once", path);
+			return cli_errbuf(err, err_size, "%s: given more than once", path);
 	st_file *nf = realloc(ck->files, (ck->file_count + 1) * sizeof *nf);
 	if (!nf)
-		return seterr(err, err_size, "%s: out of memory", path);
+		return cli_errbuf(err, err_size, "%s: out of memory", path);
 	ck->files = nf;
 	if (st_open(&ck->files[ck->file_count], path, err, err_size) < 0)
 		return -1;
@@ -465,13 +479,13 @@ static char *slurp(const char *path, size_t *len, char *err, size_t err_size)
 	FILE *fp = fopen(path, "rb");
 	char *buf = NULL;
 	if (!fp) {
-		seterr(err, err_size, "%s: %s", path, strerror(errno));
+		cli_errbuf(err, err_size, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
 	if (fseek(fp, 0, SEEK_END) == 0) {
 		long n = ftell(fp);
 		if (n < 0 || (unsigned long)n > ST_MAX_HEADER) {
-			seterr(err, err_size, "%s: index file too large", path);
+			cli_errbuf(err, err_size, "%s: index file too large", path);
 			fclose(fp);
 			return NULL;
 		}
@@ -484,7 +498,7 @@ static char *slurp(const char *path, size_t *len, char *err, size_t err_size)
 			return buf;
 		}
 	}
-	seterr(err, err_size, "%s: cannot read", path);
+	cli_errbuf(err, err_size, "%s: cannot read", path);
 	free(buf);
 	fclose(fp);
 	return NULL;
@@ -502,34 +516,38 @@ static int open_index(st_checkpoint *ck, const char *path, char *err, size_t err
 	char *dircopy = strdup(path);
 	if (!dircopy) {
 		free(text);
-		return seterr(err, err_size, "%s: out of memory", path);
+		return cli_errbuf(err, err_size, "%s: out of memory", path);
 	}
 	const char *dir = dirname(dircopy);
 	if (json_parse(&root, text, len, jerr, sizeof jerr) < 0) {
-		seterr(err, err_size, "%s: not valid JSON: %s", path, jerr);
+		cli_errbuf(err, err_size, "%s: not valid JSON: %s", path, jerr);
 		goto out;
 	}
 	const json_value *wm = json_get(root, "weight_map");
 	if (!wm || wm->type != JSON_OBJECT) {
-		seterr(err, err_size, "%s: no \"weight_map\" object", path);
+		cli_errbuf(err, err_size, "%s: no \"weight_map\" object", path);
 		goto out;
 	}
 	/* Open each distinct shard once, in order of first mention. */
 	for (size_t i = 0; i < wm->u.obj.count; i++) {
 		const json_value *v = wm->u.obj.members[i].value;
 		if (v->type != JSON_STRING) {
-			seterr(err, err_size, "%s: weight_map entry '%.100s' is not a file name", path,
-			       wm->u.obj.members[i].key);
+			cli_errbuf(err, err_size,
+				   "%s: weight_map entry '%.100s' is not a file name", path,
+				   wm->u.obj.members[i].key);
 			goto out;
 		}
 		if (strchr(v->u.str.s, '/') || !strcmp(v->u.str.s, "..") || !v->u.str.s[0]) {
-			seterr(err, err_size, "%s: weight_map names shard '%.100s' outside the index's directory",
-			       path, v->u.str.s);
+			cli_errbuf(
+				err, err_size,
+				"%s: weight_map names shard '%.100s' outside the index's directory",
+				path, v->u.str.s);
 			goto out;
 		}
 		char shard[4096];
-		if ((size_t)snprintf(shard, sizeof shard, "%s/%s", dir, v->u.str.s) >= sizeof shard) {
-			seterr(err, err_size, "%s: shard path too long", path);
+		if ((size_t)snprintf(shard, sizeof shard, "%s/%s", dir, v->u.str.s) >=
+		    sizeof shard) {
+			cli_errbuf(err, err_size, "%s: shard path too long", path);
 			goto out;
 		}
 		int seen = 0;
@@ -549,8 +567,10 @@ static int open_index(st_checkpoint *ck, const char *path, char *err, size_t err
 			if (strcmp(ck->files[j].path, shard))
 				continue;
 			if (!st_find(&ck->files[j], name)) {
-				seterr(err, err_size, "%s: tensor '%.200s' is listed in the weight_map but not in %s",
-				       path, name, shard);
+				cli_errbuf(err, err_size,
+					   "%s: tensor '%.200s' is listed in the weight_map but "
+					   "not in %s",
+					   path, name, shard);
 				goto out;
 			}
 		}
@@ -558,9 +578,10 @@ static int open_index(st_checkpoint *ck, const char *path, char *err, size_t err
 	for (size_t j = first; j < ck->file_count; j++)
 		mapped += ck->files[j].count;
 	if (mapped != wm->u.obj.count) {
-		seterr(err, err_size,
-		       "%s: the weight_map lists %zu tensors but its shards hold %zu (duplicates or unlisted tensors)",
-		       path, wm->u.obj.count, mapped);
+		cli_errbuf(err, err_size,
+			   "%s: the weight_map lists %zu tensors but its shards hold %zu "
+			   "(duplicates or unlisted tensors)",
+			   path, wm->u.obj.count, mapped);
 		goto out;
 	}
 	rc = 0;
@@ -586,7 +607,7 @@ int st_checkpoint_open(st_checkpoint *ck, char *const *paths, size_t npaths, cha
 		total += ck->files[i].count;
 	ck->tensors = malloc((total ? total : 1) * sizeof *ck->tensors);
 	if (!ck->tensors) {
-		seterr(err, err_size, "out of memory");
+		cli_errbuf(err, err_size, "out of memory");
 		goto fail;
 	}
 	for (size_t i = 0; i < ck->file_count; i++)
@@ -597,9 +618,10 @@ int st_checkpoint_open(st_checkpoint *ck, char *const *paths, size_t npaths, cha
 	qsort(ck->tensors, ck->count, sizeof *ck->tensors, cmp_name_ptr);
 	for (size_t i = 1; i < ck->count; i++)
 		if (!strcmp(ck->tensors[i - 1]->name, ck->tensors[i]->name)) {
-			seterr(err, err_size, "tensor '%.200s' appears in both %s and %s",
-			       ck->tensors[i]->name, ck->files[ck->tensors[i - 1]->file_index].path,
-			       ck->files[ck->tensors[i]->file_index].path);
+			cli_errbuf(err, err_size, "tensor '%.200s' appears in both %s and %s",
+				   ck->tensors[i]->name,
+				   ck->files[ck->tensors[i - 1]->file_index].path,
+				   ck->files[ck->tensors[i]->file_index].path);
 			goto fail;
 		}
 	return 0;
@@ -734,7 +756,8 @@ int st_meta_parse(st_meta **out, size_t *count, const char *text, size_t len, ch
 	*out = NULL;
 	*count = 0;
 	if (json_parse(&root, text, len, jerr, sizeof jerr) < 0)
-		return seterr(err, err_size, "the store's metadata is not valid JSON: %s", jerr);
+		return cli_errbuf(err, err_size, "the store's metadata is not valid JSON: %s",
+				  jerr);
 	rc = meta_from_object(root, out, count, "the store's metadata", err, err_size);
 	json_free(root);
 	if (rc < 0) {

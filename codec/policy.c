@@ -1,5 +1,8 @@
 /*
- * The default import policy's exact-keeping rules.
+ * The default import policy's exact-keeping rules (include/tstore.h, "The import policy"): the
+ * tensors `tstore import` and Python's save_file() never quantize under codec "auto", and how a
+ * tensor kept exact is stored. One table for both, so that they store the same tensors the
+ * same way.
  *
  * Why these tensors: NVIDIA's ModelOpt quantizes the linear layers of the transformer blocks
  * and keeps the token embedding, the output projection (lm_head) and MoE routers in high
@@ -15,8 +18,9 @@
 #include "config.h"
 
 #include <fnmatch.h>
+#include <stddef.h>
 
-#include "tools/cli/policy.h"
+#include "common/error.h"
 
 static const struct rule {
 	const char *glob;
@@ -32,18 +36,25 @@ static const struct rule {
 	{"*router*", "MoE router"},
 };
 
-const char *policy_keep_reason(const char *name)
+TS_API const char *ts_policy_keep_reason(const char *name)
 {
+	if (!name)
+		return NULL;
 	for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
 		if (fnmatch(rules[i].glob, name, 0) == 0)
 			return rules[i].reason;
 	return NULL;
 }
 
-ts_codec_config policy_exact_config(ts_dtype dtype)
+TS_API int ts_policy_exact_config(ts_codec_config *out, ts_dtype dtype)
 {
-	ts_codec_config c = ts_codec_config_default(TS_CODEC_LOSSLESS);
-	c.raw_dtype = dtype;
-	c.bits_per_value = (int)(8 * ts_dtype_size(dtype));
-	return c;
+	if (!out)
+		return ts__err(TS_EINVAL, "ts_policy_exact_config: NULL argument");
+	if (dtype != TS_F32 && dtype != TS_BF16 && dtype != TS_F16)
+		return ts__err(TS_EINVAL, "ts_policy_exact_config: %s is not a floating-point dtype "
+				   "a tensor is kept exact in (F32, BF16, F16)", ts_dtype_name(dtype));
+	*out = ts_codec_config_default(TS_CODEC_LOSSLESS);
+	out->raw_dtype = dtype;
+	out->bits_per_value = (int)(8 * ts_dtype_size(dtype));
+	return 0;
 }
