@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "codec/codec.h"
 #include "codec/codecs.h"
 #include "codec/lossless.h"
 #include "common/error.h"
@@ -489,16 +490,18 @@ TS_API int ts_codec_encode_len(size_t *written, const ts_codec_config *cfg, floa
 
 /* ---- decode -------------------------------------------------------------------------------- */
 
-static int decode_raw(const ts_codec_config *cfg, const uint8_t *src, uint64_t rows,
-		      uint64_t cols, ts_dtype dtype, uint8_t *dst, uint64_t dst_stride,
+/* Rows r0 .. r0+nr-1, columns c0 .. c0+nc-1 of a raw page (rows of g->code_row bytes). */
+static int decode_raw(const ts_codec_config *cfg, const uint8_t *src, uint64_t r0, uint64_t nr,
+		      uint64_t c0, uint64_t nc, ts_dtype dtype, uint8_t *dst, uint64_t dst_stride,
 		      const geometry *g)
 {
 	ts_dtype from = cfg->raw_dtype;
-	size_t out_size = ts_dtype_size(dtype);
+	size_t out_size = ts_dtype_size(dtype), in_size = ts_dtype_size(from);
 
+	src += r0 * g->code_row + c0 * in_size;
 	if (dtype == from) {
-		for (uint64_t r = 0; r < rows; r++)
-			memcpy(dst + r * dst_stride * out_size, src + r * g->code_row, g->code_row);
+		for (uint64_t r = 0; r < nr; r++)
+			memcpy(dst + r * dst_stride * out_size, src + r * g->code_row, nc * in_size);
 		return 0;
 	}
 	if (!is_float_out(from) || !is_float_out(dtype))
@@ -507,27 +510,44 @@ static int decode_raw(const ts_codec_config *cfg, const uint8_t *src, uint64_t r
 
 	const ts__kernels *k = ts__kernels_get();
 	_Alignas(32) uint8_t in[CHUNK * 4], out[CHUNK * 4];
-	size_t in_size = ts_dtype_size(from);
-	for (uint64_t r = 0; r < rows; r++) {
+	for (uint64_t r = 0; r < nr; r++) {
 		const uint8_t *s = src + r * g->code_row;
 		uint8_t *d = dst + r * dst_stride * out_size;
-		for (uint64_t c0 = 0; c0 < cols; c0 += CHUNK) {
-			size_t n = cols - c0 < CHUNK ? (size_t)(cols - c0) : CHUNK;
-			memcpy(in, s + c0 * in_size, n * in_size);
+		for (uint64_t x = 0; x < nc; x += CHUNK) {
+			size_t n = nc - x < CHUNK ? (size_t)(nc - x) : CHUNK;
+			memcpy(in, s + x * in_size, n * in_size);
 			if (aligned(d, out_size)) {
-				convert_fn(k, from, dtype)(in, n, d + c0 * out_size);
+				convert_fn(k, from, dtype)(in, n, d + x * out_size);
 			} else {
 				convert_fn(k, from, dtype)(in, n, out);
-				memcpy(d + c0 * out_size, out, n * out_size);
+				memcpy(d + x * out_size, out, n * out_size);
 			}
 		}
 	}
 	return 0;
 }
 
-TS_API int ts_codec_decode(const ts_codec_config *cfg, float tensor_scale, const void *src,
-			   size_t src_size, uint64_t rows, uint64_t cols, ts_dtype dtype, void *dst,
-			   uint64_t dst_stride)
+/* Blocks bfirst .. bfirst+nb-1 of one row decoded into @p tmp, and the part of them inside
+ * columns [c0, c0+nc) copied to that column's place in @p drow (drow holds column c0 first). */
+static void decode_blocks_via(ts__decode_fn fn, const geometry *g, const uint8_t *crow,
+			      const uint8_t *scrow, uint64_t bfirst, size_t nb, float tscale,
+			      uint64_t c0, uint64_t nc, size_t out_size, uint8_t *drow, uint8_t *tmp)
+{
+	uint64_t bs = (uint64_t)g->block, a = bfirst * bs, b = a + nb * bs;
+
+	fn(crow + bfirst * g->code_block, scrow + bfirst * g->scale_block, nb, g->block, tscale,
+	   tmp);
+	if (a < c0)
+		a = c0;
+	if (b > c0 + nc)
+		b = c0 + nc;
+	memcpy(drow + (a - c0) * out_size, tmp + (a - bfirst * bs) * out_size,
+	       (size_t)(b - a) * out_size);
+}
+
+int ts__codec_decode_rect(const ts_codec_config *cfg, float tensor_scale, const void *src,
+			  size_t src_size, uint64_t rows, uint64_t cols, uint64_t r0, uint64_t nr,
+			  uint64_t c0, uint64_t nc, ts_dtype dtype, void *dst, uint64_t dst_stride)
 {
 	geometry g;
 	int rc;
@@ -541,21 +561,30 @@ TS_API int ts_codec_decode(const ts_codec_config *cfg, float tensor_scale, const
 	if (!ts_dtype_size(dtype))
 		return ts__err(TS_EDTYPE, "%s: unknown output dtype %d", ts_codec_name(cfg->codec),
 			       (int)dtype);
-	if (rows == 0 || cols == 0)
+	if (r0 > rows || nr > rows - r0 || c0 > cols || nc > cols - c0)
+		return ts__err(TS_EINVAL, "%s: rows %llu+%llu, columns %llu+%llu leave the %llu x "
+			       "%llu page", ts_codec_name(cfg->codec), (unsigned long long)r0,
+			       (unsigned long long)nr, (unsigned long long)c0,
+			       (unsigned long long)nc, (unsigned long long)rows,
+			       (unsigned long long)cols);
+	if (nr == 0 || nc == 0)
 		return 0;
 	if (!src || !dst)
 		return ts__err(TS_EINVAL, "%s: NULL %s buffer", ts_codec_name(cfg->codec),
 			       src ? "destination" : "source");
-	if (rows > 1 && dst_stride < cols)
+	if (nr > 1 && dst_stride < nc)
 		return ts__err(TS_EINVAL,
 			       "%s: destination stride %llu is less than the row length %llu",
 			       ts_codec_name(cfg->codec), (unsigned long long)dst_stride,
-			       (unsigned long long)cols);
+			       (unsigned long long)nc);
 	if (cfg->codec == TS_CODEC_RAW)
-		return decode_raw(cfg, src, rows, cols, dtype, dst, dst_stride, &g);
-	if (cfg->codec == TS_CODEC_LOSSLESS)
+		return decode_raw(cfg, src, r0, nr, c0, nc, dtype, dst, dst_stride, &g);
+	if (cfg->codec == TS_CODEC_LOSSLESS) {
+		if (r0 || c0 || nr != rows || nc != cols)
+			return ts__err(TS_ENOTSUP, "lossless: a page decodes whole");
 		return ts__lossless_decode(src, src_size, cfg->raw_dtype, rows, cols, dtype, dst,
 					   dst_stride);
+	}
 	if (!is_float_out(dtype))
 		return ts__err(TS_EDTYPE, "%s: cannot decode to %s (F32, BF16 or F16 only)",
 			       ts_codec_name(cfg->codec), ts_dtype_name(dtype));
@@ -565,45 +594,69 @@ TS_API int ts_codec_decode(const ts_codec_config *cfg, float tensor_scale, const
 
 	const ts__kernels *k = ts__kernels_get(), *ks = ts__kernels_scalar();
 	ts__decode_fn fn;
-	if (cfg->codec == TS_CODEC_INT8 && !cfg->symmetric)
+	ts__decode_rows_fn rows_fn = NULL;
+	if (cfg->codec == TS_CODEC_INT8 && !cfg->symmetric) {
 		fn = k->decode_int8_asym[dtype] ? k->decode_int8_asym[dtype]
 						: ks->decode_int8_asym[dtype];
-	else
+	} else {
 		fn = k->decode[cfg->codec][dtype] ? k->decode[cfg->codec][dtype]
 						  : ks->decode[cfg->codec][dtype];
+		if (k->decode[cfg->codec][dtype])
+			rows_fn = k->decode_rows[cfg->codec][dtype];
+	}
 
 	const uint8_t *s8 = src;
 	uint8_t *d8 = dst;
-	size_t out_size = ts_dtype_size(dtype), bs = (size_t)g.block;
-	size_t nfull = (size_t)(cols / bs), rem = (size_t)(cols % bs);
+	const uint8_t *codes0 = s8 + r0 * g.code_row, *scales0 = s8 + rows * g.code_row + r0 * g.scale_row;
+	size_t out_size = ts_dtype_size(dtype);
+	uint64_t bs = (uint64_t)g.block;
+	uint64_t b_lo = c0 / bs, b_hi = (c0 + nc + bs - 1) / bs; /* blocks touched */
+	uint64_t f0 = (c0 + bs - 1) / bs, f1 = (c0 + nc) / bs;   /* blocks wholly inside */
+	size_t chunk = TS_INT8_BLOCK_MAX / (size_t)bs;          /* blocks of one tmp */
 	_Alignas(32) uint8_t tmp[TS_INT8_BLOCK_MAX * 4];
-	int dst_aligned = aligned(dst, out_size);
 
-	for (uint64_t r = 0; r < rows; r++) {
-		const uint8_t *crow = s8 + r * g.code_row;
-		const uint8_t *scrow = s8 + rows * g.code_row + r * g.scale_row;
-		uint8_t *drow = d8 + r * dst_stride * out_size;
-		if (!dst_aligned) {
-			/* an unaligned destination: decode through the aligned scratch */
-			for (size_t b = 0; b < g.row_blocks; b += TS_INT8_BLOCK_MAX / bs) {
-				size_t nb = g.row_blocks - b < TS_INT8_BLOCK_MAX / bs
-						    ? g.row_blocks - b : TS_INT8_BLOCK_MAX / bs;
-				size_t n = nb * bs;
-				if (b * bs + n > cols)
-					n = cols - b * bs;
-				fn(crow + b * g.code_block, scrow + b * g.scale_block, nb,
-				   g.block, tensor_scale, tmp);
-				memcpy(drow + b * bs * out_size, tmp, n * out_size);
-			}
-			continue;
-		}
-		if (nfull)
-			fn(crow, scrow, nfull, g.block, tensor_scale, drow);
-		if (rem) {
-			fn(crow + nfull * g.code_block, scrow + nfull * g.scale_block, 1, g.block,
-			   tensor_scale, tmp);
-			memcpy(drow + nfull * bs * out_size, tmp, rem * out_size);
-		}
+	if (f1 < f0)
+		f1 = f0;
+	if (!aligned(dst, out_size)) {
+		/* an unaligned destination: everything through the aligned scratch */
+		for (uint64_t r = 0; r < nr; r++)
+			for (uint64_t b = b_lo; b < b_hi; b += chunk)
+				decode_blocks_via(fn, &g, codes0 + r * g.code_row,
+						  scales0 + r * g.scale_row, b,
+						  b_hi - b < chunk ? (size_t)(b_hi - b) : chunk,
+						  tensor_scale, c0, nc, out_size,
+						  d8 + r * dst_stride * out_size, tmp);
+		return 0;
+	}
+	if (f1 > f0) {
+		uint8_t *d = d8 + (f0 * bs - c0) * out_size;
+		if (rows_fn)
+			rows_fn(codes0 + f0 * g.code_block, g.code_row, scales0 + f0 * g.scale_block,
+				g.scale_row, (size_t)nr, (size_t)(f1 - f0), g.block, tensor_scale, d,
+				(size_t)dst_stride * out_size);
+		else
+			for (uint64_t r = 0; r < nr; r++)
+				fn(codes0 + r * g.code_row + f0 * g.code_block,
+				   scales0 + r * g.scale_row + f0 * g.scale_block, (size_t)(f1 - f0),
+				   g.block, tensor_scale, d + r * dst_stride * out_size);
+	}
+	/* the blocks cut by the column range or by the row's end: [b_lo, f0) and [f1, b_hi), at
+	 * most one each */
+	for (int side = 0; side < 2; side++) {
+		uint64_t b = side ? f1 : b_lo, end = side ? b_hi : f0;
+		for (; b < end; b++)
+			for (uint64_t r = 0; r < nr; r++)
+				decode_blocks_via(fn, &g, codes0 + r * g.code_row,
+						  scales0 + r * g.scale_row, b, 1, tensor_scale, c0,
+						  nc, out_size, d8 + r * dst_stride * out_size, tmp);
 	}
 	return 0;
+}
+
+TS_API int ts_codec_decode(const ts_codec_config *cfg, float tensor_scale, const void *src,
+			   size_t src_size, uint64_t rows, uint64_t cols, ts_dtype dtype, void *dst,
+			   uint64_t dst_stride)
+{
+	return ts__codec_decode_rect(cfg, tensor_scale, src, src_size, rows, cols, 0, rows, 0,
+				     cols, dtype, dst, dst_stride);
 }

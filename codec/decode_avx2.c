@@ -23,7 +23,9 @@
  *      reference keeps the sign of a NaN scale.
  *   2. Outputs of at least TS_AVX2_NT_BYTES to a 16-byte aligned destination go out with
  *      non-temporal stores (256-bit ones when 32-byte aligned), followed by one sfence.
- *   3. The tables live on the stack of one call: no allocation, no shared state.
+ *   3. The tables live on the stack of one call: no allocation, no shared state. A rows call
+ *      (ts__decode_rows_fn: a page's rows at their strides) builds them once for all its rows,
+ *      not once per row: a page of 1024-column rows meets most of its scale bytes in every row.
  */
 #include "config.h"
 
@@ -117,17 +119,25 @@ TS_AVX2_INLINE __m256i tab_lane2(const uint8_t *a, const uint8_t *b)
 				       _mm_loadu_si128((const __m128i *)b), 1);
 }
 
+/* The lazily built tables of one call: valid[sb] says whether entry sb is built. */
+struct fp4_tabs {
+	uint8_t valid[256];
+	union {
+		tab32 t32[256];
+		tab16 t16[256];
+	} u;
+};
+
 TS_AVX2_INLINE void fp4_body(const uint8_t *codes, const uint8_t *scales, size_t nblocks,
-			     int nvfp4, float g, void *dst, int out, int mode)
+			     int nvfp4, float g, void *dst, int out, int mode, struct fp4_tabs *T)
 {
 	const __m256 vg = _mm256_set1_ps(g);
 	const size_t bs = nvfp4 ? 16 : 32, cb = bs / 2; /* elements and code bytes per block */
 	uint8_t *d = dst;
-	uint8_t valid[256];
-	memset(valid, 0, sizeof(valid));
+	uint8_t *valid = T->valid;
 
 	if (out == OUT_F32) {
-		tab32 tab[256];
+		tab32 *tab = T->u.t32;
 		for (size_t b = 0; b < nblocks; b++) {
 			uint8_t sb = scales[b];
 			if (__builtin_expect(!valid[sb], 0)) {
@@ -145,7 +155,7 @@ TS_AVX2_INLINE void fp4_body(const uint8_t *codes, const uint8_t *scales, size_t
 			}
 		}
 	} else {
-		tab16 tab[256];
+		tab16 *tab = T->u.t16;
 		const size_t step = nvfp4 ? 2 : 1; /* blocks per 32 codes */
 		size_t b = 0;
 		for (; b + step <= nblocks; b += step) {
@@ -273,6 +283,14 @@ TS_AVX2_INLINE void int8_body(const uint8_t *codes, const uint8_t *scales, size_
 		_mm_sfence();
 }
 
+TS_AVX2_INLINE void fp4_call(const uint8_t *codes, const uint8_t *scales, size_t nblocks,
+			     int nvfp4, float g, void *dst, int out, int mode)
+{
+	struct fp4_tabs T;
+	memset(T.valid, 0, sizeof(T.valid));
+	fp4_body(codes, scales, nblocks, nvfp4, g, dst, out, mode, &T);
+}
+
 /* One exported function per (codec, output), each choosing its store mode once. */
 #define DEFINE_DECODE(name, out, body)                                                           \
 	void ts__avx2_##name(const uint8_t *codes, const uint8_t *scales, size_t nblocks,        \
@@ -293,8 +311,8 @@ TS_AVX2_INLINE void int8_body(const uint8_t *codes, const uint8_t *scales, size_
 		}                                                                                \
 	}
 
-#define NVFP4_BODY(out, mode) fp4_body(codes, scales, nblocks, 1, tensor_scale, dst, out, mode)
-#define MXFP4_BODY(out, mode) fp4_body(codes, scales, nblocks, 0, 1.0f, dst, out, mode)
+#define NVFP4_BODY(out, mode) fp4_call(codes, scales, nblocks, 1, tensor_scale, dst, out, mode)
+#define MXFP4_BODY(out, mode) fp4_call(codes, scales, nblocks, 0, 1.0f, dst, out, mode)
 #define FP8_BODY(out, mode) fp8_body(codes, n, tensor_scale, dst, out, mode)
 #define INT8_BODY(out, mode)                                                                     \
 	int8_body(codes, scales, nblocks, (size_t)block_size, 0, dst, out, mode)
@@ -316,3 +334,46 @@ DEFINE_DECODE(int8_decode_f16, OUT_F16, INT8_BODY)
 DEFINE_DECODE(int8_asym_decode_f32, OUT_F32, INT8A_BODY)
 DEFINE_DECODE(int8_asym_decode_bf16, OUT_BF16, INT8A_BODY)
 DEFINE_DECODE(int8_asym_decode_f16, OUT_F16, INT8A_BODY)
+
+/* The rows variants of the 4-bit decoders: one set of tables for every row of the call; the
+ * store mode is chosen per row exactly as a one-row call would choose it. */
+TS_AVX2_INLINE void fp4_rows(const uint8_t *codes, size_t code_stride, const uint8_t *scales,
+			     size_t scale_stride, size_t rows, size_t nblocks, int nvfp4, float g,
+			     void *dst, size_t dst_stride, int out)
+{
+	const size_t row_bytes = nblocks * (nvfp4 ? 16 : 32) * (out == OUT_F32 ? 4 : 2);
+	struct fp4_tabs T;
+
+	memset(T.valid, 0, sizeof(T.valid));
+	for (size_t r = 0; r < rows; r++) {
+		const uint8_t *c = codes + r * code_stride, *s = scales + r * scale_stride;
+		uint8_t *d = (uint8_t *)dst + r * dst_stride;
+		switch (avx2_store_mode(d, row_bytes)) {
+		case STORE_NT32:
+			fp4_body(c, s, nblocks, nvfp4, g, d, out, STORE_NT32, &T);
+			break;
+		case STORE_NT16:
+			fp4_body(c, s, nblocks, nvfp4, g, d, out, STORE_NT16, &T);
+			break;
+		default:
+			fp4_body(c, s, nblocks, nvfp4, g, d, out, STORE_PLAIN, &T);
+		}
+	}
+}
+
+#define DEFINE_FP4_ROWS(name, out, nvfp4)                                                       \
+	void ts__avx2_##name(const uint8_t *codes, size_t code_stride, const uint8_t *scales,    \
+			     size_t scale_stride, size_t rows, size_t nblocks, int block_size,   \
+			     float tensor_scale, void *dst, size_t dst_stride)                   \
+	{                                                                                        \
+		(void)block_size;                                                                \
+		fp4_rows(codes, code_stride, scales, scale_stride, rows, nblocks, nvfp4,         \
+			 nvfp4 ? tensor_scale : 1.0f, dst, dst_stride, out);                     \
+	}
+
+DEFINE_FP4_ROWS(nvfp4_decode_rows_f32, OUT_F32, 1)
+DEFINE_FP4_ROWS(nvfp4_decode_rows_bf16, OUT_BF16, 1)
+DEFINE_FP4_ROWS(nvfp4_decode_rows_f16, OUT_F16, 1)
+DEFINE_FP4_ROWS(mxfp4_decode_rows_f32, OUT_F32, 0)
+DEFINE_FP4_ROWS(mxfp4_decode_rows_bf16, OUT_BF16, 0)
+DEFINE_FP4_ROWS(mxfp4_decode_rows_f16, OUT_F16, 0)

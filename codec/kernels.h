@@ -37,6 +37,18 @@
 typedef void (*ts__decode_fn)(const uint8_t *codes, const uint8_t *scales, size_t nblocks,
 			      int block_size, float tensor_scale, void *dst);
 
+/*
+ * Decode @p rows rows of @p nblocks whole blocks each, row r's codes at codes + r * code_stride,
+ * its scales at scales + r * scale_stride and its output at dst + r * dst_stride bytes: the same
+ * bytes as one ts__decode_fn call per row, with whatever the kernel derives from scale bytes
+ * (the 4-bit codecs' lookup tables) built once for the call instead of once per row. A table
+ * may leave these slots NULL; codec/codec.c then calls the ts__decode_fn row by row.
+ */
+typedef void (*ts__decode_rows_fn)(const uint8_t *codes, size_t code_stride,
+				   const uint8_t *scales, size_t scale_stride, size_t rows,
+				   size_t nblocks, int block_size, float tensor_scale, void *dst,
+				   size_t dst_stride);
+
 /* Convert n elements between F32, BF16, F16 (indices as above). RNE; NaN stays NaN. */
 typedef void (*ts__convert_fn)(const void *src, size_t n, void *dst);
 
@@ -79,6 +91,7 @@ typedef struct ts__kernels {
 	ts__encode_fn nvfp4_encode_nvidia;
 	ts__encode_fn mxfp4_encode;
 	ts__decode_fn decode_int8_asym[TS_KERNEL_OUTS];
+	ts__decode_rows_fn decode_rows[TS_CODEC_COUNT][TS_KERNEL_OUTS]; /* NULL: row by row */
 	ts__join_fn lossless_join16;
 	ts__join_fn lossless_join32;
 	ts__moments_fn stats_moments;

@@ -142,6 +142,12 @@ static void avx2_init(void)
 	t->decode[TS_CODEC_INT8][TS_F32] = ts__avx2_int8_decode_f32;
 	t->decode[TS_CODEC_INT8][TS_BF16] = ts__avx2_int8_decode_bf16;
 	t->decode[TS_CODEC_INT8][TS_F16] = ts__avx2_int8_decode_f16;
+	t->decode_rows[TS_CODEC_NVFP4][TS_F32] = ts__avx2_nvfp4_decode_rows_f32;
+	t->decode_rows[TS_CODEC_NVFP4][TS_BF16] = ts__avx2_nvfp4_decode_rows_bf16;
+	t->decode_rows[TS_CODEC_NVFP4][TS_F16] = ts__avx2_nvfp4_decode_rows_f16;
+	t->decode_rows[TS_CODEC_MXFP4][TS_F32] = ts__avx2_mxfp4_decode_rows_f32;
+	t->decode_rows[TS_CODEC_MXFP4][TS_BF16] = ts__avx2_mxfp4_decode_rows_bf16;
+	t->decode_rows[TS_CODEC_MXFP4][TS_F16] = ts__avx2_mxfp4_decode_rows_f16;
 	t->decode_int8_asym[TS_F32] = ts__avx2_int8_asym_decode_f32;
 	t->decode_int8_asym[TS_BF16] = ts__avx2_int8_asym_decode_bf16;
 	t->decode_int8_asym[TS_F16] = ts__avx2_int8_asym_decode_f16;

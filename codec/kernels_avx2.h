@@ -38,6 +38,17 @@ enum { STORE_PLAIN = 0, STORE_NT16 = 1, STORE_NT32 = 2 };
 TS_AVX2_DECODERS(TS_AVX2_DECLARE)
 #undef TS_AVX2_DECLARE
 
+/* The rows decoders of the 4-bit codecs (signature of ts__decode_rows_fn). */
+#define TS_AVX2_ROW_DECODERS(X)                                                                  \
+	X(nvfp4_decode_rows_f32) X(nvfp4_decode_rows_bf16) X(nvfp4_decode_rows_f16)              \
+	X(mxfp4_decode_rows_f32) X(mxfp4_decode_rows_bf16) X(mxfp4_decode_rows_f16)
+#define TS_AVX2_DECLARE_ROWS(name)                                                               \
+	void ts__avx2_##name(const uint8_t *codes, size_t code_stride, const uint8_t *scales,    \
+			     size_t scale_stride, size_t rows, size_t nblocks, int block_size,   \
+			     float tensor_scale, void *dst, size_t dst_stride);
+TS_AVX2_ROW_DECODERS(TS_AVX2_DECLARE_ROWS)
+#undef TS_AVX2_DECLARE_ROWS
+
 void ts__avx2_nvfp4_encode_nvidia(const float *x, size_t nblocks, float enc_scale,
 				  uint8_t *codes, uint8_t *scales);
 void ts__avx2_lossless_join16(const uint8_t *e, const uint8_t *sm, size_t n, void *dst);

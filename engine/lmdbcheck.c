@@ -31,6 +31,14 @@
  *      size the caller saw. Damage seen while the meta pages or the file's size changed is
  *      checked again on the new snapshot (CHECK_FILE_TRIES times at most); damage in a file
  *      that stayed the same is reported.
+ *   5. A page checked in a read transaction stays checked for the rest of that transaction: the
+ *      pages of a live reader's snapshot are never written (LMDB's copy-on-write reuses a page
+ *      only once no reader can reach it), and the map cannot move while the transaction holds
+ *      map_lock (engine/handle.h). A ts__lmdb_window therefore remembers the pages it has
+ *      checked and, for the next key, only finds the way through them. It is bound to one
+ *      transaction and one database and dies with the transaction. A leaf it remembers had the
+ *      overflow extent of every big value on it checked, not only the one looked up, so every
+ *      later lookup that ends on it is covered.
  */
 #include "config.h"
 
@@ -40,6 +48,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -311,8 +320,30 @@ static int walk(struct src *s, uint64_t pgno, int level, int depth, int main,
  * with key @p key, if any, checked through its overflow run. *@p rec_out (may be NULL) receives a
  * main-tree leaf's record for @p key.
  */
+/* Whether page @p pgno is remembered as checked in window @p w; with @p add, remember it. */
+static int window_has(ts__lmdb_window *w, uint64_t pgno, int add)
+{
+	size_t mask = TS__LMDB_WINDOW_SLOTS - 1, i = (size_t)(pgno * 0x9E3779B97F4A7C15ull >> 40) & mask;
+
+	if (!w)
+		return 0;
+	for (size_t n = 0; n < TS__LMDB_WINDOW_SLOTS; n++, i = (i + 1) & mask) {
+		if (w->checked[i] == pgno + 1)
+			return 1;
+		if (w->checked[i] == 0) {
+			/* remember while at most 3/4 full (probes stay short); past that, check */
+			if (add && w->nchecked < TS__LMDB_WINDOW_SLOTS / 4 * 3) {
+				w->checked[i] = pgno + 1;
+				w->nchecked++;
+			}
+			return 0;
+		}
+	}
+	return 0;
+}
+
 static int walk_path(struct src *s, const struct dbrec *db, int main, const uint8_t *key, size_t klen,
-		const uint8_t **val_out)
+		const uint8_t **val_out, ts__lmdb_window *w)
 {
 	uint64_t pgno = db->root;
 
@@ -328,9 +359,30 @@ static int walk_path(struct src *s, const struct dbrec *db, int main, const uint
 
 		if (!pg)
 			return TS_ECORRUPT;
-		rc = check_page(s, pg, pgno, branch, main, 0, 0, NULL, NULL, &nkeys);
-		if (rc < 0)
-			return rc;
+		if (window_has(w, pgno, 0)) {
+			/* checked earlier in this transaction (invariant 5) */
+			if (!branch)
+				return 0;
+			nkeys = (ts__lmdb_u16(pg + 12) - TS_LMDB_PAGEHDR) / 2;
+		} else {
+			rc = check_page(s, pg, pgno, branch, main, 0, 0, NULL, NULL, &nkeys);
+			if (rc < 0)
+				return rc;
+			if (w && !branch) {
+				/* every big value's extent, so that the leaf can be remembered */
+				for (unsigned i = 0; i < nkeys; i++) {
+					node_at(pg, i, &n);
+					if (!(n.flags & TS_LMDB_F_BIGDATA))
+						continue;
+					rc = check_overflow(s, ts__lmdb_u64(n.data), n.dsize, pgno);
+					if (rc < 0)
+						return rc;
+				}
+				window_has(w, pgno, 1);
+				return 0;
+			}
+			window_has(w, pgno, 1);
+		}
 		if (branch) {
 			unsigned i = 0;
 			for (unsigned lo = 1, hi = nkeys; lo < hi;) { /* last i >= 1 with key_i <= key */
@@ -454,7 +506,7 @@ static int check_file_once(const char *path, uint64_t file_size, const char *con
 		const uint8_t *v;
 		struct dbrec db;
 		s.db = "main";
-		rc = walk_path(&s, &maindb, 1, (const uint8_t *)full[i], strlen(full[i]), &v);
+		rc = walk_path(&s, &maindb, 1, (const uint8_t *)full[i], strlen(full[i]), &v, NULL);
 		if (rc < 0 || !v)
 			continue;
 		/* v points into the leaf's buffer (slot depth-1); copy before walking on. */
@@ -564,7 +616,109 @@ int ts__lmdb_check_key(ts_store *st, MDB_txn *txn, const char *dbname, const voi
 	if (rc)
 		return rc < 0 ? rc : 0;
 	s.lazy = 1;
-	return walk_path(&s, &db, 0, key, klen, NULL);
+	return walk_path(&s, &db, 0, key, klen, NULL, NULL);
+}
+
+int ts__lmdb_window_begin(ts__lmdb_window *w, ts_store *st, MDB_txn *txn, const char *dbname)
+{
+	struct src s;
+	struct dbrec db;
+	int rc = map_src(st, txn, dbname, &s, &db);
+
+	w->nchecked = 0;
+	memset(w->checked, 0, sizeof(w->checked));
+	w->unchecked = rc == 1;
+	if (rc < 0)
+		return rc;
+	w->path = s.path;
+	w->db = s.db;
+	w->map = s.map;
+	w->psize = s.psize;
+	w->npages = s.npages;
+	w->flags = db.flags;
+	w->depth = db.depth;
+	w->root = db.root;
+	return 0;
+}
+
+/* Under branch page @p pgno (at @p level of the window's tree), ask for the leaves whose keys
+ * can lie in [lo, hi]; the branch pages are checked (and remembered) first. */
+static int prefetch_under(struct src *s, ts__lmdb_window *w, uint64_t pgno, int level,
+			  const uint8_t *lo, size_t lolen, const uint8_t *hi, size_t hilen,
+			  size_t *budget)
+{
+	const uint8_t *pg = get_page(s, pgno, level);
+	unsigned nkeys;
+	int rc;
+
+	if (!pg)
+		return TS_ECORRUPT;
+	if (!window_has(w, pgno, 0)) {
+		rc = check_page(s, pg, pgno, 1, 0, 0, 0, NULL, NULL, &nkeys);
+		if (rc < 0)
+			return rc;
+		window_has(w, pgno, 1);
+	}
+	nkeys = (ts__lmdb_u16(pg + 12) - TS_LMDB_PAGEHDR) / 2;
+	for (unsigned i = 0; i < nkeys && *budget; i++) {
+		struct node n, next;
+		/* child i holds keys from key_i (node 0: from the start) to before key_i+1 */
+		if (i + 1 < nkeys) {
+			node_at(pg, i + 1, &next);
+			if (key_cmp(next.key, next.ksize, lo, lolen) <= 0)
+				continue;
+		}
+		node_at(pg, i, &n);
+		if (i > 0 && key_cmp(n.key, n.ksize, hi, hilen) > 0)
+			break;
+		uint64_t child = n.dsize | (uint64_t)n.flags << 32;
+		if (level + 2 < (int)w->depth) {
+			rc = prefetch_under(s, w, child, level + 1, lo, lolen, hi, hilen, budget);
+			if (rc < 0)
+				return rc;
+		} else {
+			/* a leaf: read ahead, untouched (checked when a lookup reaches it) */
+			uintptr_t a = (uintptr_t)s->map + child * s->psize;
+			madvise((void *)a, (size_t)s->psize, MADV_WILLNEED);
+			(*budget)--;
+		}
+	}
+	return 0;
+}
+
+int ts__lmdb_window_prefetch(ts__lmdb_window *w, const void *lo, size_t lolen, const void *hi,
+			     size_t hilen, size_t *budget)
+{
+	struct src s;
+
+	if (w->unchecked || w->root == L_INVALID || w->depth < 2)
+		return 0;
+	memset(&s, 0, sizeof s);
+	s.path = w->path;
+	s.db = w->db;
+	s.fd = -1;
+	s.map = w->map;
+	s.psize = w->psize;
+	s.npages = w->npages;
+	return prefetch_under(&s, w, w->root, 0, lo, lolen, hi, hilen, budget);
+}
+
+int ts__lmdb_window_check_key(ts__lmdb_window *w, const void *key, size_t klen)
+{
+	struct src s;
+	struct dbrec db = {w->flags, w->depth, w->root};
+
+	if (w->unchecked)
+		return 0;
+	memset(&s, 0, sizeof s);
+	s.path = w->path;
+	s.db = w->db;
+	s.fd = -1;
+	s.map = w->map;
+	s.psize = w->psize;
+	s.npages = w->npages;
+	s.lazy = 1;
+	return walk_path(&s, &db, 0, key, klen, NULL, w);
 }
 
 int ts__lmdb_check_tree(ts_store *st, MDB_txn *txn, const char *dbname)

@@ -22,6 +22,40 @@ int ts__lmdb_check_file(const char *path, uint64_t file_size, const char *const 
 int ts__lmdb_check_key(ts_store *st, MDB_txn *txn, const char *dbname, const void *key,
 		       size_t klen);
 
+/*
+ * The checks of many key lookups in one database within one read transaction (a reader's
+ * window of page lookups): the database's record is found once, and a page checked once is
+ * not checked again in the same transaction (engine/lmdbcheck.c, invariant 5). Stack-allocated
+ * by the caller; valid only while @p txn is open and map_lock is held; not shared by threads.
+ */
+#define TS__LMDB_WINDOW_SLOTS 512
+typedef struct ts__lmdb_window {
+	const char *path, *db;
+	const uint8_t *map;
+	uint64_t psize, npages, root;
+	unsigned flags, depth;
+	int unchecked; /* a write transaction: nothing is checked (invariant 2) */
+	size_t nchecked;
+	uint64_t checked[TS__LMDB_WINDOW_SLOTS]; /* page number + 1 of each checked page; 0: free */
+} ts__lmdb_window;
+
+/** Begin window @p w on database @p dbname in transaction @p txn. 0, or TS_ECORRUPT if the
+ *  database's record is damaged (another negative code if the environment cannot be read). */
+int ts__lmdb_window_begin(ts__lmdb_window *w, ts_store *st, MDB_txn *txn, const char *dbname);
+
+/** What ts__lmdb_check_key() checks for @p key, skipping the pages @p w has already checked.
+ *  0 or TS_ECORRUPT naming the database and the page. */
+int ts__lmdb_window_check_key(ts__lmdb_window *w, const void *key, size_t klen);
+
+/** Ask the kernel to read ahead (MADV_WILLNEED on the map, asynchronously) the leaf pages of
+ *  window @p w's database that can hold keys in [lo, hi], at most *@p budget of them (the
+ *  count is taken off *@p budget): a
+ *  read about to look up many keys then does not stop at a page fault per leaf (the map is
+ *  opened without read-ahead). The branch pages walked are checked as lookups check them.
+ *  0 or TS_ECORRUPT. */
+int ts__lmdb_window_prefetch(ts__lmdb_window *w, const void *lo, size_t lolen, const void *hi,
+			     size_t hilen, size_t *budget);
+
 /** In read transaction @p txn: every page of database @p dbname (before a cursor walks it),
  *  including key order across pages. 0 or TS_ECORRUPT. */
 int ts__lmdb_check_tree(ts_store *st, MDB_txn *txn, const char *dbname);

@@ -1,6 +1,7 @@
 /*
- * The read path: ts_read_slice(), ts_read_encoded() and ts_read_pages() (payloads as they are,
- * for the GPU path: docs/GPU.md), and the page planning ts_page_plan().
+ * The read path: ts_read_slice(), ts_read_many() (many slices as one pipeline), ts_read_rows()
+ * (row gathers), ts_read_encoded() and ts_read_pages() (payloads as they are, for the GPU path:
+ * docs/GPU.md), and the page planning ts_page_plan().
  *
  * A request is planned on the tensor's 2-D view (rows = product of the leading dimensions,
  * cols = the last one): the hyperslab becomes a column range and a sorted list of row runs (each
@@ -14,11 +15,17 @@
  * operations on a sequential load. While a window's I/O is in flight the previous window is
  * verified and
  * decoded on the worker pool, so storage and decode overlap; only one transaction is open at a
- * time.
+ * time. ts_read_many() runs the windows of all its requests as one sequence, so the overlap
+ * continues across tensors. Before the first window, the LMDB leaves holding the requests' page
+ * keys are read ahead (prefetch_leaves). A page is decoded only where the request wants it
+ * (decode_parts: its rows and columns inside the request), straight into the caller's buffer.
  *
  * Invariants
  *   1. No byte reaches the caller's buffer from a page that has not passed ts__page_verify()
  *      (type, version, geometry, XXH3 checksum); a cached page was verified before it was cached.
+ *   1a. Before LMDB follows a page key, engine/lmdbcheck.c has checked the pages on its path; the
+ *      checks of one window's transaction share one ts__lmdb_window (each page checked once per
+ *      transaction: engine/lmdbcheck.c, invariant 5).
  *   2. A run read from storage is used only if LMDB's overflow header in it says what the layout
  *      predicts (page number = offset / 4096, overflow flag, page count = run length / 4096);
  *      otherwise the value is copied from the map while the transaction is still open, and counted
@@ -43,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/codec.h"
 #include "codec/lossless.h"
 #include "common/error.h"
 #include "engine/cache.h"
@@ -62,6 +70,8 @@
 #define READ_MAX (1u << 20)    /* adjacent runs are merged into reads of at most this size */
 #define TS_READ_BULK_BYTES (1u << 20) /* invariant 6 */
 #define RETRIES 3
+#define PREFETCH_MIN_PAGES 16 /* requests of fewer pages look their leaves up directly */
+#define PREFETCH_LEAVES 8192  /* leaves read ahead per call at most */
 #define TS__RETRY 1        /* internal: the tensor changed under a multi-window read */
 
 struct run {
@@ -89,6 +99,7 @@ struct job {
 };
 
 struct window {
+	struct req *r; /* the request its jobs belong to */
 	struct job *jobs;
 	size_t njobs;
 	ts__io_req *reqs;
@@ -102,6 +113,7 @@ struct window {
 struct scratch {
 	atomic_flag busy;
 	void *buf;
+	size_t cap;
 };
 
 struct req {
@@ -131,14 +143,14 @@ struct req {
 	size_t ntrows;
 	uint64_t u0, u1, across;
 	/* decode */
-	struct scratch *scr;
+	struct scratch *scr; /* shared by the requests of one call (ts_read_many) */
 	int nscr;
 	size_t scr_bytes;
+	int scr_owned;
 	pthread_mutex_t err_lock;
 	uint64_t err_idx;
 	int err_code;
 	char err_msg[512];
-	struct window *cur_win;
 	/* read-ahead pages still to add to the last window (engine/cache.h) */
 	uint64_t ra_pos, ra_end;
 	int bulk; /* a bulk request: first-seen pages bypass the cache (invariant 6) */
@@ -175,8 +187,13 @@ static void *scratch_get(struct req *r, struct scratch **slot)
 {
 	for (int i = 0; i < r->nscr; i++) {
 		if (!atomic_flag_test_and_set(&r->scr[i].busy)) {
-			if (!r->scr[i].buf)
-				r->scr[i].buf = aligned_alloc(64, (r->scr_bytes + 63) & ~(size_t)63);
+			if (r->scr[i].cap < r->scr_bytes) { /* a later request's pages are larger */
+				free(r->scr[i].buf);
+				r->scr[i].cap = (r->scr_bytes + 63) & ~(size_t)63;
+				r->scr[i].buf = aligned_alloc(64, r->scr[i].cap);
+				if (!r->scr[i].buf)
+					r->scr[i].cap = 0;
+			}
 			if (!r->scr[i].buf) {
 				atomic_flag_clear(&r->scr[i].busy);
 				return NULL;
@@ -270,7 +287,7 @@ static int plan_tiles(struct req *r)
 	for (size_t i = 0; i < r->nruns; i++) {
 		uint64_t a = r->runs[i].src / tr, b = (r->runs[i].src + r->runs[i].len - 1) / tr;
 		for (uint64_t t = a; t <= b; t++) {
-			if (t == prev)
+			if (prev != UINT64_MAX && t <= prev) /* runs of a row gather may overlap */
 				continue;
 			if (r->ntrows == cap) {
 				size_t n = cap ? cap * 2 : 16;
@@ -337,6 +354,8 @@ static uint8_t *direct_target(struct req *r, const struct job *j)
 	if (i >= r->nruns || r->runs[i].src > j->r0 ||
 	    r->runs[i].src + r->runs[i].len < j->r0 + j->nr)
 		return NULL;
+	if (i + 1 < r->nruns && r->runs[i + 1].src < j->r0 + j->nr)
+		return NULL; /* a row gather wants some of these rows twice */
 	return r->dst + ((r->runs[i].dst + (j->r0 - r->runs[i].src)) * r->cc + (j->c0 - r->cs)) *
 				r->esz;
 }
@@ -351,6 +370,34 @@ static int decode_page(struct req *r, const struct job *j, void *out, uint64_t s
 	if (rc)
 		return ts__err_wrap(rc, "decoding page %llu of tensor '%s'",
 				    (unsigned long long)j->page, r->name);
+	return 0;
+}
+
+/*
+ * Decode only the part of a page that the request wants, straight into the caller's buffer: for
+ * each run crossing the page, its rows of the page and the request's columns of it (the blocks
+ * they touch: codec/codec.h). A 64-row slice of a page of 28-row tiles, or one embedding row,
+ * decodes what it returns and little more.
+ */
+static int decode_parts(struct req *r, const struct job *j)
+{
+	const uint8_t *payload = j->raw + TS_PAGE_HEADER_SIZE;
+	size_t plen = j->raw_len - TS_PAGE_HEADER_SIZE;
+	uint64_t a = j->c0 > r->cs ? j->c0 : r->cs;
+	uint64_t b = j->c0 + j->nc < r->cs + r->cc ? j->c0 + j->nc : r->cs + r->cc;
+
+	for (size_t i = run_find(r, j->r0); i < r->nruns && r->runs[i].src < j->r0 + j->nr; i++) {
+		const struct run *u = &r->runs[i];
+		uint64_t lo = u->src > j->r0 ? u->src : j->r0;
+		uint64_t hi = u->src + u->len < j->r0 + j->nr ? u->src + u->len : j->r0 + j->nr;
+		uint8_t *d = r->dst + ((u->dst + (lo - u->src)) * r->cc + (a - r->cs)) * r->esz;
+		int rc = ts__codec_decode_rect(&r->rec.codec, r->rec.tensor_scale, payload, plen,
+					       j->nr, j->nc, lo - j->r0, hi - lo, a - j->c0, b - a,
+					       r->dtype, d, r->cc);
+		if (rc)
+			return ts__err_wrap(rc, "decoding page %llu of tensor '%s'",
+					    (unsigned long long)j->page, r->name);
+	}
 	return 0;
 }
 
@@ -448,6 +495,8 @@ static int consume_slice(struct req *r, struct job *j)
 		ts__cache_release(r->st->cache, e);
 		return rc;
 	}
+	if (r->rec.codec.codec != TS_CODEC_LOSSLESS)
+		return decode_parts(r, j);
 	direct = direct_target(r, j);
 	if (direct)
 		return decode_page(r, j, direct, r->cc);
@@ -528,8 +577,9 @@ static int consume_page(struct req *r, struct job *j)
 
 static int job_run(void *ud, uint64_t i)
 {
-	struct req *r = ud;
-	struct job *j = &r->cur_win->jobs[i];
+	struct window *w = ud;
+	struct req *r = w->r;
+	struct job *j = &w->jobs[i];
 	int rc = r->mode == MODE_SLICE     ? consume_slice(r, j)
 		 : r->mode == MODE_ENCODED ? consume_encoded(r, j)
 					   : consume_page(r, j);
@@ -539,16 +589,16 @@ static int job_run(void *ud, uint64_t i)
 	return rc;
 }
 
-static int window_consume(struct req *r, struct window *w)
+static int window_consume(struct window *w)
 {
+	struct req *r = w->r;
 	int rc;
 
-	r->cur_win = w;
 	r->err_code = 0;
 	if (w->njobs == 1)
-		rc = job_run(r, 0);
+		rc = job_run(w, 0);
 	else
-		rc = ts__pool_run(r->st->pool, w->njobs, job_run, r);
+		rc = ts__pool_run(r->st->pool, w->njobs, job_run, w);
 	for (size_t i = 0; i < w->njobs; i++) {
 		ts__cache_release(r->st->cache, w->jobs[i].hit);
 		ts__cache_release(r->st->cache, w->jobs[i].chit);
@@ -670,9 +720,13 @@ static int window_fetch(struct req *r, struct window *w, MDB_txn *txn)
 {
 	ts_store *st = r->st;
 	size_t need = 0, off = 0;
+	ts__lmdb_window lw; /* the structure checks of this transaction's page lookups */
 	int rc;
 
 	w->nreqs = 0;
+	rc = ts__lmdb_window_begin(&lw, st, txn, "pages");
+	if (rc < 0)
+		return ts__err_wrap(rc, "reading tensor '%s'", r->name);
 	for (size_t i = 0; i < w->njobs; i++) {
 		struct job *j = &w->jobs[i];
 		uint8_t key[TS_PAGE_KEY_SIZE];
@@ -684,7 +738,7 @@ static int window_fetch(struct req *r, struct window *w, MDB_txn *txn)
 		if (j->hit || j->chit)
 			continue;
 		ts__page_key(key, r->rec.id, j->page);
-		rc = ts__lmdb_check_key(st, txn, "pages", key, sizeof key);
+		rc = ts__lmdb_window_check_key(&lw, key, sizeof key);
 		if (rc < 0)
 			return ts__err_wrap(rc, "page %llu of tensor '%s'", (unsigned long long)j->page,
 					    r->name);
@@ -806,12 +860,12 @@ static int window_alloc(struct window *w)
 	return w->jobs && w->reqs ? 0 : TS_ENOMEM;
 }
 
-static void window_free(struct req *r, struct window *w)
+static void window_free(ts_store *st, struct window *w)
 {
 	if (w->jobs)
 		for (size_t i = 0; i < w->njobs; i++) {
-			ts__cache_release(r->st->cache, w->jobs[i].hit);
-			ts__cache_release(r->st->cache, w->jobs[i].chit);
+			ts__cache_release(st->cache, w->jobs[i].hit);
+			ts__cache_release(st->cache, w->jobs[i].chit);
 		}
 	free(w->jobs);
 	free(w->reqs);
@@ -875,56 +929,129 @@ static void window_fill(struct req *r, struct window *w, uint64_t *pos, uint64_t
 	}
 }
 
-static int run_windows(struct req *r)
+/*
+ * The pipeline over the requests rs[0..n): the pages of each request in windows, the windows of
+ * all the requests in one sequence, so that while one window decodes on the pool the next
+ * window's reads are in flight, across request boundaries too (the first pages of the next
+ * tensor load while the last of this one decode). 0, the first error (by request), or TS__RETRY
+ * with *@p at the index of the request whose tensor changed under it; every request before it
+ * is then complete.
+ */
+/*
+ * Read ahead the LMDB leaf pages that hold the page keys of requests rs[0..n) (one MADV_WILLNEED
+ * per leaf, engine/lmdbcheck.h). The map is opened without read-ahead, so otherwise each
+ * window's lookups fault their leaves in one synchronous 4 KiB read at a time: a cold load of a
+ * 300 MB model stopped at ~15 such faults (30-70 ms on this VM), 64 gathered rows at one per
+ * row. A hint only: its errors are dropped (the lookups check and report damage).
+ */
+static void prefetch_leaves(struct req **rs, size_t n)
 {
-	ts_store *st = r->st;
+	ts_store *st = rs[0]->st;
+	uint64_t pages = 0;
+	size_t budget = PREFETCH_LEAVES;
+	MDB_txn *txn;
+	ts__lmdb_window *lw;
+
+	for (size_t i = 0; i < n; i++)
+		if (rs[i]->mode != MODE_PAGES)
+			pages += rs[i]->ntrows * (rs[i]->u1 - rs[i]->u0 + 1);
+	if (pages < PREFETCH_MIN_PAGES || !st->map_base)
+		return;
+	lw = malloc(sizeof(*lw));
+	if (!lw)
+		return;
+	if (ts__txn_begin_read(st, &txn) == 0) {
+		if (ts__lmdb_window_begin(lw, st, txn, "pages") == 0)
+			for (size_t i = 0; i < n && budget; i++) {
+				struct req *r = rs[i];
+				for (size_t a = 0, b; r->mode != MODE_PAGES && a < r->ntrows; a = b + 1) {
+					uint8_t lo[TS_PAGE_KEY_SIZE], hi[TS_PAGE_KEY_SIZE];
+					for (b = a; b + 1 < r->ntrows && r->trows[b + 1] == r->trows[b] + 1;)
+						b++;
+					ts__page_key(lo, r->rec.id, r->trows[a] * r->across + r->u0);
+					ts__page_key(hi, r->rec.id, r->trows[b] * r->across + r->u1);
+					if (ts__lmdb_window_prefetch(lw, lo, sizeof lo, hi, sizeof hi,
+								     &budget) < 0)
+						break;
+				}
+			}
+		ts__txn_abort(st, txn);
+	}
+	free(lw);
+	ts_error_clear();
+}
+
+static int run_windows_many(struct req **rs, size_t n, size_t *at)
+{
+	ts_store *st = rs[0]->st;
 	struct window win[2];
 	struct window *prev = NULL;
-	uint64_t total = r->mode == MODE_PAGES ? r->nplist : r->ntrows * (r->u1 - r->u0 + 1);
-	uint64_t pos = 0;
 	int rc = 0, k = 0;
 
+	prefetch_leaves(rs, n);
+
 	if (window_alloc(&win[0]) || window_alloc(&win[1])) {
-		rc = ts__err(TS_ENOMEM, "reading '%s': out of memory", r->name);
+		rc = ts__err(TS_ENOMEM, "reading '%s': out of memory", rs[0]->name);
 		goto out;
 	}
-	while (pos < total) {
-		struct window *w = &win[k];
-		MDB_txn *txn = NULL;
-		int any_miss = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct req *r = rs[i];
+		uint64_t total = r->mode == MODE_PAGES ? r->nplist
+						       : r->ntrows * (r->u1 - r->u0 + 1);
+		uint64_t pos = 0;
 
-		k ^= 1;
-		window_fill(r, w, &pos, total);
-		for (size_t i = 0; i < w->njobs; i++)
-			any_miss |= !w->jobs[i].hit && !w->jobs[i].chit;
-		if (any_miss) {
-			/* holds map_lock shared until ts__txn_abort (invariant 3) */
-			rc = ts__txn_begin_read(st, &txn);
-			if (rc == 0)
-				rc = window_fetch(r, w, txn);
+		while (pos < total) {
+			struct window *w = &win[k];
+			MDB_txn *txn = NULL;
+			int any_miss = 0;
+
+			k ^= 1;
+			w->r = r;
+			window_fill(r, w, &pos, total);
+			for (size_t q = 0; q < w->njobs; q++)
+				any_miss |= !w->jobs[q].hit && !w->jobs[q].chit;
+			if (any_miss) {
+				/* holds map_lock shared until ts__txn_abort (invariant 3) */
+				rc = ts__txn_begin_read(st, &txn);
+				if (rc == 0)
+					rc = window_fetch(r, w, txn);
+			}
+			/* decode the previous window during the I/O; one of an earlier request is
+			 * finished even when this request must start over */
+			if (prev && (rc == 0 || (rc == TS__RETRY && prev->r != r))) {
+				int rc2 = window_consume(prev);
+				if (rc2)
+					rc = rc2;
+			}
+			prev = NULL;
+			if (any_miss) {
+				int rc2 = window_complete(r, w); /* invariant 4: always waited for */
+				if (rc == 0)
+					rc = rc2;
+				ts__txn_abort(st, txn);
+			}
+			if (rc == TS__RETRY)
+				*at = i;
+			if (rc)
+				goto out;
+			prev = w;
 		}
-		if (rc == 0 && prev)
-			rc = window_consume(r, prev); /* decode the previous window during the I/O */
-		prev = NULL;
-		if (any_miss) {
-			int rc2 = window_complete(r, w); /* invariant 4: always waited for */
-			if (rc == 0)
-				rc = rc2;
-			ts__txn_abort(st, txn);
-		}
-		if (rc)
-			goto out;
-		prev = w;
 	}
 	if (prev)
-		rc = window_consume(r, prev);
+		rc = window_consume(prev);
 out:
-	window_free(r, &win[0]);
-	window_free(r, &win[1]);
+	window_free(st, &win[0]);
+	window_free(st, &win[1]);
 	return rc;
 }
 
-static int req_setup_decode(struct req *r)
+static int run_windows(struct req *r)
+{
+	size_t at;
+	return run_windows_many(&r, 1, &at);
+}
+
+static int scratch_alloc(struct req *r)
 {
 	r->nscr = r->st->threads + 2;
 	r->scr = calloc((size_t)r->nscr, sizeof(*r->scr));
@@ -932,15 +1059,30 @@ static int req_setup_decode(struct req *r)
 		return ts__err(TS_ENOMEM, "reading '%s': out of memory", r->name);
 	for (int i = 0; i < r->nscr; i++)
 		atomic_flag_clear(&r->scr[i].busy);
-	r->scr_bytes = (size_t)(r->rec.tile_rows * r->rec.tile_cols) * r->esz;
+	r->scr_owned = 1;
 	return 0;
+}
+
+static void scratch_free(struct scratch *scr, int n)
+{
+	for (int i = 0; scr && i < n; i++)
+		free(scr[i].buf);
+	free(scr);
+}
+
+/* Scratch pages for decoding: the request's own, unless a ts_read_many() call shares its. */
+static int req_setup_decode(struct req *r)
+{
+	int rc = r->scr ? 0 : scratch_alloc(r);
+	r->scr_bytes = (size_t)(r->rec.tile_rows * r->rec.tile_cols) * r->esz;
+	return rc;
 }
 
 static void req_free(struct req *r)
 {
-	for (int i = 0; r->scr && i < r->nscr; i++)
-		free(r->scr[i].buf);
-	free(r->scr);
+	if (r->scr_owned)
+		scratch_free(r->scr, r->nscr);
+	r->scr = NULL;
 	free(r->runs);
 	free(r->trows);
 	pthread_mutex_destroy(&r->err_lock);
@@ -960,78 +1102,88 @@ static int lookup(ts_store *st, const char *name, ts__tensor_rec *rec)
 
 /* -- the public functions --------------------------------------------------------------------------- */
 
+/*
+ * Validate and plan a slice request into @p r (cleared here; req_free() it whatever the result):
+ * the tensor looked up, the runs and tile rows planned, the residency policy told. A NULL
+ * @p count asks for the whole tensor (@p ndim and @p start are then ignored). A request for no
+ * elements is planned with no pages.
+ */
+static int slice_plan(struct req *r, ts_store *st, const char *name, int ndim,
+		      const uint64_t *start, const uint64_t *count, ts_dtype dtype, void *dst,
+		      size_t dst_size)
+{
+	uint64_t elems = 1, zeros[TS_MAX_DIMS] = {0};
+	size_t esz;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_init(&r->err_lock, NULL);
+	r->st = st;
+	r->name = name;
+	r->mode = MODE_SLICE;
+	rc = lookup(st, name, &r->rec);
+	if (rc)
+		return rc;
+	if (!count) {
+		ndim = r->rec.ndim;
+		start = zeros;
+		count = r->rec.shape;
+	}
+	if (ndim != r->rec.ndim)
+		return ts__err(TS_ERANGE, "slice of tensor '%s' has %d dimensions, the tensor %d",
+			       name, ndim, r->rec.ndim);
+	if (ndim > 0 && (!start || !count))
+		return ts__err(TS_EINVAL, "slice of tensor '%s': start and count are required",
+			       name);
+	for (int i = 0; i < ndim; i++) {
+		if (start[i] > r->rec.shape[i] || count[i] > r->rec.shape[i] - start[i])
+			return ts__err(TS_ERANGE,
+				       "slice of tensor '%s': dimension %d start %llu count %llu "
+				       "exceeds its size %llu",
+				       name, i, (unsigned long long)start[i],
+				       (unsigned long long)count[i],
+				       (unsigned long long)r->rec.shape[i]);
+		if (count[i] && elems > UINT64_MAX / count[i])
+			return ts__err(TS_ERANGE, "slice of tensor '%s': element count overflows",
+				       name);
+		elems *= count[i];
+	}
+	esz = ts_dtype_size(dtype);
+	if (!esz || !out_dtype_ok(&r->rec, dtype))
+		return ts__err(TS_EDTYPE, "tensor '%s' (%s, codec %s) cannot be read as %s", name,
+			       ts_dtype_name(r->rec.source_dtype),
+			       ts_codec_name(r->rec.codec.codec), ts_dtype_name(dtype));
+	if (elems > SIZE_MAX / esz || elems * esz > dst_size)
+		return ts__err(TS_ESHORTBUF,
+			       "slice of tensor '%s' needs %llu elements of %s, buffer holds %zu "
+			       "bytes",
+			       name, (unsigned long long)elems, ts_dtype_name(dtype), dst_size);
+	if (elems == 0)
+		return 0;
+	if (!dst)
+		return ts__err(TS_EINVAL, "slice of tensor '%s': no destination buffer", name);
+	r->dtype = dtype;
+	r->esz = esz;
+	r->dst = dst;
+	rc = plan_runs(r, start, count);
+	if (rc == 0)
+		rc = plan_tiles(r);
+	if (rc == 0)
+		tier_request(r);
+	return rc;
+}
+
 static int read_slice_once(ts_store *st, const char *name, int ndim, const uint64_t *start,
 			   const uint64_t *count, ts_dtype dtype, void *dst, size_t dst_size)
 {
 	struct req r;
-	uint64_t elems = 1;
-	size_t esz;
-	int rc;
+	int rc = slice_plan(&r, st, name, ndim, start, count, dtype, dst, dst_size);
 
-	memset(&r, 0, sizeof(r));
-	pthread_mutex_init(&r.err_lock, NULL);
-	r.st = st;
-	r.name = name;
-	r.mode = MODE_SLICE;
-	rc = lookup(st, name, &r.rec);
-	if (rc)
-		goto out;
-	if (ndim != r.rec.ndim) {
-		rc = ts__err(TS_ERANGE, "slice of tensor '%s' has %d dimensions, the tensor %d", name,
-			     ndim, r.rec.ndim);
-		goto out;
-	}
-	if (ndim > 0 && (!start || !count)) {
-		rc = ts__err(TS_EINVAL, "slice of tensor '%s': start and count are required", name);
-		goto out;
-	}
-	for (int i = 0; i < ndim; i++) {
-		if (start[i] > r.rec.shape[i] || count[i] > r.rec.shape[i] - start[i]) {
-			rc = ts__err(TS_ERANGE,
-				     "slice of tensor '%s': dimension %d start %llu count %llu "
-				     "exceeds its size %llu",
-				     name, i, (unsigned long long)start[i],
-				     (unsigned long long)count[i], (unsigned long long)r.rec.shape[i]);
-			goto out;
-		}
-		if (count[i] && elems > UINT64_MAX / count[i]) {
-			rc = ts__err(TS_ERANGE, "slice of tensor '%s': element count overflows", name);
-			goto out;
-		}
-		elems *= count[i];
-	}
-	esz = ts_dtype_size(dtype);
-	if (!esz || !out_dtype_ok(&r.rec, dtype)) {
-		rc = ts__err(TS_EDTYPE, "tensor '%s' (%s, codec %s) cannot be read as %s", name,
-			     ts_dtype_name(r.rec.source_dtype), ts_codec_name(r.rec.codec.codec),
-			     ts_dtype_name(dtype));
-		goto out;
-	}
-	if (elems > SIZE_MAX / esz || elems * esz > dst_size) {
-		rc = ts__err(TS_ESHORTBUF,
-			     "slice of tensor '%s' needs %llu elements of %s, buffer holds %zu bytes",
-			     name, (unsigned long long)elems, ts_dtype_name(dtype), dst_size);
-		goto out;
-	}
-	if (elems == 0)
-		goto out;
-	if (!dst) {
-		rc = ts__err(TS_EINVAL, "slice of tensor '%s': no destination buffer", name);
-		goto out;
-	}
-	r.dtype = dtype;
-	r.esz = esz;
-	r.dst = dst;
-	rc = plan_runs(&r, start, count);
-	if (rc == 0)
-		rc = plan_tiles(&r);
-	if (rc == 0)
+	if (rc == 0 && r.ntrows) {
 		rc = req_setup_decode(&r);
-	if (rc == 0) {
-		tier_request(&r);
-		rc = run_windows(&r);
+		if (rc == 0)
+			rc = run_windows(&r);
 	}
-out:
 	req_free(&r);
 	return rc;
 }
@@ -1048,6 +1200,191 @@ TS_API int ts_read_slice(ts_store *st, const char *name, int ndim, const uint64_
 			       ndim, TS_MAX_DIMS);
 	for (int i = 0; i < RETRIES; i++) {
 		rc = read_slice_once(st, name, ndim, start, count, dtype, dst, dst_size);
+		if (rc != TS__RETRY)
+			return rc;
+	}
+	return ts__err(TS_EBUSY, "tensor '%s' kept changing during the read", name);
+}
+
+/* -- many requests in one pipeline; row gathers ------------------------------------------------ */
+
+TS_API int ts_read_many(ts_store *st, const ts_read_request *reqs, size_t n)
+{
+	struct req *rs = NULL, **rp = NULL;
+	struct scratch *scr = NULL;
+	size_t from = 0, planned = 0;
+	int rc = 0, tries = 0, nscr;
+
+	if (!st || (n && !reqs))
+		return ts__err(TS_EINVAL, "ts_read_many: store and requests are required");
+	for (size_t i = 0; i < n; i++)
+		if (!reqs[i].name)
+			return ts__err(TS_EINVAL, "ts_read_many: request %zu has no tensor name", i);
+	if (n == 0)
+		return 0;
+	rs = calloc(n, sizeof(*rs));
+	rp = calloc(n, sizeof(*rp));
+	nscr = st->threads + 2;
+	scr = calloc((size_t)nscr, sizeof(*scr));
+	if (!rs || !rp || !scr) {
+		rc = ts__err(TS_ENOMEM, "ts_read_many: out of memory for %zu requests", n);
+		goto out;
+	}
+	for (int i = 0; i < nscr; i++)
+		atomic_flag_clear(&scr[i].busy);
+	while (from < n) {
+		size_t m = 0, at = 0, bad = n;
+		int prc = 0;
+
+		/* plan from @p from on; a request that cannot be planned ends the call after the
+		 * ones before it have been read */
+		for (size_t i = from; i < n; i++) {
+			const ts_read_request *q = &reqs[i];
+			if (i < planned)
+				req_free(&rs[i]);
+			prc = slice_plan(&rs[i], st, q->name, q->ndim, q->start, q->count, q->dtype,
+					 q->dst, q->dst_size);
+			planned = i + 1;
+			if (prc == 0) {
+				rs[i].scr = scr; /* shared scratch pages */
+				rs[i].nscr = nscr;
+				prc = req_setup_decode(&rs[i]);
+			}
+			if (prc) {
+				bad = i;
+				break;
+			}
+			if (rs[i].ntrows)
+				rp[m++] = &rs[i];
+		}
+		rc = m ? run_windows_many(rp, m, &at) : 0;
+		if (rc == TS__RETRY) {
+			/* rp[at] changed under the read: everything before it is done */
+			size_t idx = (size_t)(rp[at] - rs);
+			if (idx != from)
+				tries = 0;
+			if (++tries >= RETRIES) {
+				rc = ts__err(TS_EBUSY, "tensor '%s' kept changing during the read",
+					     reqs[idx].name);
+				goto out;
+			}
+			from = idx;
+			continue;
+		}
+		if (rc == 0 && bad < n) {
+			/* the message of the planning error was overwritten by the reads: redo it */
+			struct req t;
+			const ts_read_request *q = &reqs[bad];
+			rc = slice_plan(&t, st, q->name, q->ndim, q->start, q->count, q->dtype, q->dst,
+					q->dst_size);
+			req_free(&t);
+			if (rc == 0)
+				rc = prc;
+		}
+		break;
+	}
+out:
+	for (size_t i = 0; rs && i < planned; i++)
+		req_free(&rs[i]);
+	scratch_free(scr, scr ? st->threads + 2 : 0);
+	free(rs);
+	free(rp);
+	return rc;
+}
+
+struct gather {
+	uint64_t src, dst;
+};
+
+static int gather_cmp(const void *a, const void *b)
+{
+	const struct gather *x = a, *y = b;
+	if (x->src != y->src)
+		return x->src < y->src ? -1 : 1;
+	return x->dst < y->dst ? -1 : x->dst > y->dst;
+}
+
+static int read_rows_once(ts_store *st, const char *name, size_t n, const uint64_t *rows,
+			  ts_dtype dtype, void *dst, size_t dst_size)
+{
+	struct req r;
+	struct gather *g = NULL;
+	size_t esz = ts_dtype_size(dtype), cap = 0;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	pthread_mutex_init(&r.err_lock, NULL);
+	r.st = st;
+	r.name = name;
+	r.mode = MODE_SLICE;
+	rc = lookup(st, name, &r.rec);
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (rows[i] >= r.rec.rows) {
+			rc = ts__err(TS_ERANGE, "row gather of tensor '%s': row %llu (index %zu) is "
+				     "outside its %llu rows", name, (unsigned long long)rows[i], i,
+				     (unsigned long long)r.rec.rows);
+			goto out;
+		}
+	if (!esz || !out_dtype_ok(&r.rec, dtype)) {
+		rc = ts__err(TS_EDTYPE, "tensor '%s' (%s, codec %s) cannot be read as %s", name,
+			     ts_dtype_name(r.rec.source_dtype), ts_codec_name(r.rec.codec.codec),
+			     ts_dtype_name(dtype));
+		goto out;
+	}
+	if (r.rec.cols && (n > SIZE_MAX / esz / r.rec.cols || n * r.rec.cols * esz > dst_size)) {
+		rc = ts__err(TS_ESHORTBUF, "row gather of tensor '%s': %zu rows of %llu elements "
+			     "of %s, buffer holds %zu bytes", name, n,
+			     (unsigned long long)r.rec.cols, ts_dtype_name(dtype), dst_size);
+		goto out;
+	}
+	if (n == 0 || r.rec.cols == 0)
+		goto out;
+	if (!dst) {
+		rc = ts__err(TS_EINVAL, "row gather of tensor '%s': no destination buffer", name);
+		goto out;
+	}
+	/* sorted by source row: runs ascending (duplicates next to each other), so that every
+	 * page is planned, read and decoded once */
+	g = malloc(n * sizeof(*g));
+	if (!g) {
+		rc = ts__err(TS_ENOMEM, "row gather of tensor '%s': out of memory", name);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		g[i] = (struct gather){rows[i], i};
+	qsort(g, n, sizeof(*g), gather_cmp);
+	r.dtype = dtype;
+	r.esz = esz;
+	r.dst = dst;
+	r.cs = 0;
+	r.cc = r.rec.cols;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = add_run(&r, &cap, g[i].src, g[i].dst, 1);
+	if (rc == 0)
+		rc = plan_tiles(&r);
+	if (rc == 0)
+		rc = req_setup_decode(&r);
+	if (rc == 0) {
+		tier_request(&r);
+		rc = run_windows(&r);
+	}
+out:
+	free(g);
+	req_free(&r);
+	return rc;
+}
+
+TS_API int ts_read_rows(ts_store *st, const char *name, size_t n, const uint64_t *rows,
+			ts_dtype dtype, void *dst, size_t dst_size)
+{
+	int rc;
+
+	if (!st || !name || (n && !rows))
+		return ts__err(TS_EINVAL, "ts_read_rows: store, name and rows are required");
+	for (int i = 0; i < RETRIES; i++) {
+		rc = read_rows_once(st, name, n, rows, dtype, dst, dst_size);
 		if (rc != TS__RETRY)
 			return rc;
 	}

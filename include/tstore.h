@@ -551,6 +551,72 @@ TS_API int ts_tensor_foreach(ts_store *st,
 TS_API int ts_read_slice(ts_store *st, const char *name, int ndim, const uint64_t *start,
 			 const uint64_t *count, ts_dtype dtype, void *dst, size_t dst_size);
 
+/** One read of ts_read_many(): what ts_read_slice() takes. */
+typedef struct ts_read_request {
+	const char *name;      /**< the tensor */
+	int ndim;              /**< entries of start and count (ignored when count is NULL) */
+	const uint64_t *start; /**< first index per dimension (ignored when count is NULL) */
+	const uint64_t *count; /**< extent per dimension; NULL: the whole tensor */
+	ts_dtype dtype;        /**< F32, BF16 or F16; a raw tensor also its own dtype */
+	void *dst;             /**< the caller's buffer, at least product(count) elements */
+	size_t dst_size;       /**< its size in bytes */
+} ts_read_request;
+
+/**
+ * Perform the reads @p reqs[0..n) as ts_read_slice() would, one after the other, as one
+ * pipeline: while pages of one request decode on the store's worker threads, the storage reads
+ * of the next pages (of the next request, at the end of one) are in flight. The way to load
+ * many tensors (a model): a loop of ts_read_slice() leaves the disk idle while each tensor's last
+ * pages decode and the cores idle while the next tensor's first pages are read.
+ * Each request is planned (looked up, checked) before any is read.
+ * Threads: as ts_read_slice(); the requests' buffers must not overlap.
+ *
+ * @return 0 when every request was read. Otherwise the error of the first request (in array
+ *         order) that failed, with ts_error_last() naming its tensor; every request before it
+ *         was read completely, it and the ones after it may have been partly written:
+ *         TS_ENOTFOUND, TS_ERANGE, TS_ESHORTBUF, TS_EDTYPE, TS_ECORRUPT, TS_EIO, TS_EBUSY
+ *         (its tensor was replaced over and over while the read retried), TS_ENOMEM as
+ *         ts_read_slice(); TS_EINVAL for a NULL store, a NULL @p reqs with n > 0, a request
+ *         without a name or (with elements to read) without a buffer.
+ */
+TS_API int ts_read_many(ts_store *st, const ts_read_request *reqs, size_t n);
+
+/**
+ * Gather rows of a tensor: row k of @p dst receives row @p rows[k] of the tensor's 2-D view
+ * (rows = product of the leading dimensions, a row = the last dimension; a 1-D tensor has one
+ * row) as @p dtype. The rows may come in any order and repeat (embedding lookups, selecting
+ * experts). All the pages they touch are read in one I/O batch (a few, past 256 pages or 4 MiB
+ * of storage), each page once, and only the requested rows of each page are decoded.
+ * Threads: as ts_read_slice().
+ *
+ * @param dst_size at least n * (last dimension) * ts_dtype_size(dtype)
+ * @return 0; TS_ERANGE if a row is outside the tensor (checked before anything is read:
+ *         nothing is written); TS_ENOTFOUND; TS_ESHORTBUF; TS_EDTYPE; TS_ECORRUPT if a page
+ *         fails its checks (ts_error_last() names tensor and page); TS_EIO; TS_EBUSY if the
+ *         tensor was replaced over and over while the read retried; TS_ENOMEM; TS_EINVAL for a
+ *         NULL store, name, rows (with n > 0) or buffer.
+ */
+TS_API int ts_read_rows(ts_store *st, const char *name, size_t n, const uint64_t *rows,
+			ts_dtype dtype, void *dst, size_t dst_size);
+
+/**
+ * Allocate @p size bytes of destination memory for loads, ready to be written at full speed:
+ * a private mapping aligned to 2 MiB, advised for transparent huge pages (MADV_HUGEPAGE), its
+ * pages made present before it is returned, in parallel on the worker threads of @p st (NULL:
+ * on the calling thread). Fresh memory otherwise faults in 4 KiB at a time while the load writes
+ * it, which can cost more than the load itself (docs/READ.md gives measurements). The memory is
+ * zeroed. Threads: any.
+ *
+ * @param out  receives the buffer, to be released with ts_buffer_free(*out, size)
+ * @return 0; TS_EINVAL for a NULL @p out or a size of 0; TS_ENOMEM (or the errno code of
+ *         mmap) if the memory cannot be mapped.
+ */
+TS_API int ts_buffer_alloc(void **out, ts_store *st, size_t size);
+
+/** Release a buffer of ts_buffer_alloc(); @p size is the size it was allocated with. NULL is
+ *  ignored. */
+TS_API void ts_buffer_free(void *buf, size_t size);
+
 /**
  * Read rows [row_start, row_start+row_count) of a block-coded tensor (nvfp4, mxfp4, fp8) in its
  * encoded form: @p codes receives the code plane (row-major, each row padded to whole blocks),

@@ -1,8 +1,11 @@
 /*
  * Tests of the codec API: configurations, names, encoded sizes, argument errors, raw (lossless,
- * NaN and Inf included), source dtypes BF16/F16, strides and unaligned buffers, the kernel name.
+ * NaN and Inf included), source dtypes BF16/F16, strides and unaligned buffers, the kernel name,
+ * decoding a rectangle of a page.
  */
 #include "golden.h"
+
+#include "codec/codec.h"
 
 Test(codec, defaults_are_the_documented_ones)
 {
@@ -251,6 +254,77 @@ Test(codec, long_rows_strides_and_unaligned_buffers)
 		free(a), free(b), free(u), free(y), free(yu);
 	}
 	free(x);
+}
+
+/* A rectangle of a page decodes to exactly the bytes of the whole page's decode there, for every
+ * codec and output type, with block edges cut anywhere, and writes nothing outside it. */
+Test(codec, a_rectangle_decodes_to_the_whole_pages_bytes)
+{
+	const uint64_t rows = 9, cols = 100; /* 100: a padded last block for every block codec */
+	static const ts_codec codecs[] = {TS_CODEC_NVFP4, TS_CODEC_MXFP4, TS_CODEC_INT8,
+					  TS_CODEC_INT8, TS_CODEC_FP8, TS_CODEC_RAW};
+	static const ts_dtype outs[] = {TS_F32, TS_BF16, TS_F16};
+	static const uint64_t rects[][4] = {{0, 9, 0, 100}, {0, 1, 0, 16}, {2, 3, 5, 20},
+					     {8, 1, 99, 1}, {1, 7, 16, 64}, {0, 9, 33, 67},
+					     {4, 2, 3, 4},  {3, 6, 0, 97},  {0, 9, 96, 4}};
+	float x[9 * 100];
+	for (size_t i = 0; i < rows * cols; i++)
+		x[i] = sinf((float)i * 0.37f) * (float)(i % 13 + 1);
+	for (int k = 0; k < 6; k++) {
+		ts_codec_config cfg = ts_codec_config_default(codecs[k]);
+		if (k == 3)
+			cfg.symmetric = 0;
+		size_t size = ts_codec_encoded_size(&cfg, rows, cols);
+		uint8_t *enc = malloc(size);
+		float g = ts_codec_tensor_scale(&cfg, 13.0f);
+		cr_assert_eq(ts_codec_encode(&cfg, 13.0f, x, TS_F32, cols, rows, cols, enc, size), 0);
+		for (int o = 0; o < 3; o++) {
+			size_t es = ts_dtype_size(outs[o]);
+			uint8_t whole[9 * 100 * 4], part[9 * 110 * 4 + 8];
+			cr_assert_eq(ts_codec_decode(&cfg, g, enc, size, rows, cols, outs[o], whole,
+						     cols), 0);
+			for (size_t q = 0; q < sizeof(rects) / sizeof(rects[0]); q++) {
+				const uint64_t *rc = rects[q];
+				uint64_t stride = rc[3] + 3;
+				for (int mis = 0; mis < 2; mis++) { /* aligned and unaligned */
+					uint8_t *d = part + mis * es;
+					memset(part, 0xa5, sizeof(part));
+					cr_assert_eq(ts__codec_decode_rect(&cfg, g, enc, size, rows,
+									   cols, rc[0], rc[1], rc[2],
+									   rc[3], outs[o], d, stride),
+						     0, "%s: %s", ts_codec_name(codecs[k]),
+						     ts_error_last());
+					for (uint64_t r = 0; r < rc[1]; r++) {
+						cr_assert_eq(memcmp(d + r * stride * es,
+								    whole + ((rc[0] + r) * cols +
+									     rc[2]) * es,
+								    rc[3] * es),
+							     0, "%s to %s, rows %llu+%llu cols %llu+%llu",
+							     ts_codec_name(codecs[k]),
+							     ts_dtype_name(outs[o]),
+							     (unsigned long long)rc[0],
+							     (unsigned long long)rc[1],
+							     (unsigned long long)rc[2],
+							     (unsigned long long)rc[3]);
+						/* the gap between rows stays untouched */
+						for (uint64_t b = rc[3] * es; b < stride * es &&
+									      r + 1 < rc[1]; b++)
+							cr_assert_eq(d[r * stride * es + b], 0xa5);
+					}
+					for (size_t b = ((rc[1] - 1) * stride + rc[3]) * es;
+					     b < sizeof(part) - mis * es; b++)
+						cr_assert_eq(d[b], 0xa5, "%s: written past the end",
+							     ts_codec_name(codecs[k]));
+				}
+			}
+		}
+		/* a rectangle that leaves the page is refused */
+		uint8_t out[64];
+		cr_assert_eq(ts__codec_decode_rect(&cfg, g, enc, size, rows, cols, 8, 2, 0, 4, TS_F32,
+						   out, 4),
+			     TS_EINVAL);
+		free(enc);
+	}
 }
 
 Test(codec, kernel_name_is_reported)

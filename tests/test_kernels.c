@@ -364,6 +364,59 @@ Test(kernels, avx2_4bit_decoders_match_scalar_on_every_code_and_scale)
 	free(scales);
 }
 
+/* A rows call (one set of tables for all rows) writes what one scalar call per row writes, and
+ * nothing between the rows. */
+Test(kernels, avx2_4bit_rows_decoders_match_scalar_row_by_row)
+{
+	const ts__kernels *k = avx2_or_skip();
+	const ts__kernels *ref = ts__kernels_scalar();
+	static const int codecs[] = {TS_CODEC_NVFP4, TS_CODEC_MXFP4};
+	static const size_t rows_list[] = {1, 2, 5, 28};
+	static const size_t nb_list[] = {1, 2, 3, 17, 64};
+	rng_seed("4bit rows decode");
+	const size_t cap_codes = 28 * 80 * 16, cap_scales = 28 * 80;
+	uint8_t *codes = malloc(cap_codes), *scales = malloc(cap_scales);
+	cr_assert(codes && scales);
+	for (size_t i = 0; i < cap_codes; i++)
+		codes[i] = (uint8_t)rng_next();
+	for (size_t i = 0; i < cap_scales; i++) /* few distinct scales, some of them special */
+		scales[i] = (uint8_t)(i % 7 == 0 ? 0x7f + (rng_next() & 0x80) : rng_next() % 40 + 60);
+	for (int ci = 0; ci < 2; ci++) {
+		int codec = codecs[ci], bs = codec == TS_CODEC_NVFP4 ? 16 : 32;
+		size_t cb = (size_t)bs / 2;
+		cr_assert(k->decode_rows[codec][0], "%s: no rows decoder", ts_codec_name(codec));
+		for (int out = 0; out < TS_KERNEL_OUTS; out++)
+			for (size_t ri = 0; ri < 4; ri++)
+				for (size_t ni = 0; ni < 5; ni++) {
+					size_t rows = rows_list[ri], nb = nb_list[ni];
+					size_t cstride = 80 * cb, sstride = 80; /* rows of 80 blocks */
+					size_t row_bytes = nb * (size_t)bs * out_size[out];
+					size_t dstride = row_bytes + 2 * out_size[out] + 32;
+					size_t total = rows * dstride + 64;
+					uint8_t *a = malloc(total), *b = malloc(total);
+					float g = codec == TS_CODEC_NVFP4 ? 0x1.3p-7f : 1.0f;
+					cr_assert(a && b);
+					memset(a, 0xa5, total);
+					memset(b, 0xa5, total);
+					k->decode_rows[codec][out](codes, cstride, scales, sstride, rows, nb,
+								   bs, g, a, dstride);
+					for (size_t r = 0; r < rows; r++)
+						ref->decode[codec][out](codes + r * cstride,
+									scales + r * sstride, nb, bs,
+									g, b + r * dstride);
+					long d = first_diff(a, b, total);
+					cr_assert_eq(d, -1,
+						     "%s rows decoder to %s, %zu rows of %zu blocks: "
+						     "byte %ld differs",
+						     ts_codec_name(codec), out_names[out], rows, nb, d);
+					free(a);
+					free(b);
+				}
+	}
+	free(codes);
+	free(scales);
+}
+
 Test(kernels, avx2_fp8_decoder_matches_scalar_on_every_byte)
 {
 	const ts__kernels *k = avx2_or_skip();

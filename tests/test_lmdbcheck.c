@@ -257,6 +257,23 @@ Test(lmdbcheck, overflow_page_number_outside_the_file_is_corrupt)
 	free(img);
 }
 
+/* A read checks each page of the pages database once per transaction and remembers it
+ * (engine/lmdbcheck.c, invariant 5): damage to the last value of a leaf, whose lookup comes
+ * after many others on the same, already checked leaf, is still found. */
+Test(lmdbcheck, damage_to_a_leafs_last_value_is_found_after_its_leaf_was_checked)
+{
+	size_t len;
+	uint8_t *img = make_store(&len);
+	uint8_t *l = find_page(img, len, K_PAGES_LEAF);
+	unsigned nkeys = (g16(l + 12) - 16) / 2;
+	cr_assert_geq(nkeys, 3, "the leaf has %u nodes", nkeys);
+	uint8_t *node = l + g16(l + 16 + 2 * (nkeys - 1));
+	uint8_t *data = node + 8 + g16(node + 6); /* the overflow page number, u64 */
+	data[5] ^= 0x40;                          /* + 2^46 pages */
+	expect_big_corrupt(img, len);
+	free(img);
+}
+
 Test(lmdbcheck, branch_keys_out_of_order_are_corrupt)
 {
 	size_t len;

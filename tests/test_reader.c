@@ -726,3 +726,252 @@ Test(reader, scalar_tensor_reads_with_zero_dimensions, .init = mkdir_fresh, .fin
 	cr_expect_eq(ts_read_slice(st, "scale", 0, NULL, NULL, TS_F32, &y, 3), TS_ESHORTBUF);
 	ts_store_close(st);
 }
+
+/* -- ts_read_many and ts_read_rows against ts_read_slice ------------------------------------- */
+
+/* A store of tensors in several codecs, small pages so that each has many. */
+static void many_store(uint64_t *s)
+{
+	static const ts_codec codecs[] = {TS_CODEC_NVFP4, TS_CODEC_RAW, TS_CODEC_LOSSLESS,
+					  TS_CODEC_MXFP4, TS_CODEC_FP8, TS_CODEC_NVFP4};
+	static const uint64_t tshapes[][3] = {{300, 130}, {77, 50}, {90, 70}, {5, 40, 96},
+					      {1, 1000}, {1000, 64}};
+	static const int ndims[] = {2, 2, 2, 3, 2, 2};
+	ts_store *st = open_store(TS_IO_URING, 0, 1);
+	for (int t = 0; t < 6; t++) {
+		char name[32];
+		uint64_t n = elems_of(ndims[t], tshapes[t]);
+		float *x = malloc(n * 4);
+		ts_codec_config cfg = ts_codec_config_default(codecs[t]);
+		if (codecs[t] == TS_CODEC_RAW || codecs[t] == TS_CODEC_LOSSLESS) {
+			cfg.raw_dtype = TS_F32;
+			cfg.bits_per_value = 32;
+		}
+		for (uint64_t i = 0; i < n; i++)
+			x[i] = normal(s);
+		snprintf(name, sizeof(name), "t%d", t);
+		write_tensor(st, name, ndims[t], tshapes[t], &cfg, x, 4080, s);
+		free(x);
+	}
+	ts_store_close(st);
+}
+
+Test(reader, read_many_equals_one_read_slice_per_request, .init = mkdir_fresh, .fini = rm_fresh)
+{
+	uint64_t s = seed_of("read_many");
+	many_store(&s);
+	for (int b = 0; b < NBACKENDS; b++) {
+		ts_store *st = open_store(backends[b], b == 2 ? 1 << 20 : 0, 0);
+		ts_read_request q[10];
+		uint8_t *got[10], *want[10];
+		uint64_t starts[10][3], counts[10][3];
+		size_t n = 0;
+		for (int t = 0; t < 6; t++) {
+			char name[32];
+			ts_tensor_info info;
+			snprintf(name, sizeof(name), "t%d", t);
+			cr_assert_eq(ts_tensor_info_get(&info, st, name), 0);
+			/* whole tensors as BF16 (count NULL) and random slices as F32 */
+			for (int k = 0; k < (t < 2 ? 2 : 1); k++) {
+				ts_read_request *r = &q[n];
+				memset(r, 0, sizeof(*r));
+				r->name = strdup(name);
+				r->dtype = k ? TS_F32 : TS_BF16;
+				uint64_t e = 1;
+				if (k) {
+					for (int d = 0; d < info.ndim; d++) {
+						counts[n][d] = rnd(&s) % info.shape[d] + 1;
+						starts[n][d] =
+							rnd(&s) % (info.shape[d] - counts[n][d] + 1);
+						e *= counts[n][d];
+					}
+					r->ndim = info.ndim;
+					r->start = starts[n];
+					r->count = counts[n];
+				} else {
+					e = elems_of(info.ndim, info.shape);
+				}
+				r->dst_size = e * ts_dtype_size(r->dtype);
+				got[n] = malloc(r->dst_size);
+				want[n] = malloc(r->dst_size);
+				memset(got[n], 0x5a, r->dst_size);
+				r->dst = got[n];
+				uint64_t zero[3] = {0, 0, 0};
+				cr_assert_eq(ts_read_slice(st, name, info.ndim, k ? starts[n] : zero,
+							   k ? counts[n] : info.shape, r->dtype,
+							   want[n], r->dst_size),
+					     0, "%s", ts_error_last());
+				n++;
+			}
+		}
+		/* a request for nothing in the middle */
+		uint64_t z0[2] = {3, 0}, zc[2] = {0, 130};
+		q[n] = (ts_read_request){"t0", 2, z0, zc, TS_F32, NULL, 0};
+		got[n] = want[n] = NULL;
+		n++;
+		cr_assert_eq(ts_read_many(st, q, n), 0, "%s: %s",
+			     ts_io_backend_name(backends[b]), ts_error_last());
+		for (size_t i = 0; i < n; i++) {
+			if (got[i])
+				cr_assert_eq(memcmp(got[i], want[i], q[i].dst_size), 0,
+					     "%s: request %zu (%s) differs from ts_read_slice",
+					     ts_io_backend_name(backends[b]), i, q[i].name);
+			if (i + 1 < n)
+				free((char *)q[i].name);
+			free(got[i]);
+			free(want[i]);
+		}
+		ts_store_close(st);
+	}
+}
+
+Test(reader, read_many_stops_at_the_first_failing_request, .init = mkdir_fresh, .fini = rm_fresh)
+{
+	uint64_t s = seed_of("read_many errors");
+	many_store(&s);
+	ts_store *st = open_store(TS_IO_URING, 0, 0);
+	size_t n0 = 300 * 130, n5 = 1000 * 64;
+	float *a = malloc(n0 * 4), *b = malloc(n5 * 4), *ref = malloc(n0 * 4);
+	uint64_t z[2] = {0, 0}, sh0[2] = {300, 130};
+	ts_read_request q[3] = {{"t0", 0, NULL, NULL, TS_F32, a, n0 * 4},
+				{"missing", 0, NULL, NULL, TS_F32, b, n5 * 4},
+				{"t5", 0, NULL, NULL, TS_F32, b, n5 * 4}};
+	cr_assert_eq(ts_read_many(st, q, 3), TS_ENOTFOUND);
+	cr_assert(strstr(ts_error_last(), "missing") != NULL, "%s", ts_error_last());
+	cr_assert_eq(ts_read_slice(st, "t0", 2, z, sh0, TS_F32, ref, n0 * 4), 0);
+	cr_assert_eq(memcmp(a, ref, n0 * 4), 0, "the request before the failing one was read");
+	/* a short buffer, a bad dtype, NULLs */
+	q[1] = (ts_read_request){"t5", 0, NULL, NULL, TS_F32, b, n5 * 4 - 1};
+	cr_assert_eq(ts_read_many(st, q, 2), TS_ESHORTBUF);
+	q[1] = (ts_read_request){"t5", 0, NULL, NULL, TS_U8, b, n5 * 4};
+	cr_assert_eq(ts_read_many(st, q, 2), TS_EDTYPE);
+	q[1] = (ts_read_request){NULL, 0, NULL, NULL, TS_F32, b, n5 * 4};
+	cr_assert_eq(ts_read_many(st, q, 2), TS_EINVAL);
+	cr_assert_eq(ts_read_many(NULL, q, 1), TS_EINVAL);
+	cr_assert_eq(ts_read_many(st, NULL, 1), TS_EINVAL);
+	cr_assert_eq(ts_read_many(st, NULL, 0), 0);
+	free(a), free(b), free(ref);
+	ts_store_close(st);
+}
+
+Test(reader, read_rows_equals_one_slice_per_row, .init = mkdir_fresh, .fini = rm_fresh)
+{
+	uint64_t s = seed_of("read_rows");
+	many_store(&s);
+	static const char *names[] = {"t0", "t1", "t2", "t3", "t4", "t5"};
+	for (int b = 0; b < NBACKENDS; b++) {
+		ts_store *st = open_store(backends[b], b == 2 ? 1 << 20 : 0, 0);
+		for (int t = 0; t < 6; t++) {
+			ts_tensor_info info;
+			cr_assert_eq(ts_tensor_info_get(&info, st, names[t]), 0);
+			uint64_t cols = info.shape[info.ndim - 1], nrows = 1;
+			for (int d = 0; d + 1 < info.ndim; d++)
+				nrows *= info.shape[d];
+			/* unsorted, with duplicates, first and last row included */
+			size_t n = 40;
+			uint64_t rows[40];
+			for (size_t i = 0; i < n; i++)
+				rows[i] = rnd(&s) % nrows;
+			rows[3] = rows[7];
+			rows[5] = 0;
+			rows[9] = nrows - 1;
+			rows[10] = rows[9];
+			for (int o = 0; o < 2; o++) {
+				ts_dtype dt = o ? TS_BF16 : TS_F32;
+				size_t rb = cols * ts_dtype_size(dt);
+				uint8_t *got = malloc(n * rb), *one = malloc(rb);
+				cr_assert_eq(ts_read_rows(st, names[t], n, rows, dt, got, n * rb), 0,
+					     "%s", ts_error_last());
+				for (size_t i = 0; i < n; i++) {
+					/* row r of the 2-D view as a slice of the N-D tensor */
+					uint64_t st0[3] = {0}, ct[3] = {1, 1, 1}, r = rows[i];
+					for (int d = info.ndim - 2; d >= 0; d--) {
+						st0[d] = r % info.shape[d];
+						r /= info.shape[d];
+					}
+					ct[info.ndim - 1] = cols;
+					cr_assert_eq(ts_read_slice(st, names[t], info.ndim, st0, ct, dt,
+								   one, rb),
+						     0, "%s", ts_error_last());
+					cr_assert_eq(memcmp(got + i * rb, one, rb), 0,
+						     "%s %s: gathered row %zu (%llu) differs",
+						     ts_io_backend_name(backends[b]), names[t], i,
+						     (unsigned long long)rows[i]);
+				}
+				free(got);
+				free(one);
+			}
+			/* a row outside the tensor: refused, nothing written */
+			uint8_t buf[4 * 1000 * 3];
+			memset(buf, 0x77, sizeof(buf));
+			uint64_t bad[3] = {0, nrows, 1};
+			cr_assert_eq(ts_read_rows(st, names[t], 3, bad, TS_F32, buf, sizeof(buf)),
+				     TS_ERANGE);
+			for (size_t i = 0; i < sizeof(buf); i++)
+				cr_assert_eq(buf[i], 0x77, "written before the range check");
+		}
+		ts_store_close(st);
+	}
+}
+
+Test(reader, read_rows_reads_each_page_once_in_one_batch, .init = mkdir_fresh, .fini = rm_fresh)
+{
+	uint64_t s = seed_of("read_rows pages");
+	many_store(&s);
+	ts_store *st = open_store(TS_IO_URING, 0, 0);
+	ts_tensor_info info;
+	cr_assert_eq(ts_tensor_info_get(&info, st, "t5"), 0);
+	/* every row of two tile rows, many times over, in reverse */
+	uint64_t rows[4 * 64];
+	size_t n = 0;
+	for (int rep = 0; rep < 4; rep++)
+		for (uint64_t r = 0; r < 2 * info.tile_rows && n < 256; r++)
+			rows[n++] = 3 * info.tile_rows + 2 * info.tile_rows - 1 - r;
+	float *got = malloc(n * 64 * 4);
+	ts_cache_stats a, z;
+	ts_cache_stats_get(&a, st);
+	cr_assert_eq(ts_read_rows(st, "t5", n, rows, TS_F32, got, n * 64 * 4), 0, "%s",
+		     ts_error_last());
+	ts_cache_stats_get(&z, st);
+	uint64_t pages = 2 * ((64 + info.tile_cols - 1) / info.tile_cols);
+	/* back-to-back pages merge into fewer reads; never more reads than pages */
+	cr_assert_leq(z.storage_reads - a.storage_reads, pages);
+	cr_assert_gt(z.storage_reads - a.storage_reads, 0);
+	uint64_t page_io = (z.storage_bytes - a.storage_bytes) / pages;
+	cr_assert_leq(page_io, 4096 * ((16 + 64 + info.stored_bytes / info.page_count + 4095) / 4096),
+		      "%llu bytes per page read", (unsigned long long)page_io);
+	free(got);
+	ts_store_close(st);
+}
+
+Test(reader, load_buffers_are_aligned_zeroed_and_take_a_read, .init = mkdir_fresh,
+     .fini = rm_fresh)
+{
+	uint64_t s = seed_of("buffer");
+	many_store(&s);
+	ts_store *st = open_store(TS_IO_URING, 0, 0);
+	size_t n = 300 * 130 * 4, size = (5u << 20) + 123;
+	void *buf = NULL;
+	cr_assert_eq(ts_buffer_alloc(&buf, st, size), 0, "%s", ts_error_last());
+	cr_assert_eq((uintptr_t)buf % (2u << 20), 0, "2 MiB aligned");
+	for (size_t i = 0; i < size; i += 4093)
+		cr_assert_eq(((uint8_t *)buf)[i], 0);
+	ts_read_request q = {"t0", 0, NULL, NULL, TS_F32, (uint8_t *)buf + size - n, n};
+	float *ref = malloc(n);
+	uint64_t z[2] = {0, 0}, sh[2] = {300, 130};
+	cr_assert_eq(ts_read_many(st, &q, 1), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_read_slice(st, "t0", 2, z, sh, TS_F32, ref, n), 0);
+	cr_assert_eq(memcmp((uint8_t *)buf + size - n, ref, n), 0);
+	ts_buffer_free(buf, size);
+	/* without a store (populated on the calling thread); errors */
+	cr_assert_eq(ts_buffer_alloc(&buf, NULL, 4096), 0);
+	((uint8_t *)buf)[4095] = 1;
+	ts_buffer_free(buf, 4096);
+	ts_buffer_free(NULL, 4096);
+	cr_assert_eq(ts_buffer_alloc(&buf, st, 0), TS_EINVAL);
+	cr_assert_null(buf);
+	cr_assert_eq(ts_buffer_alloc(NULL, st, 10), TS_EINVAL);
+	cr_assert_eq(ts_buffer_alloc(&buf, st, SIZE_MAX - 10), TS_ENOMEM);
+	free(ref);
+	ts_store_close(st);
+}

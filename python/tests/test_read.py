@@ -150,3 +150,75 @@ def test_f8_and_unsigned_sources(tmp_path, cli):
             np.testing.assert_array_equal(f.get_tensor("e5").numpy(), ref5)
             with pytest.raises(ValueError, match="U16"):
                 f.get_tensor("u16")
+
+
+# -- get_tensors / load_file through ts_read_many, get_rows through ts_read_rows ---------------
+
+def test_get_tensors_equals_get_tensor_bit_for_bit(checkpoint):
+    _, store = checkpoint
+    with tstore.safe_open(store, framework="np") as f:
+        names = f.keys()
+        got = f.get_tensors()
+        assert sorted(got) == names
+        for name in names:
+            ref = f.get_tensor(name)
+            assert got[name].dtype == ref.dtype and got[name].shape == ref.shape, name
+            assert got[name].tobytes() == ref.tobytes(), name
+        some = f.get_tensors(names[::2])
+        assert sorted(some) == sorted(names[::2])
+
+
+def test_load_file_arrays_keep_their_memory_alive(checkpoint):
+    import gc
+    _, store = checkpoint
+    d = tstore.numpy.load_file(store)
+    name = "model.embed_tokens.weight"
+    keep = d[name]
+    ref = keep.copy()
+    del d
+    gc.collect()
+    # the buffer the arrays shared is still mapped: reading and writing the survivor works
+    assert keep.tobytes() == ref.tobytes()
+    keep[...] = 0
+    assert not keep.any()
+
+
+def test_get_tensors_missing_name_is_keyerror(checkpoint):
+    _, store = checkpoint
+    with tstore.safe_open(store, framework="np") as f:
+        with pytest.raises(KeyError):
+            f.get_tensors(["model.embed_tokens.weight", "no.such.tensor"])
+
+
+def test_get_rows_equals_rows_of_get_tensor(checkpoint):
+    _, store = checkpoint
+    name = "model.embed_tokens.weight"
+    with tstore.safe_open(store, framework="np") as f:
+        whole = f.get_tensor(name)
+        rows = [5, 0, len(whole) - 1, 5, 17, 3, -1, 17]
+        got = f.get_rows(name, rows)
+        assert got.shape == (len(rows), whole.shape[1]) and got.dtype == whole.dtype
+        assert got.tobytes() == whole[rows].tobytes()
+        assert f.get_rows(name, []).shape == (0, whole.shape[1])
+        with pytest.raises(IndexError):
+            f.get_rows(name, [0, len(whole)])
+        with pytest.raises(KeyError):
+            f.get_rows("no.such.tensor", [0])
+
+
+@needs_torch
+def test_torch_load_file_and_get_rows_equal_get_tensor(checkpoint):
+    _, store = checkpoint
+    d = tstore.torch.load_file(store)
+    with tstore.safe_open(store, framework="pt") as f:
+        assert sorted(d) == f.keys()
+        for name in f.keys():
+            ref = f.get_tensor(name)
+            assert d[name].dtype == ref.dtype and d[name].shape == ref.shape, name
+            assert torch.equal(d[name].view(torch.uint8) if ref.dtype == torch.bool else d[name],
+                               ref.view(torch.uint8) if ref.dtype == torch.bool else ref), name
+        name = "model.embed_tokens.weight"
+        whole = f.get_tensor(name)
+        rows = [3, 1, 3, 0]
+        got = f.get_rows(name, rows)
+        assert got.dtype == whole.dtype and torch.equal(got, whole[rows])

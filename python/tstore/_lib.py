@@ -106,6 +106,13 @@ class cache_stats(Structure):
                 ("storage_bytes", c_uint64), ("map_fallbacks", c_uint64)]
 
 
+class read_request(ctypes.Structure):
+    """ts_read_request."""
+    _fields_ = [("name", c_char_p), ("ndim", c_int), ("start", POINTER(c_uint64)),
+                ("count", POINTER(c_uint64)), ("dtype", c_int), ("dst", c_void_p),
+                ("dst_size", c_size_t)]
+
+
 FOREACH_CB = ctypes.CFUNCTYPE(c_int, c_void_p, c_char_p, POINTER(tensor_info))
 ATTACHMENT_CB = ctypes.CFUNCTYPE(c_int, c_void_p, c_char_p, c_uint64)
 
@@ -133,6 +140,10 @@ _PROTOTYPES = {
     "ts_tensor_foreach": (c_int, [c_void_p, FOREACH_CB, c_void_p]),
     "ts_read_slice": (c_int, [c_void_p, c_char_p, c_int, _u64p, _u64p, c_int, c_void_p,
                               c_size_t]),
+    "ts_read_many": (c_int, [c_void_p, POINTER(read_request), c_size_t]),
+    "ts_read_rows": (c_int, [c_void_p, c_char_p, c_size_t, _u64p, c_int, c_void_p, c_size_t]),
+    "ts_buffer_alloc": (c_int, [POINTER(c_void_p), c_void_p, c_size_t]),
+    "ts_buffer_free": (None, [c_void_p, c_size_t]),
     "ts_write_opts_init": (None, [POINTER(write_opts)]),
     "ts_writer_begin": (c_int, [POINTER(c_void_p), c_void_p, c_char_p, c_int, c_int, _u64p,
                                 POINTER(codec_config), POINTER(write_opts)]),

@@ -57,6 +57,26 @@ class safe_open:
         return self._fw.to_device(self._st.read(name, (), self._fw_name, dtype, self._device),
                                   self._device)
 
+    def get_rows(self, name: str, rows, dtype: Any = None):
+        """Rows @p rows (ints in any order, repeats allowed, negative from the end) of tensor
+        @p name's 2-D view [product of leading dims, last dim], as one array or tensor
+        [len(rows), last dim]: an embedding lookup, an expert selection. Every page the rows
+        touch is read once, in one batch; only the rows asked for are decoded. IndexError for
+        a row outside the tensor; KeyError if there is no such tensor."""
+        return self._fw.to_device(self._st.read_rows(name, rows, self._fw_name, dtype),
+                                  self._device)
+
+    def get_tensors(self, names=None, dtype: Any = None) -> dict:
+        """The tensors @p names (all when None), whole, by name: read as one pipeline (the next
+        tensor's pages in flight while this one decodes) into memory allocated for the load
+        (ts_buffer_alloc: huge pages, populated in parallel). On a CUDA device, one
+        get_tensor() per name."""
+        names = self.keys() if names is None else list(names)
+        if getattr(self._device, "type", "cpu") != "cpu":
+            return {k: self.get_tensor(k, dtype) for k in names}
+        got = self._st.read_many(names, self._fw_name, dtype)
+        return {k: self._fw.to_device(v, self._device) for k, v in got.items()}
+
     def get_slice(self, name: str) -> "TensorSlice":
         """A lazy view of tensor @p name: index it (NumPy basic indexing) to read a part."""
         return TensorSlice(self, name)
@@ -105,7 +125,7 @@ def load_file(filename: str | os.PathLike, framework: str, device: Any = "cpu") 
         if getattr(f._device, "type", None) == "cuda":
             from . import _gpu
             return _gpu.load_all(f._st, f.keys(), f._fw, f._device)
-        return {k: f.get_tensor(k) for k in f.keys()}
+        return f.get_tensors()
 
 
 def save_file(tensors: dict, filename: str | os.PathLike, metadata: dict[str, str] | None,

@@ -5,8 +5,12 @@ Invariants
   1. The C handle is used only between _use()'s enter and exit; close() waits until no call is
      in flight, so a thread still reading never meets a freed handle (it gets ValueError if it
      starts after close()).
-  2. Every read is ONE ts_read_slice() call into the memory of the array or tensor returned
-     (or, for a stepped or reversed slice, of the bounding block it is then cut from).
+  2. Every read is ONE library call into the memory of the arrays or tensors returned:
+     ts_read_slice() (or, for a stepped or reversed slice, into the bounding block it is then
+     cut from), ts_read_many() for read_many() (and load_file), ts_read_rows() for
+     read_rows(). ctypes releases the GIL for each call.
+  5. The arrays of one read_many() view one ts_buffer_alloc() buffer; the buffer is freed when
+     the last of them is gone (each holds the ctypes array that owns it).
   3. Writes go to one write group, begun at the first write: nothing is visible to readers
      until commit() (the end of a `with` block), and abort() (an exception in it) leaves the
      store as it was.
@@ -23,6 +27,7 @@ import json
 import os
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -73,6 +78,32 @@ def read_dtype(info: TensorInfo, want: int | None, native: int, floats: tuple[in
         return want
     raise ValueError(f"tensor '{info.name}' ({info.dtype}) cannot be read as {asked}: an "
                      "F32/BF16/F16 tensor as a float dtype, any other as its own dtype")
+
+
+class _Memory:
+    """Owner of one ts_buffer_alloc() buffer (invariant 5): freed when collected."""
+
+    def __init__(self, h: int, size: int):
+        p = ctypes.c_void_p()
+        check(lib.ts_buffer_alloc(ctypes.byref(p), h, size))
+        self.addr = p.value
+        weakref.finalize(self, lib.ts_buffer_free, p.value, size)
+
+
+def _memory(h: int, size: int) -> tuple[ctypes.Array, int]:
+    """A ctypes array over a fresh ts_buffer_alloc() buffer of @p size bytes that keeps the
+    buffer alive (arrays and tensors made from it hold it), and its address."""
+    mem = _Memory(h, size)
+    arr = (ctypes.c_uint8 * size).from_address(mem.addr)
+    arr._owner = mem  # no cycle: the buffer goes with the last view
+    return arr, mem.addr
+
+
+def _elems(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
 
 
 def _name_bytes(name: str) -> bytes:
@@ -302,6 +333,69 @@ class Store:
             res = block.reshape(p.out_shape)
         else:
             res = fw.contiguous(_index.finish_view(block, p, fw.flip))
+        return out(res)
+
+    def read_many(self, names, framework: str = "np", dtype: Any = None) -> dict:
+        """The tensors @p names (whole), by name, as arrays of @p framework on the CPU (dtypes
+        as read()): one ts_read_many() call, so that the next tensor's pages are read while
+        this one's decode, into one buffer of ts_buffer_alloc() (2 MiB aligned, huge pages,
+        populated in parallel) that the arrays share (invariant 5). KeyError for a missing
+        tensor; TstoreError if a page is damaged (the message names tensor and page)."""
+        fw = _framework(framework)
+        plans, total = [], 0
+        for name in names:
+            nb = _name_bytes(name)
+            info = self.info(name)
+            read_dt, out = fw.read_dtype(info, dtype)
+            nbytes = _elems(info.shape) * lib.ts_dtype_size(read_dt)
+            plans.append((name, nb, info, read_dt, out, total, nbytes))
+            total += (nbytes + 63) & ~63
+        result: dict = {}
+        if not plans:
+            return result
+        reqs = (_lib.read_request * len(plans))()
+        with self._use() as h:
+            arr, addr = _memory(h, total) if total else (None, 0)
+            for r, (_n, nb, _i, read_dt, _o, off, nbytes) in zip(reqs, plans):
+                r.name = nb
+                r.dtype = read_dt
+                r.dst = addr + off if nbytes else None
+                r.dst_size = nbytes
+            rc = lib.ts_read_many(h, reqs, len(plans))
+        if rc == _lib.ENOTFOUND:
+            raise KeyError(_lib.last_error())
+        check(rc)
+        for name, _nb, info, read_dt, out, off, nbytes in plans:
+            t = fw.view(arr, off, info.shape, read_dt) if nbytes else \
+                fw.empty(info.shape, read_dt)
+            result[name] = out(t)
+        return result
+
+    def read_rows(self, name: str, rows, framework: str = "np", dtype: Any = None):
+        """Rows @p rows (a sequence of ints, any order, repeats allowed) of tensor @p name's
+        2-D view (rows = product of the leading dimensions) as an array [len(rows), last
+        dimension]: one ts_read_rows() call, which reads every page the rows touch once, in
+        one batch, and decodes only those rows. Negative rows count from the end. IndexError
+        for a row outside the tensor (nothing is read); KeyError for a missing tensor."""
+        fw = _framework(framework)
+        nb = _name_bytes(name)
+        info = self.info(name)
+        read_dt, out = fw.read_dtype(info, dtype)
+        cols = info.shape[-1] if info.shape else 1
+        nrows = _elems(info.shape[:-1]) if info.shape else 1
+        idx = []
+        for r in rows:
+            r = int(r)
+            if r < -nrows or r >= nrows:
+                raise IndexError(f"row {r} of tensor '{name}', which has {nrows} rows")
+            idx.append(r + nrows if r < 0 else r)
+        res = fw.empty((len(idx), cols), read_dt)
+        if not idx or cols == 0:
+            return out(res)
+        ptr, nbytes = fw.buffer(res)
+        with self._use() as h:
+            check(lib.ts_read_rows(h, nb, len(idx), _lib.u64_array(idx), read_dt, ptr, nbytes),
+                  name)
         return out(res)
 
     def attachments(self) -> dict[str, int]:

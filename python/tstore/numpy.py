@@ -59,6 +59,15 @@ class _Numpy:
         return np.empty(shape, np.uint8 if dt in _F8 else _TS_TO_NP[dt])
 
     @staticmethod
+    def view(mem, offset: int, shape, dt: int) -> np.ndarray:
+        """An array over @p mem (a ctypes array) at byte @p offset; it keeps @p mem alive."""
+        npdt = np.dtype(np.uint8 if dt in _F8 else _TS_TO_NP[dt])
+        n = 1
+        for d in shape:
+            n *= d
+        return np.frombuffer(mem, npdt, n, offset).reshape(shape)
+
+    @staticmethod
     def buffer(a: np.ndarray):
         return a.ctypes.data, a.nbytes
 

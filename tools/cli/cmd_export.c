@@ -222,6 +222,85 @@ uint64_t export_bytes(const ts_tensor_info *in, int want, int modelopt)
 	return nelem * ts_dtype_size(out_dtype(in, want));
 }
 
+/*
+ * Decoded tensors are written from batches of row pieces read with one ts_read_many() call
+ * each, so that the pages of the next pieces (of the next tensors: a model has many small ones)
+ * are read while these decode. A batch holds at most BATCH_BYTES (one longer row is a batch of
+ * its own) and BATCH_PIECES pieces.
+ */
+#define BATCH_BYTES (64u << 20)
+#define BATCH_PIECES 256
+
+typedef struct piece {
+	const char *name;
+	int ndim;
+	ts_dtype dtype;
+	uint64_t start[TS_MAX_DIMS], count[TS_MAX_DIMS];
+	uint64_t offset; /* in the output file */
+	size_t bytes, at; /* its size, and where it lies in the batch buffer */
+} piece;
+
+typedef struct batch {
+	piece p[BATCH_PIECES];
+	size_t n;
+	uint8_t *buf;
+	size_t used, cap;
+} batch;
+
+/* Room for @p bytes more in @p b's buffer. */
+static int batch_room(batch *b, size_t bytes)
+{
+	size_t need = b->used + bytes + 64;
+	if (need <= b->cap)
+		return 0;
+	if (need < BATCH_BYTES + 64)
+		need = BATCH_BYTES + 64;
+	uint8_t *q = realloc(b->buf, need);
+	if (!q)
+		return -1;
+	b->buf = q;
+	b->cap = need;
+	return 0;
+}
+
+/* Read and write the pieces of @p b: 0; a negative ts code (*@p failed names the tensor); 1 if
+ * writing failed (errno says why). */
+static int batch_flush(batch *b, ts_store *st, int fd, progress *pr, const char **failed)
+{
+	ts_read_request q[BATCH_PIECES];
+	int rc;
+
+	if (b->n == 0)
+		return 0;
+	for (size_t i = 0; i < b->n; i++) {
+		piece *p = &b->p[i];
+		q[i] = (ts_read_request){p->name, p->ndim, p->start, p->count, p->dtype,
+					 b->buf + p->at, p->bytes};
+	}
+	rc = ts_read_many(st, q, b->n);
+	if (rc < 0) {
+		/* the tensor to name: the first piece that fails on its own */
+		*failed = b->p[0].name;
+		for (size_t i = 0; i < b->n; i++) {
+			int rc1 = ts_read_slice(st, q[i].name, q[i].ndim, q[i].start, q[i].count,
+						q[i].dtype, q[i].dst, q[i].dst_size);
+			if (rc1 < 0) {
+				*failed = q[i].name;
+				return rc1;
+			}
+		}
+		return rc;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		if (pwrite_all(fd, b->buf + b->p[i].at, b->p[i].bytes, b->p[i].offset) < 0)
+			return 1;
+		progress_add(pr, b->p[i].bytes, b->p[i].name);
+	}
+	b->n = 0;
+	b->used = 0;
+	return 0;
+}
+
 int export_file(ts_store *st, const ex_tensor *v, size_t n, int want, int modelopt,
 		const st_meta *meta, size_t nmeta, const char *out_path, progress *pr,
 		export_result *res)
@@ -231,9 +310,15 @@ int export_file(ts_store *st, const ex_tensor *v, size_t n, int want, int modelo
 	FILE *f = NULL;
 	char tmp[4200];
 	uint8_t *buf = NULL, *sbuf = NULL;
+	batch *bt = calloc(1, sizeof *bt);
+	const char *failed = NULL;
 	int status = -1;
 	tmp[0] = '\0';
 	memset(res, 0, sizeof *res);
+	if (!bt) {
+		cli_error(CMD, NULL, "out of memory");
+		return -1;
+	}
 
 	ent = calloc(3 * n + 1, sizeof *ent);
 	if (!ent) {
@@ -398,41 +483,52 @@ int export_file(ts_store *st, const ex_tensor *v, size_t n, int want, int modelo
 			uint64_t rows = in->ndim ? in->shape[0] : 1, row_elems = nelem / rows;
 			uint64_t row_bytes = row_elems * es;
 			uint64_t step = CHUNK_BYTES / row_bytes;
-			uint8_t *rb = buf;
-			if (step < 1) {
+			if (step < 1)
 				step = 1;
-				rb = malloc(row_bytes);
-				if (!rb) {
-					cli_error(CMD, name, "out of memory for a row of %llu bytes",
-						  (unsigned long long)row_bytes);
-					goto out;
-				}
-			}
-			uint64_t start[TS_MAX_DIMS] = {0}, count[TS_MAX_DIMS];
-			memcpy(count, in->shape, sizeof count);
 			for (uint64_t r = 0; r < rows && !rc; r += step) {
 				uint64_t k = rows - r < step ? rows - r : step;
-				if (in->ndim) {
-					start[0] = r;
-					count[0] = k;
-				}
-				rc = ts_read_slice(st, name, in->ndim, start, count, e->o.dtype, rb,
-						   k * row_bytes);
-				if (rc < 0)
+				piece *pc;
+				if ((bt->n == BATCH_PIECES || bt->used + k * row_bytes > BATCH_BYTES) &&
+				    (rc = batch_flush(bt, st, fd, pr, &failed)) != 0)
 					break;
-				if (pwrite_all(fd, rb, k * row_bytes, e->offset + r * row_bytes) < 0) {
-					if (rb != buf)
-						free(rb);
-					goto io_fail;
+				if (batch_room(bt, k * row_bytes) < 0) {
+					cli_error(CMD, name, "out of memory for %llu bytes",
+						  (unsigned long long)(k * row_bytes));
+					goto out;
 				}
-				progress_add(pr, k * row_bytes, name);
+				pc = &bt->p[bt->n++];
+				pc->name = name;
+				pc->ndim = in->ndim;
+				pc->dtype = e->o.dtype;
+				pc->offset = e->offset + r * row_bytes;
+				pc->bytes = (size_t)(k * row_bytes);
+				pc->at = bt->used;
+				bt->used += (pc->bytes + 63) & ~(size_t)63;
+				memset(pc->start, 0, sizeof pc->start);
+				memcpy(pc->count, in->shape, sizeof pc->count);
+				if (in->ndim) {
+					pc->start[0] = r;
+					pc->count[0] = k;
+				}
 			}
-			if (rb != buf)
-				free(rb);
+			if (rc > 0)
+				goto io_fail;
+			if (rc < 0)
+				name = failed;
 		}
 		if (rc < 0) {
 			progress_clear(pr);
 			cli_error_ts(CMD, rc, "cannot read tensor '%s'", name);
+			goto out;
+		}
+	}
+	{
+		int rc = batch_flush(bt, st, fd, pr, &failed);
+		if (rc > 0)
+			goto io_fail;
+		if (rc < 0) {
+			progress_clear(pr);
+			cli_error_ts(CMD, rc, "cannot read tensor '%s'", failed);
 			goto out;
 		}
 	}
@@ -457,6 +553,8 @@ out:
 		unlink(tmp);
 	free(buf);
 	free(sbuf);
+	free(bt->buf);
+	free(bt);
 	for (size_t i = 0; i < nent; i++)
 		free(ent[i].name);
 	free(ent);

@@ -51,6 +51,15 @@ class _Torch:
         return torch.empty(shape, dtype=torch.uint8 if dt in _F8 else _TS_TO_PT[dt])
 
     @staticmethod
+    def view(mem, offset: int, shape, dt: int) -> torch.Tensor:
+        """A tensor over @p mem (a ctypes array) at byte @p offset; it keeps @p mem alive."""
+        tdt = torch.uint8 if dt in _F8 else _TS_TO_PT[dt]
+        n = 1
+        for d in shape:
+            n *= d
+        return torch.frombuffer(mem, dtype=tdt, count=n, offset=offset).reshape(shape)
+
+    @staticmethod
     def buffer(t: torch.Tensor):
         return t.data_ptr(), t.numel() * t.element_size()
 
