@@ -641,6 +641,18 @@ int ts__lmdb_window_begin(ts__lmdb_window *w, ts_store *st, MDB_txn *txn, const 
 	return 0;
 }
 
+/* The map source of window @p w's database. */
+static void window_src(const ts__lmdb_window *w, struct src *s)
+{
+	memset(s, 0, sizeof *s);
+	s->path = w->path;
+	s->db = w->db;
+	s->fd = -1;
+	s->map = w->map;
+	s->psize = w->psize;
+	s->npages = w->npages;
+}
+
 /* Under branch page @p pgno (at @p level of the window's tree), ask for the leaves whose keys
  * can lie in [lo, hi]; the branch pages are checked (and remembered) first. */
 static int prefetch_under(struct src *s, ts__lmdb_window *w, uint64_t pgno, int level,
@@ -693,13 +705,7 @@ int ts__lmdb_window_prefetch(ts__lmdb_window *w, const void *lo, size_t lolen, c
 
 	if (w->unchecked || w->root == L_INVALID || w->depth < 2)
 		return 0;
-	memset(&s, 0, sizeof s);
-	s.path = w->path;
-	s.db = w->db;
-	s.fd = -1;
-	s.map = w->map;
-	s.psize = w->psize;
-	s.npages = w->npages;
+	window_src(w, &s);
 	return prefetch_under(&s, w, w->root, 0, lo, lolen, hi, hilen, budget);
 }
 
@@ -710,13 +716,7 @@ int ts__lmdb_window_check_key(ts__lmdb_window *w, const void *key, size_t klen)
 
 	if (w->unchecked)
 		return 0;
-	memset(&s, 0, sizeof s);
-	s.path = w->path;
-	s.db = w->db;
-	s.fd = -1;
-	s.map = w->map;
-	s.psize = w->psize;
-	s.npages = w->npages;
+	window_src(w, &s);
 	s.lazy = 1;
 	return walk_path(&s, &db, 0, key, klen, NULL, w);
 }

@@ -1069,12 +1069,21 @@ static int open_or_spool(job *j, ts_store **st)
 	}
 	cli_say_waiting(CMD, j->store_path);
 	j->busy_since = progress_now();
-	j->spooling = 1;
 	j->store_created = 0; /* the store exists: its holder has it open */
 	snprintf(j->spool, sizeof j->spool, "%s.spool-%ld", j->store_path, (long)getpid());
 	remove_store(j->spool); /* a spool of a killed process that had our pid */
 	/* a scratch store: its commits need not reach the disk (and mostly never do) */
-	return cli_open_store_wait(CMD, st, j->spool, flags | TS_OPEN_NOSYNC, j->o.jobs, 0);
+	ts_open_opts so;
+	ts_open_opts_init(&so);
+	so.flags = flags | TS_OPEN_NOSYNC;
+	so.threads = j->o.jobs;
+	if (ts_store_open(st, j->spool, &so) == 0) {
+		j->spooling = 1;
+		return 0;
+	}
+	/* no spool to be had (a directory we may not write, a full disk): wait idle */
+	remove_store(j->spool);
+	return cli_open_store_wait(CMD, st, j->store_path, flags, j->o.jobs, cli_wait_ms);
 }
 
 /* Move what the spool store holds into the destination, in one write group, with the sources'
