@@ -1531,7 +1531,8 @@ TS_API int ts_page_plan(ts_page_ref *out, size_t cap, size_t *count, const ts_te
 			uint64_t row_start, uint64_t row_count, uint64_t col_start,
 			uint64_t col_count)
 {
-	uint64_t rows = 1, cols, tr, tc, across, t0, t1, u0, u1;
+	uint64_t rows = 1, cols, across, t0, t1, u0, u1;
+	ts__tensor_rec g; /* the page geometry of the tensor @p info describes */
 	size_t n = 0;
 
 	if (!count || !info || (cap && !out))
@@ -1552,12 +1553,17 @@ TS_API int ts_page_plan(ts_page_ref *out, size_t cap, size_t *count, const ts_te
 			       (unsigned long long)cols);
 	if (row_count == 0 || col_count == 0)
 		return 0;
-	tr = info->tile_rows, tc = info->tile_cols;
-	if (tr == 0 || tc == 0)
+	if (info->tile_rows == 0 || info->tile_cols == 0)
 		return ts__err(TS_EINVAL, "page plan: the tensor has an empty page geometry");
-	across = (cols + tc - 1) / tc;
-	t0 = row_start / tr, t1 = (row_start + row_count - 1) / tr;
-	u0 = col_start / tc, u1 = (col_start + col_count - 1) / tc;
+	memset(&g, 0, sizeof g);
+	g.rows = rows;
+	g.cols = cols;
+	g.tile_rows = info->tile_rows;
+	g.tile_cols = info->tile_cols;
+	across = ts__geometry_tiles_across(&g);
+	g.page_count = (rows + g.tile_rows - 1) / g.tile_rows * across;
+	t0 = row_start / g.tile_rows, t1 = (row_start + row_count - 1) / g.tile_rows;
+	u0 = col_start / g.tile_cols, u1 = (col_start + col_count - 1) / g.tile_cols;
 	for (uint64_t t = t0; t <= t1; t++)
 		for (uint64_t u = u0; u <= u1; u++, n++) {
 			ts_page_ref *p;
@@ -1565,10 +1571,7 @@ TS_API int ts_page_plan(ts_page_ref *out, size_t cap, size_t *count, const ts_te
 				continue;
 			p = &out[n];
 			p->page = t * across + u;
-			p->r0 = t * tr;
-			p->nr = rows - p->r0 < tr ? rows - p->r0 : tr;
-			p->c0 = u * tc;
-			p->nc = cols - p->c0 < tc ? cols - p->c0 : tc;
+			ts__geometry_page_rect(&g, p->page, &p->r0, &p->nr, &p->c0, &p->nc);
 			p->max_bytes = page_max_bytes(&info->codec, p->nr, p->nc);
 		}
 	*count = n;
