@@ -1125,6 +1125,12 @@ static int req_dtype(struct req *r, ts_dtype dtype)
 	return 0;
 }
 
+/* The end of a read whose tensor was replaced under it RETRIES times. */
+static int kept_changing(const char *name)
+{
+	return ts__err(TS_EBUSY, "tensor '%s' kept changing during the read", name);
+}
+
 /* -- the public functions --------------------------------------------------------------------------- */
 
 /*
@@ -1217,7 +1223,7 @@ TS_API int ts_read_slice(ts_store *st, const char *name, int ndim, const uint64_
 		if (rc != TS__RETRY)
 			return rc;
 	}
-	return ts__err(TS_EBUSY, "tensor '%s' kept changing during the read", name);
+	return kept_changing(name);
 }
 
 /* -- many requests in one pipeline; row gathers ------------------------------------------------ */
@@ -1278,8 +1284,7 @@ TS_API int ts_read_many(ts_store *st, const ts_read_request *reqs, size_t n)
 			if (idx != from)
 				tries = 0;
 			if (++tries >= RETRIES) {
-				rc = ts__err(TS_EBUSY, "tensor '%s' kept changing during the read",
-					     reqs[idx].name);
+				rc = kept_changing(reqs[idx].name);
 				goto out;
 			}
 			from = idx;
@@ -1392,7 +1397,7 @@ TS_API int ts_read_rows(ts_store *st, const char *name, size_t n, const uint64_t
 		if (rc != TS__RETRY)
 			return rc;
 	}
-	return ts__err(TS_EBUSY, "tensor '%s' kept changing during the read", name);
+	return kept_changing(name);
 }
 
 /* The bytes of one row of the encoded planes of a tensor coded with @p cfg whose rows hold @p cols
@@ -1486,7 +1491,7 @@ TS_API int ts_read_encoded(ts_store *st, const char *name, uint64_t row_start, u
 		if (rc != TS__RETRY)
 			return rc;
 	}
-	return ts__err(TS_EBUSY, "tensor '%s' kept changing during the read", name);
+	return kept_changing(name);
 }
 
 TS_API int ts_read_encoded_size(size_t *codes_size, size_t *scales_size,
