@@ -324,17 +324,31 @@ static size_t run_find(const struct req *r, uint64_t row)
 
 /* -- consuming verified pages --------------------------------------------------------------------- */
 
+/* The request's columns [*a, *b) inside page @p j. */
+static void page_cols(const struct req *r, const struct job *j, uint64_t *a, uint64_t *b)
+{
+	*a = j->c0 > r->cs ? j->c0 : r->cs;
+	*b = j->c0 + j->nc < r->cs + r->cc ? j->c0 + j->nc : r->cs + r->cc;
+}
+
+/* The source rows [*lo, *hi) of run @p u inside page @p j. */
+static void run_rows(const struct run *u, const struct job *j, uint64_t *lo, uint64_t *hi)
+{
+	*lo = u->src > j->r0 ? u->src : j->r0;
+	*hi = u->src + u->len < j->r0 + j->nr ? u->src + u->len : j->r0 + j->nr;
+}
+
 /* Copy the part of a decoded page (stride nc elements) that the request wants. */
 static void copy_out(struct req *r, const struct job *j, const uint8_t *page)
 {
-	uint64_t a = j->c0 > r->cs ? j->c0 : r->cs;
-	uint64_t b = j->c0 + j->nc < r->cs + r->cc ? j->c0 + j->nc : r->cs + r->cc;
-	size_t n = (size_t)(b - a) * r->esz;
+	uint64_t a, b, lo, hi;
+	size_t n;
 
+	page_cols(r, j, &a, &b);
+	n = (size_t)(b - a) * r->esz;
 	for (size_t i = run_find(r, j->r0); i < r->nruns && r->runs[i].src < j->r0 + j->nr; i++) {
 		const struct run *u = &r->runs[i];
-		uint64_t lo = u->src > j->r0 ? u->src : j->r0;
-		uint64_t hi = u->src + u->len < j->r0 + j->nr ? u->src + u->len : j->r0 + j->nr;
+		run_rows(u, j, &lo, &hi);
 		for (uint64_t row = lo; row < hi; row++) {
 			uint64_t drow = u->dst + (row - u->src);
 			memcpy(r->dst + (drow * r->cc + (a - r->cs)) * r->esz,
@@ -383,17 +397,19 @@ static int decode_parts(struct req *r, const struct job *j)
 {
 	const uint8_t *payload = j->raw + TS_PAGE_HEADER_SIZE;
 	size_t plen = j->raw_len - TS_PAGE_HEADER_SIZE;
-	uint64_t a = j->c0 > r->cs ? j->c0 : r->cs;
-	uint64_t b = j->c0 + j->nc < r->cs + r->cc ? j->c0 + j->nc : r->cs + r->cc;
+	uint64_t a, b, lo, hi;
 
+	page_cols(r, j, &a, &b);
 	for (size_t i = run_find(r, j->r0); i < r->nruns && r->runs[i].src < j->r0 + j->nr; i++) {
 		const struct run *u = &r->runs[i];
-		uint64_t lo = u->src > j->r0 ? u->src : j->r0;
-		uint64_t hi = u->src + u->len < j->r0 + j->nr ? u->src + u->len : j->r0 + j->nr;
-		uint8_t *d = r->dst + ((u->dst + (lo - u->src)) * r->cc + (a - r->cs)) * r->esz;
-		int rc = ts__codec_decode_rect(&r->rec.codec, r->rec.tensor_scale, payload, plen,
-					       j->nr, j->nc, lo - j->r0, hi - lo, a - j->c0, b - a,
-					       r->dtype, d, r->cc);
+		uint8_t *d;
+		int rc;
+
+		run_rows(u, j, &lo, &hi);
+		d = r->dst + ((u->dst + (lo - u->src)) * r->cc + (a - r->cs)) * r->esz;
+		rc = ts__codec_decode_rect(&r->rec.codec, r->rec.tensor_scale, payload, plen, j->nr,
+					   j->nc, lo - j->r0, hi - lo, a - j->c0, b - a, r->dtype, d,
+					   r->cc);
 		if (rc)
 			return ts__err_wrap(rc, "decoding page %llu of tensor '%s'",
 					    (unsigned long long)j->page, r->name);
