@@ -808,6 +808,7 @@ typedef struct job {
 	double busy_since; /* when the store was found busy (the --wait bound counts from it) */
 	double last_try;   /* spooling: when the store was last tried */
 	cpu_sample probe;  /* spooling (--spool auto): the cores' use since this sample */
+	int pays;          /* ... and whether spooling paid at the last measure (spool_pays()) */
 	summary sm;
 	double t0;
 	char err[2048];
@@ -1128,14 +1129,20 @@ out:
  * store is free, spool_switch() moves the spooled tensors' stored pages in (nothing encoded
  * again) and the import writes the rest directly, so that only what it spooled costs a copy.
  * With --spool auto (the default) it measures, every SPOOL_PROBE, the cores that the other
- * processes leave idle; below SPOOL_SPARE it stops spooling and waits idle (trying the store
- * every SPOOL_NAP), and goes on spooling when a core is idle again: where the others keep the
- * cores busy, the spool's extra work (pages written, read back, checked and copied once more)
+ * processes leave idle, and spools only while that is at least SPOOL_SPARE of them; otherwise
+ * it waits idle (trying the store every SPOOL_NAP), from the start until it is first seen to
+ * pay: where the others keep the cores busy, the spool's extra work (pages written, read back,
+ * checked and written again)
  * would only slow them down. --spool always spools in any case, --spool never waits idle.
  */
 #define SPOOL_PROBE 0.1  /* seconds over which the cores' use is measured */
 #define SPOOL_TRY 0.01   /* spooling: the store is tried at most this often */
-#define SPOOL_SPARE 1.0  /* --spool auto spools while other processes leave this many cores */
+/* --spool auto spools while the other processes leave this share of the cores idle (at least
+ * one): a spooled tensor costs about twice the CPU of one written directly (its pages written,
+ * read back, checked and written again, in fresh memory each time), so the spool pays only
+ * where most cores would idle; on the 2-core VM even one concurrent import's spool took more
+ * wall time than waiting idle (docs/CLI.md, figures) */
+#define SPOOL_SPARE 0.75
 #define SPOOL_NAP 0.005  /* waiting idle: seconds between tries of the store */
 
 enum { SWITCH_BUSY = 1 }; /* spool_switch(): the store is still held (not waiting) */
@@ -1173,9 +1180,11 @@ static int open_or_spool(job *j, ts_store **st)
 	j->store_created = 0; /* the store exists: its holder has it open */
 	if (j->o.spool == SPOOL_NEVER)
 		goto idle;
-	/* --spool auto: spooling starts at once, the cores' use measured from here on (a fixed
-	 * probe first would cost a short import more than it could save) */
+	/* --spool auto: the cores' use is measured from here on; the import waits idle (its
+	 * reader reading ahead) until spooling is seen to pay, which at the price of a spooled
+	 * tensor needs most cores idle */
 	cpu_sample_take(&j->probe);
+	j->pays = 0; /* auto: spooling starts once it is seen to pay (spool_poll()) */
 	snprintf(j->spool, sizeof j->spool, "%s.spool-%ld", j->store_path, (long)getpid());
 	remove_store(j->spool); /* a spool of a killed process that had our pid */
 	/* a scratch store: its commits need not reach the disk (and mostly never do) */
@@ -1211,6 +1220,9 @@ static int spool_switch(job *j, ts_store **st, ts_group **grp, size_t upto, int 
 	ts_store *dst = NULL, *spool = j->spool_st;
 	ts_group *g = NULL;
 	uint64_t published = 0;
+	const char **names = NULL;
+	ts_write_opts wo;
+	size_t n = 0;
 	int rc, status = CLI_FAIL;
 
 	if (!wait) {
@@ -1239,33 +1251,34 @@ static int spool_switch(job *j, ts_store **st, ts_group **grp, size_t upto, int 
 		cli_error_ts(CMD, rc, "cannot begin writing to %s", j->store_path);
 		goto out;
 	}
-	for (size_t i = 0; i < upto && !interrupted; i++) {
-		const plan *q = &j->pl[i];
-		ts_write_opts wo;
-		if (q->exists && o->skip_existing)
-			continue;
-		ts_write_opts_init(&wo);
-		wo.flags = o->replace ? TS_WRITE_REPLACE : 0;
-		wo.group = g;
-		rc = ts_tensor_copy(dst, spool, q->t->name, &wo);
-		if (rc == TS_EEXIST && !o->replace) {
-			cli_error(CMD, j->store_path,
-				  "tensor '%s' already exists (another writer added it meanwhile; "
-				  "use --replace)", q->t->name);
-			goto out;
-		}
-		if (rc < 0) {
-			cli_error_ts(CMD, rc, "cannot move tensor '%s' into %s", q->t->name,
-				     j->store_path);
-			goto out;
-		}
-		j->nspooled++;
+	names = malloc((upto ? upto : 1) * sizeof(*names));
+	if (!names) {
+		cli_error(CMD, NULL, "out of memory");
+		goto out;
 	}
+	for (size_t i = 0; i < upto; i++)
+		if (!(j->pl[i].exists && o->skip_existing))
+			names[n++] = j->pl[i].t->name;
+	ts_write_opts_init(&wo);
+	wo.flags = o->replace ? TS_WRITE_REPLACE : 0;
+	wo.group = g;
+	/* every spooled tensor in few transactions: a commit per tensor would cost a flush each */
+	rc = ts_tensor_copy_many(dst, spool, names, n, &wo);
+	if (rc == TS_EEXIST && !o->replace) {
+		cli_error_ts(CMD, rc, "cannot move the spooled tensors into %s (another writer added "
+			     "one meanwhile; use --replace)", j->store_path);
+		goto out;
+	}
+	if (rc < 0) {
+		cli_error_ts(CMD, rc, "cannot move the spooled tensors into %s", j->store_path);
+		goto out;
+	}
+	j->nspooled = n;
 	if (interrupted) {
 		status = CLI_INTERRUPTED;
 		goto out;
 	}
-	if (!cli_quiet)
+	if (!cli_quiet && j->nspooled)
 		fprintf(stderr, "tstore: %s: %s is free: %zu spooled tensor%s moved in%s\n", CMD,
 			j->store_path, j->nspooled, j->nspooled == 1 ? "" : "s",
 			upto < j->npl ? ", the rest written directly" : "");
@@ -1276,29 +1289,34 @@ static int spool_switch(job *j, ts_store **st, ts_group **grp, size_t upto, int 
 	j->spooling = 0;
 	*st = dst;
 	*grp = g;
+	free(names);
 	return CLI_OK;
 out:
+	free(names);
 	ts_group_abort(g);
 	ts_store_close(dst);
 	return status;
 }
 
 /* Spooling, between tensors: switch to the store when it is free; with --spool auto, stop
- * spooling and wait idle when the other processes leave less than SPOOL_SPARE cores. CLI_OK to
+ * spooling and wait idle while it does not pay (spool_pays()). CLI_OK to
  * go on (spooling or not), else the exit status (reported). */
-/* The cores to spare since @p probe (cpu_spare()) once SPOOL_PROBE has passed; then @p probe
- * starts the next interval. Before, and where it cannot be told: SPOOL_SPARE (go on). */
-static double cpu_spare_since(cpu_sample *probe)
+/* Whether spooling pays (--spool auto): the other processes left at least SPOOL_SPARE of the
+ * cores (at least one) idle since @p probe, measured once SPOOL_PROBE has passed (then @p probe
+ * starts the next interval). Before, and where it cannot be told: 1 (go on as before). */
+static int spool_pays(cpu_sample *probe, int *last)
 {
 	cpu_sample now;
-	double spare;
+	double spare, need = SPOOL_SPARE * (double)sysconf(_SC_NPROCESSORS_ONLN);
 
 	if (progress_now() - probe->wall < SPOOL_PROBE)
-		return SPOOL_SPARE;
+		return *last;
 	cpu_sample_take(&now);
 	spare = cpu_spare(probe, &now);
 	*probe = now;
-	return spare < 0 ? SPOOL_SPARE : spare;
+	if (spare >= 0)
+		*last = spare >= (need > 1 ? need : 1);
+	return *last;
 }
 
 static int spool_poll(job *j, ts_store **st, ts_group **grp, size_t upto, progress *pr)
@@ -1306,13 +1324,13 @@ static int spool_poll(job *j, ts_store **st, ts_group **grp, size_t upto, progre
 	double now = progress_now();
 	int rc;
 
-	if (now - j->last_try < SPOOL_TRY)
-		return CLI_OK;
-	j->last_try = now;
-	rc = spool_switch(j, st, grp, upto, 0, pr);
-	if (rc != SWITCH_BUSY)
-		return rc;
-	if (j->o.spool != SPOOL_AUTO || cpu_spare_since(&j->probe) >= SPOOL_SPARE)
+	if (now - j->last_try >= SPOOL_TRY) {
+		j->last_try = now;
+		rc = spool_switch(j, st, grp, upto, 0, pr);
+		if (rc != SWITCH_BUSY)
+			return rc;
+	}
+	if (j->o.spool != SPOOL_AUTO || spool_pays(&j->probe, &j->pays))
 		return CLI_OK;
 	/* the others keep the cores busy: wait idle, trying the store, until it is free or
 	 * a core is to spare again */
@@ -1326,7 +1344,7 @@ static int spool_poll(job *j, ts_store **st, ts_group **grp, size_t upto, progre
 		rc = spool_switch(j, st, grp, upto, 0, pr);
 		if (rc != SWITCH_BUSY)
 			return rc;
-		if (cpu_spare_since(&j->probe) >= SPOOL_SPARE)
+		if (spool_pays(&j->probe, &j->pays))
 			return CLI_OK;
 	}
 }
@@ -1401,7 +1419,7 @@ static int import_run(job *j)
 		}
 		if (interrupted)
 			break;
-		if (j->spooling && i > 0) {
+		if (j->spooling) {
 			status = spool_poll(j, &st, &grp, i, &pr);
 			if (status == CLI_INTERRUPTED)
 				goto discard;
