@@ -119,7 +119,8 @@ TS_API int ts_tensor_copy(ts_store *dst, ts_store *src, const char *name,
  *   4. The writer slot is held for each transaction (ts__writer_slot_take()), so no writer of
  *      the handle runs meanwhile and the group's items change only here.
  */
-#define COPY_TXN_BYTES (32u << 20)
+#define COPY_TXN_BYTES (8u << 20) /* LMDB holds a transaction's dirty pages in memory: the
+				    writer's bound, two 4 MiB batches */
 
 typedef struct copy_item {
 	const char *name;

@@ -820,10 +820,10 @@ TS_API int ts_tensor_copy(ts_store *dst, ts_store *src, const char *name,
 
 /**
  * ts_tensor_copy() of the @p n tensors @p names (distinct) of @p src into @p dst, in as few
- * write transactions as their pages allow: tensors are grouped into transactions of up to 32 MiB
+ * write transactions as their pages allow: tensors are grouped into transactions of up to 8 MiB
  * of pages (each page written once, into LMDB's page, and sealed there), where ts_tensor_copy()
  * commits each tensor in its own transactions; a store's commit flushes to disk, so this is the
- * way to move many small tensors. A tensor of more than 32 MiB goes alone through
+ * way to move many small tensors. A tensor of more than 8 MiB goes alone through
  * ts_tensor_copy()'s batches (memory stays bounded). Tensors are copied in the order given; on
  * failure those of the transactions already committed stay (published, or staged in
  * opts->group: abort the group to drop them), those of the failing one do not.

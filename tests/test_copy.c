@@ -172,9 +172,9 @@ Test(copy, bad_arguments_are_refused)
 Test(copy, many_tensors_copy_in_few_transactions)
 {
 	uint64_t seed = st_seed("copy many");
-	enum { N = 40, R = 64, C = 256, BR = 8400, BC = 1024 };
-	float *x = malloc((size_t)BR * BC * 4), *a = malloc((size_t)BR * BC * 4),
-	      *b = malloc((size_t)BR * BC * 4);
+	enum { N = 40, R = 64, C = 4096, BR = 2200, BC = 1024 };
+	float *x = malloc((size_t)N * R * C * 4), *a = malloc((size_t)N * R * C * 4),
+	      *b = malloc((size_t)N * R * C * 4);
 	uint64_t shape[2] = {R, C}, big[2] = {BR, BC};
 	ts_codec_config nv = ts_codec_config_default(TS_CODEC_NVFP4);
 	ts_codec_config raw = ts_codec_config_default(TS_CODEC_RAW);
@@ -183,13 +183,13 @@ Test(copy, many_tensors_copy_in_few_transactions)
 	ts_store *src = st_create("msrc.tst", 2), *dst = st_create("mdst.tst", 2);
 	char names[N + 1][16];
 	const char *list[N + 1];
-	st_fill_f32(x, (size_t)BR * BC, &seed, 0.02f);
-	for (int i = 0; i < N; i++) {
+	st_fill_f32(x, (size_t)N * R * C, &seed, 0.02f);
+	for (int i = 0; i < N; i++) { /* 1 MiB raw and nvfp4 ones: several transactions */
 		snprintf(names[i], sizeof(names[i]), "t%02d", i);
 		list[i] = names[i];
-		st_write_f32(src, names[i], 2, shape, &nv, x + (size_t)i * R * C, 0);
+		st_write_f32(src, names[i], 2, shape, i % 2 ? &raw : &nv, x + (size_t)i * R * C, 0);
 	}
-	snprintf(names[N], sizeof(names[N]), "big"); /* 34 MB raw: over a transaction's budget */
+	snprintf(names[N], sizeof(names[N]), "big"); /* 9 MB raw: over a transaction's budget */
 	list[N] = names[N];
 	st_write_f32(src, "big", 2, big, &raw, x, 0);
 
