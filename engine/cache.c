@@ -411,7 +411,7 @@ void ts__cache_stats(struct ts__cache *c, ts_cache_stats *out)
 
 int ts__cache_keeps_compressed(const struct ts__cache *c)
 {
-	return c && c->policy->keeps_compressed;
+	return c && c->budget && c->policy->keeps_compressed;
 }
 
 void ts__cache_tensor(struct ts__cache *c, uint64_t tensor_id, ts_codec codec, uint64_t io_bytes,

@@ -192,8 +192,8 @@ void ts__cache_free(struct ts__cache *cache);
  * call accepts a NULL cache (then: the plain cache's answers).
  */
 
-/** 1 if the policy keeps pages compressed too (the reader then looks them up and offers them
- *  under TS__CACHE_COMPRESSED). */
+/** 1 if the cache is on and its policy keeps pages compressed too (the reader then looks them
+ *  up and offers them under TS__CACHE_COMPRESSED). */
 int ts__cache_keeps_compressed(const struct ts__cache *c);
 
 /** Tensor @p tensor_id's pages, for pricing: codec, the aligned run read from storage for a full

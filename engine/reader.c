@@ -931,8 +931,7 @@ static void window_fill(struct req *r, struct window *w, uint64_t *pos, uint64_t
 			ts__cache_key key = {r->rec.id, j->page, (uint32_t)r->dtype};
 			ts__cache_access(r->st->cache, r->rec.id, j->page);
 			j->hit = ts__cache_lookup(r->st->cache, &key);
-			if (!j->hit && ts__cache_keeps_compressed(r->st->cache) &&
-			    ts__cache_budget(r->st->cache) > 0) {
+			if (!j->hit && ts__cache_keeps_compressed(r->st->cache)) {
 				ts__cache_key ck = {r->rec.id, j->page, TS__CACHE_COMPRESSED};
 				if ((j->chit = ts__cache_lookup(r->st->cache, &ck))) {
 					j->raw = j->chit->data;
@@ -1136,6 +1135,32 @@ static int lookup(ts_store *st, const char *name, ts__tensor_rec *rec)
 	return rc;
 }
 
+/* Start request @p r (cleared here; req_free() it whatever the result): tensor @p name looked up
+ * in a short read transaction. */
+static int req_begin(struct req *r, ts_store *st, const char *name, enum mode mode)
+{
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_init(&r->err_lock, NULL);
+	r->st = st;
+	r->name = name;
+	r->mode = mode;
+	return lookup(st, name, &r->rec);
+}
+
+/* Set the request's output dtype, if the tensor can be read as @p dtype; else TS_EDTYPE. */
+static int req_dtype(struct req *r, ts_dtype dtype)
+{
+	size_t esz = ts_dtype_size(dtype);
+
+	if (!esz || !out_dtype_ok(&r->rec, dtype))
+		return ts__err(TS_EDTYPE, "tensor '%s' (%s, codec %s) cannot be read as %s", r->name,
+			       ts_dtype_name(r->rec.source_dtype),
+			       ts_codec_name(r->rec.codec.codec), ts_dtype_name(dtype));
+	r->dtype = dtype;
+	r->esz = esz;
+	return 0;
+}
+
 /* -- the public functions --------------------------------------------------------------------------- */
 
 /*
@@ -1149,15 +1174,8 @@ static int slice_plan(struct req *r, ts_store *st, const char *name, int ndim,
 		      size_t dst_size)
 {
 	uint64_t elems = 1, zeros[TS_MAX_DIMS] = {0};
-	size_t esz;
-	int rc;
+	int rc = req_begin(r, st, name, MODE_SLICE);
 
-	memset(r, 0, sizeof(*r));
-	pthread_mutex_init(&r->err_lock, NULL);
-	r->st = st;
-	r->name = name;
-	r->mode = MODE_SLICE;
-	rc = lookup(st, name, &r->rec);
 	if (rc)
 		return rc;
 	if (!count) {
@@ -1184,12 +1202,10 @@ static int slice_plan(struct req *r, ts_store *st, const char *name, int ndim,
 				       name);
 		elems *= count[i];
 	}
-	esz = ts_dtype_size(dtype);
-	if (!esz || !out_dtype_ok(&r->rec, dtype))
-		return ts__err(TS_EDTYPE, "tensor '%s' (%s, codec %s) cannot be read as %s", name,
-			       ts_dtype_name(r->rec.source_dtype),
-			       ts_codec_name(r->rec.codec.codec), ts_dtype_name(dtype));
-	if (elems > SIZE_MAX / esz || elems * esz > dst_size)
+	rc = req_dtype(r, dtype);
+	if (rc)
+		return rc;
+	if (elems > SIZE_MAX / r->esz || elems * r->esz > dst_size)
 		return ts__err(TS_ESHORTBUF,
 			       "slice of tensor '%s' needs %llu elements of %s, buffer holds %zu "
 			       "bytes",
@@ -1198,8 +1214,6 @@ static int slice_plan(struct req *r, ts_store *st, const char *name, int ndim,
 		return 0;
 	if (!dst)
 		return ts__err(TS_EINVAL, "slice of tensor '%s': no destination buffer", name);
-	r->dtype = dtype;
-	r->esz = esz;
 	r->dst = dst;
 	rc = plan_runs(r, start, count);
 	if (rc == 0)
@@ -1345,15 +1359,9 @@ static int read_rows_once(ts_store *st, const char *name, size_t n, const uint64
 {
 	struct req r;
 	struct gather *g = NULL;
-	size_t esz = ts_dtype_size(dtype), cap = 0;
-	int rc;
+	size_t cap = 0;
+	int rc = req_begin(&r, st, name, MODE_SLICE);
 
-	memset(&r, 0, sizeof(r));
-	pthread_mutex_init(&r.err_lock, NULL);
-	r.st = st;
-	r.name = name;
-	r.mode = MODE_SLICE;
-	rc = lookup(st, name, &r.rec);
 	if (rc)
 		goto out;
 	for (size_t i = 0; i < n; i++)
@@ -1363,13 +1371,11 @@ static int read_rows_once(ts_store *st, const char *name, size_t n, const uint64
 				     (unsigned long long)r.rec.rows);
 			goto out;
 		}
-	if (!esz || !out_dtype_ok(&r.rec, dtype)) {
-		rc = ts__err(TS_EDTYPE, "tensor '%s' (%s, codec %s) cannot be read as %s", name,
-			     ts_dtype_name(r.rec.source_dtype), ts_codec_name(r.rec.codec.codec),
-			     ts_dtype_name(dtype));
+	rc = req_dtype(&r, dtype);
+	if (rc)
 		goto out;
-	}
-	if (r.rec.cols && (n > SIZE_MAX / esz / r.rec.cols || n * r.rec.cols * esz > dst_size)) {
+	if (r.rec.cols &&
+	    (n > SIZE_MAX / r.esz / r.rec.cols || n * r.rec.cols * r.esz > dst_size)) {
 		rc = ts__err(TS_ESHORTBUF, "row gather of tensor '%s': %zu rows of %llu elements "
 			     "of %s, buffer holds %zu bytes", name, n,
 			     (unsigned long long)r.rec.cols, ts_dtype_name(dtype), dst_size);
@@ -1391,8 +1397,6 @@ static int read_rows_once(ts_store *st, const char *name, size_t n, const uint64
 	for (size_t i = 0; i < n; i++)
 		g[i] = (struct gather){rows[i], i};
 	qsort(g, n, sizeof(*g), gather_cmp);
-	r.dtype = dtype;
-	r.esz = esz;
 	r.dst = dst;
 	r.cs = 0;
 	r.cc = r.rec.cols;
@@ -1461,14 +1465,8 @@ static int read_encoded_once(ts_store *st, const char *name, uint64_t row_start,
 {
 	struct req r;
 	size_t cap = 0;
-	int rc;
+	int rc = req_begin(&r, st, name, MODE_ENCODED);
 
-	memset(&r, 0, sizeof(r));
-	pthread_mutex_init(&r.err_lock, NULL);
-	r.st = st;
-	r.name = name;
-	r.mode = MODE_ENCODED;
-	rc = lookup(st, name, &r.rec);
 	if (rc)
 		goto out;
 	if (encoded_row_bytes(&r.rec.codec, r.rec.cols, &r.cb, &r.code_row, &r.scale_row)) {
@@ -1619,14 +1617,8 @@ static int read_pages_once(ts_store *st, const char *name, const ts_tensor_info 
 {
 	struct req r;
 	size_t off = 0;
-	int rc;
+	int rc = req_begin(&r, st, name, MODE_PAGES);
 
-	memset(&r, 0, sizeof(r));
-	pthread_mutex_init(&r.err_lock, NULL);
-	r.st = st;
-	r.name = name;
-	r.mode = MODE_PAGES;
-	rc = lookup(st, name, &r.rec);
 	if (rc)
 		goto out;
 	if (r.rec.id != info->id) {

@@ -340,13 +340,17 @@ TS_API int ts_analyze(ts_codec_config *out, ts_compression_stats *stats,
 		      uint64_t rows, uint64_t cols);
 
 /* ------------------------------------------------------------------------------------------ */
-/* The import policy's exact-keeping rules                                                     */
+/* The import policy                                                                           */
 /* ------------------------------------------------------------------------------------------ */
 
 /*
- * The default policy of `tstore import` and of the Python package's save_file() (codec "auto")
- * keeps some floating-point tensors exact instead of quantizing them. These two calls are the
- * one place both take the rules from (docs/CLI.md, "Policy").
+ * The policy of `tstore import` and of the Python package's save_file(): which codec each
+ * tensor is written with (docs/CLI.md, "Policy"). These calls are the one place both take it
+ * from, so that they store the same tensors the same way. The default ("auto") keeps some
+ * floating-point tensors exact instead of quantizing them (ts_policy_keep_reason, and the
+ * rules of ts_policy_rule). A caller writes a tensor as ts_policy_choose() says (running
+ * ts_analyze() and then ts_policy_choose() again where it says TS_POLICY_ANALYSE), then asks
+ * ts_policy_next() whether to write it again.
  */
 
 /**
@@ -367,6 +371,89 @@ TS_API const char *ts_policy_keep_reason(const char *name);
  * @return 0; TS_EINVAL if @p out is NULL or @p dtype is not F32, BF16 or F16.
  */
 TS_API int ts_policy_exact_config(ts_codec_config *out, ts_dtype dtype);
+
+/** Fewer elements than this: kept exact under codec "auto". */
+#define TS_POLICY_TINY_ELEMENTS 4096u
+/** The most elements of a tensor that "auto" analyses (ts_policy_sample_rows). */
+#define TS_POLICY_SAMPLE_ELEMENTS (1u << 20)
+
+/** ts_policy_opts.flags: no exact-keeping by name (ts_policy_keep_reason), `--quantize-all`. */
+#define TS_POLICY_QUANTIZE_ALL 1u
+/** ts_policy_opts.flags: keep this tensor exact whatever the codec (`--keep GLOB` matched). */
+#define TS_POLICY_KEEP 2u
+
+/** What a tensor is written under: the options of `tstore import` or save_file(), and what the
+ *  caller knows of the tensor. Fill it with ts_policy_opts_init() first. */
+typedef struct ts_policy_opts {
+	int codec;            /**< the ts_codec for every floating-point tensor; -1: "auto" */
+	double max_error_pct; /**< auto: the bound on relative RMS error, percent; 0: all exact */
+	unsigned flags;       /**< TS_POLICY_QUANTIZE_ALL, TS_POLICY_KEEP */
+	uint64_t nonfinite;   /**< the NaN and Inf values the tensor holds (the caller's scan) */
+	const ts_codec_config *analysed; /**< after TS_POLICY_ANALYSE: ts_analyze()'s choice */
+} ts_policy_opts;
+
+/** Fill @p opts with the defaults: codec -1 (auto), max_error_pct 10, no flags, nonfinite 0,
+ *  analysed NULL. */
+TS_API void ts_policy_opts_init(ts_policy_opts *opts);
+
+/** Which rule of the policy decided a tensor's codec, in the order they are tried. */
+typedef enum ts_policy_rule {
+	TS_POLICY_RAW_DTYPE = 0,       /**< not F32, BF16 or F16: raw in its own dtype */
+	TS_POLICY_KEPT = 1,            /**< exact: TS_POLICY_KEEP */
+	TS_POLICY_CODEC = 2,           /**< the codec asked for (raw, lossless: in the tensor's dtype) */
+	TS_POLICY_EXACT_BOUND = 3,     /**< exact: max_error_pct is 0 */
+	TS_POLICY_EXACT_NAME = 4,      /**< exact: ts_policy_keep_reason() names it */
+	TS_POLICY_EXACT_1D = 5,        /**< exact: one dimension or none */
+	TS_POLICY_EXACT_TINY = 6,      /**< exact: fewer than TS_POLICY_TINY_ELEMENTS elements */
+	TS_POLICY_EXACT_NONFINITE = 7, /**< exact: it holds NaN or Inf */
+	TS_POLICY_ANALYSE = 8,         /**< run ts_analyze(), then call again with its choice */
+	TS_POLICY_ANALYSED = 9,        /**< the analyser's choice */
+	TS_POLICY_EXACT_ANALYSED = 10  /**< exact: the analyser found no lossy codec in the bound */
+} ts_policy_rule;
+
+/**
+ * The configuration the policy writes tensor @p name (@p dtype, @p ndim dimensions @p shape)
+ * with under @p opts (NULL: the defaults), and the rule that decided it. "Exact" rules give
+ * ts_policy_exact_config(). TS_POLICY_ANALYSE gives the analyser's input (nvfp4 defaults,
+ * max_error_pct of @p opts): call ts_analyze() with it on the sample rows
+ * (ts_policy_sample_rows), set opts->analysed to its result and call again.
+ * Any thread; nothing is retained.
+ *
+ * @return 0; TS_ENONFINITE if a lossy codec is asked for and opts->nonfinite is not 0;
+ *         TS_EINVAL for a NULL argument, an unknown dtype or codec, @p ndim outside
+ *         0..TS_MAX_DIMS or max_error_pct outside [0, 100].
+ */
+TS_API int ts_policy_choose(ts_codec_config *out, ts_policy_rule *rule, const char *name,
+			    ts_dtype dtype, int ndim, const uint64_t *shape,
+			    const ts_policy_opts *opts);
+
+/** What to do once a tensor is written as ts_policy_choose() said (ts_policy_next). */
+typedef enum ts_policy_step {
+	TS_POLICY_DONE = 0,         /**< keep what was written */
+	TS_POLICY_WRITE_AGAIN = 1,  /**< write it again with *out: raw, where exact did not pay */
+	TS_POLICY_ANALYSE_WHOLE = 2 /**< the sample misled the analyser: ts_analyze() the whole
+				         tensor with *out and write it again with that choice */
+} ts_policy_step;
+
+struct ts_tensor_info; /* "The store", below */
+
+/**
+ * Whether a tensor written by rule @p rule, as @p written describes it (ts_writer_commit()),
+ * is to be written again: a tensor kept exact whose stored bytes are not fewer than its
+ * source's is rewritten raw; one whose analysed codec misses opts->max_error_pct is analysed
+ * whole. Any thread.
+ *
+ * @return a ts_policy_step (>= 0); TS_EINVAL if @p out or @p written is NULL.
+ */
+TS_API int ts_policy_next(ts_codec_config *out, ts_policy_rule rule,
+			  const struct ts_tensor_info *written, const ts_policy_opts *opts);
+
+/**
+ * How many rows of a @p rows x @p cols view "auto" analyses: all of them when they hold at most
+ * TS_POLICY_SAMPLE_ELEMENTS elements (or @p rows is 1), else TS_POLICY_SAMPLE_ELEMENTS / cols
+ * (at least 1). Sample row i is row i * rows / n of the view (n the count returned).
+ */
+TS_API uint64_t ts_policy_sample_rows(uint64_t rows, uint64_t cols);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Streaming encoder                                                                           */

@@ -14,14 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "tests/storetest.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int open_w(ts_store **st, const char *name, int64_t timeout_ms)
 {
@@ -80,10 +74,10 @@ Test(busy, default_fails_at_once)
 	cr_expect_eq(o.busy_timeout_ms, 0);
 	ts_store *a, *b = (ts_store *)1;
 	cr_assert_eq(open_w(&a, "d.tst", 0), 0);
-	double t0 = now_s();
+	double t0 = ts__clock_s();
 	cr_expect_eq(open_w(&b, "d.tst", 0), TS_EBUSY);
 	cr_expect_null(b);
-	cr_expect_lt(now_s() - t0, 0.5);
+	cr_expect_lt(ts__clock_s() - t0, 0.5);
 	ts_store_close(a);
 }
 
@@ -91,9 +85,9 @@ Test(busy, bounded_wait_times_out)
 {
 	ts_store *a, *b;
 	cr_assert_eq(open_w(&a, "t.tst", 0), 0);
-	double t0 = now_s();
+	double t0 = ts__clock_s();
 	cr_expect_eq(open_w(&b, "t.tst", 300), TS_EBUSY);
-	double dt = now_s() - t0;
+	double dt = ts__clock_s() - t0;
 	cr_expect_geq(dt, 0.29, "waited %.3f s of 0.3", dt);
 	cr_expect_lt(dt, 2.0, "waited %.3f s of 0.3", dt);
 	cr_expect_not_null(strstr(ts_error_last(), "open for writing elsewhere"), "%s",
@@ -112,7 +106,7 @@ static void *wait_thread(void *arg)
 	struct waiter *w = arg;
 	ts_store *st = NULL;
 	w->rc = open_w(&st, "th.tst", w->timeout_ms);
-	w->done_at = now_s();
+	w->done_at = ts__clock_s();
 	if (w->rc == 0) {
 		put(st, "second", 200.0f);
 		ts_store_close(st);
@@ -129,7 +123,7 @@ Test(busy, thread_waits_then_succeeds)
 	cr_assert_eq(pthread_create(&t, NULL, wait_thread, &w), 0);
 	usleep(300000);
 	put(a, "first", 100.0f);
-	double closed_at = now_s();
+	double closed_at = ts__clock_s();
 	ts_store_close(a);
 	pthread_join(t, NULL);
 	cr_expect_eq(w.rc, 0, "%s", ts_error_last());
@@ -187,10 +181,10 @@ static pid_t holder(const char *name, long hold_us)
 Test(busy, process_waits_then_succeeds)
 {
 	pid_t pid = holder("p.tst", 400000);
-	double t0 = now_s();
+	double t0 = ts__clock_s();
 	ts_store *st;
 	cr_assert_eq(open_w(&st, "p.tst", 10000), 0, "%s", ts_error_last());
-	double dt = now_s() - t0;
+	double dt = ts__clock_s() - t0;
 	cr_expect_geq(dt, 0.2, "got in after %.3f s, while the holder held it", dt);
 	cr_expect_lt(dt, 5.0);
 	int status;
@@ -211,7 +205,7 @@ static void *kill_thread(void *arg)
 {
 	struct killer *k = arg;
 	usleep(300000);
-	k->killed_at = now_s();
+	k->killed_at = ts__clock_s();
 	kill(k->pid, SIGKILL);
 	return NULL;
 }
@@ -223,7 +217,7 @@ Test(busy, killed_holder_is_recovered)
 	cr_assert_eq(pthread_create(&t, NULL, kill_thread, &k), 0);
 	ts_store *st;
 	int rc = open_w(&st, "k.tst", -1);
-	double got_at = now_s();
+	double got_at = ts__clock_s();
 	pthread_join(t, NULL);
 	int status;
 	waitpid(k.pid, &status, 0);

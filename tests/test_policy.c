@@ -1,8 +1,10 @@
 /*
- * ts_policy_keep_reason() and ts_policy_exact_config() (codec/policy.c): the names the default
- * import policy keeps exact, and how. The expected reasons are those docs/CLI.md ("Policy")
- * gives for each pattern, on tensor names of real model families; near misses (the dense MLP's
- * gate_proj, a gate's bias, names merely containing "output") stay quantizable.
+ * The import policy (codec/policy.c). ts_policy_keep_reason() and ts_policy_exact_config(): the
+ * names the default policy keeps exact, and how; the expected reasons are those docs/CLI.md
+ * ("Policy") gives for each pattern, on tensor names of real model families; near misses (the
+ * dense MLP's gate_proj, a gate's bias, names merely containing "output") stay quantizable.
+ * ts_policy_choose(), ts_policy_next() and ts_policy_sample_rows(): the decision tree as
+ * docs/CLI.md and include/tstore.h describe it, rule by rule.
  */
 #include <criterion/criterion.h>
 #include <string.h>
@@ -72,4 +74,158 @@ Test(policy, bad_arguments_are_refused)
 	cr_expect_eq(ts_policy_exact_config(NULL, TS_BF16), TS_EINVAL);
 	cr_expect_eq(ts_policy_exact_config(&c, TS_I32), TS_EINVAL);
 	cr_expect_eq(ts_policy_exact_config(&c, (ts_dtype)999), TS_EINVAL);
+}
+
+/* ts_policy_choose() on a tensor of @p dtype and shape @p r x @p c (c 0: 1-D of r). */
+static int choose(ts_codec_config *cfg, ts_policy_rule *rule, const char *name, ts_dtype dtype,
+		  uint64_t r, uint64_t c, const ts_policy_opts *o)
+{
+	uint64_t shape[2] = {r, c};
+	return ts_policy_choose(cfg, rule, name, dtype, c ? 2 : 1, shape, o);
+}
+
+Test(policy, choose_follows_the_documented_rules_in_order)
+{
+	ts_policy_opts o;
+	ts_policy_rule rule;
+	ts_codec_config c;
+
+	ts_policy_opts_init(&o);
+	cr_assert_eq(o.codec, -1);
+	cr_assert_eq(o.max_error_pct, 10.0);
+	cr_assert_eq(choose(&c, &rule, "a.weight", TS_I32, 64, 64, &o), 0);
+	cr_expect_eq(rule, TS_POLICY_RAW_DTYPE);
+	cr_expect(c.codec == TS_CODEC_RAW && c.raw_dtype == TS_I32 && c.bits_per_value == 32);
+	cr_assert_eq(choose(&c, &rule, "lm_head.weight", TS_BF16, 4096, 4096, &o), 0);
+	cr_expect_eq(rule, TS_POLICY_EXACT_NAME);
+	cr_expect(c.codec == TS_CODEC_LOSSLESS && c.raw_dtype == TS_BF16);
+	cr_assert_eq(choose(&c, &rule, "model.norm.weight", TS_F32, 4096, 0, &o), 0);
+	cr_expect_eq(rule, TS_POLICY_EXACT_1D);
+	cr_assert_eq(choose(&c, &rule, "small.weight", TS_F16, 64, 63, &o), 0); /* 4032 < 4096 */
+	cr_expect_eq(rule, TS_POLICY_EXACT_TINY);
+	cr_expect(c.codec == TS_CODEC_LOSSLESS && c.raw_dtype == TS_F16);
+	cr_assert_eq(choose(&c, &rule, "small.weight", TS_F16, 64, 64, &o), 0);
+	cr_expect_eq(rule, TS_POLICY_ANALYSE);
+	cr_expect(c.codec == TS_CODEC_NVFP4 && c.max_error_pct == 10.0, "the analyser's input");
+	o.nonfinite = 1;
+	cr_assert_eq(choose(&c, &rule, "up.weight", TS_BF16, 64, 64, &o), 0);
+	cr_expect_eq(rule, TS_POLICY_EXACT_NONFINITE);
+	o.nonfinite = 0;
+	o.flags = TS_POLICY_QUANTIZE_ALL;
+	cr_assert_eq(choose(&c, &rule, "lm_head.weight", TS_BF16, 64, 64, &o), 0);
+	cr_expect_eq(rule, TS_POLICY_ANALYSE, "--quantize-all: no exact-keeping by name");
+	o.flags = 0;
+	o.max_error_pct = 0;
+	cr_assert_eq(choose(&c, &rule, "up.weight", TS_BF16, 64, 64, &o), 0);
+	cr_expect_eq(rule, TS_POLICY_EXACT_BOUND);
+	o.max_error_pct = 10;
+	o.flags = TS_POLICY_KEEP;
+	o.codec = TS_CODEC_NVFP4;
+	cr_assert_eq(choose(&c, &rule, "up.weight", TS_BF16, 64, 64, &o), 0);
+	cr_expect_eq(rule, TS_POLICY_KEPT, "--keep wins over --codec");
+	cr_expect_eq(c.codec, TS_CODEC_LOSSLESS);
+}
+
+Test(policy, a_named_codec_applies_to_float_tensors_and_refuses_nan)
+{
+	ts_policy_opts o;
+	ts_policy_rule rule;
+	ts_codec_config c;
+
+	ts_policy_opts_init(&o);
+	o.codec = TS_CODEC_MXFP4;
+	cr_assert_eq(choose(&c, &rule, "lm_head.weight", TS_BF16, 8, 0, &o), 0);
+	cr_expect(rule == TS_POLICY_CODEC && c.codec == TS_CODEC_MXFP4 && c.block_size == 32);
+	o.codec = TS_CODEC_RAW;
+	cr_assert_eq(choose(&c, &rule, "w", TS_F16, 8, 8, &o), 0);
+	cr_expect(rule == TS_POLICY_CODEC && c.codec == TS_CODEC_RAW && c.raw_dtype == TS_F16);
+	o.codec = TS_CODEC_FP8;
+	o.nonfinite = 3;
+	cr_expect_eq(choose(&c, &rule, "w", TS_F32, 8, 8, &o), TS_ENONFINITE);
+	cr_expect(strstr(ts_error_last(), "'w' holds 3 NaN or Inf"), "%s", ts_error_last());
+	o.codec = TS_CODEC_LOSSLESS;
+	cr_assert_eq(choose(&c, &rule, "w", TS_F32, 8, 8, &o), 0, "lossless encodes NaN");
+	cr_expect(rule == TS_POLICY_CODEC && c.codec == TS_CODEC_LOSSLESS && c.raw_dtype == TS_F32);
+	o.codec = TS_CODEC_NVFP4;
+	cr_assert_eq(choose(&c, &rule, "ids", TS_I64, 8, 8, &o), 0, "integers: no scan, raw");
+	cr_expect_eq(rule, TS_POLICY_RAW_DTYPE);
+}
+
+Test(policy, the_analysers_choice_is_kept_unless_it_found_nothing_lossy)
+{
+	ts_policy_opts o;
+	ts_policy_rule rule;
+	ts_codec_config c, a = ts_codec_config_default(TS_CODEC_INT8);
+
+	ts_policy_opts_init(&o);
+	o.analysed = &a;
+	cr_assert_eq(choose(&c, &rule, "up.weight", TS_BF16, 64, 64, &o), 0);
+	cr_expect(rule == TS_POLICY_ANALYSED && c.codec == TS_CODEC_INT8);
+	a = ts_codec_config_default(TS_CODEC_RAW);
+	a.raw_dtype = TS_BF16;
+	cr_assert_eq(choose(&c, &rule, "up.weight", TS_BF16, 64, 64, &o), 0);
+	cr_expect(rule == TS_POLICY_EXACT_ANALYSED && c.codec == TS_CODEC_LOSSLESS);
+}
+
+Test(policy, next_rewrites_what_did_not_pay_or_missed_the_bound)
+{
+	ts_policy_opts o;
+	ts_tensor_info w;
+	ts_codec_config c;
+
+	ts_policy_opts_init(&o);
+	memset(&w, 0, sizeof w);
+	w.source_dtype = TS_BF16;
+	w.codec = ts_codec_config_default(TS_CODEC_LOSSLESS);
+	w.source_bytes = 1000;
+	w.stored_bytes = 1000;
+	cr_expect_eq(ts_policy_next(&c, TS_POLICY_EXACT_TINY, &w, &o), TS_POLICY_WRITE_AGAIN);
+	cr_expect(c.codec == TS_CODEC_RAW && c.raw_dtype == TS_BF16 && c.bits_per_value == 16);
+	cr_expect_eq(ts_policy_next(&c, TS_POLICY_CODEC, &w, &o), TS_POLICY_DONE,
+		     "lossless asked for is kept");
+	w.stored_bytes = 999;
+	cr_expect_eq(ts_policy_next(&c, TS_POLICY_EXACT_NAME, &w, &o), TS_POLICY_DONE);
+	w.codec = ts_codec_config_default(TS_CODEC_NVFP4);
+	w.stored_bytes = 300;
+	w.error.rel_rms_pct = 10.5;
+	cr_expect_eq(ts_policy_next(&c, TS_POLICY_ANALYSED, &w, &o), TS_POLICY_ANALYSE_WHOLE);
+	cr_expect(c.codec == TS_CODEC_NVFP4 && c.max_error_pct == 10.0);
+	cr_expect_eq(ts_policy_next(&c, TS_POLICY_CODEC, &w, &o), TS_POLICY_DONE);
+	w.error.rel_rms_pct = 10.0;
+	cr_expect_eq(ts_policy_next(&c, TS_POLICY_ANALYSED, &w, &o), TS_POLICY_DONE);
+}
+
+Test(policy, sample_rows_take_at_most_a_million_elements)
+{
+	cr_expect_eq(ts_policy_sample_rows(1024, 1024), 1024);  /* exactly 2^20: all */
+	cr_expect_eq(ts_policy_sample_rows(1025, 1024), 1024);
+	cr_expect_eq(ts_policy_sample_rows(100000, 4096), 256);
+	cr_expect_eq(ts_policy_sample_rows(3, 1u << 21), 1);   /* rows wider than the sample */
+	cr_expect_eq(ts_policy_sample_rows(1, 1u << 22), 1);
+	cr_expect_eq(ts_policy_sample_rows(0, 0), 0);
+}
+
+Test(policy, choose_refuses_bad_arguments)
+{
+	ts_policy_opts o;
+	ts_policy_rule rule;
+	ts_codec_config c;
+	uint64_t shape[1] = {8};
+
+	ts_policy_opts_init(&o);
+	cr_expect_eq(ts_policy_choose(NULL, &rule, "w", TS_F32, 1, shape, &o), TS_EINVAL);
+	cr_expect_eq(ts_policy_choose(&c, NULL, "w", TS_F32, 1, shape, &o), TS_EINVAL);
+	cr_expect_eq(ts_policy_choose(&c, &rule, NULL, TS_F32, 1, shape, &o), TS_EINVAL);
+	cr_expect_eq(ts_policy_choose(&c, &rule, "w", TS_F32, 1, NULL, &o), TS_EINVAL);
+	cr_expect_eq(ts_policy_choose(&c, &rule, "w", (ts_dtype)999, 1, shape, &o), TS_EINVAL);
+	cr_expect_eq(ts_policy_choose(&c, &rule, "w", TS_F32, TS_MAX_DIMS + 1, shape, &o),
+		     TS_EINVAL);
+	o.codec = 99;
+	cr_expect_eq(ts_policy_choose(&c, &rule, "w", TS_F32, 1, shape, &o), TS_EINVAL);
+	o.codec = -1;
+	o.max_error_pct = 101;
+	cr_expect_eq(ts_policy_choose(&c, &rule, "w", TS_F32, 1, shape, &o), TS_EINVAL);
+	cr_expect_eq(ts_policy_choose(&c, &rule, "w", TS_F32, 1, shape, NULL), 0, "defaults");
+	cr_expect_eq(rule, TS_POLICY_EXACT_1D);
+	cr_expect_eq(ts_policy_next(NULL, TS_POLICY_ANALYSED, NULL, NULL), TS_EINVAL);
 }

@@ -128,3 +128,15 @@ def test_attachments_travel_with_the_group_and_delete_is_immediate(store, cli, t
     run(cli, "export", store, f"{out}/")
     assert (out / "sub" / "config.json").read_bytes() == data
     assert (out / "empty.txt").read_bytes() == b""
+
+
+def test_dcp_keeps_small_float_tensors_exact_by_the_librarys_size_rules():
+    """tstore.torch.dcp writes tensors the auto policy keeps exact for their size (1-D, fewer
+    than 4096 elements: docs/CLI.md) lossless under a named codec: the library's rules."""
+    from tstore import _policy
+    def small(a):
+        return _policy.small_exact(_policy.source(a, "x"))
+    assert small(np.zeros(10000, np.float32))          # 1-D
+    assert small(np.zeros((64, 63), np.float32))       # 4032 elements
+    assert not small(np.zeros((64, 64), np.float32))   # 4096
+    assert not small(np.zeros((8,), np.int32))         # integers are raw anyway

@@ -38,6 +38,11 @@ OPEN_WRITE, OPEN_CREATE = 0x1, 0x2
 WRITE_REPLACE = 0x1
 CODEC_RAW, CODEC_NVFP4, CODEC_FP8 = 0, 1, 4
 
+# The import policy (include/tstore.h: ts_policy_opts.flags, ts_policy_rule, ts_policy_step).
+POLICY_QUANTIZE_ALL = 0x1
+POLICY_EXACT_1D, POLICY_EXACT_TINY, POLICY_ANALYSE = 5, 6, 8
+POLICY_WRITE_AGAIN, POLICY_ANALYSE_WHOLE = 1, 2
+
 
 class TstoreError(OSError):
     """A failure reported by libtstore: a damaged page or store, a full disk, an I/O error.
@@ -100,6 +105,11 @@ class write_opts(Structure):
                 ("tensor_scale", c_float), ("group", c_void_p)]
 
 
+class policy_opts(Structure):
+    _fields_ = [("codec", c_int), ("max_error_pct", c_double), ("flags", c_uint),
+                ("nonfinite", c_uint64), ("analysed", POINTER(codec_config))]
+
+
 class cache_stats(Structure):
     _fields_ = [("budget_bytes", c_uint64), ("used_bytes", c_uint64), ("hits", c_uint64),
                 ("misses", c_uint64), ("evictions", c_uint64), ("storage_reads", c_uint64),
@@ -133,6 +143,12 @@ _PROTOTYPES = {
                            POINTER(codec_config), c_void_p, c_int, c_uint64, c_uint64]),
     "ts_policy_keep_reason": (c_char_p, [c_char_p]),
     "ts_policy_exact_config": (c_int, [POINTER(codec_config), c_int]),
+    "ts_policy_opts_init": (None, [POINTER(policy_opts)]),
+    "ts_policy_choose": (c_int, [POINTER(codec_config), POINTER(c_int), c_char_p, c_int, c_int,
+                                 _u64p, POINTER(policy_opts)]),
+    "ts_policy_next": (c_int, [POINTER(codec_config), c_int, POINTER(tensor_info),
+                               POINTER(policy_opts)]),
+    "ts_policy_sample_rows": (c_uint64, [c_uint64, c_uint64]),
     "ts_open_opts_init": (None, [POINTER(open_opts)]),
     "ts_store_open": (c_int, [POINTER(c_void_p), c_char_p, POINTER(open_opts)]),
     "ts_store_close": (None, [c_void_p]),

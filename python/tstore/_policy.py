@@ -1,11 +1,12 @@
-"""Which codec a tensor is written with: the policy of `tstore import` (tools/cli/cmd_import.c,
-docs/CLI.md), so that save_file() and the command store the same tensors the same way.
+"""Which codec a tensor is written with: the policy of `tstore import` (docs/CLI.md), which
+the library decides (ts_policy_choose and ts_policy_next, codec/policy.c) for both, so that
+save_file() and the command store the same tensors the same way. What it decides:
 
   - integer and bool tensors (and F64, F8): raw, lossless, in their own dtype;
   - codec "auto" on F32/BF16/F16 tensors: kept exact (the lossless codec in the source dtype,
     or raw where lossless is not smaller) with max_error 0, or if the name is a
-    token embedding, output projection or MoE router (the library's ts_policy_keep_reason(),
-    which import uses too; not with quantize_all), if 1-D or scalar, under 4096 elements, or holding NaN/Inf;
+    token embedding, output projection or MoE router (ts_policy_keep_reason(); not with
+    quantize_all), if 1-D or scalar, under 4096 elements, or holding NaN/Inf;
     otherwise the analyzer's choice (ts_analyze: the fewest bytes within max_error percent
     relative RMS error) measured on at most 1M elements of evenly spaced whole rows,
     the whole tensor re-analysed and rewritten if the written tensor misses the bound;
@@ -26,18 +27,7 @@ import numpy as np
 from . import _lib
 from ._lib import lib
 
-TINY_ELEMENTS = 4096
-SAMPLE_ELEMENTS = 1 << 20
 SCAN_CHUNK = 1 << 20  # elements per scan step (bounded temporary memory)
-
-
-def keep_reason(name: str) -> str | None:
-    """Why the default policy keeps tensor @p name exact ("token embedding", "output
-    projection", "MoE router"), or None: the library's rules (ts_policy_keep_reason), the ones
-    `tstore import` applies. python/tests/test_roundtrip.py holds save_file's choices to
-    import's."""
-    reason = lib.ts_policy_keep_reason(name.encode())
-    return reason.decode() if reason is not None else None
 
 
 _FLOAT_BITS = {  # ts dtype -> (unsigned view, magnitude mask, exponent mask, to float32)
@@ -106,84 +96,78 @@ def _scan(arr: np.ndarray, dt: int) -> tuple[float, int]:
     return to_float(best), bad
 
 
-def raw_config(dt: int) -> _lib.codec_config:
-    cfg = lib.ts_codec_config_default(_lib.CODEC_RAW)
-    cfg.raw_dtype = dt
-    cfg.bits_per_value = 8 * _lib.dtype_size(dt)
-    return cfg
-
-
-def exact_config(dt: int) -> _lib.codec_config:
-    """How a float tensor kept exact is stored: the library's ts_policy_exact_config(), as
-    import stores it, the lossless codec in the source dtype (rewritten raw where that is not
-    smaller: Plan.next_config)."""
-    cfg = _lib.codec_config()
-    _lib.check(lib.ts_policy_exact_config(ctypes.byref(cfg), dt))
-    return cfg
+def small_exact(src: Source) -> bool:
+    """True if the auto policy keeps @p src exact for its size alone (1-D, scalar, or fewer
+    than TS_POLICY_TINY_ELEMENTS elements): the library's rules, as for every other choice."""
+    if not src.is_float:
+        return False
+    plan = Plan(src, "auto", 10.0, "", quantize_all=True)
+    return plan.rule in (_lib.POLICY_EXACT_1D, _lib.POLICY_EXACT_TINY)
 
 
 class Plan:
-    """The codec decision for one Source under the (codec, max_error) of a write."""
+    """The codec decision for one Source under the (codec, max_error) of a write: the
+    library's (ts_policy_choose, then ts_policy_next once it is written)."""
 
     def __init__(self, src: Source, codec: str, max_error: float, name: str,
                  quantize_all: bool = False):
         if not (0 <= max_error <= 100):
             raise ValueError(f"max_error {max_error!r}: a percentage in [0, 100] (0: every "
                              "floating-point tensor lossless)")
-        self.src, self.max_error = src, max_error
-        self.codec = None if codec == "auto" else _lib.codec_id(codec)
-        nelem = int(np.prod(src.shape, dtype=np.uint64)) if src.shape else 1
-        self.analyse = False
-        self.exact = False  # kept exact by the policy: lossless where that is smaller
-        if not src.is_float:
-            self.cfg = raw_config(src.dtype)
-        elif self.codec is not None:
-            if self.codec == _lib.CODEC_RAW:
-                self.cfg = raw_config(src.dtype)
-            elif self.codec == _lib.codec_id("lossless"):
-                self.cfg = exact_config(src.dtype)
-            else:
-                if src.nonfinite:
-                    raise ValueError(f"tensor '{name}' holds {src.nonfinite} NaN or Inf values: "
-                                     f"codec {codec} cannot encode it (use 'auto' or 'lossless')")
-                self.cfg = lib.ts_codec_config_default(self.codec)
-        elif max_error == 0 or (not quantize_all and keep_reason(name)) or \
-                len(src.shape) <= 1 or nelem < TINY_ELEMENTS or src.nonfinite:
-            self.cfg = exact_config(src.dtype)
-            self.exact = True
-        else:
-            self.analyse = True
+        self.src, self.name, self.codec_name = src, name, codec
+        self.opts = _lib.policy_opts()
+        lib.ts_policy_opts_init(ctypes.byref(self.opts))
+        self.opts.codec = -1 if codec == "auto" else _lib.codec_id(codec)
+        self.opts.max_error_pct = max_error
+        self.opts.flags = _lib.POLICY_QUANTIZE_ALL if quantize_all else 0
+        self.opts.nonfinite = src.nonfinite
+        self._analysed = None  # keeps the analyser's choice alive while opts points at it
+        self.cfg, self.rule = self._choose()
 
-    def _analyse(self, whole: bool) -> _lib.codec_config:
+    def _choose(self) -> tuple[_lib.codec_config, int]:
+        src = self.src
+        cfg, rule = _lib.codec_config(), ctypes.c_int()
+        rc = lib.ts_policy_choose(ctypes.byref(cfg), ctypes.byref(rule), self.name.encode(),
+                                  src.dtype, len(src.shape), _lib.u64_array(src.shape),
+                                  ctypes.byref(self.opts))
+        if rc == _lib.ENONFINITE:
+            raise ValueError(f"tensor '{self.name}' holds {src.nonfinite} NaN or Inf values: "
+                             f"codec {self.codec_name} cannot encode it (use 'auto' or "
+                             "'lossless')")
+        _lib.check(rc, self.name)
+        return cfg, rule.value
+
+    def _analyse(self, cfg_in: _lib.codec_config, whole: bool) -> _lib.codec_config:
+        """ts_analyze() with @p cfg_in (the policy's analyser input) on the policy's sample
+        rows (ts_policy_sample_rows), or on the whole tensor."""
         src = self.src
         cols = src.shape[-1]
         rows = src.array.size // cols
         m = src.array.reshape(rows, cols)
-        if not whole and m.size > SAMPLE_ELEMENTS and rows > 1:
-            srows = max(1, SAMPLE_ELEMENTS // cols)
-            m = np.ascontiguousarray(m[[i * rows // srows for i in range(srows)]])
-        cfg_in = lib.ts_codec_config_default(_lib.CODEC_NVFP4)
-        cfg_in.max_error_pct = self.max_error
+        n = rows if whole else lib.ts_policy_sample_rows(rows, cols)
+        if n < rows:
+            m = np.ascontiguousarray(m[[i * rows // n for i in range(n)]])
         out = _lib.codec_config()
         _lib.check(lib.ts_analyze(ctypes.byref(out), None, ctypes.byref(cfg_in), m.ctypes.data,
                                   src.dtype, m.shape[0], cols))
         return out
 
     def first_config(self) -> _lib.codec_config:
-        if not self.analyse:
-            return self.cfg
-        cfg = self._analyse(False)
-        if cfg.codec == _lib.CODEC_RAW and cfg.raw_dtype == self.src.dtype:
-            self.exact = True  # no lossy codec within the bound: kept exact
-            return exact_config(self.src.dtype)
-        return cfg
+        if self.rule == _lib.POLICY_ANALYSE:
+            self._analysed = self._analyse(self.cfg, False)
+            self.opts.analysed = ctypes.pointer(self._analysed)
+            self.cfg, self.rule = self._choose()
+        return self.cfg
 
-    def next_config(self, stored_bytes: int, rel_rms_pct: float, cfg: _lib.codec_config):
-        """The configuration to write the tensor again with, once written as @p cfg, or None:
-        raw when lossless did not pay; the whole tensor's analysis when the sample misled
-        the analyser (the written tensor misses the bound)."""
-        if self.exact and stored_bytes >= self.src.nbytes:
-            return raw_config(self.src.dtype)
-        if self.analyse and cfg.codec != _lib.CODEC_RAW and rel_rms_pct > self.max_error:
-            return self._analyse(True)
+    def next_config(self, written: _lib.tensor_info):
+        """The configuration to write the tensor again with, once written as @p written
+        describes, or None (ts_policy_next): raw when an exact tensor's lossless did not pay;
+        the whole tensor's analysis when the sample misled the analyser."""
+        nxt = _lib.codec_config()
+        step = _lib.check(lib.ts_policy_next(ctypes.byref(nxt), self.rule,
+                                             ctypes.byref(written), ctypes.byref(self.opts)))
+        if step == _lib.POLICY_WRITE_AGAIN:
+            return nxt
+        if step == _lib.POLICY_ANALYSE_WHOLE:
+            return self._analyse(nxt, True)
         return None

@@ -463,7 +463,7 @@ class Store:
             g = self._group_handle(h)
             cfg = plan.first_config()
             ti = self._write_one(h, g, nb, name, src, cfg, replace)
-            cfg = plan.next_config(ti.stored_bytes, ti.error.rel_rms_pct, cfg)
+            cfg = plan.next_config(ti)
             if cfg is not None:
                 ti = self._write_one(h, g, nb, name, src, cfg, replace)
         return self.info_from(name, ti)

@@ -35,6 +35,18 @@ out_has "fsck: $T/p.tst: clean"
 # by default, work shorter than 5 s prints no progress in a log
 expect 0 "$TSTORE" fsck "$T/p.tst"
 [ ! -s "$T/err" ] || fail "fsck printed progress for short work: $(cat "$T/err")"
+# the command's variables follow the library's rule: empty is unset, a set value must parse
+# (a usage error naming it, nothing done)
+TSTORE_PROGRESS_SECONDS= expect 0 "$TSTORE" fsck "$T/p.tst"
+TSTORE_PROGRESS_SECONDS=soon expect 2 "$TSTORE" fsck "$T/p.tst"
+err_has "tstore: fsck: TSTORE_PROGRESS_SECONDS='soon': expected a number of seconds"
+cp "$T/p.tst" "$T/m.tst"
+TSTORE_MAP_MAX=-1 expect 2 "$TSTORE" rm "$T/m.tst" model.embed_tokens.weight
+err_has "TSTORE_MAP_MAX='-1': expected a positive number of bytes"
+cmp -s "$T/p.tst" "$T/m.tst" || fail "rm changed the store under a bad TSTORE_MAP_MAX"
+TSTORE_TEST_FSCK_INPROCESS=yes expect 2 "$TSTORE" fsck "$T/p.tst"
+TSTORE_TEST_FSCK_INPROCESS=1 expect 0 "$TSTORE" fsck "$T/p.tst"
+out_has "fsck: $T/p.tst: clean"
 
 # a terminal: the bar, redrawn in place (\r, erase line), with rate and ETA; a newline at the end
 if ! command -v script >/dev/null 2>&1 || ! script -qfec true /dev/null >/dev/null 2>&1; then

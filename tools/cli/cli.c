@@ -18,6 +18,9 @@
 
 int cli_quiet;
 int64_t cli_wait_ms = -1;
+uint64_t cli_map_max;
+double cli_progress_seconds = -1;
+int cli_test_fsck_inprocess;
 
 __attribute__((format(printf, 3, 0))) static void verror(const char *cmd, const char *where,
 							   const char *fmt, va_list ap)
@@ -60,6 +63,45 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "tstore: %s: %s\nTry 'tstore %s --help'.\n", cmd, what, cmd);
 	return CLI_USAGE;
+}
+
+/* The value of @p name, or NULL when it is unset or empty. */
+static const char *env(const char *name)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : NULL;
+}
+
+static int env_bad(const char *cmd, const char *name, const char *value, const char *expected)
+{
+	cli_error(cmd, NULL, "%s='%s': expected %s", name, value, expected);
+	return CLI_USAGE;
+}
+
+int cli_env_read(const char *cmd)
+{
+	const char *v;
+	char *e;
+
+	/* a full disk on demand, e.g. for testing what a failing write leaves */
+	if ((v = env("TSTORE_MAP_MAX"))) {
+		errno = 0;
+		cli_map_max = isdigit((unsigned char)*v) ? strtoull(v, &e, 10) : 0;
+		if (!cli_map_max || *e || errno)
+			return env_bad(cmd, "TSTORE_MAP_MAX", v, "a positive number of bytes");
+	}
+	if ((v = env("TSTORE_PROGRESS_SECONDS"))) {
+		cli_progress_seconds = strtod(v, &e);
+		if (*e || !(cli_progress_seconds >= 0 && cli_progress_seconds <= 1e9))
+			return env_bad(cmd, "TSTORE_PROGRESS_SECONDS", v,
+				       "a number of seconds from 0 to 1e9");
+	}
+	if ((v = env("TSTORE_TEST_FSCK_INPROCESS"))) {
+		if (strcmp(v, "0") && strcmp(v, "1"))
+			return env_bad(cmd, "TSTORE_TEST_FSCK_INPROCESS", v, "0 or 1");
+		cli_test_fsck_inprocess = *v == '1';
+	}
+	return CLI_OK;
 }
 
 int cli_parse_out_dtype(const char *s, int allow_source, int *out)
@@ -276,35 +318,24 @@ void cli_say_waiting(const char *cmd, const char *path)
 		fprintf(stderr, "tstore: %s: waiting for another writer of %s\n", cmd, path);
 }
 
-/* Options for opening @p path; 0 or TS_EINVAL (reported). */
-static int open_opts(const char *cmd, ts_open_opts *o, unsigned flags, int threads)
+/* The options of every open: @p flags, @p threads, TSTORE_MAP_MAX. */
+static void open_opts(ts_open_opts *o, unsigned flags, int threads)
 {
 	ts_open_opts_init(o);
 	o->flags = flags;
 	o->threads = threads;
-	/* TSTORE_MAP_MAX: the most bytes the store may grow to (docs/CLI.md): a full disk on
-	 * demand, e.g. for testing what a failing write leaves. */
-	const char *mm = getenv("TSTORE_MAP_MAX");
-	if (mm && *mm) {
-		char *e;
-		unsigned long long v = strtoull(mm, &e, 10);
-		if (*e || v == 0) {
-			cli_error(cmd, NULL, "TSTORE_MAP_MAX='%s' is not a positive number of bytes", mm);
-			return TS_EINVAL;
-		}
-		o->map_max = v;
-	}
-	return 0;
+	if (cli_map_max)
+		o->map_max = cli_map_max;
 }
 
 int cli_open_store_wait(const char *cmd, ts_store **st, const char *path, unsigned flags,
 			int threads, int64_t wait_ms)
 {
 	ts_open_opts o;
-	int rc = open_opts(cmd, &o, flags, threads);
+	int rc;
+
 	*st = NULL;
-	if (rc < 0)
-		return rc;
+	open_opts(&o, flags, threads);
 	o.busy_timeout_ms = (flags & TS_OPEN_WRITE) ? wait_ms : 0;
 	rc = ts_store_open(st, path, &o);
 	if (rc < 0)
@@ -316,10 +347,10 @@ int cli_try_open_store(const char *cmd, ts_store **st, const char *path, unsigne
 		       int threads)
 {
 	ts_open_opts o;
-	int rc = open_opts(cmd, &o, flags, threads);
+	int rc;
+
 	*st = NULL;
-	if (rc < 0)
-		return rc;
+	open_opts(&o, flags, threads);
 	rc = ts_store_open(st, path, &o);
 	if (rc < 0 && rc != TS_EBUSY)
 		cli_error_ts(cmd, rc, "cannot open store %s", path);

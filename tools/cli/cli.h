@@ -26,6 +26,22 @@
 /** Set by the global -q (and by each command's -q): nothing but errors on stderr. */
 extern int cli_quiet;
 
+/*
+ * The command's own environment variables (docs/CLI.md, "Environment"), each read once, by
+ * cli_env_read() before the sub-command runs, with the library's rule (common/env.h): unset or
+ * empty means the default; a set one must parse, or the command stops with a usage error
+ * naming the variable, its value and what was expected. Test hooks are named TSTORE_TEST_*.
+ */
+/** TSTORE_MAP_MAX: the most bytes a store opened for writing may grow to; 0 when unset. */
+extern uint64_t cli_map_max;
+/** TSTORE_PROGRESS_SECONDS: seconds between plain progress lines (0: every update); -1 when
+ *  unset. */
+extern double cli_progress_seconds;
+/** TSTORE_TEST_FSCK_INPROCESS=1 (a test and debugging hook): fsck checks in its own process. */
+extern int cli_test_fsck_inprocess;
+/** Read the variables above for command @p cmd: CLI_OK, or CLI_USAGE (reported). */
+int cli_env_read(const char *cmd);
+
 /** "tstore: <cmd>: <what> (<where>)"; @p where may be NULL or empty. */
 void cli_error(const char *cmd, const char *where, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -233,8 +233,8 @@ static int fsck_main(int argc, char **argv)
  * LMDB follows its own page pointers unchecked: a store damaged in a way the library's open
  * checks cannot see may make the check itself die of SIGSEGV or SIGBUS. So the check runs in a
  * child process whose output the parent collects: a check that dies is reported as a structure
- * problem (exit 1) instead of taking fsck down with it. TSTORE_FSCK_INPROCESS=1 runs it in
- * process (for debuggers).
+ * problem (exit 1) instead of taking fsck down with it. TSTORE_TEST_FSCK_INPROCESS=1 runs it in
+ * process (for debuggers and tests).
  */
 int cmd_fsck(int argc, char **argv)
 {
@@ -251,7 +251,7 @@ int cmd_fsck(int argc, char **argv)
 	}
 	fflush(stdout);
 	fflush(stderr);
-	if (getenv("TSTORE_FSCK_INPROCESS") || pipe(fds) < 0)
+	if (cli_test_fsck_inprocess || pipe(fds) < 0)
 		return fsck_main(argc, argv);
 	pid_t pid = fork();
 	if (pid < 0) {

@@ -26,10 +26,10 @@
  *   2. SIGINT (Ctrl-C) stops at the next chunk and discards the group: the store is as it was
  *      before the command. A second SIGINT terminates at once (the same as a kill: nothing of
  *      the command is visible; the next writer cleans up).
- *   3. The policy (see usage()) decides every tensor's codec; the summary prints it. Every
- *      "kept exact" decision takes its configuration from the library's
- *      ts_policy_exact_config(); the rules naming tensors kept exact are
- *      ts_policy_keep_reason()'s (codec/policy.c), which Python's save_file() uses too.
+ *   3. The policy (see usage()) decides every tensor's codec; the summary prints it. The
+ *      decisions are the library's (ts_policy_choose() and ts_policy_next(), codec/policy.c),
+ *      which Python's save_file() takes too; the command only runs the analyser on the
+ *      sample rows it gathers while reading.
  *   4. ModelOpt NVFP4 groups (x U8 [r, c/2], x_scale F8_E4M3 [r, c/16], x_scale_2 F32 scalar)
  *      are stored as one NVFP4 tensor x [r, c] from their encoded bytes, never requantized;
  *      the tensor scale is exactly x_scale_2.
@@ -58,9 +58,6 @@
 
 #define CMD "import"
 #define CHUNK_BYTES (4u << 20)
-#define TINY_ELEMENTS 4096            /* fewer elements than this: lossless */
-#define SAMPLE_ELEMENTS (1u << 20)    /* auto analyses at most this many elements per tensor */
-#define DEFAULT_MAX_ERROR 10.0        /* percent relative RMS error */
 #define READ_BUFFER_DEFAULT (256ull << 20) /* --read-buffer: sources read ahead */
 
 typedef enum plan_kind { P_FLOAT, P_RAW, P_MODELOPT } plan_kind;
@@ -98,6 +95,14 @@ static void on_sigint(int sig)
 	(void)sig;
 	interrupted = 1;
 	signal(SIGINT, SIG_DFL); /* a second Ctrl-C terminates at once */
+}
+
+/* --max-error's default: the library's policy's. */
+static double default_max_error(void)
+{
+	ts_policy_opts po;
+	ts_policy_opts_init(&po);
+	return po.max_error_pct;
 }
 
 static void usage(FILE *f)
@@ -159,7 +164,7 @@ static void usage(FILE *f)
 		"Ctrl-C discards what was written and exits with 130: the store is as it was\n"
 		"before the command. A killed process leaves it so too; the next writer reclaims\n"
 		"the pages it had written.\n",
-		DEFAULT_MAX_ERROR, TINY_ELEMENTS, SAMPLE_ELEMENTS);
+		default_max_error(), (int)TS_POLICY_TINY_ELEMENTS, TS_POLICY_SAMPLE_ELEMENTS);
 }
 
 /* -- Scanning ----------------------------------------------------------------------------- */
@@ -176,25 +181,6 @@ static void release(const void *p, size_t len)
 static int is_float_src(ts_dtype d)
 {
 	return d == TS_F32 || d == TS_BF16 || d == TS_F16;
-}
-
-static ts_codec_config raw_config(ts_dtype dt)
-{
-	ts_codec_config c = ts_codec_config_default(TS_CODEC_RAW);
-	c.raw_dtype = dt;
-	c.bits_per_value = (int)(8 * ts_dtype_size(dt));
-	return c;
-}
-
-/* How a float tensor of @p dt kept exact is stored: the library's policy. */
-static ts_codec_config exact_config(ts_dtype dt)
-{
-	ts_codec_config c;
-	int rc = ts_policy_exact_config(&c, dt);
-
-	assert(rc == 0 && is_float_src(dt)); /* only P_FLOAT tensors are kept exact */
-	(void)rc;
-	return c;
 }
 
 
@@ -300,18 +286,12 @@ typedef struct summary {
 	char worst_name[TS_MAX_NAME + 1];
 } summary;
 
-/* The rows auto analyses of a tensor of @p rows x @p cols: all of them (whole, or a small
- * tensor), else up to SAMPLE_ELEMENTS elements in evenly spaced rows (row i * rows / srows). */
+/* The rows auto analyses of tensor @p t: all of them (@p whole), else the policy's sample
+ * (ts_policy_sample_rows: evenly spaced rows, row i * rows / srows). */
 static uint64_t sample_rows(const st_tensor *t, int whole)
 {
 	uint64_t cols = t->ndim ? t->shape[t->ndim - 1] : 1, rows = cols ? t->nelem / cols : 0;
-	uint64_t srows = rows;
-	if (!whole && t->nelem > SAMPLE_ELEMENTS && rows > 1) {
-		srows = SAMPLE_ELEMENTS / cols;
-		if (srows < 1)
-			srows = 1;
-	}
-	return srows;
+	return whole ? rows : ts_policy_sample_rows(rows, cols);
 }
 
 /* Copy the bytes of the sample rows (sample_rows()) that lie in @p len bytes at byte @p off of
@@ -331,16 +311,16 @@ static void sample_gather(uint8_t *buf, const st_tensor *t, uint64_t srows, cons
 }
 
 /* Analyse a tensor for auto on its sample rows of @p data (the whole tensor's bytes), or on
- * @p sample (its sample rows gathered already) if @p data is NULL. */
+ * @p sample (its sample rows gathered already) if @p data is NULL: *cfg is the analyser's input
+ * that the policy gave (ts_policy_choose, ts_policy_next), and receives its choice. */
 static int analyze(const plan *q, const opts *o, int whole, const uint8_t *data,
 		   const uint8_t *sample, ts_codec_config *cfg)
 {
 	const st_tensor *t = q->t;
 	uint64_t cols = t->ndim ? t->shape[t->ndim - 1] : 1, rows = cols ? t->nelem / cols : 0;
 	uint64_t srows = sample_rows(t, whole);
-	ts_codec_config in = ts_codec_config_default(TS_CODEC_NVFP4);
+	ts_codec_config in = *cfg;
 	in.recipe = o->recipe;
-	in.max_error_pct = o->max_error;
 	if (data && srows == rows)
 		return ts_analyze(cfg, NULL, &in, data, t->dtype, rows, cols);
 	if (sample)
@@ -531,7 +511,7 @@ static void print_summary(const summary *sm, const opts *o, const char *store, s
 		       "< %d elements, NaN/Inf, integer/bool%s\n",
 		       o->max_error,
 		       o->quantize_all ? "" : "embeddings, output projections, MoE routers, ",
-		       TINY_ELEMENTS, o->nkeep ? ", --keep" : "");
+		       (int)TS_POLICY_TINY_ELEMENTS, o->nkeep ? ", --keep" : "");
 	if (o->codec < 0 && o->max_error == 0)
 		printf("  --max-error 0: every floating-point tensor lossless\n");
 	else
@@ -858,17 +838,33 @@ close_ro:
 
 /* -- Run: write every tensor into one group, publish it ------------------------------------ */
 
+/* The library's policy options for tensor @p q under the command's options @p o. */
+static ts_policy_opts policy_opts(const plan *q, const opts *o)
+{
+	ts_policy_opts po;
+	ts_policy_opts_init(&po);
+	po.codec = o->codec;
+	po.max_error_pct = o->max_error;
+	po.flags = (o->quantize_all ? TS_POLICY_QUANTIZE_ALL : 0) | (q->keep ? TS_POLICY_KEEP : 0);
+	po.nonfinite = q->nonfinite;
+	return po;
+}
+
 /* 1 if the policy may give tensor @p q a lossy codec: it then needs its amax and its count of
  * non-finite values before it is encoded. */
 static int needs_scan(const plan *q, const opts *o)
 {
 	const st_tensor *t = q->t;
-	if (q->kind != P_FLOAT || q->keep)
+	ts_policy_opts po = policy_opts(q, o);
+	ts_policy_rule rule;
+	ts_codec_config cfg;
+	if (q->kind != P_FLOAT)
 		return 0;
-	if (o->codec >= 0)
-		return o->codec != TS_CODEC_RAW && o->codec != TS_CODEC_LOSSLESS;
-	return o->max_error != 0 && (o->quantize_all || !ts_policy_keep_reason(t->name)) &&
-	       t->ndim > 1 && t->nelem >= TINY_ELEMENTS;
+	po.nonfinite = 0; /* what the scan finds */
+	if (ts_policy_choose(&cfg, &rule, t->name, t->dtype, t->ndim, t->shape, &po) < 0)
+		return 1; /* the write reports it */
+	return rule == TS_POLICY_ANALYSE || (rule == TS_POLICY_CODEC && cfg.codec != TS_CODEC_RAW &&
+					     cfg.codec != TS_CODEC_LOSSLESS);
 }
 
 /* The byte ranges the reader reads ahead, in the order the tensors are written (the plan's): a
@@ -905,54 +901,53 @@ static int plan_reads(job *j, sr_range **out, size_t *n)
 	return 0;
 }
 
-/* The codec of float or integer tensor @p q, by the policy (see usage()); counts the decision in
- * @p sm. @p data: the tensor's bytes, @p sample: its sample rows (auto), either may be NULL.
- * *exact: kept exact by the policy (lossless, or raw where lossless does not pay). */
-static int choose_codec(ts_codec_config *cfg, int *exact, const plan *q, const opts *o,
+/* The codec of float or integer tensor @p q by the library's policy (ts_policy_choose; see
+ * usage()), running the analyser where it asks; counts the decision in @p sm. @p data: the
+ * tensor's bytes, @p sample: its sample rows (auto), either may be NULL. *rule: the rule that
+ * decided. 0, TS_ENONFINITE (a lossy --codec and NaN or Inf), or another negative code. */
+static int choose_codec(ts_codec_config *cfg, ts_policy_rule *rule, const plan *q, const opts *o,
 			summary *sm, const uint8_t *data, const uint8_t *sample)
 {
 	const st_tensor *t = q->t;
-	const char *why;
-	*exact = 1;
-	if (q->kind == P_RAW) {
-		*cfg = raw_config(t->dtype);
-		*exact = 0;
+	ts_policy_opts po = policy_opts(q, o);
+	ts_codec_config analysed;
+	int rc = ts_policy_choose(cfg, rule, t->name, t->dtype, t->ndim, t->shape, &po);
+	if (rc == 0 && *rule == TS_POLICY_ANALYSE) {
+		analysed = *cfg;
+		rc = analyze(q, o, 0, data ? data : sample ? NULL : t->data, sample, &analysed);
+		po.analysed = &analysed;
+		if (rc == 0)
+			rc = ts_policy_choose(cfg, rule, t->name, t->dtype, t->ndim, t->shape, &po);
+	}
+	if (rc < 0)
+		return rc;
+	switch (*rule) {
+	case TS_POLICY_RAW_DTYPE:
 		sm->raw_int++;
-	} else if (q->keep) {
-		*cfg = exact_config(t->dtype);
+		break;
+	case TS_POLICY_KEPT:
 		sm->lossless_keep++;
-	} else if (o->codec >= 0) {
-		*cfg = o->codec == TS_CODEC_RAW	     ? raw_config(t->dtype)
-		       : o->codec == TS_CODEC_LOSSLESS ? exact_config(t->dtype)
-						       : ts_codec_config_default((ts_codec)o->codec);
+		break;
+	case TS_POLICY_CODEC:
 		cfg->recipe = o->recipe;
-		*exact = 0;
-	} else if (o->max_error == 0) {
-		*cfg = exact_config(t->dtype);
+		break;
+	case TS_POLICY_EXACT_BOUND:
 		sm->lossless_bound++;
-	} else if (!o->quantize_all && (why = ts_policy_keep_reason(t->name)) != NULL) {
-		*cfg = exact_config(t->dtype);
-		note_kept(sm, why, t->name);
-	} else if (t->ndim <= 1) {
-		*cfg = exact_config(t->dtype);
+		break;
+	case TS_POLICY_EXACT_NAME:
+		note_kept(sm, ts_policy_keep_reason(t->name), t->name);
+		break;
+	case TS_POLICY_EXACT_1D:
 		sm->lossless_1d++;
-	} else if (t->nelem < TINY_ELEMENTS) {
-		*cfg = exact_config(t->dtype);
+		break;
+	case TS_POLICY_EXACT_TINY:
 		sm->lossless_tiny++;
-	} else if (q->nonfinite) {
-		*cfg = exact_config(t->dtype);
+		break;
+	case TS_POLICY_EXACT_NONFINITE:
 		sm->lossless_nonfinite++;
-	} else {
-		int rc;
-		*exact = 0;
-		rc = analyze(q, o, 0, data ? data : sample ? NULL : t->data, sample, cfg);
-		if (rc < 0)
-			return rc;
-		if (cfg->codec == TS_CODEC_RAW && cfg->raw_dtype == t->dtype) {
-			/* no lossy codec within the bound: kept exact */
-			*cfg = exact_config(t->dtype);
-			*exact = 1;
-		}
+		break;
+	default:
+		break;
 	}
 	return 0;
 }
@@ -996,8 +991,10 @@ static int import_tensor(job *j, ts_store *st, ts_group *g, srcread *rd, plan *q
 	const opts *o = &j->o;
 	const uint8_t *data = NULL;
 	uint8_t *sample = NULL;
-	ts_codec_config cfg;
-	int exact, rc = 0, replace = q->exists && o->replace;
+	ts_codec_config cfg, next;
+	ts_policy_rule rule;
+	ts_policy_opts po;
+	int rc = 0, replace = q->exists && o->replace;
 	sr_piece pc;
 
 	q->amax = 0;
@@ -1012,34 +1009,36 @@ static int import_tensor(job *j, ts_store *st, ts_group *g, srcread *rd, plan *q
 		if (rc < 0)
 			goto out;
 	}
-	if (q->nonfinite && o->codec > 0 && o->codec != TS_CODEC_LOSSLESS && !q->keep) {
+	rc = choose_codec(&cfg, &rule, q, o, &j->sm, data, sample);
+	if (rc == TS_ENONFINITE) {
 		progress_clear(pr);
 		cli_error(CMD, t->name,
 			  "--codec %s cannot encode a tensor holding %llu NaN or Inf values "
 			  "(use --keep or --codec auto)",
 			  ts_codec_name((ts_codec)o->codec), (unsigned long long)q->nonfinite);
 		*reported = 1;
-		rc = TS_ENONFINITE;
 		goto out;
 	}
-	rc = choose_codec(&cfg, &exact, q, o, &j->sm, data, sample);
 	if (rc < 0)
 		goto out;
 	rc = data ? write_mem(st, g, q, &cfg, replace, pr, info, data, 0)
 		  : write_stream(st, g, q, &cfg, replace, pr, info, rd, j->err, sizeof j->err);
-	if (rc == 0 && exact && info->stored_bytes >= t->end - t->begin) {
-		/* lossless did not pay: raw, which the new version supersedes with */
-		cfg = raw_config(t->dtype);
-		rc = write_mem(st, g, q, &cfg, replace, pr, info, data ? data : t->data, !data);
-	}
-	if (rc == 0 && o->codec < 0 && q->kind == P_FLOAT && cfg.codec != TS_CODEC_RAW &&
-	    info->error.rel_rms_pct > o->max_error) {
+	po = policy_opts(q, o);
+	switch (rc == 0 ? ts_policy_next(&next, rule, info, &po) : TS_POLICY_DONE) {
+	case TS_POLICY_WRITE_AGAIN:
+		/* kept exact, and lossless did not pay: raw, which the new version supersedes with */
+		rc = write_mem(st, g, q, &next, replace, pr, info, data ? data : t->data, !data);
+		break;
+	case TS_POLICY_ANALYSE_WHOLE:
 		/* The sample misled the analyser: measure the whole tensor and write it again; the
 		 * new version supersedes the one staged in the group. */
-		rc = analyze(q, o, 1, data ? data : t->data, NULL, &cfg);
+		rc = analyze(q, o, 1, data ? data : t->data, NULL, &next);
 		if (rc == 0)
-			rc = write_mem(st, g, q, &cfg, replace, pr, info, data ? data : t->data, !data);
+			rc = write_mem(st, g, q, &next, replace, pr, info, data ? data : t->data, !data);
 		j->sm.rewritten++;
+		break;
+	default:
+		break;
 	}
 out:
 	free(sample);
@@ -1315,7 +1314,7 @@ int cmd_import(int argc, char **argv)
 	memset(&j, 0, sizeof j);
 	j.o.codec = -1;
 	j.o.recipe = TS_RECIPE_NVIDIA;
-	j.o.max_error = DEFAULT_MAX_ERROR;
+	j.o.max_error = default_max_error();
 	j.o.max_file = MD_MAX_FILE_DEFAULT;
 	j.o.buffer = READ_BUFFER_DEFAULT;
 	j.t0 = progress_now();

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tools/cli/errbuf.h"
 #include "tools/cli/json.h"
 
 typedef struct parser {
@@ -20,22 +21,21 @@ typedef struct parser {
 	int failed;
 } parser;
 
-static int fail(parser *ps, const char *at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int fail(parser *ps, const char *at, const char *fmt, ...)
+/* The parser's first error, "<what> at byte <offset>", through the helpers' one formatter
+ * (tools/cli/errbuf.h); later ones are dropped. */
+__attribute__((format(printf, 3, 4))) static int fail(parser *ps, const char *at, const char *fmt,
+						      ...)
 {
+	char what[200];
+	va_list ap;
+
 	if (ps->failed)
 		return -1;
 	ps->failed = 1;
-	if (ps->err && ps->err_size) {
-		char what[200];
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(what, sizeof what, fmt, ap);
-		va_end(ap);
-		snprintf(ps->err, ps->err_size, "%s at byte %zu", what, (size_t)(at - ps->start));
-	}
-	return -1;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	return cli_errbuf(ps->err, ps->err_size, "%s at byte %zu", what, (size_t)(at - ps->start));
 }
 
 static void skip_ws(parser *ps)

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tools/cli/cli.h"
 #include "tools/cli/progress.h"
 
 double progress_now(void)
@@ -33,16 +34,11 @@ const char *progress_size(char *buf, size_t size, double bytes)
 	return buf;
 }
 
-/* TSTORE_PROGRESS_SECONDS overrides the plain-line interval (0: a line at every update). */
+/* TSTORE_PROGRESS_SECONDS (cli_env_read) overrides the plain-line interval (0: a line at every
+ * update). */
 static double plain_seconds(void)
 {
-	const char *s = getenv("TSTORE_PROGRESS_SECONDS");
-	char *e;
-	double v;
-	if (!s || !*s)
-		return PROGRESS_PLAIN_SECONDS;
-	v = strtod(s, &e);
-	return *e || !(v >= 0) ? PROGRESS_PLAIN_SECONDS : v;
+	return cli_progress_seconds >= 0 ? cli_progress_seconds : PROGRESS_PLAIN_SECONDS;
 }
 
 void progress_begin(progress *p, const char *label, uint64_t total, int bytes, int quiet)

@@ -30,7 +30,8 @@ typedef struct progress {
 	int drawn;
 } progress;
 
-/** Seconds on a monotonic clock. */
+/** Seconds on CLOCK_MONOTONIC: the command's one clock (its commands and benchmarks time with it;
+ *  the library's is common/clock.h, which the command may not include). */
 double progress_now(void);
 
 void progress_begin(progress *p, const char *label, uint64_t total, int bytes, int quiet);

@@ -111,6 +111,8 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return CLI_OK;
 	}
+	if (cli_env_read(name) != CLI_OK)
+		return CLI_USAGE;
 	if (!strcmp(name, "bench"))
 		return bench(argc - i, argv + i);
 	if (!strcmp(name, "calibrate")) {

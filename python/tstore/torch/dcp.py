@@ -220,10 +220,7 @@ class Writer(StorageWriter):
     def _codec_for(self, src: _policy.Source) -> str:
         if self.codec in ("auto", "raw", "lossless") or not src.is_float:
             return self.codec
-        nelem = int(np.prod(src.shape, dtype=np.uint64)) if src.shape else 1
-        if len(src.shape) < 2 or nelem < _policy.TINY_ELEMENTS:
-            return "lossless"
-        return self.codec
+        return "lossless" if _policy.small_exact(src) else self.codec
 
 
 class Reader(StorageReader):
