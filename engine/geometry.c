@@ -13,7 +13,7 @@
  *      that the writer's buffer is bounded; when that limit (or the tensor's height) leaves a
  *      page part-empty, tiles widen (in whole blocks, no longer split evenly) until the page
  *      is full again.
- *   2a. With the default page size (and not for lossless, whose pages must stay large), when
+ *   4. With the default page size (and not for lossless, whose pages must stay large), when
  *      an eighth of the columns is a whole number of blocks and has a divisor of whole blocks
  *      between TS_GEOMETRY_SHARD_MIN_COLS (512) and 1024 columns, tiles take the widest such
  *      width instead, and the page shrinks to the k * 4096 - 16 bytes whose height (as many
@@ -25,7 +25,8 @@
  * Invariants
  *   1. tile_cols is cols or a multiple of the block size; every tile but the last of a row of
  *      tiles therefore holds whole blocks, and a row's padded last block stays in one page.
- *   2. The encoded size of a full tile plus the page header is at most page_bytes.
+ *   2. The encoded size of a full tile plus the page header is at most the page size used:
+ *      the one asked for, else rule 4's, else the codec's default.
  *   3. tile_rows x cols x source element size <= TS_GEOMETRY_BAND_BYTES, or tile_rows is 1.
  */
 #include "config.h"
@@ -180,7 +181,7 @@ static int plan_with(ts__tensor_rec *rec, uint64_t page_bytes, uint64_t want)
 	return 0;
 }
 
-/* Rule 2a: the widest tile of whole blocks, at most TS_GEOMETRY_TILE_COLS and at least
+/* Rule 4: the widest tile of whole blocks, at most TS_GEOMETRY_TILE_COLS and at least
  * TS_GEOMETRY_SHARD_MIN_COLS columns, that divides an eighth of the columns; 0 if there is none.
  * Tiles of that width start wherever a shard of 1/2, 1/4 or 1/8 of the columns starts. */
 static uint64_t shard_width(uint64_t cols, uint64_t bs)
@@ -208,7 +209,7 @@ int ts__geometry_plan(ts__tensor_rec *rec, uint64_t page_bytes)
 		return plan_with(rec, page_bytes ? page_bytes
 						 : ts__geometry_default_page_bytes(&rec->codec),
 				 TS_GEOMETRY_TILE_COLS);
-	/* Rules 1-3 at the codec's page size, then rule 2a: the same height at the shard width,
+	/* Rules 1-3 at the codec's page size, then rule 4: the same height at the shard width,
 	 * in the smallest page that holds it. */
 	page_bytes = ts__geometry_default_page_bytes(&rec->codec);
 	rc = plan_with(rec, page_bytes, TS_GEOMETRY_TILE_COLS);

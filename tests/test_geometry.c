@@ -77,7 +77,7 @@ Test(geometry, square_nvfp4_gets_eighth_width_tiles_of_the_same_height_by_defaul
 	cr_expect_gt(40 + 29 * 288, 8176, "as many rows as the 8 KiB page holds");
 }
 
-/* Rule 2a on the widths of common models: the widest divisor of cols / 8 in whole blocks
+/* Rule 4 on the widths of common models: the widest divisor of cols / 8 in whole blocks
  * between 512 and 1024 columns, else rules 1-3 alone. */
 Test(geometry, tiles_align_with_eighth_width_shards_where_the_width_allows)
 {
@@ -168,7 +168,7 @@ Test(geometry, invariants_hold_for_many_shapes)
 		}
 		cr_assert_eq(area, rows * cols);
 		/* pages of large tensors nearly fill their LMDB runs (little slack); a default
-		 * page may be smaller than the codec's (rule 2a), never larger */
+		 * page may be smaller than the codec's (rule 4), never larger */
 		if (r.page_count > 1 && rows >= 1000 && cols >= 1000 && pages[p] == 0) {
 			uint64_t full = 40 + ts_codec_encoded_size(&r.codec, r.tile_rows, r.tile_cols);
 			uint64_t run = cdiv(full + 16, 4096) * 4096 - 16;
