@@ -102,103 +102,47 @@ static const float *load(float *buf, const void *src, ts_dtype dtype, uint64_t i
 
 /* Sum, extremes and zero count of n finite floats, folded into the running extremes. */
 void ts__stats_moments_scalar(const float *x, size_t n, double *sum, double *mn, double *mx,
-			  double *amax, double *minnz, uint64_t *zeros)
+			      double *amax, double *minnz, uint64_t *zeros)
 {
-	double sl[LANES] = {0};
-	float lo[LANES], hi[LANES], am[LANES], mz[LANES];
-	uint32_t zl[LANES] = {0};
+	ts__moment_lanes l;
 	size_t i = 0;
 
-	for (int j = 0; j < LANES; j++) {
-		lo[j] = INFINITY;
-		hi[j] = -INFINITY;
-		am[j] = 0;
-		mz[j] = INFINITY;
-	}
-	for (; i + LANES <= n; i += LANES) {
-		for (int j = 0; j < LANES; j++) {
-			float v = x[i + j], a = fabsf(v), nz = a == 0 ? INFINITY : a;
-			sl[j] += v;
-			lo[j] = v < lo[j] ? v : lo[j];
-			hi[j] = v > hi[j] ? v : hi[j];
-			am[j] = a > am[j] ? a : am[j];
-			mz[j] = nz < mz[j] ? nz : mz[j];
-			zl[j] += a == 0;
-		}
-	}
-	for (int j = 0; i < n; i++, j++) {
-		float v = x[i], a = fabsf(v), nz = a == 0 ? INFINITY : a;
-		sl[j] += v;
-		lo[j] = v < lo[j] ? v : lo[j];
-		hi[j] = v > hi[j] ? v : hi[j];
-		am[j] = a > am[j] ? a : am[j];
-		mz[j] = nz < mz[j] ? nz : mz[j];
-		zl[j] += a == 0;
-	}
-	*sum = 0;
-	for (int j = 0; j < LANES; j++) {
-		*sum += sl[j];
-		*mn = lo[j] < *mn ? lo[j] : *mn;
-		*mx = hi[j] > *mx ? hi[j] : *mx;
-		*amax = am[j] > *amax ? am[j] : *amax;
-		*minnz = mz[j] < *minnz ? mz[j] : *minnz;
-		*zeros += zl[j];
-	}
+	ts__moment_lanes_init(&l);
+	for (; i + LANES <= n; i += LANES)
+		for (int j = 0; j < LANES; j++)
+			ts__moment_step(&l, j, x[i + j]);
+	for (int j = 0; i < n; i++, j++)
+		ts__moment_step(&l, j, x[i]);
+	ts__moment_fold(&l, sum, mn, mx, amax, minnz, zeros);
 }
 
 /* Sum of (x - m)^2 and of (x - m) over n floats. */
 void ts__stats_deviations_scalar(const float *x, size_t n, double m, double *m2, double *c)
 {
-	double ql[LANES] = {0}, cl[LANES] = {0};
+	ts__deviation_lanes l = {{0}, {0}};
 	size_t i = 0;
-	for (; i + LANES <= n; i += LANES) {
-		for (int j = 0; j < LANES; j++) {
-			double d = (double)x[i + j] - m;
-			ql[j] += d * d;
-			cl[j] += d;
-		}
-	}
-	for (int j = 0; i < n; i++, j++) {
-		double d = (double)x[i] - m;
-		ql[j] += d * d;
-		cl[j] += d;
-	}
-	*m2 = 0;
-	*c = 0;
-	for (int j = 0; j < LANES; j++) {
-		*m2 += ql[j];
-		*c += cl[j];
-	}
+
+	for (; i + LANES <= n; i += LANES)
+		for (int j = 0; j < LANES; j++)
+			ts__deviation_step(&l, j, x[i + j], m);
+	for (int j = 0; i < n; i++, j++)
+		ts__deviation_step(&l, j, x[i], m);
+	ts__deviation_fold(&l, m2, c);
 }
 
 /* Sums of |x - a|, (x - a)^2, x^2 and max |x - a| over n finite pairs. */
 void ts__stats_errors_scalar(const float *x, const float *a, size_t n, double *sa, double *se,
 			     double *sx, double *me)
 {
-	double al[LANES] = {0}, el[LANES] = {0}, xl[LANES] = {0}, ml[LANES] = {0};
+	ts__error_lanes l = {{0}, {0}, {0}, {0}};
 	size_t i = 0;
-	for (; i + LANES <= n; i += LANES) {
-		for (int j = 0; j < LANES; j++) {
-			double v = x[i + j], e = fabs(v - (double)a[i + j]);
-			al[j] += e;
-			el[j] += e * e;
-			xl[j] += v * v;
-			ml[j] = e > ml[j] ? e : ml[j];
-		}
-	}
-	for (int j = 0; i < n; i++, j++) {
-		double v = x[i], e = fabs(v - (double)a[i]);
-		al[j] += e;
-		el[j] += e * e;
-		xl[j] += v * v;
-		ml[j] = e > ml[j] ? e : ml[j];
-	}
-	for (int j = 0; j < LANES; j++) {
-		*sa += al[j];
-		*se += el[j];
-		*sx += xl[j];
-		*me = ml[j] > *me ? ml[j] : *me;
-	}
+
+	for (; i + LANES <= n; i += LANES)
+		for (int j = 0; j < LANES; j++)
+			ts__error_step(&l, j, x[i + j], a[i + j]);
+	for (int j = 0; i < n; i++, j++)
+		ts__error_step(&l, j, x[i], a[i]);
+	ts__error_fold(&l, sa, se, sx, me);
 }
 
 static int check_args(const void *acc, const void *src, ts_dtype dtype, uint64_t count,

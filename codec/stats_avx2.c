@@ -3,7 +3,7 @@
  * reference (codec/stats.c) forms every sum in 8 lanes of double, element i in lane i % 8; here
  * lanes 0-3 and 4-7 are the two halves of a pair of __m256d accumulators, so each lane sees the
  * same additions in the same order, and the tail and the fold of the lanes are the reference's
- * own loops. Extremes use MINPS/MAXPS, whose rule (a < b ? a : b, b on ties and NaN) is the
+ * own steps (codec/stats.h). Extremes use MINPS/MAXPS, whose rule (a < b ? a : b, b on ties and NaN) is the
  * reference's selection.
  *
  * Invariants
@@ -15,6 +15,7 @@
 #include <math.h>
 
 #include "codec/kernels_avx2.h"
+#include "codec/stats.h"
 
 #define LANES TS_STATS_LANES
 
@@ -36,9 +37,7 @@ void ts__avx2_stats_moments(const float *x, size_t n, double *sum, double *mn, d
 	__m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
 	__m256 vlo = inf, vhi = _mm256_set1_ps(-INFINITY), vam = zero, vmz = inf;
 	__m256i vz = _mm256_setzero_si256();
-	double sl[LANES];
-	float lo[LANES], hi[LANES], am[LANES], mz[LANES];
-	uint32_t zl[LANES];
+	ts__moment_lanes l;
 	size_t i = 0;
 
 	for (; i + LANES <= n; i += LANES) {
@@ -52,38 +51,23 @@ void ts__avx2_stats_moments(const float *x, size_t n, double *sum, double *mn, d
 		vmz = _mm256_min_ps(_mm256_blendv_ps(a, inf, isz), vmz);
 		vz = _mm256_sub_epi32(vz, _mm256_castps_si256(isz));
 	}
-	_mm256_storeu_pd(sl, s0);
-	_mm256_storeu_pd(sl + 4, s1);
-	_mm256_storeu_ps(lo, vlo);
-	_mm256_storeu_ps(hi, vhi);
-	_mm256_storeu_ps(am, vam);
-	_mm256_storeu_ps(mz, vmz);
-	_mm256_storeu_si256((__m256i *)(void *)zl, vz);
-	for (int j = 0; i < n; i++, j++) {
-		float v = x[i], a = fabsf(v), nz = a == 0 ? INFINITY : a;
-		sl[j] += v;
-		lo[j] = v < lo[j] ? v : lo[j];
-		hi[j] = v > hi[j] ? v : hi[j];
-		am[j] = a > am[j] ? a : am[j];
-		mz[j] = nz < mz[j] ? nz : mz[j];
-		zl[j] += a == 0;
-	}
-	*sum = 0;
-	for (int j = 0; j < LANES; j++) {
-		*sum += sl[j];
-		*mn = lo[j] < *mn ? lo[j] : *mn;
-		*mx = hi[j] > *mx ? hi[j] : *mx;
-		*amax = am[j] > *amax ? am[j] : *amax;
-		*minnz = mz[j] < *minnz ? mz[j] : *minnz;
-		*zeros += zl[j];
-	}
+	_mm256_storeu_pd(l.sum, s0);
+	_mm256_storeu_pd(l.sum + 4, s1);
+	_mm256_storeu_ps(l.lo, vlo);
+	_mm256_storeu_ps(l.hi, vhi);
+	_mm256_storeu_ps(l.am, vam);
+	_mm256_storeu_ps(l.mz, vmz);
+	_mm256_storeu_si256((__m256i *)(void *)l.zeros, vz);
+	for (int j = 0; i < n; i++, j++)
+		ts__moment_step(&l, j, x[i]);
+	ts__moment_fold(&l, sum, mn, mx, amax, minnz, zeros);
 }
 
 void ts__avx2_stats_deviations(const float *x, size_t n, double m, double *m2, double *c)
 {
 	const __m256d vm = _mm256_set1_pd(m);
 	__m256d q0 = _mm256_setzero_pd(), q1 = q0, c0 = q0, c1 = q0;
-	double ql[LANES], cl[LANES];
+	ts__deviation_lanes l;
 	size_t i = 0;
 
 	for (; i + LANES <= n; i += LANES) {
@@ -94,21 +78,13 @@ void ts__avx2_stats_deviations(const float *x, size_t n, double m, double *m2, d
 		c0 = _mm256_add_pd(c0, d0);
 		c1 = _mm256_add_pd(c1, d1);
 	}
-	_mm256_storeu_pd(ql, q0);
-	_mm256_storeu_pd(ql + 4, q1);
-	_mm256_storeu_pd(cl, c0);
-	_mm256_storeu_pd(cl + 4, c1);
-	for (int j = 0; i < n; i++, j++) {
-		double d = (double)x[i] - m;
-		ql[j] += d * d;
-		cl[j] += d;
-	}
-	*m2 = 0;
-	*c = 0;
-	for (int j = 0; j < LANES; j++) {
-		*m2 += ql[j];
-		*c += cl[j];
-	}
+	_mm256_storeu_pd(l.q, q0);
+	_mm256_storeu_pd(l.q + 4, q1);
+	_mm256_storeu_pd(l.c, c0);
+	_mm256_storeu_pd(l.c + 4, c1);
+	for (int j = 0; i < n; i++, j++)
+		ts__deviation_step(&l, j, x[i], m);
+	ts__deviation_fold(&l, m2, c);
 }
 
 void ts__avx2_stats_errors(const float *x, const float *a, size_t n, double *sa, double *se,
@@ -117,7 +93,7 @@ void ts__avx2_stats_errors(const float *x, const float *a, size_t n, double *sa,
 	const __m256d sign = _mm256_set1_pd(-0.0);
 	__m256d a0 = _mm256_setzero_pd(), a1 = a0, e0 = a0, e1 = a0, x0 = a0, x1 = a0, m0 = a0,
 		m1 = a0;
-	double al[LANES], el[LANES], xl[LANES], ml[LANES];
+	ts__error_lanes l;
 	size_t i = 0;
 
 	for (; i + LANES <= n; i += LANES) {
@@ -134,25 +110,15 @@ void ts__avx2_stats_errors(const float *x, const float *a, size_t n, double *sa,
 		m0 = _mm256_max_pd(d0, m0);
 		m1 = _mm256_max_pd(d1, m1);
 	}
-	_mm256_storeu_pd(al, a0);
-	_mm256_storeu_pd(al + 4, a1);
-	_mm256_storeu_pd(el, e0);
-	_mm256_storeu_pd(el + 4, e1);
-	_mm256_storeu_pd(xl, x0);
-	_mm256_storeu_pd(xl + 4, x1);
-	_mm256_storeu_pd(ml, m0);
-	_mm256_storeu_pd(ml + 4, m1);
-	for (int j = 0; i < n; i++, j++) {
-		double v = x[i], e = fabs(v - (double)a[i]);
-		al[j] += e;
-		el[j] += e * e;
-		xl[j] += v * v;
-		ml[j] = e > ml[j] ? e : ml[j];
-	}
-	for (int j = 0; j < LANES; j++) {
-		*sa += al[j];
-		*se += el[j];
-		*sx += xl[j];
-		*me = ml[j] > *me ? ml[j] : *me;
-	}
+	_mm256_storeu_pd(l.a, a0);
+	_mm256_storeu_pd(l.a + 4, a1);
+	_mm256_storeu_pd(l.e, e0);
+	_mm256_storeu_pd(l.e + 4, e1);
+	_mm256_storeu_pd(l.x, x0);
+	_mm256_storeu_pd(l.x + 4, x1);
+	_mm256_storeu_pd(l.m, m0);
+	_mm256_storeu_pd(l.m + 4, m1);
+	for (int j = 0; i < n; i++, j++)
+		ts__error_step(&l, j, x[i], a[i]);
+	ts__error_fold(&l, sa, se, sx, me);
 }

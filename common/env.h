@@ -5,9 +5,11 @@
  * expected. (The one exception is TSTORE_KERNEL, read once per process where nothing can fail:
  * any value but "scalar" means the best kernels the CPU has.)
  *
- * Variables (docs/ARCHITECTURE.md lists who reads each): TSTORE_CACHE_BYTES,
- * TSTORE_CACHE_POLICY, TSTORE_IO, TSTORE_IO_THREADS, TSTORE_PROFILE, TSTORE_KERNEL,
- * TSTORE_NT_STORES; test-only hooks are named TSTORE_TEST_* (TSTORE_TEST_URING_FAIL).
+ * Variables (include/tstore.h and docs/ say what each does; `grep -rn ts__env` who reads it):
+ * TSTORE_CACHE_BYTES, TSTORE_CACHE_POLICY, TSTORE_IO, TSTORE_IO_THREADS, TSTORE_PROFILE,
+ * TSTORE_KERNEL, TSTORE_NT_STORES; test-only hooks are named TSTORE_TEST_*
+ * (TSTORE_TEST_URING_FAIL). The command's own variables follow the same rule in
+ * tools/cli/cli.c (cli_env_read), the one place that reads them.
  */
 #ifndef TS_COMMON_ENV_H
 #define TS_COMMON_ENV_H

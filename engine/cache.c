@@ -144,6 +144,17 @@ static ts__cache_entry **bucket_of(struct shard *s, uint64_t h)
 	return &s->buckets[h & (s->nbuckets - 1)];
 }
 
+/* The entry of @p key (hash @p h) in shard @p s's table, or NULL. The shard's lock is held. */
+static ts__cache_entry *find(struct shard *s, uint64_t h, const ts__cache_key *key)
+{
+	ts__cache_entry *e;
+
+	for (e = *bucket_of(s, h); e; e = e->hnext)
+		if (key_eq(&e->key, key))
+			break;
+	return e;
+}
+
 static void table_grow(struct shard *s)
 {
 	size_t n = s->nbuckets * 2;
@@ -277,9 +288,7 @@ ts__cache_entry *ts__cache_lookup(struct ts__cache *c, const ts__cache_key *key)
 	h = key_hash(key);
 	s = shard_of(c, h);
 	pthread_mutex_lock(&s->lock);
-	for (e = *bucket_of(s, h); e; e = e->hnext)
-		if (key_eq(&e->key, key))
-			break;
+	e = find(s, h, key);
 	if (e) {
 		e->refs++;
 		c->policy->hit(s->pol, e);
@@ -300,9 +309,7 @@ int ts__cache_contains(struct ts__cache *c, const ts__cache_key *key)
 	h = key_hash(key);
 	s = shard_of(c, h);
 	pthread_mutex_lock(&s->lock);
-	for (e = *bucket_of(s, h); e; e = e->hnext)
-		if (key_eq(&e->key, key))
-			break;
+	e = find(s, h, key);
 	pthread_mutex_unlock(&s->lock);
 	return e != NULL;
 }
@@ -354,9 +361,7 @@ void ts__cache_insert(struct ts__cache *c, ts__cache_entry *e)
 
 	pthread_mutex_lock(&s->lock);
 	b = bucket_of(s, h);
-	for (o = *b; o; o = o->hnext)
-		if (key_eq(&o->key, &e->key))
-			break;
+	o = find(s, h, &e->key);
 	if (!o && !e->in_table) {
 		e->refs++;
 		e->in_table = 1;

@@ -12,7 +12,7 @@
  *  one. 0 or a negative TS_E* code. */
 int ts__store_create(const char *path, int64_t timeout_ms);
 /** Take an exclusive flock on @p fd, waiting up to @p timeout_ms for whoever holds it (0: not
- *  at all; negative: for ever), sleeping with backoff between tries (1 ms doubling to 50 ms).
+ *  at all; negative: for ever), sleeping with backoff between tries (1 ms doubling to 5 ms).
  *  A holder that dies releases its flock with its descriptors, so a waiter proceeds then.
  *  0; 1 if the lock is still held when the time is up; -errno for another failure. */
 int ts__flock_wait(int fd, int64_t timeout_ms);

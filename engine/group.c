@@ -70,11 +70,13 @@ ptrdiff_t ts__group_find(const ts_group *g, const char *name)
 	return -1;
 }
 
-int ts__group_reserve(ts_group *g)
+int ts__group_reserve(ts_group *g, size_t more)
 {
-	if (g->n < g->cap)
+	if (g->n + more <= g->cap)
 		return 0;
 	size_t cap = g->cap ? 2 * g->cap : 16;
+	while (cap < g->n + more)
+		cap *= 2;
 	ts__staged *n = realloc(g->items, cap * sizeof(*n));
 	if (!n)
 		return ts__err(TS_ENOMEM, "write group: out of memory");

@@ -33,8 +33,9 @@ int ts__group_owns(const ts_group *g, uint64_t id);
 /** Index of the tensor staged under @p name in @p g, or -1. */
 ptrdiff_t ts__group_find(const ts_group *g, const char *name);
 
-/** Room for one more staged tensor, so that ts__group_add() cannot fail. 0 or TS_ENOMEM. */
-int ts__group_reserve(ts_group *g);
+/** Room for @p more staged tensors, so that that many ts__group_add() cannot fail. 0 or
+ *  TS_ENOMEM. */
+int ts__group_reserve(ts_group *g, size_t more);
 
 /** Record tensor @p name (malloc'd; the group takes it) with record @p rec as staged, after
  *  the transaction that committed its last pages and, for a name staged before, deleted the

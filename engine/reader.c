@@ -326,17 +326,31 @@ static size_t run_find(const struct req *r, uint64_t row)
 
 /* -- consuming verified pages --------------------------------------------------------------------- */
 
+/* The request's columns [*a, *b) inside page @p j. */
+static void page_cols(const struct req *r, const struct job *j, uint64_t *a, uint64_t *b)
+{
+	*a = j->c0 > r->cs ? j->c0 : r->cs;
+	*b = j->c0 + j->nc < r->cs + r->cc ? j->c0 + j->nc : r->cs + r->cc;
+}
+
+/* The source rows [*lo, *hi) of run @p u inside page @p j. */
+static void run_rows(const struct run *u, const struct job *j, uint64_t *lo, uint64_t *hi)
+{
+	*lo = u->src > j->r0 ? u->src : j->r0;
+	*hi = u->src + u->len < j->r0 + j->nr ? u->src + u->len : j->r0 + j->nr;
+}
+
 /* Copy the part of a decoded page (stride nc elements) that the request wants. */
 static void copy_out(struct req *r, const struct job *j, const uint8_t *page)
 {
-	uint64_t a = j->c0 > r->cs ? j->c0 : r->cs;
-	uint64_t b = j->c0 + j->nc < r->cs + r->cc ? j->c0 + j->nc : r->cs + r->cc;
-	size_t n = (size_t)(b - a) * r->esz;
+	uint64_t a, b, lo, hi;
+	size_t n;
 
+	page_cols(r, j, &a, &b);
+	n = (size_t)(b - a) * r->esz;
 	for (size_t i = run_find(r, j->r0); i < r->nruns && r->runs[i].src < j->r0 + j->nr; i++) {
 		const struct run *u = &r->runs[i];
-		uint64_t lo = u->src > j->r0 ? u->src : j->r0;
-		uint64_t hi = u->src + u->len < j->r0 + j->nr ? u->src + u->len : j->r0 + j->nr;
+		run_rows(u, j, &lo, &hi);
 		for (uint64_t row = lo; row < hi; row++) {
 			uint64_t drow = u->dst + (row - u->src);
 			memcpy(r->dst + (drow * r->cc + (a - r->cs)) * r->esz,
@@ -385,17 +399,19 @@ static int decode_parts(struct req *r, const struct job *j)
 {
 	const uint8_t *payload = j->raw + TS_PAGE_HEADER_SIZE;
 	size_t plen = j->raw_len - TS_PAGE_HEADER_SIZE;
-	uint64_t a = j->c0 > r->cs ? j->c0 : r->cs;
-	uint64_t b = j->c0 + j->nc < r->cs + r->cc ? j->c0 + j->nc : r->cs + r->cc;
+	uint64_t a, b, lo, hi;
 
+	page_cols(r, j, &a, &b);
 	for (size_t i = run_find(r, j->r0); i < r->nruns && r->runs[i].src < j->r0 + j->nr; i++) {
 		const struct run *u = &r->runs[i];
-		uint64_t lo = u->src > j->r0 ? u->src : j->r0;
-		uint64_t hi = u->src + u->len < j->r0 + j->nr ? u->src + u->len : j->r0 + j->nr;
-		uint8_t *d = r->dst + ((u->dst + (lo - u->src)) * r->cc + (a - r->cs)) * r->esz;
-		int rc = ts__codec_decode_rect(&r->rec.codec, r->rec.tensor_scale, payload, plen,
-					       j->nr, j->nc, lo - j->r0, hi - lo, a - j->c0, b - a,
-					       r->dtype, d, r->cc);
+		uint8_t *d;
+		int rc;
+
+		run_rows(u, j, &lo, &hi);
+		d = r->dst + ((u->dst + (lo - u->src)) * r->cc + (a - r->cs)) * r->esz;
+		rc = ts__codec_decode_rect(&r->rec.codec, r->rec.tensor_scale, payload, plen, j->nr,
+					   j->nc, lo - j->r0, hi - lo, a - j->c0, b - a, r->dtype, d,
+					   r->cc);
 		if (rc)
 			return ts__err_wrap(rc, "decoding page %llu of tensor '%s'",
 					    (unsigned long long)j->page, r->name);
@@ -1161,6 +1177,12 @@ static int req_dtype(struct req *r, ts_dtype dtype)
 	return 0;
 }
 
+/* The end of a read whose tensor was replaced under it RETRIES times. */
+static int kept_changing(const char *name)
+{
+	return ts__err(TS_EBUSY, "tensor '%s' kept changing during the read", name);
+}
+
 /* -- the public functions --------------------------------------------------------------------------- */
 
 /*
@@ -1253,7 +1275,7 @@ TS_API int ts_read_slice(ts_store *st, const char *name, int ndim, const uint64_
 		if (rc != TS__RETRY)
 			return rc;
 	}
-	return ts__err(TS_EBUSY, "tensor '%s' kept changing during the read", name);
+	return kept_changing(name);
 }
 
 /* -- many requests in one pipeline; row gathers ------------------------------------------------ */
@@ -1314,8 +1336,7 @@ TS_API int ts_read_many(ts_store *st, const ts_read_request *reqs, size_t n)
 			if (idx != from)
 				tries = 0;
 			if (++tries >= RETRIES) {
-				rc = ts__err(TS_EBUSY, "tensor '%s' kept changing during the read",
-					     reqs[idx].name);
+				rc = kept_changing(reqs[idx].name);
 				goto out;
 			}
 			from = idx;
@@ -1428,7 +1449,7 @@ TS_API int ts_read_rows(ts_store *st, const char *name, size_t n, const uint64_t
 		if (rc != TS__RETRY)
 			return rc;
 	}
-	return ts__err(TS_EBUSY, "tensor '%s' kept changing during the read", name);
+	return kept_changing(name);
 }
 
 /* The bytes of one row of the encoded planes of a tensor coded with @p cfg whose rows hold @p cols
@@ -1522,7 +1543,7 @@ TS_API int ts_read_encoded(ts_store *st, const char *name, uint64_t row_start, u
 		if (rc != TS__RETRY)
 			return rc;
 	}
-	return ts__err(TS_EBUSY, "tensor '%s' kept changing during the read", name);
+	return kept_changing(name);
 }
 
 TS_API int ts_read_encoded_size(size_t *codes_size, size_t *scales_size,
@@ -1567,7 +1588,8 @@ TS_API int ts_page_plan(ts_page_ref *out, size_t cap, size_t *count, const ts_te
 			uint64_t row_start, uint64_t row_count, uint64_t col_start,
 			uint64_t col_count)
 {
-	uint64_t rows = 1, cols, tr, tc, across, t0, t1, u0, u1;
+	uint64_t rows = 1, cols, across, t0, t1, u0, u1;
+	ts__tensor_rec g; /* the page geometry of the tensor @p info describes */
 	size_t n = 0;
 
 	if (!count || !info || (cap && !out))
@@ -1588,12 +1610,17 @@ TS_API int ts_page_plan(ts_page_ref *out, size_t cap, size_t *count, const ts_te
 			       (unsigned long long)cols);
 	if (row_count == 0 || col_count == 0)
 		return 0;
-	tr = info->tile_rows, tc = info->tile_cols;
-	if (tr == 0 || tc == 0)
+	if (info->tile_rows == 0 || info->tile_cols == 0)
 		return ts__err(TS_EINVAL, "page plan: the tensor has an empty page geometry");
-	across = (cols + tc - 1) / tc;
-	t0 = row_start / tr, t1 = (row_start + row_count - 1) / tr;
-	u0 = col_start / tc, u1 = (col_start + col_count - 1) / tc;
+	memset(&g, 0, sizeof g);
+	g.rows = rows;
+	g.cols = cols;
+	g.tile_rows = info->tile_rows;
+	g.tile_cols = info->tile_cols;
+	across = ts__geometry_tiles_across(&g);
+	g.page_count = (rows + g.tile_rows - 1) / g.tile_rows * across;
+	t0 = row_start / g.tile_rows, t1 = (row_start + row_count - 1) / g.tile_rows;
+	u0 = col_start / g.tile_cols, u1 = (col_start + col_count - 1) / g.tile_cols;
 	for (uint64_t t = t0; t <= t1; t++)
 		for (uint64_t u = u0; u <= u1; u++, n++) {
 			ts_page_ref *p;
@@ -1601,10 +1628,7 @@ TS_API int ts_page_plan(ts_page_ref *out, size_t cap, size_t *count, const ts_te
 				continue;
 			p = &out[n];
 			p->page = t * across + u;
-			p->r0 = t * tr;
-			p->nr = rows - p->r0 < tr ? rows - p->r0 : tr;
-			p->c0 = u * tc;
-			p->nc = cols - p->c0 < tc ? cols - p->c0 : tc;
+			ts__geometry_page_rect(&g, p->page, &p->r0, &p->nr, &p->c0, &p->nc);
 			p->max_bytes = page_max_bytes(&info->codec, p->nr, p->nc);
 		}
 	*count = n;

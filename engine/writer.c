@@ -420,13 +420,8 @@ static void writer_free(ts_writer *w)
 	if (!w)
 		return;
 	assert(!w->committing);
-	if (w->st) {
-		pthread_mutex_lock(&w->st->writer_lock);
-		w->st->writer_active = 0;
-		if (w->wgroup)
-			w->wgroup->writers--;
-		pthread_mutex_unlock(&w->st->writer_lock);
-	}
+	if (w->st)
+		ts__writer_slot_give(w->st, w->wgroup);
 	free(w->name);
 	free(w->buf);
 	free(w->ecodes);
@@ -490,6 +485,43 @@ static int plan_buffers(ts_writer *w)
 
 /* A new writer of @p name on @p st: the store's one writer slot taken (invariant 4), the name
  * checked against the store, interrupted writes removed. Freed by writer_free() on failure. */
+/* Take the writer slot of @p st (invariant 4), counting the write among @p g's writers. */
+static int slot_take(ts_store *st, ts_group *g, const char *name)
+{
+	pthread_mutex_lock(&st->writer_lock);
+	if (st->writer_active || (g && st->group != g)) {
+		int busy = st->writer_active;
+		pthread_mutex_unlock(&st->writer_lock);
+		if (busy)
+			return ts__err(TS_EBUSY, "store '%s' has an active writer already", st->path);
+		return ts__err(TS_EINVAL, "tensor '%s': the write group is not open on store '%s'",
+			       name, st->path);
+	}
+	st->writer_active = 1;
+	if (g)
+		g->writers++;
+	pthread_mutex_unlock(&st->writer_lock);
+	return 0;
+}
+
+void ts__writer_slot_give(ts_store *st, ts_group *g)
+{
+	pthread_mutex_lock(&st->writer_lock);
+	st->writer_active = 0;
+	if (g)
+		g->writers--;
+	pthread_mutex_unlock(&st->writer_lock);
+}
+
+int ts__writer_slot_take(ts_store *st, ts_group *g, const char *name)
+{
+	int rc = slot_take(st, g, name);
+
+	if (rc == 0 && (rc = ts__recovery_run(st, NULL)) < 0)
+		ts__writer_slot_give(st, g);
+	return rc;
+}
+
 static int writer_claim(ts_writer **out, ts_store *st, const char *name, const ts_write_opts *o)
 {
 	ts_writer *w = calloc(1, sizeof(*w));
@@ -498,19 +530,11 @@ static int writer_claim(ts_writer **out, ts_store *st, const char *name, const t
 	*out = NULL;
 	if (!w)
 		return ts__err(TS_ENOMEM, "ts_writer_begin: out of memory");
-	pthread_mutex_lock(&st->writer_lock);
-	if (st->writer_active || (o->group && st->group != o->group)) {
-		pthread_mutex_unlock(&st->writer_lock);
+	rc = slot_take(st, o->group, name);
+	if (rc < 0) {
 		free(w);
-		if (st->writer_active)
-			return ts__err(TS_EBUSY, "store '%s' has an active writer already", st->path);
-		return ts__err(TS_EINVAL, "tensor '%s': the write group is not open on store '%s'",
-			       name, st->path);
+		return rc;
 	}
-	st->writer_active = 1;
-	if (o->group)
-		o->group->writers++;
-	pthread_mutex_unlock(&st->writer_lock);
 	w->st = st;
 	w->wgroup = o->group;
 	w->flags = o->flags;
@@ -1144,7 +1168,7 @@ TS_API int ts_writer_commit(ts_tensor_info *info, ts_writer *w)
 	finish_stats(w);
 	if (w->wgroup) {
 		ptrdiff_t k;
-		rc = ts__group_reserve(w->wgroup);
+		rc = ts__group_reserve(w->wgroup, 1);
 		if (rc < 0)
 			goto fail;
 		k = ts__group_find(w->wgroup, w->name);

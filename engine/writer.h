@@ -26,4 +26,12 @@ int ts__writer_begin_copy(ts_writer **out, ts_store *st, const char *name,
  *  and committed in batches as ts_writer_append() commits. 0 or a negative TS_E* code. */
 int ts__writer_put_page(ts_writer *w, uint64_t index, const uint8_t *payload, size_t plen);
 
+/** Take the store's writer slot for a write that is not a ts_writer's (engine/copy.c's
+ *  ts_tensor_copy_many()), as ts_writer_begin() takes it: one writer per handle at a time
+ *  (TS_EBUSY); @p group, if not NULL, must be the group open on @p st (TS_EINVAL, naming
+ *  @p name) and counts the write among its writers; interrupted writes are recovered first.
+ *  0 or a negative TS_E* code; ts__writer_slot_give() ends it. */
+int ts__writer_slot_take(ts_store *st, ts_group *group, const char *name);
+void ts__writer_slot_give(ts_store *st, ts_group *group);
+
 #endif

@@ -543,8 +543,8 @@ typedef struct ts_open_opts {
 				      store open for writing: 0 (default) fails at once with
 				      TS_EBUSY; > 0 waits up to that many milliseconds for it to
 				      close, then TS_EBUSY; < 0 waits for ever. The wait sleeps
-				      with backoff (1 ms doubling to 50 ms between tries), so it
-				      costs no CPU and proceeds at most ~50 ms after the holder
+				      with backoff (1 ms doubling to 5 ms between tries), so it
+				      costs next to no CPU and proceeds at most ~5 ms after the holder
 				      closes or dies; a killed holder's interrupted writes are
 				      then recovered as at any open for writing. */
 } ts_open_opts;
@@ -819,6 +819,24 @@ TS_API void ts_write_opts_init(ts_write_opts *opts);
  */
 TS_API int ts_tensor_copy(ts_store *dst, ts_store *src, const char *name,
 			  const ts_write_opts *opts);
+
+/**
+ * ts_tensor_copy() of the @p n tensors @p names (distinct) of @p src into @p dst, in as few
+ * write transactions as their pages allow: tensors are grouped into transactions of up to 8 MiB
+ * of pages (each page written once, into LMDB's page, and sealed there), where ts_tensor_copy()
+ * commits each tensor in its own transactions; a store's commit flushes to disk, so this is the
+ * way to move many small tensors. A tensor of more than 8 MiB goes alone through
+ * ts_tensor_copy()'s batches (memory stays bounded). Tensors are copied in the order given; on
+ * failure those of the transactions already committed stay (published, or staged in
+ * opts->group: abort the group to drop them), those of the failing one do not.
+ * @param opts as for ts_tensor_copy().
+ * @return 0 (also for @p n 0); TS_EINVAL (NULL store, @p names NULL with @p n > 0, one handle,
+ *         a reserved or empty name, a name given twice) and TS_ENOTFOUND (a name not in @p src),
+ *         both before anything is written; otherwise as ts_tensor_copy().
+ * Threads: as ts_tensor_copy().
+ */
+TS_API int ts_tensor_copy_many(ts_store *dst, ts_store *src, const char *const *names, size_t n,
+			       const ts_write_opts *opts);
 
 /**
  * Begin writing tensor @p name of shape @p shape (@p ndim 0..TS_MAX_DIMS; 0 is a scalar; a zero

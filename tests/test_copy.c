@@ -163,3 +163,83 @@ Test(copy, bad_arguments_are_refused)
 	ts_store_close(a);
 	ts_store_close(b);
 }
+
+/* ts_tensor_copy_many: many tensors (small ones share transactions, one larger than a
+ * transaction's budget goes through the writer) decode to the originals' values with their
+ * records, staged in a group (a name staged before is superseded) or published at once; the
+ * store checks clean; a name given twice, a missing name and an existing name without
+ * TS_WRITE_REPLACE are refused. */
+Test(copy, many_tensors_copy_in_few_transactions)
+{
+	uint64_t seed = st_seed("copy many");
+	enum { N = 40, R = 64, C = 4096, BR = 2200, BC = 1024 };
+	float *x = malloc((size_t)N * R * C * 4), *a = malloc((size_t)N * R * C * 4),
+	      *b = malloc((size_t)N * R * C * 4);
+	uint64_t shape[2] = {R, C}, big[2] = {BR, BC};
+	ts_codec_config nv = ts_codec_config_default(TS_CODEC_NVFP4);
+	ts_codec_config raw = ts_codec_config_default(TS_CODEC_RAW);
+	raw.raw_dtype = TS_F32;
+	raw.bits_per_value = 32;
+	ts_store *src = st_create("msrc.tst", 2), *dst = st_create("mdst.tst", 2);
+	char names[N + 1][16];
+	const char *list[N + 1];
+	st_fill_f32(x, (size_t)N * R * C, &seed, 0.02f);
+	for (int i = 0; i < N; i++) { /* 1 MiB raw and nvfp4 ones: several transactions */
+		snprintf(names[i], sizeof(names[i]), "t%02d", i);
+		list[i] = names[i];
+		st_write_f32(src, names[i], 2, shape, i % 2 ? &raw : &nv, x + (size_t)i * R * C, 0);
+	}
+	snprintf(names[N], sizeof(names[N]), "big"); /* 9 MB raw: over a transaction's budget */
+	list[N] = names[N];
+	st_write_f32(src, "big", 2, big, &raw, x, 0);
+
+	/* staged in a group, "t03" staged before by ts_tensor_copy and superseded */
+	ts_group *g;
+	ts_write_opts wo;
+	ts_tensor_info ia, ib;
+	cr_assert_eq(ts_group_begin(&g, dst), 0);
+	ts_write_opts_init(&wo);
+	wo.group = g;
+	cr_assert_eq(ts_tensor_copy(dst, src, "t03", &wo), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_tensor_copy_many(dst, src, list, N + 1, &wo), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_tensor_info_get(&ia, dst, "t00"), TS_ENOTFOUND, "visible before the group");
+	uint64_t n = 0;
+	cr_assert_eq(ts_group_commit(&n, g), 0, "%s", ts_error_last());
+	cr_assert_eq(n, N + 1);
+	for (int i = 0; i <= N; i++) {
+		cr_assert_eq(ts_tensor_info_get(&ia, src, list[i]), 0);
+		cr_assert_eq(ts_tensor_info_get(&ib, dst, list[i]), 0, "%s", list[i]);
+		cr_assert_eq(ia.codec.codec, ib.codec.codec);
+		cr_assert_eq(ia.stored_bytes, ib.stored_bytes);
+		cr_assert(memcmp(&ia.error, &ib.error, sizeof(ia.error)) == 0, "%s", list[i]);
+		size_t e = (size_t)ia.shape[0] * ia.shape[1];
+		tensor_f32(src, list[i], a, e);
+		tensor_f32(dst, list[i], b, e);
+		cr_assert(memcmp(a, b, e * 4) == 0, "%s: values differ", list[i]);
+	}
+	uint64_t problems = 1;
+	cr_assert_eq(st_check(&problems, dst, 0, NULL, NULL), 0);
+	cr_assert_eq(problems, 0);
+
+	/* published at once; refusals leave the store as it was */
+	ts_store *d2 = st_create("mdst2.tst", 1);
+	cr_assert_eq(ts_tensor_copy_many(d2, src, list, 10, NULL), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_tensor_info_get(&ib, d2, "t09"), 0);
+	const char *twice[2] = {"t10", "t10"}, *missing[2] = {"t10", "nope"};
+	cr_assert_eq(ts_tensor_copy_many(d2, src, twice, 2, NULL), TS_EINVAL);
+	cr_assert_eq(ts_tensor_copy_many(d2, src, missing, 2, NULL), TS_ENOTFOUND);
+	cr_assert_eq(ts_tensor_copy_many(d2, src, list + 5, 10, NULL), TS_EEXIST);
+	cr_assert_eq(ts_tensor_info_get(&ib, d2, "t10"), TS_ENOTFOUND, "a refused copy left t10");
+	cr_assert_eq(ts_tensor_copy_many(d2, src, list, 0, NULL), 0);
+	cr_assert_eq(ts_tensor_copy_many(d2, d2, list, 1, NULL), TS_EINVAL);
+	problems = 1;
+	cr_assert_eq(st_check(&problems, d2, 0, NULL, NULL), 0);
+	cr_assert_eq(problems, 0);
+	ts_store_close(d2);
+	cr_assert_eq(st_raw_count(st_path("mdst2.tst"), "pending"), 0);
+	ts_store_close(src);
+	ts_store_close(dst);
+	free(x);
+	free(a);
+	free(b);
+}

@@ -60,6 +60,11 @@ WAIT_SLICE_MS = 200
 FLOAT_SOURCES = (_lib.F32, _lib.BF16, _lib.F16)
 
 
+def unchanged(x):
+    """The conversion of an array read in the dtype it is returned in (read_dtype's callers)."""
+    return x
+
+
 def read_dtype(info: TensorInfo, want: int | None, native: int, floats: tuple[int, ...],
                asked) -> int:
     """The ts dtype to read tensor @p info as, for a framework whose own dtype for it is

@@ -6,6 +6,7 @@ float32 (NumPy has neither); get_tensor(name, dtype=np.float16) asks for another
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from . import _lib
 from ._safe import load_file as _load_file, save_file as _save_file
-from ._store import F8_DTYPES as _F8, read_dtype
+from ._store import F8_DTYPES as _F8, read_dtype, unchanged
 
 _TS_TO_NP = {_lib.F32: np.float32, _lib.F16: np.float16, _lib.F64: np.float64,
              _lib.I8: np.int8, _lib.U8: np.uint8, _lib.I16: np.int16, _lib.U16: np.uint16,
@@ -36,10 +37,6 @@ def f8_table(dt: int) -> np.ndarray:
     return _f8_tables[dt]
 
 
-def _same(x):
-    return x
-
-
 class _Numpy:
     name = "numpy"
 
@@ -52,7 +49,7 @@ class _Numpy:
         dt = read_dtype(info, want, native, (_lib.F32, _lib.F16), dtype)
         if dt in _F8:
             return dt, lambda a: f8_table(dt)[a.view(np.uint8)]
-        return dt, _same
+        return dt, unchanged
 
     @staticmethod
     def empty(shape, dt: int) -> np.ndarray:
@@ -62,10 +59,7 @@ class _Numpy:
     def view(mem, offset: int, shape, dt: int) -> np.ndarray:
         """An array over @p mem (a ctypes array) at byte @p offset; it keeps @p mem alive."""
         npdt = np.dtype(np.uint8 if dt in _F8 else _TS_TO_NP[dt])
-        n = 1
-        for d in shape:
-            n *= d
-        return np.frombuffer(mem, npdt, n, offset).reshape(shape)
+        return np.frombuffer(mem, npdt, math.prod(shape), offset).reshape(shape)
 
     @staticmethod
     def buffer(a: np.ndarray):

@@ -5,7 +5,8 @@
 # unchanged); --wait SECONDS bounds the wait. Concurrent imports into one store, and into one
 # NEW store (20 rounds of 4), all succeed: one store with every tensor, fsck clean. A waiting
 # import encodes and writes meanwhile (into its spool store), in bounded memory, and moves the
-# pages in when the holder lets go.
+# pages in when the holder lets go, or as soon as the store is free, writing the rest directly;
+# --spool never waits idle.
 . "${srcdir:-.}/tests/cli/lib.sh"
 mkdir "$T/ck" && "$GEN" -q --size tiny --shards 4 -o "$T/ck" || fail gen
 shards=("$T"/ck/model-0000?-of-00004.safetensors)
@@ -116,8 +117,8 @@ if [ -x "$DIGEST" ]; then
 	flock "$T/w.tst" sh -c "while [ ! -e '$T/release' ]; do sleep 0.05; done" &
 	holder=$!
 	for _ in $(seq 200); do flock -n "$T/w.tst" true || break; sleep 0.02; done
-	"$TSTORE" import --read-buffer 4MiB --codec nvfp4 "$T/w.tst" "$T/wide.safetensors" \
-		>"$T/w.out" 2>"$T/w.err" &
+	"$TSTORE" import --spool always --read-buffer 4MiB --codec nvfp4 "$T/w.tst" \
+		"$T/wide.safetensors" >"$T/w.out" 2>"$T/w.err" &
 	imp=$!
 	peak=0
 	spooled=0
@@ -157,6 +158,73 @@ if [ -x "$DIGEST" ]; then
 	[ "$sanitized" = 1 ] || [ "$peak" -lt $((src_kb / 2)) ] ||
 		fail "spooling import: peak anonymous memory $peak kB, the source is $src_kb kB"
 fi
+
+# 7. the store freed while an import spools: the import moves in what it spooled and writes the
+#    rest directly ("the rest written directly"), the store as one import of both sources
+#    (tsdigest), fsck clean, no spool left. The holder lets go as soon as the spool exists; the
+#    import is stopped meanwhile (SIGSTOP) so that it cannot have spooled every tensor yet.
+if [ -x "$DIGEST" ]; then
+	mkdir "$T/many" && "$GEN" -q --layers 8 --hidden 512 --intermediate 2048 --vocab 256 \
+		--kv-dim 128 --seed 12 --shards 2 -o "$T/many" || fail gen
+	m1="$T/many/model-00001-of-00002.safetensors" m2="$T/many/model-00002-of-00002.safetensors"
+	nmany=$("$STCHECK" info "$m2" | wc -l)
+	expect 0 "$TSTORE" import -q --codec nvfp4 "$T/both7.tst" "$m1" "$m2"
+	expect 0 "$TSTORE" import -q --codec nvfp4 "$T/m.tst" "$m1"
+	rm -f "$T/release"
+	flock "$T/m.tst" sh -c "while [ ! -e '$T/release' ]; do sleep 0.01; done" &
+	holder=$!
+	for _ in $(seq 200); do flock -n "$T/m.tst" true || break; sleep 0.02; done
+	"$TSTORE" import --spool always --jobs 1 --codec nvfp4 "$T/m.tst" "$m2" \
+		>"$T/m.out" 2>"$T/m.err" &
+	imp=$!
+	for _ in $(seq 1000); do
+		[ -e "$T/m.tst.spool-$imp" ] && break
+		kill -0 "$imp" 2>/dev/null || break
+		sleep 0.005
+	done
+	kill -STOP "$imp" 2>/dev/null
+	[ -e "$T/m.tst.spool-$imp" ] || { kill -CONT "$imp"; cat "$T/m.err" >&2; fail "no spool"; }
+	touch "$T/release"
+	wait "$holder"
+	kill -CONT "$imp"
+	wait "$imp" || { cat "$T/m.err" >&2; fail "the spooling import failed"; }
+	grep -q "m.tst is free: .* spooled tensors\? moved in, the rest written directly" "$T/m.err" ||
+		{ cat "$T/m.err" >&2; fail "did not switch to the store while spooling"; }
+	"$DIGEST" "$T/both7.tst" >"$T/both7.dig" || fail "tsdigest both7"
+	"$DIGEST" "$T/m.tst" >"$T/m.dig" || fail "tsdigest m"
+	diff -u "$T/both7.dig" "$T/m.dig" >&2 || fail "switched import differs from one import"
+	expect 0 "$TSTORE" fsck "$T/m.tst"
+	out_has "clean"
+	ls -a "$T" | grep -q spool && fail "spool store left behind"
+
+	# --spool never: no spool store while waiting; the import proceeds when the holder lets go
+	rm -f "$T/release"
+	expect 0 "$TSTORE" import -q --codec nvfp4 "$T/n.tst" "$m1"
+	flock "$T/n.tst" sh -c "while [ ! -e '$T/release' ]; do sleep 0.01; done" &
+	holder=$!
+	for _ in $(seq 200); do flock -n "$T/n.tst" true || break; sleep 0.02; done
+	"$TSTORE" import --spool never --codec nvfp4 "$T/n.tst" "$m2" \
+		>"$T/n.out" 2>"$T/n.err" &
+	imp=$!
+	for _ in $(seq 40); do
+		grep -qs "waiting for another writer" "$T/n.err" && break
+		sleep 0.05
+	done
+	sleep 0.3
+	kill -0 "$imp" 2>/dev/null || { cat "$T/n.err" >&2; fail "--spool never did not wait"; }
+	ls -a "$T" | grep -q "n.tst.spool" && fail "--spool never made a spool store"
+	touch "$T/release"
+	wait "$holder"
+	wait "$imp" || { cat "$T/n.err" >&2; fail "--spool never: the import failed"; }
+	grep -q "is free" "$T/n.err" && fail "--spool never: spooled"
+	"$DIGEST" "$T/n.tst" >"$T/n.dig" || fail "tsdigest n"
+	diff -u "$T/both7.dig" "$T/n.dig" >&2 || fail "--spool never: differs from one import"
+	[ "$(wc -l <"$T/n.dig")" -gt "$nmany" ] || fail "--spool never: tensors lost"
+	expect 0 "$TSTORE" fsck "$T/n.tst"
+	out_has "clean"
+fi
+expect 2 "$TSTORE" import --spool sometimes "$T/a.tst" "${shards[0]}"
+err_has "--spool must be auto, always or never"
 
 # 5. creation races: 4 imports create the same new store at once, 20 times
 for round in $(seq 20); do

@@ -4,7 +4,7 @@
 #   nvfp4, auto     vs an O_DIRECT read of the source (dd iflag=direct bs=8M)
 #   raw             vs cp of the source + sync
 #   2 and 4 concurrent imports of a 4-shard copy's shards into one store vs one import of the
-#   same shards together
+#   same shards together: with --spool auto (the default), and always and never for comparison
 # Every figure includes `sync` and starts with the page cache dropped (echo 3 >
 # /proc/sys/vm/drop_caches; as root, else the figures are warm and say so). Each is the minimum
 # of REPEATS runs; CPU seconds (user + sys) of the single imports are printed too, the load
@@ -15,14 +15,21 @@ set -euo pipefail
 B=${TS_BUILDDIR:-$(cd "$(dirname "$0")/../.." && pwd)/build}
 TSTORE=$B/tools/tstore
 GEN=$B/tools/gen_checkpoint
+if [ -x "$B/tools/.libs/tstore" ] && [ -e "$B/.libs/libtstore.so" ]; then
+	# the program itself, not libtool's wrapper script (which costs ~0.1 s of CPU and more of
+	# wall time per run: a concurrent run would pay it once per process, as no installed
+	# tstore does)
+	TSTORE=$B/tools/.libs/tstore
+	export LD_LIBRARY_PATH=$B/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+fi
 reps=3 layers=9 base=${TMPDIR:-/var/tmp} keep=0
 if [ "${1:-}" = --concurrent ]; then
-	# --concurrent STORE SRC...: one nvfp4 import per SRC into STORE, all at once
-	store=$2
-	shift 2
+	# --concurrent SPOOL STORE SRC...: one nvfp4 import per SRC into STORE, all at once
+	spool=$2 store=$3
+	shift 3
 	pids=()
 	for s in "$@"; do
-		"$TSTORE" import -q --codec nvfp4 "$store" "$s" 2>/dev/null &
+		"$TSTORE" import -q --codec nvfp4 --spool "$spool" "$store" "$s" 2>/dev/null &
 		pids+=($!)
 	done
 	rc=0
@@ -87,9 +94,13 @@ for r in $(seq "$reps"); do
 	run auto "$TSTORE" import -q --codec auto "$D/s.tst" "$src"
 	run raw "$TSTORE" import -q --codec raw "$D/s.tst" "$src"
 	run one2 "$TSTORE" import -q --codec nvfp4 "$D/s.tst" "${shards[@]:0:2}"
-	run conc2 "$0" --concurrent "$D/s.tst" "${shards[@]:0:2}"
+	for m in auto always never; do
+		run "conc2$m" "$0" --concurrent "$m" "$D/s.tst" "${shards[@]:0:2}"
+	done
 	run one4 "$TSTORE" import -q --codec nvfp4 "$D/s.tst" "${shards[@]}"
-	run conc4 "$0" --concurrent "$D/s.tst" "${shards[@]}"
+	for m in auto always never; do
+		run "conc4$m" "$0" --concurrent "$m" "$D/s.tst" "${shards[@]}"
+	done
 done
 clean
 r() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
@@ -101,7 +112,12 @@ printf "%-34s %8s %8s\n" "cp of the source + sync" "$(f "${best[cp]}")" "1"
 printf "%-34s %8s %8s %8s   (target <= 1.5 x dd)\n" "import --codec nvfp4" "$(f "${best[nvfp4]}")" "$(r "${best[nvfp4]}" "${best[dd]}")" "${cpu[nvfp4]}"
 printf "%-34s %8s %8s %8s   (target <= 2 x dd)\n" "import --codec auto" "$(f "${best[auto]}")" "$(r "${best[auto]}" "${best[dd]}")" "${cpu[auto]}"
 printf "%-34s %8s %8s %8s   (target <= 1.5 x cp)\n" "import --codec raw" "$(f "${best[raw]}")" "$(r "${best[raw]}" "${best[cp]}")" "${cpu[raw]}"
-printf "%-34s %8s %8s\n" "one nvfp4 import of 2 shards" "$(f "${best[one2]}")" "1"
-printf "%-34s %8s %8s   (target <= 1.15 x one)\n" "2 concurrent imports, 1 shard each" "$(f "${best[conc2]}")" "$(r "${best[conc2]}" "${best[one2]}")"
-printf "%-34s %8s %8s\n" "one nvfp4 import of 4 shards" "$(f "${best[one4]}")" "1"
-printf "%-34s %8s %8s   (target <= 1.15 x one)\n" "4 concurrent imports, 1 shard each" "$(f "${best[conc4]}")" "$(r "${best[conc4]}" "${best[one4]}")"
+for k in 2 4; do
+	printf "%-34s %8s %8s %8s\n" "one nvfp4 import of $k shards" "$(f "${best[one$k]}")" "1" "${cpu[one$k]}"
+	printf "%-34s %8s %8s %8s   (target <= 1.15 x one)\n" "$k concurrent imports, 1 shard each" \
+		"$(f "${best[conc${k}auto]}")" "$(r "${best[conc${k}auto]}" "${best[one$k]}")" "${cpu[conc${k}auto]}"
+	for m in always never; do
+		printf "%-34s %8s %8s %8s\n" "  the same, --spool $m" "$(f "${best[conc$k$m]}")" \
+			"$(r "${best[conc$k$m]}" "${best[one$k]}")" "${cpu[conc$k$m]}"
+	done
+done

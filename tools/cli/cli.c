@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "tools/cli/cli.h"
 
@@ -102,6 +103,19 @@ int cli_env_read(const char *cmd)
 		cli_test_fsck_inprocess = *v == '1';
 	}
 	return CLI_OK;
+}
+
+FILE *cli_tmp_create(const char *cmd, char *tmp, size_t size, const char *path)
+{
+	FILE *f;
+
+	snprintf(tmp, size, "%s.tmp.%ld", path, (long)getpid());
+	f = fopen(tmp, "wb");
+	if (!f) {
+		cli_error(cmd, tmp, "cannot create: %s", strerror(errno));
+		tmp[0] = '\0';
+	}
+	return f;
 }
 
 int cli_parse_out_dtype(const char *s, int allow_source, int *out)

@@ -140,6 +140,11 @@ void cli_say_waiting(const char *cmd, const char *path);
  *  CLI_USAGE otherwise. */
 int cli_open_status(int rc);
 
+/** Create "<path>.tmp.<pid>" for writing, its name into @p tmp (@p size bytes): the temporary
+ *  output a command renames over @p path once complete (and unlinks otherwise). NULL on failure
+ *  (reported; @p tmp then empty). */
+FILE *cli_tmp_create(const char *cmd, char *tmp, size_t size, const char *path);
+
 /** "[2816, 1024]" into @p buf. */
 const char *cli_shape(char *buf, size_t size, int ndim, const uint64_t *shape);
 

@@ -388,13 +388,9 @@ int export_file(ts_store *st, const ex_tensor *v, size_t n, int want, int modelo
 		free(nm);
 	}
 
-	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out_path, (long)getpid());
-	f = fopen(tmp, "wb");
-	if (!f) {
-		cli_error(CMD, tmp, "cannot create: %s", strerror(errno));
-		tmp[0] = '\0';
+	f = cli_tmp_create(CMD, tmp, sizeof tmp, out_path);
+	if (!f)
 		goto out;
-	}
 	st_out_tensor *ot = calloc(nent + 1, sizeof *ot);
 	uint64_t *offs = calloc(nent + 1, sizeof *offs);
 	uint64_t data_start = 0;

@@ -127,6 +127,17 @@ static void on_problem(void *ud, const ts_problem *p)
 		printf("\n");
 }
 
+/* The --json report's start: {"store": PATH, "problems": [ (its problems follow). */
+static void json_report_begin(json_writer *w, const char *path)
+{
+	jw_init(w, stdout, 2);
+	jw_object_begin(w);
+	jw_key(w, "store");
+	jw_string(w, path);
+	jw_key(w, "problems");
+	jw_array_begin(w);
+}
+
 static int fsck_main(int argc, char **argv)
 {
 	int json = 0, repair = 0, c;
@@ -156,12 +167,7 @@ static int fsck_main(int argc, char **argv)
 	ctx cx = {json, &w, 0, &pr};
 	uint64_t found = 0, left = 0;
 	if (json) {
-		jw_init(&w, stdout, 2);
-		jw_object_begin(&w);
-		jw_key(&w, "store");
-		jw_string(&w, path);
-		jw_key(&w, "problems");
-		jw_array_begin(&w);
+		json_report_begin(&w, path);
 	}
 	ts_check_opts co;
 	ts_check_opts_init(&co);
@@ -305,12 +311,7 @@ int cmd_fsck(int argc, char **argv)
 	if (json) {
 		/* the child's partial JSON is dropped: one complete object instead */
 		json_writer w;
-		jw_init(&w, stdout, 2);
-		jw_object_begin(&w);
-		jw_key(&w, "store");
-		jw_string(&w, path);
-		jw_key(&w, "problems");
-		jw_array_begin(&w);
+		json_report_begin(&w, path);
 		jw_object_begin(&w);
 		jw_key(&w, "kind");
 		jw_string(&w, "structure");

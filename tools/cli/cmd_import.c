@@ -46,6 +46,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tools/cli/cli.h"
@@ -86,7 +87,10 @@ typedef struct opts {
 	int no_files;      /* --no-files: a directory's other files are not attached */
 	uint64_t max_file; /* --max-file-size */
 	uint64_t buffer;   /* --read-buffer */
+	int spool;         /* --spool: SPOOL_AUTO, SPOOL_ALWAYS, SPOOL_NEVER */
 } opts;
+
+enum { SPOOL_AUTO, SPOOL_ALWAYS, SPOOL_NEVER };
 
 static volatile sig_atomic_t interrupted;
 
@@ -138,6 +142,9 @@ static void usage(FILE *f)
 		"  --read-buffer SIZE  memory for reading the sources ahead (default 256MiB); a\n"
 		"                      tensor that needs a scan and is larger than half of it is\n"
 		"                      read twice\n"
+		"  --spool auto|always|never  when another process writes STORE: encode meanwhile\n"
+		"                      into a spool store while the machine has a core to spare\n"
+		"                      (auto, the default), always, or never (wait idle)\n"
 		"  --replace           replace tensors that already exist in STORE\n"
 		"  --skip-existing     leave tensors that already exist in STORE as they are\n"
 		CLI_WAIT_HELP
@@ -158,9 +165,10 @@ static void usage(FILE *f)
 		"at the end. If anything fails (a tensor that cannot be encoded, a bad source, a full\n"
 		"disk), nothing is published: the store is exactly as it was before the command,\n"
 		"tensors replaced by --replace included (a store the command created is removed).\n"
-		"If another process writes STORE, the import encodes and writes meanwhile into a\n"
-		"spool store STORE.spool-PID (removed at the end) and moves the stored pages in\n"
-		"when STORE is free (--wait bounds the whole wait).\n"
+		"If another process writes STORE, the import reads ahead and, while a core is\n"
+		"idle (--spool), encodes and writes meanwhile into a spool store STORE.spool-PID\n"
+		"(removed at the end); when STORE is free it moves the spooled pages in and writes\n"
+		"the rest directly (--wait bounds the whole wait).\n"
 		"Ctrl-C discards what was written and exits with 130: the store is as it was\n"
 		"before the command. A killed process leaves it so too; the next writer reclaims\n"
 		"the pages it had written.\n",
@@ -637,7 +645,7 @@ static int parse_args(opts *o, const char **store, char ***srcs, size_t *nsrc, i
 		      char **argv)
 {
 	enum { O_CODEC = 256, O_RECIPE, O_MAXERR, O_KEEP, O_REPLACE, O_SKIP, O_QALL, O_NOFILES,
-	       O_MAXFILE, O_BUFFER };
+	       O_MAXFILE, O_BUFFER, O_SPOOL };
 	static const struct option lo[] = {
 		{"codec", required_argument, 0, O_CODEC},     {"recipe", required_argument, 0, O_RECIPE},
 		{"max-error", required_argument, 0, O_MAXERR}, {"keep", required_argument, 0, O_KEEP},
@@ -645,7 +653,8 @@ static int parse_args(opts *o, const char **store, char ***srcs, size_t *nsrc, i
 		{"skip-existing", no_argument, 0, O_SKIP},    {"quantize-all", no_argument, 0, O_QALL},
 		{"no-files", no_argument, 0, O_NOFILES},
 		{"max-file-size", required_argument, 0, O_MAXFILE},
-		{"read-buffer", required_argument, 0, O_BUFFER}, {0, 0, 0, 0}};
+		{"read-buffer", required_argument, 0, O_BUFFER},
+		{"spool", required_argument, 0, O_SPOOL},     {0, 0, 0, 0}};
 	cli_opts co;
 	int c;
 	cli_opts_init(&co, CMD, usage, CLI_OPTS_WAIT, "j:", lo, argc, argv);
@@ -704,6 +713,16 @@ static int parse_args(opts *o, const char **store, char ***srcs, size_t *nsrc, i
 			if (cli_parse_size(optarg, &o->buffer) < 0)
 				return cli_usage_error(CMD, "--read-buffer: '%s' is not a size", optarg);
 			break;
+		case O_SPOOL:
+			if (!strcmp(optarg, "auto"))
+				o->spool = SPOOL_AUTO;
+			else if (!strcmp(optarg, "always"))
+				o->spool = SPOOL_ALWAYS;
+			else if (!strcmp(optarg, "never"))
+				o->spool = SPOOL_NEVER;
+			else
+				return cli_usage_error(CMD, "--spool must be auto, always or never");
+			break;
 		}
 	}
 	if (c < 0)
@@ -716,6 +735,55 @@ static int parse_args(opts *o, const char **store, char ***srcs, size_t *nsrc, i
 	*srcs = argv + co.operand + 1;
 	*nsrc = (size_t)(argc - co.operand - 1);
 	return -1;
+}
+
+/* -- Idle cores ---------------------------------------------------------------------------- */
+
+/* The machine's CPU time (/proc/stat, all cores) and this process's, at one moment. */
+typedef struct cpu_sample {
+	double wall;                    /* progress_now() */
+	double own;                     /* this process's CPU seconds, all its threads */
+	unsigned long long busy, total; /* clock ticks of all cores: busy, and busy + idle */
+	int ok;                         /* /proc/stat was read */
+} cpu_sample;
+
+static void cpu_sample_take(cpu_sample *s)
+{
+	unsigned long long v[8];
+	struct timespec ts;
+	FILE *f = fopen("/proc/stat", "re");
+
+	memset(s, 0, sizeof *s);
+	s->wall = progress_now();
+	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0)
+		s->own = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+	if (!f)
+		return;
+	/* user nice system idle iowait irq softirq steal: steal is a core the hypervisor gave
+	 * to someone else, as busy for us as any */
+	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+		   &v[4], &v[5], &v[6], &v[7]) == 8) {
+		s->busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+		s->total = s->busy + v[3] + v[4];
+		s->ok = 1;
+	}
+	fclose(f);
+}
+
+/* The cores that the rest of the machine left to this process between @p a and @p b: the
+ * online cores less what all the others used (the cores' busy time less this process's own),
+ * as an average over the interval; -1 where it cannot be told (no /proc/stat, no tick yet). */
+static double cpu_spare(const cpu_sample *a, const cpu_sample *b)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	double wall = b->wall - a->wall, busy, own, others;
+
+	if (!a->ok || !b->ok || b->total <= a->total || b->busy < a->busy || !(wall > 0) || n < 1)
+		return -1;
+	busy = (double)(b->busy - a->busy) / (double)(b->total - a->total) * (double)n;
+	own = (b->own - a->own) / wall;
+	others = busy > own ? busy - own : 0;
+	return (double)n - others;
 }
 
 /* -- Plan: validate everything before touching the store ---------------------------------- */
@@ -734,8 +802,13 @@ typedef struct job {
 	size_t npl;
 	int store_created; /* no store at store_path before the command */
 	int spooling;      /* another process held the store: writing into a spool store */
-	char spool[4160];  /* its path, while it exists */
+	char spool[4160];  /* its path, while it exists (else empty) */
+	ts_store *spool_st; /* the spool store, while open */
+	size_t nspooled;   /* tensors written into the spool store (moved in at the switch) */
 	double busy_since; /* when the store was found busy (the --wait bound counts from it) */
+	double last_try;   /* spooling: when the store was last tried */
+	cpu_sample probe;  /* spooling (--spool auto): the cores' use since this sample */
+	int pays;          /* ... and whether spooling paid at the last measure (spool_pays()) */
 	summary sm;
 	double t0;
 	char err[2048];
@@ -1048,12 +1121,48 @@ out:
 /* -- Spooling: encoding while another process writes the store --------------------------- */
 
 /*
- * Open the store for writing. When another process holds it and the command may wait, the
- * import does not wait idle: it writes into a spool store of its own beside the destination
- * (STORE.spool-PID, removed at the end whatever happens), encoding and writing every page as it
- * would into the destination, and transfer() then moves the stored pages into the destination
- * when its lock comes, without encoding anything again. What must be serialised (the
- * destination's transactions) is then only a copy of the encoded pages.
+ * When another process holds the store and the command may wait, the import does not simply
+ * wait: its reader reads the sources ahead meanwhile (it starts before the store is opened), and
+ * the import writes into a spool store of its own beside the destination (STORE.spool-PID,
+ * removed at the end whatever happens), encoding and writing every page as it would into the
+ * destination. Between tensors it tries the store again (every SPOOL_TRY at most); when the
+ * store is free, spool_switch() moves the spooled tensors' stored pages in (nothing encoded
+ * again) and the import writes the rest directly, so that only what it spooled costs a copy.
+ * With --spool auto (the default) it measures, every SPOOL_PROBE, the cores that the other
+ * processes leave idle, and spools only while that is at least SPOOL_SPARE of them; otherwise
+ * it waits idle (trying the store every SPOOL_NAP), from the start until it is first seen to
+ * pay: where the others keep the cores busy, the spool's extra work (pages written, read back,
+ * checked and written again)
+ * would only slow them down. --spool always spools in any case, --spool never waits idle.
+ */
+#define SPOOL_PROBE 0.1  /* seconds over which the cores' use is measured */
+#define SPOOL_TRY 0.01   /* spooling: the store is tried at most this often */
+/* --spool auto spools while the other processes leave this share of the cores idle (at least
+ * one): a spooled tensor costs about twice the CPU of one written directly (its pages written,
+ * read back, checked and written again, in fresh memory each time), so the spool pays only
+ * where most cores would idle; on the 2-core VM even one concurrent import's spool took more
+ * wall time than waiting idle (docs/CLI.md, figures) */
+#define SPOOL_SPARE 0.75
+#define SPOOL_NAP 0.005  /* waiting idle: seconds between tries of the store */
+
+enum { SWITCH_BUSY = 1 }; /* spool_switch(): the store is still held (not waiting) */
+
+/* What is left of --wait, counted from when the store was found busy; -1: no bound. */
+static int64_t wait_left(const job *j)
+{
+	int64_t ms = cli_wait_ms;
+	if (ms > 0) {
+		ms -= (int64_t)((progress_now() - j->busy_since) * 1000);
+		if (ms <= 0)
+			ms = 1;
+	}
+	return ms;
+}
+
+/*
+ * Open the store for writing. When another process holds it and the command may wait: the
+ * spool store (--spool, above), or an idle wait. 0 (*st the destination or the spool store,
+ * j->spooling saying which) or the library's error (reported).
  */
 static int open_or_spool(job *j, ts_store **st)
 {
@@ -1069,6 +1178,13 @@ static int open_or_spool(job *j, ts_store **st)
 	cli_say_waiting(CMD, j->store_path);
 	j->busy_since = progress_now();
 	j->store_created = 0; /* the store exists: its holder has it open */
+	if (j->o.spool == SPOOL_NEVER)
+		goto idle;
+	/* --spool auto: the cores' use is measured from here on; the import waits idle (its
+	 * reader reading ahead) until spooling is seen to pay, which at the price of a spooled
+	 * tensor needs most cores idle */
+	cpu_sample_take(&j->probe);
+	j->pays = 0; /* auto: spooling starts once it is seen to pay (spool_poll()) */
 	snprintf(j->spool, sizeof j->spool, "%s.spool-%ld", j->store_path, (long)getpid());
 	remove_store(j->spool); /* a spool of a killed process that had our pid */
 	/* a scratch store: its commits need not reach the disk (and mostly never do) */
@@ -1078,35 +1194,56 @@ static int open_or_spool(job *j, ts_store **st)
 	so.threads = j->o.jobs;
 	if (ts_store_open(st, j->spool, &so) == 0) {
 		j->spooling = 1;
+		j->spool_st = *st;
+		j->last_try = progress_now();
 		return 0;
 	}
 	/* no spool to be had (a directory we may not write, a full disk): wait idle */
 	remove_store(j->spool);
-	return cli_open_store_wait(CMD, st, j->store_path, flags, j->o.jobs, cli_wait_ms);
+	j->spool[0] = 0;
+idle:
+	return cli_open_store_wait(CMD, st, j->store_path, flags, j->o.jobs, wait_left(j));
 }
 
-/* Move what the spool store holds into the destination, in one write group, with the sources'
- * metadata and the directory's files: everything published at once, or nothing (invariant 1).
- * The exit status. */
-static int transfer(job *j, ts_store *spool, size_t *nfiles, uint64_t *fbytes)
+/*
+ * Stop spooling: open the destination (@p wait: waiting for it, the rest of --wait; else only
+ * if it is free now: SWITCH_BUSY if not), begin its write group with the sources' metadata and
+ * copy into it the tensors written to the spool store so far (plan entries before @p upto),
+ * their pages as they are; then *st and *grp are the destination's, the spool is removed and
+ * the import goes on there. Everything is still published at once, or nothing (invariant 1).
+ * CLI_OK, SWITCH_BUSY, or the exit status (reported).
+ */
+static int spool_switch(job *j, ts_store **st, ts_group **grp, size_t upto, int wait,
+			progress *pr)
 {
 	const opts *o = &j->o;
-	ts_store *dst = NULL;
+	ts_store *dst = NULL, *spool = j->spool_st;
 	ts_group *g = NULL;
 	uint64_t published = 0;
-	int64_t wait_ms = cli_wait_ms;
+	const char **names = NULL;
+	ts_write_opts wo;
+	size_t n = 0;
 	int rc, status = CLI_FAIL;
 
-	if (wait_ms > 0) {
-		/* --wait bounds the whole wait, counted from when the store was found busy */
-		wait_ms -= (int64_t)((progress_now() - j->busy_since) * 1000);
-		if (wait_ms <= 0)
-			wait_ms = 1;
+	if (!wait) {
+		rc = cli_try_open_store(CMD, &dst, j->store_path, TS_OPEN_WRITE | TS_OPEN_CREATE,
+					o->jobs);
+		if (rc == TS_EBUSY)
+			return SWITCH_BUSY;
+		if (rc < 0)
+			return CLI_FAIL;
 	}
-	rc = cli_open_store_wait(CMD, &dst, j->store_path, TS_OPEN_WRITE | TS_OPEN_CREATE,
-				 o->jobs, wait_ms);
-	if (rc < 0)
-		return CLI_FAIL;
+	progress_clear(pr);
+	/* the spool's tensors, published in the spool store to be read from it */
+	rc = ts_group_commit(&published, *grp);
+	*grp = NULL;
+	if (rc < 0) {
+		cli_error_ts(CMD, rc, "cannot publish the imported tensors in %s", j->spool);
+		goto out;
+	}
+	if (wait && cli_open_store_wait(CMD, &dst, j->store_path, TS_OPEN_WRITE | TS_OPEN_CREATE,
+					o->jobs, wait_left(j)) < 0)
+		goto out;
 	rc = ts_group_begin(&g, dst);
 	if (rc == 0)
 		rc = stage_metadata(g, &j->ck);
@@ -1114,50 +1251,102 @@ static int transfer(job *j, ts_store *spool, size_t *nfiles, uint64_t *fbytes)
 		cli_error_ts(CMD, rc, "cannot begin writing to %s", j->store_path);
 		goto out;
 	}
-	for (size_t i = 0; i < j->npl && !interrupted; i++) {
-		const plan *q = &j->pl[i];
-		ts_write_opts wo;
-		if (q->exists && o->skip_existing)
-			continue;
-		ts_write_opts_init(&wo);
-		wo.flags = o->replace ? TS_WRITE_REPLACE : 0;
-		wo.group = g;
-		rc = ts_tensor_copy(dst, spool, q->t->name, &wo);
-		if (rc == TS_EEXIST && !o->replace) {
-			cli_error(CMD, j->store_path,
-				  "tensor '%s' already exists (another writer added it meanwhile; "
-				  "use --replace)", q->t->name);
-			goto out;
-		}
-		if (rc < 0) {
-			cli_error_ts(CMD, rc, "cannot move tensor '%s' into %s", q->t->name,
-				     j->store_path);
-			goto out;
-		}
+	names = malloc((upto ? upto : 1) * sizeof(*names));
+	if (!names) {
+		cli_error(CMD, NULL, "out of memory");
+		goto out;
 	}
-	if (!interrupted && j->md.nfiles) {
-		progress quiet;
-		progress_begin(&quiet, "import", j->md.file_bytes, 1, 1);
-		rc = modeldir_write_files(&j->md, dst, g, o->replace, o->skip_existing, &quiet,
-					  &interrupted, CMD, nfiles, fbytes);
-		if (rc < 0 && rc != TS_ECANCELED)
-			goto out;
+	for (size_t i = 0; i < upto; i++)
+		if (!(j->pl[i].exists && o->skip_existing))
+			names[n++] = j->pl[i].t->name;
+	ts_write_opts_init(&wo);
+	wo.flags = o->replace ? TS_WRITE_REPLACE : 0;
+	wo.group = g;
+	/* every spooled tensor in few transactions: a commit per tensor would cost a flush each */
+	rc = ts_tensor_copy_many(dst, spool, names, n, &wo);
+	if (rc == TS_EEXIST && !o->replace) {
+		cli_error_ts(CMD, rc, "cannot move the spooled tensors into %s (another writer added "
+			     "one meanwhile; use --replace)", j->store_path);
+		goto out;
 	}
+	if (rc < 0) {
+		cli_error_ts(CMD, rc, "cannot move the spooled tensors into %s", j->store_path);
+		goto out;
+	}
+	j->nspooled = n;
 	if (interrupted) {
 		status = CLI_INTERRUPTED;
 		goto out;
 	}
-	rc = ts_group_commit(&published, g);
-	g = NULL;
-	if (rc < 0) {
-		cli_error_ts(CMD, rc, "cannot publish the imported tensors in %s", j->store_path);
-		goto out;
-	}
-	status = CLI_OK;
+	if (!cli_quiet && j->nspooled)
+		fprintf(stderr, "tstore: %s: %s is free: %zu spooled tensor%s moved in%s\n", CMD,
+			j->store_path, j->nspooled, j->nspooled == 1 ? "" : "s",
+			upto < j->npl ? ", the rest written directly" : "");
+	ts_store_close(spool);
+	j->spool_st = NULL;
+	remove_store(j->spool);
+	j->spool[0] = 0;
+	j->spooling = 0;
+	*st = dst;
+	*grp = g;
+	free(names);
+	return CLI_OK;
 out:
+	free(names);
 	ts_group_abort(g);
 	ts_store_close(dst);
 	return status;
+}
+
+/* Spooling, between tensors: switch to the store when it is free; with --spool auto, stop
+ * spooling and wait idle while it does not pay (spool_pays()). CLI_OK to
+ * go on (spooling or not), else the exit status (reported). */
+/* Whether spooling pays (--spool auto): the other processes left at least SPOOL_SPARE of the
+ * cores (at least one) idle since @p probe, measured once SPOOL_PROBE has passed (then @p probe
+ * starts the next interval). Before, and where it cannot be told: 1 (go on as before). */
+static int spool_pays(cpu_sample *probe, int *last)
+{
+	cpu_sample now;
+	double spare, need = SPOOL_SPARE * (double)sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (progress_now() - probe->wall < SPOOL_PROBE)
+		return *last;
+	cpu_sample_take(&now);
+	spare = cpu_spare(probe, &now);
+	*probe = now;
+	if (spare >= 0)
+		*last = spare >= (need > 1 ? need : 1);
+	return *last;
+}
+
+static int spool_poll(job *j, ts_store **st, ts_group **grp, size_t upto, progress *pr)
+{
+	double now = progress_now();
+	int rc;
+
+	if (now - j->last_try >= SPOOL_TRY) {
+		j->last_try = now;
+		rc = spool_switch(j, st, grp, upto, 0, pr);
+		if (rc != SWITCH_BUSY)
+			return rc;
+	}
+	if (j->o.spool != SPOOL_AUTO || spool_pays(&j->probe, &j->pays))
+		return CLI_OK;
+	/* the others keep the cores busy: wait idle, trying the store, until it is free or
+	 * a core is to spare again */
+	for (;;) {
+		struct timespec nap = {0, (long)(SPOOL_NAP * 1e9)};
+		if (cli_wait_ms > 0 && progress_now() - j->busy_since >= (double)cli_wait_ms / 1000)
+			return spool_switch(j, st, grp, upto, 1, pr); /* reports the time-out */
+		nanosleep(&nap, NULL);
+		if (interrupted)
+			return CLI_INTERRUPTED;
+		rc = spool_switch(j, st, grp, upto, 0, pr);
+		if (rc != SWITCH_BUSY)
+			return rc;
+		if (spool_pays(&j->probe, &j->pays))
+			return CLI_OK;
+	}
 }
 
 static int import_run(job *j)
@@ -1171,15 +1360,22 @@ static int import_run(job *j)
 	size_t nranges = 0, nfiles_written = 0;
 	uint64_t file_bytes_written = 0, total = 0, published = 0;
 	struct sigaction sa, old_sa;
-	int status = CLI_FAIL, grc;
+	int status = CLI_FAIL, grc, orc;
 	progress pr;
 
-	int orc = open_or_spool(j, &st);
+	/* the reader starts first: it reads ahead while the store is waited for */
+	if (plan_reads(j, &ranges, &nranges) < 0 ||
+	    srcread_start(&rd, ranges, nranges, o->buffer, j->err, sizeof j->err) < 0) {
+		cli_error(CMD, NULL, "%s", rd ? j->err : "out of memory");
+		free(ranges);
+		return CLI_FAIL;
+	}
+	orc = open_or_spool(j, &st);
 	if (orc < 0) {
 		if (j->store_created && !j->spooling)
 			remove_store(j->store_path);
-		if (j->spooling)
-			remove_store(j->spool);
+		srcread_stop(rd);
+		free(ranges);
 		return cli_open_status(orc);
 	}
 	if (j->store_created && !j->spooling) {
@@ -1199,14 +1395,9 @@ static int import_run(job *j)
 		cli_error_ts(CMD, grc, "cannot begin writing to %s", j->store_path);
 		goto rollback;
 	}
-	grc = j->spooling ? 0 : stage_metadata(grp, &j->ck); /* spooled: at the transfer */
+	grc = j->spooling ? 0 : stage_metadata(grp, &j->ck); /* spooled: at the switch */
 	if (grc < 0) {
 		cli_error_ts(CMD, grc, "cannot store the sources' __metadata__ in %s", j->store_path);
-		goto rollback;
-	}
-	if (plan_reads(j, &ranges, &nranges) < 0 ||
-	    srcread_start(&rd, ranges, nranges, o->buffer, j->err, sizeof j->err) < 0) {
-		cli_error(CMD, NULL, "%s", rd ? j->err : "out of memory");
 		goto rollback;
 	}
 
@@ -1228,6 +1419,13 @@ static int import_run(job *j)
 		}
 		if (interrupted)
 			break;
+		if (j->spooling) {
+			status = spool_poll(j, &st, &grp, i, &pr);
+			if (status == CLI_INTERRUPTED)
+				goto discard;
+			if (status != CLI_OK)
+				goto rollback;
+		}
 		j->err[0] = 0;
 		if (q->kind == P_MODELOPT) {
 			rc = write_modelopt(st, grp, q, q->exists && o->replace, &pr, &info);
@@ -1248,7 +1446,15 @@ static int import_run(job *j)
 		}
 		note_result(sm, q, &info);
 	}
-	if (!interrupted && j->md.nfiles && !j->spooling) {
+	if (!interrupted && j->spooling) {
+		/* everything spooled: wait for the store, move it in */
+		status = spool_switch(j, &st, &grp, j->npl, 1, &pr);
+		if (status == CLI_INTERRUPTED)
+			goto discard;
+		if (status != CLI_OK)
+			goto rollback;
+	}
+	if (!interrupted && j->md.nfiles) {
 		/* A directory's files, in the same group: published with the tensors. */
 		int frc = modeldir_write_files(&j->md, st, grp, o->replace, o->skip_existing, &pr,
 					       &interrupted, CMD, &nfiles_written,
@@ -1266,14 +1472,8 @@ static int import_run(job *j)
 	grc = ts_group_commit(&published, grp);
 	grp = NULL;
 	if (grc < 0) {
-		cli_error_ts(CMD, grc, "cannot publish the imported tensors in %s",
-			     j->spooling ? j->spool : j->store_path);
+		cli_error_ts(CMD, grc, "cannot publish the imported tensors in %s", j->store_path);
 		goto rollback;
-	}
-	if (j->spooling) {
-		status = transfer(j, st, &nfiles_written, &file_bytes_written);
-		if (status != CLI_OK)
-			goto discard;
 	}
 	print_summary(sm, o, j->store_path, j->ck.file_count, progress_now() - j->t0);
 	if (j->is_dir && !cli_quiet)
@@ -1300,8 +1500,10 @@ out:
 	free(ranges);
 	sigaction(SIGINT, &old_sa, NULL);
 	ts_group_abort(grp);
-	ts_store_close(st);
-	if (j->spooling)
+	if (st != j->spool_st)
+		ts_store_close(st);
+	ts_store_close(j->spool_st);
+	if (j->spool[0])
 		remove_store(j->spool);
 	return status;
 }

@@ -141,13 +141,9 @@ int cmd_slice(int argc, char **argv)
 		goto out;
 	}
 	if (out && strcmp(out, "-")) {
-		snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid());
-		f = fopen(tmp, "wb");
-		if (!f) {
-			cli_error(CMD, tmp, "cannot create: %s", strerror(errno));
-			tmp[0] = '\0';
+		f = cli_tmp_create(CMD, tmp, sizeof tmp, out);
+		if (!f)
 			goto out;
-		}
 	} else if (out) {
 		f = stdout;
 	}

@@ -9,6 +9,7 @@ dtype=torch.float32) asks for another float dtype of an F32/BF16/F16 tensor.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Union
 
@@ -17,7 +18,7 @@ import torch
 
 from .. import _lib
 from .._safe import load_file as _load_file, safe_open, save_file as _save_file
-from .._store import F8_DTYPES as _F8, read_dtype
+from .._store import F8_DTYPES as _F8, read_dtype, unchanged
 from ..numpy import f8_table
 
 _TS_TO_PT = {_lib.F32: torch.float32, _lib.BF16: torch.bfloat16, _lib.F16: torch.float16,
@@ -25,10 +26,6 @@ _TS_TO_PT = {_lib.F32: torch.float32, _lib.BF16: torch.bfloat16, _lib.F16: torch
              _lib.I16: torch.int16, _lib.I32: torch.int32, _lib.I64: torch.int64,
              _lib.BOOL: torch.bool}
 _PT_TO_TS = {v: k for k, v in _TS_TO_PT.items()}
-
-
-def _same(x):
-    return x
 
 
 class _Torch:
@@ -44,7 +41,7 @@ class _Torch:
         dt = read_dtype(info, want, src, (_lib.F32, _lib.F16, _lib.BF16), dtype)
         if dt in _F8:
             return dt, lambda t: torch.from_numpy(f8_table(dt)[t.numpy()])
-        return dt, _same
+        return dt, unchanged
 
     @staticmethod
     def empty(shape, dt: int) -> torch.Tensor:
@@ -54,10 +51,8 @@ class _Torch:
     def view(mem, offset: int, shape, dt: int) -> torch.Tensor:
         """A tensor over @p mem (a ctypes array) at byte @p offset; it keeps @p mem alive."""
         tdt = torch.uint8 if dt in _F8 else _TS_TO_PT[dt]
-        n = 1
-        for d in shape:
-            n *= d
-        return torch.frombuffer(mem, dtype=tdt, count=n, offset=offset).reshape(shape)
+        return torch.frombuffer(mem, dtype=tdt, count=math.prod(shape),
+                                offset=offset).reshape(shape)
 
     @staticmethod
     def buffer(t: torch.Tensor):
