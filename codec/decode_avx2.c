@@ -23,9 +23,11 @@
  *      reference keeps the sign of a NaN scale.
  *   2. Outputs of at least TS_AVX2_NT_BYTES to a 16-byte aligned destination go out with
  *      non-temporal stores (256-bit ones when 32-byte aligned), followed by one sfence.
- *   3. The tables live on the stack of one call: no allocation, no shared state. A rows call
- *      (ts__decode_rows_fn: a page's rows at their strides) builds them once for all its rows,
- *      not once per row: a page of 1024-column rows meets most of its scale bytes in every row.
+ *   3. The tables belong to the calling thread (thread-local, no allocation, nothing shared
+ *      between threads) and are kept from call to call while the format, the tensor scale (bit
+ *      for bit) and the output type stay the same; any change of those empties them. A rows
+ *      call (ts__decode_rows_fn: a page's rows at their strides) therefore builds a scale
+ *      byte's table at most once, and the pages of one tensor share them.
  */
 #include "config.h"
 
@@ -283,12 +285,39 @@ TS_AVX2_INLINE void int8_body(const uint8_t *codes, const uint8_t *scales, size_
 		_mm_sfence();
 }
 
+/*
+ * The tables of the calling thread's last call, kept for its next: a table is a pure function
+ * of (scale byte, format, tensor scale, output type), so calls that agree on the last three
+ * reuse the tables built so far. A page of a few thousand blocks sees a few dozen scale bytes;
+ * rebuilding them for every page cost as much as decoding a small page.
+ */
+struct fp4_tabs_kept {
+	struct fp4_tabs T;
+	uint32_t g_bits;
+	int nvfp4, out, used;
+};
+static _Thread_local struct fp4_tabs_kept kept_tabs;
+
+static struct fp4_tabs *fp4_tabs_for(int nvfp4, float g, int out)
+{
+	struct fp4_tabs_kept *k = &kept_tabs;
+	uint32_t gb;
+
+	memcpy(&gb, &g, sizeof(gb));
+	if (!k->used || k->g_bits != gb || k->nvfp4 != nvfp4 || k->out != out) {
+		memset(k->T.valid, 0, sizeof(k->T.valid));
+		k->g_bits = gb;
+		k->nvfp4 = nvfp4;
+		k->out = out;
+		k->used = 1;
+	}
+	return &k->T;
+}
+
 TS_AVX2_INLINE void fp4_call(const uint8_t *codes, const uint8_t *scales, size_t nblocks,
 			     int nvfp4, float g, void *dst, int out, int mode)
 {
-	struct fp4_tabs T;
-	memset(T.valid, 0, sizeof(T.valid));
-	fp4_body(codes, scales, nblocks, nvfp4, g, dst, out, mode, &T);
+	fp4_body(codes, scales, nblocks, nvfp4, g, dst, out, mode, fp4_tabs_for(nvfp4, g, out));
 }
 
 /* One exported function per (codec, output), each choosing its store mode once. */
@@ -342,21 +371,20 @@ TS_AVX2_INLINE void fp4_rows(const uint8_t *codes, size_t code_stride, const uin
 			     void *dst, size_t dst_stride, int out)
 {
 	const size_t row_bytes = nblocks * (nvfp4 ? 16 : 32) * (out == OUT_F32 ? 4 : 2);
-	struct fp4_tabs T;
+	struct fp4_tabs *T = fp4_tabs_for(nvfp4, g, out);
 
-	memset(T.valid, 0, sizeof(T.valid));
 	for (size_t r = 0; r < rows; r++) {
 		const uint8_t *c = codes + r * code_stride, *s = scales + r * scale_stride;
 		uint8_t *d = (uint8_t *)dst + r * dst_stride;
 		switch (avx2_store_mode(d, row_bytes)) {
 		case STORE_NT32:
-			fp4_body(c, s, nblocks, nvfp4, g, d, out, STORE_NT32, &T);
+			fp4_body(c, s, nblocks, nvfp4, g, d, out, STORE_NT32, T);
 			break;
 		case STORE_NT16:
-			fp4_body(c, s, nblocks, nvfp4, g, d, out, STORE_NT16, &T);
+			fp4_body(c, s, nblocks, nvfp4, g, d, out, STORE_NT16, T);
 			break;
 		default:
-			fp4_body(c, s, nblocks, nvfp4, g, d, out, STORE_PLAIN, &T);
+			fp4_body(c, s, nblocks, nvfp4, g, d, out, STORE_PLAIN, T);
 		}
 	}
 }

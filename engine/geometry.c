@@ -13,11 +13,20 @@
  *      that the writer's buffer is bounded; when that limit (or the tensor's height) leaves a
  *      page part-empty, tiles widen (in whole blocks, no longer split evenly) until the page
  *      is full again.
+ *   4. With the default page size (and not for lossless, whose pages must stay large), when
+ *      an eighth of the columns is a whole number of blocks and has a divisor of whole blocks
+ *      between TS_GEOMETRY_SHARD_MIN_COLS (512) and 1024 columns, tiles take the widest such
+ *      width instead, and the page shrinks to the k * 4096 - 16 bytes whose height (as many
+ *      rows as fit) comes nearest the height rules 1-3 gave. A shard of
+ *      1/2, 1/4 or 1/8 of the columns (tensor parallelism) then reads only its own tiles:
+ *      4096 columns give 512-wide tiles in 8 KiB pages for nvfp4 instead of 1024-wide tiles
+ *      in 16 KiB pages, and an eighth-width shard reads 1x its share instead of 2x.
  *
  * Invariants
  *   1. tile_cols is cols or a multiple of the block size; every tile but the last of a row of
  *      tiles therefore holds whole blocks, and a row's padded last block stays in one page.
- *   2. The encoded size of a full tile plus the page header is at most page_bytes.
+ *   2. The encoded size of a full tile plus the page header is at most the page size used:
+ *      the one asked for, else rule 4's, else the codec's default.
  *   3. tile_rows x cols x source element size <= TS_GEOMETRY_BAND_BYTES, or tile_rows is 1.
  */
 #include "config.h"
@@ -96,12 +105,11 @@ static uint64_t even_split(uint64_t cols, uint64_t tc, uint64_t bs)
 	return w >= cols ? cols : w;
 }
 
-int ts__geometry_plan(ts__tensor_rec *rec, uint64_t page_bytes)
+/* The rule for a page size already chosen and a target tile width @p want (columns). */
+static int plan_with(ts__tensor_rec *rec, uint64_t page_bytes, uint64_t want)
 {
 	uint64_t cap, bs, esz, tc, t, band_rows, fit_rows, down, across, total;
 
-	if (page_bytes == 0)
-		page_bytes = ts__geometry_default_page_bytes(&rec->codec);
 	if (page_bytes < TS_PAGE_BYTES_MIN || page_bytes > TS_PAGE_BYTES_MAX ||
 	    (page_bytes + 16) % 4096 != 0)
 		return ts__err(TS_EINVAL,
@@ -133,7 +141,7 @@ int ts__geometry_plan(ts__tensor_rec *rec, uint64_t page_bytes)
 		return ts__err(TS_EINVAL, "a page of %" PRIu64 " bytes cannot hold one block of %" PRIu64
 			       " values", page_bytes, bs);
 	{
-		uint64_t target = ceil_div(TS_GEOMETRY_TILE_COLS, bs) * bs;
+		uint64_t target = ceil_div(want, bs) * bs;
 		if (tc > target)
 			tc = target;
 	}
@@ -171,6 +179,65 @@ int ts__geometry_plan(ts__tensor_rec *rec, uint64_t page_bytes)
 	rec->tile_rows = t;
 	rec->tile_cols = tc;
 	return 0;
+}
+
+/* Rule 4: the widest tile of whole blocks, at most TS_GEOMETRY_TILE_COLS and at least
+ * TS_GEOMETRY_SHARD_MIN_COLS columns, that divides an eighth of the columns; 0 if there is none.
+ * Tiles of that width start wherever a shard of 1/2, 1/4 or 1/8 of the columns starts. */
+static uint64_t shard_width(uint64_t cols, uint64_t bs)
+{
+	uint64_t part, blocks, d;
+
+	if (cols % (TS_GEOMETRY_SHARDS * bs) != 0)
+		return 0;
+	part = cols / TS_GEOMETRY_SHARDS;
+	blocks = part / bs;
+	for (d = TS_GEOMETRY_TILE_COLS / bs < blocks ? TS_GEOMETRY_TILE_COLS / bs : blocks; d > 0;
+	     d--)
+		if (blocks % d == 0)
+			break;
+	return d * bs >= TS_GEOMETRY_SHARD_MIN_COLS ? d * bs : 0;
+}
+
+int ts__geometry_plan(ts__tensor_rec *rec, uint64_t page_bytes)
+{
+	ts__tensor_rec wide;
+	uint64_t w, need, pb, height;
+	int rc;
+
+	if (page_bytes != 0 || rec->codec.codec == TS_CODEC_LOSSLESS)
+		return plan_with(rec, page_bytes ? page_bytes
+						 : ts__geometry_default_page_bytes(&rec->codec),
+				 TS_GEOMETRY_TILE_COLS);
+	/* Rules 1-3 at the codec's page size, then rule 4: the same height at the shard width,
+	 * in the smallest page that holds it. */
+	page_bytes = ts__geometry_default_page_bytes(&rec->codec);
+	rc = plan_with(rec, page_bytes, TS_GEOMETRY_TILE_COLS);
+	if (rc || rec->page_count <= 1)
+		return rc;
+	w = shard_width(rec->cols, ts__geometry_block(&rec->codec));
+	if (w == 0 || w >= rec->tile_cols || rec->tile_cols > TS_GEOMETRY_TILE_COLS)
+		return 0; /* no such width, or rule 3 widened the tiles (a short or very wide tensor) */
+	/* the page of k 4096-byte runs whose height is nearest the height of rules 1-3: the
+	 * smallest that holds that height, or one run less if that comes nearer */
+	height = rec->tile_rows;
+	need = 16 + TS_PAGE_HEADER_SIZE + enc(rec, height, w);
+	pb = ceil_div(need, 4096) * 4096 - 16;
+	if (pb < TS_PAGE_BYTES_MIN)
+		pb = TS_PAGE_BYTES_MIN;
+	if (pb > page_bytes)
+		return 0;
+	wide = *rec;
+	rc = plan_with(rec, pb, w);
+	if (rc == 0 && pb > TS_PAGE_BYTES_MIN) {
+		ts__tensor_rec less = *rec;
+		if (plan_with(&less, pb - 4096, w) == 0 && less.tile_cols == w &&
+		    height - less.tile_rows < rec->tile_rows - height)
+			*rec = less;
+	}
+	if (rc == 0 && rec->tile_cols != w) /* the band or height rule widened it: keep the first */
+		*rec = wide;
+	return rc;
 }
 
 uint64_t ts__geometry_tiles_across(const ts__tensor_rec *rec)

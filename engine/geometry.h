@@ -26,6 +26,10 @@
 /* Target tile width in columns for wide tensors, and the most source bytes of one tile-row band
  * the writer buffers (part of the geometry rule: see docs/FORMAT.md). */
 #define TS_GEOMETRY_TILE_COLS 1024u
+/* Rule 4: tiles align with shards of 1/TS_GEOMETRY_SHARDS of the columns when that keeps them at
+ * least TS_GEOMETRY_SHARD_MIN_COLS wide. */
+#define TS_GEOMETRY_SHARDS 8u
+#define TS_GEOMETRY_SHARD_MIN_COLS 512u
 #define TS_GEOMETRY_BAND_BYTES (4u * 1024 * 1024)
 
 /** The page size a tensor of codec configuration @p cfg gets when none is asked for. */

@@ -785,8 +785,10 @@ typedef struct ts_write_opts {
 	unsigned flags;
 	float amax;          /**< the tensor's amax; required for nvfp4 and fp8 (NaN = not given) */
 	uint64_t page_bytes; /**< target encoded page size, k * 4096 - 16 bytes; 0 = default:
-				  16368 for nvfp4 and mxfp4 (tiles of 28 x 1024 and 30 x 1024),
-				  32752 for int8 and fp8, 65520 for raw */
+				  at most 16368 for nvfp4 and mxfp4, 32752 for int8 and fp8,
+				  65520 for raw, 262128 for lossless; smaller where tiles align
+				  with eighth-width column shards (a 4096-column nvfp4 tensor:
+				  28 x 512 tiles in 8176-byte pages; docs/FORMAT.md section 4) */
 	float tensor_scale;  /**< TS_WRITE_ENCODED only: the decode scale exactly as the source
 				  stores it (e.g. ModelOpt's weight_scale_2), overriding the one
 				  derived from amax; NaN = derive it from amax */

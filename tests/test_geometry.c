@@ -56,14 +56,56 @@ Test(geometry, small_tensors_are_one_page)
 	cr_expect_eq(r.page_count, 1);
 }
 
-Test(geometry, square_nvfp4_uses_1024_wide_full_pages)
+Test(geometry, square_nvfp4_uses_1024_wide_full_pages_at_16_kib)
 {
-	ts__tensor_rec r = plan(TS_CODEC_NVFP4, TS_BF16, 4096, 4096, 0);
+	ts__tensor_rec r = plan(TS_CODEC_NVFP4, TS_BF16, 4096, 4096, 16368);
 	/* a 1024-column row is 512 code bytes + 64 scale bytes; (16368 - 40) / 576 = 28 rows */
 	cr_expect_eq(r.tile_cols, 1024);
 	cr_expect_eq(r.tile_rows, 28);
 	cr_expect_eq(r.page_count, cdiv(4096, 28) * 4);
 	cr_expect_geq(40 + 28 * 576, 16368 - 576, "little slack");
+}
+
+Test(geometry, square_nvfp4_gets_eighth_width_tiles_of_the_same_height_by_default)
+{
+	ts__tensor_rec r = plan(TS_CODEC_NVFP4, TS_BF16, 4096, 4096, 0);
+	/* 512 columns: 256 code bytes + 32 scale bytes a row; 28 rows in 8176 - 40 bytes */
+	cr_expect_eq(r.tile_cols, 512);
+	cr_expect_eq(r.tile_rows, 28);
+	cr_expect_eq(r.page_count, cdiv(4096, 28) * 8);
+	cr_expect_leq(40 + 28 * 288, 8176);
+	cr_expect_gt(40 + 29 * 288, 8176, "as many rows as the 8 KiB page holds");
+}
+
+/* Rule 4 on the widths of common models: the widest divisor of cols / 8 in whole blocks
+ * between 512 and 1024 columns, else rules 1-3 alone. */
+Test(geometry, tiles_align_with_eighth_width_shards_where_the_width_allows)
+{
+	static const struct {
+		uint64_t cols, tile_cols;
+	} cases[] = {
+		{4096, 512},   /* 7B-8B hidden */
+		{5120, 640},   /* 13B hidden */
+		{11008, 688},  /* 7B MLP: 1376 = 86 blocks, 43 blocks */
+		{14336, 896},  /* 8B MLP: 1792 = 112 blocks, 56 blocks */
+		{8192, 1024},  /* an eighth is 1024 already */
+		{28672, 896},  /* 70B MLP */
+		{2816, 944},   /* an eighth (352) is too narrow: rule 2's even split of 1024 */
+		{1024, 1024},  /* too narrow */
+		{4100, 832},   /* not whole blocks per eighth (4100 / 8): rule 2, 5 tiles */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ts__tensor_rec r = plan(TS_CODEC_NVFP4, TS_BF16, 4096, cases[i].cols, 0);
+		cr_expect_eq(r.tile_cols, cases[i].tile_cols, "%llu columns: tiles of %llu",
+			     (unsigned long long)cases[i].cols, (unsigned long long)r.tile_cols);
+		cr_expect_geq(r.tile_rows, 28, "%llu columns: the height of rule 2 is kept",
+			      (unsigned long long)cases[i].cols);
+	}
+	/* an asked-for page size and lossless keep rules 1-3 */
+	cr_expect_eq(plan(TS_CODEC_NVFP4, TS_BF16, 4096, 4096, 16368).tile_cols, 1024);
+	cr_expect_eq(plan(TS_CODEC_LOSSLESS, TS_BF16, 4096, 4096, 0).tile_cols, 1024);
+	/* a short tensor whose tiles rule 3 widened keeps them */
+	cr_expect_gt(plan(TS_CODEC_NVFP4, TS_BF16, 8, 4096, 0).tile_cols, 512);
 }
 
 Test(geometry, default_page_sizes_are_k_pages_minus_lmdb_header_by_codec)
@@ -125,10 +167,13 @@ Test(geometry, invariants_hold_for_many_shapes)
 			area += nr * nc;
 		}
 		cr_assert_eq(area, rows * cols);
-		/* pages of large tensors are nearly full (little slack) */
+		/* pages of large tensors nearly fill their LMDB runs (little slack); a default
+		 * page may be smaller than the codec's (rule 4), never larger */
 		if (r.page_count > 1 && rows >= 1000 && cols >= 1000 && pages[p] == 0) {
 			uint64_t full = 40 + ts_codec_encoded_size(&r.codec, r.tile_rows, r.tile_cols);
-			double fill = (double)full / (double)pb;
+			uint64_t run = cdiv(full + 16, 4096) * 4096 - 16;
+			double fill = (double)full / (double)run;
+			cr_assert_leq(run, pb);
 			double min_fill = cs[c].codec == TS_CODEC_RAW ? 0.85 : 0.95;
 			cr_expect_geq(fill, min_fill, "%llux%llu codec %d page %llu: fill %.3f",
 				      (unsigned long long)rows, (unsigned long long)cols, cs[c].codec,
@@ -205,6 +250,11 @@ Test(geometry, read_amplification_of_a_4096_square)
 			(unsigned long long)r.tile_cols, worst_row, worst_col, worst_aligned);
 		cr_expect_leq(worst_row, 1.25, "%s row slices", ts_codec_name(cs[c].codec));
 		cr_expect_leq(worst_aligned, 1.1, "%s column shards", ts_codec_name(cs[c].codec));
+		for (uint64_t b = 0; b < 4096; b += 512) {
+			double x = amplification(&r, 0, 4096, b, 512);
+			cr_expect_leq(x, 1.1, "%s eighth-width shard at column %llu: %.3fx",
+				      ts_codec_name(cs[c].codec), (unsigned long long)b, x);
+		}
 		cr_expect_leq(worst_col, 2.0 * 1.07, "%s unaligned quarter-width windows",
 			      ts_codec_name(cs[c].codec));
 	}
