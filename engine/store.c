@@ -187,7 +187,12 @@ static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_
 		else if (rc == MDB_VERSION_MISMATCH)
 			rc = ts__err(TS_EVERSION, "'%s' was written by an incompatible LMDB version",
 				     path);
-		else if (rc == ENOENT && !exists)
+		else if (rc == ENOENT && (opts.flags & TS_OPEN_CREATE)) {
+			/* the file checked above went away meanwhile (a creator that failed
+			 * removed it): start over, creating it if it is still missing */
+			rc = OPEN_AGAIN;
+			goto fail;
+		} else if (rc == ENOENT && !exists)
 			rc = ts__err(TS_ENOTFOUND, "no store at '%s'", path);
 		else
 			rc = ts__err_from_mdb(rc, path);

@@ -543,8 +543,8 @@ typedef struct ts_open_opts {
 				      store open for writing: 0 (default) fails at once with
 				      TS_EBUSY; > 0 waits up to that many milliseconds for it to
 				      close, then TS_EBUSY; < 0 waits for ever. The wait sleeps
-				      with backoff (1 ms doubling to 5 ms between tries), so it
-				      costs next to no CPU and proceeds at most ~5 ms after the holder
+				      with backoff (1 ms doubling to 50 ms between tries), so it
+				      costs next to no CPU and proceeds at most ~50 ms after the holder
 				      closes or dies; a killed holder's interrupted writes are
 				      then recovered as at any open for writing. */
 } ts_open_opts;
