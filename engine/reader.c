@@ -12,11 +12,11 @@
  * file offset derived (value address - map base - LMDB's 16-byte overflow page header), and the
  * aligned runs go out as one I/O batch (queue depth TS_IO_QD); runs that lie back to back in the
  * file are merged into one read of up to READ_MAX, so that small pages cost no extra I/O
- * operations on a sequential load. While a window's I/O is in flight the previous window is
- * verified and
- * decoded on the worker pool, so storage and decode overlap; only one transaction is open at a
- * time. ts_read_many() runs the windows of all its requests as one sequence, so the overlap
- * continues across tensors. Before the first window, the LMDB leaves holding the requests' page
+ * operations on a sequential load. While one window is verified and decoded on the worker pool,
+ * the reads of the next DEPTH windows are in flight, each window holding its own read
+ * transaction until its reads are waited for, so that the disk never waits for the decode nor
+ * the decode for one slow batch. ts_read_many() runs the windows of all its requests as one
+ * sequence, so the overlap continues across tensors. Before the first window, the LMDB leaves holding the requests' page
  * keys are read ahead (prefetch_leaves). A page is decoded only where the request wants it
  * (decode_parts: its rows and columns inside the request), straight into the caller's buffer.
  *
@@ -32,10 +32,14 @@
  *      (map_fallbacks).
  *   3. Map addresses are turned into offsets, and map bytes copied, only with map_lock held
  *      shared and the transaction that produced them open (engine/handle.h invariants 3, 4).
+ *      The windows in flight each hold map_lock shared, so one thread holds it up to DEPTH
+ *      times: the lock is created with the default attributes, under which glibc's rwlock
+ *      prefers readers, so a writer waiting for it cannot block the thread's next read lock.
  *   4. Every batch submitted is waited for before its buffers are reused or freed, on every path.
- *   5. Memory per request: the row-run list (at most one entry per requested row), two windows of
- *      page buffers (at most WINDOW_BYTES of runs each) and one scratch page per worker; nothing is
- *      allocated per element or per page.
+ *   5. Memory per request: the row-run list (at most one entry per requested row), DEPTH + 1
+ *      windows of page buffers (WINDOW_BYTES of runs each by the pages' estimated sizes, at most
+ *      twice that: page_estimate) and one scratch page per worker; nothing is allocated per
+ *      element or per page.
  *   6. A bulk request (its pages' storage runs add up to TS_READ_BULK_BYTES or more: a load,
  *      not a lookup) puts into the cache only pages the frequency sketch has seen before; a
  *      first-seen page is decoded straight into the caller's buffer. A one-pass load of a model
@@ -68,6 +72,7 @@
 #define WINDOW_PAGES 256   /* pages (hits and misses) per window at most */
 #define WINDOW_BYTES (4u << 20) /* storage bytes per window at most */
 #define CHUNK_PAGES 8       /* pages one worker decodes as one pool item at most */
+#define DEPTH 2             /* windows being read while one decodes */
 #define READ_MAX (1u << 20)    /* adjacent runs are merged into reads of at most this size */
 #define TS_READ_BULK_BYTES (1u << 20) /* invariant 6 */
 #define RETRIES 3
@@ -110,6 +115,9 @@ struct window {
 	uint8_t *arena;
 	size_t arena_cap;
 	int submitted;
+	MDB_txn *txn; /* open from the window's lookups until its reads are waited for */
+	size_t ri;    /* its request's index in the pipeline */
+	ts__pool_job job; /* its decoding */
 };
 
 struct scratch {
@@ -639,22 +647,37 @@ static int chunk_run(void *ud, uint64_t k)
 	return 0;
 }
 
-static int window_consume(struct window *w)
+/* Unpin the window's cache hits and empty it. */
+static void window_release(ts_store *st, struct window *w)
 {
-	struct req *r = w->r;
-	int rc;
-
-	r->err_code = 0;
-	if (w->njobs == 1)
-		rc = job_run(w, 0);
-	else
-		rc = ts__pool_run(r->st->pool, window_chunks(w), chunk_run, w);
 	for (size_t i = 0; i < w->njobs; i++) {
-		ts__cache_release(r->st->cache, w->jobs[i].hit);
-		ts__cache_release(r->st->cache, w->jobs[i].chit);
+		ts__cache_release(st->cache, w->jobs[i].hit);
+		ts__cache_release(st->cache, w->jobs[i].chit);
 		w->jobs[i].hit = w->jobs[i].chit = NULL;
 	}
 	w->njobs = 0;
+}
+
+/*
+ * Decoding a window in two halves: start queues its pool items, so that the pool's workers decode
+ * while the caller looks up and submits the next window; finish decodes on the calling thread
+ * too and waits. 0 or the error of the window's first failing page.
+ */
+static void window_consume_start(struct window *w)
+{
+	size_t items = window_chunks(w);
+
+	w->r->err_code = 0;
+	/* one item: not worth waking a worker */
+	ts__pool_start(items > 1 ? w->r->st->pool : NULL, &w->job, items, chunk_run, w);
+}
+
+static int window_consume_finish(struct window *w)
+{
+	struct req *r = w->r;
+	int rc = ts__pool_finish(r->st->pool, &w->job);
+
+	window_release(r->st, w);
 	if (rc && r->err_code)
 		return ts__err(r->err_code, "%s", r->err_msg);
 	return rc;
@@ -914,10 +937,7 @@ static int window_alloc(struct window *w)
 static void window_free(ts_store *st, struct window *w)
 {
 	if (w->jobs)
-		for (size_t i = 0; i < w->njobs; i++) {
-			ts__cache_release(st->cache, w->jobs[i].hit);
-			ts__cache_release(st->cache, w->jobs[i].chit);
-		}
+		window_release(st, w);
 	free(w->jobs);
 	free(w->chunks);
 	free(w->reqs);
@@ -925,6 +945,25 @@ static void window_free(ts_store *st, struct window *w)
 }
 
 /* -- the request loop ----------------------------------------------------------------------------- */
+
+/*
+ * The storage bytes page @p j is expected to take, for the window's budget: the tensor's average
+ * page, kept between half its codec's bound and the bound. Pages of the fixed-size codecs are
+ * their bound; lossless pages vary, about 2/3 of the bound on trained weights, and never less
+ * than half of it (the sign+mantissa plane alone is half of a 16-bit element), so a window's runs
+ * stay under 2 x WINDOW_BYTES whatever the record says.
+ */
+static size_t page_estimate(const struct req *r, const struct job *j)
+{
+	size_t bound = ts_codec_encoded_size(&r->rec.codec, j->nr, j->nc);
+	uint64_t avg = r->rec.page_count ? r->rec.stored_bytes / r->rec.page_count : bound;
+
+	if (avg > bound)
+		avg = bound;
+	if (avg < bound / 2)
+		avg = bound / 2;
+	return (size_t)avg + TS_IO_ALIGN;
+}
 
 /* Fill window @p w with the next pages starting at flat index *pos (tile row list x tile cols). */
 static void window_fill(struct req *r, struct window *w, uint64_t *pos, uint64_t total)
@@ -957,7 +996,7 @@ static void window_fill(struct req *r, struct window *w, uint64_t *pos, uint64_t
 		}
 		if (!j->hit && !j->chit) {
 			misses++;
-			bytes += ts_codec_encoded_size(&r->rec.codec, j->nr, j->nc) + TS_IO_ALIGN;
+			bytes += page_estimate(r, j);
 		}
 		(*pos)++;
 	}
@@ -976,18 +1015,10 @@ static void window_fill(struct req *r, struct window *w, uint64_t *pos, uint64_t
 		j->prefetch = 1;
 		ts__geometry_page_rect(&r->rec, j->page, &j->r0, &j->nr, &j->c0, &j->nc);
 		misses++;
-		bytes += ts_codec_encoded_size(&r->rec.codec, j->nr, j->nc) + TS_IO_ALIGN;
+		bytes += page_estimate(r, j);
 	}
 }
 
-/*
- * The pipeline over the requests rs[0..n): the pages of each request in windows, the windows of
- * all the requests in one sequence, so that while one window decodes on the pool the next
- * window's reads are in flight, across request boundaries too (the first pages of the next
- * tensor load while the last of this one decode). 0, the first error (by request), or TS__RETRY
- * with *@p at the index of the request whose tensor changed under it; every request before it
- * is then complete.
- */
 /*
  * Read ahead the LMDB leaf pages that hold the page keys of requests rs[0..n) (one MADV_WILLNEED
  * per leaf, engine/lmdbcheck.h). The map is opened without read-ahead, so otherwise each
@@ -1032,67 +1063,137 @@ static void prefetch_leaves(struct req **rs, size_t n)
 	ts_error_clear();
 }
 
+/*
+ * The pipeline's state: a ring of DEPTH + 1 windows, the oldest first, each of them read or being
+ * read (its transaction open), and where the filling of the next window stands.
+ */
+struct pipe {
+	struct req **rs;
+	size_t n;
+	size_t ri;          /* the request being cut into windows */
+	uint64_t pos;       /* its next page (flat index) */
+	struct window win[DEPTH + 1];
+	size_t head, count; /* the windows in the ring: win[(head + q) % (DEPTH + 1)], q < count */
+	int fail_rc;        /* the first failure by request order, 0 if none */
+	size_t fail_ri;     /* its request */
+	char fail_msg[512];
+};
+
+/* Note a failure of request @p ri if it is the first by request order; the thread's last error
+ * is its message. */
+static void pipe_fail(struct pipe *p, size_t ri, int rc)
+{
+	if (p->fail_rc && p->fail_ri <= ri)
+		return;
+	p->fail_rc = rc;
+	p->fail_ri = ri;
+	snprintf(p->fail_msg, sizeof(p->fail_msg), "%s", rc == TS__RETRY ? "" : ts_error_last());
+}
+
+static uint64_t req_pages(const struct req *r)
+{
+	return r->mode == MODE_PAGES ? r->nplist : r->ntrows * (r->u1 - r->u0 + 1);
+}
+
+/*
+ * Cut, look up and submit windows until DEPTH are being read or the requests are all cut; after
+ * a failure, nothing more. A window whose fetch failed still joins the ring, to be waited for
+ * and its transaction ended there (invariant 4).
+ */
+static void pipe_top_up(struct pipe *p)
+{
+	while (!p->fail_rc && p->count < DEPTH && p->ri < p->n) {
+		struct req *r = p->rs[p->ri];
+		struct window *w = &p->win[(p->head + p->count) % (DEPTH + 1)];
+		uint64_t total = req_pages(r);
+		int any_miss = 0, rc = 0;
+
+		if (p->pos >= total) { /* a request without pages */
+			p->ri++;
+			p->pos = 0;
+			continue;
+		}
+		w->r = r;
+		w->ri = p->ri;
+		w->txn = NULL;
+		window_fill(r, w, &p->pos, total);
+		for (size_t q = 0; q < w->njobs; q++)
+			any_miss |= !w->jobs[q].hit && !w->jobs[q].chit;
+		if (any_miss) {
+			/* holds map_lock shared until ts__txn_abort (invariant 3) */
+			rc = ts__txn_begin_read(r->st, &w->txn);
+			if (rc == 0)
+				rc = window_fetch(r, w, w->txn);
+		}
+		p->count++;
+		if (rc)
+			pipe_fail(p, p->ri, rc);
+		if (p->pos >= total) {
+			p->ri++;
+			p->pos = 0;
+		}
+	}
+}
+
+/*
+ * The pipeline over the requests rs[0..n): the pages of each request in windows, the windows of
+ * all the requests in one sequence; while one window decodes on the pool, the reads of the next
+ * DEPTH windows are in flight, across request boundaries too (the first pages of the next
+ * tensor load while the last of this one decode). 0, the first error (by request), or TS__RETRY
+ * with *@p at the index of the request whose tensor changed under it; every request before it
+ * is then complete.
+ */
 static int run_windows_many(struct req **rs, size_t n, size_t *at)
 {
 	ts_store *st = rs[0]->st;
-	struct window win[2];
-	struct window *prev = NULL;
-	int rc = 0, k = 0;
+	struct pipe *p = calloc(1, sizeof(*p));
+	int rc = 0, decode;
 
+	if (!p)
+		return ts__err(TS_ENOMEM, "reading '%s': out of memory", rs[0]->name);
+	p->rs = rs;
+	p->n = n;
 	prefetch_leaves(rs, n);
+	for (int k = 0; k <= DEPTH; k++)
+		if (window_alloc(&p->win[k])) {
+			rc = ts__err(TS_ENOMEM, "reading '%s': out of memory", rs[0]->name);
+			goto out;
+		}
+	pipe_top_up(p);
+	while (p->count) {
+		struct window *w = &p->win[p->head];
+		int rc2 = window_complete(w->r, w); /* invariant 4: always waited for */
 
-	if (window_alloc(&win[0]) || window_alloc(&win[1])) {
-		rc = ts__err(TS_ENOMEM, "reading '%s': out of memory", rs[0]->name);
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct req *r = rs[i];
-		uint64_t total = r->mode == MODE_PAGES ? r->nplist
-						       : r->ntrows * (r->u1 - r->u0 + 1);
-		uint64_t pos = 0;
-
-		while (pos < total) {
-			struct window *w = &win[k];
-			MDB_txn *txn = NULL;
-			int any_miss = 0;
-
-			k ^= 1;
-			w->r = r;
-			window_fill(r, w, &pos, total);
-			for (size_t q = 0; q < w->njobs; q++)
-				any_miss |= !w->jobs[q].hit && !w->jobs[q].chit;
-			if (any_miss) {
-				/* holds map_lock shared until ts__txn_abort (invariant 3) */
-				rc = ts__txn_begin_read(st, &txn);
-				if (rc == 0)
-					rc = window_fetch(r, w, txn);
-			}
-			/* decode the previous window during the I/O; one of an earlier request is
-			 * finished even when this request must start over */
-			if (prev && (rc == 0 || (rc == TS__RETRY && prev->r != r))) {
-				int rc2 = window_consume(prev);
-				if (rc2)
-					rc = rc2;
-			}
-			prev = NULL;
-			if (any_miss) {
-				int rc2 = window_complete(r, w); /* invariant 4: always waited for */
-				if (rc == 0)
-					rc = rc2;
-				ts__txn_abort(st, txn);
-			}
-			if (rc == TS__RETRY)
-				*at = i;
-			if (rc)
-				goto out;
-			prev = w;
+		ts__txn_abort(st, w->txn);
+		w->txn = NULL;
+		p->head = (p->head + 1) % (DEPTH + 1);
+		p->count--;
+		if (rc2)
+			pipe_fail(p, w->ri, rc2);
+		/* A window of a request before the first failure is decoded: an earlier request is
+		 * finished even when a later one fails or must start over. The workers start on it
+		 * while this thread sends the next window's reads out, then joins them. */
+		decode = !p->fail_rc || w->ri < p->fail_ri;
+		if (decode)
+			window_consume_start(w);
+		pipe_top_up(p);
+		if (decode) {
+			rc2 = window_consume_finish(w);
+			if (rc2)
+				pipe_fail(p, w->ri, rc2);
+		} else {
+			window_release(st, w);
 		}
 	}
-	if (prev)
-		rc = window_consume(prev);
+	rc = p->fail_rc;
+	if (rc == TS__RETRY)
+		*at = p->fail_ri;
+	else if (rc)
+		rc = ts__err(rc, "%s", p->fail_msg);
 out:
-	window_free(st, &win[0]);
-	window_free(st, &win[1]);
+	for (int k = 0; k <= DEPTH; k++)
+		window_free(st, &p->win[k]);
+	free(p);
 	return rc;
 }
 

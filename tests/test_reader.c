@@ -854,6 +854,56 @@ Test(reader, read_many_stops_at_the_first_failing_request, .init = mkdir_fresh, 
 	ts_store_close(st);
 }
 
+/*
+ * Two raw tensors of several windows each (5 MiB stored; a window holds at most 4 MiB): while one
+ * window decodes, the reads of the next ones are in flight, across the boundary between the
+ * requests. A damaged page names its own request, the first damaged one by request order, and
+ * every request before it is read completely.
+ */
+Test(reader, read_many_names_the_first_damaged_request_with_later_windows_in_flight,
+     .init = mkdir_fresh, .fini = rm_fresh)
+{
+	uint64_t s = seed_of("read_many in flight");
+	ts_codec_config cfg = ts_codec_config_default(TS_CODEC_RAW);
+	const uint64_t rows = 1280, cols = 1024, n = rows * cols;
+	uint64_t shape[2] = {rows, cols};
+	float *a = malloc(n * 4), *b = malloc(n * 4), *ga = malloc(n * 4), *gb = malloc(n * 4);
+	cfg.raw_dtype = TS_F32;
+	for (uint64_t i = 0; i < n; i++) {
+		a[i] = normal(&s);
+		b[i] = normal(&s);
+	}
+	ts_store *st = open_store(TS_IO_URING, 0, 1);
+	write_tensor(st, "a", 2, shape, &cfg, a, 16368, &s);
+	write_tensor(st, "b", 2, shape, &cfg, b, 16368, &s);
+	ts_store_close(st);
+	ts_read_request q[2] = {{"a", 0, NULL, NULL, TS_F32, ga, n * 4},
+				{"b", 0, NULL, NULL, TS_F32, gb, n * 4}};
+
+	/* b damaged near its start: a is read whole, the error names b */
+	flip_a_page_byte((const uint8_t *)(b + 7 * cols + 3), 64);
+	for (int k = 0; k < NBACKENDS; k++) {
+		st = open_store(backends[k], 0, 0);
+		memset(ga, 0, n * 4);
+		cr_expect_eq(ts_read_many(st, q, 2), TS_ECORRUPT, "%s", ts_io_backend_name(backends[k]));
+		cr_expect(strstr(ts_error_last(), "tensor 'b'") != NULL, "%s: '%s'",
+			  ts_io_backend_name(backends[k]), ts_error_last());
+		cr_expect_eq(memcmp(ga, a, n * 4), 0, "%s: the request before the damaged one",
+			     ts_io_backend_name(backends[k]));
+		ts_store_close(st);
+	}
+	/* a damaged in its last window too: the error names a, the first damaged request */
+	flip_a_page_byte((const uint8_t *)(a + (rows - 3) * cols + 5), 64);
+	for (int k = 0; k < NBACKENDS; k++) {
+		st = open_store(backends[k], 0, 0);
+		cr_expect_eq(ts_read_many(st, q, 2), TS_ECORRUPT, "%s", ts_io_backend_name(backends[k]));
+		cr_expect(strstr(ts_error_last(), "tensor 'a'") != NULL, "%s: '%s'",
+			  ts_io_backend_name(backends[k]), ts_error_last());
+		ts_store_close(st);
+	}
+	free(a), free(b), free(ga), free(gb);
+}
+
 Test(reader, read_rows_equals_one_slice_per_row, .init = mkdir_fresh, .fini = rm_fresh)
 {
 	uint64_t s = seed_of("read_rows");
