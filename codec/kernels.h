@@ -63,6 +63,8 @@ typedef void (*ts__encode_fn)(const float *x, size_t nblocks, float enc_scale, u
 /* lossless: join an exponent plane and a sign+mantissa plane into n elements (codec/lossless.h
  * gives the bit layouts; 16: BF16/F16, 1 sm byte per element; 32: F32, 3 sm bytes). */
 typedef void (*ts__join_fn)(const uint8_t *e, const uint8_t *sm, size_t n, void *dst);
+/* The page checksum: XXH3-64 (seed 0) of a[0..na) followed by b[0..nb) (codec/checksum.h). */
+typedef uint64_t (*ts__checksum_fn)(const void *a, size_t na, const void *b, size_t nb);
 
 /*
  * Statistics of one sub-block of n finite floats (codec/stats.c). Every sum is formed in
@@ -94,6 +96,7 @@ typedef struct ts__kernels {
 	ts__decode_rows_fn decode_rows[TS_CODEC_COUNT][TS_KERNEL_OUTS]; /* NULL: row by row */
 	ts__join_fn lossless_join16;
 	ts__join_fn lossless_join32;
+	ts__checksum_fn checksum_xxh3;
 	ts__moments_fn stats_moments;
 	ts__deviations_fn stats_deviations;
 	ts__errors_fn stats_errors;

@@ -2,8 +2,8 @@
  * The AVX2 (+FMA, F16C) kernel table: a copy of the scalar table with the hot paths replaced —
  * decode of nvfp4, mxfp4, int8 and fp8 to F32/BF16/F16 (codec/decode_avx2.c), encode of nvfp4
  * (nvidia recipe) and mxfp4 (codec/encode_avx2.c), the lossless plane joins
- * (codec/lossless_avx2.c), the statistics' sub-block sums (codec/stats_avx2.c), and the
- * F32/BF16/F16 conversions (here).
+ * (codec/lossless_avx2.c), the statistics' sub-block sums (codec/stats_avx2.c), the page
+ * checksum (codec/checksum_avx2.c), and the F32/BF16/F16 conversions (here).
  *
  * Invariants
  *   1. ts__kernels_avx2() returns NULL unless the CPU (and OS) support AVX2, FMA and F16C; the
@@ -163,6 +163,7 @@ static void avx2_init(void)
 	t->mxfp4_encode = ts__avx2_mxfp4_encode;
 	t->lossless_join16 = ts__avx2_lossless_join16;
 	t->lossless_join32 = ts__avx2_lossless_join32;
+	t->checksum_xxh3 = ts__avx2_checksum_xxh3;
 	t->stats_moments = ts__avx2_stats_moments;
 	t->stats_deviations = ts__avx2_stats_deviations;
 	t->stats_errors = ts__avx2_stats_errors;

@@ -53,6 +53,7 @@ void ts__avx2_nvfp4_encode_nvidia(const float *x, size_t nblocks, float enc_scal
 				  uint8_t *codes, uint8_t *scales);
 void ts__avx2_lossless_join16(const uint8_t *e, const uint8_t *sm, size_t n, void *dst);
 void ts__avx2_lossless_join32(const uint8_t *e, const uint8_t *sm, size_t n, void *dst);
+uint64_t ts__avx2_checksum_xxh3(const void *a, size_t na, const void *b, size_t nb);
 void ts__avx2_mxfp4_encode(const float *x, size_t nblocks, float enc_scale, uint8_t *codes,
 			   uint8_t *scales);
 void ts__avx2_stats_moments(const float *x, size_t n, double *sum, double *mn, double *mx,

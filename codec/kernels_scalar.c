@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include "codec/checksum.h"
 #include "codec/codecs.h"
 #include "codec/lossless.h"
 
@@ -37,6 +38,7 @@ static const ts__kernels scalar_table = {
 			     ts__int8_asym_decode_f16_scalar},
 	.lossless_join16 = ts__lossless_join16_scalar,
 	.lossless_join32 = ts__lossless_join32_scalar,
+	.checksum_xxh3 = ts__checksum_xxh3_scalar,
 	.stats_moments = ts__stats_moments_scalar,
 	.stats_deviations = ts__stats_deviations_scalar,
 	.stats_errors = ts__stats_errors_scalar,

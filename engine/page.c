@@ -16,9 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define XXH_STATIC_LINKING_ONLY
-#include <xxhash.h>
-
+#include "codec/checksum.h"
 #include "codec/lossless.h"
 #include "common/byteorder.h"
 #include "common/error.h"
@@ -42,12 +40,7 @@ void ts__page_key_parse(const uint8_t key[TS_PAGE_KEY_SIZE], uint64_t *tensor_id
 
 static uint64_t page_checksum(const uint8_t *hdr, const uint8_t *payload, size_t len)
 {
-	XXH3_state_t state;
-
-	XXH3_64bits_reset(&state);
-	XXH3_64bits_update(&state, hdr, 32);
-	XXH3_64bits_update(&state, payload, len);
-	return XXH3_64bits_digest(&state);
+	return ts__checksum_xxh3(hdr, 32, payload, len);
 }
 
 void ts__page_seal(uint8_t *buf, const ts__page_hdr *hdr)

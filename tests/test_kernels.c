@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
+#include "codec/checksum.h"
 #include "codec/kernels.h"
 
 #ifndef TS_SRCDIR
@@ -670,4 +673,41 @@ Test(kernels, avx2_statistics_sums_match_scalar_bit_for_bit)
 				  "errors differ: n %zu trial %d", n, trial);
 		}
 	}
+}
+
+/* ---- the page checksum ------------------------------------------------------------------------ */
+
+/* XXH3-64 of two joined buffers, against libxxhash's one-shot XXH3_64bits of the joined bytes (a
+ * separate code path of the reference library), over every length class of XXH3 (0-16, 17-128,
+ * 129-240, longer: stripes, 1 KiB blocks, the last partial stripe) and split points, on
+ * unaligned addresses. */
+Test(kernels, checksums_equal_libxxhash_for_every_table)
+{
+	const size_t lens[] = {0,   1,   3,    4,    8,    9,    16,   17,   64,    128,    129,
+			       200, 240, 241,  255,  256,  257,  1023, 1024, 1025,  4096,   65536,
+			       170001, 262145};
+	const ts__kernels *tables[2] = {ts__kernels_scalar(), ts__kernels_avx2()};
+	size_t cap = 262145 + 64;
+	uint8_t *buf = malloc(cap);
+
+	rng_seed("checksums");
+	for (size_t i = 0; i < cap; i++)
+		buf[i] = (uint8_t)rng_next();
+	cr_assert_eq(ts__checksum_xxh3_scalar("", 0, "", 0), 0x2D06800538D394C2ull,
+		     "XXH3-64 of nothing (the xxHash specification's value)");
+	for (int t = 0; t < 2; t++) {
+		if (!tables[t])
+			continue;
+		for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+			size_t n = lens[l], off = 1 + (size_t)(rng_next() % 31);
+			size_t cuts[4] = {0, n < 32 ? n / 2 : 32, n / 2, n};
+			uint64_t want = XXH3_64bits(buf + off, n);
+			for (int c = 0; c < 4; c++)
+				cr_assert_eq(tables[t]->checksum_xxh3(buf + off, cuts[c], buf + off + cuts[c],
+								      n - cuts[c]),
+					     want, "%s: %zu bytes cut at %zu", tables[t]->name, n,
+					     cuts[c]);
+		}
+	}
+	free(buf);
 }
