@@ -994,14 +994,16 @@ static size_t page_estimate(const struct req *r, const struct job *j)
 	return (size_t)avg + TS_IO_ALIGN;
 }
 
-/* Fill window @p w with the next pages starting at flat index *pos (tile row list x tile cols). */
-static void window_fill(struct req *r, struct window *w, uint64_t *pos, uint64_t total)
+/* Fill window @p w with the next pages starting at flat index *pos (tile row list x tile cols),
+ * up to @p budget bytes of storage (at most WINDOW_BYTES). */
+static void window_fill(struct req *r, struct window *w, uint64_t *pos, uint64_t total,
+			size_t budget)
 {
 	size_t misses = 0, bytes = 0;
 	uint64_t width = r->u1 - r->u0 + 1;
 
 	w->njobs = 0;
-	while (*pos < total && w->njobs < WINDOW_PAGES && bytes < WINDOW_BYTES) {
+	while (*pos < total && w->njobs < WINDOW_PAGES && bytes < budget) {
 		struct job *j = &w->jobs[w->njobs++];
 
 		memset(j, 0, sizeof(*j));
@@ -1032,7 +1034,7 @@ static void window_fill(struct req *r, struct window *w, uint64_t *pos, uint64_t
 	/* read-ahead (tiered residency): the next pages of a sequential walk, in the same batch
 	 * as the request's last pages, while the batch has room */
 	while (*pos >= total && r->ra_pos < r->ra_end && w->njobs < WINDOW_PAGES &&
-	       misses < TS_IO_QD && bytes < WINDOW_BYTES) {
+	       misses < TS_IO_QD && bytes < budget) {
 		uint64_t page = r->ra_pos++;
 		ts__cache_key ck = {r->rec.id, page, TS__CACHE_COMPRESSED};
 		ts__cache_key dk = {r->rec.id, page, (uint32_t)r->dtype};
@@ -1103,6 +1105,7 @@ struct pipe {
 	uint64_t pos;       /* its next page (flat index) */
 	struct window win[DEPTH + 1];
 	size_t head, count; /* the windows in the ring: win[(head + q) % (DEPTH + 1)], q < count */
+	size_t budget;      /* the next window's storage bytes: doubling up to WINDOW_BYTES */
 	int fail_rc;        /* the first failure by request order, 0 if none */
 	size_t fail_ri;     /* its request */
 	char fail_msg[512];
@@ -1122,6 +1125,19 @@ static void pipe_fail(struct pipe *p, size_t ri, int rc)
 static uint64_t req_pages(const struct req *r)
 {
 	return r->mode == MODE_PAGES ? r->nplist : r->ntrows * (r->u1 - r->u0 + 1);
+}
+
+/* The storage bytes the requests rs[0..n) are expected to read (the tensors' average pages). */
+static uint64_t call_bytes(struct req **rs, size_t n)
+{
+	uint64_t bytes = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const ts__tensor_rec *t = &rs[i]->rec;
+		if (t->page_count)
+			bytes += req_pages(rs[i]) * (t->stored_bytes / t->page_count);
+	}
+	return bytes;
 }
 
 /*
@@ -1145,7 +1161,8 @@ static void pipe_top_up(struct pipe *p)
 		w->r = r;
 		w->ri = p->ri;
 		w->txn = NULL;
-		window_fill(r, w, &p->pos, total);
+		window_fill(r, w, &p->pos, total, p->budget);
+		p->budget = p->budget < WINDOW_BYTES / 2 ? 2 * p->budget : WINDOW_BYTES;
 		for (size_t q = 0; q < w->njobs; q++)
 			any_miss |= !w->jobs[q].hit && !w->jobs[q].chit;
 		if (any_miss) {
@@ -1182,6 +1199,12 @@ static int run_windows_many(struct req **rs, size_t n, size_t *at)
 		return ts__err(TS_ENOMEM, "reading '%s': out of memory", rs[0]->name);
 	p->rs = rs;
 	p->n = n;
+	/* Nothing decodes until the first window is read: in a long pipeline (a load) the first
+	 * windows are small (1/8, then 1/4, 1/2 of a window), so that the cores start after
+	 * 0.5 MiB instead of 4 MiB; a request that fits in the first windows (a slice, a row
+	 * gather) keeps its single batch. */
+	p->budget = call_bytes(rs, n) > (DEPTH + 1) * (uint64_t)WINDOW_BYTES ? WINDOW_BYTES / 8
+									 : WINDOW_BYTES;
 	prefetch_leaves(rs, n);
 	for (int k = 0; k <= DEPTH; k++)
 		if (window_alloc(&p->win[k])) {
