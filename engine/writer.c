@@ -381,7 +381,7 @@ static int check_args(ts_store *st, const char *name, ts_dtype src_dtype, int nd
 	if (o->group && o->group->st != st)
 		return ts__err(TS_EINVAL, "tensor '%s': the write group belongs to another store",
 			       name);
-	if (o->flags & ~(TS_WRITE_REPLACE | TS_WRITE_ENCODED))
+	if (o->flags & ~(TS_WRITE_REPLACE | TS_WRITE_ENCODED | TS_WRITE_ROWS))
 		return ts__err(TS_EINVAL, "tensor '%s': unknown write flags %#x", name, o->flags);
 	if (ts_codec_config_check(cfg) < 0)
 		return ts__err_wrap(TS_EINVAL, "tensor '%s'", name);
@@ -633,7 +633,7 @@ int ts__writer_begin(ts_writer **out, ts_store *st, const char *name, ts_dtype s
 			goto fail;
 		}
 	}
-	rc = ts__geometry_plan(r, o.page_bytes);
+	rc = ts__geometry_plan(r, o.page_bytes, (o.flags & TS_WRITE_ROWS) != 0);
 	if (rc < 0) {
 		rc = ts__err_wrap(rc, "tensor '%s'", name);
 		goto fail;
