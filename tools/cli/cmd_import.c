@@ -348,7 +348,7 @@ static int writer_for(ts_writer **w, ts_store *st, ts_group *g, const plan *q,
 	const st_tensor *t = q->t;
 	ts_write_opts wo;
 	ts_write_opts_init(&wo);
-	wo.flags = replace ? TS_WRITE_REPLACE : 0;
+	wo.flags = (replace ? TS_WRITE_REPLACE : 0) | ts_policy_write_flags(t->name);
 	wo.group = g;
 	wo.amax = q->amax;
 	return ts_writer_begin(w, st, t->name, t->dtype, t->ndim, t->shape, cfg, &wo);
@@ -432,7 +432,7 @@ static int write_modelopt(ts_store *st, ts_group *g, const plan *q, int replace,
 	float g2;
 	memcpy(&g2, q->scale2->data, 4);
 	ts_write_opts_init(&wo);
-	wo.flags = TS_WRITE_ENCODED | (replace ? TS_WRITE_REPLACE : 0);
+	wo.flags = TS_WRITE_ENCODED | (replace ? TS_WRITE_REPLACE : 0) | ts_policy_write_flags(t->name);
 	wo.tensor_scale = g2; /* exactly as the source stores it (invariant 4) */
 	wo.group = g;
 	int rc = ts_writer_begin(&w, st, t->name, TS_BF16, 2, shape, &cfg, &wo);
