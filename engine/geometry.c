@@ -16,13 +16,11 @@
  *   4. With the default page size (and not for lossless, whose pages must stay large), when
  *      an eighth of the columns is a whole number of blocks and has a divisor of whole blocks
  *      between TS_GEOMETRY_SHARD_MIN_COLS (512) and 1024 columns, tiles take the widest such
- *      width, in the page of k * 4096 - 16 bytes (k from 1 to the codec's) whose height (as
- *      many rows as fit) comes nearest TS_GEOMETRY_TILE_ROWS (16), among the pages those rows
- *      fill to TS_GEOMETRY_MIN_FILL (95%) or more (none: rules 1-3 stand). A shard of 1/2, 1/4 or 1/8 of the columns
- *      (tensor parallelism) then reads only its own tiles, and a 64-row slice reads on average
- *      (63 + h) / 64 of its share: 4096 columns give 512-wide tiles of 14 rows in 4 KiB pages
- *      for nvfp4 (1.2x for 64 rows; 28-row tiles read 1.43x), and an eighth-width shard reads
- *      1x its share instead of 2x with 1024-wide tiles.
+ *      width instead, and the page shrinks to the k * 4096 - 16 bytes whose height (as many
+ *      rows as fit) comes nearest the height rules 1-3 gave. A shard of
+ *      1/2, 1/4 or 1/8 of the columns (tensor parallelism) then reads only its own tiles:
+ *      4096 columns give 512-wide tiles in 8 KiB pages for nvfp4 instead of 1024-wide tiles
+ *      in 16 KiB pages, and an eighth-width shard reads 1x its share instead of 2x.
  *   5. For a tensor read by rows (TS_WRITE_ROWS: a token embedding, gathered one row per token),
  *      tiles span whole rows, as few as fill their page's run to TS_GEOMETRY_MIN_FILL (the page
  *      as large as they need, up to TS_PAGE_BYTES_MAX; the best filled if none reaches it), so a
@@ -207,36 +205,6 @@ static uint64_t shard_width(uint64_t cols, uint64_t bs)
 	return d * bs >= TS_GEOMETRY_SHARD_MIN_COLS ? d * bs : 0;
 }
 
-/* Of the whole-run pages no larger than @p most whose tiles @p w columns wide (as many rows as fit)
- * fill their run to at least TS_GEOMETRY_MIN_FILL, the one whose height comes nearest
- * TS_GEOMETRY_TILE_ROWS (the taller on a tie). 0 in rec->page_count if none does. */
-static int nearest_height(ts__tensor_rec *rec, uint64_t w, uint64_t most)
-{
-	ts__tensor_rec best = *rec, c;
-	uint64_t best_gap = UINT64_MAX;
-	int rc;
-
-	best.page_count = 0;
-	for (uint64_t pb = TS_PAGE_BYTES_MIN; pb <= most; pb += 4096) {
-		uint64_t gap;
-		c = *rec;
-		rc = plan_with(&c, pb, w);
-		if (rc)
-			return rc;
-		if (c.tile_cols != w ||
-		    (double)(TS_PAGE_HEADER_SIZE + enc(&c, c.tile_rows, w)) < TS_GEOMETRY_MIN_FILL * pb)
-			continue;
-		gap = c.tile_rows > TS_GEOMETRY_TILE_ROWS ? c.tile_rows - TS_GEOMETRY_TILE_ROWS
-							  : TS_GEOMETRY_TILE_ROWS - c.tile_rows;
-		if (gap <= best_gap) {
-			best = c;
-			best_gap = gap;
-		}
-	}
-	*rec = best;
-	return 0;
-}
-
 /* Rule 5: tiles of whole rows, as few rows as fill their run; 1 if no page holds a row. */
 static int plan_rows(ts__tensor_rec *rec, uint64_t page_bytes)
 {
@@ -274,8 +242,8 @@ static int plan_rows(ts__tensor_rec *rec, uint64_t page_bytes)
 
 int ts__geometry_plan(ts__tensor_rec *rec, uint64_t page_bytes, int by_rows)
 {
-	ts__tensor_rec first;
-	uint64_t w;
+	ts__tensor_rec wide;
+	uint64_t w, need, pb, height;
 	int rc;
 
 	if (by_rows) {
@@ -287,8 +255,8 @@ int ts__geometry_plan(ts__tensor_rec *rec, uint64_t page_bytes, int by_rows)
 		return plan_with(rec, page_bytes ? page_bytes
 						 : ts__geometry_default_page_bytes(&rec->codec),
 				 TS_GEOMETRY_TILE_COLS);
-	/* Rules 1-3 at the codec's page size, then rule 4: the shard width, in the page whose
-	 * height comes nearest TS_GEOMETRY_TILE_ROWS. */
+	/* Rules 1-3 at the codec's page size, then rule 4: the same height at the shard width,
+	 * in the smallest page that holds it. */
 	page_bytes = ts__geometry_default_page_bytes(&rec->codec);
 	rc = plan_with(rec, page_bytes, TS_GEOMETRY_TILE_COLS);
 	if (rc || rec->page_count <= 1)
@@ -296,10 +264,25 @@ int ts__geometry_plan(ts__tensor_rec *rec, uint64_t page_bytes, int by_rows)
 	w = shard_width(rec->cols, ts__geometry_block(&rec->codec));
 	if (w == 0 || w >= rec->tile_cols || rec->tile_cols > TS_GEOMETRY_TILE_COLS)
 		return 0; /* no such width, or rule 3 widened the tiles (a short or very wide tensor) */
-	first = *rec;
-	rc = nearest_height(rec, w, page_bytes);
-	if (rc == 0 && rec->page_count == 0) /* no page fills its run: keep rules 1-3 */
-		*rec = first;
+	/* the page of k 4096-byte runs whose height is nearest the height of rules 1-3: the
+	 * smallest that holds that height, or one run less if that comes nearer */
+	height = rec->tile_rows;
+	need = 16 + TS_PAGE_HEADER_SIZE + enc(rec, height, w);
+	pb = ceil_div(need, 4096) * 4096 - 16;
+	if (pb < TS_PAGE_BYTES_MIN)
+		pb = TS_PAGE_BYTES_MIN;
+	if (pb > page_bytes)
+		return 0;
+	wide = *rec;
+	rc = plan_with(rec, pb, w);
+	if (rc == 0 && pb > TS_PAGE_BYTES_MIN) {
+		ts__tensor_rec less = *rec;
+		if (plan_with(&less, pb - 4096, w) == 0 && less.tile_cols == w &&
+		    height - less.tile_rows < rec->tile_rows - height)
+			*rec = less;
+	}
+	if (rc == 0 && rec->tile_cols != w) /* the band or height rule widened it: keep the first */
+		*rec = wide;
 	return rc;
 }
 

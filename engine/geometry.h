@@ -31,9 +31,7 @@
 #define TS_GEOMETRY_SHARDS 8u
 #define TS_GEOMETRY_SHARD_MIN_COLS 512u
 #define TS_GEOMETRY_BAND_BYTES (4u * 1024 * 1024)
-/* Rule 4: the tile height a 64-row slice reads (63 + h) / 64 of on average; pages that fill
- * at least this share of their LMDB run (rules 4 and 5). */
-#define TS_GEOMETRY_TILE_ROWS 16u
+/* Rule 5: whole-row tiles of as few rows as fill at least this share of their LMDB run. */
 #define TS_GEOMETRY_MIN_FILL 0.95
 
 /** The page size a tensor of codec configuration @p cfg gets when none is asked for. */

@@ -791,11 +791,11 @@ typedef struct ts_group ts_group; /* a write group: see "Write groups" below */
 /** The tensor is read by rows: gathered (ts_read_rows(): a token embedding) or sharded along its
  *  rows (vocab parallelism), not cut into column shards. Its tiles span whole rows, as few rows
  *  as fill their pages' LMDB runs to 95% (docs/FORMAT.md section 4, rule 5), so a gathered row
- *  reads one page: a 4096-wide nvfp4 row 7 rows x 4096 in 16 KiB instead of 8 pages of 28 x 512
- *  in 8 KiB; a raw BF16 one 10 rows in 84 KiB instead of 4 pages of 64 KiB; a lossless one its
- *  usual 256 KiB page of 31 whole rows instead of 4 of 1024 columns. A column shard of such a
- *  tensor reads every page. ts_policy_by_rows() says which tensors import and save_file() write
- *  so. */
+ *  reads one page: of a 4096-wide nvfp4 tensor 7 rows in 16 KiB instead of 8 pages of 28 x 512
+ *  in 8 KiB; raw BF16 10 rows in 84 KiB instead of 8 pages of 32 KiB; lossless a page of the
+ *  codec's size (256 KiB) holding 31 whole rows instead of 4 such pages of 1024 columns. A column
+ *  shard of such a tensor reads every page. ts_policy_write_flags() says which tensors
+ *  `tstore import` and save_file() write so. */
 #define TS_WRITE_ROWS 0x4u
 
 typedef struct ts_write_opts {
@@ -805,7 +805,8 @@ typedef struct ts_write_opts {
 				  at most 16368 for nvfp4 and mxfp4, 32752 for int8 and fp8,
 				  65520 for raw, 262128 for lossless; smaller where tiles align
 				  with eighth-width column shards (a 4096-column nvfp4 tensor:
-				  28 x 512 tiles in 8176-byte pages; docs/FORMAT.md section 4) */
+				  28 x 512 tiles in 8176-byte pages; docs/FORMAT.md section 4);
+				  with TS_WRITE_ROWS as large as its whole-row tiles need */
 	float tensor_scale;  /**< TS_WRITE_ENCODED only: the decode scale exactly as the source
 				  stores it (e.g. ModelOpt's weight_scale_2), overriding the one
 				  derived from amax; NaN = derive it from amax */
