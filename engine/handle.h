@@ -59,10 +59,6 @@ struct ts_store {
 	pthread_mutex_t writer_lock; /* one writer at a time; guards writer_active, group */
 	int writer_active;
 	struct ts_group *group; /* the open write group, NULL if none (engine/group.c) */
-	/* The last writer's batch buffers and decoded scratch, for the next writer (only the
-	 * writer slot's holder touches them): fresh memory costs a fault per 4 KiB. */
-	void *writer_spare[3];
-	size_t writer_spare_bytes[3];
 
 	pthread_rwlock_t map_lock; /* invariant 4 */
 	uintptr_t map_base;        /* address of the data file's mapping */

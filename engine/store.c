@@ -289,8 +289,6 @@ TS_API void ts_store_close(ts_store *st)
 	ts__io_close(st);
 	ts__store_cache_close(st);
 	ts__pool_free(st->pool);
-	for (int i = 0; i < 3; i++)
-		free(st->writer_spare[i]);
 	/* Closing the environment closes the data file, which releases the writer's flock. */
 	mdb_env_close(st->env);
 	pthread_mutex_destroy(&st->writer_lock);

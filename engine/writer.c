@@ -15,8 +15,8 @@
  *   1. Units, pages and the order in which statistics are accumulated and merged depend only on
  *      the tensor's shape and geometry, never on how the caller chunks its data: the same tensor
  *      written in chunks of any sizes gives a byte-identical store.
- *   2. Memory is bounded by one unit's buffer and one job's decoded F32 scratch (each at most
- *      TS_GEOMETRY_BAND_BYTES of source elements, or one band where a band is larger) and two
+ *   2. Memory is bounded by one unit (TS_GEOMETRY_BAND_BYTES of source), one job's decoded F32
+ *      scratch (JOB_BYTES of source elements, or one unit where that is larger) and two
  *      batches (BATCH_BYTES plus one job's pages each), whatever the tensor's size.
  *   3. The first transaction that commits pages of tensor id X also records X in the pending
  *      database and advances the meta next_id past X; the tensor record appears, and the
@@ -39,8 +39,8 @@
  *      as without the committer: encoding overlaps commits within one append, so callers
  *      append large pieces (the tstore command: a whole tensor, up to half its read buffer).
  *   7. Whole bands that an append hands over in place go to the pool as one job, up to
- *      TS_GEOMETRY_BAND_BYTES of source (w->bands): a narrow tensor's band is one or two
- *      pages, which the calling thread would encode alone before a woken worker claimed one.
+ *      JOB_BYTES of source (w->bands): a narrow tensor's band is one or two pages, which the
+ *      calling thread would encode alone before a woken worker claimed one.
  *      Pages, their order and their statistics' merge order are those of band-by-band jobs.
  */
 #include "config.h"
@@ -69,6 +69,9 @@
 #include "engine/writer.h"
 
 #define BATCH_BYTES (4u * 1024 * 1024)
+/* Source bytes of whole bands encoded as one pool job (invariant 7): enough pages to keep every
+ * core busy (8 of a 2048-wide BF16 tensor's), little enough to keep the F32 scratch small. */
+#define JOB_BYTES (512u * 1024)
 
 typedef struct wpage {
 	uint64_t index, r0, nr, c0, nc;
@@ -126,8 +129,7 @@ struct ts_writer {
 	uint64_t erows; /* rows in the band buffers */
 
 	float *dec;
-	size_t dec_cap;   /* elements */
-	size_t dec_bytes; /* allocated */
+	size_t dec_cap; /* elements */
 	wpage *pages;
 	size_t pages_cap;
 
@@ -421,51 +423,23 @@ static int check_args(ts_store *st, const char *name, ts_dtype src_dtype, int nd
 	return 0;
 }
 
-/* The writer's buffers outlive it on the store, for the next writer (handle.h), up to
- * SPARE_MAX_BYTES each; the slot's holder only. */
-#define SPARE_MAX_BYTES (64u * 1024 * 1024)
-
-static void *spare_take(ts_store *st, int i, size_t *bytes)
-{
-	void *p = st->writer_spare[i];
-
-	*bytes = st->writer_spare_bytes[i];
-	st->writer_spare[i] = NULL;
-	st->writer_spare_bytes[i] = 0;
-	return p;
-}
-
-static void spare_put(ts_store *st, int i, void *p, size_t bytes)
-{
-	free(st->writer_spare[i]);
-	st->writer_spare[i] = bytes <= SPARE_MAX_BYTES ? p : NULL;
-	st->writer_spare_bytes[i] = bytes <= SPARE_MAX_BYTES ? bytes : 0;
-	if (bytes > SPARE_MAX_BYTES)
-		free(p);
-}
-
 static void writer_free(ts_writer *w)
 {
 	if (!w)
 		return;
 	assert(!w->committing);
-	if (w->st) {
-		spare_put(w->st, 0, w->batch[0].buf, w->batch[0].cap);
-		spare_put(w->st, 1, w->batch[1].buf, w->batch[1].cap);
-		spare_put(w->st, 2, w->dec, w->dec_bytes);
+	if (w->st)
 		ts__writer_slot_give(w->st, w->wgroup);
-	} else {
-		free(w->batch[0].buf);
-		free(w->batch[1].buf);
-		free(w->dec);
-	}
 	free(w->name);
 	free(w->buf);
 	free(w->ecodes);
 	free(w->escales);
+	free(w->dec);
 	free(w->pages);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2; i++) {
+		free(w->batch[i].buf);
 		free(w->batch[i].bp);
+	}
 	free(w);
 }
 
@@ -493,10 +467,10 @@ static int plan_buffers(ts_writer *w)
 	} else {
 		w->group = w->across;
 		unit_elems = r->tile_rows * r->cols;
-		/* Bands handed over whole go to the pool together, up to the band limit of source:
-		 * one band of a narrow tensor is a page or two, which the calling thread would
-		 * encode alone before a woken worker claimed any (invariant 7). */
-		w->bands = TS_GEOMETRY_BAND_BYTES / (unit_elems * w->esz);
+		/* Bands handed over whole go to the pool together, up to JOB_BYTES of source: one
+		 * band of a narrow tensor is a page or two, which the calling thread would encode
+		 * alone before a woken worker claimed any (invariant 7). */
+		w->bands = JOB_BYTES / (unit_elems * w->esz);
 		if (w->bands < 1 || w->encoded)
 			w->bands = 1;
 		if (w->bands > ceil_div(r->rows, r->tile_rows))
@@ -505,11 +479,7 @@ static int plan_buffers(ts_writer *w)
 	w->pages = calloc(w->group * w->bands, sizeof(*w->pages));
 	w->pages_cap = w->group * w->bands;
 	w->dec_cap = unit_elems * w->bands;
-	if (w->dec_bytes < w->dec_cap * sizeof(float)) {
-		free(w->dec);
-		w->dec = malloc(w->dec_cap * sizeof(float));
-		w->dec_bytes = w->dec ? w->dec_cap * sizeof(float) : 0;
-	}
+	w->dec = malloc(w->dec_cap * sizeof(float));
 	if (!w->pages || !w->dec)
 		return ts__err(TS_ENOMEM, "tensor '%s': out of memory", w->name);
 	if (w->encoded) {
@@ -583,9 +553,6 @@ static int writer_claim(ts_writer **out, ts_store *st, const char *name, const t
 		return rc;
 	}
 	w->st = st;
-	w->batch[0].buf = spare_take(st, 0, &w->batch[0].cap);
-	w->batch[1].buf = spare_take(st, 1, &w->batch[1].cap);
-	w->dec = spare_take(st, 2, &w->dec_bytes);
 	w->wgroup = o->group;
 	w->flags = o->flags;
 	w->encoded = (o->flags & TS_WRITE_ENCODED) != 0;
@@ -950,11 +917,10 @@ TS_API int ts_writer_append(ts_writer *w, const void *data, size_t bytes)
 		len = nr * nc;
 		if (w->unit_fill == 0 && n >= len) {
 			/* Whole units at hand: encode them in place. */
-			if (w->segmented) {
+			if (w->segmented)
 				rc = process_unit(w, p, start);
-			} else {
+			else
 				rc = process_bands(w, p, start, n, &len);
-			}
 			if (rc < 0)
 				return writer_failed(w, rc);
 			w->fed += len;
