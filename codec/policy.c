@@ -50,6 +50,13 @@ TS_API const char *ts_policy_keep_reason(const char *name)
 	return NULL;
 }
 
+TS_API unsigned ts_policy_write_flags(const char *name)
+{
+	const char *reason = ts_policy_keep_reason(name);
+
+	return reason && strcmp(reason, "token embedding") == 0 ? TS_WRITE_ROWS : 0;
+}
+
 TS_API int ts_policy_exact_config(ts_codec_config *out, ts_dtype dtype)
 {
 	if (!out)

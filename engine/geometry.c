@@ -21,12 +21,18 @@
  *      1/2, 1/4 or 1/8 of the columns (tensor parallelism) then reads only its own tiles:
  *      4096 columns give 512-wide tiles in 8 KiB pages for nvfp4 instead of 1024-wide tiles
  *      in 16 KiB pages, and an eighth-width shard reads 1x its share instead of 2x.
+ *   5. For a tensor read by rows (TS_WRITE_ROWS: a token embedding, gathered one row per token),
+ *      tiles span whole rows, as few as fill their page's run to TS_GEOMETRY_MIN_FILL (the page
+ *      as large as they need, up to TS_PAGE_BYTES_MAX; the best filled if none reaches it), so a
+ *      gathered row reads one page: 7 rows of 4096 nvfp4 columns in 16 KiB, 10 of 4096 BF16 in
+ *      84 KiB. With a page size asked for, or for lossless, that page holds as many whole rows
+ *      as fit; a row that no page holds falls back to rules 1-4.
  *
  * Invariants
  *   1. tile_cols is cols or a multiple of the block size; every tile but the last of a row of
  *      tiles therefore holds whole blocks, and a row's padded last block stays in one page.
  *   2. The encoded size of a full tile plus the page header is at most the page size used:
- *      the one asked for, else rule 4's, else the codec's default.
+ *      the one asked for, else rule 4's or 5's, else the codec's default.
  *   3. tile_rows x cols x source element size <= TS_GEOMETRY_BAND_BYTES, or tile_rows is 1.
  */
 #include "config.h"
@@ -199,12 +205,52 @@ static uint64_t shard_width(uint64_t cols, uint64_t bs)
 	return d * bs >= TS_GEOMETRY_SHARD_MIN_COLS ? d * bs : 0;
 }
 
-int ts__geometry_plan(ts__tensor_rec *rec, uint64_t page_bytes)
+/* Rule 5: tiles of whole rows, as few rows as fill their run; 1 if no page holds a row. */
+static int plan_rows(ts__tensor_rec *rec, uint64_t page_bytes)
+{
+	uint64_t esz = ts_dtype_size(rec->source_dtype), band_rows, row, best_h = 0, h;
+	double best_fill = 0;
+
+	if (page_bytes != 0 || rec->codec.codec == TS_CODEC_LOSSLESS)
+		return plan_with(rec, page_bytes ? page_bytes
+						 : ts__geometry_default_page_bytes(&rec->codec),
+				 rec->cols);
+	row = enc(rec, 1, rec->cols);
+	if (rec->rows == 0 || rec->cols == 0 || row == 0 ||
+	    TS_PAGE_HEADER_SIZE + row > TS_PAGE_BYTES_MAX)
+		return 1; /* no page holds a whole row: rules 1-4 decide */
+	band_rows = TS_GEOMETRY_BAND_BYTES / (rec->cols * (esz ? esz : 4));
+	for (h = 1; h <= rec->rows && (h == 1 || h <= band_rows); h++) {
+		uint64_t full = TS_PAGE_HEADER_SIZE + enc(rec, h, rec->cols);
+		uint64_t pb = ceil_div(full + 16, 4096) * 4096 - 16;
+		double fill = (double)full / (double)pb;
+		if (pb > TS_PAGE_BYTES_MAX)
+			break;
+		if (fill > best_fill) {
+			best_fill = fill;
+			best_h = h;
+		}
+		if (fill >= TS_GEOMETRY_MIN_FILL)
+			break;
+	}
+	if (best_h == 0)
+		return 1;
+	return plan_with(rec, ceil_div(TS_PAGE_HEADER_SIZE + enc(rec, best_h, rec->cols) + 16,
+				       4096) * 4096 - 16,
+			 rec->cols);
+}
+
+int ts__geometry_plan(ts__tensor_rec *rec, uint64_t page_bytes, int by_rows)
 {
 	ts__tensor_rec wide;
 	uint64_t w, need, pb, height;
 	int rc;
 
+	if (by_rows) {
+		rc = plan_rows(rec, page_bytes);
+		if (rc <= 0)
+			return rc;
+	}
 	if (page_bytes != 0 || rec->codec.codec == TS_CODEC_LOSSLESS)
 		return plan_with(rec, page_bytes ? page_bytes
 						 : ts__geometry_default_page_bytes(&rec->codec),

@@ -31,6 +31,8 @@
 #define TS_GEOMETRY_SHARDS 8u
 #define TS_GEOMETRY_SHARD_MIN_COLS 512u
 #define TS_GEOMETRY_BAND_BYTES (4u * 1024 * 1024)
+/* Rule 5: whole-row tiles of as few rows as fill at least this share of their LMDB run. */
+#define TS_GEOMETRY_MIN_FILL 0.95
 
 /** The page size a tensor of codec configuration @p cfg gets when none is asked for. */
 uint64_t ts__geometry_default_page_bytes(const ts_codec_config *cfg);
@@ -39,9 +41,10 @@ uint64_t ts__geometry_default_page_bytes(const ts_codec_config *cfg);
 uint64_t ts__geometry_block(const ts_codec_config *cfg);
 
 /** Choose tile_rows/tile_cols/page_count for @p rec (rows, cols and codec set) so that a full
- *  page (header + payload) is at most @p page_bytes (0: the codec's default) and as close to it
- *  as the geometry allows. */
-int ts__geometry_plan(ts__tensor_rec *rec, uint64_t page_bytes);
+ *  page (header + payload) is at most @p page_bytes (0: the codec's default, or smaller by
+ *  rule 4) and as close to it as the geometry allows; @p by_rows (TS_WRITE_ROWS): tiles of
+ *  whole rows (rule 5, whose default page may be larger than the codec's). */
+int ts__geometry_plan(ts__tensor_rec *rec, uint64_t page_bytes, int by_rows);
 
 /** The rectangle of page @p page: rows [*r0, *r0 + *nr), cols [*c0, *c0 + *nc). */
 void ts__geometry_page_rect(const ts__tensor_rec *rec, uint64_t page, uint64_t *r0,

@@ -15,9 +15,9 @@
  *   1. Units, pages and the order in which statistics are accumulated and merged depend only on
  *      the tensor's shape and geometry, never on how the caller chunks its data: the same tensor
  *      written in chunks of any sizes gives a byte-identical store.
- *   2. Memory is bounded by one unit (TS_GEOMETRY_BAND_BYTES of source, plus its decoded F32
- *      copy) and two batches (BATCH_BYTES plus one unit's pages each), whatever the tensor's
- *      size.
+ *   2. Memory is bounded by one unit (TS_GEOMETRY_BAND_BYTES of source), one job's decoded F32
+ *      scratch (JOB_BYTES of source elements, or one unit where that is larger) and two
+ *      batches (BATCH_BYTES plus one job's pages each), whatever the tensor's size.
  *   3. The first transaction that commits pages of tensor id X also records X in the pending
  *      database and advances the meta next_id past X; the tensor record appears, and the
  *      pending entry disappears, in one final transaction. Readers therefore see all of a
@@ -38,6 +38,10 @@
  *      fails the writer, and every batch filled by an append is committed when it returns,
  *      as without the committer: encoding overlaps commits within one append, so callers
  *      append large pieces (the tstore command: a whole tensor, up to half its read buffer).
+ *   7. Whole bands that an append hands over in place go to the pool as one job, up to
+ *      JOB_BYTES of source (w->bands): a narrow tensor's band is one or two pages, which the
+ *      calling thread would encode alone before a woken worker claimed one.
+ *      Pages, their order and their statistics' merge order are those of band-by-band jobs.
  */
 #include "config.h"
 
@@ -65,6 +69,9 @@
 #include "engine/writer.h"
 
 #define BATCH_BYTES (4u * 1024 * 1024)
+/* Source bytes of whole bands encoded as one pool job (invariant 7): enough pages to keep every
+ * core busy (8 of a 2048-wide BF16 tensor's), little enough to keep the F32 scratch small. */
+#define JOB_BYTES (512u * 1024)
 
 typedef struct wpage {
 	uint64_t index, r0, nr, c0, nc;
@@ -108,7 +115,8 @@ struct ts_writer {
 	uint64_t fed;     /* elements appended (rows * cols in encoded mode) */
 	uint64_t across;  /* pages per tile row */
 	int segmented;    /* tile_rows is 1 and a row is wider than the band limit */
-	uint64_t group;   /* most pages processed at once */
+	uint64_t group;   /* pages per unit (a band's, or a segment's) */
+	uint64_t bands;   /* most whole bands encoded in place as one job (not segmented) */
 
 	/* the unit being filled (source elements) */
 	uint8_t *buf;
@@ -381,7 +389,7 @@ static int check_args(ts_store *st, const char *name, ts_dtype src_dtype, int nd
 	if (o->group && o->group->st != st)
 		return ts__err(TS_EINVAL, "tensor '%s': the write group belongs to another store",
 			       name);
-	if (o->flags & ~(TS_WRITE_REPLACE | TS_WRITE_ENCODED))
+	if (o->flags & ~(TS_WRITE_REPLACE | TS_WRITE_ENCODED | TS_WRITE_ROWS))
 		return ts__err(TS_EINVAL, "tensor '%s': unknown write flags %#x", name, o->flags);
 	if (ts_codec_config_check(cfg) < 0)
 		return ts__err_wrap(TS_EINVAL, "tensor '%s'", name);
@@ -455,14 +463,23 @@ static int plan_buffers(ts_writer *w)
 		unit_elems = w->group * r->tile_cols;
 		if (unit_elems > r->cols)
 			unit_elems = r->cols;
+		w->bands = 1;
 	} else {
 		w->group = w->across;
 		unit_elems = r->tile_rows * r->cols;
+		/* Bands handed over whole go to the pool together, up to JOB_BYTES of source: one
+		 * band of a narrow tensor is a page or two, which the calling thread would encode
+		 * alone before a woken worker claimed any (invariant 7). */
+		w->bands = JOB_BYTES / (unit_elems * w->esz);
+		if (w->bands < 1 || w->encoded)
+			w->bands = 1;
+		if (w->bands > ceil_div(r->rows, r->tile_rows))
+			w->bands = ceil_div(r->rows, r->tile_rows);
 	}
-	w->pages = calloc(w->group, sizeof(*w->pages));
-	w->pages_cap = w->group;
-	w->dec_cap = unit_elems;
-	w->dec = malloc(unit_elems * sizeof(float));
+	w->pages = calloc(w->group * w->bands, sizeof(*w->pages));
+	w->pages_cap = w->group * w->bands;
+	w->dec_cap = unit_elems * w->bands;
+	w->dec = malloc(w->dec_cap * sizeof(float));
 	if (!w->pages || !w->dec)
 		return ts__err(TS_ENOMEM, "tensor '%s': out of memory", w->name);
 	if (w->encoded) {
@@ -633,7 +650,7 @@ int ts__writer_begin(ts_writer **out, ts_store *st, const char *name, ts_dtype s
 			goto fail;
 		}
 	}
-	rc = ts__geometry_plan(r, o.page_bytes);
+	rc = ts__geometry_plan(r, o.page_bytes, (o.flags & TS_WRITE_ROWS) != 0);
 	if (rc < 0) {
 		rc = ts__err_wrap(rc, "tensor '%s'", name);
 		goto fail;
@@ -836,6 +853,31 @@ static int process_unit(ts_writer *w, const uint8_t *data, uint64_t pos)
 	return run_pages(w, &u, first, n);
 }
 
+/* Whole bands handed over in place at stream element @p pos (a band's first, not segmented):
+ * as many as @p avail elements hold, at most w->bands, encoded as one job (invariant 7). The
+ * elements consumed in *@p used. */
+static int process_bands(ts_writer *w, const uint8_t *data, uint64_t pos, uint64_t avail,
+			 uint64_t *used)
+{
+	const ts__tensor_rec *r = &w->rec;
+	uint64_t r0 = pos / r->cols, rows = avail / r->cols;
+	unit_src u = {0};
+
+	if (rows > w->bands * r->tile_rows)
+		rows = w->bands * r->tile_rows;
+	if (rows > r->rows - r0)
+		rows = r->rows - r0;
+	if (rows < r->rows - r0) /* whole bands only; the tensor's last one may be short */
+		rows -= rows % r->tile_rows;
+	*used = rows * r->cols;
+	u.w = w;
+	u.data = data;
+	u.stride = r->cols;
+	u.r0 = r0;
+	return run_pages(w, &u, r0 / r->tile_rows * w->across,
+			 ceil_div(rows, r->tile_rows) * w->across);
+}
+
 static int writer_failed(ts_writer *w, int rc)
 {
 	w->failed = rc;
@@ -874,8 +916,11 @@ TS_API int ts_writer_append(ts_writer *w, const void *data, size_t bytes)
 		unit_at(w, start, &r0, &nr, &c0, &nc);
 		len = nr * nc;
 		if (w->unit_fill == 0 && n >= len) {
-			/* A whole unit at hand: encode it in place. */
-			rc = process_unit(w, p, start);
+			/* Whole units at hand: encode them in place. */
+			if (w->segmented)
+				rc = process_unit(w, p, start);
+			else
+				rc = process_bands(w, p, start, n, &len);
 			if (rc < 0)
 				return writer_failed(w, rc);
 			w->fed += len;

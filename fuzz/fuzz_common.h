@@ -59,8 +59,11 @@ static inline int fz_record(fz *f, ts__tensor_rec *rec)
 	rec->id = 1 + fz_u8(f);
 	rec->amax = 3.0f;
 	rec->tensor_scale = ts_codec_tensor_scale(&rec->codec, rec->amax);
-	if (ts__geometry_plan(rec, page_sizes[fz_u8(f) % 4]) < 0)
-		return -1;
+	{
+		uint8_t g = fz_u8(f); /* page size, and whether the tiles span whole rows */
+		if (ts__geometry_plan(rec, page_sizes[g % 4], (g >> 2) & 1) < 0)
+			return -1;
+	}
 	return 0;
 }
 

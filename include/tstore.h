@@ -364,6 +364,14 @@ TS_API int ts_analyze(ts_codec_config *out, ts_compression_stats *stats,
 TS_API const char *ts_policy_keep_reason(const char *name);
 
 /**
+ * The write flags the policy gives tensor @p name whatever its codec: TS_WRITE_ROWS for a token
+ * embedding (the names ts_policy_keep_reason() calls "token embedding"), whose rows are gathered
+ * one token at a time and sharded by rows (vocab parallelism); 0 otherwise (or for NULL).
+ * `tstore import` and save_file() add them to each tensor's ts_write_opts.flags. Any thread.
+ */
+TS_API unsigned ts_policy_write_flags(const char *name);
+
+/**
  * The configuration a floating-point tensor of @p dtype kept exact is written with: the lossless
  * codec in @p dtype (`tstore import` rewrites the tensor raw where that is not smaller).
  * Any thread.
@@ -780,6 +788,15 @@ typedef struct ts_group ts_group; /* a write group: see "Write groups" below */
 
 #define TS_WRITE_REPLACE 0x1u /**< replace an existing tensor of the same name at commit */
 #define TS_WRITE_ENCODED 0x2u /**< data arrives encoded: see ts_writer_append_encoded() */
+/** The tensor is read by rows: gathered (ts_read_rows(): a token embedding) or sharded along its
+ *  rows (vocab parallelism), not cut into column shards. Its tiles span whole rows, as few rows
+ *  as fill their pages' LMDB runs to 95% (docs/FORMAT.md section 4, rule 5), so a gathered row
+ *  reads one page: of a 4096-wide nvfp4 tensor 7 rows in 16 KiB instead of 8 pages of 28 x 512
+ *  in 8 KiB; raw BF16 10 rows in 84 KiB instead of 8 pages of 32 KiB; lossless a page of the
+ *  codec's size (256 KiB) holding 31 whole rows instead of 4 such pages of 1024 columns. A column
+ *  shard of such a tensor reads every page. ts_policy_write_flags() says which tensors
+ *  `tstore import` and save_file() write so. */
+#define TS_WRITE_ROWS 0x4u
 
 typedef struct ts_write_opts {
 	unsigned flags;
@@ -788,7 +805,8 @@ typedef struct ts_write_opts {
 				  at most 16368 for nvfp4 and mxfp4, 32752 for int8 and fp8,
 				  65520 for raw, 262128 for lossless; smaller where tiles align
 				  with eighth-width column shards (a 4096-column nvfp4 tensor:
-				  28 x 512 tiles in 8176-byte pages; docs/FORMAT.md section 4) */
+				  28 x 512 tiles in 8176-byte pages; docs/FORMAT.md section 4);
+				  with TS_WRITE_ROWS as large as its whole-row tiles need */
 	float tensor_scale;  /**< TS_WRITE_ENCODED only: the decode scale exactly as the source
 				  stores it (e.g. ModelOpt's weight_scale_2), overriding the one
 				  derived from amax; NaN = derive it from amax */

@@ -67,6 +67,19 @@ Test(policy, exact_config_is_lossless_in_the_source_dtype)
 	cr_assert_eq(c.bits_per_value, 32);
 }
 
+Test(policy, token_embeddings_are_written_by_rows)
+{
+	static const char *by_rows[] = {"model.embed_tokens.weight", "transformer.wte.weight",
+					"transformer.word_embeddings.weight"};
+	static const char *not[] = {"lm_head.weight", "model.layers.0.mlp.gate.weight",
+				    "model.layers.0.self_attn.q_proj.weight", "output.weight"};
+	for (size_t i = 0; i < sizeof by_rows / sizeof by_rows[0]; i++)
+		cr_expect_eq(ts_policy_write_flags(by_rows[i]), TS_WRITE_ROWS, "%s", by_rows[i]);
+	for (size_t i = 0; i < sizeof not / sizeof not[0]; i++)
+		cr_expect_eq(ts_policy_write_flags(not[i]), 0, "%s", not[i]);
+	cr_expect_eq(ts_policy_write_flags(NULL), 0);
+}
+
 Test(policy, bad_arguments_are_refused)
 {
 	ts_codec_config c;

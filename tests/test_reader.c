@@ -1025,3 +1025,155 @@ Test(reader, load_buffers_are_aligned_zeroed_and_take_a_read, .init = mkdir_fres
 	free(ref);
 	ts_store_close(st);
 }
+
+/* -- geometry: tiles of whole rows, and stores written with an earlier rule ---------------------- */
+
+static ts_store *open_at(const char *path, int write)
+{
+	ts_open_opts o;
+	ts_store *st = NULL;
+	ts_open_opts_init(&o);
+	o.flags = write ? TS_OPEN_CREATE | TS_OPEN_WRITE : 0;
+	o.cache_bytes = 0;
+	o.threads = 2;
+	cr_assert_eq(ts_store_open(&st, path, &o), 0, "open %s: %s", path, ts_error_last());
+	return st;
+}
+
+/* Tensor @p name of @p st read whole, a column band, and @p n rows gathered, as F32: the same
+ * bytes as tensor @p ref_name of @p ref. */
+static void expect_same_reads(ts_store *st, const char *name, ts_store *ref, const char *ref_name,
+			      uint64_t rows, uint64_t cols, uint64_t *s)
+{
+	size_t bytes = rows * cols * 4;
+	float *a = malloc(bytes), *b = malloc(bytes);
+	uint64_t start[2] = {0, 0}, count[2] = {rows, cols}, gather[40];
+
+	cr_assert_eq(ts_read_slice(st, name, 2, start, count, TS_F32, a, bytes), 0, "%s",
+		     ts_error_last());
+	cr_assert_eq(ts_read_slice(ref, ref_name, 2, start, count, TS_F32, b, bytes), 0, "%s",
+		     ts_error_last());
+	cr_assert_eq(memcmp(a, b, bytes), 0, "'%s' whole", name);
+	start[0] = rnd(s) % rows;
+	count[0] = 1 + rnd(s) % (rows - start[0]);
+	start[1] = 16 * (rnd(s) % (cols / 16));
+	count[1] = 1 + rnd(s) % (cols - start[1]);
+	bytes = count[0] * count[1] * 4;
+	cr_assert_eq(ts_read_slice(st, name, 2, start, count, TS_F32, a, bytes), 0, "%s",
+		     ts_error_last());
+	cr_assert_eq(ts_read_slice(ref, ref_name, 2, start, count, TS_F32, b, bytes), 0, "%s",
+		     ts_error_last());
+	cr_assert_eq(memcmp(a, b, bytes), 0, "'%s' rows %llu+%llu cols %llu+%llu", name,
+		     (unsigned long long)start[0], (unsigned long long)count[0],
+		     (unsigned long long)start[1], (unsigned long long)count[1]);
+	for (int i = 0; i < 40; i++)
+		gather[i] = rnd(s) % rows;
+	bytes = 40 * cols * 4;
+	cr_assert_eq(ts_read_rows(st, name, 40, gather, TS_F32, a, bytes), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_read_rows(ref, ref_name, 40, gather, TS_F32, b, bytes), 0, "%s",
+		     ts_error_last());
+	cr_assert_eq(memcmp(a, b, bytes), 0, "'%s' gathered rows", name);
+	free(a);
+	free(b);
+}
+
+Test(reader, row_access_tensors_read_as_tiled_ones_and_a_row_reads_one_page,
+     .init = mkdir_fresh, .fini = rm_fresh)
+{
+	static const ts_codec codecs[] = {TS_CODEC_NVFP4, TS_CODEC_RAW, TS_CODEC_LOSSLESS};
+	const uint64_t shape[2] = {200, 4096};
+	uint64_t s = seed_of("row access"), n = shape[0] * shape[1];
+	float *x = malloc(n * 4);
+	ts_store *st = open_store(TS_IO_URING, 0, 1);
+
+	for (uint64_t i = 0; i < n; i++)
+		x[i] = 0.02f * normal(&s);
+	for (int c = 0; c < 3; c++) {
+		ts_codec_config cfg = ts_codec_config_default(codecs[c]);
+		ts_write_opts wo;
+		ts_writer *w;
+		ts_tensor_info info;
+		char tiled[32], rows[32];
+		if (codecs[c] != TS_CODEC_NVFP4) {
+			cfg.raw_dtype = TS_F32;
+			cfg.bits_per_value = 32;
+		}
+		snprintf(tiled, sizeof tiled, "tiled.%s", ts_codec_name(codecs[c]));
+		snprintf(rows, sizeof rows, "rows.%s", ts_codec_name(codecs[c]));
+		write_tensor(st, tiled, 2, shape, &cfg, x, 0, &s);
+		ts_write_opts_init(&wo);
+		wo.amax = amax_of(x, n);
+		wo.flags = TS_WRITE_ROWS;
+		cr_assert_eq(ts_writer_begin(&w, st, rows, TS_F32, 2, shape, &cfg, &wo), 0, "%s",
+			     ts_error_last());
+		cr_assert_eq(ts_writer_append(w, x, n * 4), 0, "%s", ts_error_last());
+		cr_assert_eq(ts_writer_commit(&info, w), 0, "%s", ts_error_last());
+		cr_expect_eq(info.tile_cols, 4096, "%s: tiles of whole rows", rows);
+		expect_same_reads(st, rows, st, tiled, shape[0], shape[1], &s);
+
+		/* one gathered row: one page, one read */
+		ts_cache_stats a, z;
+		uint64_t row = 123;
+		static float one[4096];
+		ts_cache_stats_get(&a, st);
+		cr_assert_eq(ts_read_rows(st, rows, 1, &row, TS_F32, one, sizeof one), 0, "%s",
+			     ts_error_last());
+		ts_cache_stats_get(&z, st);
+		cr_expect_eq(z.storage_reads - a.storage_reads, 1, "%s", rows);
+		cr_expect_leq(z.storage_bytes - a.storage_bytes,
+			      4096 * ((16 + 40 + ts_codec_encoded_size(&cfg, info.tile_rows, 4096) +
+				       4095) / 4096), "%s", rows);
+	}
+	free(x);
+	ts_store_close(st);
+}
+
+/* tests/golden/stores/geometry-0.2.tst (README there), written before tiles of whole rows
+ * existed, reads as it did: the same values written now with whole-row tiles (as import writes
+ * a token embedding now) decode to the same bytes through every read call. */
+Test(reader, a_store_written_before_whole_row_tiles_reads_as_the_same_values_written_now,
+     .init = mkdir_fresh, .fini = rm_fresh)
+{
+	const uint64_t shape[2] = {56, 4096}, n = 56 * 4096;
+	char golden[512], path[300], cmd[900];
+	uint16_t *x = malloc(n * 2);
+	uint64_t s = 1;
+	float amax = 0;
+	ts_tensor_info old, now;
+
+	snprintf(golden, sizeof golden, "%s/tests/golden/stores/geometry-0.2.tst", TS_SRCDIR);
+	snprintf(cmd, sizeof cmd, "cp '%s' '%s'", golden, store_path());
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	for (uint64_t i = 0; i < n; i++) {
+		x[i] = ts_f32_to_bf16(((float)(rnd(&s) >> 40) / 16777216.0f - 0.5f) * 0.04f);
+		amax = fabsf(ts_bf16_to_f32(x[i])) > amax ? fabsf(ts_bf16_to_f32(x[i])) : amax;
+	}
+	snprintf(path, sizeof path, "%s/now.tst", dir);
+	ts_store *st = open_at(path, 1);
+	ts_codec_config cfg = ts_codec_config_default(TS_CODEC_NVFP4);
+	ts_write_opts wo;
+	ts_writer *w;
+	ts_write_opts_init(&wo);
+	wo.amax = amax;
+	wo.flags = TS_WRITE_ROWS;
+	cr_assert_eq(ts_writer_begin(&w, st, "w", TS_BF16, 2, shape, &cfg, &wo), 0, "%s",
+		     ts_error_last());
+	cr_assert_eq(ts_writer_append(w, x, n * 2), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_writer_commit(&now, w), 0, "%s", ts_error_last());
+	ts_store *before = open_at(store_path(), 0);
+	cr_assert_eq(ts_tensor_info_get(&old, before, "w"), 0, "%s", ts_error_last());
+	cr_expect_eq(old.tile_rows, 28, "the geometry it was written with");
+	cr_expect_eq(old.tile_cols, 512);
+	cr_expect_eq(old.page_count, 16);
+	cr_expect_eq(now.tile_rows, 7, "the geometry written now");
+	cr_expect_eq(now.tile_cols, 4096);
+	s = 7;
+	for (int rep = 0; rep < 4; rep++)
+		expect_same_reads(before, "w", st, "w", shape[0], shape[1], &s);
+	uint64_t problems = 1;
+	cr_expect_eq(ts_store_check(&problems, before, NULL), 0, "%s", ts_error_last());
+	cr_expect_eq(problems, 0);
+	ts_store_close(before);
+	ts_store_close(st);
+	free(x);
+}

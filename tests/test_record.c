@@ -34,7 +34,7 @@ static ts__tensor_rec sample(ts_codec codec, int ndim, const uint64_t *shape)
 	r.cols = ndim ? shape[ndim - 1] : 1;
 	for (int i = 0; i + 1 < ndim; i++)
 		r.rows *= shape[i];
-	cr_assert_eq(ts__geometry_plan(&r, 0), 0, "%s", ts_error_last());
+	cr_assert_eq(ts__geometry_plan(&r, 0, 0), 0, "%s", ts_error_last());
 	r.stored_bytes = ts_codec_encoded_size(&r.codec, r.rows, r.cols);
 	r.error.original_bytes = r.rows * r.cols * 2;
 	r.error.compressed_bytes = r.stored_bytes;

@@ -142,6 +142,7 @@ _PROTOTYPES = {
     "ts_analyze": (c_int, [POINTER(codec_config), POINTER(compression_stats),
                            POINTER(codec_config), c_void_p, c_int, c_uint64, c_uint64]),
     "ts_policy_keep_reason": (c_char_p, [c_char_p]),
+    "ts_policy_write_flags": (c_uint, [c_char_p]),
     "ts_policy_exact_config": (c_int, [POINTER(codec_config), c_int]),
     "ts_policy_opts_init": (None, [POINTER(policy_opts)]),
     "ts_policy_choose": (c_int, [POINTER(codec_config), POINTER(c_int), c_char_p, c_int, c_int,

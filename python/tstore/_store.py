@@ -451,8 +451,9 @@ class Store:
         """Stage @p tensor (a NumPy array or torch tensor) as @p name in this handle's write
         group, encoded by @p codec ("auto": the import policy under @p max_error percent
         relative RMS error, token embeddings, output projections and MoE routers kept exact
-        unless @p quantize_all; or a codec name, for floating-point tensors). Visible at
-        commit().
+        unless @p quantize_all; or a codec name, for floating-point tensors). A token embedding
+        is written with tiles of whole rows (ts_policy_write_flags(): one page per gathered
+        row). Visible at commit().
         A name staged twice keeps the last. @p replace False: the commit fails if @p name
         exists in the store."""
         nb = _name_bytes(name)
@@ -525,7 +526,7 @@ class Store:
     def _write_one(h, g, nb, name, src, cfg, replace):
         wo = _lib.write_opts()
         lib.ts_write_opts_init(ctypes.byref(wo))
-        wo.flags = _lib.WRITE_REPLACE if replace else 0
+        wo.flags = (_lib.WRITE_REPLACE if replace else 0) | lib.ts_policy_write_flags(nb)
         wo.group = g
         if src.is_float:
             wo.amax = src.amax

@@ -13,7 +13,8 @@
  *      all), which also scans each floating-point tensor that may get a lossy codec for its
  *      amax and its non-finite values; the encoder works on one tensor while the next is read,
  *      and the writer commits pages while it encodes the next ones. A tensor larger than half
- *      the buffer is read twice (scan, then encode) when it needs a scan, else streamed.
+ *      the buffer is read twice (scan, then encode) when it needs a scan, else streamed, in
+ *      pieces of at most SRCREAD_STREAM_PIECE (larger ones would only cost fresh memory).
  *
  * Invariants
  *   1. Atomicity of the whole command: the group is published in one transaction only when
@@ -348,7 +349,7 @@ static int writer_for(ts_writer **w, ts_store *st, ts_group *g, const plan *q,
 	const st_tensor *t = q->t;
 	ts_write_opts wo;
 	ts_write_opts_init(&wo);
-	wo.flags = replace ? TS_WRITE_REPLACE : 0;
+	wo.flags = (replace ? TS_WRITE_REPLACE : 0) | ts_policy_write_flags(t->name);
 	wo.group = g;
 	wo.amax = q->amax;
 	return ts_writer_begin(w, st, t->name, t->dtype, t->ndim, t->shape, cfg, &wo);
@@ -432,7 +433,7 @@ static int write_modelopt(ts_store *st, ts_group *g, const plan *q, int replace,
 	float g2;
 	memcpy(&g2, q->scale2->data, 4);
 	ts_write_opts_init(&wo);
-	wo.flags = TS_WRITE_ENCODED | (replace ? TS_WRITE_REPLACE : 0);
+	wo.flags = TS_WRITE_ENCODED | (replace ? TS_WRITE_REPLACE : 0) | ts_policy_write_flags(t->name);
 	wo.tensor_scale = g2; /* exactly as the source stores it (invariant 4) */
 	wo.group = g;
 	int rc = ts_writer_begin(&w, st, t->name, TS_BF16, 2, shape, &cfg, &wo);
@@ -945,7 +946,6 @@ static int needs_scan(const plan *q, const opts *o)
  * fit one piece; ModelOpt groups come from the mapping. *out is malloc'd. */
 static int plan_reads(job *j, sr_range **out, size_t *n)
 {
-	uint64_t piece = srcread_piece_max(j->o.buffer);
 	sr_range *r = malloc((2 * j->npl + 1) * sizeof *r);
 	size_t k = 0;
 	if (!r)
@@ -957,15 +957,18 @@ static int plan_reads(job *j, sr_range **out, size_t *n)
 		q->passes = 0;
 		if ((q->exists && j->o.skip_existing) || q->kind == P_MODELOPT)
 			continue;
-		q->whole = bytes <= piece;
-		q->passes = !q->whole && needs_scan(q, &j->o) ? 2 : 1;
-		for (int p = 0; p < q->passes; p++) {
-			r[k].path = f->path;
-			r[k].fd = f->fd;
-			r[k].offset = f->data_start + q->t->begin;
-			r[k].bytes = bytes;
-			r[k].scan = p == 0 && needs_scan(q, &j->o); /* the reading thread scans */
-			r[k].dtype = q->t->dtype;
+		r[k].path = f->path;
+		r[k].fd = f->fd;
+		r[k].offset = f->data_start + q->t->begin;
+		r[k].bytes = bytes;
+		r[k].scan = needs_scan(q, &j->o); /* the reading thread scans */
+		r[k].dtype = q->t->dtype;
+		q->whole = bytes <= srcread_range_piece(j->o.buffer, &r[k]);
+		q->passes = !q->whole && r[k].scan ? 2 : 1;
+		k++;
+		if (q->passes == 2) { /* scanned first, then read again to be written */
+			r[k] = r[k - 1];
+			r[k].scan = 0;
 			k++;
 		}
 	}

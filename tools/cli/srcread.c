@@ -51,7 +51,7 @@ typedef struct dfd {
 struct srcread {
 	sr_range *ranges;
 	size_t n;
-	uint64_t piece_max;
+	uint64_t budget;    /* bytes of buffers, for srcread_range_piece() */
 	uint64_t buf_bytes; /* the largest read request of a piece */
 	dfd *fds;
 	size_t nfds;
@@ -176,7 +176,8 @@ static void *reader_main(void *arg)
 		const sr_range *g = &r->ranges[i];
 		uint64_t off = 0;
 		do {
-			uint64_t len = g->bytes - off < r->piece_max ? g->bytes - off : r->piece_max;
+			uint64_t m = srcread_range_piece(r->budget, g);
+			uint64_t len = g->bytes - off < m ? g->bytes - off : m;
 			slot *s = &r->slots[k % NSLOTS];
 			int rc, stop;
 
@@ -220,9 +221,10 @@ int srcread_start(srcread **out, const sr_range *ranges, size_t n, uint64_t budg
 	}
 	memcpy(r->ranges, ranges, n * sizeof(*ranges));
 	r->n = n;
-	r->piece_max = srcread_piece_max(budget);
+	r->budget = budget;
 	for (size_t i = 0; i < n; i++) {
-		uint64_t b = ranges[i].bytes < r->piece_max ? ranges[i].bytes : r->piece_max;
+		uint64_t m = srcread_range_piece(budget, &ranges[i]);
+		uint64_t b = ranges[i].bytes < m ? ranges[i].bytes : m;
 		if (b + 2 * ALIGN > r->buf_bytes)
 			r->buf_bytes = b + 2 * ALIGN;
 	}
@@ -243,6 +245,15 @@ uint64_t srcread_piece_max(uint64_t budget)
 	/* one buffer's share, less the alignment slack, in whole ALIGN units */
 	uint64_t m = budget / NSLOTS > 2 * ALIGN ? (budget / NSLOTS - 2 * ALIGN) / ALIGN * ALIGN : 0;
 	return m < PIECE_MIN ? PIECE_MIN : m;
+}
+
+uint64_t srcread_range_piece(uint64_t budget, const sr_range *g)
+{
+	uint64_t m = srcread_piece_max(budget);
+
+	if (g->scan && g->bytes <= m)
+		return m;
+	return m < SRCREAD_STREAM_PIECE ? m : SRCREAD_STREAM_PIECE;
 }
 
 int srcread_next(srcread *r, sr_piece *p, char *err, size_t err_size)
