@@ -29,32 +29,41 @@
 static const struct rule {
 	const char *glob;
 	const char *reason;
+	unsigned write_flags; /* ts_policy_write_flags(): a token embedding is gathered by rows */
 } rules[] = {
-	{"*embed_tokens*", "token embedding"},
-	{"*wte*", "token embedding"},
-	{"*word_embeddings*", "token embedding"},
-	{"lm_head*", "output projection"},
-	{"embed_out*", "output projection"},
-	{"output.weight", "output projection"},
-	{"*.mlp.gate.weight", "MoE router"},
-	{"*router*", "MoE router"},
+	{"*embed_tokens*", "token embedding", TS_WRITE_ROWS},
+	{"*wte*", "token embedding", TS_WRITE_ROWS},
+	{"*word_embeddings*", "token embedding", TS_WRITE_ROWS},
+	{"lm_head*", "output projection", 0},
+	{"embed_out*", "output projection", 0},
+	{"output.weight", "output projection", 0},
+	{"*.mlp.gate.weight", "MoE router", 0},
+	{"*router*", "MoE router", 0},
 };
 
-TS_API const char *ts_policy_keep_reason(const char *name)
+/* The first rule that @p name matches (invariant 1), or NULL. */
+static const struct rule *rule_of(const char *name)
 {
 	if (!name)
 		return NULL;
 	for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
 		if (fnmatch(rules[i].glob, name, 0) == 0)
-			return rules[i].reason;
+			return &rules[i];
 	return NULL;
+}
+
+TS_API const char *ts_policy_keep_reason(const char *name)
+{
+	const struct rule *r = rule_of(name);
+
+	return r ? r->reason : NULL;
 }
 
 TS_API unsigned ts_policy_write_flags(const char *name)
 {
-	const char *reason = ts_policy_keep_reason(name);
+	const struct rule *r = rule_of(name);
 
-	return reason && strcmp(reason, "token embedding") == 0 ? TS_WRITE_ROWS : 0;
+	return r ? r->write_flags : 0;
 }
 
 TS_API int ts_policy_exact_config(ts_codec_config *out, ts_dtype dtype)

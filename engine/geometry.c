@@ -82,6 +82,13 @@ static uint64_t enc(const ts__tensor_rec *rec, uint64_t r, uint64_t c)
 	return ts_codec_encoded_size(&rec->codec, r, c);
 }
 
+/* The page size of the fewest 4096-byte LMDB runs that hold a page of @p page bytes (header
+ * included): k * 4096 - 16, LMDB's overflow header taking the rest (docs/FORMAT.md). */
+static uint64_t run_page_bytes(uint64_t page)
+{
+	return ceil_div(page + 16, 4096) * 4096 - 16;
+}
+
 /* The widest tile (a multiple of bs, or cols) whose @p r rows encode to at most @p cap bytes;
  * 0 if not even one block fits. */
 static uint64_t widest(const ts__tensor_rec *rec, uint64_t r, uint64_t cap, uint64_t bs)
@@ -222,7 +229,7 @@ static int plan_rows(ts__tensor_rec *rec, uint64_t page_bytes)
 	band_rows = TS_GEOMETRY_BAND_BYTES / (rec->cols * (esz ? esz : 4));
 	for (h = 1; h <= rec->rows && (h == 1 || h <= band_rows); h++) {
 		uint64_t full = TS_PAGE_HEADER_SIZE + enc(rec, h, rec->cols);
-		uint64_t pb = ceil_div(full + 16, 4096) * 4096 - 16;
+		uint64_t pb = run_page_bytes(full);
 		double fill = (double)full / (double)pb;
 		if (pb > TS_PAGE_BYTES_MAX)
 			break;
@@ -235,15 +242,14 @@ static int plan_rows(ts__tensor_rec *rec, uint64_t page_bytes)
 	}
 	if (best_h == 0)
 		return 1;
-	return plan_with(rec, ceil_div(TS_PAGE_HEADER_SIZE + enc(rec, best_h, rec->cols) + 16,
-				       4096) * 4096 - 16,
+	return plan_with(rec, run_page_bytes(TS_PAGE_HEADER_SIZE + enc(rec, best_h, rec->cols)),
 			 rec->cols);
 }
 
 int ts__geometry_plan(ts__tensor_rec *rec, uint64_t page_bytes, int by_rows)
 {
 	ts__tensor_rec wide;
-	uint64_t w, need, pb, height;
+	uint64_t w, pb, height;
 	int rc;
 
 	if (by_rows) {
@@ -267,8 +273,7 @@ int ts__geometry_plan(ts__tensor_rec *rec, uint64_t page_bytes, int by_rows)
 	/* the page of k 4096-byte runs whose height is nearest the height of rules 1-3: the
 	 * smallest that holds that height, or one run less if that comes nearer */
 	height = rec->tile_rows;
-	need = 16 + TS_PAGE_HEADER_SIZE + enc(rec, height, w);
-	pb = ceil_div(need, 4096) * 4096 - 16;
+	pb = run_page_bytes(TS_PAGE_HEADER_SIZE + enc(rec, height, w));
 	if (pb < TS_PAGE_BYTES_MIN)
 		pb = TS_PAGE_BYTES_MIN;
 	if (pb > page_bytes)

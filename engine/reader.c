@@ -982,10 +982,16 @@ static void window_free(ts_store *st, struct window *w)
  * than half of it (the sign+mantissa plane alone is half of a 16-bit element), so a window's runs
  * stay under 2 x WINDOW_BYTES whatever the record says.
  */
+/* A tensor's average stored page (payload bytes), 0 if it has no pages. */
+static uint64_t avg_page(const ts__tensor_rec *t)
+{
+	return t->page_count ? t->stored_bytes / t->page_count : 0;
+}
+
 static size_t page_estimate(const struct req *r, const struct job *j)
 {
 	size_t bound = ts_codec_encoded_size(&r->rec.codec, j->nr, j->nc);
-	uint64_t avg = r->rec.page_count ? r->rec.stored_bytes / r->rec.page_count : bound;
+	uint64_t avg = r->rec.page_count ? avg_page(&r->rec) : bound;
 
 	if (avg > bound)
 		avg = bound;
@@ -1132,11 +1138,8 @@ static uint64_t call_bytes(struct req **rs, size_t n)
 {
 	uint64_t bytes = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		const ts__tensor_rec *t = &rs[i]->rec;
-		if (t->page_count)
-			bytes += req_pages(rs[i]) * (t->stored_bytes / t->page_count);
-	}
+	for (size_t i = 0; i < n; i++)
+		bytes += req_pages(rs[i]) * avg_page(&rs[i]->rec);
 	return bytes;
 }
 
