@@ -160,7 +160,10 @@ int ts__io_wait(struct ts__io *io, ts__io_batch *b)
 		return 0;
 	rc = io->ops->wait(io, b);
 	for (size_t i = 0; i < b->n; i++) {
-		if (b->reqs[i].res > 0) {
+		if (b->tree) {
+			atomic_fetch_add_explicit(&io->tree_reads, b->reqs[i].res > 0,
+						  memory_order_relaxed);
+		} else if (b->reqs[i].res > 0) {
 			atomic_fetch_add_explicit(&io->reads, 1, memory_order_relaxed);
 			atomic_fetch_add_explicit(&io->bytes, (uint64_t)b->reqs[i].res,
 						  memory_order_relaxed);

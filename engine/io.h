@@ -42,6 +42,7 @@ struct ts__io;
 typedef struct ts__io_batch {
 	ts__io_req *reqs;
 	size_t n;
+	int tree; /* LMDB's own pages (the reader's leaves): counted in tree_reads, not reads/bytes */
 	/* backend state between submit and wait */
 	void *ring;
 	size_t next;      /* uring: first request not yet submitted */
@@ -68,6 +69,7 @@ struct ts__io {
 	atomic_uint_fast64_t reads;         /* runs read from storage */
 	atomic_uint_fast64_t bytes;         /* bytes read from storage */
 	atomic_uint_fast64_t map_fallbacks; /* pages copied from the map instead */
+	atomic_uint_fast64_t tree_reads;    /* LMDB leaf pages read (batches with tree set) */
 };
 
 /** Parse "uring", "pread", "mmap" (case-insensitive). 0 or TS_EINVAL. */

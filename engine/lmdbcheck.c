@@ -8,7 +8,10 @@
  *   - at open, before LMDB sees the file, from the file with pread: both meta pages, then every
  *     page of the main tree and of the small databases (meta, pending) that the open reads;
  *   - in a read transaction, from the map: the pages on the path to one key (tensor lookups, page
- *     lookups), or every page of one database (listing the tensors; the store check).
+ *     lookups), or every page of one database (listing the tensors; the store check);
+ *   - in a read transaction, a copy of a leaf that the reader read from the file itself (its
+ *     page lookups: the branch pages above it are checked in the map), before a key is looked
+ *     up in the copy.
  *
  * A page is accepted when its number lies inside the file and at or below the snapshot's last
  * page, its header names it, its kind is what its level requires (branch above, leaf at the
@@ -342,6 +345,42 @@ static int window_has(ts__lmdb_window *w, uint64_t pgno, int add)
 	return 0;
 }
 
+/* The child of branch page @p pg (@p nkeys nodes) that LMDB's binary search picks for @p key: the
+ * last node i >= 1 whose key <= @p key, node 0 when none. */
+static uint64_t branch_child(const uint8_t *pg, unsigned nkeys, const uint8_t *key, size_t klen)
+{
+	struct node n;
+	unsigned i = 0;
+
+	for (unsigned lo = 1, hi = nkeys; lo < hi;) {
+		unsigned mid = (lo + hi) / 2;
+		node_at(pg, mid, &n);
+		if (key_cmp(n.key, n.ksize, key, klen) <= 0) {
+			i = mid;
+			lo = mid + 1;
+		} else {
+			hi = mid;
+		}
+	}
+	node_at(pg, i, &n);
+	return n.dsize | (uint64_t)n.flags << 32;
+}
+
+/* Check leaf @p pg (number @p pgno, from the map or a copy read from the file) as a lookup does,
+ * with every big value's overflow extent, so that any lookup ending on it is covered. */
+static int check_leaf(struct src *s, const uint8_t *pg, uint64_t pgno, unsigned *nkeys)
+{
+	struct node n;
+	int rc = check_page(s, pg, pgno, 0, 0, 0, 0, NULL, NULL, nkeys);
+
+	for (unsigned i = 0; rc == 0 && i < *nkeys; i++) {
+		node_at(pg, i, &n);
+		if (n.flags & TS_LMDB_F_BIGDATA)
+			rc = check_overflow(s, ts__lmdb_u64(n.data), n.dsize, pgno);
+	}
+	return rc;
+}
+
 static int walk_path(struct src *s, const struct dbrec *db, int main, const uint8_t *key, size_t klen,
 		const uint8_t **val_out, ts__lmdb_window *w)
 {
@@ -364,39 +403,19 @@ static int walk_path(struct src *s, const struct dbrec *db, int main, const uint
 			if (!branch)
 				return 0;
 			nkeys = (ts__lmdb_u16(pg + 12) - TS_LMDB_PAGEHDR) / 2;
+		} else if (w && !branch) {
+			rc = check_leaf(s, pg, pgno, &nkeys);
+			if (rc == 0)
+				window_has(w, pgno, 1);
+			return rc;
 		} else {
 			rc = check_page(s, pg, pgno, branch, main, 0, 0, NULL, NULL, &nkeys);
 			if (rc < 0)
 				return rc;
-			if (w && !branch) {
-				/* every big value's extent, so that the leaf can be remembered */
-				for (unsigned i = 0; i < nkeys; i++) {
-					node_at(pg, i, &n);
-					if (!(n.flags & TS_LMDB_F_BIGDATA))
-						continue;
-					rc = check_overflow(s, ts__lmdb_u64(n.data), n.dsize, pgno);
-					if (rc < 0)
-						return rc;
-				}
-				window_has(w, pgno, 1);
-				return 0;
-			}
 			window_has(w, pgno, 1);
 		}
 		if (branch) {
-			unsigned i = 0;
-			for (unsigned lo = 1, hi = nkeys; lo < hi;) { /* last i >= 1 with key_i <= key */
-				unsigned mid = (lo + hi) / 2;
-				node_at(pg, mid, &n);
-				if (key_cmp(n.key, n.ksize, key, klen) <= 0) {
-					i = mid;
-					lo = mid + 1;
-				} else {
-					hi = mid;
-				}
-			}
-			node_at(pg, i, &n);
-			pgno = n.dsize | (uint64_t)n.flags << 32;
+			pgno = branch_child(pg, nkeys, key, klen);
 			continue;
 		}
 		for (unsigned i = 0; i < nkeys; i++) {
@@ -653,60 +672,70 @@ static void window_src(const ts__lmdb_window *w, struct src *s)
 	s->npages = w->npages;
 }
 
-/* Under branch page @p pgno (at @p level of the window's tree), ask for the leaves whose keys
- * can lie in [lo, hi]; the branch pages are checked (and remembered) first. */
-static int prefetch_under(struct src *s, ts__lmdb_window *w, uint64_t pgno, int level,
-			  const uint8_t *lo, size_t lolen, const uint8_t *hi, size_t hilen,
-			  size_t *budget)
+int ts__lmdb_window_leaf_of(ts__lmdb_window *w, const void *key, size_t klen, uint64_t *leaf)
 {
-	const uint8_t *pg = get_page(s, pgno, level);
-	unsigned nkeys;
-	int rc;
+	struct src s;
+	uint64_t pgno = w->root;
 
-	if (!pg)
-		return TS_ECORRUPT;
-	if (!window_has(w, pgno, 0)) {
-		rc = check_page(s, pg, pgno, 1, 0, 0, 0, NULL, NULL, &nkeys);
-		if (rc < 0)
-			return rc;
-		window_has(w, pgno, 1);
-	}
-	nkeys = (ts__lmdb_u16(pg + 12) - TS_LMDB_PAGEHDR) / 2;
-	for (unsigned i = 0; i < nkeys && *budget; i++) {
-		struct node n, next;
-		/* child i holds keys from key_i (node 0: from the start) to before key_i+1 */
-		if (i + 1 < nkeys) {
-			node_at(pg, i + 1, &next);
-			if (key_cmp(next.key, next.ksize, lo, lolen) <= 0)
-				continue;
-		}
-		node_at(pg, i, &n);
-		if (i > 0 && key_cmp(n.key, n.ksize, hi, hilen) > 0)
-			break;
-		uint64_t child = n.dsize | (uint64_t)n.flags << 32;
-		if (level + 2 < (int)w->depth) {
-			rc = prefetch_under(s, w, child, level + 1, lo, lolen, hi, hilen, budget);
+	if (w->unchecked || w->root == L_INVALID)
+		return 1;
+	window_src(w, &s);
+	for (int level = 0; level + 1 < (int)w->depth; level++) {
+		const uint8_t *pg = get_page(&s, pgno, level);
+		unsigned nkeys;
+
+		if (!pg)
+			return TS_ECORRUPT;
+		if (!window_has(w, pgno, 0)) {
+			int rc = check_page(&s, pg, pgno, 1, 0, 0, 0, NULL, NULL, &nkeys);
 			if (rc < 0)
 				return rc;
-		} else {
-			/* a leaf: read ahead, untouched (checked when a lookup reaches it) */
-			uintptr_t a = (uintptr_t)s->map + child * s->psize;
-			madvise((void *)a, (size_t)s->psize, MADV_WILLNEED);
-			(*budget)--;
+			window_has(w, pgno, 1);
 		}
+		nkeys = (ts__lmdb_u16(pg + 12) - TS_LMDB_PAGEHDR) / 2;
+		pgno = branch_child(pg, nkeys, key, klen);
 	}
+	if (pgno < 2 || pgno >= w->npages)
+		return bad(&s, pgno, "page number outside the file's used pages, last is",
+			   w->npages - 1);
+	*leaf = pgno;
 	return 0;
 }
 
-int ts__lmdb_window_prefetch(ts__lmdb_window *w, const void *lo, size_t lolen, const void *hi,
-			     size_t hilen, size_t *budget)
+int ts__lmdb_window_leaf_check(ts__lmdb_window *w, const uint8_t *pg, uint64_t pgno)
 {
 	struct src s;
+	unsigned nkeys;
 
-	if (w->unchecked || w->root == L_INVALID || w->depth < 2)
-		return 0;
 	window_src(w, &s);
-	return prefetch_under(&s, w, w->root, 0, lo, lolen, hi, hilen, budget);
+	s.lazy = 1;
+	return check_leaf(&s, pg, pgno, &nkeys);
+}
+
+int ts__lmdb_leaf_get(const uint8_t *pg, const void *key, size_t klen, ts__lmdb_leaf_val *out)
+{
+	unsigned nkeys = (ts__lmdb_u16(pg + 12) - TS_LMDB_PAGEHDR) / 2;
+
+	/* LMDB's search (mdb_node_search): keys ascending; only an exact match is an answer */
+	for (unsigned lo = 0, hi = nkeys; lo < hi;) {
+		unsigned mid = (lo + hi) / 2;
+		struct node n;
+		int c;
+
+		node_at(pg, mid, &n);
+		c = key_cmp(n.key, n.ksize, key, klen);
+		if (c < 0) {
+			lo = mid + 1;
+		} else if (c > 0) {
+			hi = mid;
+		} else {
+			out->size = n.dsize;
+			out->overflow = n.flags & TS_LMDB_F_BIGDATA ? ts__lmdb_u64(n.data) : 0;
+			out->data = n.flags & TS_LMDB_F_BIGDATA ? NULL : n.data;
+			return 1;
+		}
+	}
+	return 0;
 }
 
 int ts__lmdb_window_check_key(ts__lmdb_window *w, const void *key, size_t klen)

@@ -47,14 +47,35 @@ int ts__lmdb_window_begin(ts__lmdb_window *w, ts_store *st, MDB_txn *txn, const 
  *  0 or TS_ECORRUPT naming the database and the page. */
 int ts__lmdb_window_check_key(ts__lmdb_window *w, const void *key, size_t klen);
 
-/** Ask the kernel to read ahead (MADV_WILLNEED on the map, asynchronously) the leaf pages of
- *  window @p w's database that can hold keys in [lo, hi], at most *@p budget of them (the
- *  count is taken off *@p budget): a
- *  read about to look up many keys then does not stop at a page fault per leaf (the map is
- *  opened without read-ahead). The branch pages walked are checked as lookups check them.
- *  0 or TS_ECORRUPT. */
-int ts__lmdb_window_prefetch(ts__lmdb_window *w, const void *lo, size_t lolen, const void *hi,
-			     size_t hilen, size_t *budget);
+/*
+ * Leaf pages read from the file instead of through the map (engine/reader.c reads a window's
+ * leaves as one O_DIRECT batch: the map is opened without read-ahead, and each first touch of a
+ * leaf through it is a synchronous fault of 65-135 us on our VM). A copy read while the
+ * transaction is open holds what the map holds: a live reader's snapshot is never written.
+ */
+
+/** The leaf page of window @p w's database where @p key belongs, in *@p leaf: LMDB's descent
+ *  through the branch pages, each checked (and remembered) as for a lookup; the root when the
+ *  tree is one leaf. The leaf itself is not touched. 0; 1 if there is no leaf to read (an empty
+ *  database, or a write transaction: look the key up through LMDB); TS_ECORRUPT. */
+int ts__lmdb_window_leaf_of(ts__lmdb_window *w, const void *key, size_t klen, uint64_t *leaf);
+
+/** Check @p pg, a copy of leaf page @p pgno of window @p w's database (psize bytes), as a
+ *  lookup checks a leaf in the map: header, node index, every node inside the page, every big
+ *  value's overflow run inside the file. 0 or TS_ECORRUPT naming the page. */
+int ts__lmdb_window_leaf_check(ts__lmdb_window *w, const uint8_t *pg, uint64_t pgno);
+
+/** A value found in a leaf: a big value's first overflow page (its bytes are at page + 16 in
+ *  the file) or, for a value held in the leaf, a pointer into the leaf (overflow 0). */
+typedef struct ts__lmdb_leaf_val {
+	uint64_t overflow;
+	const uint8_t *data;
+	uint64_t size;
+} ts__lmdb_leaf_val;
+
+/** Look @p key up in leaf @p pg, checked by ts__lmdb_window_leaf_check(). 1 with *@p out
+ *  filled (data points into @p pg), or 0 if the leaf does not hold the key. */
+int ts__lmdb_leaf_get(const uint8_t *pg, const void *key, size_t klen, ts__lmdb_leaf_val *out);
 
 /** In read transaction @p txn: every page of database @p dbname (before a cursor walks it),
  *  including key order across pages. 0 or TS_ECORRUPT. */

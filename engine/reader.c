@@ -16,8 +16,9 @@
  * the reads of the next DEPTH windows are in flight, each window holding its own read
  * transaction until its reads are waited for, so that the disk never waits for the decode nor
  * the decode for one slow batch. ts_read_many() runs the windows of all its requests as one
- * sequence, so the overlap continues across tensors. Before the first window, the LMDB leaves holding the requests' page
- * keys are read ahead (prefetch_leaves). A page is decoded only where the request wants it
+ * sequence, so the overlap continues across tensors. A window's page keys are looked up in copies
+ * of their LMDB leaves that it reads itself, as one batch before its pages (window_leaves), not
+ * through the map one fault at a time. A page is decoded only where the request wants it
  * (decode_parts: its rows and columns inside the request), straight into the caller's buffer.
  *
  * Invariants
@@ -25,21 +26,26 @@
  *      (type, version, geometry, XXH3 checksum); a cached page was verified before it was cached.
  *   1a. Before LMDB follows a page key, engine/lmdbcheck.c has checked the pages on its path; the
  *      checks of one window's transaction share one ts__lmdb_window (each page checked once per
- *      transaction: engine/lmdbcheck.c, invariant 5).
+ *      transaction: engine/lmdbcheck.c, invariant 5). A key is looked up in a copy of its leaf
+ *      only after ts__lmdb_window_leaf_check() accepted the copy; a copy that did not read back
+ *      whole or failed the check is not used (the key is looked up through LMDB, checked in the
+ *      map, where damage is reported).
  *   2. A run read from storage is used only if LMDB's overflow header in it says what the layout
  *      predicts (page number = offset / 4096, overflow flag, page count = run length / 4096);
  *      otherwise the value is copied from the map while the transaction is still open, and counted
  *      (map_fallbacks).
  *   3. Map addresses are turned into offsets, and map bytes copied, only with map_lock held
- *      shared and the transaction that produced them open (engine/handle.h invariants 3, 4).
+ *      shared and the transaction that produced them open (engine/handle.h invariants 3, 4);
+ *      leaves are read, and looked up in, only while that transaction is open too (its
+ *      snapshot's pages are not rewritten before it ends).
  *      The windows in flight each hold map_lock shared, so one thread holds it up to DEPTH
  *      times: the lock is created with the default attributes, under which glibc's rwlock
  *      prefers readers, so a writer waiting for it cannot block the thread's next read lock.
  *   4. Every batch submitted is waited for before its buffers are reused or freed, on every path.
  *   5. Memory per request: the row-run list (at most one entry per requested row), DEPTH + 1
  *      windows of page buffers (WINDOW_BYTES of runs each by the pages' estimated sizes, at most
- *      twice that: page_estimate) and one scratch page per worker; nothing is allocated per
- *      element or per page.
+ *      twice that: page_estimate) and of leaf copies (one 4 KiB leaf per page at most), and
+ *      one scratch page per worker; nothing is allocated per element or per page.
  *   6. A bulk request (its pages' storage runs add up to TS_READ_BULK_BYTES or more: a load,
  *      not a lookup) puts into the cache only pages the frequency sketch has seen before; a
  *      first-seen page is decoded straight into the caller's buffer. A one-pass load of a model
@@ -76,8 +82,7 @@
 #define READ_MAX (1u << 20)    /* adjacent runs are merged into reads of at most this size */
 #define TS_READ_BULK_BYTES (1u << 20) /* invariant 6 */
 #define RETRIES 3
-#define PREFETCH_MIN_PAGES 16 /* requests of fewer pages look their leaves up directly */
-#define PREFETCH_LEAVES 8192  /* leaves read ahead per call at most */
+#define NO_LEAF SIZE_MAX
 #define TS__RETRY 1        /* internal: the tensor changed under a multi-window read */
 
 struct run {
@@ -102,6 +107,7 @@ struct job {
 	size_t req;     /* index of its I/O request, or SIZE_MAX if copied from the map */
 	size_t req_off; /* where its aligned run starts in that request's buffer */
 	size_t run_len; /* the aligned run's length */
+	size_t leaf;    /* its key's leaf in the window's leaf copies, or NO_LEAF: through LMDB */
 };
 
 struct window {
@@ -114,6 +120,10 @@ struct window {
 	ts__io_batch batch;
 	uint8_t *arena;
 	size_t arena_cap;
+	uint64_t *leaf_pg; /* the leaves read for its lookups (0: not usable, look up through LMDB) */
+	size_t nleaves;
+	uint8_t *leaf_buf; /* their copies, TS_LMDB_PAGE each */
+	size_t leaf_cap;
 	int submitted;
 	MDB_txn *txn; /* open from the window's lookups until its reads are waited for */
 	size_t ri;    /* its request's index in the pipeline */
@@ -694,7 +704,7 @@ static int window_consume_finish(struct window *w)
  * 6.5% of the CPU time of a cold lossless load (perf: gup_fast_fallback under io_uring_enter),
  * against one step per 2 MiB page.
  */
-#define KEPT_BUFFERS (DEPTH + 1)
+#define KEPT_BUFFERS (2 * (DEPTH + 1)) /* each window's arena and leaf copies */
 #define KEPT_MAX (32u << 20)
 #define HUGE_BUFFER (2u << 20)
 
@@ -815,6 +825,106 @@ static int arena_reserve(struct window *w, size_t bytes)
 }
 
 /*
+ * The LMDB leaves holding the keys of the window's missing pages, read from the file as one
+ * batch and checked (engine/lmdbcheck.h): the map is opened without read-ahead, and each leaf
+ * reached through it was a synchronous fault of 65-135 us on our VM, one per row of a row
+ * gather. Each miss's j->leaf names its copy, or is NO_LEAF where its key is to be looked up
+ * through LMDB: a write transaction, or a leaf that did not read back whole or failed its check
+ * (the lookup then checks the leaf in the map and reports the damage there).
+ */
+static int window_leaves(struct req *r, struct window *w, ts__lmdb_window *lw)
+{
+	ts_store *st = r->st;
+	size_t n = 0;
+	int rc, rc2;
+
+	for (size_t i = 0; i < w->njobs; i++) {
+		struct job *j = &w->jobs[i];
+		uint8_t key[TS_PAGE_KEY_SIZE];
+		uint64_t leaf;
+		size_t k;
+
+		j->leaf = NO_LEAF;
+		if (j->hit || j->chit || !st->map_base || lw->psize != TS_LMDB_PAGE)
+			continue;
+		ts__page_key(key, r->rec.id, j->page);
+		rc = ts__lmdb_window_leaf_of(lw, key, sizeof key, &leaf);
+		if (rc < 0)
+			return ts__err_wrap(rc, "page %llu of tensor '%s'", (unsigned long long)j->page,
+					    r->name);
+		if (rc)
+			continue;
+		for (k = n; k > 0 && w->leaf_pg[k - 1] != leaf;) /* pages in key order: the last */
+			k--;
+		if (k == 0) {
+			w->leaf_pg[n++] = leaf;
+			k = n;
+		}
+		j->leaf = k - 1;
+	}
+	w->nleaves = n;
+	if (n == 0)
+		return 0;
+	if (n * TS_LMDB_PAGE > w->leaf_cap) {
+		buffer_give(w->leaf_buf, w->leaf_cap);
+		w->leaf_cap = 0;
+		w->leaf_buf = buffer_take(n * TS_LMDB_PAGE, &w->leaf_cap);
+		if (!w->leaf_buf)
+			return ts__err(TS_ENOMEM, "reading '%s': out of memory for %zu leaves",
+				       r->name, n);
+	}
+	for (size_t i = 0; i < n; i++)
+		w->reqs[i] = (ts__io_req){.offset = w->leaf_pg[i] * TS_LMDB_PAGE,
+					  .len = TS_LMDB_PAGE,
+					  .buf = w->leaf_buf + i * TS_LMDB_PAGE,
+					  .map_src = (const uint8_t *)st->map_base +
+						     w->leaf_pg[i] * TS_LMDB_PAGE};
+	w->batch = (ts__io_batch){.reqs = w->reqs, .n = n, .tree = 1};
+	rc = ts__io_submit(st->io_ctx, &w->batch);
+	rc2 = ts__io_wait(st->io_ctx, &w->batch); /* invariant 4 */
+	if (rc || rc2)
+		return ts__err_wrap(rc ? rc : rc2, "reading the index of tensor '%s'", r->name);
+	for (size_t i = 0; i < n; i++)
+		if (w->reqs[i].res != TS_LMDB_PAGE ||
+		    ts__lmdb_window_leaf_check(lw, w->leaf_buf + i * TS_LMDB_PAGE, w->leaf_pg[i])) {
+			w->leaf_pg[i] = 0;
+			ts_error_clear();
+		}
+	return 0;
+}
+
+/* Page @p j's value as mdb_get() gives it: from its leaf's copy (a big value's address in the
+ * map computed, not touched), or through LMDB after checking the way to it. 0, MDB_NOTFOUND, or
+ * a negative TS_E* (set). */
+static int page_value(struct req *r, struct window *w, ts__lmdb_window *lw, MDB_txn *txn,
+		      const struct job *j, MDB_val *v)
+{
+	uint8_t key[TS_PAGE_KEY_SIZE];
+	MDB_val k = {TS_PAGE_KEY_SIZE, key};
+	ts__lmdb_leaf_val lv;
+	int rc;
+
+	ts__page_key(key, r->rec.id, j->page);
+	if (j->leaf != NO_LEAF && w->leaf_pg[j->leaf]) {
+		if (!ts__lmdb_leaf_get(w->leaf_buf + j->leaf * TS_LMDB_PAGE, key, sizeof key, &lv))
+			return MDB_NOTFOUND;
+		v->mv_size = lv.size;
+		v->mv_data = lv.data ? (void *)lv.data
+				     : (void *)(r->st->map_base + lv.overflow * TS_LMDB_PAGE +
+						TS_LMDB_PAGEHDR);
+		return 0;
+	}
+	rc = ts__lmdb_window_check_key(lw, key, sizeof key);
+	if (rc < 0)
+		return ts__err_wrap(rc, "page %llu of tensor '%s'", (unsigned long long)j->page,
+				    r->name);
+	rc = mdb_get(txn, r->st->dbi_pages, &k, v);
+	if (rc && rc != MDB_NOTFOUND)
+		return ts__err_from_mdb(rc, "reading a page");
+	return rc;
+}
+
+/*
  * With the transaction open and map_lock held: fetch each missing page's value, plan its read
  * (aligned overflow run) or copy it from the map, and submit the batch.
  */
@@ -829,22 +939,19 @@ static int window_fetch(struct req *r, struct window *w, MDB_txn *txn)
 	rc = ts__lmdb_window_begin(&lw, st, txn, "pages");
 	if (rc < 0)
 		return ts__err_wrap(rc, "reading tensor '%s'", r->name);
+	rc = window_leaves(r, w, &lw);
+	if (rc < 0)
+		return rc;
 	for (size_t i = 0; i < w->njobs; i++) {
 		struct job *j = &w->jobs[i];
-		uint8_t key[TS_PAGE_KEY_SIZE];
-		MDB_val k = {TS_PAGE_KEY_SIZE, key}, v;
+		MDB_val v;
 		uintptr_t addr;
 
 		j->req = SIZE_MAX;
 		j->map_val = NULL;
 		if (j->hit || j->chit)
 			continue;
-		ts__page_key(key, r->rec.id, j->page);
-		rc = ts__lmdb_window_check_key(&lw, key, sizeof key);
-		if (rc < 0)
-			return ts__err_wrap(rc, "page %llu of tensor '%s'", (unsigned long long)j->page,
-					    r->name);
-		rc = mdb_get(txn, st->dbi_pages, &k, &v);
+		rc = page_value(r, w, &lw, txn, j, &v);
 		if (rc == MDB_NOTFOUND) {
 			ts__tensor_rec now;
 			if (ts__tensor_lookup(st, txn, r->name, &now) != 0 || now.id != r->rec.id)
@@ -853,10 +960,11 @@ static int window_fetch(struct req *r, struct window *w, MDB_txn *txn)
 				       (unsigned long long)j->page, r->name);
 		}
 		if (rc)
-			return ts__err_from_mdb(rc, "reading a page");
+			return rc;
 		j->map_val = v.mv_data;
 		j->raw_len = v.mv_size;
 		addr = (uintptr_t)v.mv_data;
+		/* a value held in a leaf's copy lies outside the map: copied below */
 		if (st->map_base && addr >= st->map_base + TS_LMDB_PAGEHDR &&
 		    (addr - st->map_base - TS_LMDB_PAGEHDR) % TS_LMDB_PAGE == 0 &&
 		    v.mv_size > TS_LMDB_PAGE / 2 &&
@@ -907,8 +1015,7 @@ static int window_fetch(struct req *r, struct window *w, MDB_txn *txn)
 			atomic_fetch_add(&st->io_ctx->map_fallbacks, 1);
 		}
 	}
-	w->batch.reqs = w->reqs;
-	w->batch.n = w->nreqs;
+	w->batch = (ts__io_batch){.reqs = w->reqs, .n = w->nreqs};
 	rc = ts__io_submit(st->io_ctx, &w->batch);
 	w->submitted = 1;
 	return rc;
@@ -960,7 +1067,8 @@ static int window_alloc(struct window *w)
 	w->jobs = calloc(WINDOW_PAGES, sizeof(*w->jobs));
 	w->chunks = calloc(WINDOW_PAGES + 1, sizeof(*w->chunks));
 	w->reqs = calloc(WINDOW_PAGES, sizeof(*w->reqs)); /* at most one read per page */
-	return w->jobs && w->chunks && w->reqs ? 0 : TS_ENOMEM;
+	w->leaf_pg = calloc(WINDOW_PAGES, sizeof(*w->leaf_pg)); /* at most one leaf per page */
+	return w->jobs && w->chunks && w->reqs && w->leaf_pg ? 0 : TS_ENOMEM;
 }
 
 static void window_free(ts_store *st, struct window *w)
@@ -970,7 +1078,9 @@ static void window_free(ts_store *st, struct window *w)
 	free(w->jobs);
 	free(w->chunks);
 	free(w->reqs);
+	free(w->leaf_pg);
 	buffer_give(w->arena, w->arena_cap);
+	buffer_give(w->leaf_buf, w->leaf_cap);
 }
 
 /* -- the request loop ----------------------------------------------------------------------------- */
@@ -1054,50 +1164,6 @@ static void window_fill(struct req *r, struct window *w, uint64_t *pos, uint64_t
 		misses++;
 		bytes += page_estimate(r, j);
 	}
-}
-
-/*
- * Read ahead the LMDB leaf pages that hold the page keys of requests rs[0..n) (one MADV_WILLNEED
- * per leaf, engine/lmdbcheck.h). The map is opened without read-ahead, so otherwise each
- * window's lookups fault their leaves in one synchronous 4 KiB read at a time: a cold load of a
- * 300 MB model stopped at ~15 such faults (30-70 ms on this VM), 64 gathered rows at one per
- * row. A hint only: its errors are dropped (the lookups check and report damage).
- */
-static void prefetch_leaves(struct req **rs, size_t n)
-{
-	ts_store *st = rs[0]->st;
-	uint64_t pages = 0;
-	size_t budget = PREFETCH_LEAVES;
-	MDB_txn *txn;
-	ts__lmdb_window *lw;
-
-	for (size_t i = 0; i < n; i++)
-		if (rs[i]->mode != MODE_PAGES)
-			pages += rs[i]->ntrows * (rs[i]->u1 - rs[i]->u0 + 1);
-	if (pages < PREFETCH_MIN_PAGES || !st->map_base)
-		return;
-	lw = malloc(sizeof(*lw));
-	if (!lw)
-		return;
-	if (ts__txn_begin_read(st, &txn) == 0) {
-		if (ts__lmdb_window_begin(lw, st, txn, "pages") == 0)
-			for (size_t i = 0; i < n && budget; i++) {
-				struct req *r = rs[i];
-				for (size_t a = 0, b; r->mode != MODE_PAGES && a < r->ntrows; a = b + 1) {
-					uint8_t lo[TS_PAGE_KEY_SIZE], hi[TS_PAGE_KEY_SIZE];
-					for (b = a; b + 1 < r->ntrows && r->trows[b + 1] == r->trows[b] + 1;)
-						b++;
-					ts__page_key(lo, r->rec.id, r->trows[a] * r->across + r->u0);
-					ts__page_key(hi, r->rec.id, r->trows[b] * r->across + r->u1);
-					if (ts__lmdb_window_prefetch(lw, lo, sizeof lo, hi, sizeof hi,
-								     &budget) < 0)
-						break;
-				}
-			}
-		ts__txn_abort(st, txn);
-	}
-	free(lw);
-	ts_error_clear();
 }
 
 /*
@@ -1208,7 +1274,6 @@ static int run_windows_many(struct req **rs, size_t n, size_t *at)
 	 * gather) keeps its single batch. */
 	p->budget = call_bytes(rs, n) > (DEPTH + 1) * (uint64_t)WINDOW_BYTES ? WINDOW_BYTES / 8
 									 : WINDOW_BYTES;
-	prefetch_leaves(rs, n);
 	for (int k = 0; k <= DEPTH; k++)
 		if (window_alloc(&p->win[k])) {
 			rc = ts__err(TS_ENOMEM, "reading '%s': out of memory", rs[0]->name);

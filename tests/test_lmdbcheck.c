@@ -1,7 +1,9 @@
 /*
  * Tests of engine/lmdbcheck.c: damage inside LMDB's branch, leaf and meta pages — which LMDB
  * follows unchecked — gives TS_ECORRUPT naming the tensor (reads, info, listing) or a structure
- * problem (the store check), never a crash, through the mmap backend (the one that faults).
+ * problem (the store check), never a crash, through every I/O backend: the reader reads the
+ * leaves of the pages database itself (O_DIRECT with uring and pread, copies from the map with
+ * mmap, the one that faults) and checks those copies (engine/reader.c, window_leaves).
  * The pages to damage are found by parsing the file here (LMDB 0.9 layout, 4 KiB pages), not
  * through the code under test; every expected value is independent arithmetic.
  */
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "engine/io.h"
 #include "engine/lmdbcheck.h"
 #include "storetest.h"
 
@@ -134,17 +137,25 @@ static uint8_t *find_page(uint8_t *img, size_t len, int kind)
 	return img + child * PG;
 }
 
-static ts_store *open_mmap(const char *path)
+static const ts_io_backend backends[] = {TS_IO_MMAP, TS_IO_URING, TS_IO_PREAD};
+#define NBACKENDS (sizeof backends / sizeof backends[0])
+
+static ts_store *open_io(const char *path, ts_io_backend io)
 {
 	ts_open_opts o;
 	ts_open_opts_init(&o);
-	o.io = TS_IO_MMAP;
+	o.io = io;
 	o.cache_bytes = 0;
 	o.threads = 1;
 	ts_store *st;
 	int rc = ts_store_open(&st, path, &o);
 	cr_assert_eq(rc, 0, "open: %s", ts_error_last());
 	return st;
+}
+
+static ts_store *open_mmap(const char *path)
+{
+	return open_io(path, TS_IO_MMAP);
 }
 
 /* Read "big" whole: 0 with every value i at index i, or the error code. */
@@ -184,16 +195,41 @@ static int structure_problems(ts_store *st)
 	return n;
 }
 
-/* Reading "big" fails with TS_ECORRUPT naming it; the check reports structure damage. */
+/* Rows 0, 250 and 499 of "big", gathered in that order: 0 with row r holding r * BIG_COLS + c, or
+ * the error code. */
+static int gather_big(ts_store *st)
+{
+	const uint64_t rows[3] = {499, 0, 250};
+	float *x = malloc(3 * BIG_COLS * sizeof *x);
+	int rc = ts_read_rows(st, "big", 3, rows, TS_F32, x, 3 * BIG_COLS * sizeof *x);
+	for (size_t i = 0; rc == 0 && i < 3 * BIG_COLS; i++)
+		cr_assert_eq(x[i], (float)(rows[i / BIG_COLS] * BIG_COLS + i % BIG_COLS),
+			     "gathered [%zu] = %g", i, (double)x[i]);
+	free(x);
+	return rc;
+}
+
+/* Reading "big" whole and gathering rows of it fail with TS_ECORRUPT naming it, through every
+ * backend; the check reports structure damage. */
 static void expect_big_corrupt(const uint8_t *img, size_t len)
 {
-	ts_store *st = open_mmap(write_damaged(img, len));
-	int rc = read_big(st);
-	cr_expect_eq(rc, TS_ECORRUPT, "read: %d %s", rc, ts_error_last());
-	cr_expect(strstr(ts_error_last(), "'big'") != NULL, "error names the tensor: %s",
-		  ts_error_last());
-	cr_expect_gt(structure_problems(st), 0);
-	ts_store_close(st);
+	const char *path = write_damaged(img, len);
+	for (size_t b = 0; b < NBACKENDS; b++) {
+		ts_store *st = open_io(path, backends[b]);
+		int rc = read_big(st);
+		cr_expect_eq(rc, TS_ECORRUPT, "read (%s): %d %s", ts_io_backend_name(backends[b]),
+			     rc, ts_error_last());
+		cr_expect(strstr(ts_error_last(), "'big'") != NULL, "error names the tensor: %s",
+			  ts_error_last());
+		rc = gather_big(st);
+		cr_expect_eq(rc, TS_ECORRUPT, "gather (%s): %d %s", ts_io_backend_name(backends[b]),
+			     rc, ts_error_last());
+		cr_expect(strstr(ts_error_last(), "'big'") != NULL, "error names the tensor: %s",
+			  ts_error_last());
+		if (backends[b] == TS_IO_MMAP)
+			cr_expect_gt(structure_problems(st), 0);
+		ts_store_close(st);
+	}
 }
 
 Test(lmdbcheck, undamaged_store_reads_lists_and_checks_clean)
@@ -207,6 +243,37 @@ Test(lmdbcheck, undamaged_store_reads_lists_and_checks_clean)
 	cr_expect_eq(n, 1 + NSMALL);
 	cr_expect_eq(structure_problems(st), 0);
 	ts_store_close(st);
+	free(img);
+}
+
+/* The reader looks page keys up in copies of the leaves it reads itself (one batch per window),
+ * not through LMDB's map: on every backend the values are those written, the leaves were read
+ * (counted apart from the pages' runs), and values small enough to live inside a leaf come
+ * out of its copy intact. */
+Test(lmdbcheck, page_keys_are_found_in_leaves_read_by_the_reader_on_every_backend)
+{
+	size_t len;
+	uint8_t *img = make_store(&len);
+	const char *path = write_damaged(img, len);
+	for (size_t b = 0; b < NBACKENDS; b++) {
+		ts_store *st = open_io(path, backends[b]);
+		uint64_t before = atomic_load(&st->io_ctx->tree_reads);
+		cr_expect_eq(read_big(st), 0, "%s", ts_error_last());
+		cr_expect_gt(atomic_load(&st->io_ctx->tree_reads), before, "leaves read (%s)",
+			     ts_io_backend_name(backends[b]));
+		cr_expect_eq(gather_big(st), 0, "%s", ts_error_last());
+		for (int k = 0; k < NSMALL; k++) {
+			char name[32];
+			float x[8];
+			uint64_t start[1] = {0}, count[1] = {8};
+			snprintf(name, sizeof name, "small.%d", k);
+			cr_assert_eq(ts_read_slice(st, name, 1, start, count, TS_F32, x, sizeof x), 0,
+				     "%s", ts_error_last());
+			for (int i = 0; i < 8; i++)
+				cr_expect_eq(x[i], (float)i, "%s[%d] = %g", name, i, (double)x[i]);
+		}
+		ts_store_close(st);
+	}
 	free(img);
 }
 
