@@ -124,6 +124,9 @@ struct window {
 	size_t nleaves;
 	uint8_t *leaf_buf; /* their copies, TS_LMDB_PAGE each */
 	size_t leaf_cap;
+	int leaves_out;    /* its leaves' batch is being read (until window_leaves_wait) */
+	int fetching;      /* window_fetch_start done, window_fetch_finish not yet */
+	ts__lmdb_window *lw; /* the structure checks of its transaction's page lookups */
 	int submitted;
 	MDB_txn *txn; /* open from the window's lookups until its reads are waited for */
 	size_t ri;    /* its request's index in the pipeline */
@@ -832,11 +835,12 @@ static int arena_reserve(struct window *w, size_t bytes)
  * through LMDB: a write transaction, or a leaf that did not read back whole or failed its check
  * (the lookup then checks the leaf in the map and reports the damage there).
  */
-static int window_leaves(struct req *r, struct window *w, ts__lmdb_window *lw)
+static int window_leaves_start(struct req *r, struct window *w)
 {
 	ts_store *st = r->st;
+	ts__lmdb_window *lw = w->lw;
 	size_t n = 0;
-	int rc, rc2;
+	int rc;
 
 	for (size_t i = 0; i < w->njobs; i++) {
 		struct job *j = &w->jobs[i];
@@ -880,24 +884,47 @@ static int window_leaves(struct req *r, struct window *w, ts__lmdb_window *lw)
 					  .map_src = (const uint8_t *)st->map_base +
 						     w->leaf_pg[i] * TS_LMDB_PAGE};
 	w->batch = (ts__io_batch){.reqs = w->reqs, .n = n, .tree = 1};
+	w->leaves_out = 1; /* waited for even if the submission failed (invariant 4) */
 	rc = ts__io_submit(st->io_ctx, &w->batch);
-	rc2 = ts__io_wait(st->io_ctx, &w->batch); /* invariant 4 */
-	if (rc || rc2)
-		return ts__err_wrap(rc ? rc : rc2, "reading the index of tensor '%s'", r->name);
-	for (size_t i = 0; i < n; i++)
+	if (rc)
+		return ts__err_wrap(rc, "reading the index of tensor '%s'", r->name);
+	return 0;
+}
+
+/* Wait for the window's leaves, if they are being read. 0 or the machinery's error. */
+static int window_leaves_wait(struct req *r, struct window *w)
+{
+	int rc;
+
+	if (!w->leaves_out)
+		return 0;
+	w->leaves_out = 0;
+	rc = ts__io_wait(r->st->io_ctx, &w->batch);
+	if (rc)
+		return ts__err_wrap(rc, "reading the index of tensor '%s'", r->name);
+	return 0;
+}
+
+/* The window's leaves read: check each copy; one that did not read back whole or fails its
+ * check is not used (its keys are looked up through LMDB). */
+static int window_leaves_finish(struct req *r, struct window *w)
+{
+	int rc = window_leaves_wait(r, w);
+
+	for (size_t i = 0; rc == 0 && i < w->nleaves; i++)
 		if (w->reqs[i].res != TS_LMDB_PAGE ||
-		    ts__lmdb_window_leaf_check(lw, w->leaf_buf + i * TS_LMDB_PAGE, w->leaf_pg[i])) {
+		    ts__lmdb_window_leaf_check(w->lw, w->leaf_buf + i * TS_LMDB_PAGE,
+					       w->leaf_pg[i])) {
 			w->leaf_pg[i] = 0;
 			ts_error_clear();
 		}
-	return 0;
+	return rc;
 }
 
 /* Page @p j's value as mdb_get() gives it: from its leaf's copy (a big value's address in the
  * map computed, not touched), or through LMDB after checking the way to it. 0, MDB_NOTFOUND, or
  * a negative TS_E* (set). */
-static int page_value(struct req *r, struct window *w, ts__lmdb_window *lw, MDB_txn *txn,
-		      const struct job *j, MDB_val *v)
+static int page_value(struct req *r, struct window *w, const struct job *j, MDB_val *v)
 {
 	uint8_t key[TS_PAGE_KEY_SIZE];
 	MDB_val k = {TS_PAGE_KEY_SIZE, key};
@@ -914,32 +941,42 @@ static int page_value(struct req *r, struct window *w, ts__lmdb_window *lw, MDB_
 						TS_LMDB_PAGEHDR);
 		return 0;
 	}
-	rc = ts__lmdb_window_check_key(lw, key, sizeof key);
+	rc = ts__lmdb_window_check_key(w->lw, key, sizeof key);
 	if (rc < 0)
 		return ts__err_wrap(rc, "page %llu of tensor '%s'", (unsigned long long)j->page,
 				    r->name);
-	rc = mdb_get(txn, r->st->dbi_pages, &k, v);
+	rc = mdb_get(w->txn, r->st->dbi_pages, &k, v);
 	if (rc && rc != MDB_NOTFOUND)
 		return ts__err_from_mdb(rc, "reading a page");
 	return rc;
 }
 
 /*
- * With the transaction open and map_lock held: fetch each missing page's value, plan its read
- * (aligned overflow run) or copy it from the map, and submit the batch.
+ * Fetching a window's pages, in two steps with its transaction open and map_lock held: start
+ * finds the leaves of its page keys and sends their reads out; finish (after the window before
+ * it was decoded: the leaves are read meanwhile) waits for them, looks each missing page's
+ * value up, plans its read (aligned overflow run) or copies it from the map, and submits the
+ * batch.
  */
-static int window_fetch(struct req *r, struct window *w, MDB_txn *txn)
+static int window_fetch_start(struct req *r, struct window *w)
 {
-	ts_store *st = r->st;
-	size_t need = 0, off = 0;
-	ts__lmdb_window lw; /* the structure checks of this transaction's page lookups */
 	int rc;
 
 	w->nreqs = 0;
-	rc = ts__lmdb_window_begin(&lw, st, txn, "pages");
+	w->nleaves = 0;
+	rc = ts__lmdb_window_begin(w->lw, r->st, w->txn, "pages");
 	if (rc < 0)
 		return ts__err_wrap(rc, "reading tensor '%s'", r->name);
-	rc = window_leaves(r, w, &lw);
+	return window_leaves_start(r, w);
+}
+
+static int window_fetch_finish(struct req *r, struct window *w)
+{
+	ts_store *st = r->st;
+	size_t need = 0, off = 0;
+	int rc;
+
+	rc = window_leaves_finish(r, w);
 	if (rc < 0)
 		return rc;
 	for (size_t i = 0; i < w->njobs; i++) {
@@ -951,10 +988,10 @@ static int window_fetch(struct req *r, struct window *w, MDB_txn *txn)
 		j->map_val = NULL;
 		if (j->hit || j->chit)
 			continue;
-		rc = page_value(r, w, &lw, txn, j, &v);
+		rc = page_value(r, w, j, &v);
 		if (rc == MDB_NOTFOUND) {
 			ts__tensor_rec now;
-			if (ts__tensor_lookup(st, txn, r->name, &now) != 0 || now.id != r->rec.id)
+			if (ts__tensor_lookup(st, w->txn, r->name, &now) != 0 || now.id != r->rec.id)
 				return TS__RETRY;
 			return ts__err(TS_ECORRUPT, "page %llu of tensor '%s' is missing",
 				       (unsigned long long)j->page, r->name);
@@ -1025,10 +1062,10 @@ static int window_fetch(struct req *r, struct window *w, MDB_txn *txn)
 static int window_complete(struct req *r, struct window *w)
 {
 	ts_store *st = r->st;
-	int rc;
+	int rc = window_leaves_wait(r, w); /* a fetch left unfinished (a failure): invariant 4 */
 
-	if (!w->submitted)
-		return 0;
+	if (rc || !w->submitted)
+		return rc;
 	rc = ts__io_wait(st->io_ctx, &w->batch);
 	w->submitted = 0;
 	if (rc)
@@ -1068,7 +1105,8 @@ static int window_alloc(struct window *w)
 	w->chunks = calloc(WINDOW_PAGES + 1, sizeof(*w->chunks));
 	w->reqs = calloc(WINDOW_PAGES, sizeof(*w->reqs)); /* at most one read per page */
 	w->leaf_pg = calloc(WINDOW_PAGES, sizeof(*w->leaf_pg)); /* at most one leaf per page */
-	return w->jobs && w->chunks && w->reqs && w->leaf_pg ? 0 : TS_ENOMEM;
+	w->lw = malloc(sizeof(*w->lw));
+	return w->jobs && w->chunks && w->reqs && w->leaf_pg && w->lw ? 0 : TS_ENOMEM;
 }
 
 static void window_free(ts_store *st, struct window *w)
@@ -1079,6 +1117,7 @@ static void window_free(ts_store *st, struct window *w)
 	free(w->chunks);
 	free(w->reqs);
 	free(w->leaf_pg);
+	free(w->lw);
 	buffer_give(w->arena, w->arena_cap);
 	buffer_give(w->leaf_buf, w->leaf_cap);
 }
@@ -1210,9 +1249,9 @@ static uint64_t call_bytes(struct req **rs, size_t n)
 }
 
 /*
- * Cut, look up and submit windows until DEPTH are being read or the requests are all cut; after
- * a failure, nothing more. A window whose fetch failed still joins the ring, to be waited for
- * and its transaction ended there (invariant 4).
+ * Cut windows and start their fetches (their leaves' reads sent out) until DEPTH are being read
+ * or the requests are all cut; after a failure, nothing more. A window whose fetch failed still
+ * joins the ring, to be waited for and its transaction ended there (invariant 4).
  */
 static void pipe_top_up(struct pipe *p)
 {
@@ -1230,6 +1269,7 @@ static void pipe_top_up(struct pipe *p)
 		w->r = r;
 		w->ri = p->ri;
 		w->txn = NULL;
+		w->fetching = 0;
 		window_fill(r, w, &p->pos, total, p->budget);
 		p->budget = p->budget < WINDOW_BYTES / 2 ? 2 * p->budget : WINDOW_BYTES;
 		for (size_t q = 0; q < w->njobs; q++)
@@ -1238,7 +1278,8 @@ static void pipe_top_up(struct pipe *p)
 			/* holds map_lock shared until ts__txn_abort (invariant 3) */
 			rc = ts__txn_begin_read(r->st, &w->txn);
 			if (rc == 0)
-				rc = window_fetch(r, w, w->txn);
+				rc = window_fetch_start(r, w);
+			w->fetching = rc == 0;
 		}
 		p->count++;
 		if (rc)
@@ -1247,6 +1288,26 @@ static void pipe_top_up(struct pipe *p)
 			p->ri++;
 			p->pos = 0;
 		}
+	}
+}
+
+/*
+ * Finish the fetches that pipe_top_up started (their leaves have been read meanwhile): look the
+ * pages up and send their reads out. Not for windows of the first failing request or later ones
+ * (never decoded: their leaves are waited for by window_complete).
+ */
+static void pipe_send(struct pipe *p)
+{
+	for (size_t q = 0; q < p->count; q++) {
+		struct window *w = &p->win[(p->head + q) % (DEPTH + 1)];
+		int rc;
+
+		if (!w->fetching || (p->fail_rc && w->ri >= p->fail_ri))
+			continue;
+		w->fetching = 0;
+		rc = window_fetch_finish(w->r, w);
+		if (rc)
+			pipe_fail(p, w->ri, rc);
 	}
 }
 
@@ -1282,7 +1343,10 @@ static int run_windows_many(struct req **rs, size_t n, size_t *at)
 	pipe_top_up(p);
 	while (p->count) {
 		struct window *w = &p->win[p->head];
-		int rc2 = window_complete(w->r, w); /* invariant 4: always waited for */
+		int rc2;
+
+		pipe_send(p);
+		rc2 = window_complete(w->r, w); /* invariant 4: always waited for */
 
 		ts__txn_abort(st, w->txn);
 		w->txn = NULL;
@@ -1292,7 +1356,9 @@ static int run_windows_many(struct req **rs, size_t n, size_t *at)
 			pipe_fail(p, w->ri, rc2);
 		/* A window of a request before the first failure is decoded: an earlier request is
 		 * finished even when a later one fails or must start over. The workers start on it
-		 * while this thread sends the next window's reads out, then joins them. */
+		 * while this thread starts the next window's fetch (its leaves' reads), then joins
+		 * them; the fetch is finished (its pages' reads sent out) at the next turn, so that
+		 * this thread does not sit waiting for leaves while the window could decode. */
 		decode = !p->fail_rc || w->ri < p->fail_ri;
 		if (decode)
 			window_consume_start(w);
