@@ -269,7 +269,7 @@ static int copy_batch(ts_store *dst, ts_store *src, MDB_txn *stxn, copy_item *it
 		}
 	}
 	if (rc == 0)
-		rc = ts__txn_write(dst, copy_txn, &x, it[0].name);
+		rc = (g ? ts__txn_write_interim : ts__txn_write)(dst, copy_txn, &x, it[0].name);
 	if (rc == 0 && g)
 		for (size_t k = 0; k < n; k++) {
 			ts__group_add(g, it[k].owned, &it[k].rec, x.replace);

@@ -42,6 +42,11 @@
  *      JOB_BYTES of source (w->bands): a narrow tensor's band is one or two pages, which the
  *      calling thread would encode alone before a woken worker claimed one.
  *      Pages, their order and their statistics' merge order are those of band-by-band jobs.
+ *   8. A writer's two batch buffers outlive it: writer_free() leaves them, emptied, to the
+ *      store handle (st->writer_spare) and the next writer of the handle starts with them, so
+ *      that a store written tensor by tensor does not touch fresh memory (a page fault each
+ *      4 KiB) for every tensor's batches. Only the thread holding the writer slot (invariant
+ *      4) moves them; they are what one writer may hold (invariant 2), freed at close.
  */
 #include "config.h"
 
@@ -93,6 +98,11 @@ typedef struct wbatch {
 	bpage *bp;
 	size_t n, bp_cap;
 } wbatch;
+
+/* Invariant 8. */
+struct ts__writer_spare {
+	wbatch batch[2];
+};
 
 struct ts_writer {
 	ts_store *st;
@@ -221,7 +231,7 @@ static int flush_txn(void *ud, MDB_txn *txn)
 static void *committer_main(void *arg)
 {
 	ts_writer *w = arg;
-	int rc = ts__txn_write(w->st, flush_txn, w, w->name);
+	int rc = ts__txn_write_interim(w->st, flush_txn, w, w->name);
 
 	if (rc < 0) {
 		rc = ts__err_wrap(rc, "writing pages of tensor '%s'", w->name);
@@ -423,13 +433,62 @@ static int check_args(ts_store *st, const char *name, ts_dtype src_dtype, int nd
 	return 0;
 }
 
+/* Invariant 8: the writer's batch buffers to the handle (the slot is still held), the ones
+ * kept there before freed. */
+static void spare_keep(ts_writer *w)
+{
+	struct ts__writer_spare *sp = w->st->writer_spare;
+
+	if (!sp) {
+		sp = calloc(1, sizeof(*sp));
+		if (!sp)
+			return; /* writer_free() frees the buffers */
+		w->st->writer_spare = sp;
+	}
+	for (int i = 0; i < 2; i++) {
+		wbatch t = sp->batch[i];
+		sp->batch[i] = w->batch[i];
+		sp->batch[i].len = sp->batch[i].n = 0;
+		w->batch[i] = t;
+	}
+}
+
+/* Invariant 8: start with the buffers the last writer left (the slot is held). */
+static void spare_take(ts_writer *w)
+{
+	struct ts__writer_spare *sp = w->st->writer_spare;
+
+	if (!sp)
+		return;
+	for (int i = 0; i < 2; i++) {
+		w->batch[i] = sp->batch[i];
+		memset(&sp->batch[i], 0, sizeof(sp->batch[i]));
+	}
+}
+
+void ts__writer_spare_free(ts_store *st)
+{
+	struct ts__writer_spare *sp = st->writer_spare;
+
+	if (!sp)
+		return;
+	for (int i = 0; i < 2; i++) {
+		free(sp->batch[i].buf);
+		free(sp->batch[i].bp);
+	}
+	free(sp);
+	st->writer_spare = NULL;
+}
+
 static void writer_free(ts_writer *w)
 {
 	if (!w)
 		return;
 	assert(!w->committing);
-	if (w->st)
+	if (w->st) {
+		spare_keep(w);
 		ts__writer_slot_give(w->st, w->wgroup);
+	}
 	free(w->name);
 	free(w->buf);
 	free(w->ecodes);
@@ -553,6 +612,7 @@ static int writer_claim(ts_writer **out, ts_store *st, const char *name, const t
 		return rc;
 	}
 	w->st = st;
+	spare_take(w);
 	w->wgroup = o->group;
 	w->flags = o->flags;
 	w->encoded = (o->flags & TS_WRITE_ENCODED) != 0;
@@ -1218,7 +1278,7 @@ TS_API int ts_writer_commit(ts_tensor_info *info, ts_writer *w)
 			goto fail;
 		k = ts__group_find(w->wgroup, w->name);
 		w->supersede_id = k >= 0 ? w->wgroup->items[k].rec.id : 0;
-		rc = ts__txn_write(w->st, stage_txn, w, w->name);
+		rc = ts__txn_write_interim(w->st, stage_txn, w, w->name);
 	} else {
 		rc = ts__txn_write(w->st, final_txn, w, w->name);
 	}
