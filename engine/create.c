@@ -46,39 +46,11 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "engine/create.h"
+#include "engine/lockwait.h"
 #include "engine/meta.h"
 #include "engine/txn.h"
 
 #define TMP_TAG ".creating-"
-/* The longest nap between tries of a held lock: a waiter proceeds at most this long after the
- * holder lets go. 5 ms made hand-overs faster (a serialised import of a few tenths of a second
- * loses up to a sixth of its time per hand-over at 50 ms) but made python/tests/test_writers'
- * creation rounds fail 2-3 times in 20 (a damaged-meta report or a vanished file while four
- * processes create, fill and remove one store), against 0 in 14 at 50 ms: a race between
- * creation, removal and a quick re-open that is not understood yet. 50 ms until it is. */
-#define FLOCK_NAP_MAX_MS 50
-
-int ts__flock_wait(int fd, int64_t timeout_ms)
-{
-	int64_t start = ts__clock_ms(), sleep_ms = 1;
-	for (;;) {
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-			return 0;
-		if (errno == EINTR)
-			continue;
-		if (errno != EWOULDBLOCK)
-			return -errno;
-		int64_t left = timeout_ms < 0 ? sleep_ms : timeout_ms - (ts__clock_ms() - start);
-		if (left <= 0)
-			return 1;
-		int64_t nap = sleep_ms < left ? sleep_ms : left;
-		struct timespec ts = {(time_t)(nap / 1000), (long)(nap % 1000) * 1000000L};
-		nanosleep(&ts, NULL);
-		if (sleep_ms < FLOCK_NAP_MAX_MS)
-			sleep_ms = sleep_ms * 2 > FLOCK_NAP_MAX_MS ? FLOCK_NAP_MAX_MS : sleep_ms * 2;
-	}
-}
-
 /* Split @p path into its directory ("." if none) and base name, in @p dir / @p base. */
 static int split_path(const char *path, char *dir, size_t dsize, const char **base)
 {

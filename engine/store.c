@@ -8,7 +8,7 @@
  *   1. A read-only open creates nothing: no data file, no database, no meta key.
  *   2. A handle opened for writing holds an exclusive flock on the data file until close
  *      (engine/handle.h, invariant 6). Another opener for writing waits for it up to
- *      ts_open_opts.busy_timeout_ms (engine/create.c, ts__flock_wait()).
+ *      ts_open_opts.busy_timeout_ms (engine/lockwait.c).
  *   3. The flock is kept only on the file still at the path: one removed or replaced while we
  *      waited (a creator that failed removed it) is let go and the open starts over.
  */
@@ -32,6 +32,7 @@
 #include "engine/create.h"
 #include "engine/handle.h"
 #include "engine/io.h"
+#include "engine/lockwait.h"
 #include "engine/lmdbcheck.h"
 #include "engine/meta.h"
 #include "engine/pool.h"

@@ -550,10 +550,11 @@ typedef struct ts_open_opts {
 	int64_t busy_timeout_ms; /**< opening for writing while another handle or process has the
 				      store open for writing: 0 (default) fails at once with
 				      TS_EBUSY; > 0 waits up to that many milliseconds for it to
-				      close, then TS_EBUSY; < 0 waits for ever. The wait sleeps
-				      with backoff (1 ms doubling to 50 ms between tries), so it
-				      costs next to no CPU and proceeds at most ~50 ms after the holder
-				      closes or dies; a killed holder's interrupted writes are
+				      close, then TS_EBUSY; < 0 waits for ever. The waiter
+				      sleeps until the store's file is closed (inotify) or a nap of
+				      1 ms doubling to 50 ms ends, so it costs next to no CPU and
+				      proceeds within about a millisecond after the holder closes
+				      or dies (~50 ms where inotify is missing); a killed holder's interrupted writes are
 				      then recovered as at any open for writing. */
 } ts_open_opts;
 

@@ -358,13 +358,14 @@ int cli_open_store_wait(const char *cmd, ts_store **st, const char *path, unsign
 }
 
 int cli_try_open_store(const char *cmd, ts_store **st, const char *path, unsigned flags,
-		       int threads)
+		       int threads, int64_t busy_ms)
 {
 	ts_open_opts o;
 	int rc;
 
 	*st = NULL;
 	open_opts(&o, flags, threads);
+	o.busy_timeout_ms = (flags & TS_OPEN_WRITE) ? busy_ms : 0;
 	rc = ts_store_open(st, path, &o);
 	if (rc < 0 && rc != TS_EBUSY)
 		cli_error_ts(cmd, rc, "cannot open store %s", path);
@@ -375,7 +376,7 @@ int cli_open_store(const char *cmd, ts_store **st, const char *path, unsigned fl
 {
 	if (flags & TS_OPEN_WRITE) {
 		/* first without waiting, to say once that we wait */
-		int rc = cli_try_open_store(cmd, st, path, flags, threads);
+		int rc = cli_try_open_store(cmd, st, path, flags, threads, 0);
 		if (rc != TS_EBUSY || cli_wait_ms == 0) {
 			if (rc == TS_EBUSY)
 				cli_error_ts(cmd, rc, "cannot open store %s", path);

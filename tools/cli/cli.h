@@ -123,10 +123,10 @@ int cli_opts_next(cli_opts *o);
  *  when the wait ran out. */
 int cli_open_store(const char *cmd, ts_store **st, const char *path, unsigned flags, int threads);
 
-/** cli_open_store() without waiting and without a message when another process writes the
- *  store: TS_EBUSY then (any other failure is reported). */
+/** cli_open_store() waiting at most @p busy_ms (0: not at all) and without a message when
+ *  another process writes the store: TS_EBUSY then (any other failure is reported). */
 int cli_try_open_store(const char *cmd, ts_store **st, const char *path, unsigned flags,
-		       int threads);
+		       int threads, int64_t busy_ms);
 
 /** Open with a busy timeout of @p wait_ms (ts_open_opts.busy_timeout_ms); failures reported. */
 int cli_open_store_wait(const char *cmd, ts_store **st, const char *path, unsigned flags,

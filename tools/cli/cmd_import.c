@@ -1133,7 +1133,7 @@ out:
  * again) and the import writes the rest directly, so that only what it spooled costs a copy.
  * With --spool auto (the default) it measures, every SPOOL_PROBE, the cores that the other
  * processes leave idle, and spools only while that is at least SPOOL_SPARE of them; otherwise
- * it waits idle (trying the store every SPOOL_NAP), from the start until it is first seen to
+ * it waits idle (in the library's wait for the store, a SPOOL_PROBE at a time), from the start until it is first seen to
  * pay: where the others keep the cores busy, the spool's extra work (pages written, read back,
  * checked and written again)
  * would only slow them down. --spool always spools in any case, --spool never waits idle.
@@ -1146,9 +1146,9 @@ out:
  * where most cores would idle; on the 2-core VM even one concurrent import's spool took more
  * wall time than waiting idle (docs/CLI.md, figures) */
 #define SPOOL_SPARE 0.75
-#define SPOOL_NAP 0.005  /* waiting idle: seconds between tries of the store */
 
 enum { SWITCH_BUSY = 1 }; /* spool_switch(): the store is still held (not waiting) */
+enum { SWITCH_WAIT = -1 }; /* spool_switch(): wait for the store, the rest of --wait */
 
 /* What is left of --wait, counted from when the store was found busy; -1: no bound. */
 static int64_t wait_left(const job *j)
@@ -1170,7 +1170,7 @@ static int64_t wait_left(const job *j)
 static int open_or_spool(job *j, ts_store **st)
 {
 	const unsigned flags = TS_OPEN_WRITE | TS_OPEN_CREATE;
-	int rc = cli_try_open_store(CMD, st, j->store_path, flags, j->o.jobs);
+	int rc = cli_try_open_store(CMD, st, j->store_path, flags, j->o.jobs, 0);
 
 	if (rc != TS_EBUSY)
 		return rc;
@@ -1209,14 +1209,14 @@ idle:
 }
 
 /*
- * Stop spooling: open the destination (@p wait: waiting for it, the rest of --wait; else only
- * if it is free now: SWITCH_BUSY if not), begin its write group with the sources' metadata and
+ * Stop spooling: open the destination (@p try_ms SWITCH_WAIT: waiting for it, the rest of
+ * --wait; else if it is free now or within @p try_ms milliseconds: SWITCH_BUSY if not), begin its write group with the sources' metadata and
  * copy into it the tensors written to the spool store so far (plan entries before @p upto),
  * their pages as they are; then *st and *grp are the destination's, the spool is removed and
  * the import goes on there. Everything is still published at once, or nothing (invariant 1).
  * CLI_OK, SWITCH_BUSY, or the exit status (reported).
  */
-static int spool_switch(job *j, ts_store **st, ts_group **grp, size_t upto, int wait,
+static int spool_switch(job *j, ts_store **st, ts_group **grp, size_t upto, int64_t try_ms,
 			progress *pr)
 {
 	const opts *o = &j->o;
@@ -1228,9 +1228,11 @@ static int spool_switch(job *j, ts_store **st, ts_group **grp, size_t upto, int 
 	size_t n = 0;
 	int rc, status = CLI_FAIL;
 
+	const int wait = try_ms == SWITCH_WAIT;
+
 	if (!wait) {
 		rc = cli_try_open_store(CMD, &dst, j->store_path, TS_OPEN_WRITE | TS_OPEN_CREATE,
-					o->jobs);
+					o->jobs, try_ms);
 		if (rc == TS_EBUSY)
 			return SWITCH_BUSY;
 		if (rc < 0)
@@ -1335,16 +1337,23 @@ static int spool_poll(job *j, ts_store **st, ts_group **grp, size_t upto, progre
 	}
 	if (j->o.spool != SPOOL_AUTO || spool_pays(&j->probe, &j->pays))
 		return CLI_OK;
-	/* the others keep the cores busy: wait idle, trying the store, until it is free or
-	 * a core is to spare again */
+	/* the others keep the cores busy: wait idle for the store (the library's wait, woken
+	 * when its holder closes it), a probe's time at a time, until it is free or a core is to
+	 * spare again */
 	for (;;) {
-		struct timespec nap = {0, (long)(SPOOL_NAP * 1e9)};
-		if (cli_wait_ms > 0 && progress_now() - j->busy_since >= (double)cli_wait_ms / 1000)
-			return spool_switch(j, st, grp, upto, 1, pr); /* reports the time-out */
-		nanosleep(&nap, NULL);
+		int64_t try_ms = (int64_t)(SPOOL_PROBE * 1000);
+		if (cli_wait_ms > 0) {
+			int64_t left = cli_wait_ms -
+				       (int64_t)((progress_now() - j->busy_since) * 1000);
+			if (left <= 0)
+				return spool_switch(j, st, grp, upto, SWITCH_WAIT,
+						    pr); /* reports the time-out */
+			if (try_ms > left)
+				try_ms = left;
+		}
 		if (interrupted)
 			return CLI_INTERRUPTED;
-		rc = spool_switch(j, st, grp, upto, 0, pr);
+		rc = spool_switch(j, st, grp, upto, try_ms, pr);
 		if (rc != SWITCH_BUSY)
 			return rc;
 		if (spool_pays(&j->probe, &j->pays))
@@ -1451,7 +1460,7 @@ static int import_run(job *j)
 	}
 	if (!interrupted && j->spooling) {
 		/* everything spooled: wait for the store, move it in */
-		status = spool_switch(j, &st, &grp, j->npl, 1, &pr);
+		status = spool_switch(j, &st, &grp, j->npl, SWITCH_WAIT, &pr);
 		if (status == CLI_INTERRUPTED)
 			goto discard;
 		if (status != CLI_OK)
