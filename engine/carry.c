@@ -126,14 +126,13 @@ int ts__carry_stage_txn(ts_store *st, MDB_txn *txn, const ts__carry_stage *s)
 	return rc;
 }
 
-/* @p p (of *cap elements of @p size) with room for @p need; NULL if out of memory (p kept). */
+/* @p p (of *cap elements of @p size) reallocated with room for @p need > *cap; NULL if out of
+ * memory (@p p kept). */
 static void *grow(void *p, size_t *cap, size_t need, size_t size)
 {
 	size_t c = *cap ? *cap : 16;
 	void *n;
 
-	if (need <= *cap)
-		return p;
 	while (c < need)
 		c *= 2;
 	n = realloc(p, c * size);
@@ -151,16 +150,24 @@ int ts__carry_add(ts__carry *c, const uint8_t *buf, const ts__carry_page *pages,
 	assert(c->ns == 0 || c->stages[c->ns - 1].rec.id < s->rec.id); /* invariant 1 */
 	for (size_t i = 0; i < n; i++)
 		bytes += pages[i].len;
-	uint8_t *nb = grow(c->buf, &c->cap, c->len + bytes, 1);
-	if (nb)
+	if (c->len + bytes > c->cap) {
+		uint8_t *nb = grow(c->buf, &c->cap, c->len + bytes, 1);
+		if (!nb)
+			return ts__err(TS_ENOMEM, "write group: out of memory");
 		c->buf = nb;
-	ts__carry_page *np = nb ? grow(c->pages, &c->pages_cap, c->n + n, sizeof(*np)) : NULL;
-	if (np)
+	}
+	if (c->n + n > c->pages_cap) {
+		ts__carry_page *np = grow(c->pages, &c->pages_cap, c->n + n, sizeof(*np));
+		if (!np)
+			return ts__err(TS_ENOMEM, "write group: out of memory");
 		c->pages = np;
-	ts__carry_stage *ns = np ? grow(c->stages, &c->stages_cap, c->ns + 1, sizeof(*ns)) : NULL;
-	if (!ns)
-		return ts__err(TS_ENOMEM, "write group: out of memory");
-	c->stages = ns;
+	}
+	if (c->ns + 1 > c->stages_cap) {
+		ts__carry_stage *ns = grow(c->stages, &c->stages_cap, c->ns + 1, sizeof(*ns));
+		if (!ns)
+			return ts__err(TS_ENOMEM, "write group: out of memory");
+		c->stages = ns;
+	}
 	for (size_t i = 0; i < n; i++) {
 		memcpy(c->buf + c->len, buf + pages[i].off, pages[i].len);
 		c->pages[c->n] = pages[i];

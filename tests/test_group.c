@@ -760,9 +760,11 @@ Test(group, writes_between_staged_tensors_get_their_own_ids)
 	/* outside the group, while "x" is carried: published now, an id of its own */
 	cr_assert_eq(put(st, NULL, "y", b, 0), 0, "%s", ts_error_last());
 	cr_assert_eq(put(st, g, "z", c, 0), 0, "%s", ts_error_last());
+	/* a tensor of no elements: a stage without pages */
+	cr_assert_eq(put_rows(st, g, "e", a, 0), 0, "%s", ts_error_last());
 	/* a name carried twice: the second supersedes the first */
 	cr_assert_eq(put(st, g, "z", a, TS_WRITE_REPLACE), 0, "%s", ts_error_last());
-	cr_expect_eq(ts_group_count(g), 2);
+	cr_expect_eq(ts_group_count(g), 3);
 	ts_tensor_info info;
 	cr_expect_eq(ts_tensor_info_get(&info, st, "x"), TS_ENOTFOUND);
 	expect_tensor(st, "y", b);
@@ -770,6 +772,8 @@ Test(group, writes_between_staged_tensors_get_their_own_ids)
 	expect_tensor(st, "x", a);
 	expect_tensor(st, "y", b);
 	expect_tensor(st, "z", a);
+	cr_assert_eq(ts_tensor_info_get(&info, st, "e"), 0, "%s", ts_error_last());
+	cr_expect_eq(info.page_count, 0);
 	cr_expect_eq(problems(st), 0);
 	ts_store_close(st);
 	cr_expect_eq(st_raw_count(st_path("between.tst"), "pending"), 0);
