@@ -20,6 +20,7 @@
 
 #include "common/error.h"
 #include "common/byteorder.h"
+#include "engine/carry.h"
 #include "engine/format.h"
 #include "engine/geometry.h"
 #include "engine/group.h"
@@ -235,17 +236,8 @@ static int copy_txn(void *ud, MDB_txn *txn)
 		rc = mdb_put(txn, st->dbi_pending, &pk, &key, 0);
 		if (rc)
 			return rc;
-		if (c->supersede) {
-			rc = ts__pages_delete(st, txn, c->supersede, NULL);
-			ts__put_be64(ib, c->supersede);
-			if (rc == 0)
-				rc = mdb_del(txn, st->dbi_pending, &pk, NULL);
-			if (rc == MDB_NOTFOUND)
-				return ts__err(TS_ECORRUPT, "tensor '%s': the pending entry of its staged "
-					       "version vanished", c->name);
-			if (rc)
-				return rc;
-		}
+		if (c->supersede && (rc = ts__carry_supersede(st, txn, c->supersede, c->name)) != 0)
+			return rc;
 	}
 	return ts__meta_next_id_put(st, txn, next);
 }
@@ -261,7 +253,9 @@ static int copy_batch(ts_store *dst, ts_store *src, MDB_txn *stxn, copy_item *it
 
 	if (rc < 0)
 		return rc;
-	if (g) {
+	/* the group's carried stages first: ids, supersession and next_id then count them */
+	rc = ts__group_carry_settle(dst);
+	if (rc == 0 && g) {
 		rc = ts__group_reserve(g, n);
 		for (size_t k = 0; k < n && rc == 0; k++) {
 			ptrdiff_t f = ts__group_find(g, it[k].name);
@@ -269,7 +263,7 @@ static int copy_batch(ts_store *dst, ts_store *src, MDB_txn *stxn, copy_item *it
 		}
 	}
 	if (rc == 0)
-		rc = ts__txn_write(dst, copy_txn, &x, it[0].name);
+		rc = (g ? ts__txn_write_interim : ts__txn_write)(dst, copy_txn, &x, it[0].name);
 	if (rc == 0 && g)
 		for (size_t k = 0; k < n; k++) {
 			ts__group_add(g, it[k].owned, &it[k].rec, x.replace);

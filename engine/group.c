@@ -49,6 +49,8 @@ int ts__group_owns(const ts_group *g, uint64_t id)
 
 	if (!g)
 		return 0;
+	if (ts__carry_owns(&g->carry, id))
+		return 1;
 	hi = g->n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -101,6 +103,49 @@ void ts__group_add(ts_group *g, char *name, const ts__tensor_rec *rec, int repla
 	g->items[g->n].rec = *rec;
 	g->items[g->n].replace = replace;
 	g->n++;
+}
+
+void ts__group_carry_done(ts_group *g)
+{
+	for (size_t i = 0; i < g->carry.ns; i++) {
+		ts__carry_stage *s = &g->carry.stages[i];
+		ts__group_add(g, s->name, &s->rec, (s->flags & TS_WRITE_REPLACE) != 0);
+		s->name = NULL; /* the group's now */
+	}
+	ts__carry_clear(&g->carry);
+}
+
+int ts__group_carry_join(ts_group *g)
+{
+	int rc = ts__carry_join(&g->carry);
+
+	if (rc == 1)
+		ts__group_carry_done(g);
+	return rc < 0 ? rc : 0;
+}
+
+int ts__group_carry_flush(ts_group *g)
+{
+	int rc = ts__group_carry_join(g);
+
+	if (rc == 0 && g->carry.ns && (rc = ts__carry_commit(g->st, &g->carry)) == 0)
+		ts__group_carry_done(g);
+	return rc;
+}
+
+int ts__group_carry_settle(ts_store *st)
+{
+	ts_group *g;
+
+	pthread_mutex_lock(&st->writer_lock);
+	g = st->group;
+	pthread_mutex_unlock(&st->writer_lock);
+	return g ? ts__group_carry_flush(g) : 0;
+}
+
+uint64_t ts__group_next_id(const ts_group *g)
+{
+	return g ? g->carry.next_id : 0;
 }
 
 TS_API int ts_group_begin(ts_group **out, ts_store *st)
@@ -169,42 +214,54 @@ static void group_end(ts_group *g)
 		free(g->items[i].name);
 	free(g->items);
 	free(g->metadata);
+	ts__carry_free(&g->carry);
 	free(g);
 }
 
-/* Delete the pending entry of staged id @p id; it must exist (invariant 1). */
-static int drop_pending(ts_store *st, MDB_txn *txn, const ts__staged *s)
+/* Delete the pending entry of staged tensor @p name, id @p id; it must exist (invariant 1). */
+static int drop_pending(ts_store *st, MDB_txn *txn, const char *name, uint64_t id)
 {
 	uint8_t kb[8];
 	MDB_val key = {8, kb};
 	int rc;
 
-	ts__put_be64(kb, s->rec.id);
+	ts__put_be64(kb, id);
 	rc = mdb_del(txn, st->dbi_pending, &key, NULL);
 	if (rc == MDB_NOTFOUND)
 		return ts__err(TS_ECORRUPT, "staged tensor '%s' (id %" PRIu64 "): its pending entry "
-			       "vanished", s->name, s->rec.id);
+			       "vanished", name, id);
 	return rc;
 }
 
+/* Publish tensor @p name, record @p rec, staged in this transaction or before. */
+static int publish_one(ts_store *st, MDB_txn *txn, const char *name, const ts__tensor_rec *rec,
+		       int replace)
+{
+	int rc = ts__publish_record(st, txn, name, rec, replace);
+	return rc ? rc : drop_pending(st, txn, name, rec->id);
+}
+
+/* The carried stages (engine/carry.c; none supersedes an item: ts_group_commit() committed
+ * such a carry first), then every tensor's record. */
 static int publish_txn(void *ud, MDB_txn *txn)
 {
 	ts_group *g = ud;
+	int rc = ts__carry_apply(g->st, &g->carry, txn);
 
-	for (size_t i = 0; i < g->n; i++) {
-		const ts__staged *s = &g->items[i];
-		int rc = ts__publish_record(g->st, txn, s->name, &s->rec, s->replace);
-
-		if (rc == 0)
-			rc = drop_pending(g->st, txn, s);
-		if (rc)
-			return rc;
+	for (size_t i = 0; i < g->n && rc == 0; i++)
+		rc = publish_one(g->st, txn, g->items[i].name, &g->items[i].rec,
+				 g->items[i].replace);
+	for (size_t i = 0; i < g->carry.ns && rc == 0; i++) {
+		const ts__carry_stage *s = &g->carry.stages[i];
+		rc = publish_one(g->st, txn, s->name, &s->rec, (s->flags & TS_WRITE_REPLACE) != 0);
 	}
+	if (rc)
+		return rc;
 	if (g->metadata) {
 		MDB_val key = {sizeof(TS_META_METADATA) - 1, (void *)TS_META_METADATA};
 		MDB_val val = {g->metadata_len, g->metadata};
-		int rc = g->metadata_len ? mdb_put(txn, g->st->dbi_meta, &key, &val, 0)
-					 : mdb_del(txn, g->st->dbi_meta, &key, NULL);
+		rc = g->metadata_len ? mdb_put(txn, g->st->dbi_meta, &key, &val, 0)
+				     : mdb_del(txn, g->st->dbi_meta, &key, NULL);
 		if (rc && rc != MDB_NOTFOUND)
 			return rc;
 	}
@@ -218,7 +275,16 @@ static int discard_txn(void *ud, MDB_txn *txn)
 	for (size_t i = 0; i < g->n; i++) {
 		int rc = ts__pages_delete(g->st, txn, g->items[i].rec.id, NULL);
 		if (rc == 0)
-			rc = drop_pending(g->st, txn, &g->items[i]);
+			rc = drop_pending(g->st, txn, g->items[i].name, g->items[i].rec.id);
+		if (rc)
+			return rc;
+	}
+	/* carried tensors larger than a batch committed their pending entry and first pages */
+	for (size_t i = 0; i < g->carry.ns; i++) {
+		const ts__carry_stage *s = &g->carry.stages[i];
+		int rc = s->pending_written ? ts__pages_delete(g->st, txn, s->rec.id, NULL) : 0;
+		if (rc == 0 && s->pending_written)
+			rc = drop_pending(g->st, txn, s->name, s->rec.id);
 		if (rc)
 			return rc;
 	}
@@ -231,9 +297,12 @@ static void discard(ts_group *g)
 {
 	char saved[512];
 
-	if (g->n == 0)
-		return;
 	snprintf(saved, sizeof(saved), "%s", ts_error_last());
+	(void)ts__group_carry_join(g); /* committed: staged items now; failed: still carried */
+	if (g->n == 0 && g->carry.ns == 0) {
+		ts__err(0, "%s", saved);
+		return;
+	}
 	(void)ts__txn_write(g->st, discard_txn, g, "discarding a write group");
 	ts__err(0, "%s", saved);
 }
@@ -249,13 +318,18 @@ TS_API int ts_group_commit(uint64_t *published, ts_group *g)
 	rc = take_slot(g, 0);
 	if (rc < 0)
 		return rc;
-	rc = g->n || g->metadata ? ts__txn_write(g->st, publish_txn, g, "publishing a write group")
-				 : 0;
+	rc = ts__group_carry_join(g);
+	for (size_t i = 0; i < g->carry.ns && rc == 0; i++)
+		if (g->carry.stages[i].supersede_id)
+			rc = ts__group_carry_flush(g); /* see publish_txn() */
+	if (rc == 0 && (g->n || g->carry.ns || g->metadata))
+		rc = ts__txn_write(g->st, publish_txn, g, "publishing a write group");
 	if (rc < 0) {
-		rc = ts__err_wrap(rc, "publishing %zu staged tensors (none published)", g->n);
+		rc = ts__err_wrap(rc, "publishing %zu staged tensors (none published)",
+				  ts_group_count(g));
 		discard(g);
 	} else if (published) {
-		*published = g->n;
+		*published = g->n + g->carry.ns;
 	}
 	group_end(g);
 	return rc;
@@ -276,7 +350,14 @@ TS_API void ts_group_abort(ts_group *g)
 
 TS_API size_t ts_group_count(const ts_group *g)
 {
-	return g ? g->n : 0;
+	size_t n;
+
+	if (!g)
+		return 0;
+	n = g->n + g->carry.ns;
+	for (size_t i = 0; i < g->carry.ns; i++)
+		n -= g->carry.stages[i].supersede_id != 0; /* the name is an item's already */
+	return n;
 }
 
 TS_API int ts_group_metadata_set(ts_group *g, const char *text, size_t len)

@@ -59,6 +59,9 @@ struct ts_store {
 	pthread_mutex_t writer_lock; /* one writer at a time; guards writer_active, group */
 	int writer_active;
 	struct ts_group *group; /* the open write group, NULL if none (engine/group.c) */
+	/* the last writer's batch buffers, kept for the next writer (engine/writer.c invariant 8):
+	 * touched only by the thread that holds the writer slot */
+	struct ts__writer_spare *writer_spare;
 
 	pthread_rwlock_t map_lock; /* invariant 4 */
 	uintptr_t map_base;        /* address of the data file's mapping */

@@ -38,6 +38,7 @@
 #include "engine/pool.h"
 #include "engine/recovery.h"
 #include "engine/txn.h"
+#include "engine/writer.h"
 
 /* Map sizes: the first map is large (it costs address space only, no file space, since we do
  * not use MDB_WRITEMAP) and grows by doubling. */
@@ -177,6 +178,9 @@ static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_
 			rc = ts__err_from_mdb(rc, "setting the map size");
 			goto fail;
 		}
+		/* each commit flushes its pages, then a durable one its meta page too
+		 * (engine/txn.c invariant 4) */
+		envflags |= MDB_NOMETASYNC;
 	} else {
 		envflags |= MDB_RDONLY;
 	}
@@ -234,7 +238,7 @@ static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_
 		mdb_txn_abort(txn);
 		goto fail;
 	}
-	rc = mdb_txn_commit(txn);
+	rc = ts__mdb_commit_durable(st->env, txn);
 	if (rc) {
 		rc = ts__err_from_mdb(rc, "opening the store");
 		goto fail;
@@ -290,6 +294,7 @@ TS_API void ts_store_close(ts_store *st)
 	ts__io_close(st);
 	ts__store_cache_close(st);
 	ts__pool_free(st->pool);
+	ts__writer_spare_free(st);
 	/* Closing the environment closes the data file, which releases the writer's flock. */
 	mdb_env_close(st->env);
 	pthread_mutex_destroy(&st->writer_lock);

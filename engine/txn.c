@@ -10,6 +10,14 @@
  *      from /proc/self/maps after every remap, because the reader turns map addresses of LMDB
  *      overflow pages into file offsets with it.
  *   3. LMDB return codes become TS_E* codes here and nowhere else (ts__err_from_mdb).
+ *   4. A writing handle's environment runs with MDB_NOMETASYNC: every commit flushes its data
+ *      pages (fdatasync) before it writes its meta page, so the file on disk is always a
+ *      consistent state, the last or the one before (LMDB keeps the pages of both). A durable
+ *      commit (ts__txn_commit, ts__txn_write) then flushes the meta page too: two flushes, as
+ *      LMDB's default commit does. An interim commit (ts__txn_commit_interim,
+ *      ts__txn_write_interim) stops after the first: a power loss may undo it, never damage
+ *      what a durable commit left. A TS_OPEN_NOSYNC handle flushes nothing (mdb_env_sync
+ *      without force does nothing under MDB_NOSYNC).
  */
 #include "config.h"
 
@@ -129,7 +137,28 @@ int ts__txn_begin_write(ts_store *st, MDB_txn **out)
 	return txn_begin(st, 0, "beginning a write transaction", out);
 }
 
+int ts__mdb_commit_durable(MDB_env *env, MDB_txn *txn)
+{
+	MDB_envinfo before, after;
+	int rc;
+
+	if (mdb_env_info(env, &before))
+		before.me_last_txnid = 0;
+	rc = mdb_txn_commit(txn);
+	/* invariant 4: the meta page of a commit that wrote one reaches the disk */
+	if (rc == 0 && (mdb_env_info(env, &after) || after.me_last_txnid != before.me_last_txnid))
+		rc = mdb_env_sync(env, 0);
+	return rc;
+}
+
 int ts__txn_commit(ts_store *st, MDB_txn *txn)
+{
+	int rc = ts__mdb_commit_durable(st->env, txn);
+	pthread_rwlock_unlock(&st->map_lock);
+	return rc;
+}
+
+int ts__txn_commit_interim(ts_store *st, MDB_txn *txn)
 {
 	int rc = mdb_txn_commit(txn);
 	pthread_rwlock_unlock(&st->map_lock);
@@ -144,7 +173,8 @@ void ts__txn_abort(ts_store *st, MDB_txn *txn)
 	pthread_rwlock_unlock(&st->map_lock);
 }
 
-int ts__txn_write(ts_store *st, int (*fn)(void *ud, MDB_txn *txn), void *ud, const char *what)
+static int txn_write(ts_store *st, int (*fn)(void *ud, MDB_txn *txn), void *ud, const char *what,
+		     int durable)
 {
 	for (;;) {
 		MDB_txn *txn;
@@ -155,7 +185,7 @@ int ts__txn_write(ts_store *st, int (*fn)(void *ud, MDB_txn *txn), void *ud, con
 		if (rc != 0) {
 			ts__txn_abort(st, txn);
 		} else {
-			rc = ts__txn_commit(st, txn);
+			rc = durable ? ts__txn_commit(st, txn) : ts__txn_commit_interim(st, txn);
 			if (rc == 0)
 				return 0;
 		}
@@ -167,6 +197,17 @@ int ts__txn_write(ts_store *st, int (*fn)(void *ud, MDB_txn *txn), void *ud, con
 		if (rc < 0)
 			return ts__err_wrap(rc, "%s", what);
 	}
+}
+
+int ts__txn_write(ts_store *st, int (*fn)(void *ud, MDB_txn *txn), void *ud, const char *what)
+{
+	return txn_write(st, fn, ud, what, 1);
+}
+
+int ts__txn_write_interim(ts_store *st, int (*fn)(void *ud, MDB_txn *txn), void *ud,
+			  const char *what)
+{
+	return txn_write(st, fn, ud, what, 0);
 }
 
 /* -- the map ------------------------------------------------------------------------------ */

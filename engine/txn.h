@@ -22,10 +22,24 @@ int ts__txn_begin_read(ts_store *st, MDB_txn **out);
  *  Most callers want ts__txn_write(), which also handles map growth. */
 int ts__txn_begin_write(ts_store *st, MDB_txn **out);
 
-/** Commit @p txn and release map_lock. Returns 0 or the untranslated LMDB/errno code, so
- *  that the caller can tell MDB_MAP_FULL (grow the map with ts__txn_grow_map() and redo the
- *  work) from other failures (translate with ts__err_from_mdb()). */
+/** Commit @p txn durably and release map_lock: when it returns 0 the commit is on disk
+ *  (engine/txn.c invariant 4; unless the store was opened TS_OPEN_NOSYNC). Returns 0 or the
+ *  untranslated LMDB/errno code, so that the caller can tell MDB_MAP_FULL (grow the map with
+ *  ts__txn_grow_map() and redo the work) from other failures (translate with
+ *  ts__err_from_mdb()). */
 int ts__txn_commit(ts_store *st, MDB_txn *txn);
+
+/** As ts__txn_commit(), but an interim commit: atomic, visible at once and kept when the
+ *  process is killed, but a power loss may undo it (and every interim commit since the last
+ *  durable one); the store on disk stays consistent. For the steps of a write that nothing
+ *  can see until a later durable commit publishes it (a writer's batches, staged tensors).
+ *  One flush instead of two. */
+int ts__txn_commit_interim(ts_store *st, MDB_txn *txn);
+
+/** mdb_txn_commit() made durable on an environment opened with MDB_NOMETASYNC (invariant 4):
+ *  the meta page is flushed after a commit that wrote one. For commits outside
+ *  ts__txn_commit() (the open's own transaction). Returns 0 or an LMDB/errno code. */
+int ts__mdb_commit_durable(MDB_env *env, MDB_txn *txn);
 
 /** Abort @p txn (read or write) and release map_lock. NULL accepted. */
 void ts__txn_abort(ts_store *st, MDB_txn *txn);
@@ -54,5 +68,10 @@ static inline int ts__is_ts_code(int rc)
  *         the error of @p fn; another negative TS_E* code.
  */
 int ts__txn_write(ts_store *st, int (*fn)(void *ud, MDB_txn *txn), void *ud, const char *what);
+
+/** ts__txn_write() with an interim commit (ts__txn_commit_interim()): for the steps of a write
+ *  that a later durable transaction publishes. */
+int ts__txn_write_interim(ts_store *st, int (*fn)(void *ud, MDB_txn *txn), void *ud,
+			  const char *what);
 
 #endif

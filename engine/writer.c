@@ -26,10 +26,11 @@
  *      process per store (the flock taken at open): pending entries found by
  *      ts__recovery_run() belong to no live write, except the tensors staged in the
  *      handle's open write group, which it skips (engine/group.c).
- *   5. A writer of a write group ends, at commit, in a staging transaction instead of the final
- *      one: its last pages and its pending entry (invariant 3) are committed, the record goes
- *      to the group; an earlier version of the name staged in the group loses its pages and
- *      pending entry in that same transaction.
+ *   5. A writer of a write group ends, at commit, in a stage instead of the final transaction:
+ *      its last pages, its pending entry (invariant 3) and the removal of an earlier version of
+ *      the name staged in the group (its pages and pending entry) are carried by the group
+ *      (invariant 9) and committed together, as one staging transaction would; the record goes
+ *      to the group once they are.
  *   6. At most one batch is being committed at a time, by the committer thread, into its own
  *      transaction, while the caller's thread encodes into the other batch; the transactions
  *      are the same, in the same order, as if each batch were committed where it filled. Its
@@ -42,6 +43,19 @@
  *      JOB_BYTES of source (w->bands): a narrow tensor's band is one or two pages, which the
  *      calling thread would encode alone before a woken worker claimed one.
  *      Pages, their order and their statistics' merge order are those of band-by-band jobs.
+ *   8. A writer's two batch buffers outlive it: writer_free() leaves them, emptied, to the
+ *      store handle (st->writer_spare) and the next writer of the handle starts with them, so
+ *      that a store written tensor by tensor does not touch fresh memory (a page fault each
+ *      4 KiB) for every tensor's batches. Only the thread holding the writer slot (invariant
+ *      4) moves them; they are what one writer may hold (invariant 2), freed at close.
+ *   9. Staged tensors share transactions (engine/carry.c): a group writer's last pages (less
+ *      than a batch) wait in the group's carry; a writer's batch handed to the committer takes
+ *      the carry along, applied first in the same transaction (lower ids: page keys rise); a
+ *      carry of a batch or more is committed on a thread of its own (ts__carry_commit_async),
+ *      joined before the next batch is handed over or the carry changes. Without it every
+ *      tensor cost a staging transaction with its flush on the caller's thread (84 of an
+ *      import's 142 flushes, 16 MiB batches no remedy: tensors smaller than a batch never
+ *      overlapped their commit with encoding).
  */
 #include "config.h"
 
@@ -55,6 +69,7 @@
 #include "codec/stats.h"
 #include "common/byteorder.h"
 #include "common/error.h"
+#include "engine/carry.h"
 #include "engine/format.h"
 #include "engine/geometry.h"
 #include "engine/group.h"
@@ -81,18 +96,19 @@ typedef struct wpage {
 	ts_stats_acc acc; /* this page's statistics, merged in page order */
 } wpage;
 
-typedef struct bpage {
-	uint64_t index;
-	size_t off, len;
-} bpage;
 
 /* Sealed pages waiting for their transaction: header + payload of each, back to back. */
 typedef struct wbatch {
 	uint8_t *buf;
 	size_t len, cap;
-	bpage *bp;
+	ts__carry_page *bp;
 	size_t n, bp_cap;
 } wbatch;
+
+/* Invariant 8. */
+struct ts__writer_spare {
+	wbatch batch[2];
+};
 
 struct ts_writer {
 	ts_store *st;
@@ -141,8 +157,8 @@ struct ts_writer {
 	int commit_rc;       /* its result, and its last-error message */
 	char commit_msg[512];
 	int pending_written;
-	ts_group *wgroup;      /* NULL, or the write group this writer stages into */
-	uint64_t supersede_id; /* staging: id of the version of the name staged before, or 0 */
+	ts_group *wgroup;  /* NULL, or the write group this writer stages into */
+	int carry_taken;   /* the batch being committed carries the group's carry (invariant 9) */
 
 	ts_stats_acc acc;
 	uint64_t blocks;
@@ -168,50 +184,19 @@ TS_API void ts_write_opts_init(ts_write_opts *opts)
 
 /* -- transactions ------------------------------------------------------------------------- */
 
-/* Put the batch's pages; MDB_APPEND while keys rise (new ids are the largest), else a plain
- * insert that still refuses to overwrite. */
 static int put_pages(ts_writer *w, const wbatch *b, MDB_txn *txn)
 {
-	ts_store *st = w->st;
-	uint8_t kb[TS_PAGE_KEY_SIZE];
-
-	for (size_t i = 0; i < b->n; i++) {
-		MDB_val key = {sizeof(kb), kb};
-		MDB_val val = {b->bp[i].len, b->buf + b->bp[i].off};
-		int rc;
-
-		ts__page_key(kb, w->rec.id, b->bp[i].index);
-		rc = mdb_put(txn, st->dbi_pages, &key, &val, MDB_APPEND);
-		if (rc == MDB_KEYEXIST)
-			rc = mdb_put(txn, st->dbi_pages, &key, &val, MDB_NOOVERWRITE);
-		if (rc == MDB_KEYEXIST)
-			return ts__err(TS_ECORRUPT, "page %" PRIu64 " of tensor id %" PRIu64
-				       " ('%s') exists already", b->bp[i].index, w->rec.id, w->name);
-		if (rc)
-			return rc;
-	}
-	return 0;
-}
-
-static int start_pending(ts_writer *w, MDB_txn *txn)
-{
-	uint8_t kb[8];
-	MDB_val key = {8, kb}, val = {strlen(w->name), w->name};
-	int rc = ts__meta_next_id_put(w->st, txn, w->rec.id + 1);
-
-	if (rc)
-		return rc;
-	ts__put_be64(kb, w->rec.id);
-	return mdb_put(txn, w->st->dbi_pending, &key, &val, 0);
+	return ts__carry_put_pages(w->st, txn, b->buf, b->bp, b->n, w->name);
 }
 
 static int flush_txn(void *ud, MDB_txn *txn)
 {
 	ts_writer *w = ud;
-	int rc = 0;
+	/* invariant 9: the group's carried stages first */
+	int rc = w->carry_taken ? ts__carry_apply(w->st, &w->wgroup->carry, txn) : 0;
 
-	if (!w->pending_written)
-		rc = start_pending(w, txn);
+	if (rc == 0 && !w->pending_written)
+		rc = ts__carry_pending_start(w->st, txn, w->rec.id, w->name);
 	if (rc == 0)
 		rc = put_pages(w, &w->batch[!w->cur], txn);
 	return rc;
@@ -221,7 +206,7 @@ static int flush_txn(void *ud, MDB_txn *txn)
 static void *committer_main(void *arg)
 {
 	ts_writer *w = arg;
-	int rc = ts__txn_write(w->st, flush_txn, w, w->name);
+	int rc = ts__txn_write_interim(w->st, flush_txn, w, w->name);
 
 	if (rc < 0) {
 		rc = ts__err_wrap(rc, "writing pages of tensor '%s'", w->name);
@@ -241,6 +226,9 @@ static int join_committer(ts_writer *w)
 	if (w->threaded)
 		pthread_join(w->committer, NULL);
 	w->committing = 0;
+	if (w->carry_taken && w->commit_rc == 0)
+		ts__group_carry_done(w->wgroup);
+	w->carry_taken = 0;
 	if (w->commit_rc < 0)
 		return ts__err(w->commit_rc, "%s", w->commit_msg);
 	w->pending_written = 1;
@@ -255,11 +243,14 @@ static int flush(ts_writer *w)
 {
 	int rc = join_committer(w);
 
+	if (rc == 0 && w->wgroup)
+		rc = ts__group_carry_join(w->wgroup); /* invariant 9: a carry committing on its own */
 	if (rc < 0 || w->batch[w->cur].n == 0)
 		return rc;
 	w->cur = !w->cur;
 	w->commit_rc = 0;
 	w->committing = 1;
+	w->carry_taken = w->wgroup && w->wgroup->carry.ns > 0;
 	w->threaded = pthread_create(&w->committer, NULL, committer_main, w) == 0;
 	if (!w->threaded)
 		committer_main(w);
@@ -290,44 +281,11 @@ static int final_txn(void *ud, MDB_txn *txn)
 	return ts__meta_next_id_put(st, txn, w->rec.id + 1);
 }
 
-/* Staging (invariant 5): the tensor's last pages and its pending entry, and the removal of the
- * version of the same name staged before in the group; the record stays out of the tensors
- * database until the group is published. */
-static int stage_txn(void *ud, MDB_txn *txn)
-{
-	ts_writer *w = ud;
-	ts_store *st = w->st;
-	MDB_val key = {strlen(w->name), w->name}, val;
-	int rc;
-
-	if (!(w->flags & TS_WRITE_REPLACE)) {
-		rc = mdb_get(txn, st->dbi_tensors, &key, &val);
-		if (rc == 0)
-			return ts__err(TS_EEXIST, "tensor '%s' exists (TS_WRITE_REPLACE not set)",
-				       w->name);
-		if (rc != MDB_NOTFOUND)
-			return rc;
-	}
-	rc = w->pending_written ? 0 : start_pending(w, txn);
-	if (rc == 0)
-		rc = put_pages(w, &w->batch[w->cur], txn);
-	if (rc == 0 && w->supersede_id) {
-		uint8_t kb[8];
-		MDB_val pk = {8, kb};
-		rc = ts__pages_delete(st, txn, w->supersede_id, NULL);
-		ts__put_be64(kb, w->supersede_id);
-		if (rc == 0)
-			rc = mdb_del(txn, st->dbi_pending, &pk, NULL);
-		if (rc == MDB_NOTFOUND)
-			return ts__err(TS_ECORRUPT, "tensor '%s': the pending entry of its staged "
-				       "version vanished", w->name);
-	}
-	return rc;
-}
-
 /* -- begin -------------------------------------------------------------------------------- */
 
-static int read_next_id(ts_store *st, uint64_t *out)
+/* The id of a new writer of @p st in group @p g (may be NULL): the meta next_id, above every id
+ * carried in the group (engine/carry.c invariant 3). */
+static int read_next_id(ts_store *st, ts_group *g, uint64_t *out)
 {
 	MDB_txn *txn;
 	int rc = ts__txn_begin_read(st, &txn);
@@ -341,6 +299,8 @@ static int read_next_id(ts_store *st, uint64_t *out)
 	if (rc || *out == 0 || *out == UINT64_MAX)
 		return ts__err(TS_ECORRUPT, "store '%s': the next tensor id record is malformed",
 			       st->path);
+	if (*out < ts__group_next_id(g))
+		*out = ts__group_next_id(g);
 	return 0;
 }
 
@@ -423,13 +383,62 @@ static int check_args(ts_store *st, const char *name, ts_dtype src_dtype, int nd
 	return 0;
 }
 
+/* Invariant 8: the writer's batch buffers to the handle (the slot is still held), the ones
+ * kept there before freed. */
+static void spare_keep(ts_writer *w)
+{
+	struct ts__writer_spare *sp = w->st->writer_spare;
+
+	if (!sp) {
+		sp = calloc(1, sizeof(*sp));
+		if (!sp)
+			return; /* writer_free() frees the buffers */
+		w->st->writer_spare = sp;
+	}
+	for (int i = 0; i < 2; i++) {
+		wbatch t = sp->batch[i];
+		sp->batch[i] = w->batch[i];
+		sp->batch[i].len = sp->batch[i].n = 0;
+		w->batch[i] = t;
+	}
+}
+
+/* Invariant 8: start with the buffers the last writer left (the slot is held). */
+static void spare_take(ts_writer *w)
+{
+	struct ts__writer_spare *sp = w->st->writer_spare;
+
+	if (!sp)
+		return;
+	for (int i = 0; i < 2; i++) {
+		w->batch[i] = sp->batch[i];
+		memset(&sp->batch[i], 0, sizeof(sp->batch[i]));
+	}
+}
+
+void ts__writer_spare_free(ts_store *st)
+{
+	struct ts__writer_spare *sp = st->writer_spare;
+
+	if (!sp)
+		return;
+	for (int i = 0; i < 2; i++) {
+		free(sp->batch[i].buf);
+		free(sp->batch[i].bp);
+	}
+	free(sp);
+	st->writer_spare = NULL;
+}
+
 static void writer_free(ts_writer *w)
 {
 	if (!w)
 		return;
 	assert(!w->committing);
-	if (w->st)
+	if (w->st) {
+		spare_keep(w);
 		ts__writer_slot_give(w->st, w->wgroup);
+	}
 	free(w->name);
 	free(w->buf);
 	free(w->ecodes);
@@ -553,6 +562,10 @@ static int writer_claim(ts_writer **out, ts_store *st, const char *name, const t
 		return rc;
 	}
 	w->st = st;
+	spare_take(w);
+	/* a write outside the open group: the group's carry first (engine/carry.c invariant 3) */
+	if (!o->group && (rc = ts__group_carry_settle(st)) < 0)
+		goto fail;
 	w->wgroup = o->group;
 	w->flags = o->flags;
 	w->encoded = (o->flags & TS_WRITE_ENCODED) != 0;
@@ -658,7 +671,7 @@ int ts__writer_begin(ts_writer **out, ts_store *st, const char *name, ts_dtype s
 	rc = plan_buffers(w);
 	if (rc < 0)
 		goto fail;
-	rc = read_next_id(st, &r->id);
+	rc = read_next_id(st, o.group, &r->id);
 	if (rc < 0)
 		goto fail;
 	ts_stats_acc_init(&w->acc);
@@ -778,7 +791,7 @@ static int plan_pages(ts_writer *w, uint64_t first, uint64_t n)
 	}
 	if (b->n + n > b->bp_cap) {
 		size_t cap = b->n + n > 2 * b->bp_cap ? b->n + n : 2 * b->bp_cap;
-		bpage *nb = realloc(b->bp, cap * sizeof(*nb));
+		ts__carry_page *nb = realloc(b->bp, cap * sizeof(*nb));
 		if (!nb)
 			return ts__err(TS_ENOMEM, "tensor '%s': out of memory", w->name);
 		b->bp = nb;
@@ -805,6 +818,7 @@ static int run_pages(ts_writer *w, unit_src *u, uint64_t first, uint64_t n)
 		ts_stats_acc_merge(&w->acc, &p->acc);
 		w->blocks += p->nr * ceil_div(p->nc, w->bs);
 		w->stored += p->len - TS_PAGE_HEADER_SIZE;
+		b->bp[b->n].id = w->rec.id;
 		b->bp[b->n].index = p->index;
 		b->bp[b->n].off = p->off;
 		b->bp[b->n].len = p->len;
@@ -1061,7 +1075,7 @@ int ts__writer_begin_copy(ts_writer **out, ts_store *st, const char *name,
 	w->copy = 1;
 	w->rec = *src;
 	w->stored = src->stored_bytes;
-	rc = read_next_id(st, &w->rec.id);
+	rc = read_next_id(st, o.group, &w->rec.id);
 	if (rc < 0) {
 		writer_free(w);
 		return rc;
@@ -1094,7 +1108,7 @@ int ts__writer_put_page(ts_writer *w, uint64_t index, const uint8_t *payload, si
 	}
 	if (b->n + 1 > b->bp_cap) {
 		size_t cap = b->bp_cap ? 2 * b->bp_cap : 64;
-		bpage *np = realloc(b->bp, cap * sizeof(*np));
+		ts__carry_page *np = realloc(b->bp, cap * sizeof(*np));
 		if (!np)
 			return writer_failed(w, ts__err(TS_ENOMEM, "tensor '%s': out of memory",
 							w->name));
@@ -1110,6 +1124,7 @@ int ts__writer_put_page(ts_writer *w, uint64_t index, const uint8_t *payload, si
 	hdr.page_index = index;
 	hdr.checksum = 0;
 	ts__page_seal(b->buf + b->len, &hdr);
+	b->bp[b->n].id = w->rec.id;
 	b->bp[b->n].index = index;
 	b->bp[b->n].off = b->len;
 	b->bp[b->n].len = TS_PAGE_HEADER_SIZE + plen;
@@ -1185,6 +1200,50 @@ TS_API void ts_writer_abort(ts_writer *w)
 	writer_free(w);
 }
 
+/* Staging (invariants 5 and 9): the tensor's last pages and what its staging transaction does
+ * go to the group's carry, committed with the next batch of the group, on their own once they
+ * fill a batch, or when the group is published; the record goes to the group then. */
+static int stage(ts_tensor_info *info, ts_writer *w)
+{
+	ts_group *g = w->wgroup;
+	wbatch *b = &w->batch[w->cur];
+	ts__carry_stage s;
+	ptrdiff_t k;
+	int rc = ts__group_carry_join(g);
+
+	if (rc == 0)
+		rc = ts__group_reserve(g, g->carry.ns + 1);
+	/* a name carried already: its stage is committed first, this one supersedes it */
+	if (rc == 0 && ts__carry_has(&g->carry, w->name))
+		rc = ts__group_carry_flush(g);
+	if (rc < 0)
+		goto fail;
+	k = ts__group_find(g, w->name);
+	s.name = w->name;
+	s.rec = w->rec;
+	s.flags = w->flags;
+	s.pending_written = w->pending_written;
+	s.supersede_id = k >= 0 ? g->items[k].rec.id : 0;
+	rc = ts__carry_add(&g->carry, b->buf, b->bp, b->n, &s);
+	if (rc < 0)
+		goto fail;
+	/* the carry owns the stage now: a failure below leaves it to the group (abort discards) */
+	w->name = NULL;
+	w->pending_written = 0;
+	if (info)
+		ts__tensor_rec_to_info(&w->rec, info);
+	/* a full carry is committed on a thread of its own while the caller goes on: its result
+	 * comes with the next writer's first batch or the group's end */
+	if (ts__carry_bytes(&g->carry) >= BATCH_BYTES)
+		ts__carry_commit_async(w->st, &g->carry);
+	writer_free(w);
+	return 0;
+fail:
+	rc = ts__err_wrap(rc, "staging tensor '%s'", w->name);
+	ts_writer_abort(w);
+	return rc;
+}
+
 TS_API int ts_writer_commit(ts_tensor_info *info, ts_writer *w)
 {
 	uint64_t expect;
@@ -1211,28 +1270,16 @@ TS_API int ts_writer_commit(ts_tensor_info *info, ts_writer *w)
 	if (rc < 0)
 		goto fail;
 	finish_stats(w);
-	if (w->wgroup) {
-		ptrdiff_t k;
-		rc = ts__group_reserve(w->wgroup, 1);
-		if (rc < 0)
-			goto fail;
-		k = ts__group_find(w->wgroup, w->name);
-		w->supersede_id = k >= 0 ? w->wgroup->items[k].rec.id : 0;
-		rc = ts__txn_write(w->st, stage_txn, w, w->name);
-	} else {
-		rc = ts__txn_write(w->st, final_txn, w, w->name);
-	}
+	if (w->wgroup)
+		return stage(info, w);
+	rc = ts__txn_write(w->st, final_txn, w, w->name);
 	if (rc < 0) {
-		rc = ts__err_wrap(rc, "%s tensor '%s'", w->wgroup ? "staging" : "committing", w->name);
+		rc = ts__err_wrap(rc, "committing tensor '%s'", w->name);
 		goto fail;
 	}
 	if (info)
 		ts__tensor_rec_to_info(&w->rec, info);
 	w->pending_written = 0;
-	if (w->wgroup) {
-		ts__group_add(w->wgroup, w->name, &w->rec, (w->flags & TS_WRITE_REPLACE) != 0);
-		w->name = NULL; /* the group's now */
-	}
 	writer_free(w);
 	return 0;
 fail:

@@ -34,4 +34,8 @@ int ts__writer_put_page(ts_writer *w, uint64_t index, const uint8_t *payload, si
 int ts__writer_slot_take(ts_store *st, ts_group *group, const char *name);
 void ts__writer_slot_give(ts_store *st, ts_group *group);
 
+/** Free the batch buffers a finished writer left to the next one (writer.c invariant 8): at
+ *  close, with no writer active. */
+void ts__writer_spare_free(ts_store *st);
+
 #endif

@@ -904,9 +904,13 @@ TS_API int ts_writer_append_encoded(ts_writer *w, const void *codes, size_t code
 /** Finish the tensor and make it visible atomically, replacing (with TS_WRITE_REPLACE) the old
  *  tensor of that name in the same transaction. @p w is freed whatever the result; on failure
  *  nothing becomes visible. @p info (may be NULL) receives the new tensor's description.
- *  A writer begun with opts->group stages the tensor in that group instead: its pages are all
- *  committed but nothing becomes visible until ts_group_commit(); a tensor of the same name
- *  staged earlier in the group is superseded (its pages are removed in the same transaction).
+ *  A writer begun with opts->group stages the tensor in that group instead: nothing becomes
+ *  visible until ts_group_commit(); a tensor of the same name staged earlier in the group is
+ *  superseded (its pages are removed in the same transaction). The tensor's last pages (less
+ *  than one commit batch, 4 MiB) may stay in memory, to be committed with the next tensors'
+ *  pages or by ts_group_commit(), so that small tensors share transactions (and flushes to
+ *  disk); a failure to commit them is returned by a later append or commit of the group's
+ *  writers, or by ts_group_commit().
  *  @return 0; TS_EINVAL if fewer elements than the shape holds were appended; TS_EEXIST; the
  *          error of an earlier append; TS_ENOSPC; TS_EIO. */
 TS_API int ts_writer_commit(ts_tensor_info *info, ts_writer *w);
@@ -919,9 +923,10 @@ TS_API void ts_writer_abort(ts_writer *w);
 
 /*
  * A write group publishes several tensors at once, or none: tensors written with
- * ts_write_opts.group are staged by ts_writer_commit() — every page committed to the store as
- * it is encoded, so memory stays bounded however many and however large the tensors are, but
- * no record visible — and ts_group_commit() publishes them all in ONE write transaction,
+ * ts_write_opts.group are staged by ts_writer_commit() — pages committed to the store as they
+ * are encoded (a tensor's last ones with the next tensors', less than a batch held), so memory
+ * stays bounded however many and however large the tensors are, but no record visible — and
+ * ts_group_commit() publishes them all in ONE write transaction,
  * replacing (TS_WRITE_REPLACE) existing tensors of the same names and freeing their pages.
  * Until then readers see the store as before the group; ts_group_abort() discards the staged
  * tensors. A process killed at any point leaves either none or all of the group visible; what

@@ -123,6 +123,18 @@ uint64_t st_raw_count(const char *path, const char *db)
 	return ms.ms_entries;
 }
 
+uint64_t st_raw_txnid(const char *path)
+{
+	MDB_env *env;
+	MDB_envinfo info;
+	cr_assert_eq(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 8);
+	cr_assert_eq(mdb_env_open(env, path, MDB_NOSUBDIR | MDB_RDONLY | MDB_NOTLS, 0644), 0);
+	cr_assert_eq(mdb_env_info(env, &info), 0);
+	mdb_env_close(env);
+	return (uint64_t)info.me_last_txnid;
+}
+
 uint8_t *st_read_file(const char *path, size_t *len)
 {
 	struct stat sb;

@@ -33,6 +33,10 @@ ts_store *st_create(const char *name, int threads);
 /** Count entries of the named database of the store file at @p path, read with LMDB directly
  *  (the store must be closed, or opened in this process by the same handle only). */
 uint64_t st_raw_count(const char *path, const char *db);
+/** The id of the last committed LMDB transaction of the store at @p path (read directly):
+ *  the number of write transactions between two calls. No handle of this process may have the
+ *  store open. */
+uint64_t st_raw_txnid(const char *path);
 
 /** Read the whole file at @p path (malloc'd); *len receives its size. */
 uint8_t *st_read_file(const char *path, size_t *len);

@@ -2,12 +2,15 @@
  * Tests of write groups (engine/group.c): staged tensors stay invisible until the group is
  * published in one transaction; abort, a killed process, a full disk and a name that appears
  * meanwhile all leave the store exactly as before the group; a kill during the publication
- * shows all old or all new; a name staged twice is superseded;
+ * shows all old or all new; a name staged twice is superseded; small staged tensors share
+ * their transactions (engine/carry.c) and a write outside the group, an abort or a name
+ * carried twice handle them as if each had its own;
  * other writers' cleanup leaves staged tensors alone; memory stays bounded however much a
  * group stages; and the errors a caller can act on. Values are raw F32 (exact), compared with
  * the arrays they were written from; page and pending counts are read with LMDB directly.
  */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -197,8 +200,9 @@ Test(group, abort_leaves_the_store_exactly_as_before)
 	free(c);
 }
 
-/* A child stages a replacement of "p" and "q" and a new "r", optionally publishes, and is
- * killed. */
+/* A child stages a replacement of "p" and "q" and a new "r"; then publishes (@p publish 1), or
+ * writes "s" without the group (2), which commits the group's carried stages first (their last
+ * pages wait in memory for later ones: engine/carry.c), or does nothing (0); and is killed. */
 static void killed_child(int publish, const float *b)
 {
 	pid_t pid = fork();
@@ -214,8 +218,10 @@ static void killed_child(int publish, const float *b)
 		    put(st, g, "p", b, TS_WRITE_REPLACE) || put(st, g, "q", b, TS_WRITE_REPLACE) ||
 		    put(st, g, "r", b, 0))
 			_exit(3);
-		if (publish && ts_group_commit(NULL, g))
+		if (publish == 1 && ts_group_commit(NULL, g))
 			_exit(4);
+		if (publish == 2 && put(st, NULL, "s", b, 0))
+			_exit(5);
 		kill(getpid(), SIGKILL);
 	}
 	int status;
@@ -234,13 +240,26 @@ Test(group, a_killed_process_leaves_the_old_group_or_the_new_never_a_mix)
 	uint64_t old_pages = page_count(st, "p") + page_count(st, "q");
 	ts_store_close(st);
 
+	/* killed with its staged tensors still carried in memory: nothing of them on disk */
 	killed_child(0, b);
-	cr_expect_eq(st_raw_count(st_path("kill.tst"), "pending"), 3, "three staged writes left");
-	cr_expect_gt(st_raw_count(st_path("kill.tst"), "pages"), old_pages);
+	cr_expect_eq(st_raw_count(st_path("kill.tst"), "pending"), 0, "nothing staged on disk");
+	cr_expect_eq(st_raw_count(st_path("kill.tst"), "pages"), old_pages);
 	ts_store *ro;
 	cr_assert_eq(ts_store_open(&ro, st_path("kill.tst"), NULL), 0);
 	expect_tensor(ro, "p", a);
 	expect_tensor(ro, "q", a);
+	cr_expect_eq(ts_tensor_info_get(&info, ro, "r"), TS_ENOTFOUND);
+	ts_store_close(ro);
+
+	/* killed with its staged tensors committed (a write outside the group committed them) */
+	killed_child(2, b);
+	cr_expect_eq(st_raw_count(st_path("kill.tst"), "pending"), 3, "three staged writes left");
+	cr_assert_eq(ts_store_open(&ro, st_path("kill.tst"), NULL), 0);
+	uint64_t s_pages = page_count(ro, "s");
+	cr_expect_gt(st_raw_count(st_path("kill.tst"), "pages"), old_pages + s_pages);
+	expect_tensor(ro, "p", a);
+	expect_tensor(ro, "q", a);
+	expect_tensor(ro, "s", b);
 	cr_expect_eq(ts_tensor_info_get(&info, ro, "r"), TS_ENOTFOUND);
 	ts_store_close(ro);
 	/* the next writer removes what the killed one staged */
@@ -249,7 +268,7 @@ Test(group, a_killed_process_leaves_the_old_group_or_the_new_never_a_mix)
 	cr_expect_eq(problems(st), 0);
 	ts_store_close(st);
 	cr_expect_eq(st_raw_count(st_path("kill.tst"), "pending"), 0);
-	cr_expect_eq(st_raw_count(st_path("kill.tst"), "pages"), old_pages);
+	cr_expect_eq(st_raw_count(st_path("kill.tst"), "pages"), old_pages + s_pages);
 
 	killed_child(1, b);
 	cr_assert_eq(ts_store_open(&ro, st_path("kill.tst"), NULL), 0);
@@ -625,4 +644,140 @@ Test(group, metadata_mistakes_get_clear_errors)
 	cr_expect_eq(ts_store_metadata_get(NULL, 0, &len, NULL), TS_EINVAL);
 	cr_expect_eq(ts_store_metadata_get(NULL, 4, &len, st), TS_EINVAL);
 	ts_store_close(st);
+}
+
+/* Write @p rows x COLS of @p x (published, or staged in @p g), appended in one piece. */
+static int put_rows(ts_store *st, ts_group *g, const char *name, const float *x, uint64_t rows)
+{
+	ts_codec_config cfg = raw32();
+	uint64_t shp[2] = {rows, COLS};
+	ts_write_opts o;
+	ts_writer *w;
+	int rc;
+
+	ts_write_opts_init(&o);
+	o.group = g;
+	rc = ts_writer_begin(&w, st, name, TS_F32, 2, shp, &cfg, &o);
+	if (rc < 0)
+		return rc;
+	rc = ts_writer_append(w, x, rows * COLS * sizeof(float));
+	if (rc < 0) {
+		ts_writer_abort(w);
+		return rc;
+	}
+	return ts_writer_commit(NULL, w);
+}
+
+Test(group, small_staged_tensors_share_their_transactions)
+{
+	float *a = values(3);
+	char name[16];
+	ts_store *st = open_rw("share.tst", 0);
+	ts_group *g;
+	uint64_t published = 0;
+
+	ts_store_close(st);
+	uint64_t before = st_raw_txnid(st_path("share.tst"));
+	st = open_rw("share.tst", 0);
+	cr_assert_eq(ts_group_begin(&g, st), 0);
+	for (int i = 0; i < 16; i++) {
+		snprintf(name, sizeof name, "t%02d", i);
+		cr_assert_eq(put(st, g, name, a, 0), 0, "%s", ts_error_last());
+	}
+	cr_expect_eq(ts_group_count(g), 16);
+	cr_assert_eq(ts_group_commit(&published, g), 0, "%s", ts_error_last());
+	cr_expect_eq(published, 16);
+	ts_store_close(st);
+	/* 16 tensors of 192 KiB: 3 MiB, less than a batch, all in the publishing transaction */
+	uint64_t txns = st_raw_txnid(st_path("share.tst")) - before;
+	cr_expect_leq(txns, 2, "%" PRIu64 " transactions for 16 staged tensors", txns);
+	st = open_rw("share.tst", 0);
+	for (int i = 0; i < 16; i++) {
+		snprintf(name, sizeof name, "t%02d", i);
+		expect_tensor(st, name, a);
+	}
+	cr_expect_eq(problems(st), 0);
+	ts_store_close(st);
+	cr_expect_eq(st_raw_count(st_path("share.tst"), "pending"), 0);
+	free(a);
+}
+
+Test(group, an_abort_removes_carried_and_committed_stages_alike)
+{
+	/* "big" is larger than a writer's batch (4 MiB): its pending entry and first pages are
+	 * committed, its last pages carried; "small" is carried whole */
+	const uint64_t big_rows = 2560; /* x 512 F32: 5 MiB */
+	float *big = malloc(big_rows * COLS * sizeof(float)), *a = values(5);
+	ts_store *st = open_rw("abortc.tst", 0);
+	ts_group *g;
+
+	cr_assert(big);
+	for (uint64_t i = 0; i < big_rows * COLS; i++)
+		big[i] = (float)(i % 1000) * 0.5f;
+	cr_assert_eq(put(st, NULL, "old", a, 0), 0);
+	ts_store_close(st);
+	uint64_t pages = st_raw_count(st_path("abortc.tst"), "pages");
+	st = open_rw("abortc.tst", 0);
+	cr_assert_eq(ts_group_begin(&g, st), 0);
+	cr_assert_eq(put_rows(st, g, "big", big, big_rows), 0, "%s", ts_error_last());
+	cr_assert_eq(put(st, g, "small", a, 0), 0, "%s", ts_error_last());
+	ts_group_abort(g);
+	ts_tensor_info info;
+	cr_expect_eq(ts_tensor_info_get(&info, st, "big"), TS_ENOTFOUND);
+	cr_expect_eq(problems(st), 0);
+	ts_store_close(st);
+	cr_expect_eq(st_raw_count(st_path("abortc.tst"), "pending"), 0);
+	cr_expect_eq(st_raw_count(st_path("abortc.tst"), "pages"), pages);
+
+	/* the same group published: every value back, nothing pending */
+	st = open_rw("abortc.tst", 0);
+	cr_assert_eq(ts_group_begin(&g, st), 0);
+	cr_assert_eq(put_rows(st, g, "big", big, big_rows), 0, "%s", ts_error_last());
+	cr_assert_eq(put(st, g, "small", a, 0), 0, "%s", ts_error_last());
+	cr_assert_eq(ts_group_commit(NULL, g), 0, "%s", ts_error_last());
+	float *back = malloc(big_rows * COLS * sizeof(float));
+	uint64_t start[2] = {0, 0}, count[2] = {big_rows, COLS};
+	cr_assert(back);
+	cr_assert_eq(ts_read_slice(st, "big", 2, start, count, TS_F32, back,
+				   big_rows * COLS * sizeof(float)), 0, "%s", ts_error_last());
+	cr_expect(memcmp(back, big, big_rows * COLS * sizeof(float)) == 0, "big: values differ");
+	expect_tensor(st, "small", a);
+	ts_store_close(st);
+	cr_expect_eq(st_raw_count(st_path("abortc.tst"), "pending"), 0);
+	free(back);
+	free(big);
+	free(a);
+}
+
+Test(group, writes_between_staged_tensors_get_their_own_ids)
+{
+	float *a = values(2), *b = values(-3), *c = values(9);
+	ts_store *st = open_rw("between.tst", 0);
+	ts_group *g;
+
+	cr_assert_eq(ts_group_begin(&g, st), 0);
+	cr_assert_eq(put(st, g, "x", a, 0), 0, "%s", ts_error_last());
+	/* outside the group, while "x" is carried: published now, an id of its own */
+	cr_assert_eq(put(st, NULL, "y", b, 0), 0, "%s", ts_error_last());
+	cr_assert_eq(put(st, g, "z", c, 0), 0, "%s", ts_error_last());
+	/* a tensor of no elements: a stage without pages */
+	cr_assert_eq(put_rows(st, g, "e", a, 0), 0, "%s", ts_error_last());
+	/* a name carried twice: the second supersedes the first */
+	cr_assert_eq(put(st, g, "z", a, TS_WRITE_REPLACE), 0, "%s", ts_error_last());
+	cr_expect_eq(ts_group_count(g), 3);
+	ts_tensor_info info;
+	cr_expect_eq(ts_tensor_info_get(&info, st, "x"), TS_ENOTFOUND);
+	expect_tensor(st, "y", b);
+	cr_assert_eq(ts_group_commit(NULL, g), 0, "%s", ts_error_last());
+	expect_tensor(st, "x", a);
+	expect_tensor(st, "y", b);
+	expect_tensor(st, "z", a);
+	cr_assert_eq(ts_tensor_info_get(&info, st, "e"), 0, "%s", ts_error_last());
+	cr_expect_eq(info.page_count, 0);
+	cr_expect_eq(problems(st), 0);
+	ts_store_close(st);
+	cr_expect_eq(st_raw_count(st_path("between.tst"), "pending"), 0);
+	free(a);
+	free(b);
+	free(c);
 }
