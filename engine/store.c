@@ -11,6 +11,9 @@
  *      ts_open_opts.busy_timeout_ms (engine/lockwait.c).
  *   3. The flock is kept only on the file still at the path: one removed or replaced while we
  *      waited (a creator that failed removed it) is let go and the open starts over.
+ *   4. The lock file is the data file's own: an open whose lock file's last transaction id
+ *      does not match the data file's meta pages (an old store's lock file, still held open
+ *      elsewhere, under a new store's path) lets both go and tries again (lock_file_pairs()).
  */
 #include "config.h"
 
@@ -69,16 +72,61 @@ static const char *const open_checked_dbs[2] = {"meta", "pending"};
 /* Returned by open_once() when the file it created, checked or locked for writing is no
  * longer at the path (a creator that failed removed it meanwhile): the open starts over. */
 #define OPEN_AGAIN 1
+#define OPEN_STALE 2 /* invariant 4: the lock file belongs to a store removed meanwhile */
+/* how long an open waits for a stale lock file to be let go (naps of 1 ms doubling) */
+#define STALE_WAIT_MS 2000
 
 static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_in);
 
+/*
+ * Invariant 4. LMDB keeps the last transaction id in the lock file (STORE-lock), which the first
+ * process to open it fills from the data file's meta pages; every later opener trusts it, and a
+ * write transaction builds on the meta page that id names. When a store is removed and another
+ * is created at the same path while a process still holds the old lock file open (a waiting
+ * writer that has not yet seen the removal, or the remover itself between its two unlinks), a
+ * new opener pairs the new data file with the old lock file: its writes would build on the
+ * wrong meta page and undo other processes' commits. So an open checks the pair: a writer (it
+ * holds the flock, so no commit is in flight) needs the lock file's id to be the data file's
+ * newest meta page's; a reader allows a commit in flight (the meta page written, the lock
+ * file's id not yet). A pair that does not match is let go and the open tried again once the
+ * old lock file's holders have had time to let it go (the next first opener refills it).
+ */
+static int lock_file_pairs(MDB_env *env, MDB_txn *txn, int writer)
+{
+	MDB_envinfo info;
+	size_t id = mdb_txn_id(txn);
+
+	if (mdb_env_info(env, &info) != 0)
+		return 0;
+	if (writer)
+		return id == info.me_last_txnid + 1;
+	return id == info.me_last_txnid || id + 1 == info.me_last_txnid;
+}
+
 TS_API int ts_store_open(ts_store **out, const char *path, const ts_open_opts *opts)
 {
+	int64_t nap_ms = 1, napped_ms = 0;
 	int rc;
-	for (int tries = 0; (rc = open_once(out, path, opts)) == OPEN_AGAIN; tries++)
-		if (tries == 8)
+
+	for (int tries = 0;; tries++) {
+		rc = open_once(out, path, opts);
+		if (rc == OPEN_AGAIN && tries >= 8)
 			return ts__err(TS_EBUSY, "store '%s' keeps being removed and recreated", path);
-	return rc;
+		if (rc == OPEN_STALE) {
+			if (napped_ms >= STALE_WAIT_MS)
+				return ts__err(TS_EBUSY,
+					       "store '%s': its lock file '%s-lock' belongs to a store "
+					       "removed meanwhile and is still open in another process",
+					       path, path);
+			struct timespec ts = {0, (long)nap_ms * 1000000L};
+			nanosleep(&ts, NULL);
+			napped_ms += nap_ms;
+			nap_ms = nap_ms * 2 > 64 ? 64 : nap_ms * 2;
+			continue;
+		}
+		if (rc != OPEN_AGAIN)
+			return rc;
+	}
 }
 
 static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_in)
@@ -228,6 +276,12 @@ static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_
 			mdb_env_set_mapsize(st->env, 0);
 	} else {
 		rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+	}
+	if (rc == 0 && !lock_file_pairs(st->env, txn, (opts.flags & TS_OPEN_WRITE) != 0)) {
+		mdb_txn_abort(txn);
+		txn = NULL;
+		rc = OPEN_STALE;
+		goto fail;
 	}
 	if (rc) {
 		rc = ts__err_from_mdb(rc, "opening the store");
