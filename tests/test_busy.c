@@ -136,10 +136,11 @@ Test(busy, thread_waits_then_succeeds)
 	expect_clean("th.tst");
 }
 
-/* A child process opens the store for writing, writes "first", tells us through @p fds, then
- * either holds it for @p hold_us and closes, or (hold_us < 0) starts a second tensor and waits
- * to be killed. */
-static pid_t holder(const char *name, long hold_us)
+/* A child process opens the store for writing and writes "first" (@p reader: opens it for
+ * reading only, so holding its lock file open), tells us through a pipe, then either holds it
+ * for @p hold_us and closes, or (hold_us < 0, a writer) starts a second tensor and waits to be
+ * killed. */
+static pid_t holder(const char *name, long hold_us, int reader)
 {
 	int fds[2];
 	(void)st_path(name); /* the directory, made before the fork: one for both processes */
@@ -149,11 +150,12 @@ static pid_t holder(const char *name, long hold_us)
 	if (pid == 0) {
 		close(fds[0]);
 		ts_store *st;
-		if (open_w(&st, name, 0))
+		if (reader ? ts_store_open(&st, st_path(name), NULL) : open_w(&st, name, 0))
 			_exit(3);
-		put(st, "first", 100.0f);
+		if (!reader)
+			put(st, "first", 100.0f);
 		ts_writer *w = NULL;
-		if (hold_us < 0) {
+		if (hold_us < 0 && !reader) {
 			ts_codec_config raw = raw_f32();
 			uint64_t shape[2] = {1024, 1024};
 			size_t n = 512 * 1024;
@@ -180,7 +182,7 @@ static pid_t holder(const char *name, long hold_us)
 
 Test(busy, process_waits_then_succeeds)
 {
-	pid_t pid = holder("p.tst", 400000);
+	pid_t pid = holder("p.tst", 400000, 0);
 	double t0 = ts__clock_s();
 	ts_store *st;
 	cr_assert_eq(open_w(&st, "p.tst", 10000), 0, "%s", ts_error_last());
@@ -212,7 +214,7 @@ static void *kill_thread(void *arg)
 
 Test(busy, killed_holder_is_recovered)
 {
-	struct killer k = {holder("k.tst", -1), 0};
+	struct killer k = {holder("k.tst", -1, 0), 0};
 	pthread_t t;
 	cr_assert_eq(pthread_create(&t, NULL, kill_thread, &k), 0);
 	ts_store *st;
@@ -234,33 +236,6 @@ Test(busy, killed_holder_is_recovered)
 	expect_clean("k.tst");
 }
 
-/* A child that opens store @p name for reading (so holding its lock file open) for
- * @p hold_us, then closes it. */
-static pid_t reader(const char *name, long hold_us)
-{
-	int fds[2];
-	(void)st_path(name);
-	cr_assert_eq(pipe(fds), 0);
-	pid_t pid = fork();
-	cr_assert(pid >= 0);
-	if (pid == 0) {
-		close(fds[0]);
-		ts_store *st;
-		if (ts_store_open(&st, st_path(name), NULL))
-			_exit(3);
-		if (write(fds[1], "x", 1) != 1)
-			_exit(5);
-		usleep((useconds_t)hold_us);
-		ts_store_close(st);
-		_exit(0);
-	}
-	close(fds[1]);
-	char c;
-	cr_assert_eq(read(fds[0], &c, 1), 1, "the reader failed to start");
-	close(fds[0]);
-	return pid;
-}
-
 /* A store removed (its data file first) while another process still has it open, and a new
  * one created at its path before the old lock file is gone: the new store's open must not
  * pair the new data file with the old lock file, whose last transaction id (several commits
@@ -274,7 +249,7 @@ Test(busy, old_lock_file_of_a_removed_store_is_waited_out)
 	put(st, "old2", 2.0f);
 	put(st, "old3", 3.0f);
 	ts_store_close(st);
-	pid_t pid = reader("r.tst", 400000);
+	pid_t pid = holder("r.tst", 400000, 1);
 	cr_assert_eq(unlink(st_path("r.tst")), 0); /* the data file only, as a remover's first step */
 	double t0 = ts__clock_s();
 	cr_assert_eq(open_w(&st, "r.tst", 10000), 0, "%s", ts_error_last());
