@@ -100,7 +100,7 @@ if [ -x "$DIGEST" ]; then
 	out_has "clean"
 fi
 
-# 6. a waiting import encodes and writes its pages meanwhile: its spool store (STORE.spool-PID)
+# 6. a waiting import encodes and writes its pages meanwhile (by default): its spool store (STORE.spool-PID)
 #    holds every tensor while the holder still holds the store; then the pages move in. The
 #    store holds what one import of both sources holds (tsdigest), fsck clean, no spool left,
 #    and the waiting import's peak anonymous memory stays well below its source's size (the
@@ -117,7 +117,8 @@ if [ -x "$DIGEST" ]; then
 	flock "$T/w.tst" sh -c "while [ ! -e '$T/release' ]; do sleep 0.05; done" &
 	holder=$!
 	for _ in $(seq 200); do flock -n "$T/w.tst" true || break; sleep 0.02; done
-	"$TSTORE" import --spool always --read-buffer 4MiB --codec nvfp4 "$T/w.tst" \
+	# no --spool: the default spools (always)
+	"$TSTORE" import --read-buffer 4MiB --codec nvfp4 "$T/w.tst" \
 		"$T/wide.safetensors" >"$T/w.out" 2>"$T/w.err" &
 	imp=$!
 	peak=0

@@ -4,7 +4,7 @@
 #   nvfp4, auto     vs an O_DIRECT read of the source (dd iflag=direct bs=8M)
 #   raw             vs cp of the source + sync
 #   2 and 4 concurrent imports of a 4-shard copy's shards into one store vs one import of the
-#   same shards together: with --spool auto (the default), and always and never for comparison
+#   same shards together: with --spool always (the default), and auto and never for comparison
 # Every figure includes `sync` and starts with the page cache dropped (echo 3 >
 # /proc/sys/vm/drop_caches; as root, else the figures are warm and say so). Each is the minimum
 # of REPEATS runs; CPU seconds (user + sys) of the single imports are printed too, the load
@@ -94,11 +94,11 @@ for r in $(seq "$reps"); do
 	run auto "$TSTORE" import -q --codec auto "$D/s.tst" "$src"
 	run raw "$TSTORE" import -q --codec raw "$D/s.tst" "$src"
 	run one2 "$TSTORE" import -q --codec nvfp4 "$D/s.tst" "${shards[@]:0:2}"
-	for m in auto always never; do
+	for m in always auto never; do
 		run "conc2$m" "$0" --concurrent "$m" "$D/s.tst" "${shards[@]:0:2}"
 	done
 	run one4 "$TSTORE" import -q --codec nvfp4 "$D/s.tst" "${shards[@]}"
-	for m in auto always never; do
+	for m in always auto never; do
 		run "conc4$m" "$0" --concurrent "$m" "$D/s.tst" "${shards[@]}"
 	done
 done
@@ -115,8 +115,8 @@ printf "%-34s %8s %8s %8s   (target <= 1.5 x cp)\n" "import --codec raw" "$(f "$
 for k in 2 4; do
 	printf "%-34s %8s %8s %8s\n" "one nvfp4 import of $k shards" "$(f "${best[one$k]}")" "1" "${cpu[one$k]}"
 	printf "%-34s %8s %8s %8s   (target <= 1.15 x one)\n" "$k concurrent imports, 1 shard each" \
-		"$(f "${best[conc${k}auto]}")" "$(r "${best[conc${k}auto]}" "${best[one$k]}")" "${cpu[conc${k}auto]}"
-	for m in always never; do
+		"$(f "${best[conc${k}always]}")" "$(r "${best[conc${k}always]}" "${best[one$k]}")" "${cpu[conc${k}always]}"
+	for m in auto never; do
 		printf "%-34s %8s %8s %8s\n" "  the same, --spool $m" "$(f "${best[conc$k$m]}")" \
 			"$(r "${best[conc$k$m]}" "${best[one$k]}")" "${cpu[conc$k$m]}"
 	done

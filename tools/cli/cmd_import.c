@@ -143,9 +143,9 @@ static void usage(FILE *f)
 		"  --read-buffer SIZE  memory for reading the sources ahead (default 256MiB); a\n"
 		"                      tensor that needs a scan and is larger than half of it is\n"
 		"                      read twice\n"
-		"  --spool auto|always|never  when another process writes STORE: encode meanwhile\n"
-		"                      into a spool store while the machine has a core to spare\n"
-		"                      (auto, the default), always, or never (wait idle)\n"
+		"  --spool always|auto|never  when another process writes STORE: encode meanwhile\n"
+		"                      into a spool store (always, the default), only while the\n"
+		"                      machine has cores to spare (auto), or never (wait idle)\n"
 		"  --replace           replace tensors that already exist in STORE\n"
 		"  --skip-existing     leave tensors that already exist in STORE as they are\n"
 		CLI_WAIT_HELP
@@ -166,8 +166,8 @@ static void usage(FILE *f)
 		"at the end. If anything fails (a tensor that cannot be encoded, a bad source, a full\n"
 		"disk), nothing is published: the store is exactly as it was before the command,\n"
 		"tensors replaced by --replace included (a store the command created is removed).\n"
-		"If another process writes STORE, the import reads ahead and, while a core is\n"
-		"idle (--spool), encodes and writes meanwhile into a spool store STORE.spool-PID\n"
+		"If another process writes STORE, the import reads ahead and (--spool) encodes\n"
+		"and writes meanwhile into a spool store STORE.spool-PID\n"
 		"(removed at the end); when STORE is free it moves the spooled pages in and writes\n"
 		"the rest directly (--wait bounds the whole wait).\n"
 		"Ctrl-C discards what was written and exits with 130: the store is as it was\n"
@@ -1131,20 +1131,21 @@ out:
  * destination. Between tensors it tries the store again (every SPOOL_TRY at most); when the
  * store is free, spool_switch() moves the spooled tensors' stored pages in (nothing encoded
  * again) and the import writes the rest directly, so that only what it spooled costs a copy.
- * With --spool auto (the default) it measures, every SPOOL_PROBE, the cores that the other
- * processes leave idle, and spools only while that is at least SPOOL_SPARE of them; otherwise
- * it waits idle (in the library's wait for the store, a SPOOL_PROBE at a time), from the start until it is first seen to
- * pay: where the others keep the cores busy, the spool's extra work (pages written, read back,
- * checked and written again)
- * would only slow them down. --spool always spools in any case, --spool never waits idle.
+ * That is --spool always, the default: on the 2-core VM it gave the shortest concurrent
+ * imports measured, quiet or with other work running (docs/CLI.md, figures). With --spool auto
+ * (for a machine shared with other work) it measures, every SPOOL_PROBE, the cores that the
+ * other processes leave idle, and spools only while that is at least SPOOL_SPARE of them;
+ * otherwise it waits idle (in the library's wait for the store, a SPOOL_PROBE at a time), from
+ * the start until it is first seen to pay, and makes its spool store only then: where the others
+ * keep the cores busy, the spool's extra work (pages written, read back, checked and written
+ * again) takes cores from them. --spool never waits idle.
  */
 #define SPOOL_PROBE 0.1  /* seconds over which the cores' use is measured */
 #define SPOOL_TRY 0.01   /* spooling: the store is tried at most this often */
 /* --spool auto spools while the other processes leave this share of the cores idle (at least
- * one): a spooled tensor costs about twice the CPU of one written directly (its pages written,
- * read back, checked and written again, in fresh memory each time), so the spool pays only
- * where most cores would idle; on the 2-core VM even one concurrent import's spool took more
- * wall time than waiting idle (docs/CLI.md, figures) */
+ * one): a spooled tensor costs more CPU than one written directly (its pages written, read
+ * back, checked and written again: 0.69 against 0.57 CPU s for four concurrent imports of the
+ * benchmark's shards, docs/CLI.md) */
 #define SPOOL_SPARE 0.75
 
 enum { SWITCH_BUSY = 1 }; /* spool_switch(): the store is still held (not waiting) */
@@ -1160,6 +1161,63 @@ static int64_t wait_left(const job *j)
 			ms = 1;
 	}
 	return ms;
+}
+
+/* Whether spooling pays (--spool auto): the other processes left at least SPOOL_SPARE of the
+ * cores (at least one) idle since @p probe, measured once SPOOL_PROBE has passed (then @p probe
+ * starts the next interval). Before, and where it cannot be told: 1 (go on as before). */
+static int spool_pays(cpu_sample *probe, int *last)
+{
+	cpu_sample now;
+	double spare, need = SPOOL_SPARE * (double)sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (progress_now() - probe->wall < SPOOL_PROBE)
+		return *last;
+	cpu_sample_take(&now);
+	spare = cpu_spare(probe, &now);
+	*probe = now;
+	if (spare >= 0)
+		*last = spare >= (need > 1 ? need : 1);
+	return *last;
+}
+
+/* The milliseconds of the next idle wait for the store (a SPOOL_PROBE, less where --wait ends
+ * sooner); 0 once --wait is used up. */
+static int64_t probe_wait_ms(const job *j)
+{
+	int64_t ms = (int64_t)(SPOOL_PROBE * 1000);
+
+	if (cli_wait_ms > 0) {
+		int64_t left = cli_wait_ms - (int64_t)((progress_now() - j->busy_since) * 1000);
+		if (left <= 0)
+			return 0;
+		if (ms > left)
+			ms = left;
+	}
+	return ms;
+}
+
+/* Begin spooling: the spool store STORE.spool-PID, made afresh. 0 (*st the spool store), or -1
+ * where none is to be had (a directory we may not write, a full disk: the caller waits idle). */
+static int spool_open(job *j, ts_store **st)
+{
+	ts_open_opts so;
+
+	snprintf(j->spool, sizeof j->spool, "%s.spool-%ld", j->store_path, (long)getpid());
+	remove_store(j->spool); /* a spool of a killed process that had our pid */
+	/* a scratch store: its commits need not reach the disk (and mostly never do) */
+	ts_open_opts_init(&so);
+	so.flags = TS_OPEN_WRITE | TS_OPEN_CREATE | TS_OPEN_NOSYNC;
+	so.threads = j->o.jobs;
+	if (ts_store_open(st, j->spool, &so) == 0) {
+		j->spooling = 1;
+		j->spool_st = *st;
+		j->last_try = progress_now();
+		return 0;
+	}
+	remove_store(j->spool);
+	j->spool[0] = 0;
+	return -1;
 }
 
 /*
@@ -1183,27 +1241,27 @@ static int open_or_spool(job *j, ts_store **st)
 	j->store_created = 0; /* the store exists: its holder has it open */
 	if (j->o.spool == SPOOL_NEVER)
 		goto idle;
-	/* --spool auto: the cores' use is measured from here on; the import waits idle (its
-	 * reader reading ahead) until spooling is seen to pay, which at the price of a spooled
-	 * tensor needs most cores idle */
-	cpu_sample_take(&j->probe);
-	j->pays = 0; /* auto: spooling starts once it is seen to pay (spool_poll()) */
-	snprintf(j->spool, sizeof j->spool, "%s.spool-%ld", j->store_path, (long)getpid());
-	remove_store(j->spool); /* a spool of a killed process that had our pid */
-	/* a scratch store: its commits need not reach the disk (and mostly never do) */
-	ts_open_opts so;
-	ts_open_opts_init(&so);
-	so.flags = flags | TS_OPEN_NOSYNC;
-	so.threads = j->o.jobs;
-	if (ts_store_open(st, j->spool, &so) == 0) {
-		j->spooling = 1;
-		j->spool_st = *st;
-		j->last_try = progress_now();
-		return 0;
+	if (j->o.spool == SPOOL_AUTO) {
+		/* the cores' use is measured from here on; the import waits idle (its reader
+		 * reading ahead) until the store is free or spooling is seen to pay, which at the
+		 * price of a spooled tensor needs most cores idle; the spool store is made only
+		 * then (made at once and left unused, it made four concurrent imports 1.19x one
+		 * import of their shards, against 1.15x waiting idle without it) */
+		cpu_sample_take(&j->probe);
+		j->pays = 0;
+		for (;;) {
+			int64_t try_ms = probe_wait_ms(j);
+			if (try_ms == 0)
+				goto idle; /* reports the time-out */
+			rc = cli_try_open_store(CMD, st, j->store_path, flags, j->o.jobs, try_ms);
+			if (rc != TS_EBUSY)
+				return rc;
+			if (spool_pays(&j->probe, &j->pays))
+				break;
+		}
 	}
-	/* no spool to be had (a directory we may not write, a full disk): wait idle */
-	remove_store(j->spool);
-	j->spool[0] = 0;
+	if (spool_open(j, st) == 0)
+		return 0;
 idle:
 	return cli_open_store_wait(CMD, st, j->store_path, flags, j->o.jobs, wait_left(j));
 }
@@ -1306,24 +1364,6 @@ out:
 /* Spooling, between tensors: switch to the store when it is free; with --spool auto, stop
  * spooling and wait idle while it does not pay (spool_pays()). CLI_OK to
  * go on (spooling or not), else the exit status (reported). */
-/* Whether spooling pays (--spool auto): the other processes left at least SPOOL_SPARE of the
- * cores (at least one) idle since @p probe, measured once SPOOL_PROBE has passed (then @p probe
- * starts the next interval). Before, and where it cannot be told: 1 (go on as before). */
-static int spool_pays(cpu_sample *probe, int *last)
-{
-	cpu_sample now;
-	double spare, need = SPOOL_SPARE * (double)sysconf(_SC_NPROCESSORS_ONLN);
-
-	if (progress_now() - probe->wall < SPOOL_PROBE)
-		return *last;
-	cpu_sample_take(&now);
-	spare = cpu_spare(probe, &now);
-	*probe = now;
-	if (spare >= 0)
-		*last = spare >= (need > 1 ? need : 1);
-	return *last;
-}
-
 static int spool_poll(job *j, ts_store **st, ts_group **grp, size_t upto, progress *pr)
 {
 	double now = progress_now();
@@ -1341,16 +1381,10 @@ static int spool_poll(job *j, ts_store **st, ts_group **grp, size_t upto, progre
 	 * when its holder closes it), a probe's time at a time, until it is free or a core is to
 	 * spare again */
 	for (;;) {
-		int64_t try_ms = (int64_t)(SPOOL_PROBE * 1000);
-		if (cli_wait_ms > 0) {
-			int64_t left = cli_wait_ms -
-				       (int64_t)((progress_now() - j->busy_since) * 1000);
-			if (left <= 0)
-				return spool_switch(j, st, grp, upto, SWITCH_WAIT,
-						    pr); /* reports the time-out */
-			if (try_ms > left)
-				try_ms = left;
-		}
+		int64_t try_ms = probe_wait_ms(j);
+		if (try_ms == 0)
+			return spool_switch(j, st, grp, upto, SWITCH_WAIT,
+					    pr); /* reports the time-out */
 		if (interrupted)
 			return CLI_INTERRUPTED;
 		rc = spool_switch(j, st, grp, upto, try_ms, pr);
@@ -1531,6 +1565,7 @@ int cmd_import(int argc, char **argv)
 	j.o.max_error = default_max_error();
 	j.o.max_file = MD_MAX_FILE_DEFAULT;
 	j.o.buffer = READ_BUFFER_DEFAULT;
+	j.o.spool = SPOOL_ALWAYS;
 	j.t0 = progress_now();
 	j.o.keep = calloc((size_t)argc, sizeof *j.o.keep);
 	if (!j.o.keep)
