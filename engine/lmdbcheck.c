@@ -42,6 +42,12 @@
  *      transaction and one database and dies with the transaction. A leaf it remembers had the
  *      overflow extent of every big value on it checked, not only the one looked up, so every
  *      later lookup that ends on it is covered.
+ *   6. At open, no page that the free database lists as free is a page of the trees walked
+ *      (the main tree and the small databases). A commit frees the pages its copies replaced,
+ *      the old roots among them, so an older tree stays intact in the file until its pages are
+ *      reused; a damaged root number in the meta page that names such a page would otherwise
+ *      open an older snapshot whole and well formed, and reads would return its data (replaced
+ *      tensors' old values) as if current.
  */
 #include "config.h"
 
@@ -437,6 +443,91 @@ static int walk_path(struct src *s, const struct dbrec *db, int main, const uint
 /* -- at open, from the file --------------------------------------------------------------- */
 
 /* One check of the file as it is now; @p m receives the meta pages' first bytes as read. */
+/* The free list's entries are page numbers (after a count) in the values of the free database's
+ * leaves; its keys are transaction ids (integer keys: not in memcmp order, so its branches are
+ * followed without the order check of check_page()). Invariant 6: none may be a page the walks
+ * before marked in s->seen. */
+static int free_pages_unused(struct src *s, uint64_t pgno, int level, int depth)
+{
+	const uint8_t *pg = get_page(s, pgno, level);
+	unsigned nkeys;
+	int branch = level < depth - 1, rc;
+
+	if (!pg)
+		return TS_ECORRUPT;
+	if (s->seen[pgno / 8] & (1u << (pgno % 8)))
+		return bad(s, pgno, "page reached twice in the tree, at level", (uint64_t)level);
+	s->seen[pgno / 8] |= (uint8_t)(1u << (pgno % 8));
+	if (branch) {
+		unsigned lower = ts__lmdb_u16(pg + 12), upper = ts__lmdb_u16(pg + 14);
+		if (ts__lmdb_u64(pg) != pgno ||
+		    (ts__lmdb_u16(pg + TS_LMDB_PAGEHDR_FLAGS) & TS_LMDB_P_KIND) != TS_LMDB_P_BRANCH ||
+		    lower < TS_LMDB_PAGEHDR + 4 || (lower - TS_LMDB_PAGEHDR) % 2 || lower > upper ||
+		    upper > s->psize)
+			return bad(s, pgno, "not a branch page of the free list, level",
+				   (uint64_t)level);
+		nkeys = (lower - TS_LMDB_PAGEHDR) / 2;
+		for (unsigned i = 0; i < nkeys; i++) {
+			unsigned off = ts__lmdb_u16(pg + TS_LMDB_PAGEHDR + 2 * i);
+			struct node n;
+			if (off < upper || (uint64_t)off + TS_LMDB_NODEHDR > s->psize)
+				return bad(s, pgno, "node offset outside the page, node", i);
+			node_at(pg, i, &n);
+			/* deeper levels read into other buffers: pg stays valid */
+			rc = free_pages_unused(s, n.dsize | (uint64_t)n.flags << 32, level + 1, depth);
+			if (rc < 0)
+				return rc;
+		}
+		return 0;
+	}
+	rc = check_page(s, pg, pgno, 0, 0, 1, 0, NULL, NULL, &nkeys);
+	if (rc < 0)
+		return rc;
+	for (unsigned i = 0; i < nkeys; i++) {
+		struct node n;
+		uint8_t *big = NULL;
+		const uint8_t *ids;
+		node_at(pg, i, &n);
+		if (n.dsize < 8 || n.dsize % 8)
+			return bad(s, pgno, "a free-list entry of bytes", n.dsize);
+		if (n.flags & TS_LMDB_F_BIGDATA) {
+			/* check_page() placed the run inside the file */
+			uint64_t ov = ts__lmdb_u64(n.data);
+			if (s->buf) {
+				big = malloc((size_t)n.dsize);
+				if (!big)
+					return ts__err(TS_ENOMEM, "checking '%s': out of memory", s->path);
+				if (pread(s->fd, big, (size_t)n.dsize,
+					  (off_t)(ov * s->psize + TS_LMDB_PAGEHDR)) != (ssize_t)n.dsize) {
+					free(big);
+					return ts__err(TS_ECORRUPT, "'%s': cannot read LMDB page %" PRIu64,
+						       s->path, ov);
+				}
+				ids = big;
+			} else {
+				ids = s->map + ov * s->psize + TS_LMDB_PAGEHDR;
+			}
+		} else {
+			ids = n.data;
+		}
+		uint64_t count = ts__lmdb_u64(ids);
+		rc = 0;
+		if (count != n.dsize / 8 - 1)
+			rc = bad(s, pgno, "a free-list entry's count", count);
+		for (uint64_t k = 1; rc == 0 && k <= count; k++) {
+			uint64_t f = ts__lmdb_u64(ids + 8 * k);
+			if (f < s->npages && (s->seen[f / 8] & (1u << (f % 8))))
+				rc = ts__err(TS_ECORRUPT, "'%s': LMDB page %" PRIu64 " is listed free but "
+					     "lies in a tree in use (a damaged meta page naming an older "
+					     "tree's root?)", s->path, f);
+		}
+		free(big);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int check_file_once(const char *path, uint64_t file_size, const char *const *full,
 			   int nfull, uint8_t m[2][160])
 {
@@ -535,6 +626,10 @@ static int check_file_once(const char *path, uint64_t file_size, const char *con
 		rc = check_dbrec(&s, rec, &db, maindb.root, 0);
 		if (rc == 0 && db.root != L_INVALID)
 			rc = walk(&s, db.root, 0, (int)db.depth, 0, NULL, NULL);
+	}
+	if (rc == 0 && freedb.root != L_INVALID) { /* invariant 6 */
+		s.db = "free";
+		rc = free_pages_unused(&s, freedb.root, 0, (int)freedb.depth);
 	}
 out:
 	free(s.buf);
