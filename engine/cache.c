@@ -281,7 +281,9 @@ ts__cache_entry *ts__cache_lookup(struct ts__cache *c, const ts__cache_key *key)
 
 	if (!c)
 		return NULL;
-	if (c->budget == 0) {
+	/* an empty cache (a cold load caches nothing it has not seen before) answers without a
+	 * lock; an entry being inserted meanwhile is at worst missed */
+	if (c->budget == 0 || atomic_load_explicit(&c->used, memory_order_relaxed) == 0) {
 		atomic_fetch_add_explicit(&c->misses, 1, memory_order_relaxed);
 		return NULL;
 	}
@@ -426,16 +428,10 @@ void ts__cache_tensor(struct ts__cache *c, uint64_t tensor_id, ts_codec codec, u
 		c->policy->tensor(c->policy->arg, tensor_id, codec, io_bytes, elements);
 }
 
-void ts__cache_access(struct ts__cache *c, uint64_t tensor_id, uint64_t page)
+int ts__cache_access(struct ts__cache *c, uint64_t tensor_id, uint64_t page)
 {
 	if (c && c->policy->access)
-		c->policy->access(c->policy->arg, tensor_id, page);
-}
-
-int ts__cache_seen_before(struct ts__cache *c, uint64_t tensor_id, uint64_t page)
-{
-	if (c && c->policy->seen_before)
-		return c->policy->seen_before(c->policy->arg, tensor_id, page);
+		return c->policy->access(c->policy->arg, tensor_id, page);
 	return 1;
 }
 
@@ -448,11 +444,11 @@ void ts__cache_request(struct ts__cache *c, uint64_t tensor_id, uint64_t first, 
 				   ra_count);
 }
 
-void ts__cache_served(struct ts__cache *c, uint64_t tensor_id, ts__form form, uint64_t elements,
-		      uint64_t decoded_bytes)
+void ts__cache_served(struct ts__cache *c, uint64_t tensor_id, ts__form form, uint64_t pages,
+		      uint64_t elements, uint64_t decoded_bytes)
 {
-	if (c && c->policy->served)
-		c->policy->served(c->policy->arg, tensor_id, form, elements, decoded_bytes);
+	if (c && c->policy->served && pages)
+		c->policy->served(c->policy->arg, tensor_id, form, pages, elements, decoded_bytes);
 }
 
 void ts__cache_prefetched(struct ts__cache *c, uint64_t n)

@@ -102,12 +102,11 @@ typedef struct ts__cache_policy {
 	int keeps_compressed;
 	void (*tensor)(void *arg, uint64_t tensor_id, ts_codec codec, uint64_t io_bytes,
 		       uint64_t elements);
-	void (*access)(void *arg, uint64_t tensor_id, uint64_t page);
-	int (*seen_before)(void *arg, uint64_t tensor_id, uint64_t page);
+	int (*access)(void *arg, uint64_t tensor_id, uint64_t page);
 	void (*request)(void *arg, uint64_t tensor_id, uint64_t first, uint64_t last,
 			uint64_t page_count, uint64_t *ra_first, uint64_t *ra_count);
-	void (*served)(void *arg, uint64_t tensor_id, ts__form form, uint64_t elements,
-		       uint64_t decoded_bytes);
+	void (*served)(void *arg, uint64_t tensor_id, ts__form form, uint64_t pages,
+		       uint64_t elements, uint64_t decoded_bytes);
 	void (*prefetched)(void *arg, uint64_t n);
 } ts__cache_policy;
 
@@ -201,22 +200,21 @@ int ts__cache_keeps_compressed(const struct ts__cache *c);
 void ts__cache_tensor(struct ts__cache *c, uint64_t tensor_id, ts_codec codec, uint64_t io_bytes,
 		      uint64_t elements);
 
-/** An access to page @p page of @p tensor_id (frequency). Not for read-ahead. */
-void ts__cache_access(struct ts__cache *c, uint64_t tensor_id, uint64_t page);
-
-/** 1 if page @p page of @p tensor_id was accessed before its current access, so that caching it
- *  has shown a use (the reader asks it for the pages of bulk requests). */
-int ts__cache_seen_before(struct ts__cache *c, uint64_t tensor_id, uint64_t page);
+/** An access to page @p page of @p tensor_id (frequency). Not for read-ahead. 1 if the page was
+ *  accessed before this access, so that caching it has shown a use (the reader asks it for the
+ *  pages of bulk requests): one call, one lock, per page. */
+int ts__cache_access(struct ts__cache *c, uint64_t tensor_id, uint64_t page);
 
 /** A request covers pages [first, last] of @p tensor_id (of @p page_count pages): *ra_count
  *  pages from *ra_first to read ahead in the same I/O batch and keep compressed (often 0). */
 void ts__cache_request(struct ts__cache *c, uint64_t tensor_id, uint64_t first, uint64_t last,
 		       uint64_t page_count, uint64_t *ra_first, uint64_t *ra_count);
 
-/** Page @p page of @p tensor_id, of @p elements elements and @p decoded_bytes decoded, was served
- *  from @p form (counters, modelled time). */
-void ts__cache_served(struct ts__cache *c, uint64_t tensor_id, ts__form form, uint64_t elements,
-		      uint64_t decoded_bytes);
+/** @p pages pages of @p tensor_id, of @p elements elements and @p decoded_bytes decoded in all,
+ *  were served from @p form (counters, modelled time; the model is affine in both, so a sum of
+ *  pages costs what its pages cost one by one). The reader reports a pool item's pages at once. */
+void ts__cache_served(struct ts__cache *c, uint64_t tensor_id, ts__form form, uint64_t pages,
+		      uint64_t elements, uint64_t decoded_bytes);
 
 /** @p n pages were read ahead and cached compressed. */
 void ts__cache_prefetched(struct ts__cache *c, uint64_t n);

@@ -641,52 +641,48 @@ static void hint_tensor(void *arg, uint64_t tensor_id, ts_codec codec, uint64_t 
 	pthread_mutex_unlock(&r->lock);
 }
 
-static void hint_access(void *arg, uint64_t tensor_id, uint64_t page)
+static int hint_access(void *arg, uint64_t tensor_id, uint64_t page)
 {
 	ts__residency *r = arg;
-
-	if (r->policy == TS_CACHE_POLICY_DECODED_LRU)
-		return;
-	pthread_mutex_lock(&r->lock);
-	sketch_add(r, page_hash(tensor_id, page));
-	pthread_mutex_unlock(&r->lock);
-}
-
-static int hint_seen_before(void *arg, uint64_t tensor_id, uint64_t page)
-{
-	ts__residency *r = arg;
+	uint64_t h = page_hash(tensor_id, page);
 	unsigned f;
 
 	if (r->policy == TS_CACHE_POLICY_DECODED_LRU)
 		return 1;
 	pthread_mutex_lock(&r->lock);
-	f = sketch_freq(r, page_hash(tensor_id, page));
+	sketch_add(r, h);
+	f = sketch_freq(r, h);
 	pthread_mutex_unlock(&r->lock);
 	return f >= 2;
 }
 
-static void hint_served(void *arg, uint64_t tensor_id, ts__form form, uint64_t elements,
-			uint64_t decoded_bytes)
+static void hint_served(void *arg, uint64_t tensor_id, ts__form form, uint64_t pages,
+			uint64_t elements, uint64_t decoded_bytes)
 {
 	ts__residency *r = arg;
-	ts__page_cost c;
+	ts__page_cost c, c0;
+	double more = (double)(pages - 1);
 
 	pthread_mutex_lock(&r->lock);
 	const tensor_price *p = price_slot(r, tensor_id);
-	ts__hw_page_cost(&r->profile, p->used ? p->codec : TS_CODEC_NVFP4, elements,
-			 p->used ? p->io_bytes : r->profile.page_bytes, decoded_bytes, &c);
+	ts_codec codec = p->used ? p->codec : TS_CODEC_NVFP4;
+	uint64_t io = p->used ? p->io_bytes : r->profile.page_bytes;
+	/* each part of a page's cost is affine in its elements and bytes: the pages cost what all
+	 * their elements and bytes cost as one page, plus the constant parts once per further page */
+	ts__hw_page_cost(&r->profile, codec, elements, io, decoded_bytes, &c);
+	ts__hw_page_cost(&r->profile, codec, 0, io, 0, &c0);
 	switch (form) {
 	case TS__FORM_DECODED:
-		r->st.served_decoded++;
-		r->model_us += c.decoded_us;
+		r->st.served_decoded += pages;
+		r->model_us += c.decoded_us + more * c0.decoded_us;
 		break;
 	case TS__FORM_COMPRESSED:
-		r->st.served_compressed++;
-		r->model_us += c.compressed_us;
+		r->st.served_compressed += pages;
+		r->model_us += c.compressed_us + more * c0.compressed_us;
 		break;
 	default:
-		r->st.served_storage++;
-		r->model_us += c.storage_us;
+		r->st.served_storage += pages;
+		r->model_us += c.storage_us + more * c0.storage_us;
 		break;
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -797,7 +793,6 @@ static void cache_policy_init(ts__residency *r)
 	r->cache_policy.keeps_compressed = r->policy == TS_CACHE_POLICY_TIERED;
 	r->cache_policy.tensor = hint_tensor;
 	r->cache_policy.access = hint_access;
-	r->cache_policy.seen_before = hint_seen_before;
 	r->cache_policy.request = hint_request;
 	r->cache_policy.served = hint_served;
 	r->cache_policy.prefetched = hint_prefetched;

@@ -96,16 +96,16 @@ static ts__form serve(rig *g, uint64_t t, uint64_t p)
 	ts__cache_access(g->c, t, p);
 	if ((e = ts__cache_lookup(g->c, &dk))) {
 		ts__cache_release(g->c, e);
-		ts__cache_served(g->c, t, TS__FORM_DECODED, ELEMENTS, DECODED);
+		ts__cache_served(g->c, t, TS__FORM_DECODED, 1, ELEMENTS, DECODED);
 		return TS__FORM_DECODED;
 	}
 	if (ts__cache_keeps_compressed(g->c) && (e = ts__cache_lookup(g->c, &ck))) {
-		ts__cache_served(g->c, t, TS__FORM_COMPRESSED, ELEMENTS, DECODED);
+		ts__cache_served(g->c, t, TS__FORM_COMPRESSED, 1, ELEMENTS, DECODED);
 		put(g, dk, DECODED); /* offered for promotion: the policy admits it or not */
 		ts__cache_release(g->c, e);
 		return TS__FORM_COMPRESSED;
 	}
-	ts__cache_served(g->c, t, TS__FORM_STORAGE, ELEMENTS, DECODED);
+	ts__cache_served(g->c, t, TS__FORM_STORAGE, 1, ELEMENTS, DECODED);
 	if (ts__cache_keeps_compressed(g->c))
 		put(g, ck, COMPRESSED);
 	else
