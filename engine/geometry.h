@@ -10,8 +10,8 @@
 
 /* Page sizes: k * 4096 - 16 bytes (header + payload), LMDB's overflow-page run minus its header.
  * The default depends on the codec (ts__geometry_default_page_bytes): the denser the encoding,
- * the smaller the page, so that a tile stays a few dozen rows tall and row slices of a few
- * hundred rows read little more than they need (docs/FORMAT.md, "How the writer chooses the
+ * the smaller the page, so that rules 1-3 give tiles a few dozen rows tall (rules 4 and 6 then
+ * shrink the page to tiles of about 16 rows: docs/FORMAT.md, "How the writer chooses the
  * geometry"): TS_PAGE_BYTES_4BIT (k = 4) for nvfp4 and mxfp4, TS_PAGE_BYTES_8BIT (k = 8) for
  * int8 and fp8, TS_PAGE_BYTES_DEFAULT (k = 16) for raw, TS_PAGE_BYTES_LOSSLESS (k = 64) for
  * lossless, whose pages are shorter than that bound by a length the data decides: LMDB rounds each
@@ -31,6 +31,9 @@
 #define TS_GEOMETRY_SHARDS 8u
 #define TS_GEOMETRY_SHARD_MIN_COLS 512u
 #define TS_GEOMETRY_BAND_BYTES (4u * 1024 * 1024)
+/* Rule 6: tiles about this many rows tall at most, so that a slice of a few dozen rows reads
+ * little more than it needs (64 rows: (63 + h) / 64 on average over its starts). */
+#define TS_GEOMETRY_SLICE_ROWS 16u
 /* Rule 5: whole-row tiles of as few rows as fill at least this share of their LMDB run. */
 #define TS_GEOMETRY_MIN_FILL 0.95
 

@@ -630,7 +630,7 @@ Test(writer, memory_stays_bounded_whatever_the_tensor_size, .timeout = 120)
 	fprintf(stderr, "writer.memory: peak RSS grew by %ld KiB writing %llu MiB of source\n",
 		after - before, (unsigned long long)(rows * cols * 2 >> 20));
 	cr_expect_lt(after - before, 48 * 1024, "peak grew by %ld KiB", after - before);
-	cr_expect_eq(info.page_count, ((rows + 27) / 28) * 8); /* 8 KiB pages: 28 x 512 tiles */
+	cr_expect_eq(info.page_count, ((rows + 13) / 14) * 8); /* 4 KiB pages: 14 x 512 tiles */
 	free(buf);
 	ts_store_close(st);
 }
