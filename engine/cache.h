@@ -5,7 +5,7 @@
  * with refcounted entries. Which pages are admitted and evicted, whether pages are kept
  * compressed and which pages are read ahead is the policy's: a plug-in (ts__cache_policy) with
  * per-shard hooks, called by the cache's table, and per-cache hints, which the reader's
- * ts__cache_tensor/access/seen_before/request/served/prefetched calls pass on. The files:
+ * ts__cache_tensor/access/request/served/prefetched calls pass on. The files:
  *   engine/cache.c            the mechanism: table, budget, references, and this interface;
  *   engine/cache_residency.c  the policy: tiered residency (and decoded-only, decoded-lru);
  *   engine/cache_api.c        the store's cache set-up and every public ts_cache_* / profile call.

@@ -50,6 +50,7 @@
 #include "engine/carry.h"
 #include "engine/meta.h"
 #include "engine/page.h"
+#include "engine/record.h"
 #include "engine/txn.h"
 
 int ts__carry_pending_start(ts_store *st, MDB_txn *txn, uint64_t id, const char *name)
@@ -109,17 +110,10 @@ int ts__carry_supersede(ts_store *st, MDB_txn *txn, uint64_t id, const char *nam
 
 int ts__carry_stage_txn(ts_store *st, MDB_txn *txn, const ts__carry_stage *s)
 {
-	MDB_val key = {strlen(s->name), s->name}, val;
-	int rc;
+	int rc = ts__tensor_may_write(st, txn, s->name, (s->flags & TS_WRITE_REPLACE) != 0);
 
-	if (!(s->flags & TS_WRITE_REPLACE)) {
-		rc = mdb_get(txn, st->dbi_tensors, &key, &val);
-		if (rc == 0)
-			return ts__err(TS_EEXIST, "tensor '%s' exists (TS_WRITE_REPLACE not set)",
-				       s->name);
-		if (rc != MDB_NOTFOUND)
-			return rc;
-	}
+	if (rc)
+		return rc;
 	rc = s->pending_written ? 0 : ts__carry_pending_start(st, txn, s->rec.id, s->name);
 	if (rc == 0 && s->supersede_id)
 		rc = ts__carry_supersede(st, txn, s->supersede_id, s->name);

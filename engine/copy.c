@@ -207,20 +207,15 @@ static int copy_txn(void *ud, MDB_txn *txn)
 		return rc;
 	for (size_t k = 0; k < x->n; k++) {
 		copy_item *c = &x->it[k];
-		MDB_val key = {strlen(c->name), (void *)c->name}, val;
+		MDB_val key = {strlen(c->name), (void *)c->name};
 		uint8_t ib[8];
 		MDB_val pk = {8, ib};
 
 		c->rec = c->src;
 		c->rec.id = next++;
-		if (!x->replace) {
-			rc = mdb_get(txn, st->dbi_tensors, &key, &val);
-			if (rc == 0)
-				return ts__err(TS_EEXIST, "tensor '%s' exists (TS_WRITE_REPLACE not set)",
-					       c->name);
-			if (rc != MDB_NOTFOUND)
-				return rc;
-		}
+		rc = ts__tensor_may_write(st, txn, c->name, x->replace);
+		if (rc)
+			return rc;
 		for (uint64_t i = 0; i < c->src.page_count; i++) {
 			rc = copy_page(x, &win, txn, c, i);
 			if (rc)

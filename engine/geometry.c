@@ -36,7 +36,7 @@
  *   1. tile_cols is cols or a multiple of the block size; every tile but the last of a row of
  *      tiles therefore holds whole blocks, and a row's padded last block stays in one page.
  *   2. The encoded size of a full tile plus the page header is at most the page size used:
- *      the one asked for, else rule 4's or 5's, else the codec's default.
+ *      the one asked for, else rule 4's, 5's or 6's, else the codec's default.
  *   3. tile_rows x cols x source element size <= TS_GEOMETRY_BAND_BYTES, or tile_rows is 1.
  */
 #include "config.h"

@@ -388,6 +388,19 @@ int ts__tensor_rec_decode_named(ts__tensor_rec *rec, const char *name, size_t na
 	return ts__tensor_rec_decode(rec, tmp, len);
 }
 
+int ts__tensor_may_write(ts_store *st, MDB_txn *txn, const char *name, int replace)
+{
+	MDB_val key = {strlen(name), (void *)name}, val;
+	int rc;
+
+	if (replace)
+		return 0;
+	rc = mdb_get(txn, st->dbi_tensors, &key, &val);
+	if (rc == 0)
+		return ts__err(TS_EEXIST, "tensor '%s' exists (TS_WRITE_REPLACE not set)", name);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 int ts__tensor_lookup(ts_store *st, MDB_txn *txn, const char *name, ts__tensor_rec *out)
 {
 	MDB_val key, val;

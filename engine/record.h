@@ -36,6 +36,10 @@ int ts__tensor_rec_decode_named(ts__tensor_rec *rec, const char *name, size_t na
 /** Look up tensor @p name in @p txn. 0; TS_ENOTFOUND; TS_ECORRUPT (names the tensor). */
 int ts__tensor_lookup(ts_store *st, MDB_txn *txn, const char *name, ts__tensor_rec *out);
 
+/** Whether tensor @p name may be written in @p txn: 0 if no tensor has that name or @p replace;
+ *  TS_EEXIST (the message names it) if one has and not @p replace; else LMDB's error. */
+int ts__tensor_may_write(ts_store *st, MDB_txn *txn, const char *name, int replace);
+
 /** Fill a public ts_tensor_info from a record. */
 void ts__tensor_rec_to_info(const ts__tensor_rec *rec, ts_tensor_info *out);
 

@@ -427,3 +427,50 @@ Test(lmdbcheck, meta_naming_an_older_trees_root_is_refused_at_open)
 	ts_store_close(st);
 	free(img);
 }
+
+/* Invariant 6 on healthy stores whose free list is long: deleting large tensors frees thousands
+ * of pages, whose records LMDB keeps in overflow runs and rewrites in place with smaller sizes
+ * (reserved records); every later open must still accept the store and read it whole. */
+Test(lmdbcheck, stores_with_long_free_lists_open_and_read)
+{
+	ts_store *st = st_create("churn.tst", 1);
+	ts_codec_config cfg = ts_codec_config_default(TS_CODEC_RAW);
+	cfg.raw_dtype = TS_F32;
+	cfg.bits_per_value = 32;
+	uint64_t big[2] = {2048, 1024}, small[1] = {1000};
+	size_t n = 2048 * 1024;
+	float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
+	cr_assert(x && y);
+	for (size_t i = 0; i < n; i++)
+		x[i] = (float)(i % 1000);
+	for (int round = 0; round < 6; round++) {
+		char name[32];
+		snprintf(name, sizeof name, "big.%d", round);
+		st_write_f32(st, name, 2, big, &cfg, x, 0);
+		if (round % 2)
+			cr_assert_eq(ts_tensor_delete(st, name), 0, "%s", ts_error_last());
+		snprintf(name, sizeof name, "small.%d", round);
+		st_write_f32(st, name, 1, small, &cfg, x, 0);
+		ts_store_close(st);
+		st = NULL;
+		cr_assert_eq(ts_store_open(&st, st_path("churn.tst"), NULL), 0, "round %d: %s",
+			     round, ts_error_last());
+		ts_store_close(st);
+		ts_open_opts o;
+		ts_open_opts_init(&o);
+		o.flags = TS_OPEN_WRITE;
+		cr_assert_eq(ts_store_open(&st, st_path("churn.tst"), &o), 0, "round %d: %s", round,
+			     ts_error_last());
+	}
+	for (int round = 0; round < 6; round += 2) {
+		char name[32];
+		uint64_t start[2] = {0, 0};
+		snprintf(name, sizeof name, "big.%d", round);
+		cr_assert_eq(ts_read_slice(st, name, 2, start, big, TS_F32, y, n * sizeof *y), 0,
+			     "%s", ts_error_last());
+		cr_expect_eq(memcmp(x, y, n * sizeof *x), 0, "%s", name);
+	}
+	ts_store_close(st);
+	free(x);
+	free(y);
+}
