@@ -83,6 +83,7 @@ struct src {
 	uint8_t *buf;    /* fd: L_MAX_DEPTH + 1 pages */
 	uint8_t *seen;   /* whole-tree walks: one bit per page, a page reached twice is damage */
 	int lazy;        /* key lookups: an overflow run is bounds-checked, not touched (below) */
+	int int_keys;    /* the free database: integer keys, not in memcmp order, not compared */
 };
 
 /* A database's record (MDB_db). */
@@ -257,7 +258,7 @@ static int check_page(struct src *s, const uint8_t *pg, uint64_t pgno, int branc
 			}
 		}
 		/* Order: a branch's node 0 has no key (LMDB never compares it). */
-		if ((branch && i >= 2) || (!branch && sorted_leaf && i >= 1)) {
+		if (!s->int_keys && ((branch && i >= 2) || (!branch && sorted_leaf && i >= 1))) {
 			if (key_cmp(prev.key, prev.ksize, n.key, n.ksize) >= 0)
 				return bad(s, pgno, "keys out of order at node", i);
 		}
@@ -289,6 +290,19 @@ static int check_dbrec(struct src *s, const uint8_t *rec, struct dbrec *out, uin
 }
 
 /* Every page of the tree under @p pgno at @p level of @p depth, keys within [lo, hi). */
+/* Whole-tree walks: page @p pgno is marked seen; a page reached before is damage. A tree shares
+ * no page: a second visit is a damaged pointer (and unchecked, a few such pointers would make
+ * the walk exponential). */
+static int mark_seen(struct src *s, uint64_t pgno, int level)
+{
+	if (s->seen && pgno < s->npages) {
+		if (s->seen[pgno / 8] & (1u << (pgno % 8)))
+			return bad(s, pgno, "page reached twice in the tree, at level", (uint64_t)level);
+		s->seen[pgno / 8] |= (uint8_t)(1u << (pgno % 8));
+	}
+	return 0;
+}
+
 static int walk(struct src *s, uint64_t pgno, int level, int depth, int main,
 		const struct node *lo, const struct node *hi)
 {
@@ -296,13 +310,9 @@ static int walk(struct src *s, uint64_t pgno, int level, int depth, int main,
 	unsigned nkeys;
 	int branch = level < depth - 1, rc;
 
-	/* A tree shares no page: a second visit is a damaged pointer (and unchecked, a few such
-	 * pointers would make the walk exponential). */
-	if (s->seen && pgno < s->npages) {
-		if (s->seen[pgno / 8] & (1u << (pgno % 8)))
-			return bad(s, pgno, "page reached twice in the tree, at level", (uint64_t)level);
-		s->seen[pgno / 8] |= (uint8_t)(1u << (pgno % 8));
-	}
+	rc = mark_seen(s, pgno, level);
+	if (rc < 0)
+		return rc;
 	pg = get_page(s, pgno, level);
 	if (!pg)
 		return TS_ECORRUPT;
@@ -442,36 +452,31 @@ static int walk_path(struct src *s, const struct dbrec *db, int main, const uint
 
 /* -- at open, from the file --------------------------------------------------------------- */
 
-/* One check of the file as it is now; @p m receives the meta pages' first bytes as read. */
 /* The free list's entries are page numbers (after a count) in the values of the free database's
- * leaves; its keys are transaction ids (integer keys: not in memcmp order, so its branches are
- * followed without the order check of check_page()). Invariant 6: none may be a page the walks
- * before marked in s->seen. */
+ * leaves; its keys are transaction ids (integer keys: not in memcmp order, so check_page()
+ * leaves their order alone, s->int_keys). Invariant 6: none may be a page the walks before
+ * marked in s->seen. */
 static int free_pages_unused(struct src *s, uint64_t pgno, int level, int depth)
 {
-	const uint8_t *pg = get_page(s, pgno, level);
+	const uint8_t *pg;
 	unsigned nkeys;
 	int branch = level < depth - 1, rc;
 
+	rc = mark_seen(s, pgno, level);
+	if (rc < 0)
+		return rc;
+	pg = get_page(s, pgno, level);
 	if (!pg)
 		return TS_ECORRUPT;
-	if (s->seen[pgno / 8] & (1u << (pgno % 8)))
-		return bad(s, pgno, "page reached twice in the tree, at level", (uint64_t)level);
-	s->seen[pgno / 8] |= (uint8_t)(1u << (pgno % 8));
+	/* ovf 0: LMDB rewrites a free-list entry in place with a smaller size (its reserved
+	 * records), so the exact run length of check_overflow()'s whole-tree rule does not hold
+	 * here; the run is checked below as far as reading it needs */
+	rc = check_page(s, pg, pgno, branch, 0, 0, 0, NULL, NULL, &nkeys);
+	if (rc < 0)
+		return rc;
 	if (branch) {
-		unsigned lower = ts__lmdb_u16(pg + 12), upper = ts__lmdb_u16(pg + 14);
-		if (ts__lmdb_u64(pg) != pgno ||
-		    (ts__lmdb_u16(pg + TS_LMDB_PAGEHDR_FLAGS) & TS_LMDB_P_KIND) != TS_LMDB_P_BRANCH ||
-		    lower < TS_LMDB_PAGEHDR + 4 || (lower - TS_LMDB_PAGEHDR) % 2 || lower > upper ||
-		    upper > s->psize)
-			return bad(s, pgno, "not a branch page of the free list, level",
-				   (uint64_t)level);
-		nkeys = (lower - TS_LMDB_PAGEHDR) / 2;
 		for (unsigned i = 0; i < nkeys; i++) {
-			unsigned off = ts__lmdb_u16(pg + TS_LMDB_PAGEHDR + 2 * i);
 			struct node n;
-			if (off < upper || (uint64_t)off + TS_LMDB_NODEHDR > s->psize)
-				return bad(s, pgno, "node offset outside the page, node", i);
 			node_at(pg, i, &n);
 			/* deeper levels read into other buffers: pg stays valid */
 			rc = free_pages_unused(s, n.dsize | (uint64_t)n.flags << 32, level + 1, depth);
@@ -480,12 +485,6 @@ static int free_pages_unused(struct src *s, uint64_t pgno, int level, int depth)
 		}
 		return 0;
 	}
-	/* ovf 0: LMDB rewrites a free-list entry in place with a smaller size (its reserved
-	 * records), so the exact run length of check_overflow()'s whole-tree rule does not hold
-	 * here; the run is checked below as far as reading it needs */
-	rc = check_page(s, pg, pgno, 0, 0, 0, 0, NULL, NULL, &nkeys);
-	if (rc < 0)
-		return rc;
 	for (unsigned i = 0; i < nkeys; i++) {
 		struct node n;
 		uint8_t *big = NULL;
@@ -540,6 +539,7 @@ static int free_pages_unused(struct src *s, uint64_t pgno, int level, int depth)
 	return 0;
 }
 
+/* One check of the file as it is now; @p m receives the meta pages' first bytes as read. */
 static int check_file_once(const char *path, uint64_t file_size, const char *const *full,
 			   int nfull, uint8_t m[2][160])
 {
@@ -641,6 +641,7 @@ static int check_file_once(const char *path, uint64_t file_size, const char *con
 	}
 	if (rc == 0 && freedb.root != L_INVALID) { /* invariant 6 */
 		s.db = "free";
+		s.int_keys = 1;
 		rc = free_pages_unused(&s, freedb.root, 0, (int)freedb.depth);
 	}
 out:

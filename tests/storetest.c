@@ -175,6 +175,14 @@ float st_amax(const float *x, size_t n)
 	return a;
 }
 
+ts_codec_config st_raw_f32(void)
+{
+	ts_codec_config cfg = ts_codec_config_default(TS_CODEC_RAW);
+	cfg.raw_dtype = TS_F32;
+	cfg.bits_per_value = 32;
+	return cfg;
+}
+
 void st_write_f32(ts_store *st, const char *name, int ndim, const uint64_t *shape,
 		  const ts_codec_config *cfg, const float *x, unsigned flags)
 {

@@ -41,6 +41,9 @@ uint64_t st_raw_txnid(const char *path);
 /** Read the whole file at @p path (malloc'd); *len receives its size. */
 uint8_t *st_read_file(const char *path, size_t *len);
 
+/** The raw codec storing F32 values as they are. */
+ts_codec_config st_raw_f32(void);
+
 /** Write a tensor of F32 values in one call with @p cfg; fails the test on error. */
 void st_write_f32(ts_store *st, const char *name, int ndim, const uint64_t *shape,
 		  const ts_codec_config *cfg, const float *x, unsigned flags);

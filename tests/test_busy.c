@@ -28,17 +28,9 @@ static int open_w(ts_store **st, const char *name, int64_t timeout_ms)
 	return ts_store_open(st, st_path(name), &o);
 }
 
-static ts_codec_config raw_f32(void)
-{
-	ts_codec_config cfg = ts_codec_config_default(TS_CODEC_RAW);
-	cfg.raw_dtype = TS_F32;
-	cfg.bits_per_value = 32;
-	return cfg;
-}
-
 static void put(ts_store *st, const char *name, float v)
 {
-	ts_codec_config raw = raw_f32();
+	ts_codec_config raw = st_raw_f32();
 	float x[16];
 	for (int i = 0; i < 16; i++)
 		x[i] = v + (float)i;
@@ -156,7 +148,7 @@ static pid_t holder(const char *name, long hold_us, int reader)
 			put(st, "first", 100.0f);
 		ts_writer *w = NULL;
 		if (hold_us < 0 && !reader) {
-			ts_codec_config raw = raw_f32();
+			ts_codec_config raw = st_raw_f32();
 			uint64_t shape[2] = {1024, 1024};
 			size_t n = 512 * 1024;
 			float *x = calloc(n, 4);

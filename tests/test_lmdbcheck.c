@@ -51,9 +51,7 @@ static uint64_t g64(const uint8_t *p)
 static uint8_t *make_store(size_t *len)
 {
 	ts_store *st = st_create("orig.tst", 1);
-	ts_codec_config cfg = ts_codec_config_default(TS_CODEC_RAW);
-	cfg.raw_dtype = TS_F32;
-	cfg.bits_per_value = 32;
+	ts_codec_config cfg = st_raw_f32();
 	uint64_t shape[2] = {BIG_ROWS, BIG_COLS};
 	size_t n = (size_t)BIG_ROWS * BIG_COLS;
 	float *x = malloc(n * sizeof *x);
@@ -434,9 +432,7 @@ Test(lmdbcheck, meta_naming_an_older_trees_root_is_refused_at_open)
 Test(lmdbcheck, stores_with_long_free_lists_open_and_read)
 {
 	ts_store *st = st_create("churn.tst", 1);
-	ts_codec_config cfg = ts_codec_config_default(TS_CODEC_RAW);
-	cfg.raw_dtype = TS_F32;
-	cfg.bits_per_value = 32;
+	ts_codec_config cfg = st_raw_f32();
 	uint64_t big[2] = {2048, 1024}, small[1] = {1000};
 	size_t n = 2048 * 1024;
 	float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
