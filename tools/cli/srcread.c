@@ -6,18 +6,29 @@
  * reads with O_DIRECT, in aligned requests of a few MiB straight into the buffers the encoder
  * reads from, while the encoder works on the previous buffer.
  *
+ * Why io_uring: with one blocking pread at a time the disk waited while the thread scanned the
+ * request it had just read and while the kernel cleared the fresh buffer pages of the next one
+ * (the reader was busy 0.31 s for a 0.2 s read of a 319 MB source, and the encoder waited for
+ * it); with DEPTH requests in flight the disk reads the next ones meanwhile.
+ *
  * Invariants
  *   1. Piece k lives in slot k % NSLOTS; the reader fills a slot only when it is FREE, the
  *      caller reads it only when it is READY; srcread_next() hands the previous slot back.
  *   2. Every read request is aligned to ALIGN in file offset, length and memory (O_DIRECT's
  *      rule); the bytes asked for start at data = buf + (offset % ALIGN).
  *   3. Where O_DIRECT is refused (a file system without it), the caller's descriptor is read
- *      the ordinary way; the pieces are the same.
+ *      the ordinary way; the pieces are the same. Where io_uring is not available, the
+ *      requests are read one at a time with pread; the pieces are the same.
+ *   4. A piece's scan covers exactly its elements once: the bytes read are scanned in order,
+ *      as far as the requests read so far reach without a gap, in whole elements.
+ *   5. No request is in flight when read_piece() returns, whatever happened: a buffer is
+ *      never freed or refilled under the kernel.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <liburing.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +41,8 @@
 
 #define NSLOTS 2
 #define ALIGN 4096u
-#define REQUEST (8u << 20) /* bytes per read call */
+#define REQUEST (8u << 20) /* bytes per read request */
+#define DEPTH 4             /* read requests in flight (io_uring) */
 #define PIECE_MIN (1u << 20)
 #define HUGE (2u << 20) /* buffers are aligned to huge pages and asked to use them */
 
@@ -65,6 +77,8 @@ struct srcread {
 	int stop;
 	int failed;
 	char err[1024];
+	struct io_uring ring; /* the reading thread's, if ring_ok */
+	int ring_ok;
 };
 
 /* @p cap bytes (a multiple of HUGE) at a HUGE-aligned address, in huge pages where the kernel
@@ -107,19 +121,201 @@ static int direct_fd(srcread *r, const sr_range *g)
 	return nf[r->nfds++].dfd;
 }
 
-/* Read @p len bytes at @p off of range @p g into @p s; 0 or -1 with r->err set. */
+/* The scan of a piece as its bytes arrive (invariant 4). */
+typedef struct piece_scan {
+	const sr_range *g;
+	slot *s;
+	uint64_t head;  /* bytes of the buffer before the piece's data */
+	uint64_t done;  /* its elements scanned */
+} piece_scan;
+
+/* Scan the piece's elements that lie within the first @p have bytes of the buffer. */
+static void scan_upto(piece_scan *ps, uint64_t have)
+{
+	uint64_t esz = ts_dtype_size(ps->g->dtype), n = ps->s->piece.bytes / esz, upto;
+
+	if (!ps->g->scan || have <= ps->head)
+		return;
+	upto = (have - ps->head) / esz;
+	if (upto > n)
+		upto = n;
+	if (upto > ps->done)
+		scan_add(ps->s->piece.data + ps->done * esz, upto - ps->done, ps->g->dtype,
+			 &ps->s->piece.mx, &ps->s->piece.bad);
+	ps->done = upto > ps->done ? upto : ps->done;
+}
+
+static void say_read_error(srcread *r, const sr_range *g, uint64_t at, size_t ask, int e)
+{
+	snprintf(r->err, sizeof(r->err), "%s: reading %zu bytes at offset %llu: %s", g->path, ask,
+		 (unsigned long long)at, strerror(e));
+}
+
+static void say_truncated(srcread *r, const sr_range *g, uint64_t at)
+{
+	snprintf(r->err, sizeof(r->err), "%s: the file ends at offset %llu, before "
+		 "the tensor data it announced (truncated while importing?)",
+		 g->path, (unsigned long long)at);
+}
+
+/* Bytes [a0, a0 + need) of the file into s->buf, one request at a time with pread: from @p fd
+ * (O_DIRECT) where it is not -1, else (or where it refuses) from the caller's descriptor. */
+static int read_sync(srcread *r, const sr_range *g, int fd, uint64_t a0, uint64_t need,
+		     uint64_t want, piece_scan *ps)
+{
+	slot *s = ps->s;
+	uint64_t done = 0;
+
+	while (done < need) {
+		size_t ask = want - done > REQUEST ? REQUEST : (size_t)(want - done);
+		ssize_t k = fd >= 0 ? pread(fd, s->buf + done, ask, (off_t)(a0 + done)) : -1;
+		if (k < 0 && (fd < 0 || errno == EINVAL)) /* invariant 3 */
+			k = pread(g->fd, s->buf + done, ask, (off_t)(a0 + done));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			say_read_error(r, g, a0 + done, ask, errno);
+			return -1;
+		}
+		if (k == 0) {
+			say_truncated(r, g, a0 + done);
+			return -1;
+		}
+		done += (uint64_t)k;
+		scan_upto(ps, done);
+	}
+	return 0;
+}
+
+/* One request of read_uring(): bytes [at, at + len) of the buffer, @p got of them read. */
+typedef struct uring_req {
+	uint64_t at;
+	size_t len, got;
+	int done;
+} uring_req;
+
+static void uring_send(struct io_uring_sqe *q, int fd, uint64_t a0, uint8_t *buf, uint64_t i,
+		       const uring_req *e)
+{
+	io_uring_prep_read(q, fd, buf + e->at + e->got, (unsigned)(e->len - e->got),
+			   a0 + e->at + e->got);
+	io_uring_sqe_set_data64(q, i);
+}
+
+/* Send the rest of request @p i again (a short read, or one interrupted). 0 or -1. */
+static int uring_resend(srcread *r, const sr_range *g, int fd, uint64_t a0, uint8_t *buf,
+			uint64_t i, const uring_req *e, unsigned *inflight)
+{
+	struct io_uring_sqe *q = io_uring_get_sqe(&r->ring);
+
+	if (!q) {
+		say_read_error(r, g, a0 + e->at + e->got, e->len - e->got, EBUSY);
+		return -1;
+	}
+	uring_send(q, fd, a0, buf, i, e);
+	(*inflight)++;
+	return 0;
+}
+
+/* The same as read_sync() through io_uring, DEPTH requests in flight on O_DIRECT descriptor
+ * @p fd, scanning what has arrived while the rest is read. 0; -1 with r->err set; 1: the
+ * descriptor refused a read (EINVAL, invariant 3) or the ring failed, nothing scanned yet:
+ * read the piece with read_sync(). Returns with nothing in flight (invariant 5). */
+static int read_uring(srcread *r, const sr_range *g, int fd, uint64_t a0, uint64_t need,
+		      uint64_t want, piece_scan *ps)
+{
+	uring_req q[DEPTH];
+	uint64_t next = 0, lo = 0, hi = 0, prefix = 0; /* requests [lo, hi) issued, not retired */
+	unsigned inflight = 0;
+	int rc = 0;
+
+	while (rc == 0 && prefix < need) {
+		struct io_uring_cqe *c;
+		int k;
+		while (hi - lo < DEPTH && next < want) {
+			struct io_uring_sqe *sq = io_uring_get_sqe(&r->ring);
+			uring_req *e = &q[hi % DEPTH];
+			if (!sq)
+				break;
+			e->at = next;
+			e->len = want - next > REQUEST ? REQUEST : (size_t)(want - next);
+			e->got = 0;
+			e->done = 0;
+			uring_send(sq, fd, a0, ps->s->buf, hi, e);
+			next += e->len;
+			hi++;
+			inflight++;
+		}
+		k = io_uring_submit_and_wait(&r->ring, 1);
+		if (k < 0 && k != -EINTR) {
+			rc = prefix == 0 && ps->done == 0 ? 1 : -1;
+			if (rc < 0)
+				say_read_error(r, g, a0 + prefix, REQUEST, -k);
+			break;
+		}
+		while (rc == 0 && io_uring_peek_cqe(&r->ring, &c) == 0) {
+			uint64_t i = io_uring_cqe_get_data64(c);
+			uring_req *e = &q[i % DEPTH];
+			int res = c->res;
+			io_uring_cqe_seen(&r->ring, c);
+			inflight--;
+			if (res == -EINVAL && prefix == 0) {
+				rc = 1; /* invariant 3 */
+			} else if (res < 0 && res != -EINTR && res != -EAGAIN) {
+				say_read_error(r, g, a0 + e->at + e->got, e->len - e->got, -res);
+				rc = -1;
+			} else if (res == 0 && e->at + e->got < need) {
+				say_truncated(r, g, a0 + e->at + e->got);
+				rc = -1;
+			} else {
+				e->got += res > 0 ? (size_t)res : 0;
+				if (res == 0 || e->got == e->len || e->at + e->got >= need)
+					e->done = 1;
+				else if (res > 0 && e->got % ALIGN) /* the file ends mid-block */
+					say_truncated(r, g, a0 + e->at + e->got), rc = -1;
+				else
+					rc = uring_resend(r, g, fd, a0, ps->s->buf, i, e, &inflight);
+			}
+		}
+		while (lo < hi && q[lo % DEPTH].done) {
+			prefix = q[lo % DEPTH].at + q[lo % DEPTH].got;
+			lo++;
+		}
+		if (rc == 0)
+			scan_upto(ps, prefix);
+	}
+	/* invariant 5: wait for whatever is still in flight */
+	while (inflight > 0) {
+		struct io_uring_cqe *c;
+		int k = io_uring_submit_and_wait(&r->ring, 1);
+		if (k < 0 && k != -EINTR) {
+			/* cannot wait for them: the buffers must outlive the requests */
+			r->ring_ok = 0;
+			break;
+		}
+		while (inflight > 0 && io_uring_peek_cqe(&r->ring, &c) == 0) {
+			io_uring_cqe_seen(&r->ring, c);
+			inflight--;
+		}
+	}
+	return rc;
+}
+
+/* Read @p len bytes at @p off of range @p g into @p s, scanning them if the range asks;
+ * 0 or -1 with r->err set. */
 static int read_piece(srcread *r, const sr_range *g, uint64_t off, uint64_t len, slot *s)
 {
 	uint64_t fo = g->offset + off, a0 = fo / ALIGN * ALIGN;
-	uint64_t need = fo + len - a0, want = (need + ALIGN - 1) / ALIGN * ALIGN, done = 0;
-	int fd;
+	uint64_t need = fo + len - a0, want = (need + ALIGN - 1) / ALIGN * ALIGN;
+	piece_scan ps = {g, s, fo - a0, 0};
+	int fd, rc = 1;
 
+	s->piece.offset = off;
+	s->piece.bytes = len;
+	s->piece.mx = 0;
+	s->piece.bad = 0;
 	if (len == 0) {
 		s->piece.data = s->buf;
-		s->piece.offset = off;
-		s->piece.bytes = 0;
-		s->piece.mx = 0;
-		s->piece.bad = 0;
 		return 0;
 	}
 	fd = direct_fd(r, g);
@@ -136,40 +332,16 @@ static int read_piece(srcread *r, const sr_range *g, uint64_t off, uint64_t len,
 		}
 		s->cap = cap;
 	}
-	while (done < need) {
-		size_t ask = want - done > REQUEST ? REQUEST : (size_t)(want - done);
-		ssize_t k = fd >= 0 ? pread(fd, s->buf + done, ask, (off_t)(a0 + done)) : -1;
-		if (k < 0 && (fd < 0 || errno == EINVAL)) /* invariant 3 */
-			k = pread(g->fd, s->buf + done, ask, (off_t)(a0 + done));
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			snprintf(r->err, sizeof(r->err), "%s: reading %zu bytes at offset %llu: %s",
-				 g->path, ask, (unsigned long long)(a0 + done), strerror(errno));
-			return -1;
-		}
-		if (k == 0) {
-			snprintf(r->err, sizeof(r->err), "%s: the file ends at offset %llu, before "
-				 "the tensor data it announced (truncated while importing?)",
-				 g->path, (unsigned long long)(a0 + done));
-			return -1;
-		}
-		done += (uint64_t)k;
-	}
 	s->piece.data = s->buf + (fo - a0);
-	s->piece.offset = off;
-	s->piece.bytes = len;
-	s->piece.mx = 0;
-	s->piece.bad = 0;
-	if (g->scan)
-		scan_add(s->piece.data, len / ts_dtype_size(g->dtype), g->dtype, &s->piece.mx,
-			 &s->piece.bad);
-	return 0;
+	if (fd >= 0 && r->ring_ok)
+		rc = read_uring(r, g, fd, a0, need, want, &ps);
+	if (rc > 0)
+		rc = read_sync(r, g, fd, a0, need, want, &ps);
+	return rc;
 }
 
-static void *reader_main(void *arg)
+static void reader_loop(srcread *r)
 {
-	srcread *r = arg;
 	uint64_t k = 0;
 
 	for (size_t i = 0; i < r->n; i++) {
@@ -187,7 +359,7 @@ static void *reader_main(void *arg)
 			stop = r->stop;
 			pthread_mutex_unlock(&r->lock);
 			if (stop)
-				return NULL;
+				return;
 			rc = read_piece(r, g, off, len, s);
 			pthread_mutex_lock(&r->lock);
 			if (rc < 0) {
@@ -200,11 +372,21 @@ static void *reader_main(void *arg)
 			pthread_cond_broadcast(&r->cond);
 			pthread_mutex_unlock(&r->lock);
 			if (rc < 0)
-				return NULL;
+				return;
 			off += len;
 			k++;
 		} while (off < g->bytes);
 	}
+}
+
+static void *reader_main(void *arg)
+{
+	srcread *r = arg;
+
+	r->ring_ok = io_uring_queue_init(DEPTH, &r->ring, 0) == 0;
+	reader_loop(r);
+	if (r->ring_ok)
+		io_uring_queue_exit(&r->ring);
 	return NULL;
 }
 
