@@ -118,12 +118,8 @@ void ts__conv_f16_to_f32_scalar(const void *src, size_t n, void *dst);
 void ts__conv_bf16_to_f16_scalar(const void *src, size_t n, void *dst);
 void ts__conv_f16_to_bf16_scalar(const void *src, size_t n, void *dst);
 
-/* ---- statistics' sub-block sums (codec/stats.c; ts__kernels.stats_*) ----------------------- */
+/* ---- statistics' sub-block sums (codec/stats.c; ts__kernels.stats) ------------------------- */
 
-void ts__stats_moments_scalar(const float *x, size_t n, double *sum, double *mn, double *mx,
-			      double *amax, double *minnz, uint64_t *zeros);
-void ts__stats_deviations_scalar(const float *x, size_t n, double m, double *m2, double *c);
-void ts__stats_errors_scalar(const float *x, const float *a, size_t n, double *sa, double *se,
-			     double *sx, double *me);
+void ts__stats_scalar(const float *x, const float *a, size_t n, double k, ts__stats_sums *s);
 
 #endif

@@ -67,24 +67,29 @@ typedef void (*ts__join_fn)(const uint8_t *e, const uint8_t *sm, size_t n, void 
 typedef uint64_t (*ts__checksum_fn)(const void *a, size_t na, const void *b, size_t nb);
 
 /*
- * Statistics of one sub-block of n finite floats (codec/stats.c). Every sum is formed in
+ * Statistics of one sub-block x[0..n) (codec/stats.c), in one pass: its distribution, and its
+ * errors against the approximation a[0..n) unless @p a is NULL. Every sum is formed in
  * TS_STATS_LANES lanes in double, element i going to lane i % TS_STATS_LANES in index order, and
- * the lanes are then added in lane order into the output (starting from 0 for moments and
- * deviations, from the value given for errors); extremes are per-lane float selections
- * (v < lo ? v : lo), folded into the running extremes in lane order. A vector kernel keeps this
- * order exactly, so every table gives the same bits.
- *   moments:    *sum = sum of x; min, max, max |x|, min nonzero |x| folded into *mn, *mx, *amax,
- *               *minnz; *zeros += the count of zeros.
- *   deviations: *m2 = sum of (x - m)^2, *c = sum of (x - m).
- *   errors:     *sa += sum |x - a|, *se += sum (x - a)^2, *sx += sum x^2 (x, a widened to
- *               double); *me = max(*me, max |x - a|).
+ * the lanes are then added in lane order to the value given in @p s; extremes are per-lane float
+ * selections (v < lo ? v : lo), folded into the running extremes in lane order. A vector kernel
+ * keeps this order exactly, so every table gives the same bits. The sums are finite when every
+ * x (and a) is: a caller redoes a block whose sums are not (codec/stats.c).
+ *   distribution: q += sum (x - k)^2, c += sum (x - k) (x and k in double: k is a shift that
+ *                 keeps the sums' cancellation small, e.g. one of the x); min, max, max |x|,
+ *                 min nonzero |x| folded into mn, mx, amax, minnz; zeros += the count of zeros.
+ *   errors:       sa += sum |x - a|, se += sum (x - a)^2 (x, a widened to double);
+ *                 me = max(me, max |x - a|). Untouched when a is NULL. (The sum of x^2 that the
+ *                 error figures need is q + 2 k c + n k^2.)
  */
 #define TS_STATS_LANES 8
-typedef void (*ts__moments_fn)(const float *x, size_t n, double *sum, double *mn, double *mx,
-			       double *amax, double *minnz, uint64_t *zeros);
-typedef void (*ts__deviations_fn)(const float *x, size_t n, double m, double *m2, double *c);
-typedef void (*ts__errors_fn)(const float *x, const float *a, size_t n, double *sa, double *se,
-			      double *sx, double *me);
+typedef struct ts__stats_sums {
+	double sa, se, me;
+	double q, c;
+	double mn, mx, amax, minnz;
+	uint64_t zeros;
+} ts__stats_sums;
+typedef void (*ts__stats_fn)(const float *x, const float *a, size_t n, double k,
+			     ts__stats_sums *s);
 
 typedef struct ts__kernels {
 	const char *name; /* "scalar", "avx2" */
@@ -97,9 +102,7 @@ typedef struct ts__kernels {
 	ts__join_fn lossless_join16;
 	ts__join_fn lossless_join32;
 	ts__checksum_fn checksum_xxh3;
-	ts__moments_fn stats_moments;
-	ts__deviations_fn stats_deviations;
-	ts__errors_fn stats_errors;
+	ts__stats_fn stats;
 } ts__kernels;
 
 /*

@@ -164,9 +164,7 @@ static void avx2_init(void)
 	t->lossless_join16 = ts__avx2_lossless_join16;
 	t->lossless_join32 = ts__avx2_lossless_join32;
 	t->checksum_xxh3 = ts__avx2_checksum_xxh3;
-	t->stats_moments = ts__avx2_stats_moments;
-	t->stats_deviations = ts__avx2_stats_deviations;
-	t->stats_errors = ts__avx2_stats_errors;
+	t->stats = ts__avx2_stats;
 
 	/* Non-temporal stores for large decodes only on request: on this machine (AMD EPYC, a VM)
 	 * ordinary stores wrote 64M-element F32 outputs 10-20% faster (docs/KERNELS.md). */

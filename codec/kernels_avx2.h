@@ -56,11 +56,7 @@ void ts__avx2_lossless_join32(const uint8_t *e, const uint8_t *sm, size_t n, voi
 uint64_t ts__avx2_checksum_xxh3(const void *a, size_t na, const void *b, size_t nb);
 void ts__avx2_mxfp4_encode(const float *x, size_t nblocks, float enc_scale, uint8_t *codes,
 			   uint8_t *scales);
-void ts__avx2_stats_moments(const float *x, size_t n, double *sum, double *mn, double *mx,
-			    double *amax, double *minnz, uint64_t *zeros);
-void ts__avx2_stats_deviations(const float *x, size_t n, double m, double *m2, double *c);
-void ts__avx2_stats_errors(const float *x, const float *a, size_t n, double *sa, double *se,
-			   double *sx, double *me);
+void ts__avx2_stats(const float *x, const float *a, size_t n, double k, ts__stats_sums *s);
 
 /* ---- F32 -> BF16 / F16, lane by lane --------------------------------------------------------- */
 

@@ -39,9 +39,7 @@ static const ts__kernels scalar_table = {
 	.lossless_join16 = ts__lossless_join16_scalar,
 	.lossless_join32 = ts__lossless_join32_scalar,
 	.checksum_xxh3 = ts__checksum_xxh3_scalar,
-	.stats_moments = ts__stats_moments_scalar,
-	.stats_deviations = ts__stats_deviations_scalar,
-	.stats_errors = ts__stats_errors_scalar,
+	.stats = ts__stats_scalar,
 };
 
 const ts__kernels *ts__kernels_scalar(void)

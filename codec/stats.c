@@ -2,12 +2,16 @@
  * Statistics: ts_compression_stats and ts_distribution_stats, accumulated in one streaming
  * pass, chunk by chunk, into a caller-owned ts_stats_acc (no allocation).
  *
- * Method. Each chunk is cut into sub-blocks of SUB elements, widened to float in a stack buffer.
- * Distribution: a sub-block's finite values give an exact-count, two-pass (corrected) mean and
- * sum of squared deviations, merged into the running figures with Chan's pairwise update; this
- * is as stable as Welford's recurrence without a division per element. Error: a sub-block's sums
- * of |e|, e^2 and x^2 are formed in double and added to the running totals with Neumaier's
- * compensated summation.
+ * Method. Each chunk is cut into sub-blocks of SUB elements, widened to float in a stack buffer,
+ * and each sub-block goes through one pass of the kernel table's sums (codec/kernels.h).
+ * Distribution: a sub-block's finite values give an exact count, their sums of deviations from
+ * a shift k (the block's first value) and of their squares, in double; the block's mean is
+ * k + c / n and its sum of squared deviations q - c^2 / n (the corrected two-pass formula with k
+ * for the first pass's mean: since k is one of the values, n (k - mean)^2 <= n M2, so the
+ * subtraction loses at most log2(n) bits), merged into the running figures with Chan's pairwise
+ * update; this is as stable as Welford's recurrence without a division per element. Error: a
+ * sub-block's sums of |e|, e^2 and x^2 are formed in double and added to the running totals with
+ * Neumaier's compensated summation.
  *
  * Invariants
  *   1. A ts_stats_acc holds distribution and error figures in disjoint slots: one accumulator can
@@ -100,49 +104,24 @@ static const float *load(float *buf, const void *src, ts_dtype dtype, uint64_t i
  */
 #define LANES TS_STATS_LANES
 
-/* Sum, extremes and zero count of n finite floats, folded into the running extremes. */
-void ts__stats_moments_scalar(const float *x, size_t n, double *sum, double *mn, double *mx,
-			      double *amax, double *minnz, uint64_t *zeros)
+void ts__stats_scalar(const float *x, const float *a, size_t n, double k, ts__stats_sums *s)
 {
-	ts__moment_lanes l;
+	ts__stats_lanes l;
 	size_t i = 0;
 
-	ts__moment_lanes_init(&l);
+	ts__stats_lanes_init(&l);
 	for (; i + LANES <= n; i += LANES)
-		for (int j = 0; j < LANES; j++)
-			ts__moment_step(&l, j, x[i + j]);
-	for (int j = 0; i < n; i++, j++)
-		ts__moment_step(&l, j, x[i]);
-	ts__moment_fold(&l, sum, mn, mx, amax, minnz, zeros);
-}
-
-/* Sum of (x - m)^2 and of (x - m) over n floats. */
-void ts__stats_deviations_scalar(const float *x, size_t n, double m, double *m2, double *c)
-{
-	ts__deviation_lanes l = {{0}, {0}};
-	size_t i = 0;
-
-	for (; i + LANES <= n; i += LANES)
-		for (int j = 0; j < LANES; j++)
-			ts__deviation_step(&l, j, x[i + j], m);
-	for (int j = 0; i < n; i++, j++)
-		ts__deviation_step(&l, j, x[i], m);
-	ts__deviation_fold(&l, m2, c);
-}
-
-/* Sums of |x - a|, (x - a)^2, x^2 and max |x - a| over n finite pairs. */
-void ts__stats_errors_scalar(const float *x, const float *a, size_t n, double *sa, double *se,
-			     double *sx, double *me)
-{
-	ts__error_lanes l = {{0}, {0}, {0}, {0}};
-	size_t i = 0;
-
-	for (; i + LANES <= n; i += LANES)
-		for (int j = 0; j < LANES; j++)
-			ts__error_step(&l, j, x[i + j], a[i + j]);
-	for (int j = 0; i < n; i++, j++)
-		ts__error_step(&l, j, x[i], a[i]);
-	ts__error_fold(&l, sa, se, sx, me);
+		for (int j = 0; j < LANES; j++) {
+			ts__dist_step(&l, j, x[i + j], k);
+			if (a)
+				ts__error_step(&l, j, x[i + j], a[i + j]);
+		}
+	for (int j = 0; i < n; i++, j++) {
+		ts__dist_step(&l, j, x[i], k);
+		if (a)
+			ts__error_step(&l, j, x[i], a[i]);
+	}
+	ts__stats_fold(&l, a != NULL, s);
 }
 
 static int check_args(const void *acc, const void *src, ts_dtype dtype, uint64_t count,
@@ -164,53 +143,73 @@ TS_API void ts_stats_acc_init(ts_stats_acc *acc)
 	acc->s[D_MINNZ] = INFINITY;
 }
 
+/* The block's sums, before the kernel runs: nothing summed, @p acc's running extremes. */
+static ts__stats_sums sums_start(const ts_stats_acc *acc)
+{
+	const double *s = acc->s;
+	return (ts__stats_sums){.me = s[E_MAX], .mn = s[D_MIN], .mx = s[D_MAX],
+				.amax = s[D_MAXABS], .minnz = s[D_MINNZ]};
+}
+
+/* The distribution part of sums @p r of k finite values into @p acc. */
+static void dist_take(ts_stats_acc *acc, const ts__stats_sums *r, double shift, size_t k)
+{
+	double *s = acc->s;
+
+	acc->n[N_ZEROS] += r->zeros;
+	s[D_MIN] = r->mn;
+	s[D_MAX] = r->mx;
+	s[D_MAXABS] = r->amax;
+	s[D_MINNZ] = r->minnz;
+	if (k == 0)
+		return;
+
+	/* the corrected two-pass formula about the shift (see Method) */
+	double nb = (double)k, mb = shift + r->c / nb, m2 = r->q - r->c * r->c / nb;
+	if (m2 < 0)
+		m2 = 0;
+
+	/* Chan's merge of (na, mean, M2) with (k, mb, m2) */
+	double na = (double)acc->n[N_FINITE], nt = na + nb;
+	double delta = mb - s[D_MEAN];
+	s[D_MEAN] += delta * (nb / nt);
+	s[D_M2] += m2 + delta * delta * (na * nb / nt);
+	acc->n[N_FINITE] += k;
+}
+
+/* The distribution figures of one sub-block x[0..n) (n <= SUB) whose sums @p r (from the
+ * kernel, shift x[0]) are not finite: its finite values again, gathered into @p buf (SUB
+ * floats, which may be x itself). */
+static void dist_redo(ts_stats_acc *acc, const ts__kernels *kt, const float *x, float *buf,
+		      size_t n)
+{
+	ts__stats_sums r = sums_start(acc);
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (isfinite(x[i]))
+			buf[k++] = x[i];
+	acc->n[N_NONFINITE] += n - k;
+	if (k)
+		kt->stats(buf, NULL, k, buf[0], &r);
+	dist_take(acc, &r, k ? buf[0] : 0, k);
+}
+
 /* The distribution figures of one sub-block x[0..n) (n <= SUB); @p buf (SUB floats) may be x
  * itself or scratch, and is overwritten when the block holds non-finite values. */
 static void dist_block(ts_stats_acc *acc, const ts__kernels *kt, const float *x, float *buf,
 		       size_t n)
 {
-	double *s = acc->s;
-	size_t k = 0;
-	double sum = 0, mn = s[D_MIN], mx = s[D_MAX], amax = s[D_MAXABS], minnz = s[D_MINNZ];
-	uint64_t zeros = 0;
+	ts__stats_sums r = sums_start(acc);
 
-	/* a non-finite element makes the sum non-finite: then redo the block without it */
-	kt->stats_moments(x, n, &sum, &mn, &mx, &amax, &minnz, &zeros);
-	k = n;
-	if (!isfinite(sum)) {
-		mn = s[D_MIN], mx = s[D_MAX], amax = s[D_MAXABS], minnz = s[D_MINNZ];
-		zeros = 0;
-		k = 0;
-		for (size_t i = 0; i < n; i++)
-			if (isfinite(x[i]))
-				buf[k++] = x[i];
-		x = buf;
-		if (k)
-			kt->stats_moments(x, k, &sum, &mn, &mx, &amax, &minnz, &zeros);
-	}
-	acc->n[N_NONFINITE] += n - k;
-	acc->n[N_ZEROS] += zeros;
-	s[D_MIN] = mn;
-	s[D_MAX] = mx;
-	s[D_MAXABS] = amax;
-	s[D_MINNZ] = minnz;
-	if (k == 0)
+	if (n == 0)
 		return;
-
-	/* corrected two-pass sum of squared deviations about the block mean */
-	double mb = sum / (double)k, m2, c;
-	kt->stats_deviations(x, k, mb, &m2, &c);
-	m2 -= c * c / (double)k;
-	if (m2 < 0)
-		m2 = 0;
-	mb += c / (double)k;
-
-	/* Chan's merge of (na, mean, M2) with (k, mb, m2) */
-	double na = (double)acc->n[N_FINITE], nb = (double)k, nt = na + nb;
-	double delta = mb - s[D_MEAN];
-	s[D_MEAN] += delta * (nb / nt);
-	s[D_M2] += m2 + delta * delta * (na * nb / nt);
-	acc->n[N_FINITE] += k;
+	/* a non-finite element makes the sums non-finite: then redo the block without it */
+	kt->stats(x, NULL, n, x[0], &r);
+	if (isfinite(r.q + r.c))
+		dist_take(acc, &r, x[0], n);
+	else
+		dist_redo(acc, kt, x, buf, n);
 }
 
 TS_API int ts_stats_acc_add_dist(ts_stats_acc *acc, const void *src, ts_dtype dtype,
@@ -248,40 +247,59 @@ TS_API void ts_stats_acc_finish_dist(ts_distribution_stats *out, const ts_stats_
 		out->dynamic_range = log2(s[D_MAXABS] / s[D_MINNZ]);
 }
 
+/* The error part of sums @p r of n pairs into @p acc: the sum of x^2 from the deviations about
+ * shift @p k (codec/kernels.h; since k is one of the x, n k^2 <= n sum x^2, and the sum loses at
+ * most log2(n) bits to cancellation). */
+static void error_take(ts_stats_acc *acc, const ts__stats_sums *r, size_t n, double k)
+{
+	double *s = acc->s, sx = r->q + 2 * k * r->c + (double)n * k * k;
+
+	csum_add(s, E_ABS, r->sa);
+	csum_add(s, E_E2, r->se);
+	csum_add(s, E_X2, sx < 0 ? 0 : sx);
+	s[E_MAX] = r->me;
+	acc->n[N_ERR] += n;
+}
+
+/* The error figures of one sub-block (originals x[0..n), approximations a[0..n)) holding a
+ * non-finite value, element by element (invariant 3). */
+static void error_redo(ts_stats_acc *acc, const float *x, const float *a, size_t n)
+{
+	ts__stats_sums r = sums_start(acc);
+
+	for (size_t i = 0; i < n; i++) {
+		double xi = x[i], e;
+		if (!isfinite(x[i])) {
+			int same = isnan(x[i]) ? isnan(a[i]) : (x[i] == a[i]);
+			e = same ? 0 : INFINITY;
+			xi = 0;
+		} else if (!isfinite(a[i])) {
+			e = INFINITY;
+		} else {
+			e = fabs(xi - (double)a[i]);
+		}
+		r.sa += e;
+		r.se += e * e;
+		r.q += xi * xi; /* the sum of x^2 itself: shift 0 */
+		r.me = e > r.me ? e : r.me;
+	}
+	error_take(acc, &r, n, 0);
+}
+
 /* The error figures of one sub-block: originals x[0..n), approximations a[0..n). */
 static void error_block(ts_stats_acc *acc, const ts__kernels *kt, const float *x, const float *a,
 			size_t n)
 {
-	double *s = acc->s;
-	double sa = 0, se = 0, sx = 0, me = s[E_MAX];
+	ts__stats_sums r = sums_start(acc);
 
+	if (n == 0)
+		return;
 	/* finite inputs give finite sums (|e|^2 <= 2^258): otherwise redo the block slowly */
-	kt->stats_errors(x, a, n, &sa, &se, &sx, &me);
-	if (!isfinite(sa + se + sx)) {
-		sa = se = sx = 0;
-		me = s[E_MAX];
-		for (size_t i = 0; i < n; i++) {
-			double xi = x[i], e;
-			if (!isfinite(x[i])) {
-				int same = isnan(x[i]) ? isnan(a[i]) : (x[i] == a[i]);
-				e = same ? 0 : INFINITY;
-				xi = 0;
-			} else if (!isfinite(a[i])) {
-				e = INFINITY;
-			} else {
-				e = fabs(xi - (double)a[i]);
-			}
-			sa += e;
-			se += e * e;
-			sx += xi * xi;
-			me = e > me ? e : me;
-		}
-	}
-	csum_add(s, E_ABS, sa);
-	csum_add(s, E_E2, se);
-	csum_add(s, E_X2, sx);
-	s[E_MAX] = me;
-	acc->n[N_ERR] += n;
+	kt->stats(x, a, n, x[0], &r);
+	if (isfinite(r.sa + r.se + r.q + r.c))
+		error_take(acc, &r, n, x[0]);
+	else
+		error_redo(acc, x, a, n);
 }
 
 TS_API int ts_stats_acc_add_error(ts_stats_acc *acc, const void *orig, ts_dtype dtype,
@@ -314,13 +332,24 @@ int ts__stats_acc_add_both(ts_stats_acc *acc, const void *src, ts_dtype dtype,
 	for (uint64_t i0 = 0; i0 < count; i0 += SUB) {
 		size_t n = count - i0 < SUB ? (size_t)(count - i0) : SUB;
 		const float *x = load(buf, src, dtype, i0, n);
-		/* errors first: dist_block() may overwrite buf (invariant 1: disjoint slots, so the
-		 * order of the two makes no difference to either) */
-		if (approx)
-			error_block(acc, kt, x, approx + i0, n);
-		else
+		ts__stats_sums r = sums_start(acc);
+		if (!approx) {
 			acc->n[N_ERR] += n;
-		dist_block(acc, kt, x, buf, n);
+			dist_block(acc, kt, x, buf, n);
+			continue;
+		}
+		/* one pass for both; a part whose sums are not finite is redone on its own, as
+		 * error_block() and dist_block() would (invariant 1: disjoint slots, so neither
+		 * part's figures depend on the other's) */
+		kt->stats(x, approx + i0, n, x[0], &r);
+		if (isfinite(r.sa + r.se + r.q + r.c))
+			error_take(acc, &r, n, x[0]);
+		else
+			error_redo(acc, x, approx + i0, n);
+		if (isfinite(r.q + r.c))
+			dist_take(acc, &r, x[0], n);
+		else
+			dist_redo(acc, kt, x, buf, n);
 	}
 	return 0;
 }

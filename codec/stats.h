@@ -26,98 +26,71 @@ int ts__stats_acc_add_both(ts_stats_acc *acc, const void *src, ts_dtype dtype,
 
 /*
  * The lanes of the statistics' sub-block sums (codec/kernels.h, TS_STATS_LANES): one element's
- * step in lane j, and the fold of the lanes into the outputs, as the scalar reference forms them.
+ * steps in lane j, and the fold of the lanes into the outputs, as the scalar reference forms them.
  * The reference (codec/stats.c) runs every element through the steps; a vector kernel
  * (codec/stats_avx2.c) stores its accumulators into the lanes and runs its tail through them,
  * so that both fold the same lanes the same way.
  */
 #define L_ TS_STATS_LANES
 
-typedef struct ts__moment_lanes {
-	double sum[L_];
-	float lo[L_], hi[L_], am[L_], mz[L_];
+typedef struct ts__stats_lanes {
+	double a[L_], e[L_], m[L_]; /* errors: |x - a|, (x - a)^2, max |x - a| */
+	double q[L_], c[L_];        /* deviations from the shift k: (x - k)^2, x - k */
+	float lo[L_], hi[L_], mz[L_];
 	uint32_t zeros[L_];
-} ts__moment_lanes;
+} ts__stats_lanes;
 
-static inline void ts__moment_lanes_init(ts__moment_lanes *l)
+static inline void ts__stats_lanes_init(ts__stats_lanes *l)
 {
 	for (int j = 0; j < L_; j++) {
-		l->sum[j] = 0;
+		l->a[j] = l->e[j] = l->m[j] = 0;
+		l->q[j] = l->c[j] = 0;
 		l->lo[j] = INFINITY;
 		l->hi[j] = -INFINITY;
-		l->am[j] = 0;
 		l->mz[j] = INFINITY;
 		l->zeros[j] = 0;
 	}
 }
 
-static inline void ts__moment_step(ts__moment_lanes *l, int j, float v)
+static inline void ts__dist_step(ts__stats_lanes *l, int j, float v, double k)
 {
 	float a = fabsf(v), nz = a == 0 ? INFINITY : a;
-	l->sum[j] += v;
+	double d = (double)v - k;
+	l->q[j] += d * d;
+	l->c[j] += d;
 	l->lo[j] = v < l->lo[j] ? v : l->lo[j];
 	l->hi[j] = v > l->hi[j] ? v : l->hi[j];
-	l->am[j] = a > l->am[j] ? a : l->am[j];
 	l->mz[j] = nz < l->mz[j] ? nz : l->mz[j];
 	l->zeros[j] += a == 0;
 }
 
-static inline void ts__moment_fold(const ts__moment_lanes *l, double *sum, double *mn,
-				   double *mx, double *amax, double *minnz, uint64_t *zeros)
+static inline void ts__error_step(ts__stats_lanes *l, int j, float x, float a)
 {
-	*sum = 0;
-	for (int j = 0; j < L_; j++) {
-		*sum += l->sum[j];
-		*mn = l->lo[j] < *mn ? l->lo[j] : *mn;
-		*mx = l->hi[j] > *mx ? l->hi[j] : *mx;
-		*amax = l->am[j] > *amax ? l->am[j] : *amax;
-		*minnz = l->mz[j] < *minnz ? l->mz[j] : *minnz;
-		*zeros += l->zeros[j];
-	}
-}
-
-typedef struct ts__deviation_lanes {
-	double q[L_], c[L_];
-} ts__deviation_lanes;
-
-static inline void ts__deviation_step(ts__deviation_lanes *l, int j, float x, double m)
-{
-	double d = (double)x - m;
-	l->q[j] += d * d;
-	l->c[j] += d;
-}
-
-static inline void ts__deviation_fold(const ts__deviation_lanes *l, double *m2, double *c)
-{
-	*m2 = 0;
-	*c = 0;
-	for (int j = 0; j < L_; j++) {
-		*m2 += l->q[j];
-		*c += l->c[j];
-	}
-}
-
-typedef struct ts__error_lanes {
-	double a[L_], e[L_], x[L_], m[L_];
-} ts__error_lanes;
-
-static inline void ts__error_step(ts__error_lanes *l, int j, float x, float a)
-{
-	double v = x, e = fabs(v - (double)a);
+	double e = fabs((double)x - (double)a);
 	l->a[j] += e;
 	l->e[j] += e * e;
-	l->x[j] += v * v;
 	l->m[j] = e > l->m[j] ? e : l->m[j];
 }
 
-static inline void ts__error_fold(const ts__error_lanes *l, double *sa, double *se, double *sx,
-				  double *me)
+/* The lanes into @p s (codec/kernels.h: sums added in lane order to the values given, extremes
+ * folded, zeros counted); the error lanes only if @p errors. A lane's max |x| is the larger of
+ * |min| and |max| (0 for a lane that saw nothing). */
+static inline void ts__stats_fold(const ts__stats_lanes *l, int errors, ts__stats_sums *s)
 {
 	for (int j = 0; j < L_; j++) {
-		*sa += l->a[j];
-		*se += l->e[j];
-		*sx += l->x[j];
-		*me = l->m[j] > *me ? l->m[j] : *me;
+		float am = l->lo[j] <= l->hi[j] ? fmaxf(fabsf(l->lo[j]), fabsf(l->hi[j])) : 0;
+		if (errors) {
+			s->sa += l->a[j];
+			s->se += l->e[j];
+			s->me = l->m[j] > s->me ? l->m[j] : s->me;
+		}
+		s->q += l->q[j];
+		s->c += l->c[j];
+		s->mn = l->lo[j] < s->mn ? l->lo[j] : s->mn;
+		s->mx = l->hi[j] > s->mx ? l->hi[j] : s->mx;
+		s->amax = am > s->amax ? am : s->amax;
+		s->minnz = l->mz[j] < s->minnz ? l->mz[j] : s->minnz;
+		s->zeros += l->zeros[j];
 	}
 }
 

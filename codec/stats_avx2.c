@@ -1,5 +1,5 @@
 /*
- * The statistics' sub-block sums in AVX2 (codec/kernels.h, ts__kernels.stats_*): the scalar
+ * The statistics' sub-block sums in AVX2 (codec/kernels.h, ts__kernels.stats): the scalar
  * reference (codec/stats.c) forms every sum in 8 lanes of double, element i in lane i % 8; here
  * lanes 0-3 and 4-7 are the two halves of a pair of __m256d accumulators, so each lane sees the
  * same additions in the same order, and the tail and the fold of the lanes are the reference's
@@ -29,96 +29,74 @@ TS_AVX2_INLINE __m256d hi_pd(__m256 v)
 	return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
 }
 
-void ts__avx2_stats_moments(const float *x, size_t n, double *sum, double *mn, double *mx,
-			    double *amax, double *minnz, uint64_t *zeros)
+/*
+ * One pass over the block; @p errors is a constant at each call below, so the compiler makes
+ * two loops, with and without the error sums.
+ */
+TS_AVX2_INLINE void stats_pass(const float *x, const float *a, size_t n, double k,
+			       ts__stats_sums *s, int errors)
 {
-	const __m256 sign = _mm256_set1_ps(-0.0f), inf = _mm256_set1_ps(INFINITY);
+	const __m256 fsign = _mm256_set1_ps(-0.0f), inf = _mm256_set1_ps(INFINITY);
 	const __m256 zero = _mm256_setzero_ps();
-	__m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
-	__m256 vlo = inf, vhi = _mm256_set1_ps(-INFINITY), vam = zero, vmz = inf;
+	const __m256d sign = _mm256_set1_pd(-0.0), vk = _mm256_set1_pd(k);
+	__m256d a0 = _mm256_setzero_pd(), a1 = a0, e0 = a0, e1 = a0, m0 = a0, m1 = a0, q0 = a0,
+		q1 = a0, c0 = a0, c1 = a0;
+	__m256 vlo = inf, vhi = _mm256_set1_ps(-INFINITY), vmz = inf;
 	__m256i vz = _mm256_setzero_si256();
-	ts__moment_lanes l;
+	ts__stats_lanes l;
 	size_t i = 0;
 
 	for (; i + LANES <= n; i += LANES) {
-		__m256 v = _mm256_loadu_ps(x + i), a = _mm256_andnot_ps(sign, v);
-		__m256 isz = _mm256_cmp_ps(a, zero, _CMP_EQ_OQ);
-		s0 = _mm256_add_pd(s0, lo_pd(v));
-		s1 = _mm256_add_pd(s1, hi_pd(v));
-		vlo = _mm256_min_ps(v, vlo);
-		vhi = _mm256_max_ps(v, vhi);
-		vam = _mm256_max_ps(a, vam);
-		vmz = _mm256_min_ps(_mm256_blendv_ps(a, inf, isz), vmz);
-		vz = _mm256_sub_epi32(vz, _mm256_castps_si256(isz));
-	}
-	_mm256_storeu_pd(l.sum, s0);
-	_mm256_storeu_pd(l.sum + 4, s1);
-	_mm256_storeu_ps(l.lo, vlo);
-	_mm256_storeu_ps(l.hi, vhi);
-	_mm256_storeu_ps(l.am, vam);
-	_mm256_storeu_ps(l.mz, vmz);
-	_mm256_storeu_si256((__m256i *)(void *)l.zeros, vz);
-	for (int j = 0; i < n; i++, j++)
-		ts__moment_step(&l, j, x[i]);
-	ts__moment_fold(&l, sum, mn, mx, amax, minnz, zeros);
-}
-
-void ts__avx2_stats_deviations(const float *x, size_t n, double m, double *m2, double *c)
-{
-	const __m256d vm = _mm256_set1_pd(m);
-	__m256d q0 = _mm256_setzero_pd(), q1 = q0, c0 = q0, c1 = q0;
-	ts__deviation_lanes l;
-	size_t i = 0;
-
-	for (; i + LANES <= n; i += LANES) {
-		__m256 v = _mm256_loadu_ps(x + i);
-		__m256d d0 = _mm256_sub_pd(lo_pd(v), vm), d1 = _mm256_sub_pd(hi_pd(v), vm);
+		__m256 v = _mm256_loadu_ps(x + i), av = _mm256_andnot_ps(fsign, v);
+		__m256 isz = _mm256_cmp_ps(av, zero, _CMP_EQ_OQ);
+		__m256d v0 = lo_pd(v), v1 = hi_pd(v);
+		__m256d d0 = _mm256_sub_pd(v0, vk), d1 = _mm256_sub_pd(v1, vk);
 		q0 = _mm256_add_pd(q0, _mm256_mul_pd(d0, d0));
 		q1 = _mm256_add_pd(q1, _mm256_mul_pd(d1, d1));
 		c0 = _mm256_add_pd(c0, d0);
 		c1 = _mm256_add_pd(c1, d1);
+		vlo = _mm256_min_ps(v, vlo);
+		vhi = _mm256_max_ps(v, vhi);
+		vmz = _mm256_min_ps(_mm256_blendv_ps(av, inf, isz), vmz);
+		vz = _mm256_sub_epi32(vz, _mm256_castps_si256(isz));
+		if (errors) {
+			__m256 w = _mm256_loadu_ps(a + i);
+			__m256d f0 = _mm256_andnot_pd(sign, _mm256_sub_pd(v0, lo_pd(w)));
+			__m256d f1 = _mm256_andnot_pd(sign, _mm256_sub_pd(v1, hi_pd(w)));
+			a0 = _mm256_add_pd(a0, f0);
+			a1 = _mm256_add_pd(a1, f1);
+			e0 = _mm256_add_pd(e0, _mm256_mul_pd(f0, f0));
+			e1 = _mm256_add_pd(e1, _mm256_mul_pd(f1, f1));
+			m0 = _mm256_max_pd(f0, m0);
+			m1 = _mm256_max_pd(f1, m1);
+		}
 	}
 	_mm256_storeu_pd(l.q, q0);
 	_mm256_storeu_pd(l.q + 4, q1);
 	_mm256_storeu_pd(l.c, c0);
 	_mm256_storeu_pd(l.c + 4, c1);
-	for (int j = 0; i < n; i++, j++)
-		ts__deviation_step(&l, j, x[i], m);
-	ts__deviation_fold(&l, m2, c);
-}
-
-void ts__avx2_stats_errors(const float *x, const float *a, size_t n, double *sa, double *se,
-			   double *sx, double *me)
-{
-	const __m256d sign = _mm256_set1_pd(-0.0);
-	__m256d a0 = _mm256_setzero_pd(), a1 = a0, e0 = a0, e1 = a0, x0 = a0, x1 = a0, m0 = a0,
-		m1 = a0;
-	ts__error_lanes l;
-	size_t i = 0;
-
-	for (; i + LANES <= n; i += LANES) {
-		__m256 v = _mm256_loadu_ps(x + i), w = _mm256_loadu_ps(a + i);
-		__m256d v0 = lo_pd(v), v1 = hi_pd(v);
-		__m256d d0 = _mm256_andnot_pd(sign, _mm256_sub_pd(v0, lo_pd(w)));
-		__m256d d1 = _mm256_andnot_pd(sign, _mm256_sub_pd(v1, hi_pd(w)));
-		a0 = _mm256_add_pd(a0, d0);
-		a1 = _mm256_add_pd(a1, d1);
-		e0 = _mm256_add_pd(e0, _mm256_mul_pd(d0, d0));
-		e1 = _mm256_add_pd(e1, _mm256_mul_pd(d1, d1));
-		x0 = _mm256_add_pd(x0, _mm256_mul_pd(v0, v0));
-		x1 = _mm256_add_pd(x1, _mm256_mul_pd(v1, v1));
-		m0 = _mm256_max_pd(d0, m0);
-		m1 = _mm256_max_pd(d1, m1);
-	}
+	_mm256_storeu_ps(l.lo, vlo);
+	_mm256_storeu_ps(l.hi, vhi);
+	_mm256_storeu_ps(l.mz, vmz);
+	_mm256_storeu_si256((__m256i *)(void *)l.zeros, vz);
 	_mm256_storeu_pd(l.a, a0);
 	_mm256_storeu_pd(l.a + 4, a1);
 	_mm256_storeu_pd(l.e, e0);
 	_mm256_storeu_pd(l.e + 4, e1);
-	_mm256_storeu_pd(l.x, x0);
-	_mm256_storeu_pd(l.x + 4, x1);
 	_mm256_storeu_pd(l.m, m0);
 	_mm256_storeu_pd(l.m + 4, m1);
-	for (int j = 0; i < n; i++, j++)
-		ts__error_step(&l, j, x[i], a[i]);
-	ts__error_fold(&l, sa, se, sx, me);
+	for (int j = 0; i < n; i++, j++) {
+		ts__dist_step(&l, j, x[i], k);
+		if (errors)
+			ts__error_step(&l, j, x[i], a[i]);
+	}
+	ts__stats_fold(&l, errors, s);
+}
+
+void ts__avx2_stats(const float *x, const float *a, size_t n, double k, ts__stats_sums *s)
+{
+	if (a)
+		stats_pass(x, a, n, k, s, 1);
+	else
+		stats_pass(x, NULL, n, k, s, 0);
 }
