@@ -21,7 +21,7 @@
 #include "tools/cli/srcread.h"
 
 #define MIB (1024u * 1024u)
-#define FILE_BYTES (21u * MIB + 12345u)
+#define FILE_BYTES (45u * MIB + 12345u)
 
 static char path[4096];
 static uint8_t *bytes; /* the file's contents */
@@ -112,15 +112,15 @@ static void read_all(sr_range *r, size_t n, uint64_t budget, uint32_t *mx, uint6
 
 static void pieces_and_scans(int plain)
 {
-	/* a 20 MiB BF16 range at an odd offset (whole: one piece of three requests, the element
-	 * at file offset 16 MiB - 1 straddling two of them), a streamed one, a tiny one, an empty
-	 * one, and the first again */
+	/* a 44 MiB BF16 range at an odd offset (whole: one piece of six requests, more than are
+	 * in flight at once; the element at file offset 16 MiB - 1 straddling two of them), a
+	 * streamed one, a tiny one, an empty one, and the first again */
 	sr_range r[5] = {
-		{.offset = 4093, .bytes = 20u * MIB, .scan = 1, .dtype = TS_BF16},
+		{.offset = 4093, .bytes = 44u * MIB, .scan = 1, .dtype = TS_BF16},
 		{.offset = 12345, .bytes = 9u * MIB + 7, .scan = 0, .dtype = TS_U8},
 		{.offset = FILE_BYTES - 100, .bytes = 100, .scan = 1, .dtype = TS_BF16},
 		{.offset = 77, .bytes = 0, .scan = 1, .dtype = TS_BF16},
-		{.offset = 4093, .bytes = 20u * MIB, .scan = 1, .dtype = TS_BF16},
+		{.offset = 4093, .bytes = 44u * MIB, .scan = 1, .dtype = TS_BF16},
 	};
 	uint32_t mx[5];
 	uint64_t bad[5];
@@ -129,9 +129,10 @@ static void pieces_and_scans(int plain)
 	plant(16u * MIB - 1, 0x4321);       /* the amax (about 1.0e2), across two requests */
 	plant(4093 + 2 * 1000, 0x7F80);     /* +Inf */
 	plant(4093 + 2 * 2000, 0xFFC1);     /* a NaN */
-	plant(4093 + 20u * MIB - 2, 0x4300); /* the last element: 128, below the amax */
+	plant(4093 + 44u * MIB - 2, 0x4300); /* the last element: 128, below the amax */
+	plant(4093 + 40u * MIB, 0xC320);     /* in the sixth request: -160, below the amax */
 	plant(FILE_BYTES - 2, 0xC000);      /* the tiny range's amax, -2 */
-	read_all(r, 5, 64u * MIB, mx, bad, plain);
+	read_all(r, 5, 128u * MIB, mx, bad, plain);
 	cr_assert_eq(mx[0], 0x4321, "amax bits %#x", mx[0]);
 	cr_assert_eq(bad[0], 2);
 	cr_assert_eq(mx[2], 0x4000, "amax bits %#x", mx[2]);
@@ -148,16 +149,19 @@ static void pieces_and_scans(int plain)
 	cleanup();
 }
 
-static void truncated(int plain)
+/* A range running @p past bytes beyond the file's end, the file @p size bytes long: an error
+ * naming the file and where it ends. */
+static void truncated(int plain, uint64_t size, uint64_t past)
 {
-	sr_range r = {.offset = FILE_BYTES - 3u * MIB, .bytes = 4u * MIB, .scan = 1,
+	sr_range r = {.offset = size + past - 20u * MIB, .bytes = 20u * MIB, .scan = 1,
 		      .dtype = TS_BF16};
 	srcread *rd;
 	sr_piece p;
-	char err[512];
+	char err[512], want[64];
 	int fd;
 
 	make_file();
+	cr_assert_eq(truncate(path, (off_t)size), 0);
 	fd = open(path, O_RDONLY);
 	if (plain)
 		unlink(path);
@@ -166,8 +170,9 @@ static void truncated(int plain)
 	cr_assert_eq(srcread_start(&rd, &r, 1, 64u * MIB, err, sizeof err), 0, "%s", err);
 	err[0] = 0;
 	cr_assert_eq(srcread_next(rd, &p, err, sizeof err), -1);
-	cr_assert(strstr(err, path) && strstr(err, "the file ends at offset"), "message: %s",
-		  err);
+	snprintf(want, sizeof want, "the file ends at offset %llu,", (unsigned long long)size);
+	cr_assert(strstr(err, path) && strstr(err, want), "message: %s (expected \"%s\")", err,
+		  want);
 	srcread_stop(rd);
 	close(fd);
 	cleanup();
@@ -183,12 +188,16 @@ Test(srcread, without_o_direct_pieces_and_scans_are_the_same)
 	pieces_and_scans(1);
 }
 
-Test(srcread, a_file_ending_before_its_range_is_an_error_naming_it)
+/* Ends mid-block, and on a block boundary with whole requests past it (the requests in
+ * flight complete in any order: the message still says where the file ends). */
+Test(srcread, a_file_ending_before_its_range_is_an_error_naming_where)
 {
-	truncated(0);
+	truncated(0, FILE_BYTES, 3u * MIB);
+	truncated(0, 40u * MIB, 12u * MIB + 12289);
 }
 
 Test(srcread, without_o_direct_a_short_file_is_the_same_error)
 {
-	truncated(1);
+	truncated(1, FILE_BYTES, 3u * MIB);
+	truncated(1, 40u * MIB, 12u * MIB + 12289);
 }

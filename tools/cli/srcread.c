@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tools/cli/scan.h"
@@ -43,6 +44,8 @@
 #define ALIGN 4096u
 #define REQUEST (8u << 20) /* bytes per read request */
 #define DEPTH 4             /* read requests in flight (io_uring) */
+#define WAIT_TRIES 1000     /* waits for completions retried after EINTR, EAGAIN, EBUSY */
+#define RESEND_MAX 1000     /* short or interrupted requests sent again, per piece */
 #define PIECE_MIN (1u << 20)
 #define HUGE (2u << 20) /* buffers are aligned to huge pages and asked to use them */
 
@@ -77,8 +80,9 @@ struct srcread {
 	int stop;
 	int failed;
 	char err[1024];
-	struct io_uring ring; /* the reading thread's, if ring_ok */
-	int ring_ok;
+	struct io_uring ring; /* the reading thread's, if ring_made */
+	int ring_made;
+	int ring_ok;          /* made, and nothing left in flight on it (invariant 5) */
 };
 
 /* @p cap bytes (a multiple of HUGE) at a HUGE-aligned address, in huge pages where the kernel
@@ -132,10 +136,11 @@ typedef struct piece_scan {
 /* Scan the piece's elements that lie within the first @p have bytes of the buffer. */
 static void scan_upto(piece_scan *ps, uint64_t have)
 {
-	uint64_t esz = ts_dtype_size(ps->g->dtype), n = ps->s->piece.bytes / esz, upto;
+	uint64_t esz, n, upto;
 
-	if (!ps->g->scan || have <= ps->head)
+	if (!ps->g->scan || have <= ps->head || !(esz = ts_dtype_size(ps->g->dtype)))
 		return;
+	n = ps->s->piece.bytes / esz;
 	upto = (have - ps->head) / esz;
 	if (upto > n)
 		upto = n;
@@ -151,20 +156,26 @@ static void say_read_error(srcread *r, const sr_range *g, uint64_t at, size_t as
 		 (unsigned long long)at, strerror(e));
 }
 
+/* The file ends before offset @p at: where it ends (its size, which requests completing out of
+ * order may not show), else @p at. */
 static void say_truncated(srcread *r, const sr_range *g, uint64_t at)
 {
+	struct stat sb;
+
+	if (fstat(g->fd, &sb) == 0 && (uint64_t)sb.st_size < at)
+		at = (uint64_t)sb.st_size;
 	snprintf(r->err, sizeof(r->err), "%s: the file ends at offset %llu, before "
 		 "the tensor data it announced (truncated while importing?)",
 		 g->path, (unsigned long long)at);
 }
 
-/* Bytes [a0, a0 + need) of the file into s->buf, one request at a time with pread: from @p fd
- * (O_DIRECT) where it is not -1, else (or where it refuses) from the caller's descriptor. */
+/* Bytes [a0 + done, a0 + need) of the file into s->buf (the first @p done read and scanned
+ * already), one request at a time with pread: from @p fd (O_DIRECT) where it is not -1, else (or
+ * where it refuses) from the caller's descriptor. */
 static int read_sync(srcread *r, const sr_range *g, int fd, uint64_t a0, uint64_t need,
-		     uint64_t want, piece_scan *ps)
+		     uint64_t want, piece_scan *ps, uint64_t done)
 {
 	slot *s = ps->s;
-	uint64_t done = 0;
 
 	while (done < need) {
 		size_t ask = want - done > REQUEST ? REQUEST : (size_t)(want - done);
@@ -217,16 +228,54 @@ static int uring_resend(srcread *r, const sr_range *g, int fd, uint64_t a0, uint
 	return 0;
 }
 
+/* Wait for one completion at least, through interruptions and a busy ring; the last error. */
+static int uring_wait(srcread *r)
+{
+	int k = 0;
+
+	for (int tries = 0; tries < WAIT_TRIES; tries++) {
+		k = io_uring_submit_and_wait(&r->ring, 1);
+		if (k >= 0 || (k != -EINTR && k != -EAGAIN && k != -EBUSY))
+			break;
+	}
+	return k < 0 ? k : 0;
+}
+
+/* Invariant 5 for read_uring(): wait for the @p inflight requests still out. If that cannot be
+ * done, the slot's buffer is abandoned to the kernel (never freed nor reused) and the ring is
+ * not used again. 0, or -1 with r->err set. */
+static int uring_drain(srcread *r, const sr_range *g, slot *s, unsigned inflight)
+{
+	while (inflight > 0) {
+		struct io_uring_cqe *c;
+		int k = uring_wait(r);
+		if (k < 0) {
+			snprintf(r->err, sizeof(r->err), "%s: cannot wait for %u reads in flight: %s",
+				 g->path, inflight, strerror(-k));
+			r->ring_ok = 0;
+			s->buf = NULL; /* left mapped: the kernel may still write into it */
+			s->cap = 0;
+			return -1;
+		}
+		while (inflight > 0 && io_uring_peek_cqe(&r->ring, &c) == 0) {
+			io_uring_cqe_seen(&r->ring, c);
+			inflight--;
+		}
+	}
+	return 0;
+}
+
 /* The same as read_sync() through io_uring, DEPTH requests in flight on O_DIRECT descriptor
  * @p fd, scanning what has arrived while the rest is read. 0; -1 with r->err set; 1: the
- * descriptor refused a read (EINVAL, invariant 3) or the ring failed, nothing scanned yet:
- * read the piece with read_sync(). Returns with nothing in flight (invariant 5). */
+ * descriptor refused a read (EINVAL, invariant 3) or the ring failed: the first *@p resume
+ * bytes are read and scanned, read_sync() reads the rest. Returns with nothing in flight
+ * (invariant 5). */
 static int read_uring(srcread *r, const sr_range *g, int fd, uint64_t a0, uint64_t need,
-		      uint64_t want, piece_scan *ps)
+		      uint64_t want, piece_scan *ps, uint64_t *resume)
 {
 	uring_req q[DEPTH];
 	uint64_t next = 0, lo = 0, hi = 0, prefix = 0; /* requests [lo, hi) issued, not retired */
-	unsigned inflight = 0;
+	unsigned inflight = 0, resent = 0;
 	int rc = 0;
 
 	while (rc == 0 && prefix < need) {
@@ -246,11 +295,9 @@ static int read_uring(srcread *r, const sr_range *g, int fd, uint64_t a0, uint64
 			hi++;
 			inflight++;
 		}
-		k = io_uring_submit_and_wait(&r->ring, 1);
-		if (k < 0 && k != -EINTR) {
-			rc = prefix == 0 && ps->done == 0 ? 1 : -1;
-			if (rc < 0)
-				say_read_error(r, g, a0 + prefix, REQUEST, -k);
+		k = uring_wait(r);
+		if (k < 0) {
+			rc = 1; /* the ring failed: the rest with pread */
 			break;
 		}
 		while (rc == 0 && io_uring_peek_cqe(&r->ring, &c) == 0) {
@@ -259,7 +306,7 @@ static int read_uring(srcread *r, const sr_range *g, int fd, uint64_t a0, uint64
 			int res = c->res;
 			io_uring_cqe_seen(&r->ring, c);
 			inflight--;
-			if (res == -EINVAL && prefix == 0) {
+			if (res == -EINVAL) {
 				rc = 1; /* invariant 3 */
 			} else if (res < 0 && res != -EINTR && res != -EAGAIN) {
 				say_read_error(r, g, a0 + e->at + e->got, e->len - e->got, -res);
@@ -273,6 +320,9 @@ static int read_uring(srcread *r, const sr_range *g, int fd, uint64_t a0, uint64
 					e->done = 1;
 				else if (res > 0 && e->got % ALIGN) /* the file ends mid-block */
 					say_truncated(r, g, a0 + e->at + e->got), rc = -1;
+				else if (++resent > RESEND_MAX)
+					say_read_error(r, g, a0 + e->at + e->got, e->len - e->got,
+						       EAGAIN), rc = -1;
 				else
 					rc = uring_resend(r, g, fd, a0, ps->s->buf, i, e, &inflight);
 			}
@@ -284,20 +334,9 @@ static int read_uring(srcread *r, const sr_range *g, int fd, uint64_t a0, uint64
 		if (rc == 0)
 			scan_upto(ps, prefix);
 	}
-	/* invariant 5: wait for whatever is still in flight */
-	while (inflight > 0) {
-		struct io_uring_cqe *c;
-		int k = io_uring_submit_and_wait(&r->ring, 1);
-		if (k < 0 && k != -EINTR) {
-			/* cannot wait for them: the buffers must outlive the requests */
-			r->ring_ok = 0;
-			break;
-		}
-		while (inflight > 0 && io_uring_peek_cqe(&r->ring, &c) == 0) {
-			io_uring_cqe_seen(&r->ring, c);
-			inflight--;
-		}
-	}
+	*resume = prefix < need ? prefix : need; /* whole requests: ALIGN-aligned where < need */
+	if (uring_drain(r, g, ps->s, inflight) < 0)
+		return -1;
 	return rc;
 }
 
@@ -308,6 +347,7 @@ static int read_piece(srcread *r, const sr_range *g, uint64_t off, uint64_t len,
 	uint64_t fo = g->offset + off, a0 = fo / ALIGN * ALIGN;
 	uint64_t need = fo + len - a0, want = (need + ALIGN - 1) / ALIGN * ALIGN;
 	piece_scan ps = {g, s, fo - a0, 0};
+	uint64_t done = 0;
 	int fd, rc = 1;
 
 	s->piece.offset = off;
@@ -334,9 +374,9 @@ static int read_piece(srcread *r, const sr_range *g, uint64_t off, uint64_t len,
 	}
 	s->piece.data = s->buf + (fo - a0);
 	if (fd >= 0 && r->ring_ok)
-		rc = read_uring(r, g, fd, a0, need, want, &ps);
+		rc = read_uring(r, g, fd, a0, need, want, &ps, &done);
 	if (rc > 0)
-		rc = read_sync(r, g, fd, a0, need, want, &ps);
+		rc = read_sync(r, g, fd, a0, need, want, &ps, done);
 	return rc;
 }
 
@@ -383,9 +423,9 @@ static void *reader_main(void *arg)
 {
 	srcread *r = arg;
 
-	r->ring_ok = io_uring_queue_init(DEPTH, &r->ring, 0) == 0;
+	r->ring_made = r->ring_ok = io_uring_queue_init(DEPTH, &r->ring, 0) == 0;
 	reader_loop(r);
-	if (r->ring_ok)
+	if (r->ring_made)
 		io_uring_queue_exit(&r->ring);
 	return NULL;
 }
