@@ -48,6 +48,16 @@
  *      reused; a damaged root number in the meta page that names such a page would otherwise
  *      open an older snapshot whole and well formed, and reads would return its data (replaced
  *      tensors' old values) as if current.
+ *   7. At open, the other meta page (the older snapshot, one transaction before) has no last
+ *      page past the one in use (LMDB never lowers it) and names no root past it, nor one that
+ *      the free database in use lists as freed by a transaction before its own: the older
+ *      snapshot's pages were all in use in it, so the only ones freed since are freed by the
+ *      transaction in use. A damaged transaction id that makes the older meta page look newer
+ *      (7 -> 9 beside 8 still passes the rule that the two be consecutive) opens the older
+ *      snapshot as current; then the truly newer meta page's roots are pages that the older
+ *      snapshot had not yet allocated or had free, which this finds. It misses one case only:
+ *      a newer commit that grew nothing and took its roots from pages that the older snapshot's
+ *      own commit had freed (docs/TESTING.md, "Known limits").
  */
 #include "config.h"
 
@@ -84,6 +94,8 @@ struct src {
 	uint8_t *seen;   /* whole-tree walks: one bit per page, a page reached twice is damage */
 	int lazy;        /* key lookups: an overflow run is bounds-checked, not touched (below) */
 	int int_keys;    /* the free database: integer keys, not in memcmp order, not compared */
+	uint64_t txnid;        /* at open: the meta page in use's transaction id ... */
+	uint64_t older_roots[2]; /* ... and the other meta page's roots (invariant 7) */
 };
 
 /* A database's record (MDB_db). */
@@ -521,6 +533,8 @@ static int free_pages_unused(struct src *s, uint64_t pgno, int level, int depth)
 			ids = n.data;
 		}
 		uint64_t count = ts__lmdb_u64(ids);
+		/* the transaction that freed them (invariant 7), if the key is one */
+		uint64_t freed_by = n.ksize == 8 ? ts__lmdb_u64(n.key) : s->txnid;
 		rc = 0;
 		/* a reserved entry may hold fewer pages than it has room for (LMDB reads the count) */
 		if (count > n.dsize / 8 - 1)
@@ -531,6 +545,12 @@ static int free_pages_unused(struct src *s, uint64_t pgno, int level, int depth)
 				rc = ts__err(TS_ECORRUPT, "'%s': LMDB page %" PRIu64 " is listed free but "
 					     "lies in a tree in use (a damaged meta page naming an older "
 					     "tree's root?)", s->path, f);
+			else if (freed_by < s->txnid &&
+				 (f == s->older_roots[0] || f == s->older_roots[1]))
+				rc = ts__err(TS_ECORRUPT, "'%s': LMDB meta pages are damaged (the older "
+					     "one's root, page %" PRIu64 ", was free before the newer "
+					     "one's transaction %" PRIu64 ": a damaged transaction id?)",
+					     s->path, f, s->txnid);
 		}
 		free(big);
 		if (rc < 0)
@@ -606,6 +626,23 @@ static int check_file_once(const char *path, uint64_t file_size, const char *con
 	}
 	s.psize = psize;
 	s.npages = last + 1;
+	s.txnid = txn[cur];
+	if (ts__lmdb_u64(m[!cur] + 136) > last) { /* invariant 7: LMDB never lowers it */
+		ts__err(TS_ECORRUPT, "'%s': LMDB meta pages are damaged (the older one's last page "
+			"%" PRIu64 " lies past the newer one's, %" PRIu64 ": a damaged transaction "
+			"id?)", path, ts__lmdb_u64(m[!cur] + 136), last);
+		goto out;
+	}
+	for (int i = 0; i < 2; i++) { /* invariant 7: the older meta's free and main roots */
+		uint64_t root = ts__lmdb_u64(m[!cur] + (i ? 88 : 40) + 40);
+		s.older_roots[i] = root;
+		if (root != L_INVALID && root > last) {
+			ts__err(TS_ECORRUPT, "'%s': LMDB meta pages are damaged (the older one's root, "
+				"page %" PRIu64 ", lies past the newer one's last page %" PRIu64
+				": a damaged transaction id?)", path, root, last);
+			goto out;
+		}
+	}
 	struct dbrec freedb, maindb;
 	if (check_dbrec(&s, mm + 40, &freedb, (uint64_t)cur, 1) < 0 ||
 	    check_dbrec(&s, mm + 88, &maindb, (uint64_t)cur, 0) < 0) {

@@ -426,6 +426,28 @@ Test(lmdbcheck, meta_naming_an_older_trees_root_is_refused_at_open)
 	free(img);
 }
 
+/* Invariant 7: the older meta page's transaction id damaged to the newer one's + 1 (its slot
+ * and the two being consecutive still hold, as a flipped bit can leave them) would make LMDB
+ * open the older snapshot as current: the open refuses it. */
+Test(lmdbcheck, meta_whose_transaction_id_looks_newer_than_it_is_is_refused_at_open)
+{
+	size_t len;
+	uint8_t *img = make_store(&len);
+	int cur = g64(img + PG + 144) > g64(img + 144);
+	uint64_t now = g64(img + (size_t)cur * PG + 144);
+	ts_store *st = NULL;
+	cr_assert_eq(g64(img + (size_t)!cur * PG + 144), now - 1, "consecutive transactions");
+	for (int i = 0; i < 8; i++)
+		img[(size_t)!cur * PG + 144 + i] = (uint8_t)((now + 1) >> (8 * i));
+	int rc = ts_store_open(&st, write_damaged(img, len), NULL);
+	cr_expect_eq(rc, TS_ECORRUPT, "open: %d %s", rc, ts_error_last());
+	cr_expect(strstr(ts_error_last(), "meta pages are damaged") != NULL, "%s",
+		  ts_error_last());
+	cr_expect_null(st);
+	ts_store_close(st);
+	free(img);
+}
+
 /* Invariant 6 on healthy stores whose free list is long: deleting large tensors frees thousands
  * of pages, whose records LMDB keeps in overflow runs and rewrites in place with smaller sizes
  * (reserved records); every later open must still accept the store and read it whole. */
