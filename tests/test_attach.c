@@ -123,9 +123,7 @@ Test(attach, namespaces_never_meet)
 	uint8_t five[5] = {1, 2, 3, 4, 5};
 	float x[4] = {1, 2, 3, 4};
 	uint64_t shape[1] = {4};
-	ts_codec_config raw = ts_codec_config_default(TS_CODEC_RAW);
-	raw.raw_dtype = TS_F32;
-	raw.bits_per_value = 32;
+	ts_codec_config raw = st_raw_f32();
 	st_write_f32(st, "config.json", 1, shape, &raw, x, 0);
 	put(st, NULL, "config.json", five, 5, 0);
 	put(st, NULL, "tokenizer/vocab.txt", five, 3, 0);

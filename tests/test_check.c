@@ -71,9 +71,7 @@ static ts_store *populated(const char *name)
 {
 	uint64_t seed = st_seed(name);
 	ts_store *st = st_create(name, 2);
-	raw = ts_codec_config_default(TS_CODEC_RAW);
-	raw.raw_dtype = TS_F32;
-	raw.bits_per_value = 32;
+	raw = st_raw_f32();
 	data = malloc(200000 * 4);
 	st_fill_f32(data, 200000, &seed, 1.0f);
 	uint64_t sa[2] = {200, 1000}, sc[1] = {100};

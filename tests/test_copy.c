@@ -177,9 +177,7 @@ Test(copy, many_tensors_copy_in_few_transactions)
 	      *b = malloc((size_t)N * R * C * 4);
 	uint64_t shape[2] = {R, C}, big[2] = {BR, BC};
 	ts_codec_config nv = ts_codec_config_default(TS_CODEC_NVFP4);
-	ts_codec_config raw = ts_codec_config_default(TS_CODEC_RAW);
-	raw.raw_dtype = TS_F32;
-	raw.bits_per_value = 32;
+	ts_codec_config raw = st_raw_f32();
 	ts_store *src = st_create("msrc.tst", 2), *dst = st_create("mdst.tst", 2);
 	char names[N + 1][16];
 	const char *list[N + 1];

@@ -29,21 +29,13 @@
 
 static const uint64_t shape[2] = {ROWS, COLS};
 
-static ts_codec_config raw32(void)
-{
-	ts_codec_config c = ts_codec_config_default(TS_CODEC_RAW);
-	c.raw_dtype = TS_F32;
-	c.bits_per_value = 32;
-	return c;
-}
-
 /* Small pages so that a tensor has several. */
 #define PAGE_BYTES 16368
 
 /* Write @p x as tensor @p name, staged in @p g (NULL: published). Returns the commit's code. */
 static int put(ts_store *st, ts_group *g, const char *name, const float *x, unsigned flags)
 {
-	ts_codec_config cfg = raw32();
+	ts_codec_config cfg = st_raw_f32();
 	ts_write_opts o;
 	ts_writer *w;
 	int rc;
@@ -480,7 +472,7 @@ Test(group, caller_mistakes_get_clear_errors)
 	float *a = values(1);
 	ts_store *st = open_rw("err.tst", 0), *other = open_rw("err2.tst", 0), *ro;
 	ts_group *g, *g2;
-	ts_codec_config cfg = raw32();
+	ts_codec_config cfg = st_raw_f32();
 	ts_write_opts o;
 	ts_writer *w;
 
@@ -649,7 +641,7 @@ Test(group, metadata_mistakes_get_clear_errors)
 /* Write @p rows x COLS of @p x (published, or staged in @p g), appended in one piece. */
 static int put_rows(ts_store *st, ts_group *g, const char *name, const float *x, uint64_t rows)
 {
-	ts_codec_config cfg = raw32();
+	ts_codec_config cfg = st_raw_f32();
 	uint64_t shp[2] = {rows, COLS};
 	ts_write_opts o;
 	ts_writer *w;

@@ -411,9 +411,7 @@ Test(store, nosync_store_writes_and_reads_like_any_other)
 	ts_store *st;
 	float x[256], y[256];
 	uint64_t shape[1] = {256}, start[1] = {0};
-	ts_codec_config cfg = ts_codec_config_default(TS_CODEC_RAW);
-	cfg.raw_dtype = TS_F32;
-	cfg.bits_per_value = 32;
+	ts_codec_config cfg = st_raw_f32();
 	for (int i = 0; i < 256; i++)
 		x[i] = (float)i * 0.5f;
 	ts_open_opts_init(&o);
