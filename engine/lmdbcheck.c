@@ -55,9 +55,11 @@
  *      transaction in use. A damaged transaction id that makes the older meta page look newer
  *      (7 -> 9 beside 8 still passes the rule that the two be consecutive) opens the older
  *      snapshot as current; then the truly newer meta page's roots are pages that the older
- *      snapshot had not yet allocated or had free, which this finds. It misses one case only:
- *      a newer commit that grew nothing and took its roots from pages that the older snapshot's
- *      own commit had freed (docs/TESTING.md, "Known limits").
+ *      snapshot had not yet allocated or had free, which this finds: a commit copies its main
+ *      root (every commit changes a database record in it), and LMDB takes the pages of commit
+ *      T only past the last page or from free-list records of transactions before T - 1
+ *      (mdb_page_alloc stops at mdb_find_oldest(), at most T - 1), never from those that
+ *      T - 1 freed.
  */
 #include "config.h"
 
