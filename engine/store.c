@@ -112,6 +112,11 @@ TS_API int ts_store_open(ts_store **out, const char *path, const ts_open_opts *o
 		rc = open_once(out, path, opts);
 		if (rc == OPEN_AGAIN && tries >= 8)
 			return ts__err(TS_EBUSY, "store '%s' keeps being removed and recreated", path);
+		if (rc == OPEN_AGAIN && tries > 0) {
+			/* the other process is in the middle of it: give it a moment (1-64 ms) */
+			struct timespec ts = {0, (1L << (tries < 7 ? tries - 1 : 6)) * 1000000L};
+			nanosleep(&ts, NULL);
+		}
 		if (rc == OPEN_STALE) {
 			if (napped_ms >= STALE_WAIT_MS)
 				return ts__err(TS_EBUSY,
@@ -175,8 +180,15 @@ static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_
 		if (!exists)
 			return ts__err_errno(errno, "opening new store '%s'", path);
 	}
-	if (exists && sb.st_size == 0)
+	if (exists && sb.st_size == 0) {
+		/* Empty after the creation above: another process's writer opened the store just
+		 * as its creator removed it again (a failed save_file), and LMDB's open made the
+		 * file anew, empty until it writes its meta pages. Start over: a file still empty
+		 * then is replaced by the creation (engine/create.c invariant 2). */
+		if (opts.flags & TS_OPEN_CREATE)
+			return OPEN_AGAIN;
 		return ts__err(TS_ECORRUPT, "'%s' is not a tstore store (empty file)", path);
+	}
 	if (exists && sb.st_size > 0 && sb.st_size < 2 * 4096)
 		return ts__err(TS_ECORRUPT, "'%s' is not a tstore store (%lld bytes)", path,
 			       (long long)sb.st_size);
