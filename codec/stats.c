@@ -195,6 +195,18 @@ static void dist_redo(ts_stats_acc *acc, const ts__kernels *kt, const float *x, 
 	dist_take(acc, &r, k ? buf[0] : 0, k);
 }
 
+/* The distribution part of the kernel's sums @p r of sub-block x[0..n) (shift x[0]) into
+ * @p acc: taken, or (a non-finite element makes them non-finite) the block redone without its
+ * non-finite values, gathered into @p buf (SUB floats, which may be x itself). */
+static void dist_part(ts_stats_acc *acc, const ts__kernels *kt, const ts__stats_sums *r,
+		      const float *x, float *buf, size_t n)
+{
+	if (isfinite(r->q + r->c))
+		dist_take(acc, r, x[0], n);
+	else
+		dist_redo(acc, kt, x, buf, n);
+}
+
 /* The distribution figures of one sub-block x[0..n) (n <= SUB); @p buf (SUB floats) may be x
  * itself or scratch, and is overwritten when the block holds non-finite values. */
 static void dist_block(ts_stats_acc *acc, const ts__kernels *kt, const float *x, float *buf,
@@ -204,12 +216,8 @@ static void dist_block(ts_stats_acc *acc, const ts__kernels *kt, const float *x,
 
 	if (n == 0)
 		return;
-	/* a non-finite element makes the sums non-finite: then redo the block without it */
 	kt->stats(x, NULL, n, x[0], &r);
-	if (isfinite(r.q + r.c))
-		dist_take(acc, &r, x[0], n);
-	else
-		dist_redo(acc, kt, x, buf, n);
+	dist_part(acc, kt, &r, x, buf, n);
 }
 
 TS_API int ts_stats_acc_add_dist(ts_stats_acc *acc, const void *src, ts_dtype dtype,
@@ -286,6 +294,18 @@ static void error_redo(ts_stats_acc *acc, const float *x, const float *a, size_t
 	error_take(acc, &r, n, 0);
 }
 
+/* The error part of the kernel's sums @p r of originals x[0..n), approximations a[0..n) (shift
+ * x[0]) into @p acc: taken, or (finite inputs give finite sums, |e|^2 <= 2^258) the block
+ * redone element by element. */
+static void error_part(ts_stats_acc *acc, const ts__stats_sums *r, const float *x,
+		       const float *a, size_t n)
+{
+	if (isfinite(r->sa + r->se + r->q + r->c))
+		error_take(acc, r, n, x[0]);
+	else
+		error_redo(acc, x, a, n);
+}
+
 /* The error figures of one sub-block: originals x[0..n), approximations a[0..n). */
 static void error_block(ts_stats_acc *acc, const ts__kernels *kt, const float *x, const float *a,
 			size_t n)
@@ -294,12 +314,8 @@ static void error_block(ts_stats_acc *acc, const ts__kernels *kt, const float *x
 
 	if (n == 0)
 		return;
-	/* finite inputs give finite sums (|e|^2 <= 2^258): otherwise redo the block slowly */
 	kt->stats(x, a, n, x[0], &r);
-	if (isfinite(r.sa + r.se + r.q + r.c))
-		error_take(acc, &r, n, x[0]);
-	else
-		error_redo(acc, x, a, n);
+	error_part(acc, &r, x, a, n);
 }
 
 TS_API int ts_stats_acc_add_error(ts_stats_acc *acc, const void *orig, ts_dtype dtype,
@@ -338,18 +354,11 @@ int ts__stats_acc_add_both(ts_stats_acc *acc, const void *src, ts_dtype dtype,
 			dist_block(acc, kt, x, buf, n);
 			continue;
 		}
-		/* one pass for both; a part whose sums are not finite is redone on its own, as
-		 * error_block() and dist_block() would (invariant 1: disjoint slots, so neither
-		 * part's figures depend on the other's) */
+		/* one pass for both, each part taken as error_block() and dist_block() take it
+		 * (invariant 1: disjoint slots, so neither part's figures depend on the other's) */
 		kt->stats(x, approx + i0, n, x[0], &r);
-		if (isfinite(r.sa + r.se + r.q + r.c))
-			error_take(acc, &r, n, x[0]);
-		else
-			error_redo(acc, x, approx + i0, n);
-		if (isfinite(r.q + r.c))
-			dist_take(acc, &r, x[0], n);
-		else
-			dist_redo(acc, kt, x, buf, n);
+		error_part(acc, &r, x, approx + i0, n);
+		dist_part(acc, kt, &r, x, buf, n);
 	}
 	return 0;
 }

@@ -46,6 +46,18 @@ static uint64_t g64(const uint8_t *p)
 	return v;
 }
 
+static void p64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The meta page LMDB uses (0 or 1): the one with the higher txnid (byte 144 of each). */
+static int meta_in_use(const uint8_t *img)
+{
+	return g64(img + PG + 144) > g64(img + 144);
+}
+
 /* A store with "big" (raw F32, value i at flat index i, ~500 pages of 4 KiB so that the pages
  * database has a branch page) and a few small tensors; returns its image. */
 static uint8_t *make_store(size_t *len)
@@ -98,7 +110,7 @@ enum { K_PAGES_BRANCH, K_PAGES_LEAF, K_TENSORS_LEAF };
  * copies of branch and leaf pages too (copy-on-write), so the live ones are found from the root. */
 static uint8_t *db_root(uint8_t *img, size_t len, const char *db, unsigned *depth)
 {
-	int cur = g64(img + PG + 144) > g64(img + 144);
+	int cur = meta_in_use(img);
 	uint64_t mroot = g64(img + (size_t)cur * PG + 128);
 	cr_assert_lt(mroot, len / PG);
 	uint8_t *m = img + mroot * PG;
@@ -387,8 +399,7 @@ Test(lmdbcheck, main_tree_damage_is_refused_at_open)
 {
 	size_t len;
 	uint8_t *img = make_store(&len);
-	/* the meta LMDB uses: the higher txnid (byte 144 of each meta page) */
-	int cur = g64(img + PG + 144) > g64(img + 144);
+	int cur = meta_in_use(img);
 	uint64_t root = g64(img + (size_t)cur * PG + 128); /* main tree record, root at +40 */
 	cr_assert_lt(root, len / PG);
 	uint8_t *r = img + root * PG;
@@ -408,15 +419,14 @@ Test(lmdbcheck, meta_naming_an_older_trees_root_is_refused_at_open)
 {
 	size_t len;
 	uint8_t *img = make_store(&len);
-	int cur = g64(img + PG + 144) > g64(img + 144);
+	int cur = meta_in_use(img);
 	uint64_t now = g64(img + (size_t)cur * PG + 128), before = g64(img + (size_t)!cur * PG + 128);
 	cr_assert_neq(now, before, "each commit copies the main root");
 	cr_assert_lt(before, len / PG);
 	ts_store *st = NULL;
 	cr_assert_eq(ts_store_open(&st, write_damaged(img, len), NULL), 0, "%s", ts_error_last());
 	ts_store_close(st);
-	for (int i = 0; i < 8; i++)
-		img[(size_t)cur * PG + 128 + i] = (uint8_t)(before >> (8 * i));
+	p64(img + (size_t)cur * PG + 128, before);
 	st = NULL;
 	int rc = ts_store_open(&st, write_damaged(img, len), NULL);
 	cr_expect_eq(rc, TS_ECORRUPT, "open: %d %s", rc, ts_error_last());
@@ -433,12 +443,11 @@ Test(lmdbcheck, meta_whose_transaction_id_looks_newer_than_it_is_is_refused_at_o
 {
 	size_t len;
 	uint8_t *img = make_store(&len);
-	int cur = g64(img + PG + 144) > g64(img + 144);
+	int cur = meta_in_use(img);
 	uint64_t now = g64(img + (size_t)cur * PG + 144);
 	ts_store *st = NULL;
 	cr_assert_eq(g64(img + (size_t)!cur * PG + 144), now - 1, "consecutive transactions");
-	for (int i = 0; i < 8; i++)
-		img[(size_t)!cur * PG + 144 + i] = (uint8_t)((now + 1) >> (8 * i));
+	p64(img + (size_t)!cur * PG + 144, now + 1);
 	int rc = ts_store_open(&st, write_damaged(img, len), NULL);
 	cr_expect_eq(rc, TS_ECORRUPT, "open: %d %s", rc, ts_error_last());
 	cr_expect(strstr(ts_error_last(), "meta pages are damaged") != NULL, "%s",
