@@ -1,9 +1,10 @@
 /*
  * Creating a store so that a kill at any instant leaves either no store or a whole one.
  *
- * LMDB initialises a data file in place: mdb_env_open() creates it empty and the first commit
- * writes its meta pages. A process killed in between leaves an empty or half-written file at
- * the store's path, which every later open must refuse (it cannot tell it from a damaged
+ * LMDB initialises a data file in place: mdb_env_open() creates it empty, writes two meta
+ * pages that record no transaction, and the first commit builds on them. A process killed in
+ * between leaves an empty, blank (those two pages alone) or half-written file at the store's
+ * path, which every later open must refuse (it cannot tell a half-written one from a damaged
  * store). So a new store is never built at its path:
  *
  *   1. a temporary file ".<name>.creating-XXXXXX" is made in the same directory (mkstemp) and
@@ -12,18 +13,21 @@
  *      LMDB syncs; we fsync it once more;
  *   3. it is linked to the store's path with link(2) — which fails with EEXIST rather than
  *      replace a store another process created meanwhile (that store is then opened as is) —
- *      or, when an empty file is in the way, renamed over it (rename(2) is atomic);
+ *      or, when a blank file is in the way, renamed over it (rename(2) is atomic);
  *   4. the directory is fsynced, so the name survives a power loss, and the temporary name and
  *      its LMDB lock file are removed.
  *
  * Invariants
  *   1. The store's path only ever names a file whose creating transaction committed and was
  *      synced before the name existed: a kill or power loss at any step leaves no store, the
- *      empty file that was there, or a complete store with no tensors.
- *   2. An existing non-empty file is never touched here, whatever its state: a damaged store
- *      is reported by the open, never re-initialised. Only an EMPTY file (what LMDB's in-place
- *      creation leaves when killed, and no data) is replaced, while we hold its flock, so not
- *      under a writer that has it open.
+ *      blank file that was there, or a complete store with no tensors.
+ *   2. An existing file that is not blank is never touched here, whatever its state: a damaged
+ *      store is reported by the open, never re-initialised. Only a BLANK file is replaced, while
+ *      we hold its flock, so not under a writer that has it open: an empty one, or exactly
+ *      LMDB's two initial meta pages (valid, transaction id 0, no database root: no commit ever
+ *      happened in it). Blank files hold no data; they are what LMDB's in-place creation leaves
+ *      when killed, and what a writer's mdb_env_open() makes when the store it is opening is
+ *      removed at that moment (LMDB opens with O_CREAT; engine/store.c).
  *   3. Temporary files of killed creations are removed by the next open for writing of the
  *      same path: one whose flock can be taken has no live creator (the kernel drops a flock
  *      with its process); one that is a second link of the store itself (a kill between link
@@ -46,6 +50,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "engine/create.h"
+#include "engine/lmdbfmt.h"
 #include "engine/lockwait.h"
 #include "engine/meta.h"
 #include "engine/txn.h"
@@ -163,12 +168,43 @@ void ts__store_remove_stale(const char *path)
 	ts_error_clear();
 }
 
+/* Invariant 2's blank file: empty, or LMDB's two initial meta pages and nothing else. */
+int ts__store_file_blank(int fd)
+{
+	uint8_t m[2][160];
+	uint64_t psize;
+	struct stat sb;
+
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
+		return 0;
+	if (sb.st_size == 0)
+		return 1;
+	if (pread(fd, m[0], sizeof m[0], 0) != (ssize_t)sizeof m[0])
+		return 0;
+	psize = ts__lmdb_u32(m[0] + 40); /* the free database's pad field holds the page size */
+	if (psize < 512 || psize > 65536 || (psize & (psize - 1)) ||
+	    (uint64_t)sb.st_size != 2 * psize ||
+	    pread(fd, m[1], sizeof m[1], (off_t)psize) != (ssize_t)sizeof m[1])
+		return 0;
+	for (int i = 0; i < 2; i++) {
+		const uint8_t *p = m[i];
+		if (ts__lmdb_u64(p) != (uint64_t)i ||
+		    !(ts__lmdb_u16(p + TS_LMDB_PAGEHDR_FLAGS) & TS_LMDB_P_META) ||
+		    ts__lmdb_u32(p + 16) != TS_LMDB_MAGIC || ts__lmdb_u32(p + 20) != 1 ||
+		    ts__lmdb_u32(p + 40) != psize || ts__lmdb_u64(p + 80) != UINT64_MAX ||
+		    ts__lmdb_u64(p + 128) != UINT64_MAX || ts__lmdb_u64(p + 136) != 1 ||
+		    ts__lmdb_u64(p + 144) != 0)
+			return 0;
+	}
+	return 1;
+}
+
 int ts__store_create(const char *path, int64_t timeout_ms)
 {
 	char dir[PATH_MAX], tmp[2 * PATH_MAX];
 	const char *base;
 	struct stat sb, tb;
-	int fd = -1, dfd = -1, rc, empty_fd = -1;
+	int fd = -1, dfd = -1, rc, blank_fd = -1;
 
 	rc = split_path(path, dir, sizeof dir, &base);
 	if (rc < 0)
@@ -177,21 +213,25 @@ int ts__store_create(const char *path, int64_t timeout_ms)
 		return ts__err(TS_EINVAL, "store path '%s' is too long", path);
 	remove_stale(dir, base);
 
-	/* Invariant 2: an empty file in the way is replaced only while we hold its flock. */
+	/* Invariant 2: a blank file in the way is replaced only while we hold its flock. */
 	if (lstat(path, &sb) == 0) {
-		if (!S_ISREG(sb.st_mode) || sb.st_size != 0)
+		if (!S_ISREG(sb.st_mode))
 			return 0; /* not ours to touch: the open decides what it is */
-		empty_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (empty_fd < 0)
+		blank_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (blank_fd < 0)
 			return ts__err_errno(errno, "opening '%s'", path);
-		rc = ts__flock_wait(empty_fd, timeout_ms);
+		if (!ts__store_file_blank(blank_fd)) {
+			rc = 0; /* not ours to touch: the open decides what it is */
+			goto out;
+		}
+		rc = ts__flock_wait(blank_fd, timeout_ms);
 		if (rc != 0) {
 			rc = rc > 0 ? ts__err(TS_EBUSY, "store '%s' is open for writing elsewhere", path)
 				    : ts__err_errno(-rc, "locking '%s'", path);
 			goto out;
 		}
-		if (fstat(empty_fd, &sb) != 0 || sb.st_size != 0 || stat(path, &tb) != 0 ||
-		    tb.st_ino != sb.st_ino || tb.st_dev != sb.st_dev) {
+		if (fstat(blank_fd, &sb) != 0 || !ts__store_file_blank(blank_fd) ||
+		    stat(path, &tb) != 0 || tb.st_ino != sb.st_ino || tb.st_dev != sb.st_dev) {
 			rc = 0; /* it changed meanwhile: someone else made it; the open decides */
 			goto out;
 		}
@@ -234,7 +274,7 @@ int ts__store_create(const char *path, int64_t timeout_ms)
 	}
 
 	/* Step 3. */
-	if (empty_fd >= 0) {
+	if (blank_fd >= 0) {
 		if (rename(tmp, path) != 0) {
 			rc = ts__err_errno(errno, "creating store '%s' (rename)", path);
 			goto fail;
@@ -261,7 +301,7 @@ out:
 		close(dfd);
 	if (fd >= 0)
 		close(fd);
-	if (empty_fd >= 0)
-		close(empty_fd);
+	if (blank_fd >= 0)
+		close(blank_fd);
 	return rc;
 }

@@ -78,6 +78,28 @@ static const char *const open_checked_dbs[2] = {"meta", "pending"};
 
 static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_in);
 
+/* 1 if the file at @p path is blank (engine/create.c invariant 2): it holds no store. */
+static int path_blank(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), blank;
+
+	if (fd < 0)
+		return 0;
+	blank = ts__store_file_blank(fd);
+	close(fd);
+	return blank;
+}
+
+/* A blank file holds no store, exactly as a missing one: TS_ENOTFOUND, and creating a store at
+ * the path replaces it. */
+static int blank_error(const char *path)
+{
+	return ts__err(TS_ENOTFOUND,
+		       "no store at '%s' (a blank file: %s, nothing was ever committed; creating a "
+		       "store there replaces it)",
+		       path, "empty or LMDB's initial pages alone");
+}
+
 /*
  * Invariant 4. LMDB keeps the last transaction id in the lock file (STORE-lock), which the first
  * process to open it fills from the data file's meta pages; every later opener trusts it, and a
@@ -141,7 +163,7 @@ static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_
 	MDB_txn *txn = NULL;
 	struct stat sb;
 	unsigned envflags = MDB_NOSUBDIR | MDB_NORDAHEAD | MDB_NOTLS;
-	int rc, exists, locks_ok = 0;
+	int rc, exists, blank, locks_ok = 0;
 
 	if (!out || !path || !*path)
 		return ts__err(TS_EINVAL, "ts_store_open: %s is NULL or empty", out ? "path" : "out");
@@ -169,7 +191,8 @@ static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_
 		return ts__err(TS_ENOTFOUND, "no store at '%s'", path);
 	if (exists && !S_ISREG(sb.st_mode))
 		return ts__err(TS_EINVAL, "'%s' is not a regular file", path);
-	if ((opts.flags & TS_OPEN_CREATE) && (!exists || sb.st_size == 0)) {
+	blank = exists && path_blank(path);
+	if ((opts.flags & TS_OPEN_CREATE) && (!exists || blank)) {
 		/* Never initialise in place: a kill would leave a file no open accepts. */
 		rc = ts__store_create(path, opts.busy_timeout_ms);
 		if (rc < 0)
@@ -179,15 +202,16 @@ static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_
 			return OPEN_AGAIN; /* created, then removed by a creator that failed */
 		if (!exists)
 			return ts__err_errno(errno, "opening new store '%s'", path);
+		blank = path_blank(path);
 	}
-	if (exists && sb.st_size == 0) {
-		/* Empty after the creation above: another process's writer opened the store just
+	if (blank) {
+		/* Blank after the creation above: another process's writer opened the store just
 		 * as its creator removed it again (a failed save_file), and LMDB's open made the
-		 * file anew, empty until it writes its meta pages. Start over: a file still empty
-		 * then is replaced by the creation (engine/create.c invariant 2). */
+		 * file anew. Start over: a file still blank then is replaced by the creation
+		 * (engine/create.c invariant 2). */
 		if (opts.flags & TS_OPEN_CREATE)
 			return OPEN_AGAIN;
-		return ts__err(TS_ECORRUPT, "'%s' is not a tstore store (empty file)", path);
+		return blank_error(path);
 	}
 	if (exists && sb.st_size > 0 && sb.st_size < 2 * 4096)
 		return ts__err(TS_ECORRUPT, "'%s' is not a tstore store (%lld bytes)", path,
@@ -279,6 +303,18 @@ static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_
 		if (fd >= 0 && (fstat(fd, &fsb) != 0 || stat(path, &psb) != 0 ||
 				fsb.st_ino != psb.st_ino || fsb.st_dev != psb.st_dev)) {
 			rc = OPEN_AGAIN;
+			goto fail;
+		}
+		/* The store was removed after the checks above and mdb_env_open() made the file
+		 * anew (it opens with O_CREAT): blank, it holds no store. A creator starts over
+		 * and replaces it; any other writer fails, leaving it for a creator to replace. */
+		MDB_envinfo info;
+		if (mdb_env_info(st->env, &info) == 0 && info.me_last_txnid == 0) {
+			if (opts.flags & TS_OPEN_CREATE)
+				rc = OPEN_AGAIN;
+			else
+				rc = ts__err(TS_ENOTFOUND, "no store at '%s' (removed while opening)",
+					     path);
 			goto fail;
 		}
 		/* A writer waited for may have grown the map meanwhile: adopt its size. */

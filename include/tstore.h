@@ -572,9 +572,11 @@ TS_API void ts_open_opts_init(ts_open_opts *opts);
  *
  * @param out  receives the handle, to be closed with ts_store_close(); NULL on failure.
  * @param opts NULL: read-only, defaults.
- * @return 0; TS_ENOTFOUND if there is no file at @p path and TS_OPEN_CREATE is not set;
+ * @return 0; TS_ENOTFOUND if there is no store at @p path and TS_OPEN_CREATE is not set: no
+ *         file, or a blank one (empty, or LMDB's two initial meta pages alone: nothing was ever
+ *         committed in it; with TS_OPEN_CREATE a new store replaces it);
  *         TS_ECORRUPT if the file is not a tstore store (not LMDB, another application's LMDB
- *         file, empty, damaged meta records); TS_EVERSION if the store's format is newer than
+ *         file, damaged meta records); TS_EVERSION if the store's format is newer than
  *         this library; TS_EBUSY if another handle or process has it open for writing
  *         (after waiting ts_open_opts.busy_timeout_ms for it to close);
  *         TS_EINVAL (bad options, a directory); TS_EREADONLY (no permission); TS_EIO.

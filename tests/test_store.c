@@ -141,7 +141,7 @@ Test(store, files_that_are_not_stores_are_corrupt)
 	cr_expect_eq(ts_store_open(&st, st_path("junk"), &o), TS_ECORRUPT, "CREATE keeps junk junk");
 
 	write_file(st_path("empty"), "", 0);
-	cr_expect_eq(open_ro(&st, st_path("empty")), TS_ECORRUPT);
+	cr_expect_eq(open_ro(&st, st_path("empty")), TS_ENOTFOUND, "a blank file holds no store");
 	write_file(st_path("short"), junk, 100);
 	cr_expect_eq(open_ro(&st, st_path("short")), TS_ECORRUPT);
 	cr_expect_eq(open_ro(&st, st_tmpdir()), TS_EINVAL, "a directory");
@@ -162,6 +162,78 @@ Test(store, files_that_are_not_stores_are_corrupt)
 	cr_expect_eq(ts_store_open(&st, st_path("other.mdb"), &o), TS_ECORRUPT);
 	cr_expect(strstr(ts_error_last(), "not a tstore store"), "%s", ts_error_last());
 	cr_expect_eq(st_raw_count(st_path("other.mdb"), NULL), 1, "left untouched");
+}
+
+/* What mdb_env_open() alone leaves at @p path: LMDB's two initial meta pages, no commit. */
+static void make_blank_lmdb_file(const char *path)
+{
+	MDB_env *env;
+	char lock[4200];
+	cr_assert_eq(mdb_env_create(&env), 0);
+	cr_assert_eq(mdb_env_open(env, path, MDB_NOSUBDIR, 0644), 0);
+	mdb_env_close(env);
+	snprintf(lock, sizeof lock, "%s-lock", path);
+	unlink(lock);
+}
+
+static size_t read_whole(const char *path, uint8_t *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY);
+	cr_assert(fd >= 0, "%s", path);
+	ssize_t n = read(fd, buf, cap);
+	close(fd);
+	cr_assert(n >= 0);
+	return (size_t)n;
+}
+
+/* engine/create.c invariant 2: a blank file (LMDB's initial meta pages, no commit) holds no
+ * store: opening it finds none (TS_ENOTFOUND), creating a store replaces it; a file that is not
+ * blank is never replaced. */
+Test(store, blank_lmdb_files_are_refused_and_replaced_only_by_creation)
+{
+	static uint8_t before[16384], after[16384];
+	char path[4096];
+	ts_store *st = NULL;
+	ts_open_opts o;
+	struct stat sb, sb2;
+
+	snprintf(path, sizeof path, "%s", st_path("blank.tst"));
+	make_blank_lmdb_file(path);
+	size_t n = read_whole(path, before, sizeof before);
+	cr_assert_eq(n, 8192, "LMDB's two 4 KiB meta pages");
+	cr_assert_eq(stat(path, &sb), 0);
+
+	cr_expect_eq(open_ro(&st, path), TS_ENOTFOUND, "no store, as if there were no file");
+	cr_expect(strstr(ts_error_last(), "blank file"), "%s", ts_error_last());
+	ts_open_opts_init(&o);
+	o.flags = TS_OPEN_WRITE;
+	cr_expect_eq(ts_store_open(&st, path, &o), TS_ENOTFOUND);
+	cr_expect(strstr(ts_error_last(), "blank file"), "%s", ts_error_last());
+	cr_expect_eq(read_whole(path, after, sizeof after), n);
+	cr_expect(memcmp(before, after, n) == 0, "a plain open changes nothing");
+
+	o.flags = TS_OPEN_CREATE;
+	cr_assert_eq(ts_store_open(&st, path, &o), 0, "%s", ts_error_last());
+	ts_store_close(st);
+	cr_assert_eq(stat(path, &sb2), 0);
+	cr_expect_neq(sb2.st_ino, sb.st_ino, "replaced by a new file, never initialised in place");
+	cr_assert_eq(open_ro(&st, path), 0, "%s", ts_error_last());
+	ts_store_close(st);
+
+	/* the same pages with a transaction id: not blank, so never replaced; LMDB's own commit
+	 * (atomic in a valid environment) makes the empty environment a store in place */
+	snprintf(path, sizeof path, "%s", st_path("once.tst"));
+	make_blank_lmdb_file(path);
+	n = read_whole(path, before, sizeof before);
+	before[4096 + 144] = 1;
+	write_file(path, before, n);
+	cr_assert_eq(stat(path, &sb), 0);
+	cr_assert_eq(ts_store_open(&st, path, &o), 0, "%s", ts_error_last());
+	ts_store_close(st);
+	cr_assert_eq(stat(path, &sb2), 0);
+	cr_expect_eq(sb2.st_ino, sb.st_ino, "a file that is not blank is never replaced");
+	cr_assert_eq(open_ro(&st, path), 0, "%s", ts_error_last());
+	ts_store_close(st);
 }
 
 /* Patch @p n bytes at @p off of a copy of @p from, written to @p to. */

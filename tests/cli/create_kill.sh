@@ -3,8 +3,9 @@
 # killed (SIGKILL) 0-100 ms after they start; after each, an import into the same path must
 # succeed (--replace: the killed one may have finished) and give a clean store, and no
 # temporary file of a creation may be left behind.
-# An empty file at the path (what a creation killed by older versions left) is replaced; a
-# damaged non-empty file is refused and left exactly as it is.
+# An empty or blank file at the path (what a creation killed by older versions left, or LMDB's
+# open of a store removed meanwhile) is replaced; a damaged file is refused and left exactly as
+# it is.
 . "${srcdir:-.}/tests/cli/lib.sh"
 "$GEN" -q --size small -o "$T/src.safetensors" || fail gen
 mkdir "$T/d"
@@ -35,6 +36,17 @@ expect 0 "$STCHECK" compare "$T/src.safetensors" "$T/back.safetensors" --exact
 # an empty file at the path is replaced by a new store
 rm -f "$T/d/s.tst" "$T/d/s.tst-lock"
 : >"$T/d/s.tst"
+expect 0 "$TSTORE" import -q "$T/d/s.tst" "$T/src.safetensors"
+expect 0 "$TSTORE" fsck "$T/d/s.tst"
+out_has clean
+# so is a blank LMDB file (its two initial meta pages alone: what a writer's open leaves when
+# the store is removed meanwhile), which read-only commands report as no store
+rm -f "$T/d/s.tst" "$T/d/s.tst-lock"
+mdb_load -n -f /dev/null "$T/d/s.tst" || fail "mdb_load"
+rm -f "$T/d/s.tst-lock"
+[ "$(stat -c %s "$T/d/s.tst")" = 8192 ] || fail "mdb_load made no blank file"
+expect 2 "$TSTORE" inspect "$T/d/s.tst"
+err_has "no store at"
 expect 0 "$TSTORE" import -q "$T/d/s.tst" "$T/src.safetensors"
 expect 0 "$TSTORE" fsck "$T/d/s.tst"
 out_has clean

@@ -860,14 +860,25 @@ static int import_plan(job *j)
 	}
 	if (build_plan(&j->ck, o, &j->pl, &j->npl) < 0)
 		return CLI_FAIL;
-	/* An empty file is no store (a creation killed by an older tstore): created anew. */
-	j->store_created = stat(j->store_path, &sb) != 0 || (S_ISREG(sb.st_mode) && sb.st_size == 0);
+	/* No store, or a blank file (the library finds no store in it: what a killed creation
+	 * or a store removed while a writer opened it leaves): the import creates it. */
+	ts_store *ro = NULL;
+	j->store_created = stat(j->store_path, &sb) != 0;
+	if (!j->store_created) {
+		ts_open_opts ro_opts;
+		ts_open_opts_init(&ro_opts);
+		ro_opts.threads = 1;
+		int rc = ts_store_open(&ro, j->store_path, &ro_opts);
+		if (rc == TS_ENOTFOUND)
+			j->store_created = 1;
+		else if (rc < 0) {
+			cli_error_ts(CMD, rc, "cannot open store %s", j->store_path);
+			return CLI_USAGE;
+		}
+	}
 	if (!j->store_created) {
 		/* Check names against the existing store, read-only. */
-		ts_store *ro = NULL;
 		int status = CLI_FAIL;
-		if (cli_open_store(CMD, &ro, j->store_path, 0, 1) < 0)
-			return CLI_USAGE;
 		for (size_t i = 0; i < j->npl; i++) {
 			ts_tensor_info ti;
 			int rc = ts_tensor_info_get(&ti, ro, j->pl[i].t->name);
