@@ -307,9 +307,10 @@ static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_
 		}
 		/* The store was removed after the checks above and mdb_env_open() made the file
 		 * anew (it opens with O_CREAT): blank, it holds no store. A creator starts over
-		 * and replaces it; any other writer fails, leaving it for a creator to replace. */
-		MDB_envinfo info;
-		if (mdb_env_info(st->env, &info) == 0 && info.me_last_txnid == 0) {
+		 * and replaces it; any other writer fails, leaving it for a creator to replace.
+		 * The file itself is read: a lock file kept by a process of the removed store would
+		 * still carry that store's transaction id. */
+		if (fd >= 0 && ts__store_file_blank(fd)) {
 			if (opts.flags & TS_OPEN_CREATE)
 				rc = OPEN_AGAIN;
 			else
