@@ -13,7 +13,8 @@
  *      LMDB syncs; we fsync it once more;
  *   3. it is linked to the store's path with link(2) — which fails with EEXIST rather than
  *      replace a store another process created meanwhile (that store is then opened as is) —
- *      or, when a blank file is in the way, renamed over it (rename(2) is atomic);
+ *      or, when a blank file is in the way, exchanged with it (renameat2 RENAME_EXCHANGE,
+ *      atomic) and checked to have taken out that very file, else put back (replace_blank);
  *   4. the directory is fsynced, so the name survives a power loss, and the temporary name and
  *      its LMDB lock file are removed.
  *
@@ -199,6 +200,50 @@ int ts__store_file_blank(int fd)
 	return 1;
 }
 
+/*
+ * Step 3 with a blank file in the way (invariant 2): exchange the new store and the file at
+ * @p path atomically (renameat2 RENAME_EXCHANGE), then check that what came out is the blank
+ * file @p blank_fd, which we hold locked. Holding its flock does not keep its name: if the path
+ * was unlinked and made anew meanwhile (by a command removing a store it had created, or by
+ * hand), the exchange took that file out, and it is put back at once. Where the file system
+ * cannot exchange names, rename() after a last check of the path's inode (a narrower window).
+ * 1 replaced (@p tmp now names the blank file), 0 not (@p tmp names the new store, or nothing
+ * once the file taken out was put back over it), or a negative TS_E* code (@p tmp emptied when
+ * it names that other file: nobody's to remove).
+ */
+static int replace_blank(char *tmp, const char *path, int blank_fd)
+{
+	struct stat bs, xs;
+
+	if (fstat(blank_fd, &bs) != 0)
+		return ts__err_errno(errno, "creating store '%s' (checking the blank file)", path);
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) == 0) {
+		if (lstat(tmp, &xs) == 0 && xs.st_ino == bs.st_ino && xs.st_dev == bs.st_dev)
+			return 1;
+		/* put it back over our store (which goes with the rename) */
+		if (rename(tmp, path) != 0) {
+			char lock[2 * PATH_MAX + 8];
+			int rc = ts__err_errno(errno, "creating store '%s': the file made at that "
+						      "path meanwhile could not be put back (it is at '%s')",
+					       path, tmp);
+			snprintf(lock, sizeof lock, "%s-lock", tmp); /* our store's, not that file's */
+			unlink(lock);
+			tmp[0] = '\0'; /* that file is nobody's to remove */
+			return rc;
+		}
+		return 0;
+	}
+	if (errno == ENOENT)
+		return 0; /* the path went away meanwhile: the open starts over */
+	if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+		return ts__err_errno(errno, "creating store '%s' (exchange)", path);
+	if (lstat(path, &xs) != 0 || xs.st_ino != bs.st_ino || xs.st_dev != bs.st_dev)
+		return 0;
+	if (rename(tmp, path) != 0)
+		return ts__err_errno(errno, "creating store '%s' (rename)", path);
+	return 1;
+}
+
 int ts__store_create(const char *path, int64_t timeout_ms)
 {
 	char dir[PATH_MAX], tmp[2 * PATH_MAX];
@@ -275,10 +320,12 @@ int ts__store_create(const char *path, int64_t timeout_ms)
 
 	/* Step 3. */
 	if (blank_fd >= 0) {
-		if (rename(tmp, path) != 0) {
-			rc = ts__err_errno(errno, "creating store '%s' (rename)", path);
+		rc = replace_blank(tmp, path, blank_fd);
+		if (rc < 0)
 			goto fail;
-		}
+		/* replaced: the temporary name holds the blank file, removed below; not: it
+		 * still holds our store, not needed (the path is someone else's: the open
+		 * decides what it is) */
 	} else if (link(tmp, path) != 0) {
 		if (errno != EEXIST) {
 			rc = ts__err_errno(errno, "creating store '%s' (link)", path);
@@ -295,7 +342,8 @@ int ts__store_create(const char *path, int64_t timeout_ms)
 	}
 	rc = 0;
 fail:
-	unlink_with_lock(tmp); /* after a rename only its lock file is left to remove */
+	if (tmp[0])
+		unlink_with_lock(tmp); /* after an exchange: the blank file and our lock file */
 out:
 	if (dfd >= 0)
 		close(dfd);

@@ -7,6 +7,8 @@
 # open of a store removed meanwhile) is replaced; a damaged file is refused and left exactly as
 # it is.
 . "${srcdir:-.}/tests/cli/lib.sh"
+command -v mdb_load >/dev/null && command -v flock >/dev/null ||
+	{ echo "SKIP: lmdb-utils (mdb_load) or util-linux (flock) not installed"; exit 77; }
 "$GEN" -q --size small -o "$T/src.safetensors" || fail gen
 mkdir "$T/d"
 seed=${TSTORE_TEST_KILL_SEED:-$$}
@@ -50,6 +52,23 @@ err_has "no store at"
 expect 0 "$TSTORE" import -q "$T/d/s.tst" "$T/src.safetensors"
 expect 0 "$TSTORE" fsck "$T/d/s.tst"
 out_has clean
+# an empty or blank file held by another process's writer (here flock(1) holds it): --no-wait
+# fails at once and leaves the file where and as it was (an import once removed it, taking the
+# failed creation for its own)
+for kind in empty blank; do
+	rm -f "$T/d/h.tst" "$T/d/h.tst-lock"
+	if [ $kind = empty ]; then : >"$T/d/h.tst"; else mdb_load -n -f /dev/null "$T/d/h.tst"; fi
+	ino=$(stat -c %i "$T/d/h.tst")
+	cp "$T/d/h.tst" "$T/held"
+	flock "$T/d/h.tst" sleep 30 &
+	holder=$!
+	for _ in $(seq 100); do flock -n "$T/d/h.tst" true || break; sleep 0.05; done
+	expect 1 "$TSTORE" import -q --no-wait "$T/d/h.tst" "$T/src.safetensors"
+	kill $holder 2>/dev/null; wait $holder 2>/dev/null
+	[ "$(stat -c %i "$T/d/h.tst" 2>/dev/null)" = "$ino" ] || fail "a held $kind file was removed or replaced"
+	cmp -s "$T/d/h.tst" "$T/held" || fail "a held $kind file was changed"
+done
+rm -f "$T/d/h.tst" "$T/d/h.tst-lock"
 # a damaged store (its first bytes overwritten) is refused and never re-initialised
 printf 'XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX' | dd of="$T/d/s.tst" bs=1 seek=0 conv=notrunc 2>/dev/null
 cp "$T/d/s.tst" "$T/damaged"

@@ -1243,13 +1243,13 @@ static int open_or_spool(job *j, ts_store **st)
 
 	if (rc != TS_EBUSY)
 		return rc;
+	j->store_created = 0; /* the store exists: its holder has it open */
 	if (cli_wait_ms == 0) {
 		cli_error_ts(CMD, rc, "cannot open store %s", j->store_path);
 		return rc;
 	}
 	cli_say_waiting(CMD, j->store_path);
 	j->busy_since = progress_now();
-	j->store_created = 0; /* the store exists: its holder has it open */
 	if (j->o.spool == SPOOL_NEVER)
 		goto idle;
 	if (j->o.spool == SPOOL_AUTO) {
@@ -1429,8 +1429,8 @@ static int import_run(job *j)
 	}
 	orc = open_or_spool(j, &st);
 	if (orc < 0) {
-		if (j->store_created && !j->spooling)
-			remove_store(j->store_path);
+		/* Nothing to remove: a creation that fails leaves no store (engine/create.c), and
+		 * whatever is at the path now is not ours (never unlinked without holding it). */
 		srcread_stop(rd);
 		free(ranges);
 		return cli_open_status(orc);
@@ -1545,9 +1545,11 @@ discard:
 	ts_group_abort(grp);
 	grp = NULL;
 	if (j->store_created && !j->spooling) {
+		/* while still its writer (holding its flock): a writer waiting for it then
+		 * finds it gone and creates its own, and nothing else can have opened it */
+		remove_store(j->store_path);
 		ts_store_close(st);
 		st = NULL;
-		remove_store(j->store_path);
 	}
 	fprintf(stderr, "tstore: import: %snothing imported (store %s %s)\n",
 		status == CLI_INTERRUPTED ? "interrupted: " : "", j->store_path,
