@@ -324,6 +324,13 @@ static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_
 		     tries++)
 			mdb_env_set_mapsize(st->env, 0);
 	} else {
+		/* Blank now though not at the check above: the store was removed and a writer's
+		 * open made the file anew meanwhile. No store, not a damaged one. */
+		mdb_filehandle_t fd = -1;
+		if (mdb_env_get_fd(st->env, &fd) == 0 && fd >= 0 && ts__store_file_blank(fd)) {
+			rc = blank_error(path);
+			goto fail;
+		}
 		rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
 	}
 	if (rc == 0 && !lock_file_pairs(st->env, txn, (opts.flags & TS_OPEN_WRITE) != 0)) {

@@ -87,6 +87,11 @@ def test_save_file_interrupted_leaves_the_store_as_it_was(store, tmp_path, monke
     with pytest.raises(exc):
         tstore.numpy.save_file(tensors, fresh, codec="nvfp4")
     assert not fresh.exists() and not (tmp_path / "fresh.tst-lock").exists()
+    # an empty file holds no store either: a failed save_file leaves none behind
+    fresh.write_bytes(b"")
+    with pytest.raises(exc):
+        tstore.numpy.save_file(tensors, fresh, codec="nvfp4")
+    assert not fresh.exists() and not (tmp_path / "fresh.tst-lock").exists()
 
 
 def test_save_file_replaces_names_and_keeps_the_others(store):

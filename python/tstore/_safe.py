@@ -128,6 +128,21 @@ def load_file(filename: str | os.PathLike, framework: str, device: Any = "cpu") 
         return f.get_tensors()
 
 
+def _holds_store(path: str) -> bool:
+    """Whether a store is at @p path. A blank file (empty, or LMDB's initial pages alone: the
+    library's TS_ENOTFOUND) holds none; anything else that is there (a store, damaged or
+    not, one another process writes) counts as one, never to be removed by save_file."""
+    if not os.path.lexists(path):
+        return False
+    try:
+        Store(path, "r", cache_bytes=0, threads=1)._release()
+    except FileNotFoundError:
+        return False
+    except Exception:
+        return True
+    return True
+
+
 def save_file(tensors: dict, filename: str | os.PathLike, metadata: dict[str, str] | None,
               codec: str, max_error: float, quantize_all: bool, check_type) -> None:
     """Write @p tensors into the store @p filename in ONE write group: all of them and the
@@ -141,7 +156,7 @@ def save_file(tensors: dict, filename: str | os.PathLike, metadata: dict[str, st
         _name_bytes(name)
         check_type(name, t)
     path = os.fspath(filename)
-    existed = os.path.exists(path)
+    existed = _holds_store(path)
     st = Store(path, "a")
     try:
         if metadata is not None:
