@@ -78,11 +78,15 @@ static const char *const open_checked_dbs[2] = {"meta", "pending"};
 
 static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_in);
 
-/* 1 if the file at @p path is blank (engine/create.c invariant 2): it holds no store. */
-static int path_blank(const char *path)
+/* 1 if the file at @p path, of stat @p sb, is blank (engine/create.c invariant 2): it holds no
+ * store. A file larger than LMDB's largest two pages is not read. */
+static int path_blank(const char *path, const struct stat *sb)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), blank;
+	int fd, blank;
 
+	if (sb->st_size > 2 * 65536)
+		return 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return 0;
 	blank = ts__store_file_blank(fd);
@@ -98,6 +102,20 @@ static int blank_error(const char *path)
 		       "no store at '%s' (a blank file: %s, nothing was ever committed; creating a "
 		       "store there replaces it)",
 		       path, "empty or LMDB's initial pages alone");
+}
+
+/* After LMDB's open, a file that is blank now though it was not at the checks before: the
+ * store was removed meanwhile and a writer's mdb_env_open() made the file anew (it opens with
+ * O_CREAT). The file itself is read: a lock file kept by a process of the removed store would
+ * still carry that store's transaction id. 0 (not blank), OPEN_AGAIN for a creator (the next
+ * round replaces it), or TS_ENOTFOUND. */
+static int opened_blank(MDB_env *env, unsigned flags, const char *path)
+{
+	mdb_filehandle_t fd = -1;
+
+	if (mdb_env_get_fd(env, &fd) != 0 || fd < 0 || !ts__store_file_blank(fd))
+		return 0;
+	return (flags & TS_OPEN_CREATE) ? OPEN_AGAIN : blank_error(path);
 }
 
 /*
@@ -191,7 +209,7 @@ static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_
 		return ts__err(TS_ENOTFOUND, "no store at '%s'", path);
 	if (exists && !S_ISREG(sb.st_mode))
 		return ts__err(TS_EINVAL, "'%s' is not a regular file", path);
-	blank = exists && path_blank(path);
+	blank = exists && path_blank(path, &sb);
 	if ((opts.flags & TS_OPEN_CREATE) && (!exists || blank)) {
 		/* Never initialise in place: a kill would leave a file no open accepts. */
 		rc = ts__store_create(path, opts.busy_timeout_ms);
@@ -202,7 +220,7 @@ static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_
 			return OPEN_AGAIN; /* created, then removed by a creator that failed */
 		if (!exists)
 			return ts__err_errno(errno, "opening new store '%s'", path);
-		blank = path_blank(path);
+		blank = path_blank(path, &sb);
 	}
 	if (blank) {
 		/* Blank after the creation above: another process's writer opened the store just
@@ -305,32 +323,17 @@ static int open_once(ts_store **out, const char *path, const ts_open_opts *opts_
 			rc = OPEN_AGAIN;
 			goto fail;
 		}
-		/* The store was removed after the checks above and mdb_env_open() made the file
-		 * anew (it opens with O_CREAT): blank, it holds no store. A creator starts over
-		 * and replaces it; any other writer fails, leaving it for a creator to replace.
-		 * The file itself is read: a lock file kept by a process of the removed store would
-		 * still carry that store's transaction id. */
-		if (fd >= 0 && ts__store_file_blank(fd)) {
-			if (opts.flags & TS_OPEN_CREATE)
-				rc = OPEN_AGAIN;
-			else
-				rc = ts__err(TS_ENOTFOUND, "no store at '%s' (removed while opening)",
-					     path);
+		/* checked once we hold the file: a creator replacing it has finished */
+		if ((rc = opened_blank(st->env, opts.flags, path)) != 0)
 			goto fail;
-		}
 		/* A writer waited for may have grown the map meanwhile: adopt its size. */
 		for (int tries = 0; (rc = mdb_txn_begin(st->env, NULL, 0, &txn)) == MDB_MAP_RESIZED &&
 				    tries < 8;
 		     tries++)
 			mdb_env_set_mapsize(st->env, 0);
 	} else {
-		/* Blank now though not at the check above: the store was removed and a writer's
-		 * open made the file anew meanwhile. No store, not a damaged one. */
-		mdb_filehandle_t fd = -1;
-		if (mdb_env_get_fd(st->env, &fd) == 0 && fd >= 0 && ts__store_file_blank(fd)) {
-			rc = blank_error(path);
+		if ((rc = opened_blank(st->env, opts.flags, path)) != 0)
 			goto fail;
-		}
 		rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
 	}
 	if (rc == 0 && !lock_file_pairs(st->env, txn, (opts.flags & TS_OPEN_WRITE) != 0)) {

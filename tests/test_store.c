@@ -186,6 +186,24 @@ static size_t read_whole(const char *path, uint8_t *buf, size_t cap)
 	return (size_t)n;
 }
 
+/* Open @p path with TS_OPEN_CREATE, close it, check that it reads back as a store; the inode
+ * then at @p path. */
+static ino_t create_store_at(const char *path)
+{
+	ts_store *st = NULL;
+	ts_open_opts o;
+	struct stat sb;
+
+	ts_open_opts_init(&o);
+	o.flags = TS_OPEN_CREATE;
+	cr_assert_eq(ts_store_open(&st, path, &o), 0, "%s", ts_error_last());
+	ts_store_close(st);
+	cr_assert_eq(stat(path, &sb), 0);
+	cr_assert_eq(open_ro(&st, path), 0, "%s", ts_error_last());
+	ts_store_close(st);
+	return sb.st_ino;
+}
+
 /* engine/create.c invariant 2: a blank file (LMDB's initial meta pages, no commit) holds no
  * store: opening it finds none (TS_ENOTFOUND), creating a store replaces it; a file that is not
  * blank is never replaced. */
@@ -195,7 +213,7 @@ Test(store, blank_lmdb_files_are_refused_and_replaced_only_by_creation)
 	char path[4096];
 	ts_store *st = NULL;
 	ts_open_opts o;
-	struct stat sb, sb2;
+	struct stat sb;
 
 	snprintf(path, sizeof path, "%s", st_path("blank.tst"));
 	make_blank_lmdb_file(path);
@@ -212,13 +230,8 @@ Test(store, blank_lmdb_files_are_refused_and_replaced_only_by_creation)
 	cr_expect_eq(read_whole(path, after, sizeof after), n);
 	cr_expect(memcmp(before, after, n) == 0, "a plain open changes nothing");
 
-	o.flags = TS_OPEN_CREATE;
-	cr_assert_eq(ts_store_open(&st, path, &o), 0, "%s", ts_error_last());
-	ts_store_close(st);
-	cr_assert_eq(stat(path, &sb2), 0);
-	cr_expect_neq(sb2.st_ino, sb.st_ino, "replaced by a new file, never initialised in place");
-	cr_assert_eq(open_ro(&st, path), 0, "%s", ts_error_last());
-	ts_store_close(st);
+	cr_expect_neq(create_store_at(path), sb.st_ino,
+		      "replaced by a new file, never initialised in place");
 
 	/* the same pages with a transaction id: not blank, so never replaced; LMDB's own commit
 	 * (atomic in a valid environment) makes the empty environment a store in place */
@@ -228,12 +241,7 @@ Test(store, blank_lmdb_files_are_refused_and_replaced_only_by_creation)
 	before[4096 + 144] = 1;
 	write_file(path, before, n);
 	cr_assert_eq(stat(path, &sb), 0);
-	cr_assert_eq(ts_store_open(&st, path, &o), 0, "%s", ts_error_last());
-	ts_store_close(st);
-	cr_assert_eq(stat(path, &sb2), 0);
-	cr_expect_eq(sb2.st_ino, sb.st_ino, "a file that is not blank is never replaced");
-	cr_assert_eq(open_ro(&st, path), 0, "%s", ts_error_last());
-	ts_store_close(st);
+	cr_expect_eq(create_store_at(path), sb.st_ino, "a file that is not blank is never replaced");
 }
 
 /* Patch @p n bytes at @p off of a copy of @p from, written to @p to. */
